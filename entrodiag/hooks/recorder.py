@@ -1,0 +1,555 @@
+"""``Recorder``: from a training loop's tensors to a run directory.
+
+``record_batch`` validates its inputs (bad shapes raise at once), computes every per-step
+aggregate of DESIGN §2 on the tensors' own device over all valid tokens, picks a sample of
+responses for token/sample/span rows, and hands the small results to the writer thread, which
+moves them to the host, decodes text and writes Parquet. The training loop never waits for disk
+and, on a GPU, never synchronises with the device (copies go to pinned memory behind a CUDA
+event). Errors after the first call are logged and counted (``errors``), never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..metrics import (
+    DEFAULT_HIST_EDGES,
+    HIGH_ENTROPY_THRESHOLD,
+    entropy_and_logprobs,
+    entropy_discriminator,
+    entropy_histogram,
+    hwe_mask,
+    hwe_spans,
+    masked_quantiles,
+    per_token,
+    token_covariance,
+    window_entropy,
+    zero_advantage_group_frac,
+)
+from ..store.writer import Batch, RunWriter
+
+log = logging.getLogger("entrodiag")
+
+QUANTILES = (0.5, 0.8, 0.9, 0.99)
+# Scalars computed on the device, moved to the host in one copy (order matters).
+_SCALARS = (
+    "n", "nonfinite", "entropy_sum", "entropy_sq_dev", "logprob_sum", "adv_sum", "cov_mean",
+    "cov_pos", "high", "hwe", "hwe_threshold", "pressure_sum", "q50", "q80", "q90", "q99",
+)
+
+
+def _dist_rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class _HostCopy:
+    """Tensors on their way to the host: on CUDA a non-blocking copy into pinned memory behind
+    an event (the caller does not wait); on CPU the tensors themselves."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.event = None
+        if any(t.is_cuda for t in tensors.values()):
+            self.tensors = {}
+            for k, t in tensors.items():
+                host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+                host.copy_(t, non_blocking=True)
+                self.tensors[k] = host
+            self.event = torch.cuda.Event()
+            self.event.record()
+        else:
+            self.tensors = tensors
+
+    def get(self) -> dict[str, torch.Tensor]:
+        if self.event is not None:
+            self.event.synchronize()
+        return self.tensors
+
+
+class Recorder:
+    """Records per-token entropy dynamics of a training loop into a run directory.
+
+    Args:
+        run_dir: the run directory to create (``resume=True`` appends to an existing one).
+        config: free dict stored in run.json (the loop's hyper-parameters).
+        source: ``builtin`` | ``trl`` | ``custom`` | ``probe``.
+        token_sample: responses per step (and rank) whose token, sample and span rows are kept:
+            an int count, a float fraction in (0, 1], or ``"all"``. Step aggregates always use
+            every valid token.
+        tokenizer: anything with ``decode(list[int]) -> str``; token and response text is
+            decoded on the writer thread.
+        hwe_window: window length w of window entropy (ARES: 4).
+        hwe_threshold: window entropy above which a position is HWE; ``None`` = the step's 95th
+            percentile.
+        forking_quantile: tokens at or above this entropy quantile of the step fork (0.8).
+        high_entropy_threshold: the ``high_entropy_frac`` cut-off in nats (0.672).
+        hist_edges: fixed entropy-histogram bin edges in nats (stored in run.json).
+        entropy_temperature: temperature applied to logits before the entropy (record which).
+        rank, world_size: default from ``torch.distributed`` when initialised, else 0 and 1.
+        seed: seeds the choice of sampled responses (reproducible per step and rank).
+        flush_rows, flush_interval_s, heartbeat_s: writer settings (rows, seconds, seconds).
+        **meta: more run.json fields (``model``, ``task``, ``intervention``, ...).
+
+    Example:
+        >>> with Recorder("runs/my-run", config={"lr": 1e-6}) as rec:   # doctest: +SKIP
+        ...     rec.record_batch(step, token_ids=ids, response_mask=mask, logits=logits,
+        ...                      advantages=adv, rewards=rewards, group_ids=groups)
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        config: dict | None = None,
+        source: str = "custom",
+        token_sample: int | float | str = 8,
+        tokenizer: Any = None,
+        hwe_window: int = 4,
+        hwe_threshold: float | None = None,
+        forking_quantile: float = 0.8,
+        high_entropy_threshold: float = HIGH_ENTROPY_THRESHOLD,
+        hist_edges: Sequence[float] = DEFAULT_HIST_EDGES,
+        entropy_temperature: float = 1.0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        resume: bool = False,
+        seed: int = 0,
+        flush_rows: int = 100_000,
+        flush_interval_s: float = 30.0,
+        heartbeat_s: float = 10.0,
+        **meta: Any,
+    ) -> None:
+        if isinstance(token_sample, str):
+            if token_sample != "all":
+                raise ValueError(f"token_sample must be an int, a fraction or 'all', got {token_sample!r}")
+        elif isinstance(token_sample, float) and not 0 < token_sample <= 1:
+            raise ValueError(f"a fractional token_sample must lie in (0, 1], got {token_sample}")
+        elif isinstance(token_sample, int) and token_sample < 0:
+            raise ValueError(f"token_sample must be >= 0, got {token_sample}")
+        if hwe_window < 1:
+            raise ValueError(f"hwe_window must be >= 1, got {hwe_window}")
+        if not 0 < forking_quantile < 1:
+            raise ValueError(f"forking_quantile must lie in (0, 1), got {forking_quantile}")
+        edges = [float(e) for e in hist_edges]
+        if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+            raise ValueError("hist_edges must hold at least two increasing values")
+        d_rank, d_world = _dist_rank_world()
+        self.rank = d_rank if rank is None else int(rank)
+        self.world_size = d_world if world_size is None else int(world_size)
+        self.token_sample = token_sample
+        self.tokenizer = tokenizer
+        self.hwe_window = int(hwe_window)
+        self.hwe_threshold = hwe_threshold
+        self.forking_quantile = float(forking_quantile)
+        self.high_entropy_threshold = float(high_entropy_threshold)
+        self.hist_edges = edges
+        self.entropy_temperature = float(entropy_temperature)
+        self.seed = seed
+        self._errors = 0
+        self._calls = 0
+        self._last_step: int | None = None
+        self._token_text: dict[int, str] = {}
+        run_meta = {
+            "source": source,
+            "config": config or {},
+            "model": meta.pop("model", None),
+            "task": meta.pop("task", None),
+            "intervention": meta.pop("intervention", None),
+            "entropy_temperature": self.entropy_temperature,
+            "world_size": self.world_size,
+            "entrodiag_version": __version__,
+            "recorder": {
+                "token_sample": token_sample,
+                "hwe_window": self.hwe_window,
+                "hwe_threshold": hwe_threshold,
+                "forking_quantile": self.forking_quantile,
+                "high_entropy_threshold": self.high_entropy_threshold,
+            },
+            # bins [e_i, e_{i+1}); null stands for +inf
+            "entropy_hist_edges": [e if math.isfinite(e) else None for e in edges],
+            **meta,
+        }
+        self.writer = RunWriter(
+            run_dir, rank=self.rank, meta=run_meta, resume=resume, flush_rows=flush_rows,
+            flush_interval_s=flush_interval_s, heartbeat_s=heartbeat_s,
+        )
+        self.path = self.writer.path
+
+    # ------------------------------------------------------------------------------ public
+    @property
+    def errors(self) -> int:
+        """Failures logged and swallowed so far (recorder computation and writer thread)."""
+        return self._errors + self.writer.errors
+
+    def record_batch(
+        self,
+        step: int,
+        *,
+        token_ids: torch.Tensor,
+        response_mask: torch.Tensor,
+        advantages: torch.Tensor,
+        logits: torch.Tensor | None = None,
+        entropy: torch.Tensor | None = None,
+        logprobs: torch.Tensor | None = None,
+        rewards: torch.Tensor | None = None,
+        group_ids: torch.Tensor | None = None,
+        texts: Sequence[str] | None = None,
+        prompts: Sequence[str] | None = None,
+        prompt_ids: torch.Tensor | None = None,
+        **scalars: float | torch.Tensor,
+    ) -> None:
+        """Record one step's rollout batch (call once per step and rank, with the whole batch).
+
+        Args:
+            step: the training step.
+            token_ids: response token ids ``[B, T]``.
+            response_mask: ``[B, T]``, true (or 1) at valid response tokens.
+            advantages: per response ``[B]`` or per token ``[B, T]``.
+            logits: ``[B, T, V]``, aligned so that ``logits[b, t]`` produced ``token_ids[b, t]``;
+                or give ``entropy`` (and ``logprobs``) ``[B, T]`` computed elsewhere instead.
+            rewards: ``[B]``; group_ids: ``[B]`` (responses to the same prompt share an id).
+            texts: ``B`` decoded responses (else decoded with the tokenizer, when given).
+            prompts: ``B`` prompt strings; prompt_ids: ``[B]``.
+            **scalars: more step columns (``loss``, ``kl``, ``lr``, ...), numbers or 0-d tensors.
+
+        Raises:
+            ValueError: on missing, mismatched or wrongly typed inputs, naming the argument.
+        """
+        args = (token_ids, response_mask, advantages, logits, entropy, logprobs, rewards, group_ids,
+                texts, prompts, prompt_ids, scalars)
+        self._validate(step, *args)
+        if self._last_step == step:
+            warnings.warn(
+                f"record_batch called twice for step {step}: the step row keeps the last call; "
+                "pass the whole rollout batch once per step", stacklevel=2,
+            )
+        self._last_step = step
+        try:
+            work = self._compute(step, *args)
+        except Exception:
+            if self._calls == 0:
+                raise
+            self._errors += 1
+            log.exception("entrodiag: record_batch failed at step %s; the step is not recorded", step)
+            return
+        finally:
+            self._calls += 1
+        self.writer.submit(work)
+
+    def log_scalars(self, step: int, **values: float | torch.Tensor) -> None:
+        """Add columns to the step row of ``step`` (``loss=..., kl=..., lr=...``)."""
+        if not values:
+            return
+        host = _HostCopy({k: v.detach().reshape(()) for k, v in values.items() if isinstance(v, torch.Tensor)})
+        plain = {k: v for k, v in values.items() if not isinstance(v, torch.Tensor)}
+
+        def work() -> Batch:
+            row = {"step": [int(step)], "rank": [self.rank]}
+            row.update({k: [_num(v)] for k, v in plain.items()})
+            row.update({k: [_num(v.item())] for k, v in host.get().items()})
+            return [("steps", row)]
+
+        self.writer.submit(work)
+
+    def log_eval(self, step: int, name: str, value: float, n: int | None = None) -> None:
+        """Log an evaluation metric (e.g. ``val/accuracy``): R of the entropy law."""
+        self.writer.append(
+            "evals",
+            {"step": [int(step)], "rank": [self.rank], "name": [str(name)], "value": [_num(value)],
+             "n": [None if n is None else int(n)]},
+        )
+
+    def flush(self, timeout: float | None = 60.0) -> bool:
+        """Write everything recorded so far (blocks until done or ``timeout``)."""
+        return self.writer.flush(timeout)
+
+    def close(self, status: str = "finished") -> None:
+        """Flush, stop the writer thread and mark the run ``status`` in run.json."""
+        self.writer.close(status, recorder_errors=self._errors)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close("failed" if exc_type is not None else "finished")
+
+    # ------------------------------------------------------------------------- internals
+    def _validate(self, step, token_ids, response_mask, advantages, logits, entropy, logprobs,
+                  rewards, group_ids, texts, prompts, prompt_ids, scalars) -> None:
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise ValueError(f"step must be an int, got {type(step).__name__}")
+        _tensor("token_ids", token_ids)
+        if token_ids.ndim != 2:
+            raise ValueError(f"token_ids must be [B, T], got shape {tuple(token_ids.shape)}")
+        if token_ids.is_floating_point() or token_ids.dtype == torch.bool:
+            raise ValueError(f"token_ids must be an integer tensor, got dtype {token_ids.dtype}")
+        shape = tuple(token_ids.shape)
+        device = token_ids.device
+        _tensor("response_mask", response_mask, shape, device)
+        if response_mask.is_floating_point():
+            raise ValueError(f"response_mask must be bool or integer 0/1, got dtype {response_mask.dtype}")
+        if (logits is None) == (entropy is None):
+            raise ValueError("give either logits [B, T, V] or entropy [B, T] (with logprobs), not both or neither")
+        if logits is not None:
+            _tensor("logits", logits, device=device, floating=True)
+            if logits.ndim != 3 or tuple(logits.shape[:2]) != shape:
+                raise ValueError(
+                    f"logits must be [B, T, V] matching token_ids [B, T]: logits is "
+                    f"{tuple(logits.shape)}, token_ids is {shape}"
+                )
+            if logits.shape[2] < 1:
+                raise ValueError("logits has an empty vocabulary dimension")
+        else:
+            _tensor("entropy", entropy, shape, device, floating=True)
+            if logprobs is not None:
+                _tensor("logprobs", logprobs, shape, device, floating=True)
+        _tensor("advantages", advantages, device=device, floating=True)
+        if tuple(advantages.shape) not in (shape, shape[:1]):
+            raise ValueError(
+                f"advantages must be per response {shape[:1]} or per token {shape}, got "
+                f"{tuple(advantages.shape)}"
+            )
+        if rewards is not None:
+            _tensor("rewards", rewards, shape[:1], floating=None)
+        for name, ids in (("group_ids", group_ids), ("prompt_ids", prompt_ids)):
+            if ids is not None:
+                _tensor(name, ids, shape[:1])
+                if ids.is_floating_point():
+                    raise ValueError(f"{name} must be an integer tensor, got dtype {ids.dtype}")
+        for name, strings in (("texts", texts), ("prompts", prompts)):
+            if strings is not None and len(strings) != shape[0]:
+                raise ValueError(f"{name} must hold one string per response: {len(strings)} for B={shape[0]}")
+        for name, v in scalars.items():
+            if isinstance(v, torch.Tensor) and v.numel() != 1:
+                raise ValueError(f"scalar {name!r} must be a number or a 1-element tensor, got shape {tuple(v.shape)}")
+            if not isinstance(v, (torch.Tensor, int, float)) or isinstance(v, bool):
+                raise ValueError(f"scalar {name!r} must be a number, got {type(v).__name__}")
+
+    @torch.no_grad()
+    def _compute(self, step, token_ids, response_mask, advantages, logits, entropy, logprobs,
+                 rewards, group_ids, texts, prompts, prompt_ids, scalars):
+        wall = time.time()
+        mask = response_mask.bool()
+        if logits is not None:
+            h, lp = entropy_and_logprobs(
+                logits.detach(), torch.where(mask, token_ids, 0), temperature=self.entropy_temperature
+            )
+        else:
+            h = entropy.detach().float()
+            lp = None if logprobs is None else logprobs.detach().float()
+        finite = torch.isfinite(h) if lp is None else torch.isfinite(h) & torch.isfinite(lp)
+        valid = mask & finite
+        n = valid.sum()
+        nf = n.clamp(min=1).float()
+        hv = torch.where(valid, h, 0.0)
+        mean_h = hv.sum() / nf
+        adv = per_token(advantages.detach(), h, "advantages").float()
+        adv_v = torch.where(valid, adv, 0.0)
+        nan = torch.tensor(torch.nan, device=h.device)
+        if lp is not None:
+            cov, cov_mean = token_covariance(lp, adv, valid)
+            s_star = entropy_discriminator(h, lp)
+            pressure = torch.where(valid, -adv * s_star, 0.0).sum()
+            lp_sum = torch.where(valid, lp, 0.0).sum()
+            cov_pos = (valid & (cov > 0)).sum()
+        else:
+            cov = s_star = None
+            cov_mean = pressure = lp_sum = cov_pos = nan
+        q = masked_quantiles(h, valid, (*QUANTILES, self.forking_quantile))
+        is_forking = valid & (h >= q[-1])
+        win = window_entropy(h, valid, self.hwe_window)
+        is_hwe, hwe_thr = hwe_mask(win, valid, self.hwe_threshold)
+        scal = torch.stack([
+            n.double(), (mask & ~finite).sum().double(), hv.double().sum(),
+            (torch.where(valid, h - mean_h, 0.0).double() ** 2).sum(), lp_sum.double(),
+            adv_v.double().sum(), cov_mean.double(), torch.as_tensor(cov_pos).double(),
+            (valid & (h > self.high_entropy_threshold)).sum().double(), is_hwe.sum().double(),
+            hwe_thr.double(), pressure.double(), *q[: len(QUANTILES)].double(),
+        ])
+        pick = self._choose(step, token_ids.shape[0])
+        to_host = {
+            "scalars": scal,
+            "hist": entropy_histogram(h, valid, self.hist_edges),
+            "row_len": mask.sum(-1),
+            "row_valid": valid.sum(-1),
+            "row_hsum": hv.sum(-1),
+            "row_adv": advantages.detach().to(torch.float64, copy=True) if advantages.ndim == 1
+            else (adv.double() * mask).sum(-1) / mask.sum(-1).clamp(min=1),
+        }
+        if rewards is not None:
+            to_host["rewards"] = rewards.detach().to(torch.float64, copy=True)
+        if group_ids is not None:
+            to_host["group_ids"] = group_ids.detach().clone()
+        if prompt_ids is not None:
+            to_host["prompt_ids"] = prompt_ids.detach().clone()
+        for k, v in scalars.items():
+            if isinstance(v, torch.Tensor):
+                to_host[f"scalar:{k}"] = v.detach().reshape(()).clone()
+        if pick:
+            idx = torch.tensor(pick, device=h.device)
+            zeros = torch.zeros_like(h)
+            per_tok = (h, zeros if lp is None else lp, adv, zeros if cov is None else cov,
+                       zeros if s_star is None else s_star, win)
+            to_host.update(
+                tok_float=torch.stack([x.index_select(0, idx) for x in per_tok]),
+                tok_ids=token_ids.index_select(0, idx),
+                tok_mask=mask.index_select(0, idx), tok_valid=valid.index_select(0, idx),
+                tok_hwe=is_hwe.index_select(0, idx), tok_fork=is_forking.index_select(0, idx),
+            )
+        host = _HostCopy(to_host)
+        plain = {k: v for k, v in scalars.items() if not isinstance(v, torch.Tensor)}
+        texts = None if texts is None else list(texts)
+        prompts = None if prompts is None else list(prompts)
+        has_lp = lp is not None
+        return lambda: self._rows(step, wall, host.get(), pick, plain, texts, prompts, has_lp)
+
+    def _choose(self, step: int, batch: int) -> list[int]:
+        ts = self.token_sample
+        k = batch if ts == "all" else math.ceil(ts * batch) if isinstance(ts, float) else min(ts, batch)
+        if k >= batch:
+            return list(range(batch))
+        return sorted(random.Random(f"{self.seed}-{step}-{self.rank}").sample(range(batch), k))
+
+    # --------------------------------------------------------------- writer thread only
+    def _rows(self, step, wall, t, pick, plain, texts, prompts, has_lp) -> Batch:
+        s = dict(zip(_SCALARS, t["scalars"].tolist()))
+        n = int(s["n"])
+        row_len = t["row_len"].double()
+        row_valid = t["row_valid"]
+        batch = len(row_len)
+
+        def token_mean(value: float, needs_lp: bool = False) -> float | None:
+            return None if n == 0 or (needs_lp and not has_lp) else value / n
+
+        step_row: dict[str, Any] = {
+            "step": step, "rank": self.rank, "n_tokens": n, "n_responses": batch,
+            "nonfinite_tokens": int(s["nonfinite"]),
+            "entropy_mean": token_mean(s["entropy_sum"]),
+            "entropy_seq_mean": (
+                float((t["row_hsum"] / row_valid.clamp(min=1))[row_valid > 0].mean())
+                if bool((row_valid > 0).any()) else None
+            ),
+            "entropy_std": None if n == 0 else math.sqrt(s["entropy_sq_dev"] / n),
+            **{f"entropy_p{round(q * 100)}": None if n == 0 else s[f"q{round(q * 100)}"] for q in QUANTILES},
+            "entropy_hist": t["hist"].tolist(),
+            "high_entropy_frac": token_mean(s["high"]),
+            "logprob_mean": token_mean(s["logprob_sum"], needs_lp=True),
+            "advantage_mean": token_mean(s["adv_sum"]),
+            "cov_mean": None if n == 0 or not has_lp else s["cov_mean"],
+            "cov_pos_frac": token_mean(s["cov_pos"], needs_lp=True),
+            "resp_len_mean": float(row_len.mean()) if batch else None,
+            "hwe_token_frac": token_mean(s["hwe"]),
+            "hwe_threshold": None if n == 0 or not math.isfinite(s["hwe_threshold"]) else s["hwe_threshold"],
+            "entropy_pressure": token_mean(s["pressure_sum"], needs_lp=True),
+            "wall_time": wall,
+        }
+        rewards = t.get("rewards")
+        if rewards is not None and batch:
+            step_row["reward_mean"] = float(rewards.mean())
+            step_row["reward_std"] = float(rewards.std(correction=0))
+        groups = t.get("group_ids")
+        signal = rewards if rewards is not None else t["row_adv"].double()
+        if groups is not None and batch:
+            frac, n_groups = zero_advantage_group_frac(signal, groups)
+            step_row["zero_adv_group_frac"] = float(frac)
+            step_row["n_groups"] = n_groups
+        step_row.update({k: _num(v) for k, v in plain.items()})
+        step_row.update({k[7:]: _num(v.item()) for k, v in t.items() if k.startswith("scalar:")})
+        out: Batch = [("steps", {k: [v] for k, v in step_row.items()})]
+        if pick:
+            try:
+                out += self._sample_rows(step, t, pick, texts, prompts, has_lp)
+            except Exception:  # keep the step row even if decoding or a token row fails
+                self._errors += 1
+                log.exception("entrodiag: token/sample rows of step %s failed; step row kept", step)
+        return out
+
+    def _sample_rows(self, step, t, pick, texts, prompts, has_lp) -> Batch:
+        f = t["tok_float"].numpy()  # [6, k, T]: entropy, logprob, advantage, cov, s_star, window
+        ids, mask, valid = t["tok_ids"].numpy(), t["tok_mask"].numpy(), t["tok_valid"].numpy()
+        rewards, groups, prompt_ids = t.get("rewards"), t.get("group_ids"), t.get("prompt_ids")
+        r_i, c_i = mask.nonzero()
+        picked = np.asarray(pick)
+        ok = valid[r_i, c_i]
+
+        def col(i: int, needs_lp: bool = False):  # NaN (stored as null) at non-finite tokens
+            if needs_lp and not has_lp:
+                return np.full(len(r_i), np.nan, dtype=np.float32)
+            return np.where(ok, f[i, r_i, c_i], np.nan).astype(np.float32)
+
+        group_of = None if groups is None else groups.numpy()[picked]
+        token_ids = ids[r_i, c_i]
+        tokens = {
+            "step": np.full(len(r_i), step), "rank": np.full(len(r_i), self.rank),
+            "sample_id": picked[r_i], "group_id": None if group_of is None else group_of[r_i],
+            "pos": c_i, "token_id": token_ids, "token": self._decode_each(token_ids.tolist()),
+            "entropy": col(0), "logprob": col(1, True), "advantage": f[2, r_i, c_i],
+            "cov": col(3, True), "s_star": col(4, True), "window_entropy": col(5),
+            "is_hwe": t["tok_hwe"].numpy()[r_i, c_i], "is_forking": t["tok_fork"].numpy()[r_i, c_i],
+        }
+        lengths = mask.sum(-1)
+        n_valid = valid.sum(-1)
+        h_sum = np.where(valid, f[0], 0.0).sum(-1)
+        samples = {
+            "step": [step] * len(pick), "rank": [self.rank] * len(pick), "sample_id": pick,
+            "group_id": None if group_of is None else group_of,
+            "prompt_id": None if prompt_ids is None else prompt_ids.numpy()[picked],
+            "prompt": None if prompts is None else [prompts[b] for b in pick],
+            "response": [texts[b] for b in pick] if texts is not None
+            else [self._decode(ids[r][mask[r]].tolist()) for r in range(len(pick))],
+            "reward": None if rewards is None else rewards.numpy()[picked],
+            "advantage": t["row_adv"].double().numpy()[picked],
+            "length": lengths,
+            "entropy_mean": np.where(n_valid > 0, h_sum / np.maximum(n_valid, 1), np.nan),
+        }
+        found = hwe_spans(t["tok_hwe"])
+        spans = {
+            "step": [step] * len(found), "rank": [self.rank] * len(found),
+            "sample_id": [pick[r] for r, _, _ in found],
+            "start": [s for _, s, _ in found], "end": [e for _, _, e in found],
+            "mean_window_entropy": [float(f[5, r, s:e].mean()) for r, s, e in found],
+            "max_entropy": [float(f[0, r, s:e].max()) for r, s, e in found],
+            "text": [self._decode(ids[r, s:e].tolist()) for r, s, e in found],
+        }
+        return [("tokens", tokens), ("samples", samples), ("spans", spans)]
+
+    def _decode(self, ids: list[int]) -> str | None:
+        if self.tokenizer is None:
+            return None
+        return self.tokenizer.decode(ids)
+
+    def _decode_each(self, ids: list[int]) -> list[str | None]:
+        if self.tokenizer is None:
+            return [None] * len(ids)
+        cache = self._token_text
+        for i in set(ids) - cache.keys():
+            cache[i] = self.tokenizer.decode([i])
+        return [cache[i] for i in ids]
+
+
+def _num(v: Any) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _tensor(name, t, shape=None, device=None, floating: bool | None = False) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)} (from token_ids), got {tuple(t.shape)}")
+    if device is not None and t.device != device:
+        raise ValueError(f"{name} is on {t.device} but token_ids is on {device}")
+    if floating and not t.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")

@@ -1,0 +1,10 @@
+"""The run-directory format (DESIGN §2): schema v1, a crash-safe writer, and a polars reader.
+
+Imports nothing else of the project and no torch.
+"""
+
+from .reader import Run, RunError, find_run_dir, load_run, merge_ranks
+from .schema import SCHEMA, TABLES
+from .writer import RunWriter
+
+__all__ = ["SCHEMA", "TABLES", "Run", "RunError", "RunWriter", "find_run_dir", "load_run", "merge_ranks"]

@@ -1,0 +1,88 @@
+"""Run-directory schema v1 (DESIGN §2): table names, core column types, and how step rows of
+several ranks merge into one row per step.
+
+Core columns never change name or meaning within a schema version; tables may carry more columns
+(whatever a training loop logs), which are stored as float64 when numeric.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA = "entrodiag/1"
+TABLES = ("steps", "tokens", "samples", "spans", "evals")
+RUN_JSON = "run.json"
+
+f64, f32, i64, i32 = pa.float64(), pa.float32(), pa.int64(), pa.int32()
+
+#: Step columns and their merge rule across ranks (see ``entrodiag.store.reader``):
+#: ``sum``; ``tokens``/``responses``/``groups``: mean weighted by ``n_tokens``/``n_responses``/
+#: ``n_groups``; ``std_tokens``/``std_responses``: pooled population std; ``cov``: the covariance
+#: of the union of the ranks' tokens; ``hist``: element-wise sum; ``max``; ``mean``: plain mean
+#: over the ranks that logged it (the rule for every extra column).
+STEP_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "step": (i64, "key"),
+    "rank": (i32, "key"),
+    "n_tokens": (i64, "sum"),
+    "n_responses": (i64, "sum"),
+    "n_groups": (i64, "sum"),
+    "nonfinite_tokens": (i64, "sum"),
+    "entropy_mean": (f64, "tokens"),
+    "entropy_seq_mean": (f64, "responses"),
+    "entropy_std": (f64, "std_tokens:entropy_mean"),
+    "entropy_p50": (f64, "tokens"),
+    "entropy_p80": (f64, "tokens"),
+    "entropy_p90": (f64, "tokens"),
+    "entropy_p99": (f64, "tokens"),
+    "entropy_hist": (pa.list_(i64), "hist"),
+    "high_entropy_frac": (f64, "tokens"),
+    "logprob_mean": (f64, "tokens"),
+    "advantage_mean": (f64, "tokens"),
+    "cov_mean": (f64, "cov"),
+    "cov_pos_frac": (f64, "tokens"),
+    "reward_mean": (f64, "responses"),
+    "reward_std": (f64, "std_responses:reward_mean"),
+    "zero_adv_group_frac": (f64, "groups"),
+    "resp_len_mean": (f64, "responses"),
+    "hwe_token_frac": (f64, "tokens"),
+    "hwe_threshold": (f64, "mean"),
+    "entropy_pressure": (f64, "tokens"),
+    "wall_time": (f64, "max"),
+}
+
+TOKEN_COLUMNS: dict[str, pa.DataType] = {
+    "step": i64, "rank": i32, "sample_id": i64, "group_id": i64, "pos": i32, "token_id": i64,
+    "token": pa.string(), "entropy": f32, "logprob": f32, "advantage": f32, "cov": f32,
+    "s_star": f32, "window_entropy": f32, "is_hwe": pa.bool_(), "is_forking": pa.bool_(),
+}
+
+SAMPLE_COLUMNS: dict[str, pa.DataType] = {
+    "step": i64, "rank": i32, "sample_id": i64, "group_id": i64, "prompt_id": i64,
+    "prompt": pa.string(), "response": pa.string(), "reward": f64, "advantage": f64,
+    "length": i64, "entropy_mean": f64,
+}
+
+SPAN_COLUMNS: dict[str, pa.DataType] = {
+    "step": i64, "rank": i32, "sample_id": i64, "start": i32, "end": i32,
+    "mean_window_entropy": f64, "max_entropy": f64, "text": pa.string(),
+}
+
+EVAL_COLUMNS: dict[str, pa.DataType] = {
+    "step": i64, "rank": i32, "name": pa.string(), "value": f64, "n": i64,
+}
+
+CORE_TYPES: dict[str, dict[str, pa.DataType]] = {
+    "steps": {name: dtype for name, (dtype, _) in STEP_COLUMNS.items()},
+    "tokens": TOKEN_COLUMNS,
+    "samples": SAMPLE_COLUMNS,
+    "spans": SPAN_COLUMNS,
+    "evals": EVAL_COLUMNS,
+}
+
+
+def part_name(rank: int, seq: int) -> str:
+    """File name of a completed part file."""
+    return f"part-r{rank:05d}-{seq:06d}.parquet"
+
+
+PART_GLOB = "part-r*-*.parquet"

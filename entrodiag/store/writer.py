@@ -1,0 +1,312 @@
+"""Crash-safe writer of a run directory.
+
+Rows are buffered per table and written as whole Parquet part files by one background thread:
+each part goes to a hidden temporary name in its table folder, is fsynced, then renamed into
+place with ``os.replace`` (and the folder fsynced), so a reader never sees half a file and a
+crash loses at most the rows not yet flushed. Rank 0 owns ``run.json`` and refreshes its
+heartbeat; other ranks only write their own part files.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .schema import CORE_TYPES, PART_GLOB, RUN_JSON, SCHEMA, TABLES, part_name
+
+log = logging.getLogger("entrodiag")
+
+Rows = dict[str, Any]  # column name -> sequence (list or numpy array) of equal length
+Batch = list[tuple[str, Rows]]  # (table, columns) pairs
+
+_MAX_LOGGED_ERRORS = 10
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file, fsync and ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def to_arrow(table: str, columns: Rows) -> pa.Table:
+    """Columns to an Arrow table with every core column of ``table`` (``None`` or absent: nulls).
+
+    Core columns get their schema type; other numeric columns become float64, so a loop's extra
+    scalars keep one type across part files. NaN becomes null.
+    """
+    core = CORE_TYPES[table]
+    lengths = {len(v) for v in columns.values() if v is not None}
+    if len(lengths) > 1:
+        raise ValueError(f"{table}: columns of unequal length {sorted(lengths)}")
+    n = lengths.pop() if lengths else 0
+    arrays = {}
+    for name, dtype in core.items():
+        values = columns.get(name)
+        arrays[name] = pa.nulls(n, dtype) if values is None else pa.array(values, type=dtype, from_pandas=True)
+    for name, values in columns.items():
+        if name in core or values is None:
+            continue
+        arr = pa.array(values, from_pandas=True)
+        if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_null(arr.type):
+            arr = arr.cast(pa.float64())
+        arrays[name] = arr
+    return pa.Table.from_arrays(list(arrays.values()), names=list(arrays))
+
+
+class RunWriter:
+    """Buffered, background, atomic writer of one rank's part files (and, on rank 0, run.json).
+
+    ``append`` and ``submit`` only enqueue: the calling thread never waits for disk (it waits
+    only when more than ``max_queue`` items are pending, so memory stays bounded). Failures in
+    the background are logged and counted in ``errors``, never raised into the caller.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        *,
+        rank: int = 0,
+        meta: dict | None = None,
+        resume: bool = False,
+        flush_rows: int = 100_000,
+        flush_interval_s: float = 30.0,
+        heartbeat_s: float = 10.0,
+        max_queue: int = 64,
+    ) -> None:
+        if flush_rows < 1 or flush_interval_s <= 0 or heartbeat_s <= 0:
+            raise ValueError("flush_rows, flush_interval_s and heartbeat_s must be positive")
+        self.path = Path(run_dir)
+        self.rank = int(rank)
+        self.flush_rows = int(flush_rows)
+        self.flush_interval_s = float(flush_interval_s)
+        self.heartbeat_s = float(heartbeat_s)
+        self.errors = 0
+        self.dropped_rows = 0
+        self._closed = False
+        self._meta: dict | None = None
+        self.path.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            self._meta = self._open_meta(meta or {}, resume)
+        for t in TABLES:
+            (self.path / t).mkdir(exist_ok=True)
+        self._seq = self._next_seq()
+        self._buffers: dict[str, list[pa.Table]] = {t: [] for t in TABLES}
+        self._buffered: dict[str, int] = {t: 0 for t in TABLES}
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._thread = threading.Thread(target=self._run, name=f"entrodiag-writer-r{rank}", daemon=True)
+        self._thread.start()
+        ref = weakref.ref(self)
+        self._atexit = lambda: (w := ref()) is not None and w._shutdown(status=None)
+        atexit.register(self._atexit)
+
+    # ----------------------------------------------------------------- public (caller's thread)
+    def append(self, table: str, columns: Rows) -> None:
+        """Queue rows (a dict of equal-length columns) for ``table``."""
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
+        self._put(("rows", [(table, columns)]))
+
+    def submit(self, work: Callable[[], Batch]) -> None:
+        """Queue a function that runs on the writer thread and returns ``[(table, columns), ...]``.
+
+        Its exceptions are logged and counted (``errors``), never raised into the caller.
+        """
+        self._put(("call", work))
+
+    def flush(self, timeout: float | None = 60.0) -> bool:
+        """Write every row queued so far; returns False if that took longer than ``timeout``."""
+        if self._closed:
+            return True
+        done = threading.Event()
+        self._put(("flush", done))
+        return done.wait(timeout)
+
+    def update_meta(self, **fields: Any) -> None:
+        """Merge ``fields`` into run.json (rank 0 only; a no-op elsewhere)."""
+        if self._meta is not None:
+            self._put(("meta", fields))
+
+    def close(self, status: str = "finished", **fields: Any) -> None:
+        """Flush everything, stop the thread and (rank 0) record ``status`` in run.json."""
+        self._shutdown(status=status, **fields)
+
+    # -------------------------------------------------------------------------- internals
+    def _put(self, item: tuple) -> None:
+        if self._closed:
+            raise RuntimeError(f"the writer of {self.path} is closed")
+        self._queue.put(item)
+
+    def _open_meta(self, meta: dict, resume: bool) -> dict:
+        path = self.path / RUN_JSON
+        if path.exists():
+            if not resume:
+                raise FileExistsError(
+                    f"{self.path} already holds a run (run.json exists); choose a new directory "
+                    "or pass resume=True to append to it"
+                )
+            old = json.loads(path.read_text(encoding="utf-8"))
+            merged = {**old, **meta, "run_id": old.get("run_id"), "created": old.get("created")}
+            merged["resumed"] = [*old.get("resumed", []), now_iso()]
+        else:
+            merged = {
+                "schema": SCHEMA,
+                "run_id": meta.get("run_id") or self.path.resolve().name,
+                "created": now_iso(),
+                **{k: v for k, v in meta.items() if k != "run_id"},
+            }
+        merged.update(
+            status="running", heartbeat=time.time(), heartbeat_interval_s=self.heartbeat_s,
+            pid=os.getpid(), host=socket.gethostname(),
+        )
+        write_json_atomic(path, merged)
+        return merged
+
+    def _next_seq(self) -> int:
+        prefix = f"part-r{self.rank:05d}-"
+        seqs = [
+            int(p.name[len(prefix):-len(".parquet")])
+            for t in TABLES
+            for p in (self.path / t).glob(PART_GLOB)
+            if p.name.startswith(prefix)
+        ]
+        return max(seqs, default=-1) + 1
+
+    def _run(self) -> None:
+        next_flush = time.monotonic() + self.flush_interval_s
+        next_beat = time.monotonic() + self.heartbeat_s
+        while True:
+            timeout = max(0.0, min(next_flush, next_beat) - time.monotonic())
+            try:
+                kind, payload = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                kind, payload = "tick", None
+            try:
+                if kind == "rows":
+                    self._buffer(payload)
+                elif kind == "call":
+                    self._buffer(payload())
+                elif kind == "meta":
+                    self._meta.update(payload)
+                    self._write_meta()
+                elif kind in ("flush", "stop"):
+                    self._write_all()
+                    if kind == "stop":
+                        return
+                    payload.set()
+            except Exception:  # never let the writer thread die
+                self._count_error(f"entrodiag writer ({self.path}): background work failed")
+            now = time.monotonic()
+            if now >= next_flush:
+                self._write_all()
+                next_flush = now + self.flush_interval_s
+            if now >= next_beat:
+                if self._meta is not None:
+                    self._meta["heartbeat"] = time.time()
+                    self._write_meta()
+                next_beat = now + self.heartbeat_s
+
+    def _buffer(self, batch: Iterable[tuple[str, Rows]]) -> None:
+        for table, columns in batch:
+            t = to_arrow(table, columns)
+            if t.num_rows == 0:
+                continue
+            self._buffers[table].append(t)
+            self._buffered[table] += t.num_rows
+            if self._buffered[table] >= self.flush_rows:
+                self._write(table)
+
+    def _write_all(self) -> None:
+        for table in TABLES:
+            if self._buffers[table]:
+                self._write(table)
+
+    def _write(self, table: str) -> None:
+        parts = self._buffers[table]
+        folder = self.path / table
+        name = part_name(self.rank, self._seq)
+        tmp = folder / f".{name}.tmp"
+        try:
+            data = pa.concat_tables(parts, promote_options="permissive")
+            with open(tmp, "wb") as f:
+                pq.write_table(data, f, compression="zstd")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, folder / name)
+            _fsync_dir(folder)
+        except Exception:
+            tmp.unlink(missing_ok=True)
+            self._count_error(f"entrodiag writer: could not write {folder / name}; will retry")
+            # keep the rows for the next attempt, but never more than 20 flushes' worth
+            while self._buffered[table] > 20 * self.flush_rows and len(parts) > 1:
+                dropped = parts.pop(0)
+                self._buffered[table] -= dropped.num_rows
+                self.dropped_rows += dropped.num_rows
+            return
+        self._seq += 1
+        self._buffers[table] = []
+        self._buffered[table] = 0
+
+    def _write_meta(self) -> None:
+        try:
+            write_json_atomic(self.path / RUN_JSON, self._meta)
+        except Exception:
+            self._count_error(f"entrodiag writer: could not update {self.path / RUN_JSON}")
+
+    def _count_error(self, message: str) -> None:
+        self.errors += 1
+        if self.errors <= _MAX_LOGGED_ERRORS:
+            log.exception(message)
+        elif self.errors == _MAX_LOGGED_ERRORS + 1:
+            log.error("entrodiag writer: further errors are counted, not logged")
+
+    def _shutdown(self, status: str | None, **fields: Any) -> None:
+        if self._closed:
+            return
+        self._queue.put(("stop", None))
+        self._thread.join(timeout=300)
+        self._closed = True
+        atexit.unregister(self._atexit)
+        if self._thread.is_alive():
+            log.error("entrodiag writer (%s): background thread did not finish in time", self.path)
+        if self._meta is not None and status is not None:
+            self._meta.update(
+                fields, status=status, heartbeat=time.time(), finished=now_iso(),
+                writer_errors=self.errors, dropped_rows=self.dropped_rows,
+            )
+            self._write_meta()

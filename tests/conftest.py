@@ -1,0 +1,38 @@
+import math
+
+import pytest
+import torch
+
+
+class CharTokenizer:
+    """A tokenizer stand-in: id i decodes to the i-th character of ``alphabet``."""
+
+    def __init__(self, alphabet: str = "abcdefghijklmnopqrstuvwxyz0123456789") -> None:
+        self.alphabet = alphabet
+
+    def decode(self, ids):
+        return "".join(self.alphabet[i % len(self.alphabet)] for i in ids)
+
+
+def known_entropy_batch(step: int, B: int = 6, T: int = 5, V: int = 16, seed: int = 0):
+    """A batch whose token (b, t) is uniform over its first k tokens: entropy log k, log-prob -log k.
+
+    Returns a dict of record_batch keyword arguments plus ``k`` (the support sizes).
+    """
+    g = torch.Generator().manual_seed(seed * 1000 + step)
+    k = torch.randint(1, V + 1, (B, T), generator=g)
+    logits = torch.where(torch.arange(V) < k[..., None], 0.3 * step, -math.inf)
+    ids = (torch.rand(B, T, generator=g) * k).long()
+    lengths = torch.randint(0, T + 1, (B,), generator=g)
+    lengths[0] = T
+    mask = torch.arange(T)[None, :] < lengths[:, None]
+    rewards = torch.randint(0, 2, (B,), generator=g).float()
+    groups = torch.arange(B) // 3
+    adv = torch.randn(B, generator=g)
+    return dict(token_ids=ids, response_mask=mask, logits=logits, advantages=adv, rewards=rewards,
+                group_ids=groups, k=k)
+
+
+@pytest.fixture
+def tokenizer():
+    return CharTokenizer()

@@ -1,0 +1,166 @@
+"""The run store: reader errors, corrupt parts, interrupted runs, rank merging, writer failures."""
+
+import json
+import time
+
+import polars as pl
+import pytest
+from conftest import known_entropy_batch
+
+from entrodiag import Recorder, RunError, load_run
+from entrodiag.store import RunWriter, merge_ranks
+from entrodiag.store.reader import find_run_dir
+
+
+def small_run(path, steps=4, **kw):
+    with Recorder(path, token_sample="all", **kw) as rec:
+        for step in range(steps):
+            b = {k: v for k, v in known_entropy_batch(step).items() if k != "k"}
+            rec.record_batch(step, **b)
+            rec.flush()  # one part file per step and table
+    return path
+
+
+def test_not_a_run_gives_one_line_errors(tmp_path):
+    with pytest.raises(RunError, match="no such file") as e:
+        load_run(tmp_path / "missing")
+    assert "\n" not in str(e.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunError, match="is not an entrodiag run: it has no run.json") as e:
+        load_run(tmp_path / "empty")
+    assert "\n" not in str(e.value)
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(RunError, match="is a file"):
+        load_run(tmp_path / "f.txt")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "run.json").write_text("{not json")
+    with pytest.raises(RunError, match="unreadable"):
+        load_run(bad)
+    (bad / "run.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(RunError, match="not an entrodiag run.json"):
+        load_run(bad)
+
+
+def test_folder_holding_exactly_one_run(tmp_path):
+    small_run(tmp_path / "root" / "only")
+    assert find_run_dir(tmp_path / "root") == tmp_path / "root" / "only"
+    assert load_run(tmp_path / "root").steps.height == 4
+    small_run(tmp_path / "root" / "second")
+    with pytest.raises(RunError, match="holds 2 runs"):
+        load_run(tmp_path / "root")
+
+
+def test_corrupt_and_truncated_parts_are_skipped_with_a_warning_naming_them(tmp_path):
+    run_dir = small_run(tmp_path / "r")
+    parts = sorted((run_dir / "steps").glob("part-*.parquet"))
+    assert len(parts) == 4
+    data = parts[1].read_bytes()
+    parts[1].write_bytes(data[: len(data) // 2])  # truncated
+    parts[2].write_bytes(b"garbage" * 100)  # not parquet
+    (run_dir / "steps" / ".part-r00000-999999.parquet.tmp").write_bytes(data[:10])  # a writer's temp
+    with pytest.warns(UserWarning) as rec:
+        run = load_run(run_dir)
+        steps = run.steps
+    messages = " ".join(str(w.message) for w in rec)
+    assert parts[1].name in messages and parts[2].name in messages and ".tmp" not in messages
+    assert steps.height == 2 and steps["step"].to_list() == [0, 3]
+    assert sorted(p.name for p in run.skipped_parts) == sorted([parts[1].name, parts[2].name])
+
+
+def test_corrupt_pages_behind_a_good_footer_are_skipped(tmp_path):
+    run_dir = small_run(tmp_path / "r")
+    part = sorted((run_dir / "tokens").glob("part-*.parquet"))[0]
+    data = bytearray(part.read_bytes())
+    for i in range(8, len(data) // 2):  # scribble over the data pages, keep the footer
+        data[i] = 0xFF
+    part.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=part.name):
+        tokens = load_run(run_dir).tokens
+    assert set(tokens["step"].unique().to_list()) == {1, 2, 3}  # step 0 lost with its part
+
+
+def test_interrupted_when_heartbeat_is_stale_or_writer_pid_dead(tmp_path):
+    run_dir = small_run(tmp_path / "r")
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert load_run(run_dir).status == "finished"
+    meta.update(status="running", heartbeat=time.time())
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    assert load_run(run_dir).status == "running"  # this process (the writer's pid) is alive
+    meta.update(heartbeat=time.time() - 3600)
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    assert load_run(run_dir).status == "interrupted"
+    meta.update(heartbeat=time.time(), pid=2**22 + 12345)  # fresh heartbeat, but no such process
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    assert load_run(run_dir).status == "interrupted"
+
+
+def test_merge_ranks_weights_by_tokens_responses_and_pools_std():
+    by_rank = pl.DataFrame({
+        "step": [0, 0], "rank": [0, 1], "n_tokens": [10, 30], "n_responses": [2, 6], "n_groups": [1, 3],
+        "entropy_mean": [1.0, 2.0], "entropy_std": [0.0, 1.0], "reward_mean": [1.0, 0.0],
+        "reward_std": [0.0, 0.0], "logprob_mean": [-1.0, -2.0], "advantage_mean": [0.5, -0.5],
+        "cov_mean": [0.1, 0.2], "zero_adv_group_frac": [1.0, 0.0], "wall_time": [5.0, 7.0],
+        "entropy_hist": [[1, 9], [30, 0]], "loss": [1.0, 3.0],
+    })
+    row = merge_ranks(by_rank).row(0, named=True)
+    assert row["n_tokens"] == 40 and row["n_responses"] == 8
+    assert row["entropy_mean"] == pytest.approx((10 * 1 + 30 * 2) / 40)
+    # pooled population std: values {1 x10} and {mean 2, std 1 x30}
+    second = (10 * 1.0 + 30 * (1.0 + 4.0)) / 40
+    assert row["entropy_std"] == pytest.approx((second - 1.75**2) ** 0.5)
+    assert row["reward_mean"] == pytest.approx(2 / 8)
+    assert row["reward_std"] == pytest.approx((2 / 8 * 6 / 8) ** 0.5)
+    assert row["zero_adv_group_frac"] == pytest.approx(1 / 4)
+    # covariance of the union: E[lp*a] - E[lp]E[a]
+    e_la = (10 * (0.1 + -1.0 * 0.5) + 30 * (0.2 + -2.0 * -0.5)) / 40
+    e_l, e_a = (10 * -1 + 30 * -2) / 40, (10 * 0.5 + 30 * -0.5) / 40
+    assert row["cov_mean"] == pytest.approx(e_la - e_l * e_a)
+    assert row["entropy_hist"] == [31, 9] and row["wall_time"] == 7.0 and row["loss"] == 2.0
+    assert "rank" not in row
+
+
+def test_writer_failure_is_counted_and_retried(tmp_path, monkeypatch, caplog):
+    import entrodiag.store.writer as writer_mod
+
+    calls = {"n": 0}
+    real = writer_mod.pq.write_table
+
+    def flaky(table, where, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(28, "No space left on device")
+        return real(table, where, **kw)
+
+    monkeypatch.setattr(writer_mod.pq, "write_table", flaky)
+    w = RunWriter(tmp_path / "r", meta={"source": "custom"})
+    w.append("evals", {"step": [0], "rank": [0], "name": ["acc"], "value": [0.5], "n": [1]})
+    w.flush()
+    assert w.errors == 1 and "No space left" in caplog.text
+    w.close()
+    assert load_run(tmp_path / "r").evals["value"].to_list() == [0.5]  # retried, nothing lost
+    assert not list((tmp_path / "r" / "evals").glob(".*tmp"))
+
+
+def test_rows_written_on_time_flush_while_running(tmp_path):
+    rec = Recorder(tmp_path / "r", flush_interval_s=0.2, heartbeat_s=0.2)
+    b = {k: v for k, v in known_entropy_batch(0).items() if k != "k"}
+    rec.record_batch(0, **b)
+    deadline = time.time() + 5
+    while time.time() < deadline and not list((tmp_path / "r" / "steps").glob("part-*")):
+        time.sleep(0.05)
+    run = load_run(tmp_path / "r")
+    assert run.status == "running" and run.steps.height == 1
+    rec.close()
+    assert load_run(tmp_path / "r").status == "finished"
+
+
+def test_tables_have_every_core_column(tmp_path):
+    small_run(tmp_path / "r")
+    run = load_run(tmp_path / "r")
+    assert set(run.samples.columns) == {"step", "rank", "sample_id", "group_id", "prompt_id", "prompt",
+                                        "response", "reward", "advantage", "length", "entropy_mean"}
+    assert set(run.spans.columns) == {"step", "rank", "sample_id", "start", "end", "mean_window_entropy",
+                                      "max_entropy", "text"}
+    assert run.tokens.schema["entropy"] == pl.Float32 and run.tokens.schema["is_hwe"] == pl.Boolean
+    assert run.samples["prompt"].null_count() == run.samples.height  # not given: null, not missing
