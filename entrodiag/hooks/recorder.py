@@ -219,7 +219,8 @@ class Recorder:
             advantages: per response ``[B]`` or per token ``[B, T]``.
             logits: ``[B, T, V]``, aligned so that ``logits[b, t]`` produced ``token_ids[b, t]``;
                 or give ``entropy`` (and ``logprobs``) ``[B, T]`` computed elsewhere instead.
-            rewards: ``[B]``; group_ids: ``[B]`` (responses to the same prompt share an id).
+            rewards: ``[B]``; group_ids: ``[B]`` (the responses of one group share an id,
+                unique within the step: a prompt drawn twice is two groups).
             texts: ``B`` decoded responses (else decoded with the tokenizer, when given).
             prompts: ``B`` prompt strings; prompt_ids: ``[B]``.
             **scalars: more step columns (``loss``, ``kl``, ``lr``, ...), numbers or 0-d tensors.

@@ -2,7 +2,22 @@
 several ranks merge into one row per step.
 
 Core columns never change name or meaning within a schema version; tables may carry more columns
-(whatever a training loop logs), which are stored as float64 when numeric.
+(whatever a training loop logs), which are stored as float64 when numeric. Every part file holds
+every core column of its table (null where not given).
+
+Additions to DESIGN §2 made by this implementation (all within v1):
+
+- steps: ``n_groups`` (weights ``zero_adv_group_frac`` across ranks), ``advantage_mean`` (makes
+  ``cov_mean`` exactly mergeable across ranks), ``hwe_threshold`` (the window entropy used as the
+  step's HWE cut-off), ``nonfinite_tokens`` (valid tokens with NaN/inf entropy or log-prob, left
+  out of every aggregate; ``n_tokens`` counts the finite ones).
+- evals: ``rank``.
+- run.json: ``heartbeat_interval_s``, ``pid`` and ``host`` of the rank-0 writer (a dead pid on
+  the same host means interrupted at once), ``recorder`` (its settings), ``entropy_hist_edges``
+  (bins ``[e_i, e_i+1)``, the last edge null = +inf), ``resumed`` (times of resumption),
+  and at close ``finished``, ``writer_errors``, ``recorder_errors``, ``dropped_rows``.
+- Window entropy near the end of a response is the mean over the tokens left in the window;
+  HWE positions are those strictly above the threshold (so a flat step has none).
 """
 
 from __future__ import annotations
