@@ -240,3 +240,14 @@ def test_log_scalars_after_the_step_and_rerecorded_steps_coalesce(tmp_path):
     row = load_run(tmp_path / "r").steps.row(0, named=True)
     assert (row["kl"], row["lr"], row["loss"]) == (0.5, 1e-4, 2.0)
     assert row["n_tokens"] == int(b["response_mask"].sum())
+
+
+def test_padding_ids_outside_the_vocabulary_are_ignored_under_the_mask(tmp_path):
+    b = {k: v for k, v in known_entropy_batch(0).items() if k != "k"}
+    padded = dict(b, token_ids=torch.where(b["response_mask"], b["token_ids"], -100))  # HF's ignore index
+    with Recorder(tmp_path / "a", token_sample="all") as rec:
+        rec.record_batch(0, **b)
+    with Recorder(tmp_path / "b", token_sample="all") as rec:
+        rec.record_batch(0, **padded)
+    a, p = load_run(tmp_path / "a").steps, load_run(tmp_path / "b").steps
+    assert a.drop("wall_time").rows() == p.drop("wall_time").rows()
