@@ -184,17 +184,14 @@ def masked_quantiles(values: torch.Tensor, mask: torch.Tensor, qs: Sequence[floa
     2^24-element limit. Returns a float tensor of ``len(qs)`` values, NaN when the mask is empty.
     """
     _check_same_shape("values", values, "mask", mask)
-    flat = torch.where(mask, values.float(), torch.inf).reshape(-1)
-    ordered = flat.sort().values
-    n = mask.sum()
     q = torch.tensor(list(qs), dtype=torch.float32, device=values.device)
-    pos = q * (n - 1).clamp(min=0)
-    lo = pos.floor().long().clamp(max=max(flat.numel() - 1, 0))
-    hi = pos.ceil().long().clamp(max=max(flat.numel() - 1, 0))
-    if flat.numel() == 0:
+    if values.numel() == 0:
         return torch.full_like(q, torch.nan)
-    frac = pos - lo
-    out = ordered[lo] + (ordered[hi] - ordered[lo]) * frac
+    ordered = torch.where(mask, values.float(), torch.inf).reshape(-1).sort().values
+    n = mask.sum()
+    pos = q * (n - 1).clamp(min=0)
+    lo, hi = pos.floor().long(), pos.ceil().long()
+    out = ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
     return torch.where(n > 0, out, torch.nan)
 
 

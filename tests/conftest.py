@@ -36,3 +36,10 @@ def known_entropy_batch(step: int, B: int = 6, T: int = 5, V: int = 16, seed: in
 @pytest.fixture
 def tokenizer():
     return CharTokenizer()
+
+
+def batch_kwargs(step: int = 0, **kw):
+    """``known_entropy_batch`` as ``record_batch`` keyword arguments (without ``k``)."""
+    batch = known_entropy_batch(step, **kw)
+    del batch["k"]
+    return batch

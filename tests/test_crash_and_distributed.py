@@ -138,11 +138,11 @@ def _free_port() -> int:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_recorder_on_cuda_matches_cpu(tmp_path):
-    from conftest import known_entropy_batch
+    from conftest import batch_kwargs
 
     from entrodiag import Recorder
 
-    b = {k: v for k, v in known_entropy_batch(0).items() if k != "k"}
+    b = batch_kwargs(0)
     for name, dev in (("cpu", "cpu"), ("cuda", "cuda")):
         with Recorder(tmp_path / name, token_sample="all") as rec:
             rec.record_batch(0, **{k: v.to(dev) for k, v in b.items()})

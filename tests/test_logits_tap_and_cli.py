@@ -7,7 +7,7 @@ import time
 
 import pytest
 import torch
-from conftest import known_entropy_batch
+from conftest import batch_kwargs
 
 import entrodiag
 from entrodiag import LogitsTap, Recorder
@@ -72,7 +72,7 @@ def test_help_is_instant_and_imports_nothing_heavy():
 def test_inspect_prints_summary_and_json(tmp_path, capsys):
     with Recorder(tmp_path / "r") as rec:
         for step in range(3):
-            rec.record_batch(step, **{k: v for k, v in known_entropy_batch(step).items() if k != "k"})
+            rec.record_batch(step, **batch_kwargs(step))
         rec.log_eval(2, "val/accuracy", 0.75, n=4)
     assert main(["inspect", str(tmp_path / "r")]) == 0
     text = capsys.readouterr().out

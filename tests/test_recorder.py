@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from conftest import known_entropy_batch
+from conftest import batch_kwargs, known_entropy_batch
 
 from entrodiag import Recorder, load_run
 from entrodiag.metrics import DEFAULT_HIST_EDGES
@@ -116,7 +116,7 @@ def test_precomputed_entropy_without_logprobs(tmp_path):
 
 
 def test_token_sample_count_fraction_and_reproducible_choice(tmp_path):
-    b = {k: v for k, v in known_entropy_batch(0, B=10).items() if k != "k"}
+    b = batch_kwargs(0, B=10)
     for name, ts, expect in (("n", 3, 3), ("f", 0.25, 3), ("all", "all", 10), ("none", 0, 0)):
         with Recorder(tmp_path / name, token_sample=ts, seed=1) as rec:
             rec.record_batch(5, **b)
@@ -130,7 +130,7 @@ def test_token_sample_count_fraction_and_reproducible_choice(tmp_path):
 
 
 def test_all_false_mask_gives_zero_tokens_and_null_aggregates(tmp_path):
-    b = {k: v for k, v in known_entropy_batch(0).items() if k != "k"}
+    b = batch_kwargs(0)
     b["response_mask"] = torch.zeros_like(b["response_mask"])
     with Recorder(tmp_path / "r") as rec:
         rec.record_batch(0, **b)
@@ -143,7 +143,7 @@ def test_all_false_mask_gives_zero_tokens_and_null_aggregates(tmp_path):
 
 
 def test_nonfinite_logits_are_counted_not_averaged(tmp_path):
-    b = {k: v for k, v in known_entropy_batch(0).items() if k != "k"}
+    b = batch_kwargs(0)
     logits = b["logits"].clone()
     logits[0, 0, 0] = math.nan
     logits[0, 1, :] = math.inf
@@ -175,7 +175,7 @@ def test_nonfinite_logits_are_counted_not_averaged(tmp_path):
     ],
 )
 def test_bad_input_raises_value_error_naming_argument(tmp_path, change, message):
-    b = {k: v for k, v in known_entropy_batch(0).items() if k != "k"}
+    b = batch_kwargs(0)
     b.update(change)
     with Recorder(tmp_path / "r") as rec:
         with pytest.raises(ValueError, match=message):
@@ -187,7 +187,7 @@ def test_background_failures_are_logged_and_counted_not_raised(tmp_path, caplog)
         def decode(self, ids):
             raise RuntimeError("tokenizer exploded")
 
-    b = {k: v for k, v in known_entropy_batch(0).items() if k != "k"}
+    b = batch_kwargs(0)
     with caplog.at_level(logging.ERROR, logger="entrodiag"):
         with Recorder(tmp_path / "r", tokenizer=BrokenTokenizer(), token_sample=2) as rec:
             for step in range(3):
@@ -203,7 +203,7 @@ def test_background_failures_are_logged_and_counted_not_raised(tmp_path, caplog)
 def test_unexpected_error_raises_on_first_call_only(tmp_path, monkeypatch, caplog):
     import entrodiag.hooks.recorder as recorder_mod
 
-    b = {k: v for k, v in known_entropy_batch(0).items() if k != "k"}
+    b = batch_kwargs(0)
     with Recorder(tmp_path / "r") as rec:
         rec.record_batch(0, **b)
         monkeypatch.setattr(recorder_mod, "masked_quantiles", lambda *a, **k: 1 / 0)
@@ -216,7 +216,7 @@ def test_unexpected_error_raises_on_first_call_only(tmp_path, monkeypatch, caplo
 
 
 def test_existing_run_needs_resume_and_resume_appends(tmp_path):
-    b = {k: v for k, v in known_entropy_batch(0).items() if k != "k"}
+    b = batch_kwargs(0)
     with Recorder(tmp_path / "r") as rec:
         rec.record_batch(0, **b)
     with pytest.raises(FileExistsError, match="resume=True"):
@@ -231,7 +231,7 @@ def test_existing_run_needs_resume_and_resume_appends(tmp_path):
 
 
 def test_log_scalars_after_the_step_and_rerecorded_steps_coalesce(tmp_path):
-    b = {k: v for k, v in known_entropy_batch(0).items() if k != "k"}
+    b = batch_kwargs(0)
     with Recorder(tmp_path / "r", flush_interval_s=0.05) as rec:
         rec.record_batch(0, **b, loss=1.0)
         rec.flush()  # the step row is on disk before the extra scalar arrives
@@ -243,7 +243,7 @@ def test_log_scalars_after_the_step_and_rerecorded_steps_coalesce(tmp_path):
 
 
 def test_padding_ids_outside_the_vocabulary_are_ignored_under_the_mask(tmp_path):
-    b = {k: v for k, v in known_entropy_batch(0).items() if k != "k"}
+    b = batch_kwargs(0)
     padded = dict(b, token_ids=torch.where(b["response_mask"], b["token_ids"], -100))  # HF's ignore index
     with Recorder(tmp_path / "a", token_sample="all") as rec:
         rec.record_batch(0, **b)

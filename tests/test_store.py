@@ -5,7 +5,7 @@ import time
 
 import polars as pl
 import pytest
-from conftest import known_entropy_batch
+from conftest import batch_kwargs
 
 from entrodiag import Recorder, RunError, load_run
 from entrodiag.store import RunWriter, merge_ranks
@@ -15,7 +15,7 @@ from entrodiag.store.reader import find_run_dir
 def small_run(path, steps=4, **kw):
     with Recorder(path, token_sample="all", **kw) as rec:
         for step in range(steps):
-            b = {k: v for k, v in known_entropy_batch(step).items() if k != "k"}
+            b = batch_kwargs(step)
             rec.record_batch(step, **b)
             rec.flush()  # one part file per step and table
     return path
@@ -144,7 +144,7 @@ def test_writer_failure_is_counted_and_retried(tmp_path, monkeypatch, caplog):
 
 def test_rows_written_on_time_flush_while_running(tmp_path):
     rec = Recorder(tmp_path / "r", flush_interval_s=0.2, heartbeat_s=0.2)
-    b = {k: v for k, v in known_entropy_batch(0).items() if k != "k"}
+    b = batch_kwargs(0)
     rec.record_batch(0, **b)
     deadline = time.time() + 5
     while time.time() < deadline and not list((tmp_path / "r" / "steps").glob("part-*")):

@@ -78,6 +78,29 @@ class _HostCopy:
         return self.tensors
 
 
+class _Scalars:
+    """Extra step columns (``loss=...``): numbers, and 1-element tensors on their way to the host.
+
+    Raises ``ValueError`` at construction for anything else, so a bad value fails in the caller.
+    """
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        for name, v in values.items():
+            if isinstance(v, torch.Tensor) and v.numel() != 1:
+                raise ValueError(f"scalar {name!r} must be a number or a 1-element tensor, got shape {tuple(v.shape)}")
+            if not isinstance(v, (torch.Tensor, int, float)) or isinstance(v, bool):
+                raise ValueError(f"scalar {name!r} must be a number, got {type(v).__name__}")
+        self.plain = {k: v for k, v in values.items() if not isinstance(v, torch.Tensor)}
+        self.tensors = _HostCopy(
+            {k: v.detach().reshape(()).clone() for k, v in values.items() if isinstance(v, torch.Tensor)}
+        )
+
+    def row(self) -> dict[str, float | None]:
+        """Column values (writer thread: waits for the tensors' copies)."""
+        host = {k: v.item() for k, v in self.tensors.get().items()}
+        return {k: _num(v) for k, v in {**self.plain, **host}.items()}
+
+
 class Recorder:
     """Records per-token entropy dynamics of a training loop into a run directory.
 
@@ -229,8 +252,9 @@ class Recorder:
             ValueError: on missing, mismatched or wrongly typed inputs, naming the argument.
         """
         args = (token_ids, response_mask, advantages, logits, entropy, logprobs, rewards, group_ids,
-                texts, prompts, prompt_ids, scalars)
+                texts, prompts, prompt_ids)
         self._validate(step, *args)
+        extra = _Scalars(scalars)
         if self._last_step == step:
             warnings.warn(
                 f"record_batch called twice for step {step}: the step row keeps the last call; "
@@ -238,7 +262,7 @@ class Recorder:
             )
         self._last_step = step
         try:
-            work = self._compute(step, *args)
+            work = self._compute(step, *args, extra)
         except Exception:
             if self._calls == 0:
                 raise
@@ -253,16 +277,10 @@ class Recorder:
         """Add columns to the step row of ``step`` (``loss=..., kl=..., lr=...``)."""
         if not values:
             return
-        host = _HostCopy({k: v.detach().reshape(()) for k, v in values.items() if isinstance(v, torch.Tensor)})
-        plain = {k: v for k, v in values.items() if not isinstance(v, torch.Tensor)}
-
-        def work() -> Batch:
-            row = {"step": [int(step)], "rank": [self.rank]}
-            row.update({k: [_num(v)] for k, v in plain.items()})
-            row.update({k: [_num(v.item())] for k, v in host.get().items()})
-            return [("steps", row)]
-
-        self.writer.submit(work)
+        extra = _Scalars(values)
+        self.writer.submit(lambda: [(
+            "steps", {"step": [int(step)], "rank": [self.rank], **{k: [v] for k, v in extra.row().items()}}
+        )])
 
     def log_eval(self, step: int, name: str, value: float, n: int | None = None) -> None:
         """Log an evaluation metric (e.g. ``val/accuracy``): R of the entropy law."""
@@ -288,7 +306,7 @@ class Recorder:
 
     # ------------------------------------------------------------------------- internals
     def _validate(self, step, token_ids, response_mask, advantages, logits, entropy, logprobs,
-                  rewards, group_ids, texts, prompts, prompt_ids, scalars) -> None:
+                  rewards, group_ids, texts, prompts, prompt_ids) -> None:
         if isinstance(step, bool) or not isinstance(step, int):
             raise ValueError(f"step must be an int, got {type(step).__name__}")
         _tensor("token_ids", token_ids)
@@ -332,15 +350,10 @@ class Recorder:
         for name, strings in (("texts", texts), ("prompts", prompts)):
             if strings is not None and len(strings) != shape[0]:
                 raise ValueError(f"{name} must hold one string per response: {len(strings)} for B={shape[0]}")
-        for name, v in scalars.items():
-            if isinstance(v, torch.Tensor) and v.numel() != 1:
-                raise ValueError(f"scalar {name!r} must be a number or a 1-element tensor, got shape {tuple(v.shape)}")
-            if not isinstance(v, (torch.Tensor, int, float)) or isinstance(v, bool):
-                raise ValueError(f"scalar {name!r} must be a number, got {type(v).__name__}")
 
     @torch.no_grad()
     def _compute(self, step, token_ids, response_mask, advantages, logits, entropy, logprobs,
-                 rewards, group_ids, texts, prompts, prompt_ids, scalars):
+                 rewards, group_ids, texts, prompts, prompt_ids, extra: _Scalars):
         wall = time.time()
         mask = response_mask.bool()
         if logits is not None:
@@ -353,9 +366,9 @@ class Recorder:
         finite = torch.isfinite(h) if lp is None else torch.isfinite(h) & torch.isfinite(lp)
         valid = mask & finite
         n = valid.sum()
-        nf = n.clamp(min=1).float()
         hv = torch.where(valid, h, 0.0)
-        mean_h = hv.sum() / nf
+        h_sum = hv.double().sum()
+        mean_h = (h_sum / n.clamp(min=1)).float()
         adv = per_token(advantages.detach(), h, "advantages").float()
         adv_v = torch.where(valid, adv, 0.0)
         nan = torch.tensor(torch.nan, device=h.device)
@@ -373,21 +386,22 @@ class Recorder:
         win = window_entropy(h, valid, self.hwe_window)
         is_hwe, hwe_thr = hwe_mask(win, valid, self.hwe_threshold)
         scal = torch.stack([
-            n.double(), (mask & ~finite).sum().double(), hv.double().sum(),
+            n.double(), (mask & ~finite).sum().double(), h_sum,
             (torch.where(valid, h - mean_h, 0.0).double() ** 2).sum(), lp_sum.double(),
             adv_v.double().sum(), cov_mean.double(), torch.as_tensor(cov_pos).double(),
             (valid & (h > self.high_entropy_threshold)).sum().double(), is_hwe.sum().double(),
             hwe_thr.double(), pressure.double(), *q[: len(QUANTILES)].double(),
         ])
         pick = self._choose(step, token_ids.shape[0])
+        row_len = mask.sum(-1)
         to_host = {
             "scalars": scal,
             "hist": entropy_histogram(h, valid, self.hist_edges),
-            "row_len": mask.sum(-1),
+            "row_len": row_len,
             "row_valid": valid.sum(-1),
             "row_hsum": hv.sum(-1),
             "row_adv": advantages.detach().to(torch.float64, copy=True) if advantages.ndim == 1
-            else (adv.double() * mask).sum(-1) / mask.sum(-1).clamp(min=1),
+            else (adv.double() * mask).sum(-1) / row_len.clamp(min=1),
         }
         if rewards is not None:
             to_host["rewards"] = rewards.detach().to(torch.float64, copy=True)
@@ -395,9 +409,6 @@ class Recorder:
             to_host["group_ids"] = group_ids.detach().clone()
         if prompt_ids is not None:
             to_host["prompt_ids"] = prompt_ids.detach().clone()
-        for k, v in scalars.items():
-            if isinstance(v, torch.Tensor):
-                to_host[f"scalar:{k}"] = v.detach().reshape(()).clone()
         if pick:
             idx = torch.tensor(pick, device=h.device)
             zeros = torch.zeros_like(h)
@@ -410,11 +421,10 @@ class Recorder:
                 tok_hwe=is_hwe.index_select(0, idx), tok_fork=is_forking.index_select(0, idx),
             )
         host = _HostCopy(to_host)
-        plain = {k: v for k, v in scalars.items() if not isinstance(v, torch.Tensor)}
         texts = None if texts is None else list(texts)
         prompts = None if prompts is None else list(prompts)
         has_lp = lp is not None
-        return lambda: self._rows(step, wall, host.get(), pick, plain, texts, prompts, has_lp)
+        return lambda: self._rows(step, wall, host.get(), pick, extra, texts, prompts, has_lp)
 
     def _choose(self, step: int, batch: int) -> list[int]:
         ts = self.token_sample
@@ -424,7 +434,7 @@ class Recorder:
         return sorted(random.Random(f"{self.seed}-{step}-{self.rank}").sample(range(batch), k))
 
     # --------------------------------------------------------------- writer thread only
-    def _rows(self, step, wall, t, pick, plain, texts, prompts, has_lp) -> Batch:
+    def _rows(self, step, wall, t, pick, extra, texts, prompts, has_lp) -> Batch:
         s = dict(zip(_SCALARS, t["scalars"].tolist()))
         n = int(s["n"])
         row_len = t["row_len"].double()
@@ -466,8 +476,7 @@ class Recorder:
             frac, n_groups = zero_advantage_group_frac(signal, groups)
             step_row["zero_adv_group_frac"] = float(frac)
             step_row["n_groups"] = n_groups
-        step_row.update({k: _num(v) for k, v in plain.items()})
-        step_row.update({k[7:]: _num(v.item()) for k, v in t.items() if k.startswith("scalar:")})
+        step_row.update(extra.row())
         out: Batch = [("steps", {k: [v] for k, v in step_row.items()})]
         if pick:
             try:
