@@ -17,11 +17,16 @@ _EXPORTS = {
     "load_run": "entrodiag.store.reader",
     "Run": "entrodiag.store.reader",
     "RunError": "entrodiag.store.reader",
+    "fit_entropy_law": "entrodiag.analysis",
+    "detect_collapse": "entrodiag.analysis",
+    "LawFit": "entrodiag.analysis",
+    "Flag": "entrodiag.analysis",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
+    from .analysis import Flag, LawFit, detect_collapse, fit_entropy_law
     from .hooks.logits_tap import LogitsTap
     from .hooks.recorder import Recorder
     from .store.reader import Run, RunError, load_run

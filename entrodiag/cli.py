@@ -95,6 +95,227 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _config_args(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (``eval_every`` -> ``--eval-every``), defaulting to None so
+    that only what the user typed overrides the preset and the TOML file."""
+    from .trainer.config import field_docs, fields
+
+    docs = field_docs()
+    group = p.add_argument_group("configuration (each overrides the preset and CONFIG)")
+    for f in fields():
+        flag = "--" + f.name.replace("_", "-")
+        kind = {"int": int, "float": float, "str": str, "bool": bool}[f.type]
+        help_ = f"{docs.get(f.name, '')} (default: {f.default})".strip()
+        if kind is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            group.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=help_)
+
+
+def _config_from_args(args: argparse.Namespace):
+    from .trainer.config import fields, load_config
+
+    overrides = {f.name: getattr(args, f.name) for f in fields()}
+    return load_config(args.preset, args.config, **overrides)
+
+
+def _timestamped(prefix: str) -> str:
+    import time
+
+    return f"runs/{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    from .trainer.config import PRESETS
+
+    p.add_argument("config", nargs="?", help="a TOML file of configuration fields (top level or [train])")
+    p.add_argument("--preset", default="tiny-arith", choices=list(PRESETS), help="starting configuration (default: %(default)s)")
+    p.add_argument("--out", help="run directory to create (default: runs/<preset>-<intervention>-<time>)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint (its stored configuration; "
+                   "--steps may extend it)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _config_args(p)
+
+
+@command("train", _train_args)
+def train_cmd(args: argparse.Namespace) -> int:
+    """Train with the built-in GRPO trainer, recording the run (CPU, or CUDA with bf16 when present).
+
+    Examples: `entrodiag train --preset tiny-arith --intervention kl_cov`;
+    `entrodiag train --model ./my-hf-model --task gsm8k.jsonl --max-new-tokens 256 --device cuda`;
+    `torchrun --nproc_per_node 2 --no-python entrodiag train --out runs/ddp` (DDP, one run directory);
+    `entrodiag train --resume runs/ddp` after a crash.
+    """
+    from .trainer import TrainingError, resume_config, train
+    from .trainer.config import fields
+
+    try:
+        if args.resume:
+            typed = [f.name for f in fields() if f.name != "steps" and getattr(args, f.name) is not None]
+            if args.out:
+                typed.append("--out")
+            if typed or args.config:
+                print(f"entrodiag train: --resume continues the stored configuration; only --steps may change "
+                      f"(got {', '.join(typed) or args.config})", file=sys.stderr)
+                return 2
+            cfg = resume_config(args.resume, steps=args.steps)
+            out = train(cfg, args.resume, resume=True, progress=not args.no_progress)
+        else:
+            cfg = _config_from_args(args)
+            out = train(cfg, args.out or _timestamped(f"{args.preset}-{cfg.intervention}"), progress=not args.no_progress)
+    except (ValueError, TrainingError) as e:
+        print(f"entrodiag train: {e}", file=sys.stderr)
+        return 2
+    print(f"run written to {out}\nnext: entrodiag analyze {out}")
+    return 0
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="run directory to create (default: runs/demo-<time>)")
+    p.add_argument("--steps", type=int, help="training steps (default: the tiny-arith preset's 450)")
+    p.add_argument("--intervention", help="policy-loss mode (default: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command("demo", _demo_args)
+def demo(args: argparse.Namespace) -> int:
+    """Train the tiny model on 2-digit addition (offline, under 4 minutes on 2 CPU cores), then
+    summarise its entropy dynamics: entropy start -> end, accuracy start -> end, the entropy law
+    R = -a*exp(H) + b, and a PDF report when the report builder is installed."""
+    import importlib.util
+    from pathlib import Path
+
+    from .trainer import TrainingError, load_config, train
+
+    try:
+        cfg = load_config("tiny-arith", steps=args.steps, intervention=args.intervention)
+        out = train(cfg, args.out or _timestamped("demo"), progress=not args.no_progress)
+    except (ValueError, TrainingError) as e:
+        print(f"entrodiag demo: {e}", file=sys.stderr)
+        return 2
+    from .store import load_run
+
+    run = load_run(out)
+    steps = run.steps
+    k = max(1, min(10, steps.height // 5))
+    h0, h1 = steps.head(k)["entropy_mean"].mean(), steps.tail(k)["entropy_mean"].mean()
+    print(f"\nrun                   {out}  ({steps.height} steps)")
+    print(f"entropy               {h0:.3f} -> {h1:.3f} nats (mean of the first / last {k} steps)")
+    for (name,), g in run.evals.sort("step").group_by("name", maintain_order=True):
+        print(f"{name:<21} {g['value'][0]:.3f} -> {g['value'][-1]:.3f} (held-out, step {g['step'][0]} -> {g['step'][-1]})")
+    if importlib.util.find_spec("entrodiag.analysis"):
+        from .analysis import fit_entropy_law
+
+        try:
+            fit = fit_entropy_law(run)
+            print(f"entropy law           R = -{fit.a:.3f}*exp(H) + {fit.b:.3f}, ceiling {fit.ceiling:.3f}, "
+                  f"R^2 {fit.r2:.3f} (fitted on {fit.n} evaluations)")
+        except ValueError as e:
+            print(f"entropy law           not fitted: {e}")
+    if importlib.util.find_spec("entrodiag.report"):
+        from .report import build_report
+
+        pdf = Path("reports") / f"{run.run_id}.pdf"
+        build_report(out, pdf)
+        print(f"report                {pdf}")
+    print(f"next                  entrodiag analyze {out}")
+    if importlib.util.find_spec("streamlit"):
+        print(f"                      entrodiag dashboard {Path(out).parent}   (opens on http://127.0.0.1:8501)")
+    return 0
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="SOURCE", help="trainer_state.json (or a folder with checkpoint-*/), a verl "
+                   "JSONL log, TensorBoard event file(s), a CSV/JSONL history (e.g. a W&B export)")
+    p.add_argument("--out", required=True, metavar="RUN", help="run directory to create (must not hold a run)")
+    p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
+                   help="map a logged column to a step column (entropy_mean, reward_mean, ...), an "
+                   "evaluation (val/NAME), 'step' or 'skip'; repeat for more columns")
+    p.add_argument("--format", default="auto",
+                   choices=("auto", "trainer_state", "verl", "jsonl", "csv", "tensorboard"),
+                   help="input format (default: detect from the name and content)")
+
+
+@command("import", _import_args)
+def import_(args: argparse.Namespace) -> int:
+    """Build a run (steps and evals) from metrics another tool logged: TRL/HF, verl, OpenRLHF, TensorBoard, W&B."""
+    from .importers import ImportFailure, import_run
+
+    try:
+        report = import_run(args.source, args.out, format=args.format, mapping=args.map)
+    except (ImportFailure, ValueError, FileExistsError, OSError) as e:
+        print(f"entrodiag import: {e}", file=sys.stderr)
+        return 2
+    evals = f" ({', '.join(report.eval_names)})" if report.eval_names else ""
+    print(f"imported {report.steps} steps and {report.eval_steps} evaluation steps{evals} from {report.source} "
+          f"(format {report.format}, step column {report.step_column!r}) into {report.run_dir}")
+    if report.columns:
+        print("mapped      " + ", ".join(f"{k} -> {v}" for k, v in report.columns.items()))
+    if report.unrecognised:
+        print(f"unrecognised columns, kept as step columns under their own names ({len(report.unrecognised)}): "
+              + ", ".join(report.unrecognised))
+        print("            map one with --map COLUMN=FIELD (e.g. --map my_entropy=entropy_mean)")
+    if report.skipped:
+        print("skipped     " + ", ".join(report.skipped) + " (not numeric, another step counter, or mapped to skip)")
+    if not report.evals:
+        print("no evaluation columns found: the entropy law needs one (map it with --map COLUMN=val/NAME)")
+    print(f"next: entrodiag inspect {report.run_dir}")
+    return 0
+
+
+def _analyze_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="a run directory (or a folder holding exactly one run)")
+    p.add_argument("--json", action="store_true", help="print the analysis as JSON (the same numbers)")
+    p.add_argument("--fail-on", choices=("info", "warning", "critical"), default=None, metavar="SEVERITY",
+                   help="exit 1 when a flag of SEVERITY (info|warning|critical) or worse is raised, so CI or "
+                   "a scheduler can stop a doomed run")
+
+
+@command("analyze", _analyze_args)
+def analyze(args: argparse.Namespace) -> int:
+    """Analyse a run: the entropy law and its ceiling, collapse flags with advice, the mechanism.
+
+    Prints the entropy dynamics, the fitted law R = -a*exp(H) + b with its ceiling b - a and the
+    early prediction, collapse flags with the intervention to try, the entropy-mechanism check
+    and token analyses. --fail-on makes it exit 1 when a flag of that severity or worse is raised;
+    a path that is not a run exits 2."""
+    from .analysis.summary import cli_analyze
+
+    return cli_analyze(args.run, as_json=args.json, fail_on=args.fail_on)
+
+
+def _probe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", action="append", required=True, metavar="PATH",
+                   help="a checkpoint or Hugging Face model folder; repeat for several (one step each, in order; "
+                   "names like step-0000099 give the step)")
+    p.add_argument("--suite", required=True, help="JSONL prompt set with answers, e.g. probes/arith.jsonl")
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--samples", type=int, default=8, help="answers sampled per prompt, K (default: %(default)s)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=32, help="answer length limit (default: %(default)s)")
+    p.add_argument("--limit", type=int, help="probe only the first N prompts of the suite")
+    p.add_argument("--batch-size", type=int, default=256, help="sequences per generation batch (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command("probe", _probe_args)
+def probe_cmd(args: argparse.Namespace) -> int:
+    """Measure token entropy, sampled/greedy accuracy and semantic entropy of checkpoints on a
+    prompt suite, one step per checkpoint, so the entropy law can be fitted without training logs."""
+    from .probe import probe
+
+    try:
+        out = probe(args.model, args.suite, args.out, samples=args.samples, temperature=args.temperature,
+                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
+                    seed=args.seed, progress=not args.no_progress)
+    except ValueError as e:
+        print(f"entrodiag probe: {e}", file=sys.stderr)
+        return 2
+    print(f"run written to {out}\nnext: entrodiag inspect {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="entrodiag",

@@ -43,3 +43,32 @@ def batch_kwargs(step: int = 0, **kw):
     batch = known_entropy_batch(step, **kw)
     del batch["k"]
     return batch
+
+
+@pytest.fixture(scope="session")
+def warm_start_cache(tmp_path_factory):
+    """One warm-start cache (``ENTRODIAG_CACHE``) for the whole session; the first trainer test
+    builds the tiny model's warm start, the others read it."""
+    import os
+
+    path = tmp_path_factory.mktemp("entrodiag-cache")
+    old = os.environ.get("ENTRODIAG_CACHE")
+    os.environ["ENTRODIAG_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("ENTRODIAG_CACHE", None)
+    else:
+        os.environ["ENTRODIAG_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_run(warm_start_cache, tmp_path_factory):
+    """A finished ``tiny-arith-test`` run of the built-in trainer (trained once per session) and
+    the seconds it took, warm start included."""
+    import time
+
+    from entrodiag.trainer import load_config, train
+
+    t0 = time.time()
+    out = train(load_config("tiny-arith-test"), tmp_path_factory.mktemp("tiny") / "run", progress=False)
+    return out, time.time() - t0

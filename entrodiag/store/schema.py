@@ -16,6 +16,12 @@ Additions to DESIGN §2 made by this implementation (all within v1):
   the same host means interrupted at once), ``recorder`` (its settings), ``entropy_hist_edges``
   (bins ``[e_i, e_i+1)``, the last edge null = +inf), ``resumed`` (times of resumption),
   and at close ``finished``, ``writer_errors``, ``recorder_errors``, ``dropped_rows``.
+- run.json ``source``: besides builtin | trl | custom | probe, ``import:<format>`` (runs built by
+  ``entrodiag import``) and the names the verl/OpenRLHF snippets pass (``verl``, ``openrlhf``).
+- Step columns the built-in trainer logs: ``loss``, ``kl`` (with ``kl_coef``), ``clip_low_frac``,
+  ``clip_high_frac``, ``selected_frac`` (share of tokens the intervention acted on), ``grad_norm``,
+  ``lr``, ``step_time`` (s), ``entropy_after`` (token-mean entropy of the same batch after the
+  update: measured ΔH = entropy_after − entropy_mean). Probes log ``semantic_entropy``.
 - Window entropy near the end of a response is the mean over the tokens left in the window;
   HWE positions are those strictly above the threshold (so a flat step has none).
 """

@@ -310,3 +310,35 @@ class RunWriter:
                 writer_errors=self.errors, dropped_rows=self.dropped_rows,
             )
             self._write_meta()
+
+
+def truncate_run(run_dir: str | Path, after_step: int) -> int:
+    """Remove every row with ``step > after_step`` from a run's part files (for a resume from
+    the checkpoint of ``after_step``, so no step is recorded twice). Each changed part is
+    rewritten atomically, or deleted when nothing is left; unreadable parts are left alone (the
+    reader skips them). Returns the number of rows removed. Call it while no writer is open."""
+    import pyarrow.compute as pc
+
+    removed = 0
+    for table in TABLES:
+        for part in sorted((Path(run_dir) / table).glob(PART_GLOB)):
+            try:
+                data = pq.read_table(part)
+            except Exception:
+                log.warning("entrodiag: %s is unreadable; left as it is", part)
+                continue
+            keep = data.filter(pc.less_equal(data["step"], after_step))
+            if keep.num_rows == data.num_rows:
+                continue
+            removed += data.num_rows - keep.num_rows
+            if keep.num_rows == 0:
+                part.unlink()
+            else:
+                tmp = part.with_name(f".{part.name}.tmp")
+                with open(tmp, "wb") as f:
+                    pq.write_table(keep, f, compression="zstd")
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, part)
+        _fsync_dir(Path(run_dir) / table)
+    return removed

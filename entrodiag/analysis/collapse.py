@@ -1,0 +1,505 @@
+"""Collapse detectors: read a run's step rows and raise ``Flag``s with evidence and advice.
+
+Thresholds are relative to the run's own start wherever the quantity has a natural scale there
+(the literature gives no absolute collapse threshold; Cui et al. 2025's signals are relative, see
+``shared/reference/entropy-literature.md``, "Collapse thresholds people actually use"). Every
+default lives in ``CollapseThresholds``; ``detect_collapse(run, name=value)`` overrides any of them.
+
+Words used below:
+
+- *start* / *end*: the mean of a series over the first / last ``edge_frac`` of the recorded steps
+  (at least 1, at most ``edge_max`` steps: few, because per-step aggregates over a whole batch are
+  precise and a fast collapse would otherwise lower the start); H0 is the start entropy.
+- *smoothed*: trailing mean over ``smooth`` recorded steps.
+- *reward scale*: the within-batch reward spread at the start (mean ``reward_std`` over the start
+  window); without it, |start reward|, else 1. Reward changes are measured in this unit, so the
+  thresholds mean the same for 0/1 rewards and for rewards on another scale.
+- *training length*: ``config["total_steps"|"max_steps"|"steps"]`` from run.json when larger than
+  the recorded steps (a run in progress), else the recorded steps.
+
+Severities: ``info`` is worth knowing (e.g. positive covariance, the default dynamics of GRPO);
+``warning`` calls for an intervention at the next restart; ``critical`` means the run is unlikely
+to improve as it is: stop or change it now (``entrodiag analyze --fail-on critical``).
+
+Interventions named in the advice (DESIGN §3; Cui et al. 2025 for Clip-Cov/KL-Cov and the entropy
+bonus, DAPO for clip-higher, Wang et al. 2025 for forking tokens, EPO, COPO, Lp-Reg).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..store.reader import Run
+from ._common import AnalysisError, RunLike, as_run, clean, edge_size, step_series, trailing_mean
+
+SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+
+KL_COV = "kl_cov (k=2e-3 for 7B-scale models, 2e-4 for 32B; β=1)"
+CLIP_COV = "clip_cov (r=2e-4, 1<cov<5)"
+CLIP_HIGHER = "clip_higher (ε_low=0.2, ε_high=0.28)"
+ENTROPY_BONUS = "an entropy bonus of 0.005 (0.01 made entropy explode)"
+
+
+@dataclass(frozen=True)
+class CollapseThresholds:
+    """Defaults of every collapse detector (override with ``detect_collapse(run, name=value)``).
+
+    General:
+        min_steps: recorded steps a detector needs before it judges (10).
+        edge_frac, edge_max: size of the start/end windows: 3% of the steps, at most 10 steps.
+        smooth: trailing window (steps) of the smoothed series (5).
+    early_collapse (Cui et al.: 73% of the entropy is consumed in the first 1/12 of training):
+        early_frac: "the first part of training" = the first 20% of the training length.
+        early_drop: warning when the smoothed entropy has lost this share of H0 by then (0.75).
+        early_drop_critical: critical at this share (0.9, i.e. H/H0 < 0.1, the literature note's
+            example criterion).
+    entropy_floor (entropy floor reached with a reward plateau):
+        floor_ratio: end entropy at most this share of H0 (0.2).
+        tail_frac: the tail examined: the last 20% of the recorded steps (at least 5 steps).
+        floor_flat: entropy moved by at most this share of H0 over the tail (0.05).
+        plateau_gain: the reward's fitted gain over the tail at most this many reward scales (0.05).
+    entropy_explosion (entropy rising while reward falls):
+        explosion_rise: the smoothed entropy rises above its lowest point so far by at least this
+            share of H0 (0.5),
+        explosion_reward_drop: while the smoothed reward falls, over the same steps, by at least
+            this many reward scales (0.1).
+    positive_covariance (Cui et al.: positive covariance drains entropy):
+        cov_pos_share: share of steps with ``cov_mean`` > 0 (0.8). Info on its own (it is the
+            default dynamics of GRPO); a warning when entropy has also dropped by
+        cov_entropy_drop: this share of H0 (0.5).
+    vanishing_signal (zero-advantage groups, COPO):
+        zero_adv_warning, zero_adv_critical: end share of groups with all-equal rewards (0.5, 0.8).
+    high_entropy_extinction (share of tokens above 0.672 nats; Wang et al. 2025, Lp-Reg):
+        spark_ratio, spark_ratio_critical: end share over start share at most (0.25, 0.05).
+        spark_min_start: start share needed to judge at all (0.01).
+    entropy_volatility (EPO): step-to-step relative change |ΔH|/H, median over a window of
+        window_frac: 10% of the steps (at least 5), at least
+        volatility: this (0.15) and
+        volatility_ratio: at least this multiple of the start's (3).
+    length_collapse:
+        length_ratio, length_ratio_critical: end mean response length over start (0.5, 0.25).
+    ceiling_exhausted (the fitted law says little performance is left at the current entropy):
+        ceiling_gain: share of the law's attainable gain already realised (0.9), with a fit of
+        ceiling_min_r2: at least this R² (0.5).
+    """
+
+    min_steps: int = 10
+    edge_frac: float = 0.03
+    edge_max: int = 10
+    smooth: int = 5
+    early_frac: float = 0.2
+    early_drop: float = 0.75
+    early_drop_critical: float = 0.9
+    floor_ratio: float = 0.2
+    tail_frac: float = 0.2
+    floor_flat: float = 0.05
+    plateau_gain: float = 0.05
+    explosion_rise: float = 0.5
+    explosion_reward_drop: float = 0.1
+    cov_pos_share: float = 0.8
+    cov_entropy_drop: float = 0.5
+    zero_adv_warning: float = 0.5
+    zero_adv_critical: float = 0.8
+    spark_ratio: float = 0.25
+    spark_ratio_critical: float = 0.05
+    spark_min_start: float = 0.01
+    window_frac: float = 0.1
+    volatility: float = 0.15
+    volatility_ratio: float = 3.0
+    length_ratio: float = 0.5
+    length_ratio_critical: float = 0.25
+    ceiling_gain: float = 0.9
+    ceiling_min_r2: float = 0.5
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+                raise ValueError(f"threshold {f.name} must be a non-negative number, got {v!r}")
+        for name in ("min_steps", "edge_max", "smooth"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise ValueError(f"threshold {name} must be a positive integer, got {getattr(self, name)!r}")
+
+    @classmethod
+    def with_overrides(cls, **overrides: Any) -> CollapseThresholds:
+        """Defaults with ``overrides``; an unknown name raises ``ValueError`` listing the valid ones."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(
+                f"unknown collapse threshold(s) {', '.join(unknown)}; valid names: {', '.join(sorted(names))}"
+            )
+        return cls(**overrides)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A diagnosis: ``kind`` (detector), ``severity`` (info | warning | critical), the step range
+    where it holds, the evidence in numbers, a one-line ``message`` and ``advice`` naming the
+    intervention and its settings. JSON-serialisable through ``to_dict`` (or ``dataclasses.asdict``).
+    """
+
+    kind: str
+    severity: str
+    first_step: int
+    last_step: int
+    evidence: dict[str, float | int | None]
+    advice: str
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}, got {self.severity!r}")
+        object.__setattr__(self, "first_step", int(self.first_step))
+        object.__setattr__(self, "last_step", int(self.last_step))
+        object.__setattr__(self, "evidence", clean(dict(self.evidence)))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def severity_rank(severity: str) -> int:
+    """0 for info, 1 for warning, 2 for critical."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
+    return SEVERITIES.index(severity)
+
+
+# --------------------------------------------------------------------------------- the context
+class _Skip(Exception):
+    """A detector cannot judge this run; the message says why."""
+
+
+@dataclass
+class _Ctx:
+    run: Run
+    th: CollapseThresholds
+    series: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def get(self, column: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+        if column not in self.series:
+            self.series[column] = step_series(self.run, column)
+        steps, values = self.series[column]
+        if len(values) == 0:
+            raise _Skip(f"no {column} in the step rows ({what})")
+        if len(values) < self.th.min_steps:
+            raise _Skip(f"{len(values)} step(s) with {column}; needs {self.th.min_steps}")
+        return steps, values
+
+    def smooth(self, values: np.ndarray) -> np.ndarray:
+        return trailing_mean(values, self.th.smooth)
+
+    def edge(self, n: int) -> int:
+        return edge_size(n, self.th.edge_frac, self.th.edge_max)
+
+    def start_end(self, values: np.ndarray) -> tuple[float, float]:
+        k = self.edge(len(values))
+        return float(np.mean(values[:k])), float(np.mean(values[-k:]))
+
+    def total_steps(self, steps: np.ndarray) -> int:
+        recorded = int(steps[-1] - steps[0] + 1)
+        cfg = self.run.meta.get("config") or {}
+        for key in ("total_steps", "max_steps", "steps"):
+            v = cfg.get(key) if isinstance(cfg, dict) else None
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > recorded:
+                return int(v)
+        return recorded
+
+    def entropy(self) -> tuple[np.ndarray, np.ndarray, float]:
+        steps, h = self.get("entropy_mean", "record rollouts with Recorder.record_batch")
+        h0 = self.start_end(h)[0]
+        if h0 <= 0:
+            raise _Skip(f"start entropy is {h0:.3g} nats: nothing to lose")
+        return steps, h, h0
+
+    def reward(self) -> tuple[np.ndarray, np.ndarray, float]:
+        steps, r = self.get("reward_mean", "pass rewards= to record_batch")
+        scale = None
+        try:
+            _, rstd = self.get("reward_std", "")
+            scale = self.start_end(rstd)[0]
+        except _Skip:
+            pass
+        if not scale or scale <= 1e-9:
+            scale = abs(self.start_end(r)[0]) or 1.0
+        return steps, r, float(scale)
+
+
+def _tail(n: int, frac: float) -> int:
+    return int(min(n, max(5, round(frac * n))))
+
+
+def _window(n: int, frac: float) -> int:
+    return int(min(n - 1, max(5, round(frac * n))))
+
+
+# ------------------------------------------------------------------------------------ detectors
+def _early_collapse(c: _Ctx) -> Flag | None:
+    steps, h, h0 = c.entropy()
+    hs = c.smooth(h)
+    horizon = steps[0] + c.th.early_frac * c.total_steps(steps)
+    early = steps <= horizon
+    gone = 1.0 - hs / h0
+    hit = np.nonzero(early & (gone >= c.th.early_drop))[0]
+    if len(hit) == 0:
+        return None
+    i = int(hit[0])
+    worst = float(gone[early].max())
+    severity = "critical" if worst >= c.th.early_drop_critical else "warning"
+    return Flag(
+        "early_collapse", severity, steps[0], steps[i],
+        {"entropy_start": h0, "entropy_at_step": hs[i], "share_gone": gone[i], "max_share_gone_early": worst,
+         "step": steps[i], "training_frac": (steps[i] - steps[0]) / max(c.total_steps(steps), 1)},
+        f"switch to {KL_COV} or {CLIP_COV} to keep entropy from collapsing; {CLIP_HIGHER} is the "
+        "milder option",
+        f"{gone[i]:.0%} of the starting entropy ({h0:.3g} nats) was gone by step {steps[i]}, within the "
+        f"first {c.th.early_frac:.0%} of training",
+    )
+
+
+def _entropy_floor(c: _Ctx) -> Flag | None:
+    steps, h, h0 = c.entropy()
+    rsteps, r, scale = c.reward()
+    k = _tail(len(h), c.th.tail_frac)
+    h_end = float(np.mean(h[-k:]))
+    h_move = abs(float(np.polyfit(steps[-k:], h[-k:], 1)[0]) * (steps[-1] - steps[-k]))
+    kr = _tail(len(r), c.th.tail_frac)
+    r_gain = float(np.polyfit(rsteps[-kr:], r[-kr:], 1)[0]) * (rsteps[-1] - rsteps[-kr])
+    if not (h_end <= c.th.floor_ratio * h0 and h_move <= c.th.floor_flat * h0
+            and r_gain <= c.th.plateau_gain * scale):
+        return None
+    return Flag(
+        "entropy_floor", "critical", steps[-k], steps[-1],
+        {"entropy_start": h0, "entropy_end": h_end, "entropy_ratio": h_end / h0,
+         "entropy_change_tail": h_move,
+         "reward_gain_tail": r_gain, "reward_scale": scale, "reward_end": float(np.mean(r[-kr:])),
+         "tail_steps": k},
+        f"more steps of this recipe will not help: restart from a checkpoint before the collapse with "
+        f"{KL_COV} or {CLIP_COV}",
+        f"entropy sits at {h_end / h0:.0%} of its start and no longer moves, and the reward has plateaued "
+        f"(gain {r_gain:+.3g} over the last {k} steps)",
+    )
+
+
+def _entropy_explosion(c: _Ctx) -> Flag | None:
+    steps, h, h0 = c.entropy()
+    rsteps, r, scale = c.reward()
+    if len(rsteps) != len(steps) or not np.array_equal(rsteps, steps):
+        common, ih, ir = np.intersect1d(steps, rsteps, return_indices=True)
+        steps, h, r = common, h[ih], r[ir]
+        if len(steps) < c.th.min_steps:
+            raise _Skip("entropy and reward share too few steps")
+    hs, rs = c.smooth(h), c.smooth(r)
+    idx = np.arange(len(hs))  # index of the lowest smoothed entropy so far, at each step
+    trough = np.maximum.accumulate(np.where(hs <= np.minimum.accumulate(hs), idx, 0))
+    dh = hs - hs[trough]
+    dr = rs - rs[trough]
+    hit = np.nonzero((dh >= c.th.explosion_rise * h0) & (dr <= -c.th.explosion_reward_drop * scale))[0]
+    if len(hit) == 0:
+        return None
+    first, last = int(trough[hit[0]]), int(hit[-1])
+    return Flag(
+        "entropy_explosion", "critical", steps[first], steps[last],
+        {"entropy_start": h0, "entropy_low": float(hs[trough[hit[0]]]), "entropy_max": float(hs.max()),
+         "max_rise": float(dh[hit].max()), "max_rise_ratio": float(dh[hit].max() / h0),
+         "reward_drop": float(dr[hit].min()), "reward_scale": scale},
+        "lower the entropy bonus to 0.005 (0.01 made entropy explode) or drop it, and "
+        "anchor the policy with a KL term or kl_cov (k=2e-3, β=1); check clip_low_frac (low-side "
+        "clipping raises entropy) and the learning rate",
+        f"entropy rose by {dh[hit].max() / h0:.0%} of its start from its low at step {steps[first]} "
+        f"while the reward fell by {-dr[hit].min():.3g}",
+    )
+
+
+def _positive_covariance(c: _Ctx) -> Flag | None:
+    steps, cov = c.get("cov_mean", "pass logprobs (or logits) to record_batch")
+    pos = cov > 0
+    share = float(pos.mean())
+    if share < c.th.cov_pos_share:
+        return None
+    runs = np.diff(np.concatenate([[0], pos.astype(np.int8), [0]]))
+    longest = int((np.nonzero(runs == -1)[0] - np.nonzero(runs == 1)[0]).max())
+    evidence = {"positive_share": share, "cov_mean": float(cov.mean()), "cov_median": float(np.median(cov)),
+                "longest_positive_run": longest}
+    severity = "info"
+    try:
+        _, h, h0 = c.entropy()
+        ratio = c.start_end(h)[1] / h0
+        evidence["entropy_ratio"] = ratio
+        if ratio <= 1.0 - c.th.cov_entropy_drop:
+            severity = "warning"
+    except _Skip:
+        pass
+    idx = np.nonzero(pos)[0]
+    return Flag(
+        "positive_covariance", severity, steps[idx[0]], steps[idx[-1]], evidence,
+        f"{CLIP_COV} or {KL_COV} act on exactly the high-covariance tokens that drain entropy",
+        f"covariance between log-prob and advantage was positive in {share:.0%} of steps: each update "
+        "lowers entropy (Cui et al. 2025)",
+    )
+
+
+def _vanishing_signal(c: _Ctx) -> Flag | None:
+    steps, z = c.get("zero_adv_group_frac", "pass rewards= and group_ids= to record_batch")
+    zs = c.smooth(z)
+    start, end = c.start_end(z)
+    if end < c.th.zero_adv_warning:
+        return None
+    severity = "critical" if end >= c.th.zero_adv_critical else "warning"
+    above = np.nonzero(zs >= c.th.zero_adv_warning)[0]
+    return Flag(
+        "vanishing_signal", severity, steps[above[0]] if len(above) else steps[-1], steps[-1],
+        {"zero_adv_start": start, "zero_adv_end": end, "zero_adv_max": float(zs.max())},
+        "drop groups whose rewards are all equal and resample (DAPO dynamic sampling), raise the samples "
+        "per prompt (e.g. 8 → 16), or add COPO's global consistency reward; re-balance task difficulty",
+        f"{end:.0%} of the groups have all-equal rewards and give no gradient (start: {start:.0%})",
+    )
+
+
+def _high_entropy_extinction(c: _Ctx) -> Flag | None:
+    steps, s = c.get("high_entropy_frac", "record rollouts with Recorder.record_batch")
+    start, end = c.start_end(s)
+    if start < c.th.spark_min_start:
+        raise _Skip(f"only {start:.2%} of tokens were above 0.672 nats at the start; nothing to lose")
+    ratio = end / start
+    if ratio > c.th.spark_ratio:
+        return None
+    ss = c.smooth(s)
+    below = np.nonzero(ss <= c.th.spark_ratio * start)[0]
+    return Flag(
+        "high_entropy_extinction", "critical" if ratio <= c.th.spark_ratio_critical else "warning",
+        steps[below[0]] if len(below) else steps[-1], steps[-1],
+        {"high_entropy_start": start, "high_entropy_end": end, "ratio": ratio},
+        f"the forking tokens are dying out: {CLIP_HIGHER} lets low-probability tokens grow; Lp-Reg "
+        f"protects them; {KL_COV} keeps entropy where it matters",
+        f"the share of tokens above 0.672 nats fell from {start:.1%} to {end:.1%}",
+    )
+
+
+def _entropy_volatility(c: _Ctx) -> Flag | None:
+    steps, h, h0 = c.entropy()
+    mid = (h[1:] + h[:-1]) / 2
+    rel = np.abs(np.diff(h)) / np.where(mid > 0, mid, np.inf)
+    w = _window(len(h), c.th.window_frac)
+    if len(rel) < w:
+        raise _Skip("too few steps for a volatility window")
+    windows = np.lib.stride_tricks.sliding_window_view(rel, w)
+    med = np.median(windows, axis=1)
+    v0 = float(med[0])
+    limit = max(c.th.volatility, c.th.volatility_ratio * v0)
+    hit = np.nonzero(med >= limit)[0]
+    if len(hit) == 0:
+        return None
+    return Flag(
+        "entropy_volatility", "warning", steps[hit[0] + 1], steps[hit[-1] + w],
+        {"volatility_max": float(med.max()), "volatility_start": v0, "limit": limit, "window_steps": w},
+        f"smooth the entropy: an EPO-style regulariser (penalise tokens outside [0.8, 1.2]× the historical "
+        f"mean entropy), {ENTROPY_BONUS}, or a lower learning rate",
+        f"entropy changes by a median {med.max():.0%} from one step to the next (start: {v0:.0%})",
+    )
+
+
+def _length_collapse(c: _Ctx) -> Flag | None:
+    steps, L = c.get("resp_len_mean", "record rollouts with Recorder.record_batch")
+    start, end = c.start_end(L)
+    if start <= 0:
+        raise _Skip("responses were empty at the start")
+    ratio = end / start
+    if ratio > c.th.length_ratio:
+        return None
+    below = np.nonzero(c.smooth(L) <= c.th.length_ratio * start)[0]
+    return Flag(
+        "length_collapse", "critical" if ratio <= c.th.length_ratio_critical else "warning",
+        steps[below[0]] if len(below) else steps[-1], steps[-1],
+        {"length_start": start, "length_end": end, "ratio": ratio},
+        "check the reward for a shortcut that short answers exploit; use token-mean loss aggregation "
+        f"(DAPO) rather than per-sequence means; if entropy fell with it, {KL_COV}",
+        f"mean response length fell from {start:.3g} to {end:.3g} tokens ({ratio:.0%})",
+    )
+
+
+def _ceiling_exhausted(c: _Ctx) -> Flag | None:
+    from .law import fit_entropy_law
+
+    try:
+        fit = fit_entropy_law(c.run, smooth=c.th.smooth, n_boot=0)
+    except AnalysisError as e:
+        raise _Skip(str(e)) from None
+    if fit.gain_frac is None or fit.r2 != fit.r2 or fit.r2 < c.th.ceiling_min_r2:
+        raise _Skip(f"the law fits poorly (R² = {fit.r2:.2f} < {c.th.ceiling_min_r2})")
+    if fit.gain_frac < c.th.ceiling_gain:
+        return None
+    return Flag(
+        "ceiling_exhausted", "warning", fit.steps[0], fit.steps[-1],
+        {"a": fit.a, "b": fit.b, "ceiling": fit.ceiling, "r_last": fit.r_last, "headroom": fit.headroom,
+         "gain_frac": fit.gain_frac, "r2": fit.r2, "entropy_last": fit.H[-1]},
+        f"the law leaves at most {fit.headroom:.3g} ({fit.metric}) even at zero entropy: stop this recipe, "
+        f"or change it to one that keeps entropy ({KL_COV}, {CLIP_COV}; Cui et al. gained +2 points on 7B)",
+        f"{fit.gain_frac:.0%} of the gain the fitted law allows is already realised "
+        f"(ceiling b − a = {fit.ceiling:.3g}, now {fit.r_last:.3g})",
+    )
+
+
+DETECTORS: dict[str, Callable[[_Ctx], Flag | None]] = {
+    "early_collapse": _early_collapse,
+    "entropy_floor": _entropy_floor,
+    "entropy_explosion": _entropy_explosion,
+    "positive_covariance": _positive_covariance,
+    "vanishing_signal": _vanishing_signal,
+    "high_entropy_extinction": _high_entropy_extinction,
+    "entropy_volatility": _entropy_volatility,
+    "length_collapse": _length_collapse,
+    "ceiling_exhausted": _ceiling_exhausted,
+}
+
+
+def run_detectors(
+    run: RunLike, thresholds: CollapseThresholds | None = None
+) -> tuple[list[Flag], dict[str, str]]:
+    """Every detector on ``run``: ``(flags, skipped)``, ``skipped`` mapping a detector that could
+    not judge the run to the reason (missing column, too few steps, ...)."""
+    ctx = _Ctx(as_run(run), thresholds or CollapseThresholds())
+    flags, skipped = [], {}
+    for kind, detector in DETECTORS.items():
+        try:
+            flag = detector(ctx)
+        except _Skip as e:
+            skipped[kind] = str(e)
+            continue
+        if flag is not None:
+            flags.append(flag)
+    flags.sort(key=lambda f: (-severity_rank(f.severity), f.first_step))
+    return flags, skipped
+
+
+def detect_collapse(run: RunLike, **thresholds: float) -> list[Flag]:
+    """Collapse flags of a run, worst first (DESIGN §3; thresholds in ``CollapseThresholds``).
+
+    Detectors: early collapse, entropy floor with a reward plateau, entropy explosion, persistently
+    positive covariance (Cui et al. 2025), vanishing learning signal (zero-advantage groups, COPO),
+    extinction of high-entropy tokens (share above 0.672 nats; Wang et al. 2025), entropy
+    volatility (EPO), response-length collapse, and ceiling exhaustion (the fitted law). A detector
+    whose inputs are missing stays silent (``run_detectors`` says why).
+
+    Args:
+        run: a ``Run`` or a run directory.
+        **thresholds: overrides of ``CollapseThresholds`` fields, e.g. ``early_drop=0.5``.
+
+    Raises:
+        ValueError: an unknown threshold name (the message lists the valid ones) or a bad value.
+
+    Example:
+        >>> flags = detect_collapse("runs/demo", early_frac=0.1)   # doctest: +SKIP
+        >>> [(f.kind, f.severity, f.advice) for f in flags]      # doctest: +SKIP
+    """
+    flags, _ = run_detectors(run, CollapseThresholds.with_overrides(**thresholds))
+    return flags
+
+
+__all__ = ["DETECTORS", "SEVERITIES", "CollapseThresholds", "Flag", "detect_collapse", "run_detectors",
+           "severity_rank"]

@@ -1,0 +1,336 @@
+"""A run's whole analysis as one JSON-ready dict, its rich rendering, and ``entrodiag analyze``.
+
+Every section of ``analyze_run`` is ``{"status": "ok", ...}`` or ``{"status": "empty", "reason":
+...}``: a run with no evaluations, no token rows or a single step still gives a summary, and says
+what is missing and why a section is empty.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from typing import IO, Any
+
+import polars as pl
+
+from ._common import AnalysisError, RunLike, as_run, clean, edge_size, step_series
+from .collapse import SEVERITIES, CollapseThresholds, run_detectors, severity_rank
+from .law import early_prediction, eval_names, fit_entropy_law, pick_eval_metric
+from .mechanism import mechanism_check
+from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
+
+#: Step columns shown in the dynamics table (when the run has them), with their labels.
+DYNAMICS: dict[str, str] = {
+    "entropy_mean": "entropy (token mean, nats)",
+    "entropy_seq_mean": "entropy (seq mean, nats)",
+    "reward_mean": "reward",
+    "cov_mean": "cov(log p, A)",
+    "entropy_pressure": "entropy pressure",
+    "high_entropy_frac": "share > 0.672 nats",
+    "hwe_token_frac": "HWE token share",
+    "zero_adv_group_frac": "zero-advantage groups",
+    "resp_len_mean": "response length",
+    "clip_low_frac": "clipped low",
+    "clip_high_frac": "clipped high",
+    "kl": "KL",
+}
+
+
+def _empty(reason: str) -> dict:
+    return {"status": "empty", "reason": reason}
+
+
+def _dynamics(run, th: CollapseThresholds) -> dict:
+    steps = run.steps
+    if steps.is_empty():
+        return _empty("no step rows: a Recorder writes them on flush and on close")
+    rows = []
+    k = None
+    for col, label in DYNAMICS.items():
+        s, v = step_series(run, col)
+        if len(v) == 0:
+            continue
+        k = edge_size(len(v), th.edge_frac, th.edge_max)
+        start, end = float(v[:k].mean()), float(v[-k:].mean())
+        rows.append({"name": col, "label": label, "start": start, "end": end, "change": end - start,
+                     "ratio": end / start if start else None, "window": k})
+    ev = run.evals
+    for name in eval_names(run):
+        e = ev.filter(pl.col("name") == name).drop_nulls("value").sort("step")
+        v = e["value"].to_numpy()
+        rows.append({"name": name, "label": f"eval {name}", "start": float(v[0]), "end": float(v[-1]),
+                     "change": float(v[-1] - v[0]), "ratio": float(v[-1] / v[0]) if v[0] else None,
+                     "window": 1, "best": float(v.max())})
+    out = {"status": "ok", "rows": rows, "edge_steps": k}
+    if steps.height == 1:
+        out["note"] = "one step: start and end are the same step"
+    elif k:
+        out["note"] = f"start/end = mean of the first/last {k} step(s); evals: first/last value"
+    return out
+
+
+def analyze_run(
+    run: RunLike, *, metric: str | None = None, thresholds: dict[str, float] | None = None,
+    top_tokens: int = 10, span_examples: int = 3,
+) -> dict:
+    """The full analysis of a run as a JSON-ready dict (NaN → null).
+
+    Sections: ``run`` (identity, row counts), ``dynamics`` (start → end of the key step series
+    and the evaluations), ``law`` (``fit_entropy_law``: a, b, ceiling, CIs, R², RMSE),
+    ``early_prediction`` (f = 0.15, 0.3, 0.5), ``flags`` (``detect_collapse`` plus the detectors
+    that could not judge and why), ``mechanism`` (``mechanism_check``), ``forking_tokens``,
+    ``hwe_spans``, ``entropy_distribution``, and ``missing``: one line per missing input.
+
+    Example:
+        >>> s = analyze_run("runs/demo")                          # doctest: +SKIP
+        >>> s["law"]["ceiling"], [f["kind"] for f in s["flags"]["items"]]  # doctest: +SKIP
+    """
+    th = CollapseThresholds.with_overrides(**(thresholds or {}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = as_run(run)
+        steps = run.steps
+        counts = {t: (run.scan(t).select(pl.len()).collect().item() if run.parts(t) else 0)
+                  for t in ("tokens", "samples", "spans", "evals")}
+        names = eval_names(run)
+        out: dict[str, Any] = {
+            "run": {
+                "path": str(run.path), "run_id": run.run_id, "status": run.status,
+                **{k: run.meta.get(k) for k in ("source", "model", "task", "intervention", "world_size")},
+                "steps": steps.height,
+                "first_step": int(steps["step"].min()) if steps.height else None,
+                "last_step": int(steps["step"].max()) if steps.height else None,
+                "rows": counts, "eval_metrics": names,
+            }
+        }
+        missing = []
+        if steps.is_empty():
+            missing.append("no step rows: nothing was recorded yet (Recorder.record_batch writes them)")
+        elif steps.height == 1:
+            missing.append("a single step: trends, the law and the detectors need more steps")
+        if not names:
+            missing.append("no evaluations: the law and the early prediction need R; log "
+                           "Recorder.log_eval(step, 'val/accuracy', value) every few steps")
+        if counts["tokens"] == 0:
+            missing.append("no token rows: the forking-token leaderboard needs them (Recorder's "
+                           "token_sample > 0 keeps a few responses per step)")
+        out["dynamics"] = _dynamics(run, th)
+
+        chosen = metric or pick_eval_metric(names)
+        try:
+            fit = fit_entropy_law(run, metric=chosen, smooth=th.smooth)
+            out["law"] = {"status": "ok", **fit.to_dict(), "candidates": names}
+            rows = [r.to_dict() for r in early_prediction(fit)]
+            out["early_prediction"] = {"status": "ok", "rows": rows}
+        except AnalysisError as e:
+            out["law"] = _empty(str(e))
+            out["early_prediction"] = _empty("needs the law fit (see the law section)")
+
+        flags, skipped = run_detectors(run, th)
+        out["flags"] = {"status": "ok", "items": [f.to_dict() for f in flags], "skipped": skipped,
+                        "worst": flags[0].severity if flags else None}
+
+        m = mechanism_check(run)
+        out["mechanism"] = {"status": "ok" if m.verdict != "insufficient data" else "empty", **m.to_dict()}
+        if m.verdict == "insufficient data":
+            out["mechanism"]["reason"] = m.explanation
+
+        if counts["tokens"]:
+            board = forking_leaderboard(run, top=top_tokens)
+            out["forking_tokens"] = {"status": "ok", "rows": board.to_dicts()} if board.height else _empty(
+                "no token seen 5 or more times in the token rows was ever among its step's forking tokens")
+        else:
+            out["forking_tokens"] = _empty("no token rows (Recorder token_sample=0, or nothing recorded yet)")
+        spans = hwe_span_stats(run, examples=span_examples)
+        out["hwe_spans"] = {"status": "ok", **spans} if spans.get("n_spans") else {
+            **_empty("no span rows: spans are kept for the sampled responses (token_sample > 0)"), **spans}
+        dist = entropy_distribution(run)
+        out["entropy_distribution"] = {"status": "ok", **dist} if dist["segments"] else _empty(
+            "no entropy histograms in the step rows")
+        out["missing"] = missing
+    out["warnings"] = [str(w.message) for w in caught]
+    return clean(out)
+
+
+# ------------------------------------------------------------------------------------ rendering
+def _f(v: Any, spec: str = ".4g") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return format(v, spec)
+    return str(v)
+
+
+_SEV_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
+
+
+def render_summary(summary: dict, file: IO[str] | None = None, width: int | None = None) -> None:
+    """Print ``analyze_run``'s dict as rich tables (to ``file``, default stdout)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.padding import Padding
+    from rich.table import Table
+
+    con = Console(file=file, width=width, highlight=False, soft_wrap=False)
+    r = summary["run"]
+    con.rule(f"[bold]entrodiag analyze[/] {escape(r['run_id'])}")
+    con.print(
+        f"{escape(r['path'])}  status [bold]{escape(str(r['status']))}[/]  "
+        f"source {escape(str(r.get('source')))}  "
+        f"intervention {escape(str(r.get('intervention') or 'none'))}  steps {r['steps']}"
+        + (f" ({r['first_step']}–{r['last_step']})" if r["steps"] else "")
+        + "  rows: " + ", ".join(f"{k} {v}" for k, v in r["rows"].items())
+    )
+    for line in summary.get("missing", []):
+        con.print(f"[yellow]missing[/] {escape(line)}")
+    for w in summary.get("warnings", []):
+        con.print(f"[yellow]warning[/] {escape(w)}")
+
+    def empty(title: str, section: dict) -> bool:
+        if section.get("status") == "ok":
+            return False
+        con.print(f"\n[bold]{title}[/]: [dim]{escape(str(section.get('reason')))}[/]")
+        return True
+
+    d = summary["dynamics"]
+    if not empty("Dynamics", d):
+        t = Table(title="Dynamics", title_justify="left", caption=d.get("note"), caption_justify="left")
+        for c in ("series", "start", "end", "change", "end/start"):
+            t.add_column(c, justify="left" if c == "series" else "right")
+        for row in d["rows"]:
+            t.add_row(row["label"], _f(row["start"]), _f(row["end"]), _f(row["change"], "+.4g"),
+                      _f(row["ratio"], ".3g"))
+        con.print(t)
+
+    law = summary["law"]
+    if not empty("Entropy law R = −a·e^H + b", law):
+        t = Table(title=f"Entropy law R = −a·e^H + b  (R = {law['metric']}, H = {law['entropy']}, "
+                  f"trailing mean of {law['smooth']} steps; Cui et al. 2025)", title_justify="left")
+        for c in ("", "estimate", f"{law['level']:.0%} CI"):
+            t.add_column(c, justify="left" if not c else "right")
+        for k, label in (("a", "a"), ("b", "b"), ("ceiling", "ceiling b − a")):
+            ci = law["ci"].get(k)
+            t.add_row(label, _f(law[k]), f"[{_f(ci[0])}, {_f(ci[1])}]" if ci else "—")
+        t.add_row("R² / RMSE / n", f"{_f(law['r2'], '.3f')} / {_f(law['rmse'])} / {law['n']}", "")
+        t.add_row("R̂ at the last step", _f(law["r_last"]), "")
+        t.add_row("fraction of the ceiling reached", _f(law["ceiling_frac"], ".1%"), "")
+        t.add_row("share of the attainable gain realised", _f(law["gain_frac"], ".1%"), "")
+        con.print(t)
+
+    ep = summary["early_prediction"]
+    if not empty("Early prediction", ep):
+        fitted = [row for row in ep["rows"] if not row.get("reason")]
+        if fitted:
+            t = Table(title="Early prediction: fit the first f of the evaluations, predict the rest",
+                      title_justify="left")
+            for c in ("f", "fit / test points", "RMSE (rest)", "predicted final", "actual final", "error",
+                      "ceiling"):
+                t.add_column(c, justify="right")
+            for row in fitted:
+                t.add_row(f"{row['frac']:.2f}", f"{row['n_fit']} / {row['n_test']}", _f(row["rmse"]),
+                          _f(row["predicted_final"]), _f(row["actual_final"]), _f(row["final_error"], "+.3g"),
+                          _f(row["ceiling"]))
+            con.print(t)
+        else:
+            con.print("\n[bold]Early prediction[/]: fit the first f of the evaluations, predict the rest")
+        for row in ep["rows"]:
+            if row.get("reason"):
+                con.print(f"[dim]  f = {row['frac']:.2f}: {escape(row['reason'])}[/]")
+
+    fl = summary["flags"]
+    if fl["items"]:
+        con.print(f"\n[bold]Flags[/] ({len(fl['items'])}, worst first)")
+        for f in fl["items"]:
+            con.print(f"[{_SEV_STYLE[f['severity']]}]{f['severity'].upper():<8}[/] [bold]{f['kind']}[/] "
+                      f"(steps {f['first_step']}–{f['last_step']}): {escape(f['message'])}")
+            con.print(Padding(f"[green]→ {escape(f['advice'])}[/]", (0, 0, 0, 9)))
+    else:
+        con.print("\n[bold]Flags[/]: [green]none raised[/]")
+    by_reason: dict[str, list[str]] = {}
+    for kind, why in fl["skipped"].items():
+        by_reason.setdefault(why, []).append(kind)
+    for why, kinds in by_reason.items():
+        con.print(f"[dim]not judged: {', '.join(kinds)}: {escape(why)}[/]")
+
+    m = summary["mechanism"]
+    if not empty("Mechanism check (ΔH vs −cov)", m):
+        t = Table(title=f"Mechanism check: ΔH ≈ −η·Cov(log π, A)  (ΔH from {escape(m['delta_source'])})",
+                  title_justify="left")
+        for c in ("predictor", "Pearson r", "p", "Spearman ρ", "same sign", "steps"):
+            t.add_column(c, justify="right")
+        t.add_row("−cov_mean", _f(m["pearson"], ".3f"), _f(m["pearson_p"], ".2g"), _f(m["spearman"], ".3f"),
+                  f"{_f(m['sign_agreement'], '.0%')} (chance {_f(m['sign_chance'], '.0%')})", str(m["n"]))
+        t.add_row("entropy_pressure", _f(m["pressure_pearson"], ".3f"), "", "",
+                  _f(m["pressure_sign_agreement"], ".0%"), "")
+        con.print(t)
+        con.print(f"verdict: [bold]{m['verdict']}[/]: {escape(m['explanation'])}")
+
+    ft = summary["forking_tokens"]
+    if not empty("Forking tokens", ft):
+        t = Table(title="Forking-token leaderboard (top 20% entropy of their step; Wang et al. 2025)",
+                  title_justify="left")
+        for c in ("token", "id", "seen", "forking", "rate", "mean entropy"):
+            t.add_column(c, justify="left" if c == "token" else "right")
+        for row in ft["rows"]:
+            t.add_row(escape(repr(row["token"])), str(row["token_id"]), str(row["count"]),
+                      str(row["forking"]),
+                      _f(row["forking_rate"], ".0%"), _f(row["mean_entropy"], ".3f"))
+        con.print(t)
+
+    hs = summary["hwe_spans"]
+    if not empty("High-window-entropy spans", hs):
+        con.print(
+            f"\n[bold]High-window-entropy spans[/] (ARES, w = 4): {hs['n_spans']} spans, mean length "
+            f"{_f(hs.get('mean_length'), '.2f')} tokens, mean window entropy "
+            f"{_f(hs.get('mean_window_entropy'), '.3f')}"
+            + (f"; per sampled response {_f(hs.get('spans_per_response_start'), '.2f')} (start) → "
+               f"{_f(hs.get('spans_per_response_end'), '.2f')} (end)" if "spans_per_response" in hs else "")
+            + (f"; HWE token share {_f(hs.get('hwe_token_frac_start'), '.1%')} → "
+               f"{_f(hs.get('hwe_token_frac_end'), '.1%')}" if "hwe_token_frac_start" in hs else "")
+        )
+        for ex in hs.get("examples", []):
+            text = "" if ex["text"] is None else escape(repr(ex["text"]))
+            con.print(f"  step {ex['step']} sample {ex['sample_id']} tokens {ex['start']}–{ex['end']}: "
+                      f"window entropy {_f(ex['mean_window_entropy'], '.3f')}  {text}")
+
+    dist = summary["entropy_distribution"]
+    if not empty("Entropy distribution", dist):
+        t = Table(title="Token-entropy distribution over training (all tokens, from the histograms)",
+                  title_justify="left")
+        names = list(dist["segments"][0]["coarse"])
+        for c in ("steps", *names, "p50", "p90", "p99"):
+            t.add_column(c, justify="right")
+        for seg in dist["segments"]:
+            t.add_row(f"{seg['first_step']}–{seg['last_step']}",
+                      *[_f(seg["coarse"][n], ".1%") for n in names],
+                      _f(seg.get("entropy_p50"), ".3f"), _f(seg.get("entropy_p90"), ".3f"),
+                      _f(seg.get("entropy_p99"), ".3f"))
+        con.print(t)
+
+
+def cli_analyze(path: str, *, as_json: bool = False, fail_on: str | None = None,
+                out: IO[str] | None = None) -> int:
+    """``entrodiag analyze``: print the analysis; 1 when ``fail_on`` (or worse) was flagged, else 0.
+
+    ``RunError`` (not a run) propagates; the CLI maps it to exit code 2.
+    """
+    if fail_on is not None:
+        severity_rank(fail_on)
+    summary = analyze_run(path)
+    out = out or sys.stdout
+    if as_json:
+        out.write(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    else:
+        render_summary(summary, file=out)
+    if fail_on is None:
+        return 0
+    bad = [f for f in summary["flags"]["items"] if severity_rank(f["severity"]) >= severity_rank(fail_on)]
+    if bad:
+        kinds = ", ".join(f"{f['kind']} ({f['severity']})" for f in bad)
+        print(f"entrodiag analyze: {len(bad)} flag(s) at or above {fail_on}: {kinds}", file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = ["DYNAMICS", "SEVERITIES", "analyze_run", "cli_analyze", "render_summary"]

@@ -1,0 +1,381 @@
+"""Record a TRL ``GRPOTrainer`` run into an entrodiag run: ``RecordingGRPOTrainer``.
+
+    from entrodiag.hooks.trl import RecordingGRPOTrainer
+    trainer = RecordingGRPOTrainer(model=..., reward_funcs=..., args=GRPOConfig(...),
+                                   train_dataset=..., entrodiag_run_dir="runs/my-grpo")
+    trainer.train()   # the run is closed ("finished", or "failed" if train() raises)
+
+A drop-in subclass of ``trl.GRPOTrainer``: same arguments, same training, plus one keyword,
+``entrodiag_run_dir=`` (a new run directory) or ``entrodiag_recorder=`` (a ready ``Recorder``,
+which the caller then owns and closes). ``trl`` is imported only when the class is first used
+(``pip install 'entrodiag[trl]'``); ``import entrodiag.hooks`` never imports it.
+
+What is recorded, per generation batch (one step of the run; ``step`` is the optimizer step that
+TRL logs it under, 1-based like ``trainer_state.json``):
+
+- per token: the entropy and log-prob that TRL's own loss computed for each completion token
+  (``_compute_loss``; at ``args.temperature``, under the policy before the update: the first pass
+  over the batch when ``num_iterations > 1``), the advantage, and the completion mask (times the
+  tool mask in multi-turn runs, as TRL's loss uses it);
+- per completion: the reward (TRL's weighted sum of the reward functions), the group id (the
+  ``num_generations`` completions of one prompt), the prompt and the decoded completion;
+- every scalar TRL logs (``log``): under entrodiag's name where one exists and the Recorder does
+  not measure it itself (``loss``, ``kl``, ``lr``, ``grad_norm``, ``clip_low_frac``,
+  ``clip_high_frac``, ...), otherwise as ``trl/<name>`` (so ``trl/entropy`` sits beside the
+  measured ``entropy_mean``); evaluation metrics (``eval_*``) as evals ``val/<name>``;
+  the end-of-training summary in run.json (``trl_train_summary``).
+
+``entropy_mean`` of a step equals TRL's logged ``entropy`` for that step when one generation batch
+makes one optimizer step and each step is logged (TRL's defaults with ``logging_steps=1``):
+TRL averages per-micro-batch token means, entrodiag takes the token mean of the whole batch.
+
+TRL versions: ``SUPPORTED_TRL`` (>= 0.20, < 2); tested with ``TESTED_TRL``. Construction raises on
+any other version, and on ``use_liger_kernel``/``use_liger_loss`` (Liger's fused loss computes no
+per-token entropy). Private TRL methods used, each wrapped without changing its arguments or
+result: ``_generate_and_score_completions`` (tags each completion with its row, to rebuild the
+batch and its groups after TRL shuffles and splits it), ``_calculate_rewards`` (the per-function
+rewards) and ``_get_per_token_logps_and_entropies`` (the per-token entropy and log-probs that
+TRL already computes). Public overrides: ``compute_loss``, ``log``, ``train``. Recording never
+breaks training: a failure is logged and counted (``trl_hook_errors`` in run.json).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("entrodiag")
+
+#: TRL versions whose GRPOTrainer has the hooks used here (source-checked: 0.20, 0.24, 0.29,
+#: 1.0, 1.5, 1.10, 1.16)
+SUPPORTED_TRL = ">=0.20,<2"
+#: the version the tests run against
+TESTED_TRL = "1.16.0"
+
+ROW_KEY = "entrodiag_row"  # the key added to TRL's generation batch
+_MAX_LOGGED_ERRORS = 5
+
+
+def check_trl_version(version: str) -> None:
+    """Raise ``RuntimeError`` unless ``version`` is in ``SUPPORTED_TRL``."""
+    try:
+        parts = [int(x) for x in version.split("+")[0].split(".")[:2] if x.isdigit()]
+        major, minor = parts[0], parts[1] if len(parts) > 1 else 0
+    except (ValueError, IndexError):
+        major, minor = -1, -1
+    if not ((major, minor) >= (0, 20) and major < 2):
+        raise RuntimeError(
+            f"entrodiag's RecordingGRPOTrainer supports trl {SUPPORTED_TRL} (tested with {TESTED_TRL}); "
+            f"found trl {version}. Install a supported one: pip install 'trl{SUPPORTED_TRL}' "
+            "(or pip install 'entrodiag[trl]')"
+        )
+
+
+@dataclass
+class _Pending:
+    """One generation batch on its way to ``record_batch``: rows arrive micro-batch by micro-batch."""
+
+    step: int
+    size: int
+    groups: Any  # [B] tensor
+    rewards: Any  # [B] tensor or None
+    parts: list[dict] = field(default_factory=list)
+    seen: int = 0
+    prompts: dict[int, str] = field(default_factory=dict)  # group id -> prompt text
+
+
+_CLASS = None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RecordingGRPOTrainer":
+        global _CLASS
+        if _CLASS is None:
+            _CLASS = _build_class()
+        return _CLASS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _build_class():
+    try:
+        import torch
+        import trl
+        from trl import GRPOTrainer
+    except ImportError as e:
+        raise ImportError(
+            f"entrodiag.hooks.trl needs TRL ({SUPPORTED_TRL}): pip install 'entrodiag[trl]' ({e})"
+        ) from e
+
+    from ..importers.columns import MEASURED_COLUMNS, classify
+    from .recorder import Recorder
+
+    class RecordingGRPOTrainer(GRPOTrainer):
+        """``trl.GRPOTrainer`` that records its entropy dynamics into an entrodiag run.
+
+        Args:
+            *args, **kwargs: exactly ``trl.GRPOTrainer``'s.
+            entrodiag_run_dir: the run directory to create (must not hold a run); the trainer
+                owns the Recorder and closes it when ``train()`` returns or raises.
+            entrodiag_recorder: a ready ``Recorder`` instead (the caller closes it; one without a
+                tokenizer gets the trainer's, for token and response text).
+            entrodiag_token_sample: completions per step whose token, sample and span rows are
+                kept (``Recorder(token_sample=...)``; step aggregates use every token).
+            entrodiag_meta: more run.json fields (``task=...``, ``intervention=...``).
+
+        Raises:
+            RuntimeError: an unsupported TRL version.
+            ValueError: neither or both of ``entrodiag_run_dir``/``entrodiag_recorder``, or Liger.
+            FileExistsError: ``entrodiag_run_dir`` already holds a run.
+        """
+
+        def __init__(self, *args, entrodiag_run_dir: str | Path | None = None,
+                     entrodiag_recorder: Recorder | None = None,
+                     entrodiag_token_sample: int | float | str = 8,
+                     entrodiag_meta: dict | None = None, **kwargs) -> None:
+            check_trl_version(trl.__version__)
+            if (entrodiag_run_dir is None) == (entrodiag_recorder is None):
+                raise ValueError(
+                    "RecordingGRPOTrainer needs entrodiag_run_dir=PATH (a new run directory) or "
+                    "entrodiag_recorder=Recorder(...), exactly one of them"
+                )
+            main_process = os.environ.get("RANK", "0") == "0"  # before TRL sets up accelerate
+            taken = entrodiag_run_dir is not None and (Path(entrodiag_run_dir) / "run.json").exists()
+            if main_process and taken:
+                raise FileExistsError(
+                    f"{entrodiag_run_dir} already holds a run; choose a new entrodiag_run_dir"
+                )
+            # state read by the overridden methods, some of which TRL's __init__ may call
+            self._ed_rec = None
+            self._ed_batch: _Pending | None = None
+            self._ed_capture: list | None = None
+            self._ed_rewards = None
+            self._ed_errors = 0
+            super().__init__(*args, **kwargs)
+            for flag in ("use_liger_kernel", "use_liger_loss"):
+                if getattr(self.args, flag, False):
+                    raise ValueError(
+                        f"RecordingGRPOTrainer cannot record with {flag}=True: the Liger loss computes no "
+                        "per-token entropy. Turn it off to record this run."
+                    )
+            pc = self.processing_class
+            self._ed_tokenizer = getattr(pc, "tokenizer", None) or pc
+            self._ed_owns = entrodiag_recorder is None
+            self._ed_recorder_kwargs = dict(
+                run_dir=entrodiag_run_dir, source="trl", config=_jsonable(self.args.to_dict()),
+                tokenizer=self._ed_tokenizer, token_sample=entrodiag_token_sample,
+                entropy_temperature=float(getattr(self, "temperature", 1.0) or 1.0),
+                rank=self.accelerator.process_index, world_size=self.accelerator.num_processes,
+                model=getattr(getattr(self.model, "config", None), "_name_or_path", None)
+                or type(self.model).__name__,
+                trl_version=trl.__version__, **(entrodiag_meta or {}),
+            )
+            if entrodiag_recorder is not None and entrodiag_recorder.tokenizer is None:
+                entrodiag_recorder.tokenizer = self._ed_tokenizer  # token and response text
+            self._ed_rec = entrodiag_recorder if entrodiag_recorder is not None else self._ed_open(False)
+
+        # ------------------------------------------------------------------ public surface
+        @property
+        def entrodiag_recorder(self) -> Recorder | None:
+            """The Recorder (``None`` once an owned one is closed)."""
+            return self._ed_rec
+
+        @property
+        def entrodiag_run_dir(self) -> Path | None:
+            return None if self._ed_rec is None else Path(self._ed_rec.path)
+
+        def train(self, *args, **kwargs):
+            if self._ed_rec is None and self._ed_owns:  # train() again: append to the same run
+                self._ed_rec = self._ed_open(resume=True)
+            status = "failed"
+            try:
+                out = super().train(*args, **kwargs)
+                status = "finished"
+                return out
+            finally:
+                self._ed_finish(status)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            batch = self._ed_batch
+            rows = inputs.get(ROW_KEY) if isinstance(inputs, dict) and batch is not None else None
+            if rows is None or not self.model.training:
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
+            self._ed_capture = []
+            try:
+                loss = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
+            finally:
+                captured, self._ed_capture = self._ed_capture, None
+            self._ed_guard(self._ed_add, batch, inputs, rows, captured)
+            return loss
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            before = len(self.state.log_history)
+            super().log(logs, start_time)
+            if (self._ed_rec is not None and self.accelerator.is_main_process
+                    and len(self.state.log_history) > before):
+                self._ed_guard(self._ed_log, dict(self.state.log_history[-1]))
+
+        # ----------------------------------------------------------- wrapped private methods
+        def _calculate_rewards(self, *args, **kwargs):
+            out = super()._calculate_rewards(*args, **kwargs)
+            self._ed_rewards = out.detach() if isinstance(out, torch.Tensor) else None
+            return out
+
+        def _generate_and_score_completions(self, *args, **kwargs):
+            out = super()._generate_and_score_completions(*args, **kwargs)
+            if self._ed_rec is not None and self.model.training and isinstance(out, dict):
+                self._ed_guard(self._ed_start, out)
+            self._ed_rewards = None
+            return out
+
+        def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+            out = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+            if (self._ed_capture is not None and isinstance(out, tuple) and len(out) >= 2
+                    and out[1] is not None):
+                self._ed_capture.append((out[0].detach(), out[1].detach()))
+            return out
+
+        # ------------------------------------------------------------------------ internals
+        def _ed_open(self, resume: bool) -> Recorder:
+            kw = dict(self._ed_recorder_kwargs)
+            return Recorder(kw.pop("run_dir"), resume=resume, **kw)
+
+        def _ed_guard(self, fn, *args) -> None:
+            try:
+                fn(*args)
+            except Exception:
+                self._ed_errors += 1
+                if self._ed_errors <= _MAX_LOGGED_ERRORS:
+                    log.exception("entrodiag: recording the TRL run failed here; training goes on")
+
+        def _ed_start(self, out: dict) -> None:
+            """A new training generation batch: tag its rows, note groups and rewards."""
+            if self._ed_batch is not None:
+                self._ed_flush()  # the last batch never completed (e.g. max_steps mid-batch)
+            ids = out["completion_ids"]
+            size, device = ids.shape[0], ids.device
+            rank, world = self.accelerator.process_index, self.accelerator.num_processes
+            rows = torch.arange(size, device=device)
+            # TRL's sampler repeats each prompt num_generations times in a row across the global
+            # batch, and each process holds a contiguous slice of it
+            groups = torch.div(rank * size + rows, self.num_generations, rounding_mode="floor")
+            rewards = None
+            per_func = self._ed_rewards
+            if per_func is not None and per_func.ndim == 2 and per_func.shape[0] == size * world:
+                weights = self.reward_weights.to(per_func.device, per_func.dtype)
+                total = (per_func * weights).nansum(dim=1)
+                total[torch.isnan(per_func).all(dim=1)] = math.nan
+                rewards = total[rank * size:(rank + 1) * size].to(device)
+            out[ROW_KEY] = rows
+            step = int(self.state.global_step) + 1  # the optimizer step TRL will log this batch under
+            self._ed_batch = _Pending(step=step, size=size, groups=groups, rewards=rewards)
+
+        def _ed_add(self, batch: _Pending, inputs: dict, rows, captured: list) -> None:
+            if batch is not self._ed_batch or not captured:
+                return  # a later pass over an already recorded batch (num_iterations > 1)
+            logps, entropy = captured[0]
+            mask = inputs["completion_mask"]
+            if inputs.get("tool_mask") is not None:
+                mask = mask * inputs["tool_mask"]
+            part = {"rows": rows, "ids": inputs["completion_ids"], "mask": mask,
+                    "adv": inputs["advantages"], "logps": logps, "entropy": entropy}
+            self._ed_prompts(batch, rows, inputs)
+            batch.parts.append(part)
+            batch.seen += int(rows.numel())
+            if batch.seen >= batch.size:
+                self._ed_flush()
+
+        def _ed_prompts(self, batch: _Pending, rows, inputs: dict) -> None:
+            """Decode each group's prompt once (left-padded ``prompt_ids`` under ``prompt_mask``)."""
+            ids, pmask = inputs.get("prompt_ids"), inputs.get("prompt_mask")
+            if ids is None or pmask is None or not hasattr(self._ed_tokenizer, "decode"):
+                return
+            groups = batch.groups[rows].tolist()
+            for i, g in enumerate(groups):
+                if g not in batch.prompts:
+                    batch.prompts[g] = self._ed_tokenizer.decode(
+                        ids[i][pmask[i].bool()].tolist(), skip_special_tokens=True
+                    )
+
+        def _ed_flush(self) -> None:
+            batch, self._ed_batch = self._ed_batch, None
+            if batch is None or not batch.parts or self._ed_rec is None:
+                return
+            rows = torch.cat([p["rows"] for p in batch.parts])
+            order = torch.argsort(rows)
+            width = max(p["ids"].shape[1] for p in batch.parts)
+
+            def cat(key: str, dtype=None):
+                xs = [p[key] for p in batch.parts]
+                if xs[0].ndim == 2:
+                    xs = [torch.nn.functional.pad(x, (0, width - x.shape[1])) for x in xs]
+                x = torch.cat(xs)[order]
+                return x if dtype is None else x.to(dtype)
+
+            rows = rows[order]
+            groups = batch.groups[rows]
+            group_list = groups.tolist()
+            prompts = None
+            if all(g in batch.prompts for g in group_list):
+                prompts = [batch.prompts[g] for g in group_list]
+            self._ed_rec.record_batch(
+                batch.step, token_ids=cat("ids"), response_mask=cat("mask").bool(),
+                entropy=cat("entropy", torch.float32), logprobs=cat("logps", torch.float32),
+                advantages=cat("adv", torch.float32),
+                rewards=None if batch.rewards is None else batch.rewards[rows].float(),
+                group_ids=groups, prompts=prompts,
+            )
+
+        def _ed_log(self, entry: dict) -> None:
+            rec = self._ed_rec
+            step = int(entry.pop("step", self.state.global_step))
+            if "train_runtime" in entry:  # the end-of-training summary
+                rec.writer.update_meta(trl_train_summary={k: v for k, v in entry.items() if _is_num(v)})
+                return
+            scalars: dict[str, float] = {}
+            for name, value in entry.items():
+                if not _is_num(value):
+                    continue
+                target = classify(name)
+                if target.kind == "eval":
+                    rec.log_eval(step, target.name, float(value))
+                elif target.kind == "step" and target.known and target.name not in MEASURED_COLUMNS:
+                    scalars[target.name] = float(value)
+                else:
+                    scalars[f"trl/{name}"] = float(value)
+            rec.log_scalars(step, **scalars)
+
+        def _ed_finish(self, status: str) -> None:
+            self._ed_guard(self._ed_flush)
+            rec = self._ed_rec
+            if rec is None:
+                return
+            if not self._ed_owns:
+                rec.flush()
+                return
+            self._ed_rec = None
+            try:
+                rec.writer.update_meta(trl_hook_errors=self._ed_errors)
+            finally:
+                rec.close(status)
+
+    RecordingGRPOTrainer.__module__ = __name__
+    RecordingGRPOTrainer.__qualname__ = "RecordingGRPOTrainer"
+    return RecordingGRPOTrainer
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _jsonable(d: dict) -> dict:
+    """``TrainingArguments.to_dict()`` with anything exotic turned into a string."""
+    out = {}
+    for k, v in d.items():
+        out[k] = v if v is None or isinstance(v, (bool, int, float, str, list, dict)) else str(v)
+    return out

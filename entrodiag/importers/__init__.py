@@ -1,0 +1,460 @@
+"""``entrodiag import``: build a run (steps and evals) from metrics that another tool logged.
+
+Formats (``format=`` / ``--format``; ``auto`` picks one from the path and the content):
+
+- ``trainer_state``: a Hugging Face ``trainer_state.json`` (every TRL run leaves one in each
+  checkpoint): its ``log_history``. A folder holding ``trainer_state.json`` or ``checkpoint-N``
+  folders works too (the newest checkpoint is read).
+- ``verl``: verl's JSONL file logger (``trainer.logger=['file']``), ``{"step": N, "data": {...}}``
+  per line.
+- ``jsonl``: one JSON object per line (nested objects are flattened with ``/``).
+- ``csv``: a CSV (or TSV) history with a header, e.g. a W&B export (``run.history()``).
+- ``tensorboard``: ``events.out.tfevents.*`` files (a file, or a folder holding them); parsed
+  without TensorFlow or the tensorboard package (see ``tfevents``).
+
+Each logged column goes through ``columns.classify``: recognised names (TRL, verl, OpenRLHF)
+become entrodiag step columns (``entropy_mean``, ``reward_mean``, ...) or evaluations
+(``val/...``), ``mapping`` (``--map column=field``) overrides or adds names, and every other
+numeric column is kept as an extra step column under its own name and listed in
+``ImportReport.unrecognised``. Rows logged for the same step merge (later values win).
+
+The run is written through the store's ``RunWriter`` (no torch import), with
+``source="import:<format>"`` in run.json and the column mapping under ``imported``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .columns import RESERVED_TARGETS, STEP_KEYS, Target, classify, parse_map
+from .tfevents import EventFileError, find_event_files, read_scalars
+
+__all__ = [
+    "FORMATS", "ImportFailure", "ImportReport", "classify", "detect_format", "import_run", "parse_map",
+    "read_history",
+]
+
+FORMATS = ("trainer_state", "verl", "jsonl", "csv", "tensorboard")
+
+
+class ImportFailure(ValueError):
+    """The source cannot be imported; the message says why and what to do."""
+
+
+@dataclass
+class ImportReport:
+    """What ``import_run`` did."""
+
+    run_dir: Path
+    source: Path
+    format: str
+    steps: int
+    evals: int  # evaluation values (steps x names)
+    step_column: str
+    columns: dict[str, str] = field(default_factory=dict)  # logged name → step column or eval name
+    unrecognised: list[str] = field(default_factory=list)  # kept as extra step columns, as named
+    skipped: list[str] = field(default_factory=list)  # not numeric, or mapped to skip
+    eval_names: list[str] = field(default_factory=list)
+    eval_steps: int = 0  # steps with at least one evaluation
+
+
+# ----------------------------------------------------------------------------- format detection
+
+
+def _newest_checkpoint_state(folder: Path) -> Path | None:
+    if (folder / "trainer_state.json").is_file():
+        return folder / "trainer_state.json"
+    states = []
+    for d in folder.glob("checkpoint-*"):
+        m = re.fullmatch(r"checkpoint-(\d+)", d.name)
+        if m and (d / "trainer_state.json").is_file():
+            states.append((int(m.group(1)), d / "trainer_state.json"))
+    return max(states)[1] if states else None
+
+
+def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
+    """``(format, path to read)`` for ``source``; raises ``ImportFailure`` when unknown."""
+    p = Path(source)
+    if not p.exists():
+        raise ImportFailure(f"{p}: no such file or directory")
+    if p.is_dir():
+        state = _newest_checkpoint_state(p)
+        if state is not None:
+            return "trainer_state", state
+        try:
+            if find_event_files(p):
+                return "tensorboard", p
+        except EventFileError as e:
+            raise ImportFailure(str(e)) from None
+        raise ImportFailure(
+            f"{p} is a folder without trainer_state.json, checkpoint-*/trainer_state.json or "
+            "TensorBoard event files; name the log file itself"
+        )
+    name = p.name.lower()
+    if "tfevents" in name:
+        return "tensorboard", p
+    if name.endswith((".csv", ".tsv")):
+        return "csv", p
+    head = _head(p)
+    if name.endswith(".json") or head.startswith(("{", "[")):
+        first = head.lstrip().splitlines()[0] if head.strip() else ""
+        try:
+            obj = json.loads(first)
+        except json.JSONDecodeError:
+            obj = None  # a multi-line JSON document
+        if isinstance(obj, dict):
+            return ("verl" if isinstance(obj.get("data"), dict) and "step" in obj else "jsonl"), p
+        if name.endswith(".json") or head.lstrip().startswith("{"):
+            return "trainer_state", p
+        return "jsonl", p
+    if name.endswith((".jsonl", ".ndjson")):
+        return "jsonl", p
+    raise ImportFailure(
+        f"{p}: cannot tell the format from the name or the content; pass --format "
+        f"({', '.join(FORMATS)})"
+    )
+
+
+def _head(p: Path, size: int = 4096) -> str:
+    with open(p, "rb") as f:
+        return f.read(size).decode("utf-8", "replace").lstrip("\ufeff")
+
+
+# ----------------------------------------------------------------------------- readers
+# Each reader returns (rows, meta): rows are dicts of logged name -> value, each holding the step
+# under one of STEP_KEYS (or under the name the user mapped to ``step``).
+
+
+def _flatten(obj: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "/"))
+        else:
+            out[key] = v
+    return out
+
+
+def _read_trainer_state(path: Path) -> tuple[list[dict], dict]:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ImportFailure(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
+        raise ImportFailure(f"{path}: no 'log_history' list; is it a Hugging Face trainer_state.json?")
+    rows, summary = [], {}
+    for entry in state["log_history"]:
+        if not isinstance(entry, dict):
+            continue
+        if "train_runtime" in entry:  # the end-of-training summary, not a step
+            summary = entry
+            continue
+        rows.append(entry)
+    config = {k: v for k, v in state.items() if k != "log_history" and not isinstance(v, (dict, list))}
+    return rows, {"config": config, "summary": summary}
+
+
+def _read_jsonl(path: Path, verl: bool) -> tuple[list[dict], dict]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                if lineno > 1 and not f.readline():  # a last line cut short by a running writer
+                    break
+                raise ImportFailure(f"{path}:{lineno}: not JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise ImportFailure(f"{path}:{lineno}: expected a JSON object per line")
+            if verl:
+                if not isinstance(obj.get("data"), dict) or "step" not in obj:
+                    expected = '{"step": N, "data": {...}}'
+                    raise ImportFailure(f"{path}:{lineno}: not a verl file-logger line ({expected})")
+                row = _flatten(obj["data"])
+                row["step"] = obj["step"]
+            else:
+                row = _flatten(obj)
+            rows.append(row)
+    return rows, {}
+
+
+def _read_json_list(path: Path) -> tuple[list[dict], dict]:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ImportFailure(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(obj, list) or not all(isinstance(r, dict) for r in obj):
+        raise ImportFailure(f"{path}: expected one JSON object per line, or a JSON list of objects")
+    return [_flatten(r) for r in obj], {}
+
+
+_WANDB_PANEL = re.compile(r"^(?P<run>.+?) - (?P<metric>.+)$")
+
+
+def _read_csv(path: Path) -> tuple[list[dict], dict]:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        sample = f.read(8192)
+        f.seek(0)
+        tabs = path.name.lower().endswith(".tsv") or sample.count("\t") > sample.count(",")
+        delimiter = "\t" if tabs else ","
+        reader = csv.reader(f, delimiter=delimiter)
+        header = next(reader, None)
+        if not header:
+            raise ImportFailure(f"{path}: empty CSV (no header row)")
+        header = [h.strip() for h in header]
+        # W&B panel exports name columns "<run name> - <metric>": drop a prefix common to all
+        panel = [_WANDB_PANEL.match(h) for h in header]
+        runs = {m.group("run") for m in panel if m}
+        if len(runs) == 1 and sum(bool(m) for m in panel) >= 1:
+            header = [m.group("metric") if m else h for h, m in zip(header, panel)]
+        rows = []
+        for line in reader:
+            if not any(cell.strip() for cell in line):
+                continue
+            rows.append({h: _cell(c) for h, c in zip(header, line)})
+    return rows, {}
+
+
+def _cell(text: str) -> Any:
+    text = text.strip()
+    if text == "" or text.lower() in ("nan", "none", "null"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _read_tensorboard(path: Path) -> tuple[list[dict], dict]:
+    try:
+        files = find_event_files(path)
+    except EventFileError as e:
+        raise ImportFailure(str(e)) from None
+    if not files:
+        raise ImportFailure(f"{path}: no TensorBoard event files (events.out.tfevents.*)")
+    by_step: dict[int, dict] = {}
+    for f in files:  # in name order = creation order; a later file's value for a step wins
+        try:
+            events = read_scalars(f)
+        except EventFileError as e:
+            raise ImportFailure(str(e)) from None
+        for e in events:
+            row = by_step.setdefault(e.step, {"step": e.step})
+            row[e.tag] = e.value
+            row["_wall_time"] = max(row.get("_wall_time", 0.0), e.wall_time)
+    rows = [by_step[s] for s in sorted(by_step)]
+    for row in rows:
+        row["wall_time"] = row.pop("_wall_time")
+    return rows, {"files": [str(f) for f in files]}
+
+
+def read_history(source: str | os.PathLike, format: str = "auto") -> tuple[str, Path, list[dict], dict]:
+    """``(format, path, rows, meta)``: the raw logged rows of ``source`` (no mapping applied)."""
+    if format == "auto":
+        format, path = detect_format(source)
+    else:
+        if format not in FORMATS:
+            raise ImportFailure(f"unknown format {format!r}; formats are {', '.join(FORMATS)}")
+        path = Path(source)
+        if not path.exists():
+            raise ImportFailure(f"{path}: no such file or directory")
+        if format == "trainer_state" and path.is_dir():
+            state = _newest_checkpoint_state(path)
+            if state is None:
+                raise ImportFailure(f"{path}: no trainer_state.json in it or in checkpoint-*/")
+            path = state
+    if path.is_dir() and format != "tensorboard":
+        raise ImportFailure(f"{path} is a folder; format {format} reads a file")
+    if format == "trainer_state":
+        rows, meta = _read_trainer_state(path)
+    elif format in ("verl", "jsonl"):
+        if format == "jsonl" and _head(path).lstrip().startswith("["):
+            rows, meta = _read_json_list(path)
+        else:
+            rows, meta = _read_jsonl(path, verl=format == "verl")
+    elif format == "csv":
+        rows, meta = _read_csv(path)
+    else:
+        rows, meta = _read_tensorboard(path)
+    return format, path, rows, meta
+
+
+# ----------------------------------------------------------------------------- mapping and writing
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    return None
+
+
+def import_run(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    format: str = "auto",
+    mapping: dict[str, str] | list[str] | None = None,
+    meta: dict | None = None,
+) -> ImportReport:
+    """Build the run directory ``out`` from the metrics logged in ``source``.
+
+    Args:
+        source: a log file or folder (see the module docstring for the formats).
+        out: the run directory to create (must not hold a run).
+        format: one of ``FORMATS``, or ``auto``.
+        mapping: ``{logged column: field}`` or ``["column=field", ...]``; field is a step column
+            (``entropy_mean``, ``reward_mean``, ...), an evaluation name (``val/accuracy``),
+            ``step`` (the step column) or ``skip``.
+        meta: more run.json fields (``model``, ``task``, ...).
+
+    Raises:
+        ImportFailure: missing file, unknown format, unreadable content, an empty log, or no
+            step column; the message says what to pass.
+        FileExistsError: ``out`` already holds a run.
+
+    Example:
+        >>> report = import_run("out/checkpoint-500/trainer_state.json", "runs/x")  # doctest: +SKIP
+        >>> report.steps, report.unrecognised  # doctest: +SKIP
+    """
+    from .. import __version__
+    from ..store.schema import RUN_JSON, STEP_COLUMNS
+    from ..store.writer import RunWriter
+
+    user_map = parse_map(mapping) if isinstance(mapping, list) else dict(mapping or {})
+    for col, target in user_map.items():
+        if target in RESERVED_TARGETS:
+            raise ImportFailure(f"mapping {col}={target}: {target!r} cannot be mapped to")
+    out = Path(out)
+    if (out / RUN_JSON).exists():
+        raise FileExistsError(f"{out} already holds a run (run.json exists); choose a new --out")
+    fmt, path, rows, src_meta = read_history(source, format)
+    if not rows:
+        raise ImportFailure(f"{path}: the log is empty (no metric rows)")
+
+    names: list[str] = []
+    seen: set[str] = set()
+    for row in rows:
+        for k in row:
+            if k not in seen:
+                seen.add(k)
+                names.append(k)
+    targets = {n: classify(n, user_map) for n in names}
+    for col in user_map:
+        if col not in seen:
+            raise ImportFailure(
+                f"--map {col}=...: no column {col!r} in {path}; columns are: {_listing(names)}"
+            )
+    keys = [n for n in names if targets[n].kind == "key"]
+    user_keys = [n for n in keys if user_map.get(n) == "step"]
+    if user_keys:
+        step_col = user_keys[0]
+    else:
+        ranked = sorted(keys, key=lambda n: STEP_KEYS.index(n) if n in STEP_KEYS else -1)
+        step_col = ranked[0] if ranked else None
+    if step_col is None:
+        raise ImportFailure(
+            f"{path}: no step column (looked for {', '.join(STEP_KEYS)}); name it with "
+            f"--map COLUMN=step. Columns are: {_listing(names)}"
+        )
+
+    numeric = {n: any(_number(r.get(n)) is not None for r in rows) for n in names}
+    skipped = [n for n in names if n != step_col and (
+        targets[n].kind in ("skip", "key") or (targets[n].kind in ("step", "eval") and not numeric[n]))]
+    used: dict[str, Target] = {
+        n: t for n, t in targets.items() if n not in skipped and n != step_col and t.kind in ("step", "eval")
+    }
+    # two logged names for one target: the first one logged wins, the others stay as they are
+    claimed: dict[tuple[str, str], str] = {}
+    for n, t in list(used.items()):
+        if t.known and (t.kind, t.name) in claimed:
+            used[n] = Target("step", n, known=False)
+        elif t.known:
+            claimed[(t.kind, t.name)] = n
+    unrecognised = [n for n, t in used.items() if not t.known]
+    steps: dict[int, dict[str, float]] = {}
+    evals: dict[tuple[int, str], float] = {}
+    for row in rows:
+        step = _number(row.get(step_col))
+        if step is None:
+            continue
+        step = int(step)
+        for n, t in used.items():
+            v = _number(row.get(n))
+            if v is None:
+                continue
+            if t.kind == "eval":
+                evals[(step, t.name)] = v
+            else:
+                steps.setdefault(step, {})[t.name] = v
+    if not steps and not evals:
+        raise ImportFailure(f"{path}: no numeric metric values with a step in {step_col!r}")
+
+    step_list = sorted(steps)
+    step_cols = sorted({c for values in steps.values() for c in values})
+    columns: dict[str, Any] = {"step": step_list, "rank": [0] * len(step_list)}
+    for c in step_cols:
+        values = [steps[s].get(c) for s in step_list]
+        if c in STEP_COLUMNS and str(STEP_COLUMNS[c][0]).startswith("int"):
+            values = [None if v is None else round(v) for v in values]
+        columns[c] = values
+    eval_keys = sorted(evals)
+    eval_names = sorted({name for _, name in eval_keys})
+    run_meta = {
+        "source": f"import:{fmt}",
+        "config": src_meta.get("config", {}),
+        "model": None, "task": None, "intervention": None, "entropy_temperature": None,
+        "world_size": 1,
+        "entrodiag_version": __version__,
+        "imported": {
+            "from": str(Path(path).resolve()),
+            "format": fmt,
+            "step_column": step_col,
+            "columns": {n: t.name for n, t in used.items() if t.known},
+            "unrecognised": unrecognised,
+            "skipped": skipped,
+            **({"summary": src_meta["summary"]} if src_meta.get("summary") else {}),
+            **({"files": src_meta["files"]} if src_meta.get("files") else {}),
+        },
+        **(meta or {}),
+    }
+    writer = RunWriter(out, meta=run_meta)
+    try:
+        if step_list:
+            writer.append("steps", columns)
+        if eval_keys:
+            writer.append("evals", {
+                "step": [s for s, _ in eval_keys], "rank": [0] * len(eval_keys),
+                "name": [n for _, n in eval_keys], "value": [evals[k] for k in eval_keys],
+                "n": [None] * len(eval_keys),
+            })
+    except BaseException:
+        writer.close("failed")
+        raise
+    writer.close("finished")
+    if writer.errors:
+        raise ImportFailure(f"{out}: writing the run failed ({writer.errors} errors, see the log above)")
+    return ImportReport(
+        run_dir=out, source=Path(path), format=fmt, steps=len(step_list), evals=len(eval_keys),
+        step_column=step_col, columns={n: t.name for n, t in used.items() if t.known},
+        unrecognised=unrecognised, skipped=skipped, eval_names=eval_names,
+        eval_steps=len({s for s, _ in eval_keys}),
+    )
+
+
+def _listing(names: list[str], limit: int = 30) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" ... ({len(names) - limit} more)" if len(names) > limit else "")

@@ -1,0 +1,213 @@
+"""Column names of other frameworks' metric logs → entrodiag step columns and evaluation names.
+
+Pure Python (no torch, no polars), shared by ``entrodiag import`` and the TRL hook.
+
+A logged name is first normalised (the ``train/`` prefix that W&B and OpenRLHF put on training
+metrics is dropped), then looked up in ``STEP_ALIASES``; names that look like evaluations
+(``eval_*``, ``eval/*``, ``val-core/*``, ``val-aux/*``, ``val/*``, ``test/*``) become evaluation
+names ``val/<rest>``. Everything else is *unrecognised*: the importer keeps it as an extra step
+column under its own name and lists it, so nothing is dropped silently.
+
+Sources of the names (read in the frameworks' code):
+
+- TRL ``GRPOTrainer.log`` (1.x): ``loss``, ``grad_norm``, ``learning_rate``, ``epoch``, ``entropy``
+  (token mean over completion tokens), ``reward``, ``reward_std``, ``frac_reward_zero_std``,
+  ``completions/mean_length``, ``kl``, ``clip_ratio/{low_mean,high_mean,region_mean}``,
+  ``eval_*`` in evaluation; with W&B, Hugging Face's callback writes ``train/<name>`` and
+  ``eval/<name>``.
+- verl (``RayPPOTrainer.fit`` metrics, the ``file`` logger writes ``{"step": N, "data": {...}}``):
+  ``actor/entropy``, ``actor/pg_loss``, ``actor/pg_clipfrac``, ``actor/pg_clipfrac_lower``,
+  ``actor/ppo_kl``, ``actor/kl_loss``, ``actor/grad_norm``, ``actor/lr``, ``critic/rewards/mean``,
+  ``critic/score/mean``, ``critic/advantages/mean``, ``response_length/mean``,
+  ``val-core/<data source>/<variable>/<metric>``, ``val-aux/...``.
+- OpenRLHF (``PPOTrainer`` status, logged as ``train/<name>`` to W&B and TensorBoard):
+  ``policy_loss``, ``reward``, ``return``, ``response_length``, ``kl``, ``actor_lr``,
+  ``actor_grad_norm``, ``entropy_loss`` (the mean token entropy), ``ppo_clip_ratio``, ``ppo_kl``;
+  evaluations ``eval/eval_<dataset>_pass1`` and friends.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: logged name (after normalisation) → entrodiag step column
+STEP_ALIASES: dict[str, str] = {
+    # --- TRL / Hugging Face Trainer
+    "entropy": "entropy_mean",
+    "reward": "reward_mean",
+    "reward_std": "reward_std",
+    "frac_reward_zero_std": "zero_adv_group_frac",
+    "completions/mean_length": "resp_len_mean",
+    "completions/min_length": "resp_len_min",
+    "completions/max_length": "resp_len_max",
+    "completions/clipped_ratio": "resp_clipped_frac",
+    "kl": "kl",
+    "loss": "loss",
+    "learning_rate": "lr",
+    "grad_norm": "grad_norm",
+    "epoch": "epoch",
+    "clip_ratio/low_mean": "clip_low_frac",
+    "clip_ratio/high_mean": "clip_high_frac",
+    "clip_ratio/region_mean": "clip_frac",
+    "num_tokens": "num_tokens_seen",
+    # --- verl
+    "actor/entropy": "entropy_mean",
+    "actor/pg_loss": "loss",
+    "actor/pg_clipfrac": "clip_frac",
+    "actor/pg_clipfrac_lower": "dual_clip_frac",
+    "actor/ppo_kl": "ppo_kl",
+    "actor/kl_loss": "kl",
+    "actor/grad_norm": "grad_norm",
+    "actor/lr": "lr",
+    "critic/rewards/mean": "reward_mean",
+    "critic/score/mean": "score_mean",
+    "critic/advantages/mean": "advantage_mean",
+    "response_length/mean": "resp_len_mean",
+    "response_length/max": "resp_len_max",
+    "response_length/min": "resp_len_min",
+    "response_length/clip_ratio": "resp_clipped_frac",
+    "training/epoch": "epoch",
+    "train_entropy/all": "entropy_seq_mean",  # Cui et al.'s fork: seq-mean-token-mean at T = 1
+    # --- OpenRLHF
+    "policy_loss": "loss",
+    "response_length": "resp_len_mean",
+    "actor_lr": "lr",
+    "actor_grad_norm": "grad_norm",
+    "entropy_loss": "entropy_mean",
+    "ppo_clip_ratio": "clip_frac",
+    "ppo_kl": "ppo_kl",
+    # --- W&B export
+    "_timestamp": "wall_time",
+}
+
+#: entrodiag's own step columns: a log that already uses these names maps onto itself
+CANONICAL = frozenset(STEP_ALIASES.values()) | {
+    "n_tokens", "n_responses", "n_groups", "entropy_seq_mean", "entropy_std", "entropy_p50",
+    "entropy_p80", "entropy_p90", "entropy_p99", "high_entropy_frac", "logprob_mean", "cov_mean",
+    "cov_pos_frac", "hwe_token_frac", "entropy_pressure",
+}
+
+#: candidate step columns, most specific first (the first one present is the step)
+STEP_KEYS = (
+    "step", "global_step", "train/global_step", "trainer/global_step", "training/global_step",
+    "_step", "Step", "iteration", "iter",
+)
+
+#: step columns that the Recorder computes itself from tokens; the TRL hook keeps TRL's own value
+#: of these under ``trl/<name>`` instead of overwriting the measured one
+MEASURED_COLUMNS = frozenset({
+    "entropy_mean", "entropy_seq_mean", "entropy_std", "reward_mean", "reward_std",
+    "zero_adv_group_frac", "resp_len_mean", "advantage_mean", "logprob_mean", "cov_mean",
+})
+
+#: evaluation-time numbers that are bookkeeping or rollout diagnostics, not performance: kept as
+#: step columns under their logged name (``eval_entropy``), so that the evaluations hold only what
+#: the entropy law can use as R (reward, accuracy, pass rates, loss)
+EVAL_DIAGNOSTIC = re.compile(
+    r"^(.*runtime|.*samples_per_second|.*steps_per_second|num_samples|num_tokens|step_time|entropy|kl"
+    r"|frac_reward_zero_std|reward_std|rewards/.*/std|clip_ratio/.*|completions/.*|entropy_coef"
+    r"|global_step|epoch|step)$"
+)
+
+_EVAL_PREFIXES = ("val-core/", "val-aux/", "eval/", "eval_", "val/", "val_", "test/", "test_")
+_STRIP_PREFIXES = ("train/",)
+#: names a mapping may not target (keys and list columns)
+RESERVED_TARGETS = frozenset({"rank", "entropy_hist"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a logged column goes: ``kind`` is ``step`` (a step column), ``eval`` (an evaluation
+    name ``val/...``), ``key`` (the step number itself) or ``skip``; ``known`` says whether the
+    name was recognised (or mapped by the user) rather than kept as is."""
+
+    kind: str
+    name: str
+    known: bool = True
+
+
+def eval_name(name: str) -> str | None:
+    """``val/<rest>`` for a name that looks like an evaluation metric, else ``None``.
+
+    >>> eval_name("eval_reward"), eval_name("val-core/gsm8k/acc/mean@1"), eval_name("eval/eval_math_pass1")
+    ('val/reward', 'val/gsm8k/acc/mean@1', 'val/math_pass1')
+    """
+    rest = _eval_rest(name)
+    return None if rest is None or EVAL_DIAGNOSTIC.match(rest) else f"val/{rest}"
+
+
+def _eval_rest(name: str) -> str | None:
+    """The metric part of an evaluation-looking name (``eval_reward`` -> ``reward``), else None."""
+    rest = None
+    for prefix in _EVAL_PREFIXES:
+        if name.startswith(prefix):
+            rest = name[len(prefix):]
+            if prefix == "val-aux/":
+                rest = "aux/" + rest
+            break
+    if rest is None:
+        return None
+    for prefix in ("eval_", "eval/"):  # OpenRLHF: eval/eval_<dataset>_pass1
+        if rest.startswith(prefix):
+            rest = rest[len(prefix):]
+    return rest or None
+
+
+def normalise(name: str) -> str:
+    """Drop a ``train/`` prefix (W&B and OpenRLHF log training metrics as ``train/<name>``)."""
+    for prefix in _STRIP_PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def classify(name: str, user_map: dict[str, str] | None = None) -> Target:
+    """Where the logged column ``name`` goes (a user mapping wins over the built-in aliases).
+
+    A user mapping's field is ``step`` (the step column), ``skip`` (or ``-``: drop it), a name
+    starting with ``val/`` (an evaluation), or any other name (a step column).
+
+    >>> classify("actor/entropy")
+    Target(kind='step', name='entropy_mean', known=True)
+    >>> classify("train/reward")
+    Target(kind='step', name='reward_mean', known=True)
+    >>> classify("timing_s/gen")
+    Target(kind='step', name='timing_s/gen', known=False)
+    """
+    if user_map and name in user_map:
+        field = user_map[name]
+        if field == "step":
+            return Target("key", "step")
+        if field in ("skip", "-"):
+            return Target("skip", name)
+        if field.startswith("val/"):
+            return Target("eval", field)
+        return Target("step", field)
+    if name in STEP_KEYS:
+        return Target("key", "step")
+    norm = normalise(name)
+    if norm in STEP_ALIASES:
+        return Target("step", STEP_ALIASES[norm])
+    if norm in CANONICAL:
+        return Target("step", norm)
+    rest = _eval_rest(name)
+    if rest is not None:
+        if EVAL_DIAGNOSTIC.match(rest):
+            return Target("step", name)  # evaluation-time diagnostics stay step columns, as named
+        return Target("eval", f"val/{rest}")
+    return Target("step", name, known=False)
+
+
+def parse_map(items: list[str] | None) -> dict[str, str]:
+    """``["col=field", ...]`` (the CLI's ``--map``) → ``{col: field}``; raises ``ValueError``."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        col, sep, field = item.rpartition("=")
+        col, field = col.strip(), field.strip()
+        if not sep or not col or not field:
+            raise ValueError(f"--map expects COLUMN=FIELD (e.g. my_entropy=entropy_mean), got {item!r}")
+        if field in RESERVED_TARGETS:
+            raise ValueError(f"--map {item}: {field!r} is written by entrodiag itself; map to another name")
+        out[col] = field
+    return out

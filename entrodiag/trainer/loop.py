@@ -1,0 +1,327 @@
+"""The GRPO training loop: rollout, group advantages, policy-loss mode, update, record.
+
+One step: each rank samples its share of ``prompts_per_step`` prompts, G responses each (KV cache,
+keeping the sampling log-probs and entropies), scores them, normalises rewards within each group,
+then takes ``epochs`` optimizer passes over the batch with the chosen loss (``losses.LOSSES``).
+The Recorder always records the step; evaluation (sampled and greedy held-out accuracy, R of the
+entropy law) runs before the update of every ``eval_every``-th step and of the last one, so each
+evaluation pairs with the entropy of the policy that was evaluated.
+
+Every random draw of a step comes from a generator seeded by (seed, step, rank), so a run resumed
+from a checkpoint continues exactly as it would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..hooks.recorder import Recorder
+from ..metrics import group_advantages
+from ..store.writer import truncate_run
+from .checkpoint import list_checkpoints, load_trainer_state, save_checkpoint
+from .config import TrainConfig
+from .losses import LOSSES, NEEDS_ENTROPY_GRAD, PolicyBatch
+from .model import load_policy, n_params
+from .rollout import Prompts, decode_responses, encode_prompts, generate, padding_kwargs, score
+from .tasks import make_task
+from .warmstart import tiny_policy
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot start or continue, with a message that says why."""
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63 - 1)
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    """CUDA (this process's ``LOCAL_RANK`` under torchrun) when asked for or available, else CPU."""
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device=cuda was asked for but CUDA is not available")
+    if cfg.device == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    torch.cuda.set_device(device)
+    return device
+
+
+def _setup_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun (NCCL on GPU, gloo on CPU)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _response_logits(model, full: torch.Tensor, full_mask: torch.Tensor, n_prompt: int, temperature: float):
+    logits = model(input_ids=full, **padding_kwargs(full_mask)).logits
+    return logits[:, n_prompt - 1 : -1].float() / temperature
+
+
+def _sum_over(t: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        torch.distributed.all_reduce(t)
+    return t
+
+
+class Trainer:
+    """Holds the state of one run; :meth:`run` trains it to ``cfg.steps``."""
+
+    def __init__(self, cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
+                 log=print) -> None:
+        self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.device = _device(cfg)
+        self.rank, self.world = _setup_distributed(self.device)
+        self.log = log if self.rank == 0 else (lambda *a, **k: None)
+        if not resume and (self.out / "run.json").exists():
+            raise TrainingError(f"{self.out} already holds a run: pass a new --out, or --resume {self.out}")
+        if cfg.prompts_per_step % self.world:
+            raise TrainingError(f"prompts_per_step ({cfg.prompts_per_step}) must divide among {self.world} ranks")
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
+        )
+        torch.manual_seed(cfg.seed)
+        self.task = make_task(cfg.task, cfg.val_size, cfg.seed)
+        self.start = 0
+        ckpt = None
+        if resume:
+            found = list_checkpoints(self.out)
+            if not found:
+                raise TrainingError(f"{self.out} has no complete checkpoint to resume from")
+            self.start, ckpt = found[-1][0] + 1, found[-1][1]
+            self.model, self.tok = load_policy(ckpt)
+        elif cfg.model == "tiny":
+            if self.rank != 0:  # rank 0 trains (or finds) the cached warm start; the others read it
+                torch.distributed.barrier()
+            self.model, self.tok = tiny_policy(cfg, self.task, log=self.log)
+            if self.rank == 0 and self.world > 1:
+                torch.distributed.barrier()
+        else:
+            self.model, self.tok = load_policy(cfg.model)
+        self.model.to(self.device)
+        if cfg.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.model.config.use_cache = True
+        self.train_prompts = encode_prompts(self.tok, self.task.train_prompts)
+        self.val_prompts = encode_prompts(self.tok, self.task.val_prompts)
+        self.ref = None
+        if cfg.kl_coef > 0:  # a frozen copy of the initial policy
+            ref = tiny_policy(cfg, self.task, log=self.log)[0] if cfg.model == "tiny" else load_policy(cfg.model)[0]
+            self.ref = ref.to(self.device).eval().requires_grad_(False)
+        self.policy = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.policy = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        warm = max(cfg.warmup_steps, 0)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+        if ckpt is not None:
+            state = load_trainer_state(ckpt)
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+            if self.rank == 0:
+                removed = truncate_run(self.out, self.start - 1)
+                self.log(f"resuming {self.out} at step {self.start} from {ckpt.name}"
+                         + (f"; dropped {removed} rows recorded after it" if removed else ""))
+            if self.world > 1:
+                torch.distributed.barrier()
+        model_name = "tiny-llama-2x64" if cfg.model == "tiny" else Path(cfg.model).name
+        self.rec = Recorder(
+            self.out, config=cfg.to_dict(), source="builtin", tokenizer=self.tok, token_sample=cfg.token_sample,
+            entropy_temperature=cfg.entropy_temperature, seed=cfg.seed, resume=resume,
+            model=model_name, task=self.task.name, intervention=cfg.intervention,
+            n_params=n_params(self.model), device=str(self.device),
+        )
+
+    # --- one step -------------------------------------------------------------------------
+    def rollout(self, step: int):
+        cfg = self.cfg
+        gen = torch.Generator(self.device).manual_seed(_step_seed(cfg.seed, step, self.rank))
+        per_rank = cfg.prompts_per_step // self.world
+        idx = torch.randint(len(self.task.train_prompts), (per_rank,), generator=gen, device=self.device).cpu()
+        idx = idx.repeat_interleave(cfg.group_size)
+        prompts = self.train_prompts.take(idx).to(self.device)
+        self.model.eval()
+        with self.autocast:
+            roll = generate(self.model, prompts, cfg.max_new_tokens, self.tok.eos_token_id, self.tok.pad_token_id,
+                            temperature=cfg.temperature, entropy_temperature=cfg.entropy_temperature, generator=gen)
+        texts = decode_responses(self.tok, roll)
+        rewards = score(self.task, texts, [self.task.train_answers[i] for i in idx.tolist()]).to(self.device)
+        group_ids = (torch.arange(per_rank, device=self.device) + self.rank * per_rank).repeat_interleave(cfg.group_size)
+        adv = group_advantages(rewards, group_ids, scale=cfg.scale_advantages)
+        return prompts, roll, texts, rewards, group_ids, adv, idx
+
+    def update(self, prompts: Prompts, roll, adv: torch.Tensor) -> dict[str, float]:
+        cfg = self.cfg
+        self.model.train()
+        loss_fn = LOSSES[cfg.intervention]
+        full = torch.cat([prompts.ids, roll.response], 1)
+        full_mask = torch.cat([prompts.mask, roll.mask], 1)
+        n_prompt = prompts.ids.shape[1]
+        B = full.shape[0]
+        mb = cfg.micro_batch_size or B
+        n_tokens = roll.mask.sum().clamp(min=1)
+        totals: dict[str, float] = {}
+        for _ in range(cfg.epochs):
+            self.opt.zero_grad(set_to_none=True)
+            for lo in range(0, B, mb):
+                sl = slice(lo, min(lo + mb, B))
+                last = lo + mb >= B
+                sync = contextlib.nullcontext() if last or self.world == 1 else self.policy.no_sync()
+                with sync, self.autocast:
+                    logits = _response_logits(self.policy, full[sl], full_mask[sl], n_prompt, cfg.temperature)
+                    logp_all = torch.log_softmax(logits, -1)
+                    logp = logp_all.gather(-1, roll.response[sl, :, None]).squeeze(-1)
+                    entropy = -(logp_all.exp() * logp_all).sum(-1) if cfg.intervention in NEEDS_ENTROPY_GRAD else None
+                    batch = PolicyBatch(logp, roll.old_logp[sl], adv[sl, None].expand_as(logp), roll.mask[sl],
+                                        roll.entropy[sl], entropy)
+                    out = loss_fn(batch, cfg)
+                    loss_tok = out.loss
+                    if self.ref is not None:
+                        with torch.no_grad():
+                            ref_logits = _response_logits(self.ref, full[sl], full_mask[sl], n_prompt, cfg.temperature)
+                            ref_logp = torch.log_softmax(ref_logits, -1).gather(-1, roll.response[sl, :, None]).squeeze(-1)
+                        d = ref_logp - logp
+                        kl = torch.where(roll.mask[sl], torch.exp(d) - d - 1, 0.0)  # k3 estimator
+                        loss_tok = loss_tok + cfg.kl_coef * kl
+                        _add(totals, "kl", (kl.sum() / n_tokens).item() / cfg.epochs)
+                    loss = loss_tok.sum() / n_tokens
+                loss.backward()
+                w = (sl.stop - sl.start) / B / cfg.epochs
+                _add(totals, "loss", loss.item() / cfg.epochs)
+                for k, v in out.stats.items():
+                    _add(totals, k, v.item() * w)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            _add(totals, "grad_norm", grad_norm.item() / cfg.epochs)
+            self.opt.step()
+        totals["lr"] = self.sched.get_last_lr()[0]
+        self.sched.step()
+        return totals
+
+    @torch.no_grad()
+    def entropy_after(self, prompts: Prompts, roll) -> float:
+        """Mean token entropy of the same batch under the updated policy (measured ΔH)."""
+        from ..metrics import entropy_and_logprobs
+
+        self.model.eval()
+        full = torch.cat([prompts.ids, roll.response], 1)
+        full_mask = torch.cat([prompts.mask, roll.mask], 1)
+        with self.autocast:
+            logits = _response_logits(self.model, full, full_mask, prompts.ids.shape[1], 1.0)
+        h, _ = entropy_and_logprobs(logits, roll.response, temperature=self.cfg.entropy_temperature)
+        s = _sum_over(torch.stack([(h * roll.mask).sum(), roll.mask.sum().float()]), self.world)
+        return (s[0] / s[1].clamp(min=1)).item()
+
+    @torch.no_grad()
+    def evaluate(self, step: int) -> dict[str, float]:
+        """Sampled (T = 1) and greedy accuracy on the held-out split, sharded over ranks."""
+        cfg = self.cfg
+        self.model.eval()
+        shard = torch.arange(self.rank, len(self.task.val_prompts), self.world)
+        prompts = self.val_prompts.take(shard).to(self.device)
+        answers = [self.task.val_answers[i] for i in shard.tolist()]
+        gen = torch.Generator(self.device).manual_seed(_step_seed(cfg.seed + 1, step, self.rank))
+        result = {}
+        for name, greedy in (("val/accuracy_sampled", False), ("val/accuracy_greedy", True)):
+            with self.autocast:
+                roll = generate(self.model, prompts, cfg.max_new_tokens, self.tok.eos_token_id,
+                                self.tok.pad_token_id, temperature=1.0, greedy=greedy, generator=gen)
+            right = score(self.task, decode_responses(self.tok, roll), answers).sum()
+            total = _sum_over(torch.stack([right, torch.tensor(float(len(answers)))]).to(self.device), self.world)
+            result[name] = (total[0] / total[1]).item()
+            if self.rank == 0:
+                self.rec.log_eval(step, name, result[name], n=len(self.task.val_prompts))
+        return result
+
+    # --- the loop -------------------------------------------------------------------------
+    def run(self) -> Path:
+        cfg = self.cfg
+        bar = None
+        if self.progress and self.rank == 0:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.steps, initial=self.start, desc="train", unit="step", dynamic_ncols=True,
+                       file=sys.stderr)
+        acc: float | None = None
+        status = "failed"
+        try:
+            for step in range(self.start, cfg.steps):
+                t0 = time.perf_counter()
+                torch.manual_seed(_step_seed(cfg.seed + 2, step, self.rank))  # Clip-Cov's random picks
+                if step % cfg.eval_every == 0 or step == cfg.steps - 1:
+                    acc = self.evaluate(step)["val/accuracy_sampled"]
+                prompts, roll, texts, rewards, group_ids, adv, idx = self.rollout(step)
+                stats = self.update(prompts, roll, adv)
+                if cfg.measure_entropy_change:
+                    stats["entropy_after"] = self.entropy_after(prompts, roll)
+                stats["step_time"] = time.perf_counter() - t0
+                self.rec.record_batch(
+                    step, token_ids=roll.response, response_mask=roll.mask, entropy=roll.entropy,
+                    logprobs=roll.logp, advantages=adv, rewards=rewards, group_ids=group_ids, texts=texts,
+                    prompts=[self.task.train_prompts[i] for i in idx.tolist()], prompt_ids=idx, **stats,
+                )
+                if (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1:
+                    self.checkpoint(step)
+                if bar is not None:
+                    h = (roll.entropy * roll.mask).sum().item() / max(int(roll.mask.sum()), 1)
+                    bar.set_postfix_str(
+                        f"entropy {h:.3f}  reward {rewards.mean().item():.3f}  acc {acc:.2f}  "
+                        f"{time.perf_counter() - t0:.2f} s/step", refresh=False)
+                    bar.update(1)
+            status = "finished"
+        except KeyboardInterrupt:
+            self.log(f"\ninterrupted; the run keeps every step recorded so far (resume with --resume {self.out})")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            self.rec.close(status)
+            if self.world > 1 and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+        return self.out
+
+    def checkpoint(self, step: int) -> None:
+        if self.rank == 0:
+            self.rec.flush()  # the rows of every step up to this one are on disk before the checkpoint
+            save_checkpoint(self.out, step, self.model, self.tok, self.opt, self.sched, self.cfg.keep_checkpoints)
+        else:
+            self.rec.flush()
+        if self.world > 1:
+            torch.distributed.barrier()
+
+
+def _add(d: dict[str, float], key: str, value: float) -> None:
+    d[key] = d.get(key, 0.0) + value
+
+
+def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True, log=print) -> Path:
+    """Train ``cfg`` into the run directory ``out`` (``resume=True``: continue it from its last
+    checkpoint). Returns the run directory.
+
+    Example:
+        >>> from entrodiag.trainer import load_config, train      # doctest: +SKIP
+        >>> train(load_config("tiny-arith-test"), "runs/t")       # doctest: +SKIP
+    """
+    return Trainer(cfg, out, resume=resume, progress=progress, log=log).run()
+
+
+def resume_config(out: str | Path, **overrides: Any) -> TrainConfig:
+    """The configuration stored in a run's run.json, with ``overrides`` (e.g. more ``steps``)."""
+    from ..store.reader import load_run
+
+    meta = load_run(out).meta
+    if meta.get("source") != "builtin":
+        raise TrainingError(f"{out} was not written by the built-in trainer (source {meta.get('source')!r})")
+    return TrainConfig(**{**meta["config"], **{k: v for k, v in overrides.items() if v is not None}})

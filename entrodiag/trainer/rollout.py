@@ -1,0 +1,150 @@
+"""Rollouts as tensors end to end: left-padded prompts, a plain KV-cache sampling loop that keeps
+each sampled token's log-probability and entropy (so no second forward pass is needed for the
+old log-probs), and responses masked after their ``<eos>``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..metrics import entropy_and_logprobs
+
+
+@dataclass
+class Prompts:
+    """Left-padded prompt ids ``[N, P]`` and their attention mask."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+
+    def take(self, idx: torch.Tensor) -> "Prompts":
+        return Prompts(self.ids[idx], self.mask[idx])
+
+    def to(self, device) -> "Prompts":
+        return Prompts(self.ids.to(device), self.mask.to(device))
+
+
+def encode_prompts(tokenizer, texts: list[str]) -> Prompts:
+    """Tokenise once and left-pad to the longest prompt."""
+    rows = [tokenizer.encode(t) for t in texts]
+    if not rows or min(map(len, rows)) == 0:
+        raise ValueError("every prompt must encode to at least one token")
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r)
+        mask[i, width - len(r):] = True
+    return Prompts(ids, mask)
+
+
+@dataclass
+class Rollout:
+    """Sampled responses ``[B, T]`` with what the loss and the Recorder need, all detached."""
+
+    response: torch.Tensor
+    mask: torch.Tensor
+    """True up to and including each response's ``<eos>``."""
+    old_logp: torch.Tensor
+    """Log-prob of each sampled token at the sampling temperature (the PPO ratio's denominator)."""
+    entropy: torch.Tensor
+    """Token entropy at the recording temperature (``entropy_temperature``)."""
+    logp: torch.Tensor
+    """Log-prob of each sampled token at the recording temperature."""
+
+
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that ignore left padding."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def padding_kwargs(mask: torch.Tensor) -> dict:
+    """``attention_mask`` and ``position_ids`` for a forward pass over left-padded rows; none when
+    nothing is left-padded (padding after ``<eos>`` is invisible to earlier positions under causal
+    attention), which spares the model building a 4-D mask."""
+    if bool(mask[:, 0].all()):
+        return {}
+    return {"attention_mask": mask.long(), "position_ids": positions(mask)}
+
+
+def _cache_kwarg(model) -> str:
+    """Name of the KV-cache argument: ``cache`` in transformers >= 5.x, ``past_key_values`` before."""
+    import inspect
+
+    forward = getattr(model, "module", model).forward
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+
+
+@torch.no_grad()
+def generate(
+    model,
+    prompts: Prompts,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+    *,
+    temperature: float = 1.0,
+    entropy_temperature: float = 1.0,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+) -> Rollout:
+    """Sample (or pick greedily) up to ``max_new_tokens`` tokens per prompt with a KV cache."""
+    ids, attn = prompts.ids, prompts.mask.long()
+    first = padding_kwargs(prompts.mask)
+    padded = bool(first)
+    pos = positions(prompts.mask)
+    cache_kw = _cache_kwarg(model)
+    out = model(input_ids=ids, use_cache=True, **first)
+    past, logits = out[cache_kw], out.logits[:, -1]
+    last_pos = pos[:, -1:]
+    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+    tokens, valid, old_logp, ent, logp = [], [], [], [], []
+    for t in range(max_new_tokens):
+        z = logits.float()
+        logp_t = torch.log_softmax(z / temperature, -1)
+        if greedy:
+            nxt = z.argmax(-1)
+        else:
+            nxt = torch.multinomial(logp_t.exp(), 1, generator=generator).squeeze(-1)
+        if entropy_temperature == temperature:
+            h = -(logp_t.exp() * logp_t).sum(-1)
+            lp = logp_t.gather(-1, nxt[:, None]).squeeze(-1)
+        else:
+            h, lp = entropy_and_logprobs(z, nxt, temperature=entropy_temperature)
+        valid.append(~done)
+        nxt = torch.where(done, pad_id, nxt)
+        tokens.append(nxt)
+        old_logp.append(logp_t.gather(-1, nxt[:, None]).squeeze(-1))
+        ent.append(h)
+        logp.append(lp)
+        done = done | (nxt == eos_id)
+        if bool(done.all()) or t == max_new_tokens - 1:
+            break
+        extra = {}
+        if padded:
+            attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
+            last_pos = last_pos + 1
+            extra = {"attention_mask": attn, "position_ids": last_pos}
+        out = model(input_ids=nxt[:, None], use_cache=True, **{cache_kw: past}, **extra)
+        past, logits = out[cache_kw], out.logits[:, -1]
+    mask = torch.stack(valid, 1)
+    return Rollout(
+        torch.stack(tokens, 1), mask,
+        torch.stack(old_logp, 1).masked_fill(~mask, 0.0),
+        torch.stack(ent, 1).masked_fill(~mask, 0.0),
+        torch.stack(logp, 1).masked_fill(~mask, 0.0),
+    )
+
+
+def decode_responses(tokenizer, rollout: Rollout) -> list[str]:
+    """Response texts without the trailing ``<eos>`` and padding."""
+    ids = rollout.response.tolist()
+    lens = rollout.mask.sum(1).tolist()
+    eos = tokenizer.eos_token_id
+    return [tokenizer.decode([i for i in row[:n] if i != eos], skip_special_tokens=True) for row, n in zip(ids, lens)]
+
+
+def score(task, texts: list[str], answers: list[str]) -> torch.Tensor:
+    """Rewards ``[B]`` in [0, 1] from the task's checker."""
+    return torch.tensor([task.score(t, a) for t, a in zip(texts, answers)], dtype=torch.float32)

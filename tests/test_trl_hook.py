@@ -1,0 +1,250 @@
+"""``RecordingGRPOTrainer``: TRL's GRPOTrainer recorded into an entrodiag run.
+
+``training_hooks/trl_grpo.py`` runs once as a subprocess (3 steps, offline, CPU); its run is
+compared with TRL's own log (the ``trainer_state.json`` the recipe saves). Smaller in-process
+tests cover construction errors, a run that fails, and a caller-owned Recorder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from entrodiag import load_run
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "training_hooks" / "trl_grpo.py"
+README = ROOT / "training_hooks" / "README.md"
+STEPS, PROMPTS, GROUP, EVAL_EVERY, TOKEN_SAMPLE = 3, 4, 4, 2, 2
+VOCAB = ["<pad>", "<eos>", *"0123456789="]
+
+
+def _env() -> dict:
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    # one thread: tiny models gain nothing from more, and a busy 2-core machine makes OpenMP spin
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    pytest.importorskip("trl")
+    out = tmp_path_factory.mktemp("trl") / "run"
+    proc = subprocess.run(
+        [sys.executable, str(RECIPE), "--out", str(out), "--steps", str(STEPS), "--prompts", str(PROMPTS),
+         "--group-size", str(GROUP), "--eval-every", str(EVAL_EVERY), "--token-sample", str(TOKEN_SAMPLE)],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, f"recipe failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    history = json.loads((out / "trl" / "trainer_state.json").read_text())["log_history"]
+    train_logs = {e["step"]: e for e in history if "entropy" in e and "eval_entropy" not in e}
+    eval_logs = {e["step"]: e for e in history if "eval_reward" in e}
+    return out, proc.stdout, train_logs, eval_logs
+
+
+def test_run_complete(recipe):
+    out, stdout, _, _ = recipe
+    run = load_run(out)
+    assert run.status == "finished"
+    assert run.meta["source"] == "trl"
+    assert run.meta["trl_version"]
+    assert run.meta["trl_hook_errors"] == 0
+    assert run.meta["recorder_errors"] == 0 and run.meta["writer_errors"] == 0
+    assert run.meta["entropy_temperature"] == 1.0
+    assert run.meta["config"]["max_steps"] == STEPS
+    assert run.meta["trl_train_summary"]["train_runtime"] > 0
+    steps = run.steps
+    assert steps["step"].to_list() == list(range(1, STEPS + 1))  # TRL's 1-based optimizer steps
+    assert (steps["n_responses"] == PROMPTS * GROUP).all()
+    assert steps["n_groups"].to_list() == [PROMPTS] * STEPS
+    for col in ("loss", "lr", "grad_norm", "clip_high_frac", "clip_low_frac", "cov_mean", "entropy_pressure"):
+        assert steps[col].null_count() == 0, col
+    assert f"entrodiag inspect {out}" in stdout
+
+
+def test_entropy_matches_trl_logged_entropy(recipe):
+    """Done-when: per-step token-mean entropy equals TRL's own logged `entropy` within 1e-4."""
+    out, _, train_logs, _ = recipe
+    steps = load_run(out).steps
+    assert sorted(train_logs) == steps["step"].to_list()
+    errors = [abs(h - train_logs[s]["entropy"]) for s, h in zip(steps["step"], steps["entropy_mean"])]
+    print(f"max |entropy_mean - TRL entropy| = {max(errors):.2e}")
+    assert max(errors) < 1e-4
+    assert steps["trl/entropy"].to_list() == pytest.approx([train_logs[s]["entropy"] for s in steps["step"]])
+    assert all(0 < h <= math.log(len(VOCAB)) + 1e-4 for h in steps["entropy_mean"])
+
+
+def test_rewards_groups_lengths_match_trl(recipe):
+    out, _, train_logs, _ = recipe
+    steps = load_run(out).steps
+    for row in steps.iter_rows(named=True):
+        logged = train_logs[row["step"]]
+        assert row["reward_mean"] == pytest.approx(logged["reward"], abs=1e-6)
+        assert row["zero_adv_group_frac"] == pytest.approx(logged["frac_reward_zero_std"], abs=1e-9)
+        assert row["resp_len_mean"] == pytest.approx(logged["completions/mean_length"], abs=1e-6)
+        assert row["loss"] == pytest.approx(logged["loss"], abs=1e-6)
+        assert row["lr"] == pytest.approx(logged["learning_rate"])
+
+
+def test_token_rows_carry_decoded_text(recipe):
+    out, _, _, _ = recipe
+    run = load_run(out)
+    tokens, samples = run.tokens, run.samples
+    assert tokens.height > 0 and tokens["token"].null_count() == 0
+    assert all(VOCAB[i] == t for i, t in zip(tokens["token_id"], tokens["token"]))
+    assert tokens["entropy"].null_count() == 0 and tokens["logprob"].null_count() == 0
+    assert tokens["group_id"].null_count() == 0
+    assert samples.height == STEPS * TOKEN_SAMPLE
+    assert all(re.fullmatch(r"\d\d=", p) for p in samples["prompt"])
+    for r in samples.iter_rows(named=True):  # the response is the decoded tokens of that sample
+        toks = tokens.filter((tokens["step"] == r["step"]) & (tokens["sample_id"] == r["sample_id"]))
+        assert "".join(toks.sort("pos")["token"]) == r["response"]
+        assert r["length"] == toks.height
+        answer = "".join(str((int(r["prompt"][1]) + k) % 10) for k in range(1, 5))
+        said = r["response"].replace("<pad>", "").replace("<eos>", "")  # TRL scores skip_special_tokens text
+        assert r["reward"] == pytest.approx(sum(a == b for a, b in zip(said[:4], answer)) / 4)
+
+
+def test_evals_are_trl_eval_metrics(recipe):
+    out, _, _, eval_logs = recipe
+    evals = load_run(out).evals
+    rewards = evals.filter(evals["name"] == "val/reward")
+    assert rewards["step"].to_list() == sorted(eval_logs)
+    expected = [eval_logs[s]["eval_reward"] for s in sorted(eval_logs)]
+    assert rewards["value"].to_list() == pytest.approx(expected)
+    assert "val/entropy" not in evals["name"].to_list()  # a diagnostic, kept as a step column
+    assert "eval_entropy" in load_run(out).steps.columns
+
+
+def test_importing_trls_trainer_state_gives_the_same_entropy(recipe, tmp_path):
+    """The same TRL run, imported from its trainer_state.json, has the entropy the hook recorded."""
+    from entrodiag.importers import import_run
+
+    out, _, _, _ = recipe
+    report = import_run(out / "trl" / "trainer_state.json", tmp_path / "imported")
+    assert report.format == "trainer_state" and report.steps == STEPS
+    recorded, imported = load_run(out).steps, load_run(tmp_path / "imported").steps
+    assert imported["entropy_mean"].to_list() == pytest.approx(recorded["entropy_mean"].to_list(), abs=1e-4)
+    assert imported["reward_mean"].to_list() == pytest.approx(recorded["reward_mean"].to_list(), abs=1e-6)
+
+
+def test_readme_snippet_is_the_recipe_code():
+    """The README's TRL snippet is the recipe's code, line for line."""
+    text = README.read_text(encoding="utf-8")
+    snippet = re.search(r"<!-- snippet: trl_grpo.py -->\s*```python\n(.*?)```", text, re.S).group(1)
+    recipe_lines = {line.strip() for line in RECIPE.read_text(encoding="utf-8").splitlines()}
+    code = [s for s in (line.strip() for line in snippet.splitlines()) if s and not s.startswith("...")]
+    assert sum("# entrodiag (" in line for line in code) == 2
+    missing = [line for line in code if line not in recipe_lines]
+    assert not missing, f"README snippet lines not in {RECIPE.name}: {missing}"
+
+
+# ------------------------------------------------------------------------------- in-process
+
+
+def test_hooks_import_without_trl():
+    """`import entrodiag.hooks` (and the module itself) never imports trl."""
+    code = ("import sys, entrodiag.hooks, entrodiag.hooks.trl as t; "
+            "assert 'trl' not in sys.modules, 'trl imported'; print(t.SUPPORTED_TRL)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert ">=0.20,<2" in proc.stdout
+
+
+def test_version_check():
+    from entrodiag.hooks.trl import check_trl_version
+
+    for ok in ("0.20.0", "0.29.1", "1.16.0", "1.17.0.dev0"):
+        check_trl_version(ok)
+    for bad in ("0.19.1", "0.8.6", "2.0.0", "garbage"):
+        with pytest.raises(RuntimeError, match="supports trl >=0.20,<2"):
+            check_trl_version(bad)
+
+
+def _tiny_trainer(run_dir=None, recorder=None, reward=None, steps=1, **extra):
+    """A 1-layer Llama GRPO trainer on the count-on task, built in code (no download)."""
+    import torch
+    from datasets import Dataset
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from trl import GRPOConfig
+
+    from entrodiag.hooks.trl import RecordingGRPOTrainer
+
+    torch.manual_seed(0)
+    tk = Tokenizer(models.WordLevel({t: i for i, t in enumerate(VOCAB)}, unk_token="<pad>"))
+    tk.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    tk.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>")
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(VOCAB), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=16, pad_token_id=0,
+        eos_token_id=1, bos_token_id=None))
+    data = Dataset.from_list([{"prompt": f"{i:02d}="} for i in range(16)])
+    renamed = "activation_checkpointing" in GRPOConfig.__dataclass_fields__  # transformers 5
+    args = GRPOConfig(output_dir=str(Path(run_dir or recorder.path).parent / "trl-out"), max_steps=steps,
+                      per_device_train_batch_size=8, num_generations=4, max_completion_length=3,
+                      logging_steps=1, use_cpu=True, bf16=False, report_to="none", save_strategy="no",
+                      disable_tqdm=True,
+                      **{"activation_checkpointing" if renamed else "gradient_checkpointing": False})
+    reward = reward or (lambda completions, **_: [float(c[:1] == "1") for c in completions])
+    return RecordingGRPOTrainer(model=model, processing_class=tok, reward_funcs=reward, args=args,
+                                train_dataset=data, entrodiag_run_dir=run_dir, entrodiag_recorder=recorder,
+                                **extra)
+
+
+def test_construction_errors(tmp_path, monkeypatch):
+    trl = pytest.importorskip("trl")
+    from entrodiag.hooks.trl import RecordingGRPOTrainer
+
+    with pytest.raises(ValueError, match="exactly one"):
+        RecordingGRPOTrainer(model=None)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "run.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        RecordingGRPOTrainer(model=None, entrodiag_run_dir=tmp_path / "old")
+    monkeypatch.setattr(trl, "__version__", "0.19.0")
+    with pytest.raises(RuntimeError, match="found trl 0.19.0"):
+        RecordingGRPOTrainer(model=None, entrodiag_run_dir=tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_failed_training_marks_run_failed(tmp_path):
+    pytest.importorskip("trl")
+    calls = []
+
+    def flaky(completions, **_):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("reward server down")
+        return [0.5] * len(completions)
+
+    trainer = _tiny_trainer(run_dir=tmp_path / "run", reward=flaky, steps=3)
+    with pytest.raises(RuntimeError, match="reward server down"):
+        trainer.train()
+    run = load_run(tmp_path / "run")
+    assert run.status == "failed"
+    assert run.steps["step"].to_list() == [1]  # the step before the failure is kept
+    assert trainer.entrodiag_recorder is None  # closed
+
+
+def test_caller_owned_recorder_stays_open(tmp_path):
+    pytest.importorskip("trl")
+    from entrodiag import Recorder
+
+    rec = Recorder(tmp_path / "run", source="trl", token_sample="all")
+    trainer = _tiny_trainer(recorder=rec, steps=1)
+    trainer.train()
+    assert trainer.entrodiag_recorder is rec
+    rec.log_eval(1, "val/accuracy", 0.5)  # still open: the caller adds to it, then closes it
+    rec.close()
+    run = load_run(tmp_path / "run")
+    assert run.status == "finished" and run.steps.height == 1 and run.evals.height == 1
+    assert run.samples.height == 8 and run.samples["response"].null_count() == 0
