@@ -269,6 +269,9 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-on", choices=("info", "warning", "critical"), default=None, metavar="SEVERITY",
                    help="exit 1 when a flag of SEVERITY (info|warning|critical) or worse is raised, so CI or "
                    "a scheduler can stop a doomed run")
+    p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a collapse-detector threshold (a field of "
+                   "entrodiag.analysis.CollapseThresholds, e.g. early_frac=0.2); repeat for more")
 
 
 @command("analyze", _analyze_args)
@@ -281,7 +284,21 @@ def analyze(args: argparse.Namespace) -> int:
     a path that is not a run exits 2."""
     from .analysis.summary import cli_analyze
 
-    return cli_analyze(args.run, as_json=args.json, fail_on=args.fail_on)
+    thresholds = {}
+    for item in args.threshold:
+        name, sep, value = item.partition("=")
+        try:
+            thresholds[name.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            print(f"entrodiag analyze: --threshold takes NAME=NUMBER, got {item!r}", file=sys.stderr)
+            return 2
+    try:
+        return cli_analyze(args.run, as_json=args.json, fail_on=args.fail_on, thresholds=thresholds)
+    except ValueError as e:  # an unknown threshold name
+        print(f"entrodiag analyze: {e}", file=sys.stderr)
+        return 2
 
 
 def _probe_args(p: argparse.ArgumentParser) -> None:

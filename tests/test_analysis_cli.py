@@ -127,3 +127,17 @@ def test_analyze_never_imports_torch(demo):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["law"]["status"] == "ok"
+
+
+def test_threshold_overrides_from_the_command_line(demo, capsys):
+    kinds = {f.kind for f in detect_collapse(demo)}
+    assert "positive_covariance" in kinds
+    # demanding positive covariance in more than 100% of steps silences that detector
+    code, out, _ = analyze(capsys, demo.path, "--json", "--threshold", "cov_pos_share=1.01", "--threshold", "min_steps=10")
+    assert code == 0
+    got = {f["kind"] for f in json.loads(out)["flags"]["items"]}
+    assert got == {f.kind for f in detect_collapse(demo, cov_pos_share=1.01)} and "positive_covariance" not in got
+    code, _, err = analyze(capsys, demo.path, "--threshold", "bogus=1")
+    assert code == 2 and "unknown collapse threshold(s) bogus" in err
+    code, _, err = analyze(capsys, demo.path, "--threshold", "cov_pos_share")
+    assert code == 2 and "NAME=NUMBER" in err

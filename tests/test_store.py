@@ -164,3 +164,27 @@ def test_tables_have_every_core_column(tmp_path):
                                       "max_entropy", "text"}
     assert run.tokens.schema["entropy"] == pl.Float32 and run.tokens.schema["is_hwe"] == pl.Boolean
     assert run.samples["prompt"].null_count() == run.samples.height  # not given: null, not missing
+
+
+def test_polars_schema_matches_polars_own_conversion_of_every_core_table():
+    import pyarrow as pa
+
+    from entrodiag.store.reader import polars_schema
+    from entrodiag.store.schema import CORE_TYPES
+
+    for table, fields in CORE_TYPES.items():
+        schema = pa.schema({**fields, "extra_metric": pa.float64(), "ids": pa.large_list(pa.int32())})
+        assert polars_schema(schema) == pl.from_arrow(schema.empty_table()).schema, table
+
+
+def test_reading_a_run_does_not_import_pandas(tmp_path):
+    import subprocess
+    import sys
+
+    rec = Recorder(tmp_path / "run")
+    rec.record_batch(0, **batch_kwargs(0))
+    rec.close()
+    code = ("import sys; from entrodiag import load_run; r = load_run(sys.argv[1]); r.steps; r.tokens; r.evals; "
+            "r.scan('spans').collect(); assert 'pandas' not in sys.modules, 'pandas was imported'")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]

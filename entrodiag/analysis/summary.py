@@ -310,14 +310,15 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
 
 
 def cli_analyze(path: str, *, as_json: bool = False, fail_on: str | None = None,
-                out: IO[str] | None = None) -> int:
+                thresholds: dict[str, float] | None = None, out: IO[str] | None = None) -> int:
     """``entrodiag analyze``: print the analysis; 1 when ``fail_on`` (or worse) was flagged, else 0.
 
+    ``thresholds`` override ``CollapseThresholds`` fields (an unknown name raises ``ValueError``).
     ``RunError`` (not a run) propagates; the CLI maps it to exit code 2.
     """
     if fail_on is not None:
         severity_rank(fail_on)
-    summary = analyze_run(path)
+    summary = analyze_run(path, thresholds=thresholds)
     out = out or sys.stdout
     if as_json:
         out.write(json.dumps(summary, indent=2, allow_nan=False) + "\n")

@@ -290,6 +290,10 @@ class Recorder:
              "n": [None if n is None else int(n)]},
         )
 
+    def update_meta(self, **fields: Any) -> None:
+        """Merge ``fields`` into run.json (written by rank 0's writer thread; a no-op elsewhere)."""
+        self.writer.update_meta(**fields)
+
     def flush(self, timeout: float | None = 60.0) -> bool:
         """Write everything recorded so far (blocks until done or ``timeout``)."""
         return self.writer.flush(timeout)

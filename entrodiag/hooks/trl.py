@@ -335,7 +335,7 @@ def _build_class():
             rec = self._ed_rec
             step = int(entry.pop("step", self.state.global_step))
             if "train_runtime" in entry:  # the end-of-training summary
-                rec.writer.update_meta(trl_train_summary={k: v for k, v in entry.items() if _is_num(v)})
+                rec.update_meta(trl_train_summary={k: v for k, v in entry.items() if _is_num(v)})
                 return
             scalars: dict[str, float] = {}
             for name, value in entry.items():
@@ -360,7 +360,7 @@ def _build_class():
                 return
             self._ed_rec = None
             try:
-                rec.writer.update_meta(trl_hook_errors=self._ed_errors)
+                rec.update_meta(trl_hook_errors=self._ed_errors)
             finally:
                 rec.close(status)
 
