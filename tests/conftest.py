@@ -1,4 +1,6 @@
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -72,3 +74,23 @@ def tiny_run(warm_start_cache, tmp_path_factory):
     t0 = time.time()
     out = train(load_config("tiny-arith-test"), tmp_path_factory.mktemp("tiny") / "run", progress=False)
     return out, time.time() - t0
+
+
+HOOKS_README = Path(__file__).resolve().parents[1] / "training_hooks" / "README.md"
+
+
+def readme_snippet(name: str) -> str:
+    """The python block after ``<!-- snippet: NAME -->`` in training_hooks/README.md."""
+    text = HOOKS_README.read_text(encoding="utf-8")
+    return re.search(rf"<!-- snippet: {re.escape(name)} -->\s*```python\n(.*?)```", text, re.S).group(1)
+
+
+def snippet_code_lines(name: str) -> list[str]:
+    """The snippet's code lines, stripped, without blanks and ``...`` placeholders."""
+    return [s for s in (line.strip() for line in readme_snippet(name).splitlines()) if s and not s.startswith("...")]
+
+
+def lines_missing_from(code: list[str], recipe: Path) -> list[str]:
+    """The lines of ``code`` that are not, verbatim (stripped), lines of ``recipe``."""
+    recipe_lines = {line.strip() for line in recipe.read_text(encoding="utf-8").splitlines()}
+    return [line for line in code if line not in recipe_lines]

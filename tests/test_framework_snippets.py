@@ -9,23 +9,16 @@ batch, with the entropy the stand-in actor computed.
 
 from __future__ import annotations
 
-import re
 import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import readme_snippet
 from entrodiag import load_run
 
-README = Path(__file__).resolve().parents[1] / "training_hooks" / "README.md"
 V, STEPS = 7, 3
-
-
-def _snippet(name: str) -> str:
-    text = README.read_text(encoding="utf-8")
-    return re.search(rf"<!-- snippet: {name} -->\s*```python\n(.*?)```", text, re.S).group(1)
 
 
 def _install(monkeypatch, modules: dict[str, dict]) -> None:
@@ -102,7 +95,7 @@ def test_verl_attachment(monkeypatch, tmp_path):
     original = (_VerlActor._forward_micro_batch, _VerlActor.update_policy)
     ns: dict = {}
     try:
-        exec(compile(_snippet("verl"), "README:verl", "exec"), ns)
+        exec(compile(readme_snippet("verl"), "README:verl", "exec"), ns)
         actor = _VerlActor()
         for step in range(1, STEPS + 1):
             data = _verl_batch(step)
@@ -182,7 +175,7 @@ def test_openrlhf_attachment(monkeypatch, tmp_path):
     original = (_Actor.forward, _Trainer.training_step, _Trainer.ppo_train)
     ns: dict = {}
     try:
-        exec(compile(_snippet("openrlhf"), "README:openrlhf", "exec"), ns)
+        exec(compile(readme_snippet("openrlhf"), "README:openrlhf", "exec"), ns)
         _Actor.__call__ = _Actor.forward  # the patched forward, as nn.Module.__call__ would find it
         for step in range(STEPS):
             _Trainer(_experiences(step)).ppo_train(0.0)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import lines_missing_from, snippet_code_lines
 from entrodiag import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "training_hooks" / "logits_tap.py"
-README = ROOT / "training_hooks" / "README.md"
 STEPS, PROMPTS, GROUP, TOKEN_SAMPLE, LOG_EVERY, R = 25, 32, 8, 4, 5, 3
 VOCAB = "0123456789=."
 
@@ -91,10 +91,7 @@ def test_refuses_existing_run_and_helps(recipe):
 
 
 def test_readme_snippet_is_the_recipe_code():
-    text = README.read_text(encoding="utf-8")
-    snippet = re.search(r"<!-- snippet: logits_tap.py -->\s*```python\n(.*?)```", text, re.S).group(1)
-    recipe_lines = {line.strip() for line in RECIPE.read_text(encoding="utf-8").splitlines()}
-    code = [s for s in (line.strip() for line in snippet.splitlines()) if s and not s.startswith("...")]
+    code = snippet_code_lines("logits_tap.py")
     assert sum("# entrodiag (" in line for line in code) == 4
-    missing = [line for line in code if line not in recipe_lines]
+    missing = lines_missing_from(code, RECIPE)
     assert not missing, f"README snippet lines not in {RECIPE.name}: {missing}"

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import lines_missing_from, snippet_code_lines
 from entrodiag import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "training_hooks" / "plain_pytorch.py"
-README = ROOT / "training_hooks" / "README.md"
 STEPS, PROMPTS, GROUP, ANSWER_LEN, TOKEN_SAMPLE, LOG_EVERY = 60, 32, 8, 4, 4, 10
 
 
@@ -117,9 +117,7 @@ def test_refuses_existing_run_and_helps(recipe):
 
 def test_readme_snippet_is_the_recipe_code():
     """Every code line of the README's three-line snippet appears verbatim in the recipe."""
-    snippet = re.search(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S).group(1)
-    recipe_lines = {line.strip() for line in RECIPE.read_text(encoding="utf-8").splitlines()}
-    code = [s for s in (line.strip() for line in snippet.splitlines()) if s and not s.startswith("...")]
+    code = snippet_code_lines("plain_pytorch.py")
     assert sum("# entrodiag (" in line for line in code) == 3
-    missing = [line for line in code if line not in recipe_lines]
+    missing = lines_missing_from(code, RECIPE)
     assert not missing, f"README snippet lines not in {RECIPE.name}: {missing}"

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import lines_missing_from, snippet_code_lines
 from entrodiag import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "training_hooks" / "trl_grpo.py"
-README = ROOT / "training_hooks" / "README.md"
 STEPS, PROMPTS, GROUP, EVAL_EVERY, TOKEN_SAMPLE = 3, 4, 4, 2, 2
 VOCAB = ["<pad>", "<eos>", *"0123456789="]
 
@@ -136,12 +136,9 @@ def test_importing_trls_trainer_state_gives_the_same_entropy(recipe, tmp_path):
 
 def test_readme_snippet_is_the_recipe_code():
     """The README's TRL snippet is the recipe's code, line for line."""
-    text = README.read_text(encoding="utf-8")
-    snippet = re.search(r"<!-- snippet: trl_grpo.py -->\s*```python\n(.*?)```", text, re.S).group(1)
-    recipe_lines = {line.strip() for line in RECIPE.read_text(encoding="utf-8").splitlines()}
-    code = [s for s in (line.strip() for line in snippet.splitlines()) if s and not s.startswith("...")]
+    code = snippet_code_lines("trl_grpo.py")
     assert sum("# entrodiag (" in line for line in code) == 2
-    missing = [line for line in code if line not in recipe_lines]
+    missing = lines_missing_from(code, RECIPE)
     assert not missing, f"README snippet lines not in {RECIPE.name}: {missing}"
 
 

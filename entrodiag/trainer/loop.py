@@ -293,11 +293,10 @@ class Trainer:
         return self.out
 
     def checkpoint(self, step: int) -> None:
+        """Save after the update of ``step``; every rank's rows up to it are on disk first."""
+        self.rec.flush()
         if self.rank == 0:
-            self.rec.flush()  # the rows of every step up to this one are on disk before the checkpoint
             save_checkpoint(self.out, step, self.model, self.tok, self.opt, self.sched, self.cfg.keep_checkpoints)
-        else:
-            self.rec.flush()
         if self.world > 1:
             torch.distributed.barrier()
 

@@ -107,15 +107,15 @@ def generate(
             nxt = z.argmax(-1)
         else:
             nxt = torch.multinomial(logp_t.exp(), 1, generator=generator).squeeze(-1)
+        chosen = logp_t.gather(-1, nxt[:, None]).squeeze(-1)
         if entropy_temperature == temperature:
-            h = -(logp_t.exp() * logp_t).sum(-1)
-            lp = logp_t.gather(-1, nxt[:, None]).squeeze(-1)
+            h, lp = -(logp_t.exp() * logp_t).sum(-1), chosen
         else:
             h, lp = entropy_and_logprobs(z, nxt, temperature=entropy_temperature)
         valid.append(~done)
         nxt = torch.where(done, pad_id, nxt)
         tokens.append(nxt)
-        old_logp.append(logp_t.gather(-1, nxt[:, None]).squeeze(-1))
+        old_logp.append(chosen)
         ent.append(h)
         logp.append(lp)
         done = done | (nxt == eos_id)
