@@ -284,20 +284,89 @@ def analyze(args: argparse.Namespace) -> int:
     a path that is not a run exits 2."""
     from .analysis.summary import cli_analyze
 
-    thresholds = {}
-    for item in args.threshold:
+    try:
+        return cli_analyze(args.run, as_json=args.json, fail_on=args.fail_on,
+                           thresholds=_thresholds(args.threshold))
+    except ValueError as e:  # a malformed or unknown threshold
+        print(f"entrodiag analyze: {e}", file=sys.stderr)
+        return 2
+
+
+def _thresholds(items: list[str]) -> dict[str, float]:
+    """``--threshold NAME=VALUE`` items as a dict (``ValueError`` for a malformed one)."""
+    out: dict[str, float] = {}
+    for item in items:
         name, sep, value = item.partition("=")
         try:
-            thresholds[name.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+            out[name.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
         except ValueError:
             sep = ""
         if not sep:
-            print(f"entrodiag analyze: --threshold takes NAME=NUMBER, got {item!r}", file=sys.stderr)
-            return 2
+            raise ValueError(f"--threshold takes NAME=NUMBER, got {item!r}")
+    return out
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="a run directory (or a folder holding exactly one run)")
+    p.add_argument("-o", "--output", metavar="PATH", help="the PDF to write (default: reports/<run_id>.pdf)")
+    p.add_argument("--compare", nargs="+", default=[], metavar="RUN",
+                   help="other runs (e.g. the same task under other interventions) for a comparison page")
+
+
+@command("report", _report_args)
+def report(args: argparse.Namespace) -> int:
+    """Write a PDF diagnostic report of a run: summary with verdict, flags and advice, dynamics,
+    the entropy law, the entropy distribution and forking tokens, example responses, the mechanism
+    check and the configuration; --compare adds a page with other runs side by side. A path that
+    is not a run exits 2."""
+    from pathlib import Path
+
+    from .report import build_report
+    from .store import load_run
+
+    run = load_run(args.run)
+    out = Path(args.output) if args.output else Path("reports") / f"{run.run_id}.pdf"
     try:
-        return cli_analyze(args.run, as_json=args.json, fail_on=args.fail_on, thresholds=thresholds)
-    except ValueError as e:  # an unknown threshold name
-        print(f"entrodiag analyze: {e}", file=sys.stderr)
+        pdf = build_report(run, out, compare=args.compare)
+    except OSError as e:
+        print(f"entrodiag report: cannot write {out}: {e}", file=sys.stderr)
+        return 2
+    print(f"report written to {pdf}")
+    return 0
+
+
+def _watch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="a run directory (or a folder holding exactly one run)")
+    p.add_argument("--follow", action="store_true", help="keep polling until the run ends (else read it once)")
+    p.add_argument("--interval", type=float, default=10.0, metavar="S",
+                   help="seconds between polls with --follow (default: %(default)s)")
+    p.add_argument("--fail-on", choices=("info", "warning", "critical"), default=None, metavar="SEVERITY",
+                   help="exit 1 as soon as a flag of SEVERITY (info|warning|critical) or worse is raised")
+    p.add_argument("--alerts", metavar="CONFIG.toml",
+                   help="send each new flag to the sinks of the file's [alerts] section (console, webhook, "
+                   "Slack, e-mail; secrets from environment variables)")
+    p.add_argument("--floor", type=float, default=0.5, metavar="FRAC",
+                   help="the forecast's entropy floor as a share of the start entropy (default: %(default)s)")
+    p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a collapse-detector threshold (see entrodiag analyze --help); repeat for more")
+    p.add_argument("--no-events", action="store_true", help="do not write the flags and alerts to the run's events/")
+
+
+@command("watch", _watch_args)
+def watch(args: argparse.Namespace) -> int:
+    """Follow a (running) run: print each new collapse flag once with its evidence and advice,
+    a live status line (step, entropy, reward, accuracy, the law's ceiling, steps until the
+    entropy reaches the floor), record flags and alerts in the run's events/ table and send
+    alerts. --fail-on exits 1 on a flag of that severity so a scheduler can stop the job; a path
+    that is not a run exits 2."""
+    from .watch.follow import follow
+
+    try:
+        return follow(args.run, keep_following=args.follow, interval=args.interval, fail_on=args.fail_on,
+                      alerts_config=args.alerts, thresholds=_thresholds(args.threshold), floor_frac=args.floor,
+                      record_events=not args.no_events)
+    except ValueError as e:
+        print(f"entrodiag watch: {e}", file=sys.stderr)
         return 2
 
 
@@ -331,6 +400,28 @@ def probe_cmd(args: argparse.Namespace) -> int:
         return 2
     print(f"run written to {out}\nnext: entrodiag inspect {out}")
     return 0
+
+
+def _dashboard_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("root", nargs="?", default="runs", metavar="RUNS_ROOT",
+                   help="a folder of runs (searched 3 levels deep) or one run (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: %(default)s, this machine only; 0.0.0.0 lets the network "
+                   "read every run this user can read)")
+    p.add_argument("--port", type=int, default=8501, help="port (default: %(default)s)")
+
+
+@command("dashboard", _dashboard_args)
+def dashboard_cmd(args: argparse.Namespace) -> int:
+    """Explore runs in a Streamlit dashboard (runs, dynamics, entropy law, collapse, tokens, compare),
+    refreshing live while a run trains. Needs the dashboard extra: pip install 'entrodiag[dashboard]'."""
+    from .dashboard import DashboardError, run_dashboard
+
+    try:
+        return run_dashboard(args.root, host=args.host, port=args.port)
+    except DashboardError as e:
+        print(f"entrodiag dashboard: {e}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

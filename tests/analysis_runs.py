@@ -63,9 +63,11 @@ def make_run(
     path, *, steps: int = 60, entropy=0.8, reward=0.4, cov=0.0, zero_adv=0.1, high_frac=None,
     resp_len=12, law=None, evals=None, eval_every: int = 4, eval_noise: float = 0.0,
     eval_name: str = "val/accuracy_sampled", greedy: bool = False, B: int = 32, G: int = 4, T: int = 16,
-    token_sample=4, tokenizer=None, seed: int = 0, extra: dict | None = None, **meta,
+    token_sample=4, tokenizer=None, seed: int = 0, extra: dict | None = None, on_step=None, **meta,
 ):
-    """Write a run to ``path`` and return it (``load_run``); see the module docstring."""
+    """Write a run to ``path`` and return it (``load_run``); see the module docstring.
+    ``on_step(t)`` is called after step t is recorded (to pace a run that another process
+    follows); ``meta`` also takes Recorder settings such as ``flush_interval_s``."""
     from entrodiag import load_run
 
     rng = np.random.default_rng(seed)
@@ -85,17 +87,18 @@ def make_run(
     torch.set_num_threads(1)  # tiny tensors: one thread is 2x faster than OpenMP's per-op overhead
     try:
         _record(path, H, R, C, Z, L, S, extra, ev, eval_steps, rng=rng, B=B, G=G, T=T, eval_name=eval_name,
-                greedy=greedy, recorder={"token_sample": token_sample, "tokenizer": tokenizer, "seed": seed, **meta})
+                greedy=greedy, on_step=on_step,
+                recorder={"token_sample": token_sample, "tokenizer": tokenizer, "seed": seed, **meta})
     finally:
         torch.set_num_threads(threads)
     return load_run(path)
 
 
-def _record(path, H, R, C, Z, L, S, extra, ev, eval_steps, *, rng, B, G, T, eval_name, greedy, recorder):
+def _record(path, H, R, C, Z, L, S, extra, ev, eval_steps, *, rng, B, G, T, eval_name, greedy, on_step, recorder):
     steps, n_groups = len(H), B // G
     groups = torch.arange(B) // G
     offsets = np.linspace(-0.3, 0.3, G)  # zero-mean rewards within a group that has a signal
-    with Recorder(path, flush_interval_s=60, heartbeat_s=60, **recorder) as rec:
+    with Recorder(path, **{"flush_interval_s": 60, "heartbeat_s": 60, **recorder}) as rec:
         for t in range(steps):
             length = int(min(T, max(1, round(L[t]))))
             mask = torch.zeros(B, T, dtype=torch.bool)
@@ -130,6 +133,8 @@ def _record(path, H, R, C, Z, L, S, extra, ev, eval_steps, *, rng, B, G, T, eval
                 rec.log_eval(t, eval_name, float(ev[i]), n=500)
                 if greedy:
                     rec.log_eval(t, "val/accuracy_greedy", float(min(1.0, ev[i] + 0.3)), n=500)
+            if on_step is not None:
+                on_step(t)
 
 
 _CACHE: dict = {}

@@ -44,7 +44,10 @@ def test_sigkill_mid_run_keeps_completed_parts_and_reports_interrupted(tmp_path)
                             text=True, cwd=ROOT)
     try:
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(1.0)  # parts are being written continuously now
+        deadline = time.time() + 60  # parts are being written continuously now
+        while len(list((run_dir / "steps").glob("part-*.parquet"))) < 5 and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

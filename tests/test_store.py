@@ -188,3 +188,25 @@ def test_reading_a_run_does_not_import_pandas(tmp_path):
             "r.scan('spans').collect(); assert 'pandas' not in sys.modules, 'pandas was imported'")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_events_from_the_writer_and_from_a_watcher_process_and_until(tmp_path):
+    from entrodiag.store import event_row, write_events
+    from entrodiag.store.schema import OUTSIDE_RANK
+
+    with Recorder(tmp_path / "r") as rec:
+        for step in range(4):
+            rec.record_batch(step, **batch_kwargs(step))
+        rec.log_event(2, "switch", "kl_cov", message="none -> kl_cov", detail={"from": "none"})
+        with pytest.raises(ValueError, match="unknown event kind"):
+            rec.log_event(2, "oops", "x")
+    part = write_events(tmp_path / "r", [event_row(3, "flag", "early_collapse", severity="critical",
+                                                    first_step=0, last_step=3, detail={"ratio": 0.05})])
+    assert part.name.startswith(f"part-r{OUTSIDE_RANK:05d}-")
+    run = load_run(tmp_path / "r")
+    ev = run.events
+    assert ev["step"].to_list() == [2, 3] and ev["kind"].to_list() == ["switch", "flag"]
+    assert json.loads(ev["detail"][1]) == {"ratio": 0.05} and ev["severity"].to_list() == [None, "critical"]
+    early = run.until(2)
+    assert early.events.height == 1 and early.steps["step"].to_list() == [0, 1, 2]
+    assert early.tokens["step"].max() <= 2 and run.tokens["step"].max() == 3

@@ -245,3 +245,32 @@ def test_caller_owned_recorder_stays_open(tmp_path):
     run = load_run(tmp_path / "run")
     assert run.status == "finished" and run.steps.height == 1 and run.evals.height == 1
     assert run.samples.height == 8 and run.samples["response"].null_count() == 0
+
+
+def test_stop_on_sets_trls_stop_flag(tmp_path, monkeypatch):
+    """A new flag at ``entrodiag_stop_on`` ends TRL's training early; the run says ``stopped``.
+    (The detectors themselves are tested on runs built to trigger them; here a watcher that
+    raises a critical flag from the fourth step on stands in for a collapsing run.)"""
+    pytest.importorskip("trl")
+    from entrodiag.analysis import Flag
+    from entrodiag.watch import Watcher
+
+    real_poll = Watcher.poll
+
+    def poll(self, *, force=False):
+        real_poll(self, force=force)
+        if self.status.step is not None and self.status.step >= 4:
+            return [Flag("vanishing_signal", "critical", 1, self.status.step, {"share": 0.9}, "raise the lr less")]
+        return []
+
+    monkeypatch.setattr(Watcher, "poll", poll)
+    trainer = _tiny_trainer(run_dir=tmp_path / "run", steps=12, entrodiag_stop_on="critical",
+                            entrodiag_watch_every=2)
+    trainer.train()
+    assert trainer.state.global_step < 12
+    run = load_run(tmp_path / "run")
+    assert run.status == "stopped"
+    stop = run.events.filter(run.events["kind"] == "stop")
+    assert stop.height == 1 and stop["name"][0] == "vanishing_signal" and stop["step"][0] == trainer.state.global_step
+    with pytest.raises(ValueError, match="entrodiag_stop_on"):
+        _tiny_trainer(run_dir=tmp_path / "other", entrodiag_stop_on="fatal")

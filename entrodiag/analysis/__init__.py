@@ -12,6 +12,7 @@ runs from any source: the built-in trainer, a custom loop, TRL, probes.
 from ._common import DEFAULT_SMOOTH, AnalysisError
 from .collapse import SEVERITIES, CollapseThresholds, Flag, detect_collapse, run_detectors
 from .compare import compare_runs
+from .forecast import EntropyForecast, forecast_entropy
 from .law import (
     EARLY_FRACTIONS,
     EarlyPrediction,
@@ -32,12 +33,14 @@ __all__ = [
     "AnalysisError",
     "CollapseThresholds",
     "EarlyPrediction",
+    "EntropyForecast",
     "Flag",
     "LawFit",
     "MechanismCheck",
     "analyze_run",
     "compare_runs",
     "detect_collapse",
+    "forecast_entropy",
     "early_prediction",
     "entropy_distribution",
     "fit_entropy_law",

@@ -16,6 +16,7 @@ import polars as pl
 
 from ._common import AnalysisError, RunLike, as_run, clean, edge_size, step_series
 from .collapse import SEVERITIES, CollapseThresholds, run_detectors, severity_rank
+from .forecast import forecast_entropy
 from .law import early_prediction, eval_names, fit_entropy_law, pick_eval_metric
 from .mechanism import mechanism_check
 from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
@@ -78,7 +79,8 @@ def analyze_run(
 
     Sections: ``run`` (identity, row counts), ``dynamics`` (start → end of the key step series
     and the evaluations), ``law`` (``fit_entropy_law``: a, b, ceiling, CIs, R², RMSE),
-    ``early_prediction`` (f = 0.15, 0.3, 0.5), ``flags`` (``detect_collapse`` plus the detectors
+    ``early_prediction`` (f = 0.15, 0.3, 0.5), ``forecast`` (``forecast_entropy``: the step at
+    which entropy reaches half its start, and the law's accuracy there), ``flags`` (``detect_collapse`` plus the detectors
     that could not judge and why), ``mechanism`` (``mechanism_check``), ``forking_tokens``,
     ``hwe_spans``, ``entropy_distribution``, and ``missing``: one line per missing input.
 
@@ -126,6 +128,11 @@ def analyze_run(
         except AnalysisError as e:
             out["law"] = _empty(str(e))
             out["early_prediction"] = _empty("needs the law fit (see the law section)")
+
+        try:
+            out["forecast"] = {"status": "ok", **forecast_entropy(run, smooth=th.smooth).to_dict()}
+        except AnalysisError as e:
+            out["forecast"] = _empty(str(e))
 
         flags, skipped = run_detectors(run, th)
         out["flags"] = {"status": "ok", "items": [f.to_dict() for f in flags], "skipped": skipped,
@@ -238,6 +245,11 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
             if row.get("reason"):
                 con.print(f"[dim]  f = {row['frac']:.2f}: {escape(row['reason'])}[/]")
 
+    fc = summary.get("forecast", {"status": "empty", "reason": "not computed"})
+    if not empty("Entropy forecast", fc):
+        con.print(f"\n[bold]Entropy forecast[/] (log-linear decay, {fc['level']:.0%} interval): "
+                  f"{escape(_forecast_text(fc))}")
+
     fl = summary["flags"]
     if fl["items"]:
         con.print(f"\n[bold]Flags[/] ({len(fl['items'])}, worst first)")
@@ -307,6 +319,16 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
                       _f(seg.get("entropy_p50"), ".3f"), _f(seg.get("entropy_p90"), ".3f"),
                       _f(seg.get("entropy_p99"), ".3f"))
         con.print(t)
+
+
+def _forecast_text(fc: dict) -> str:
+    """``EntropyForecast.describe`` from its dict (the JSON form ``analyze_run`` keeps)."""
+    from .forecast import EntropyForecast
+
+    fields = {**fc}
+    fields.pop("status", None)
+    fields["window"] = tuple(fields["window"])
+    return EntropyForecast(**fields).describe()
 
 
 def cli_analyze(path: str, *, as_json: bool = False, fail_on: str | None = None,

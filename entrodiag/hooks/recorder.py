@@ -37,7 +37,7 @@ from ..metrics import (
     window_entropy,
     zero_advantage_group_frac,
 )
-from ..store.writer import Batch, RunWriter
+from ..store.writer import Batch, RunWriter, event_row
 
 log = logging.getLogger("entrodiag")
 
@@ -289,6 +289,18 @@ class Recorder:
             {"step": [int(step)], "rank": [self.rank], "name": [str(name)], "value": [_num(value)],
              "n": [None if n is None else int(n)]},
         )
+
+    def log_event(
+        self, step: int, kind: str, name: str, *, severity: str | None = None,
+        first_step: int | None = None, last_step: int | None = None, message: str = "",
+        detail: dict | None = None,
+    ) -> None:
+        """Record an event in the run's ``events`` table: ``kind`` is ``flag``, ``alert``,
+        ``alert_failed``, ``switch`` (``name`` = the new intervention) or ``stop``."""
+        self.writer.append("events", event_row(
+            step, kind, name, rank=self.rank, severity=severity, first_step=first_step,
+            last_step=last_step, message=message, detail=detail,
+        ))
 
     def update_meta(self, **fields: Any) -> None:
         """Merge ``fields`` into run.json (written by rank 0's writer thread; a no-op elsewhere)."""

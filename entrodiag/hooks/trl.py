@@ -104,6 +104,7 @@ def _build_class():
     try:
         import torch
         import trl
+        from transformers import TrainerCallback
         from trl import GRPOTrainer
     except ImportError as e:
         raise ImportError(
@@ -125,6 +126,11 @@ def _build_class():
             entrodiag_token_sample: completions per step whose token, sample and span rows are
                 kept (``Recorder(token_sample=...)``; step aggregates use every token).
             entrodiag_meta: more run.json fields (``task=...``, ``intervention=...``).
+            entrodiag_stop_on: ``info``, ``warning`` or ``critical``: every
+                ``entrodiag_watch_every`` optimizer steps the collapse detectors run on what was
+                recorded (``entrodiag.watch.Watcher``; flags go to the run's events); a new flag at
+                this severity or worse sets TRL's ``should_training_stop`` and the run ends as
+                ``stopped``. ``trainer.entrodiag_watcher.on_flag(fn)`` adds callbacks.
 
         Raises:
             RuntimeError: an unsupported TRL version.
@@ -135,8 +141,11 @@ def _build_class():
         def __init__(self, *args, entrodiag_run_dir: str | Path | None = None,
                      entrodiag_recorder: Recorder | None = None,
                      entrodiag_token_sample: int | float | str = 8,
-                     entrodiag_meta: dict | None = None, **kwargs) -> None:
+                     entrodiag_meta: dict | None = None, entrodiag_stop_on: str | None = None,
+                     entrodiag_watch_every: int = 10, **kwargs) -> None:
             check_trl_version(trl.__version__)
+            if entrodiag_stop_on not in (None, "info", "warning", "critical"):
+                raise ValueError(f"entrodiag_stop_on must be info, warning or critical, got {entrodiag_stop_on!r}")
             if (entrodiag_run_dir is None) == (entrodiag_recorder is None):
                 raise ValueError(
                     "RecordingGRPOTrainer needs entrodiag_run_dir=PATH (a new run directory) or "
@@ -176,12 +185,25 @@ def _build_class():
             if entrodiag_recorder is not None and entrodiag_recorder.tokenizer is None:
                 entrodiag_recorder.tokenizer = self._ed_tokenizer  # token and response text
             self._ed_rec = entrodiag_recorder if entrodiag_recorder is not None else self._ed_open(False)
+            self._ed_stop_on, self._ed_stopped = entrodiag_stop_on, False
+            self._ed_watcher = None
+            if entrodiag_stop_on is not None:
+                if self.accelerator.is_main_process:
+                    from ..watch import Watcher
+
+                    self._ed_watcher = Watcher(self._ed_rec.path, events=self._ed_rec.log_event, source="trl")
+                self.add_callback(_StopOnFlag(self, int(entrodiag_watch_every)))
 
         # ------------------------------------------------------------------ public surface
         @property
         def entrodiag_recorder(self) -> Recorder | None:
             """The Recorder (``None`` once an owned one is closed)."""
             return self._ed_rec
+
+        @property
+        def entrodiag_watcher(self):
+            """The ``Watcher`` behind ``entrodiag_stop_on`` (main process; ``None`` otherwise)."""
+            return self._ed_watcher
 
         @property
         def entrodiag_run_dir(self) -> Path | None:
@@ -193,7 +215,7 @@ def _build_class():
             status = "failed"
             try:
                 out = super().train(*args, **kwargs)
-                status = "finished"
+                status = "stopped" if self._ed_stopped else "finished"
                 return out
             finally:
                 self._ed_finish(status)
@@ -350,6 +372,30 @@ def _build_class():
                     scalars[f"trl/{name}"] = float(value)
             rec.log_scalars(step, **scalars)
 
+        def _ed_watch(self, step: int) -> bool:
+            """Run the detectors on what was recorded (main process decides, all processes
+            follow); True when a new flag at ``entrodiag_stop_on`` or worse was raised."""
+            from ..analysis.collapse import severity_rank
+
+            stop = False
+            if self._ed_watcher is not None and self._ed_rec is not None:
+                self._ed_rec.flush()  # the current generation batch is recorded when the next starts
+                worst = [f for f in self._ed_watcher.poll()
+                         if severity_rank(f.severity) >= severity_rank(self._ed_stop_on)]
+                if worst:
+                    f = worst[0]
+                    self._ed_rec.log_event(step, "stop", f.kind, severity=f.severity, first_step=f.first_step,
+                                           last_step=f.last_step, message=f"stopped on {f.kind} ({f.severity})",
+                                           detail={"stop_on": self._ed_stop_on})
+                    log.warning("entrodiag: stopping TRL training at step %d on %s (%s)", step, f.kind, f.severity)
+                    stop = True
+            if self.accelerator.num_processes > 1:
+                from accelerate.utils import broadcast_object_list
+
+                stop = broadcast_object_list([stop], from_process=0)[0]
+            self._ed_stopped = self._ed_stopped or stop
+            return stop
+
         def _ed_finish(self, status: str) -> None:
             self._ed_guard(self._ed_flush)
             rec = self._ed_rec
@@ -363,6 +409,17 @@ def _build_class():
                 rec.update_meta(trl_hook_errors=self._ed_errors)
             finally:
                 rec.close(status)
+
+    class _StopOnFlag(TrainerCallback):
+        """Every ``every`` optimizer steps, ask the trainer's watcher whether to stop."""
+
+        def __init__(self, trainer: RecordingGRPOTrainer, every: int) -> None:
+            self.trainer, self.every = trainer, max(1, every)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step % self.every == 0 and self.trainer._ed_watch(state.global_step):
+                control.should_training_stop = True
+            return control
 
     RecordingGRPOTrainer.__module__ = __name__
     RecordingGRPOTrainer.__qualname__ = "RecordingGRPOTrainer"

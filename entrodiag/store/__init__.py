@@ -5,6 +5,9 @@ Imports nothing else of the project and no torch.
 
 from .reader import Run, RunError, find_run_dir, load_run, merge_ranks
 from .schema import SCHEMA, TABLES
-from .writer import RunWriter
+from .writer import RunWriter, event_row, write_events
 
-__all__ = ["SCHEMA", "TABLES", "Run", "RunError", "RunWriter", "find_run_dir", "load_run", "merge_ranks"]
+__all__ = [
+    "SCHEMA", "TABLES", "Run", "RunError", "RunWriter", "event_row", "find_run_dir", "load_run", "merge_ranks",
+    "write_events",
+]

@@ -92,6 +92,13 @@ class Run:
     path: Path
     meta: dict
     skipped_parts: list[Path] = field(default_factory=list)
+    #: Only rows with ``step <= max_step`` are read (``until``); ``None``: every row.
+    max_step: int | None = None
+
+    def until(self, step: int) -> Run:
+        """The same run as it was after ``step``: every table without the rows of later steps
+        (to replay what an analysis said at that point, e.g. when a flag was first raised)."""
+        return Run(path=self.path, meta=self.meta, max_step=int(step))
 
     @property
     def run_id(self) -> str:
@@ -139,7 +146,8 @@ class Run:
         parts, schema = self._parts(table)
         if not parts:
             return pl.LazyFrame()
-        return pl.scan_parquet(parts, schema=polars_schema(schema), missing_columns="insert")
+        lf = pl.scan_parquet(parts, schema=polars_schema(schema), missing_columns="insert")
+        return lf if self.max_step is None else lf.filter(pl.col("step") <= self.max_step)
 
     def _collect(self, table: str) -> pl.DataFrame:
         try:
@@ -152,6 +160,8 @@ class Run:
                 except Exception as e:
                     self._skip(part, e)
             df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+            if self.max_step is not None and "step" in df.columns:
+                df = df.filter(pl.col("step") <= self.max_step)
         if df.width == 0:  # no rows yet: an empty table that still has the core columns
             df = pl.DataFrame(schema=polars_schema(pa.schema(CORE_TYPES[table])))
         return df
@@ -180,6 +190,11 @@ class Run:
     @cached_property
     def spans(self) -> pl.DataFrame:
         return self._collect("spans")
+
+    @cached_property
+    def events(self) -> pl.DataFrame:
+        """Flags raised live, alerts sent, intervention switches and stops, in order of step."""
+        return self._collect("events").sort("step", "time")
 
     @cached_property
     def evals(self) -> pl.DataFrame:

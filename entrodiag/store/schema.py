@@ -12,10 +12,21 @@ Additions to DESIGN §2 made by this implementation (all within v1):
   step's HWE cut-off), ``nonfinite_tokens`` (valid tokens with NaN/inf entropy or log-prob, left
   out of every aggregate; ``n_tokens`` counts the finite ones).
 - evals: ``rank``.
+- events (a sixth table): what happened to the run while it trained, for the timelines of the
+  dashboard and the report. One row per event: ``step``, ``rank``, ``time`` (unix seconds),
+  ``kind`` (``flag``: a collapse flag raised live; ``alert``: an alert delivered to a sink;
+  ``alert_failed``: a delivery that failed; ``switch``: the loss mode changed; ``stop``: the run
+  was stopped on a flag), ``name`` (the flag kind, the sink, or the new intervention),
+  ``severity`` (flags), ``first_step``/``last_step`` (a flag's step range), ``message`` and
+  ``detail`` (JSON text). The training process writes them through its ``Recorder``; a process
+  that does not own the run (``entrodiag watch``) writes whole part files of its own with
+  ``write_events`` under rank ``OUTSIDE_RANK``.
 - run.json: ``heartbeat_interval_s``, ``pid`` and ``host`` of the rank-0 writer (a dead pid on
   the same host means interrupted at once), ``recorder`` (its settings), ``entropy_hist_edges``
   (bins ``[e_i, e_i+1)``, the last edge null = +inf), ``resumed`` (times of resumption),
   and at close ``finished``, ``writer_errors``, ``recorder_errors``, ``dropped_rows``.
+- run.json ``status``: besides running | finished | failed, ``stopped`` (the trainer stopped on a
+  collapse flag, ``--stop-on``; resumable).
 - run.json ``source``: besides builtin | trl | custom | probe, ``import:<format>`` (runs built by
   ``entrodiag import``) and the names the verl/OpenRLHF snippets pass (``verl``, ``openrlhf``).
 - Step columns the built-in trainer logs: ``loss``, ``kl`` (with ``kl_coef``), ``clip_low_frac``,
@@ -31,7 +42,9 @@ from __future__ import annotations
 import pyarrow as pa
 
 SCHEMA = "entrodiag/1"
-TABLES = ("steps", "tokens", "samples", "spans", "evals")
+TABLES = ("steps", "tokens", "samples", "spans", "evals", "events")
+#: The part-file rank of events written by a process outside the training ranks (entrodiag watch).
+OUTSIDE_RANK = 99999
 RUN_JSON = "run.json"
 
 f64, f32, i64, i32 = pa.float64(), pa.float32(), pa.int64(), pa.int32()
@@ -92,12 +105,20 @@ EVAL_COLUMNS: dict[str, pa.DataType] = {
     "step": i64, "rank": i32, "name": pa.string(), "value": f64, "n": i64,
 }
 
+EVENT_COLUMNS: dict[str, pa.DataType] = {
+    "step": i64, "rank": i32, "time": f64, "kind": pa.string(), "name": pa.string(),
+    "severity": pa.string(), "first_step": i64, "last_step": i64, "message": pa.string(),
+    "detail": pa.string(),
+}
+EVENT_KINDS = ("flag", "alert", "alert_failed", "switch", "stop")
+
 CORE_TYPES: dict[str, dict[str, pa.DataType]] = {
     "steps": {name: dtype for name, (dtype, _) in STEP_COLUMNS.items()},
     "tokens": TOKEN_COLUMNS,
     "samples": SAMPLE_COLUMNS,
     "spans": SPAN_COLUMNS,
     "evals": EVAL_COLUMNS,
+    "events": EVENT_COLUMNS,
 }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .schema import CORE_TYPES, PART_GLOB, RUN_JSON, SCHEMA, TABLES, part_name
+from .schema import CORE_TYPES, EVENT_KINDS, OUTSIDE_RANK, PART_GLOB, RUN_JSON, SCHEMA, TABLES, part_name
 
 log = logging.getLogger("entrodiag")
 
@@ -87,6 +87,55 @@ def to_arrow(table: str, columns: Rows) -> pa.Table:
             arr = arr.cast(pa.float64())
         arrays[name] = arr
     return pa.Table.from_arrays(list(arrays.values()), names=list(arrays))
+
+
+def warm_up() -> None:
+    """Make pyarrow's first array conversion now: it imports pandas when installed (seconds on a
+    busy machine), which would otherwise delay the first part file written."""
+    pa.array([0.0])
+
+
+def event_row(
+    step: int, kind: str, name: str, *, rank: int = 0, severity: str | None = None,
+    first_step: int | None = None, last_step: int | None = None, message: str = "",
+    detail: dict | None = None, time_s: float | None = None,
+) -> Rows:
+    """One ``events`` row as columns (see ``entrodiag.store.schema``); ``detail`` becomes JSON."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"unknown event kind {kind!r}; kinds are {', '.join(EVENT_KINDS)}")
+    return {
+        "step": [int(step)], "rank": [int(rank)], "time": [time.time() if time_s is None else float(time_s)],
+        "kind": [kind], "name": [str(name)], "severity": [severity],
+        "first_step": [None if first_step is None else int(first_step)],
+        "last_step": [None if last_step is None else int(last_step)],
+        "message": [str(message)], "detail": [json.dumps(detail or {}, default=str, sort_keys=True)],
+    }
+
+
+def write_events(run_dir: str | os.PathLike, rows: list[Rows], *, rank: int = OUTSIDE_RANK) -> Path | None:
+    """Write ``rows`` (each from ``event_row``) as one whole part file of ``<run>/events/``, for a
+    process that does not own the run's writer (``entrodiag watch``). Atomic like every part file;
+    the sequence number is the time in microseconds, so two watchers never collide."""
+    if not rows:
+        return None
+    data = pa.concat_tables([to_arrow("events", r) for r in rows])
+    folder = Path(run_dir) / "events"
+    folder.mkdir(exist_ok=True)
+    seq = time.time_ns() // 1000
+    while (folder / part_name(rank, seq)).exists():
+        seq += 1
+    name = part_name(rank, seq)
+    tmp = folder / f".{name}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            pq.write_table(data, f, compression="zstd")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / name)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(folder)
+    return folder / name
 
 
 class RunWriter:
@@ -208,6 +257,7 @@ class RunWriter:
         return max(seqs, default=-1) + 1
 
     def _run(self) -> None:
+        warm_up()
         next_flush = time.monotonic() + self.flush_interval_s
         next_beat = time.monotonic() + self.heartbeat_s
         while True:

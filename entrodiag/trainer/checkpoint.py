@@ -33,14 +33,16 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, scheduler, keep: int) -> Path:
-    """Save the state after the update of ``step``; keep the newest ``keep`` checkpoints."""
+def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, scheduler, keep: int,
+                    intervention: str | None = None) -> Path:
+    """Save the state after the update of ``step`` (and the policy-loss mode in use, which a
+    switch on collapse may have changed); keep the newest ``keep`` checkpoints."""
     root = checkpoint_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     save_policy(model, tokenizer, tmp)
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-               tmp / "trainer_state.pt")
+    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "intervention": intervention}, tmp / "trainer_state.pt")
     final = root / f"step-{step:07d}"
     if final.exists():
         shutil.rmtree(final)

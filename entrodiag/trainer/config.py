@@ -84,6 +84,18 @@ class TrainConfig:
     """Responses per step kept as token/sample/span rows (aggregates use every token)."""
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
+
+    # --- acting on collapse flags (entrodiag.watch; the detectors of entrodiag.analysis)
+    stop_on: str = ""
+    """Stop cleanly (checkpoint, run status ``stopped``) on a new flag of this severity or worse: info, warning or critical; empty: never."""
+    on_collapse: str = ""
+    """Switch the policy loss to this intervention (e.g. ``kl_cov``) from the next step, on the first new flag at on_collapse_severity or worse; empty: never."""
+    on_collapse_severity: str = "critical"
+    """Severity of the flag (any detector) that triggers on_collapse: info, warning or critical."""
+    watch_every: int = 10
+    """Run the collapse detectors on the recorded steps every N steps (with stop_on, on_collapse or alerts)."""
+    alerts: str = ""
+    """A TOML file whose [alerts] section sends each new flag to console, webhook, Slack or e-mail sinks."""
     gradient_checkpointing: bool = False
     device: str = "auto"
     """``auto`` (CUDA with bf16 autocast when present, else CPU fp32), ``cpu`` or ``cuda``."""
@@ -111,6 +123,13 @@ class TrainConfig:
             problems.append("temperature and entropy_temperature must be > 0")
         if not 0 < self.forking_quantile < 1:
             problems.append(f"forking_quantile must lie in (0, 1), got {self.forking_quantile}")
+        if self.on_collapse and self.on_collapse not in LOSSES:
+            problems.append(f"on_collapse {self.on_collapse!r} is not one of {', '.join(LOSSES)}")
+        for name in ("stop_on", "on_collapse_severity"):
+            if getattr(self, name) and getattr(self, name) not in ("info", "warning", "critical"):
+                problems.append(f"{name} must be info, warning or critical, got {getattr(self, name)!r}")
+        if self.watch_every < 1:
+            problems.append(f"watch_every must be >= 1, got {self.watch_every}")
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append(f"device must be auto, cpu or cuda, got {self.device!r}")
         if problems:

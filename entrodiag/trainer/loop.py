@@ -127,8 +127,10 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         warm = max(cfg.warmup_steps, 0)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+        self.intervention = cfg.intervention  # the loss mode in use: --on-collapse may switch it
         if ckpt is not None:
             state = load_trainer_state(ckpt)
+            self.intervention = state.get("intervention") or cfg.intervention
             self.opt.load_state_dict(state["optimizer"])
             self.sched.load_state_dict(state["scheduler"])
             if self.rank == 0:
@@ -141,9 +143,19 @@ class Trainer:
         self.rec = Recorder(
             self.out, config=cfg.to_dict(), source="builtin", tokenizer=self.tok, token_sample=cfg.token_sample,
             entropy_temperature=cfg.entropy_temperature, seed=cfg.seed, resume=resume,
-            model=model_name, task=self.task.name, intervention=cfg.intervention,
+            model=model_name, task=self.task.name, intervention=self.intervention,
             n_params=n_params(self.model), device=str(self.device),
         )
+        self.watcher = None
+        if self.rank == 0 and (cfg.stop_on or cfg.on_collapse or cfg.alerts):
+            from ..watch import Watcher, load_alert_config
+
+            try:
+                alerts = load_alert_config(cfg.alerts) if cfg.alerts else None
+            except ValueError as e:
+                self.rec.close("failed")
+                raise TrainingError(f"alerts: {e}") from None
+            self.watcher = Watcher(self.out, events=self.rec.log_event, alerts=alerts, source="trainer")
 
     # --- one step -------------------------------------------------------------------------
     def rollout(self, step: int):
@@ -166,7 +178,7 @@ class Trainer:
     def update(self, prompts: Prompts, roll, adv: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
         self.model.train()
-        loss_fn = LOSSES[cfg.intervention]
+        loss_fn = LOSSES[self.intervention]
         full = torch.cat([prompts.ids, roll.response], 1)
         full_mask = torch.cat([prompts.mask, roll.mask], 1)
         n_prompt = prompts.ids.shape[1]
@@ -184,7 +196,7 @@ class Trainer:
                     logits = _response_logits(self.policy, full[sl], full_mask[sl], n_prompt, cfg.temperature)
                     logp_all = torch.log_softmax(logits, -1)
                     logp = logp_all.gather(-1, roll.response[sl, :, None]).squeeze(-1)
-                    entropy = -(logp_all.exp() * logp_all).sum(-1) if cfg.intervention in NEEDS_ENTROPY_GRAD else None
+                    entropy = -(logp_all.exp() * logp_all).sum(-1) if self.intervention in NEEDS_ENTROPY_GRAD else None
                     batch = PolicyBatch(logp, roll.old_logp[sl], adv[sl, None].expand_as(logp), roll.mask[sl],
                                         roll.entropy[sl], entropy)
                     out = loss_fn(batch, cfg)
@@ -272,31 +284,87 @@ class Trainer:
                     logprobs=roll.logp, advantages=adv, rewards=rewards, group_ids=group_ids, texts=texts,
                     prompts=[self.task.train_prompts[i] for i in idx.tolist()], prompt_ids=idx, **stats,
                 )
-                if (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1:
+                checkpointed = (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1
+                if checkpointed:
                     self.checkpoint(step)
+                if (cfg.stop_on or cfg.on_collapse or cfg.alerts) and (step + 1) % cfg.watch_every == 0:
+                    if self.watch(step, bar) == "stop":
+                        if not checkpointed:
+                            self.checkpoint(step)
+                        status = "stopped"
+                        break
                 if bar is not None:
                     h = (roll.entropy * roll.mask).sum().item() / max(int(roll.mask.sum()), 1)
                     bar.set_postfix_str(
                         f"entropy {h:.3f}  reward {rewards.mean().item():.3f}  acc {acc:.2f}  "
                         f"{time.perf_counter() - t0:.2f} s/step", refresh=False)
                     bar.update(1)
-            status = "finished"
+            else:
+                status = "finished"
         except KeyboardInterrupt:
             self.log(f"\ninterrupted; the run keeps every step recorded so far (resume with --resume {self.out})")
             raise
         finally:
             if bar is not None:
                 bar.close()
+            if self.watcher is not None:
+                self.watcher.close()
             self.rec.close(status)
             if self.world > 1 and torch.distributed.is_initialized():
                 torch.distributed.destroy_process_group()
         return self.out
 
+    def watch(self, step: int, bar=None) -> str | None:
+        """Run the collapse detectors on everything recorded up to ``step`` (rank 0 decides, every
+        rank follows): ``"stop"`` on a new flag at ``stop_on`` or worse; ``"switch"`` (the loss
+        mode becomes ``on_collapse`` from the next step, recorded as an event) on the first new
+        flag at ``on_collapse_severity`` or worse; else ``None``."""
+        from ..analysis.collapse import severity_rank
+        from ..watch import describe_flag
+
+        cfg = self.cfg
+        self.rec.flush()
+        if self.world > 1:
+            torch.distributed.barrier()
+        decision = 0
+        if self.rank == 0:
+            new = self.watcher.poll()
+            for flag in new:
+                (bar.write if bar is not None else self.log)(describe_flag(flag, step))
+            if cfg.stop_on and any(severity_rank(f.severity) >= severity_rank(cfg.stop_on) for f in new):
+                worst = new[0]
+                self.rec.log_event(step, "stop", worst.kind, severity=worst.severity, first_step=worst.first_step,
+                                   last_step=worst.last_step, message=f"stopped on {worst.kind} ({worst.severity})",
+                                   detail={"stop_on": cfg.stop_on})
+                decision = 1
+            elif cfg.on_collapse and self.intervention != cfg.on_collapse:
+                hits = [f for f in new if severity_rank(f.severity) >= severity_rank(cfg.on_collapse_severity)]
+                if hits:
+                    self.rec.log_event(step, "switch", cfg.on_collapse, severity=hits[0].severity,
+                                       first_step=hits[0].first_step, last_step=hits[0].last_step,
+                                       message=f"{self.intervention} -> {cfg.on_collapse} on {hits[0].kind}",
+                                       detail={"from": self.intervention, "to": cfg.on_collapse,
+                                               "flag": hits[0].kind, "from_step": step + 1})
+                    decision = 2
+        if self.world > 1:
+            t = torch.tensor([decision], device=self.device)
+            torch.distributed.broadcast(t, 0)
+            decision = int(t.item())
+        if decision == 2:
+            self.log(f"step {step}: switching the policy loss {self.intervention} -> {cfg.on_collapse}")
+            self.intervention = cfg.on_collapse
+            self.rec.update_meta(intervention=self.intervention)
+        if decision == 1:
+            self.log(f"step {step}: stopping on a flag at {cfg.stop_on} or worse (--stop-on); "
+                     f"checkpoint saved, resume with --resume {self.out}")
+        return {0: None, 1: "stop", 2: "switch"}[decision]
+
     def checkpoint(self, step: int) -> None:
         """Save after the update of ``step``; every rank's rows up to it are on disk first."""
         self.rec.flush()
         if self.rank == 0:
-            save_checkpoint(self.out, step, self.model, self.tok, self.opt, self.sched, self.cfg.keep_checkpoints)
+            save_checkpoint(self.out, step, self.model, self.tok, self.opt, self.sched, self.cfg.keep_checkpoints,
+                            intervention=self.intervention)
         if self.world > 1:
             torch.distributed.barrier()
 

@@ -1,0 +1,297 @@
+"""Cached loading for the dashboard, kept apart from the layout.
+
+Every loader takes a run directory and is cached on the run's files: the names, modification times
+and sizes of run.json and of every completed part file (``fingerprint``). A new part file, or a
+rewritten run.json, makes a new key, so a live run is re-read when (and only when) it changed, and
+moving between pages of an unchanged run costs nothing. Numbers come from ``entrodiag.analysis``;
+this module only reads and queries the tables.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import polars as pl
+import streamlit as st
+
+from entrodiag.analysis import (
+    AnalysisError,
+    LawFit,
+    analyze_run,
+    compare_runs,
+    entropy_distribution,
+    fit_entropy_law,
+    forking_leaderboard,
+    hwe_span_stats,
+)
+from entrodiag.analysis.views import law_band
+from entrodiag.store import Run, RunError, load_run
+from entrodiag.store.schema import PART_GLOB, RUN_JSON, TABLES
+
+#: Environment variable with the runs root (set by ``entrodiag dashboard``).
+ROOT_ENV = "ENTRODIAG_RUNS_ROOT"
+DEFAULT_ROOT = "runs"
+#: How deep below the root runs are looked for (root/sweep/run is depth 2).
+MAX_DEPTH = 3
+
+#: Seconds a run's file listing is reused (within one page render).
+FINGERPRINT_TTL_S = 0.5
+
+Fingerprint = tuple[tuple[str, int, int], ...]
+T = TypeVar("T")
+_listed: dict[str, tuple[float, Fingerprint]] = {}
+
+
+def runs_root() -> str:
+    """The runs root the dashboard was started on (``ENTRODIAG_RUNS_ROOT``, default ``runs``)."""
+    return os.environ.get(ROOT_ENV) or DEFAULT_ROOT
+
+
+def fingerprint(run_dir: str) -> Fingerprint:
+    """(name, mtime_ns, size) of run.json and of every completed part file of the run.
+
+    A page asks for it once per loader; a listing less than ``FINGERPRINT_TTL_S`` old is reused,
+    so a run of thousands of part files is listed once per page render, not once per loader.
+    """
+    now = time.monotonic()
+    hit = _listed.get(run_dir)
+    if hit is not None and now - hit[0] < FINGERPRINT_TTL_S:
+        return hit[1]
+    base = Path(run_dir)
+    out: list[tuple[str, int, int]] = []
+    try:
+        s = (base / RUN_JSON).stat()
+        out.append((RUN_JSON, s.st_mtime_ns, s.st_size))
+    except OSError:
+        pass
+    for table in TABLES:
+        try:
+            entries = sorted(os.scandir(base / table), key=lambda e: e.name)
+        except OSError:
+            continue
+        for e in entries:
+            if fnmatch.fnmatchcase(e.name, PART_GLOB):  # temporary files (".part-....tmp") never match
+                s = e.stat()
+                out.append((f"{table}/{e.name}", s.st_mtime_ns, s.st_size))
+    _listed[run_dir] = (now, tuple(out))
+    return _listed[run_dir][1]
+
+
+def by_files(cached: Callable[..., T]) -> Callable[..., T]:
+    """Call ``cached(run_dir, fingerprint(run_dir), *args)``: the cache key includes the run's files."""
+
+    @functools.wraps(cached)
+    def call(run_dir: str, *args: Any, **kwargs: Any) -> T:
+        return cached(run_dir, fingerprint(run_dir), *args, **kwargs)
+
+    return call
+
+
+# ------------------------------------------------------------------------------------ discovery
+@dataclass(frozen=True)
+class RunEntry:
+    """A run directory found under the root: ``name`` relative to the root (its own name when the
+    root is the run); ``error`` when its run.json cannot be read (then it is listed, not opened)."""
+
+    path: str
+    name: str
+    status: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What the root holds: its runs, or why there are none (``problem``)."""
+
+    root: str
+    runs: tuple[RunEntry, ...]
+    problem: str | None = None
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    if (root / RUN_JSON).is_file():
+        return [root]
+    found: list[Path] = []
+    level = [root]
+    for _ in range(MAX_DEPTH):
+        nxt: list[Path] = []
+        for folder in level:
+            try:
+                children = sorted(c for c in folder.iterdir() if c.is_dir() and not c.name.startswith("."))
+            except OSError:
+                continue
+            for c in children:
+                (found if (c / RUN_JSON).is_file() else nxt).append(c)
+        level = nxt
+    return found
+
+
+def discover(root: str) -> Discovery:
+    """The runs under ``root`` (the root itself when it is a run), newest first by run.json time."""
+    base = Path(root).expanduser()
+    if not base.exists():
+        return Discovery(root, (), f"{base} does not exist. Start a run with `entrodiag train --out "
+                                   f"{base}/NAME` or point the dashboard at another folder.")
+    if not base.is_dir():
+        return Discovery(root, (), f"{base} is a file, not a folder of runs.")
+    entries = []
+    for d in _run_dirs(base):
+        name = d.resolve().name if d == base else str(d.relative_to(base))
+        try:
+            entries.append(RunEntry(str(d), name, open_run(str(d)).status))
+        except RunError as e:
+            entries.append(RunEntry(str(d), name, "unreadable", str(e)))
+    entries.sort(key=lambda e: -_mtime(Path(e.path) / RUN_JSON))
+    if not entries:
+        return Discovery(root, (), f"{base} holds no entrodiag runs (no run.json in it or in the folders "
+                                   f"below it, {MAX_DEPTH} levels deep). A run directory is written by "
+                                   "`entrodiag train`, `entrodiag import` or `entrodiag.Recorder`.")
+    return Discovery(root, tuple(entries))
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+# ------------------------------------------------------------------------------------ run loaders
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _open_run(run_dir: str, fp: Fingerprint) -> Run:
+    return load_run(run_dir)
+
+
+def open_run(run_dir: str) -> Run:
+    """The ``Run`` at ``run_dir``, shared across pages and sessions while its files are unchanged.
+
+    Raises ``RunError`` when run.json is missing or unreadable.
+    """
+    return _open_run(run_dir, fingerprint(run_dir))
+
+
+@by_files
+@st.cache_data(max_entries=32, show_spinner=False)
+def summary(run_dir: str, fp: Fingerprint) -> dict:
+    """``analyze_run`` of the run (every section; ``forecast`` when the analysis layer has it)."""
+    return analyze_run(open_run(run_dir))
+
+
+@by_files
+@st.cache_data(max_entries=64, show_spinner=False)
+def overview_row(run_dir: str, fp: Fingerprint) -> dict:
+    """One row of the runs table: ``compare_runs`` numbers plus source and model from run.json."""
+    run = open_run(run_dir)
+    row = compare_runs([run]).row(0, named=True)
+    row.update(source=run.meta.get("source"), model=run.meta.get("model"))
+    return row
+
+
+@by_files
+@st.cache_data(max_entries=32, show_spinner=False)
+def steps(run_dir: str, fp: Fingerprint) -> pl.DataFrame:
+    """The step rows (one per step, ranks merged), without the histogram lists."""
+    return open_run(run_dir).steps.drop("entropy_hist", strict=False)
+
+
+@by_files
+@st.cache_data(max_entries=32, show_spinner=False)
+def evals(run_dir: str, fp: Fingerprint) -> pl.DataFrame:
+    """The evaluations, one row per (step, name)."""
+    return open_run(run_dir).evals
+
+
+@by_files
+@st.cache_data(max_entries=32, show_spinner=False)
+def events(run_dir: str, fp: Fingerprint) -> pl.DataFrame:
+    """The run's events (flags raised live, alerts, switches, stops), by step."""
+    return open_run(run_dir).events
+
+
+@by_files
+@st.cache_data(max_entries=32, show_spinner=False)
+def distribution(run_dir: str, fp: Fingerprint, segments: int) -> dict:
+    """``entropy_distribution`` with ``segments`` consecutive parts (the heatmap's columns)."""
+    return entropy_distribution(open_run(run_dir), segments=segments)
+
+
+@dataclass(frozen=True)
+class LawView:
+    """The entropy law on one metric: the fit and its curve with band, or why there is none."""
+
+    fit: LawFit | None
+    curve: dict | None
+    reason: str | None
+
+
+@by_files
+@st.cache_data(max_entries=32, show_spinner=False)
+def law(run_dir: str, fp: Fingerprint, metric: str | None) -> LawView:
+    """``fit_entropy_law`` on ``metric`` and ``law_band`` from H = 0 (the ceiling) to the largest
+    fitted entropy."""
+    try:
+        fit = fit_entropy_law(open_run(run_dir), metric=metric)
+    except AnalysisError as e:
+        return LawView(None, None, str(e))
+    return LawView(fit, law_band(fit, lo=0.0, hi=max(fit.H) * 1.05), None)
+
+
+@by_files
+@st.cache_data(max_entries=32, show_spinner=False)
+def leaderboard(run_dir: str, fp: Fingerprint, by: str, top: int = 20) -> pl.DataFrame:
+    """``forking_leaderboard`` ranked ``by`` forking count, rate or mean entropy."""
+    return forking_leaderboard(open_run(run_dir), top=top, by=by)
+
+
+@by_files
+@st.cache_data(max_entries=32, show_spinner=False)
+def span_stats(run_dir: str, fp: Fingerprint) -> dict:
+    """``hwe_span_stats`` of the run (counts, lengths, the strongest spans)."""
+    return hwe_span_stats(open_run(run_dir), examples=5)
+
+
+@by_files
+@st.cache_data(max_entries=32, show_spinner=False)
+def responses(run_dir: str, fp: Fingerprint) -> pl.DataFrame:
+    """One row per recorded response with token rows: step, rank, sample_id, tokens, hwe (HWE
+    positions), and from the samples table (when there) reward, advantage, length, entropy_mean,
+    prompt, response."""
+    run = open_run(run_dir)
+    if not run.parts("tokens"):
+        return pl.DataFrame(schema={"step": pl.Int64, "rank": pl.Int32, "sample_id": pl.Int64,
+                                    "tokens": pl.UInt32, "hwe": pl.UInt32})
+    keys = ["step", "rank", "sample_id"]
+    index = run.scan("tokens").group_by(keys).agg(
+        tokens=pl.len(), hwe=pl.col("is_hwe").fill_null(False).sum().cast(pl.UInt32)).collect()
+    if run.parts("samples"):
+        cols = [c for c in ("reward", "advantage", "length", "entropy_mean", "prompt", "response")
+                if c in run.scan("samples").collect_schema().names()]
+        samples = run.scan("samples").select(*keys, *cols).unique(keys, keep="last").collect()
+        index = index.join(samples, on=keys, how="left")
+    return index.sort(keys)
+
+
+@by_files
+@st.cache_data(max_entries=64, show_spinner=False)
+def response_tokens(run_dir: str, fp: Fingerprint, step: int, rank: int, sample_id: int) -> pl.DataFrame:
+    """The token rows of one response, in order of position."""
+    key = (pl.col("step") == step) & (pl.col("rank") == rank) & (pl.col("sample_id") == sample_id)
+    return open_run(run_dir).scan("tokens").filter(key).sort("pos").collect()
+
+
+@by_files
+@st.cache_data(max_entries=64, show_spinner=False)
+def response_spans(run_dir: str, fp: Fingerprint, step: int, rank: int, sample_id: int) -> pl.DataFrame:
+    """The HWE spans of one response (start, end exclusive, window entropy)."""
+    run = open_run(run_dir)
+    if not run.parts("spans"):
+        return pl.DataFrame(schema={"start": pl.Int32, "end": pl.Int32, "mean_window_entropy": pl.Float64})
+    key = (pl.col("step") == step) & (pl.col("rank") == rank) & (pl.col("sample_id") == sample_id)
+    return run.scan("spans").filter(key).sort("start").collect()

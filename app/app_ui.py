@@ -1,0 +1,197 @@
+"""Layout pieces shared by the pages: the sidebar (root, run picker, live refresh), the run picker
+of single-run pages, empty states, live refresh, number formatting and escaping.
+
+Text that comes from a run (token text, prompts, responses, run names, flag messages) is escaped
+wherever it is rendered: ``esc`` (``html.escape``) before any HTML (``st.html``), ``plot_text`` in
+plotly labels and hover text (plotly draws a subset of HTML), ``md`` before Markdown.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import app_data
+import streamlit as st
+
+from entrodiag.store import RunError
+
+#: Refresh intervals offered for live runs (seconds).
+INTERVALS = (2, 5, 10, 30, 60)
+SEVERITY_COLORS = {"info": "#4c78a8", "warning": "#f58518", "critical": "#e45756"}
+#: Markers of the run's events (flags raised live, alerts, failed alerts, switches, stops).
+EVENT_SYMBOLS = {"flag": "triangle-down", "alert": "diamond", "alert_failed": "x", "switch": "star",
+                 "stop": "square"}
+EVENT_COLORS = {"flag": "#4c78a8", "alert": "#54a24b", "alert_failed": "#e45756", "switch": "#b279a2",
+                "stop": "#000000"}
+STATUS_COLORS = {"running": "green", "finished": "blue", "interrupted": "orange", "failed": "red",
+                 "stopped": "violet"}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the sidebar chose: the root and its runs, the selected run paths, live refresh."""
+
+    root: str
+    discovery: app_data.Discovery
+    selected: tuple[str, ...]
+    live: bool
+    interval: int
+
+    def name(self, path: str) -> str:
+        """The run's name relative to the root."""
+        return next((e.name for e in self.discovery.runs if e.path == path), path)
+
+
+# ----------------------------------------------------------------------------------- formatting
+def fmt(value: float | None, spec: str = ".3f") -> str:
+    """``value`` (a number) formatted with ``spec``; an em dash when missing or NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return format(value, spec)
+
+
+def esc(text: object) -> str:
+    """HTML-escaped text (quotes too), for ``st.html``."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def plot_text(text: object) -> str:
+    """Text for plotly labels, legends and hover text: plotly draws a subset of HTML and decodes
+    ``&amp;``, ``&lt;`` and ``&gt;`` (not ``&quot;``), so those three are escaped."""
+    return html.escape("" if text is None else str(text), quote=False)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+
+
+def md(text: object) -> str:
+    """Text with every Markdown (and LaTeX ``$``) character backslash-escaped, for ``st.markdown``."""
+    return _MD_SPECIAL.sub(r"\\\1", "" if text is None else str(text))
+
+
+def note_metric(where: Any, label: str, value: str, note: str | None = None, help: str | None = None) -> None:
+    """A metric whose small line is a note (an interval, a count), not a change: no arrow, no colour."""
+    where.metric(label, value, delta=note, delta_color="off", delta_arrow="off", help=help)
+
+
+def status_badge(status: str) -> str:
+    """A status as a coloured Markdown badge."""
+    return f":{STATUS_COLORS.get(status, 'gray')}-badge[{md(status)}]"
+
+
+# -------------------------------------------------------------------------------------- sidebar
+def sidebar() -> Context:
+    """Draw the sidebar (runs root, runs, live refresh) and store the ``Context`` for the pages."""
+    with st.sidebar:
+        root = st.text_input("Runs root", value=app_data.runs_root(), key="root",
+                             help="a folder of runs (searched 3 levels deep) or one run")
+        discovery = app_data.discover(root)
+        selected: list[str] = []
+        if discovery.runs:
+            names = {e.path: f"{e.name}  ·  {e.status}" for e in discovery.runs}
+            readable = [e.path for e in discovery.runs if e.error is None]
+            selected = st.multiselect(
+                "Runs", options=list(names), default=readable[:1], format_func=names.__getitem__,
+                key=f"selected::{root}",
+                help="single-run pages show the first one (or let you choose); Compare overlays them all",
+            )
+        live = st.toggle("Live refresh", value=True, key="live", help="re-read a running run on its own")
+        interval = st.select_slider("Refresh every", options=INTERVALS, value=5, key="interval",
+                                    format_func=lambda s: f"{s} s", disabled=not live)
+        st.caption("entrodiag dashboard · reads only completed part files")
+    ctx = Context(root, discovery, tuple(selected), bool(live), int(interval))
+    st.session_state["ctx"] = ctx
+    return ctx
+
+
+def context() -> Context:
+    """The ``Context`` the entry script's sidebar stored for this run of the script."""
+    return st.session_state["ctx"]
+
+
+# --------------------------------------------------------------------------------- empty states
+def no_runs(ctx: Context) -> bool:
+    """Show why there is nothing to show (empty root, not a run, nothing picked); True if so."""
+    if ctx.discovery.problem:
+        st.info(md(ctx.discovery.problem), icon=":material/folder_open:")
+        return True
+    if not ctx.selected:
+        st.info("Pick a run in the sidebar (**Runs**).", icon=":material/arrow_back:")
+        return True
+    return False
+
+
+def pick_run(ctx: Context) -> str | None:
+    """The run a single-run page shows: the selected one, or a choice among the selected ones.
+
+    Shows the empty state and returns ``None`` when there is no readable run to show.
+    """
+    if no_runs(ctx):
+        return None
+    path = ctx.selected[0]
+    if len(ctx.selected) > 1:  # the choice carries over to the other single-run pages
+        current = st.session_state.get("current_run")
+        index = ctx.selected.index(current) if current in ctx.selected else 0
+        path = st.selectbox("Run", ctx.selected, index=index, format_func=ctx.name)
+        st.session_state["current_run"] = path
+    entry = next((e for e in ctx.discovery.runs if e.path == path), None)
+    if entry is not None and entry.error:
+        st.error(md(f"{ctx.name(path)} cannot be read: {entry.error}"), icon=":material/error:")
+        return None
+    try:
+        app_data.open_run(path)
+    except RunError as e:
+        st.error(md(f"{ctx.name(path)} cannot be read: {e}"), icon=":material/error:")
+        return None
+    return path
+
+
+def run_caption(ctx: Context, path: str) -> None:
+    """One caption line under a page's title: run name, status, source, intervention, steps."""
+    run = app_data.open_run(path)
+    steps = app_data.steps(path)
+    span = f"steps {steps['step'].min()}–{steps['step'].max()}" if steps.height else "no steps yet"
+    st.caption(" · ".join([md(ctx.name(path)), status_badge(run.status), *(md(x) for x in (
+        f"source {run.meta.get('source') or 'custom'}",
+        f"intervention {run.meta.get('intervention') or 'none'}", span))]))
+
+
+def empty(reason: str | None, what: str) -> None:
+    """An analysis section that has nothing to show, with its reason."""
+    st.info(md(f"{what}: {reason or 'not available for this run'}"), icon=":material/info:")
+
+
+# ------------------------------------------------------------------------------------------ live
+def run_page(ctx: Context, path: str, body: Callable[[str], None]) -> None:
+    """A single-run page below its title: the run's caption and ``body(path)``, refreshed together
+    while the run is live (see ``live``)."""
+
+    def page() -> None:
+        run_caption(ctx, path)
+        body(path)
+
+    live(ctx, [path], page)
+
+
+def live(ctx: Context, paths: Sequence[str], body: Callable[[], None]) -> None:
+    """Run ``body``; while live refresh is on and one of ``paths`` is running, as a fragment that
+    reruns every ``ctx.interval`` seconds (only the page body, re-reading the run's new part files)."""
+    running = ctx.live and any(app_data.open_run(p).status == "running" for p in paths)
+    if not running:
+        body()
+        return
+
+    def refreshed() -> None:
+        if not any(app_data.open_run(p).status == "running" for p in paths):
+            st.rerun()  # the run stopped: redraw the whole page once, without the timer
+        st.caption(f":green-badge[live] re-reading every {ctx.interval} s · "
+                   f"last read {time.strftime('%H:%M:%S')}")
+        body()
+
+    st.fragment(refreshed, run_every=ctx.interval)()

@@ -1,0 +1,125 @@
+"""Runs: every run under the root (status, source, model, intervention, steps, entropy start → now,
+accuracy, ceiling, flags) and a summary of each selected run, with the entropy forecast."""
+
+from __future__ import annotations
+
+import app_data
+import app_ui
+import polars as pl
+import streamlit as st
+
+
+def runs_table(ctx: app_ui.Context) -> pl.DataFrame:
+    """One row per run under the root (``compare_runs`` numbers; unreadable runs with their error)."""
+    rows = []
+    for entry in ctx.discovery.runs:
+        row = {"run": entry.name, "status": entry.status}
+        if entry.error is None:
+            o = app_data.overview_row(entry.path)
+            row.update(
+                intervention=o["intervention"], steps=o["steps"], entropy_start=o["entropy_start"],
+                entropy_now=o["entropy_end"], accuracy=o["eval_final"], ceiling=o["ceiling"],
+                flags=o["n_critical"] + o["n_warning"] + o["n_info"],
+                worst=next((s for s in ("critical", "warning", "info") if o[f"n_{s}"]), None),
+                metric=o["metric"], source=o["source"], model=o["model"],
+            )
+        else:
+            row["error"] = entry.error
+        rows.append(row)
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def run_summary(ctx: app_ui.Context, path: str) -> None:
+    """Key numbers of one run from ``analyze_run``: dynamics, law, flags and the forecast."""
+    s = app_data.summary(path)
+    r = s["run"]
+    run = app_data.open_run(path)
+    st.subheader(ctx.name(path))
+    st.caption(" · ".join([app_ui.status_badge(run.status), *(app_ui.md(x) for x in (
+        f"source {r.get('source')}", f"model {r.get('model')}",
+        f"task {r.get('task')}", f"intervention {r.get('intervention') or 'none'}",
+        f"{r['steps']} steps" + (f" ({r['first_step']}–{r['last_step']})" if r["steps"] else ""),
+        ", ".join(f"{k} {v}" for k, v in r["rows"].items())))]))
+    dyn = {row["name"]: row for row in s["dynamics"].get("rows", [])}
+    law = s["law"]
+    flags = s["flags"]["items"]
+    cols = st.columns(5)
+    h = dyn.get("entropy_mean")
+    cols[0].metric("Entropy now (nats)", app_ui.fmt(h and h["end"]), delta_color="off",
+                   delta=None if h is None else f"{h['change']:+.3f} from {h['start']:.3f}")
+    metric = law.get("metric") if law["status"] == "ok" else next(iter(r["eval_metrics"]), None)
+    ev = dyn.get(metric) if metric else None
+    cols[1].metric("Accuracy (last eval)", app_ui.fmt(ev and ev["end"]), help=metric or "no evaluations",
+                   delta=None if ev is None else f"{ev['change']:+.3f} from {ev['start']:.3f}")
+    if law["status"] == "ok":
+        lo, hi = law["ci"].get("ceiling", [None, None])
+        app_ui.note_metric(cols[2], "Ceiling b − a", app_ui.fmt(law["ceiling"]),
+                           f"{law['level']:.0%} CI {app_ui.fmt(lo)}–{app_ui.fmt(hi)}")
+        app_ui.note_metric(cols[3], "Law R²", app_ui.fmt(law["r2"]), f"{law['n']} evaluations")
+    else:
+        cols[2].metric("Ceiling b − a", "—")
+        cols[3].metric("Law R²", "—")
+    worst = s["flags"]["worst"]
+    bad = worst in ("warning", "critical")  # then the note is red
+    cols[4].metric("Flags", str(len(flags)), delta=f"worst: {worst}" if worst else "none raised",
+                   delta_color="inverse" if bad else "off", delta_arrow="off")
+    forecast(s.get("forecast"))
+    for line in s.get("missing", []):
+        st.caption(f"missing: {app_ui.md(line)}")
+    for w in s.get("warnings", []):
+        st.warning(w)
+
+
+def forecast(fc: dict | None) -> None:
+    """The entropy forecast (when the analysis layer provides one and it is ok)."""
+    if not fc or fc.get("status") != "ok":
+        return
+    level = fc.get("level", 0.9)
+    st.caption("Entropy forecast: when the smoothed entropy reaches the floor, from the decay rate of the "
+               f"recent steps ({level:.0%} interval), and the entropy law's accuracy there")
+    cols = st.columns(4)
+    share = f"{fc['floor_frac']:.0%} of the start {fc['start']:.3f}" if fc.get("floor_frac") else None
+    app_ui.note_metric(cols[0], "Entropy floor (nats)", app_ui.fmt(fc["floor"]), share)
+    if fc.get("reached_step") is not None:
+        cols[1].metric("Floor reached at step", str(fc["reached_step"]))
+    else:
+        lo, hi = fc.get("predicted_low"), fc.get("predicted_high")
+        upper = "never" if hi is None and lo is not None else app_ui.fmt(hi, "d")
+        rng = f"{level:.0%} interval {app_ui.fmt(lo, 'd')}–{upper}"
+        app_ui.note_metric(cols[1], "Floor predicted at step", app_ui.fmt(fc.get("predicted_step"), "d"), rng)
+    app_ui.note_metric(cols[2], "Steps left", app_ui.fmt(fc.get("steps_left"), "d"),
+                       f"from step {fc['current_step']} (H = {fc['current']:.3f})")
+    cols[3].metric("Accuracy at the floor (law)", app_ui.fmt(fc.get("accuracy_at_floor")))
+
+
+def body(ctx: app_ui.Context) -> None:
+    """The runs table and the summaries of the selected runs."""
+    table = runs_table(ctx)
+    st.dataframe(
+        table, hide_index=True, width="stretch",
+        column_config={
+            "entropy_start": st.column_config.NumberColumn("entropy start", format="%.3f"),
+            "entropy_now": st.column_config.NumberColumn("entropy now", format="%.3f"),
+            "accuracy": st.column_config.NumberColumn("accuracy", format="%.3f",
+                                                      help="last evaluation of `metric`"),
+            "ceiling": st.column_config.NumberColumn("ceiling", format="%.3f",
+                                                     help="b − a of the entropy law"),
+            "flags": st.column_config.NumberColumn("flags", format="%d"),
+        },
+    )
+    if not ctx.selected:
+        st.info("Pick one or more runs in the sidebar to see their summary.", icon=":material/arrow_back:")
+        return
+    for path in ctx.selected:
+        if path in {e.path for e in ctx.discovery.runs if e.error is None}:
+            with st.container(border=True):
+                run_summary(ctx, path)
+
+
+ctx = app_ui.context()
+st.title("Runs")
+st.caption(f"under {app_ui.md(ctx.root)}")
+if ctx.discovery.problem:
+    app_ui.no_runs(ctx)
+else:
+    app_ui.live(ctx, [e.path for e in ctx.discovery.runs if e.error is None], lambda: body(ctx))

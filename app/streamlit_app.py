@@ -1,0 +1,34 @@
+"""entrodiag dashboard: the entry script (``entrodiag dashboard`` runs it; from a checkout,
+``ENTRODIAG_RUNS_ROOT=runs streamlit run app/streamlit_app.py`` works too).
+
+Draws the sidebar (runs root, runs, live refresh) and runs the chosen page; each page is one file
+beside this one and takes its numbers from ``entrodiag.analysis`` through the cached loaders of
+``app_data``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # the pages import app_data / app_ui from this folder
+    sys.path.insert(0, str(HERE))
+
+import app_ui  # noqa: E402
+
+PAGES = [
+    st.Page("page_runs.py", url_path="runs", title="Runs", icon=":material/table_rows:", default=True),
+    st.Page("page_dynamics.py", url_path="dynamics", title="Dynamics", icon=":material/show_chart:"),
+    st.Page("page_law.py", url_path="law", title="Entropy law", icon=":material/function:"),
+    st.Page("page_collapse.py", url_path="collapse", title="Collapse", icon=":material/warning:"),
+    st.Page("page_tokens.py", url_path="tokens", title="Tokens", icon=":material/text_fields:"),
+    st.Page("page_compare.py", url_path="compare", title="Compare", icon=":material/compare_arrows:"),
+]
+
+st.set_page_config(page_title="entrodiag", page_icon=":material/monitoring:", layout="wide")
+page = st.navigation(PAGES)
+app_ui.sidebar()
+page.run()

@@ -1,0 +1,334 @@
+"""Dashboard first render on a run with 1,000,000 token rows: the Tokens and Dynamics pages.
+
+The run is written directly as Parquet part files in the run-directory layout (through the store's
+``to_arrow``, so every core column has its schema type; a Recorder would take minutes): 1,000
+steps of 50 responses x 20 tokens = 1,000 token rows per step, a 32,000-id vocabulary with
+Zipf-like frequencies and token text, entropy falling from ~1 to ~0.3 nats; per step a step row
+with an entropy histogram, 50 sample rows and the HWE spans; evaluations every 10 steps; a few
+events. Token rows are in 50 part files (20 steps each), as a Recorder flushing every 20 steps
+would leave them. The run is kept (``--run DIR``) and reused when it exists.
+
+Timed, with ``streamlit.testing.v1.AppTest`` in one process: the app is started on the run (its
+Runs page rendered once, so Python imports are warm, as in a running server), then for each page
+``--repeats`` times: clear ``st.cache_data`` and ``st.cache_resource`` (cold: the run is opened,
+read and analysed again), switch to the page and run the script; the median is the page's first
+render. Also timed: a warm render (the same page again, data cached), and a baseline: polars
+reading the token columns the pages read (``pl.scan_parquet(parts).collect()``), the unavoidable
+I/O, to compare across machines.
+
+Target (the dashboard issue): first render of each page < 3 s.
+
+    python benchmarks/bench_dashboard.py                      # generate (once) and time
+    python benchmarks/bench_dashboard.py --browser --json benchmarks/results/dashboard.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "app" / "streamlit_app.py"
+SAMPLE = REPO / "data" / "sample-run"
+STEPS, RESPONSES, LENGTH, GROUP, VOCAB = 1000, 50, 20, 5, 32000
+STEPS_PER_PART = 20
+PAGES = {"Dynamics": "page_dynamics.py", "Tokens": "page_tokens.py"}
+TARGET_S = 3.0
+
+
+def _write(run: Path, table: str, seq: int, columns: dict) -> None:
+    import pyarrow.parquet as pq
+
+    from entrodiag.store.schema import part_name
+    from entrodiag.store.writer import to_arrow
+
+    (run / table).mkdir(parents=True, exist_ok=True)
+    pq.write_table(to_arrow(table, columns), run / table / part_name(0, seq), compression="zstd")
+
+
+def _step_batch(rng: np.random.Generator, step: int, edges: np.ndarray) -> dict[str, dict]:
+    """Token, sample, span and step rows of one step."""
+    n = RESPONSES * LENGTH
+    u = step / (STEPS - 1)
+    level = 0.3 + 0.7 * np.exp(-4 * u)
+    h = np.where(rng.random(n) < 0.4, rng.uniform(0, 0.01, n), rng.exponential(1.6 * level, n))
+    h = h.astype(np.float32)
+    ids = np.minimum(rng.zipf(1.3, n) - 1, VOCAB - 1)
+    lp = (-0.2 - 0.8 * h + rng.normal(0, 0.05, n)).astype(np.float32)
+    sample = np.repeat(np.arange(RESPONSES), LENGTH)
+    reward = (rng.random(RESPONSES) < 0.3 + 0.4 * u).astype(np.float64)
+    grp = reward.reshape(-1, GROUP)
+    adv_r = ((grp - grp.mean(1, keepdims=True)) / (grp.std(1, keepdims=True) + 1e-6)).ravel()
+    adv = adv_r[sample].astype(np.float32)
+    cov = ((lp - lp.mean()) * (adv - adv.mean())).astype(np.float32)
+    p = np.exp(lp)
+    s_star = (p * (h + lp)).astype(np.float32)
+    win = np.convolve(h, np.ones(4) / 4, mode="same").astype(np.float32)
+    thr = float(np.quantile(win, 0.95))
+    hwe = win > thr
+    fork = h >= np.quantile(h, 0.8)
+    pos = np.tile(np.arange(LENGTH), RESPONSES)
+    sid = step * RESPONSES + sample
+    tokens = {
+        "step": np.full(n, step), "rank": np.zeros(n, np.int32), "sample_id": sid, "group_id": sid // GROUP,
+        "pos": pos.astype(np.int32), "token_id": ids, "token": [f"w{i}" for i in ids], "entropy": h,
+        "logprob": lp, "advantage": adv, "cov": cov, "s_star": s_star, "window_entropy": win, "is_hwe": hwe,
+        "is_forking": fork,
+    }
+    ids_by = ids.reshape(RESPONSES, LENGTH)
+    first = step * RESPONSES + np.arange(RESPONSES)
+    samples = {
+        "step": np.full(RESPONSES, step), "rank": np.zeros(RESPONSES, np.int32), "sample_id": first,
+        "group_id": first // GROUP, "prompt_id": rng.integers(0, 5000, RESPONSES),
+        "prompt": [f"prompt {i}" for i in range(RESPONSES)],
+        "response": [" ".join(f"w{i}" for i in r) for r in ids_by], "reward": reward, "advantage": adv_r,
+        "length": np.full(RESPONSES, LENGTH),
+        "entropy_mean": h.reshape(RESPONSES, LENGTH).mean(1).astype(np.float64),
+    }
+    starts = np.flatnonzero(hwe & ~np.r_[False, hwe[:-1]])
+    ends = np.flatnonzero(hwe & ~np.r_[hwe[1:], False]) + 1
+    spans = {
+        "step": np.full(len(starts), step), "rank": np.zeros(len(starts), np.int32),
+        "sample_id": sid[starts], "start": pos[starts].astype(np.int32),
+        "end": np.minimum(pos[starts] + (ends - starts), LENGTH).astype(np.int32),
+        "mean_window_entropy": np.array([win[a:b].mean() for a, b in zip(starts, ends)], dtype=np.float64),
+        "max_entropy": np.array([h[a:b].max() for a, b in zip(starts, ends)], dtype=np.float64),
+        "text": [" ".join(tokens["token"][a:b]) for a, b in zip(starts, ends)],
+    }
+    hist = np.histogram(np.minimum(h, edges[-2]), bins=edges[:-1].tolist() + [np.inf])[0]
+    q = np.quantile(h, [0.5, 0.8, 0.9, 0.99])
+    steps = {
+        "step": [step], "rank": [0], "n_tokens": [n], "n_responses": [RESPONSES],
+        "n_groups": [RESPONSES // GROUP], "entropy_mean": [float(h.mean())],
+        "entropy_seq_mean": [float(samples["entropy_mean"].mean())], "entropy_std": [float(h.std())],
+        "entropy_p50": [q[0]], "entropy_p80": [q[1]], "entropy_p90": [q[2]], "entropy_p99": [q[3]],
+        "entropy_hist": [hist.tolist()], "high_entropy_frac": [float((h > 0.672).mean())],
+        "logprob_mean": [float(lp.mean())], "advantage_mean": [float(adv.mean())],
+        "cov_mean": [float(cov.mean())], "cov_pos_frac": [float((cov > 0).mean())],
+        "reward_mean": [float(reward.mean())], "reward_std": [float(reward.std())],
+        "zero_adv_group_frac": [float((grp.std(1) == 0).mean())], "resp_len_mean": [float(LENGTH)],
+        "hwe_token_frac": [float(hwe.mean())], "hwe_threshold": [thr],
+        "entropy_pressure": [float((-adv * s_star).mean())], "wall_time": [1.7e9 + step],
+    }
+    return {"tokens": tokens, "samples": samples, "spans": spans, "steps": steps}
+
+
+def generate(run: Path, seed: int = 0) -> float:
+    """Write the benchmark run; returns the seconds it took."""
+    from entrodiag.metrics import DEFAULT_HIST_EDGES
+    from entrodiag.store.schema import SCHEMA
+    from entrodiag.store.writer import event_row, write_json_atomic
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    edges = np.array(DEFAULT_HIST_EDGES)
+    run.mkdir(parents=True)
+    write_json_atomic(run / "run.json", {
+        "schema": SCHEMA, "run_id": run.name, "created": "2026-01-01T00:00:00+00:00", "status": "finished",
+        "heartbeat": time.time(), "source": "custom", "config": {"total_steps": STEPS}, "model": "synthetic",
+        "task": "bench", "intervention": "none", "entropy_temperature": 1.0, "world_size": 1,
+        "entropy_hist_edges": [e if np.isfinite(e) else None for e in DEFAULT_HIST_EDGES],
+    })
+    buffer: dict[str, dict[str, list]] = {}
+    entropy: list[float] = []
+    for step in range(STEPS):
+        for table, cols in _step_batch(rng, step, edges).items():
+            for name, values in cols.items():
+                buffer.setdefault(table, {}).setdefault(name, []).extend(
+                    values.tolist() if isinstance(values, np.ndarray) else values)
+        entropy.append(buffer["steps"]["entropy_mean"][-1])
+        if (step + 1) % STEPS_PER_PART == 0:  # one part file per table every STEPS_PER_PART steps
+            for table, cols in buffer.items():
+                _write(run, table, step // STEPS_PER_PART, cols)
+            buffer.clear()
+    ev_steps = [*range(0, STEPS, 10), STEPS - 1]
+    n_ev = len(ev_steps)
+    acc = np.clip(1.0 - 0.45 * np.exp(np.asarray(entropy)[ev_steps]) + rng.normal(0, 0.01, n_ev), 0, 1)
+    _write(run, "evals", 0, {"step": ev_steps, "rank": [0] * n_ev, "name": ["val/accuracy"] * n_ev,
+                             "value": acc.tolist(), "n": [500] * n_ev})
+    rows = [event_row(s, "flag", "positive_covariance", severity="info", first_step=0, last_step=s,
+                      message="cov > 0") for s in (100, 400, 700)]
+    _write(run, "events", 0, {k: [v for r in rows for v in r[k]] for k in rows[0]})
+    return time.perf_counter() - t0
+
+
+def _last_step(run: Path) -> int:
+    from entrodiag.store import load_run
+
+    return int(load_run(run).steps["step"].max())
+
+
+def baseline(run: Path) -> float:
+    """Seconds for polars to read the token columns the pages read (the unavoidable I/O)."""
+    import polars as pl
+
+    parts = sorted((run / "tokens").glob("part-*.parquet"))
+    t0 = time.perf_counter()
+    df = pl.scan_parquet(parts).select("step", "rank", "sample_id", "token_id", "token", "entropy",
+                                       "is_forking").collect()
+    assert df.height == STEPS * RESPONSES * LENGTH
+    return time.perf_counter() - t0
+
+
+def time_pages(run: Path, repeats: int) -> dict[str, dict[str, float]]:
+    """Cold (caches cleared) and warm render times of each page, in seconds."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["ENTRODIAG_RUNS_ROOT"] = str(run)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()  # imports and the Runs page: as in a server that is already up
+    out: dict[str, dict[str, float]] = {}
+    for title, page in PAGES.items():
+        cold = []
+        for _ in range(repeats):
+            st.cache_data.clear()
+            st.cache_resource.clear()
+            at.switch_page(page)
+            t0 = time.perf_counter()
+            at.run()
+            cold.append(time.perf_counter() - t0)
+            assert not at.exception, [e.message for e in at.exception]
+            assert at.metric, f"{title}: nothing rendered"
+        t0 = time.perf_counter()
+        at.run()
+        warm = time.perf_counter() - t0
+        out[title] = {"cold_median_s": statistics.median(cold), "cold_all_s": cold, "warm_s": warm}
+    return out
+
+
+URL_PATHS = {"Dynamics": "dynamics", "Tokens": "tokens"}
+
+
+def time_pages_in_browser(run: Path, repeats: int, chromium: str = "/usr/bin/chromium") -> dict[str, dict]:
+    """Seconds until the page's metrics and charts are drawn in headless chromium, each time with a
+    freshly started ``entrodiag dashboard`` (cold caches), two ways:
+
+    - ``fresh_server_s``: from opening the page's URL on the run: includes the server's first
+      script run (importing polars, plotly, scipy and the analysis layer) and loading Streamlit's
+      frontend: what the first visitor of a just-started server waits;
+    - ``warm_server_s``: the server started on the small sample run (``data/sample-run``) and the
+      page opened on it first (imports done, frontend and plotly.js loaded), then the run's folder
+      typed into "Runs root": the page's first render of this run with cold caches, as when a user
+      of an open dashboard moves to a run not seen before.
+    """
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    def start(root: Path) -> tuple[subprocess.Popen, str]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, "-m", "entrodiag.cli", "dashboard", str(root), "--port", str(port)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        return proc, f"http://127.0.0.1:{port}"
+
+    def drawn(page, steps: str) -> None:
+        """The page shows the run (its caption names its last step), nothing is stale, charts drawn."""
+        page.get_by_text(f"steps 0–{steps}").first.wait_for(timeout=120_000)
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0 && "
+                               "!document.querySelector('[data-testid=stStatusWidget]') && "
+                               "!document.querySelector('[data-stale=true]')", timeout=120_000)
+
+    out: dict[str, dict] = {}
+    last = _last_step(run)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True)
+        for title, url_path in URL_PATHS.items():
+            res: dict[str, list[float]] = {"fresh_server_s": [], "warm_server_s": []}
+            for _ in range(repeats):
+                for mode, root in (("fresh_server_s", run), ("warm_server_s", SAMPLE)):
+                    proc, url = start(root)
+                    try:
+                        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                        t0 = time.perf_counter()
+                        page.goto(f"{url}/{url_path}")
+                        if mode == "warm_server_s":
+                            drawn(page, str(_last_step(SAMPLE)))
+                            box = page.get_by_label("Runs root", exact=True)
+                            box.fill(str(run))
+                            t0 = time.perf_counter()
+                            box.press("Enter")
+                        drawn(page, str(last))
+                        res[mode].append(time.perf_counter() - t0)
+                        page.close()
+                    finally:
+                        os.killpg(proc.pid, signal.SIGTERM)
+                        proc.wait(timeout=20)
+            out[title] = {k: {"median": statistics.median(v), "all": v} for k, v in res.items()}
+        browser.close()
+    return out
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, default=Path("/tmp/entrodiag-bench-dashboard"),
+                    help="the benchmark run (generated when missing)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--browser", action="store_true",
+                    help="also time each page in headless chromium against a freshly started server")
+    args = ap.parse_args()
+    if not (args.run / "run.json").is_file():
+        print(f"generating {args.run} ...", flush=True)
+        print(f"  {generate(args.run):.1f} s", flush=True)
+    import polars as pl
+
+    parts = sorted((args.run / "tokens").glob("part-*.parquet"))
+    rows = pl.scan_parquet(parts).select(pl.len()).collect().item()
+    load_before = loadavg()
+    base = baseline(args.run)
+    pages = time_pages(args.run, args.repeats)
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "load_before": load_before, "load_after": loadavg(), "token_rows": rows, "baseline_read_s": base,
+        "pages": pages, "target_s": TARGET_S,
+    }
+    print(f"machine {result['machine']}; load average before {load_before}, after {result['load_after']}")
+    print(f"run {args.run}: {rows:,} token rows; baseline (polars reads the token columns) {base:.2f} s")
+    for title, r in pages.items():
+        verdict = "holds" if r["cold_median_s"] < TARGET_S else "MISSES"
+        runs = ", ".join(f"{x:.2f}" for x in r["cold_all_s"])
+        print(f"{title:<9} first render {r['cold_median_s']:.2f} s (runs: {runs}; "
+              f"{r['cold_median_s'] / base:.1f}x baseline), warm {r['warm_s']:.2f} s; "
+              f"target < {TARGET_S:.0f} s {verdict}")
+    if args.browser:
+        result["browser"] = time_pages_in_browser(args.run, args.repeats)
+        for title, r in result["browser"].items():
+            for mode, m in r.items():
+                runs = ", ".join(f"{x:.2f}" for x in m["all"])
+                what = mode.removesuffix("_s").replace("_", " ")
+                print(f"{title:<9} in chromium, {what}: {m['median']:.2f} s (runs: {runs})")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The GPU check, run by hand on a CUDA machine from the repository root (results in
+# benchmarks/README.md). Usage: bash benchmarks/gpu_check.sh OUTDIR
+# 1. the CUDA test of the suite; 2. the demo's training (tiny-arith preset) on the GPU, timed;
+# 3. 20 steps of a random ~40M-parameter Hugging Face Llama (bf16 autocast) on a JSONL task;
+# 4. torchrun with NCCL (one process); 5. entrodiag analyze on the GPU demo run.
+set -uo pipefail
+out=${1:-/tmp/gpu-check}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 ENTRODIAG_CACHE=/tmp/entrodiag-cache
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
+python3 -m pytest -q -p no:cacheprovider tests/test_crash_and_distributed.py -k cuda 2>&1 | tail -3
+t0=$(date +%s.%N)
+entrodiag train --preset tiny-arith --out /tmp/gpu-demo --no-progress > "$out/demo.log" 2>&1; echo "demo train rc=$?"
+t1=$(date +%s.%N)
+echo "demo (warm start + 450 steps) wall: $(awk "BEGIN{print $t1-$t0}") s"
+tail -5 "$out/demo.log"
+entrodiag analyze /tmp/gpu-demo > "$out/analyze.txt" 2>&1; echo "analyze rc=$?"; head -40 "$out/analyze.txt"
+python3 benchmarks/gpu_check.py /tmp/hf-model
+t0=$(date +%s.%N)
+entrodiag train --model /tmp/hf-model --task probes/arith.jsonl --steps 20 --max-new-tokens 6 --val-size 100 \
+  --eval-every 10 --out /tmp/gpu-hf --no-progress > "$out/hf.log" 2>&1; echo "hf train rc=$?"
+t1=$(date +%s.%N)
+echo "hf 40M x 20 steps wall: $(awk "BEGIN{print $t1-$t0}") s"; tail -5 "$out/hf.log"
+torchrun --nproc_per_node 1 --no-python entrodiag train --preset tiny-arith-test --steps 6 --out /tmp/gpu-ddp \
+  --no-progress > "$out/ddp.log" 2>&1; echo "torchrun nccl rc=$?"; tail -3 "$out/ddp.log"
+python3 - <<'PY'
+from entrodiag import load_run
+for p in ("/tmp/gpu-demo", "/tmp/gpu-hf", "/tmp/gpu-ddp"):
+    try:
+        r = load_run(p); s = r.steps
+        print(p, r.status, r.meta.get("config", {}).get("device"), "steps", s.height,
+              "step_time median %.4f s" % s["step_time"].median(),
+              "entropy %.3f -> %.3f" % (s["entropy_mean"].head(10).mean(), s["entropy_mean"].tail(10).mean()))
+        print(r.evals.group_by("name").agg(first=__import__("polars").col("value").first(), last=__import__("polars").col("value").last()))
+    except Exception as e:
+        print(p, "ERROR", e)
+PY
+tar -czf "$out/gpu-demo-run.tar.gz" -C /tmp gpu-demo --exclude checkpoints

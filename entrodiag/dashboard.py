@@ -1,0 +1,85 @@
+"""``entrodiag dashboard``: find the Streamlit app and start it on a runs root.
+
+The app's files live in ``app/`` of a checkout and ship inside the installed package as
+``entrodiag/app/`` (``pyproject.toml`` maps ``app/`` to ``entrodiag.app``), so the launcher looks
+in both places. The runs root reaches the app through the environment variable ``ROOT_ENV``,
+which ``streamlit run app/streamlit_app.py`` from a checkout can set too (default: ``runs``).
+
+Imports nothing heavy: streamlit is only looked up, and runs in its own process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: The app's entry script (``st.navigation`` over one file per page).
+APP_ENTRY = "streamlit_app.py"
+#: Environment variable that carries the runs root to the app.
+ROOT_ENV = "ENTRODIAG_RUNS_ROOT"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8501
+
+
+class DashboardError(RuntimeError):
+    """The dashboard cannot start (streamlit missing, app files missing); the message says why."""
+
+
+def app_dir() -> Path:
+    """The folder holding the app: ``entrodiag/app`` when installed, else ``app/`` of the checkout."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "app", package.parent / "app"):
+        if (candidate / APP_ENTRY).is_file():
+            return candidate
+    raise DashboardError(
+        f"the dashboard's files ({APP_ENTRY}) are neither in {package / 'app'} (installed package) nor in "
+        f"{package.parent / 'app'} (checkout); reinstall entrodiag"
+    )
+
+
+def streamlit_command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> list[str]:
+    """The ``streamlit run`` command line for the app (headless, no usage statistics, no file
+    watcher: the app's files do not change while it runs)."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(app_dir() / APP_ENTRY),
+        "--server.address", host,
+        "--server.port", str(int(port)),
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+        "--global.developmentMode", "false",
+        "--client.toolbarMode", "minimal",
+    ]
+
+
+def run_dashboard(root: str | os.PathLike = "runs", *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                  replace_process: bool = True) -> int:
+    """Start the dashboard on ``root`` (a folder of runs, or one run) at http://host:port.
+
+    With ``replace_process`` (POSIX) the current process becomes the streamlit server, so that
+    stopping it (Ctrl-C, a signal to its pid) stops the server; otherwise streamlit runs as a
+    child and its exit code is returned.
+
+    Raises:
+        DashboardError: streamlit is not installed, or the app files are missing.
+    """
+    if importlib.util.find_spec("streamlit") is None or importlib.util.find_spec("plotly") is None:
+        raise DashboardError("the dashboard needs streamlit and plotly: pip install 'entrodiag[dashboard]'")
+    cmd = streamlit_command(host, port)
+    root_path = Path(root).expanduser().resolve()
+    env = {**os.environ, ROOT_ENV: str(root_path)}
+    shown = f"[{host}]" if ":" in host else host
+    print(f"entrodiag dashboard: runs under {root_path}\n  open http://{shown}:{port}  (Ctrl-C stops it)",
+          flush=True)
+    if not root_path.is_dir():
+        print(f"  note: {root_path} does not exist yet; the dashboard shows it once it does", flush=True)
+    if replace_process and os.name == "posix":
+        os.execve(cmd[0], cmd, env)  # does not return
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 130
+

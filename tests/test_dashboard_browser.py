@@ -1,0 +1,217 @@
+"""The dashboard in a real browser: ``entrodiag dashboard ROOT --port FREE_PORT`` in a subprocess,
+driven by playwright with Debian's chromium (headless). Opens every page through the sidebar,
+checks numbers computed here through ``entrodiag.analysis``, checks that token text carrying
+``<img onerror>`` and ``<script>`` shows as text and runs nothing, and saves a screenshot of each page
+(to the test's tmp_path and, when ``ENTRODIAG_SCREENSHOTS=DIR`` is set, to DIR).
+
+Skips, saying why, without playwright or without ``/usr/bin/chromium`` (``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+pytest.importorskip("plotly")
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="playwright is not installed (pip install playwright)")
+
+from test_dashboard import EVIL, SAMPLE, make_xss_run  # noqa: E402
+
+from entrodiag.analysis import analyze_run, compare_runs, fit_entropy_law  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium; .ci/run "
+                "installs it)", allow_module_level=True)
+
+NAV = ("Runs", "Dynamics", "Entropy law", "Collapse", "Tokens", "Compare")
+TIMEOUT_MS = 60_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dashboard_command(root: Path, port: int) -> list[str]:
+    """``entrodiag dashboard ROOT --port PORT`` (the console script beside this Python, else the module)."""
+    script = Path(sys.executable).with_name("entrodiag")
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "entrodiag.cli"]
+    return [*head, "dashboard", str(root), "--port", str(port)]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The XSS run, then a fresh copy of the sample run (the newest run: selected at start)."""
+    root = tmp_path_factory.mktemp("browser-root")
+    make_xss_run(root / "xss-run")
+    time.sleep(0.05)
+    shutil.copytree(SAMPLE, root / "sample-run", copy_function=shutil.copy)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard's URL; the server (its whole process group) is stopped afterwards."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "dashboard.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(dashboard_command(root, port), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"the dashboard did not start (exit {proc.poll()}):\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser_page(server: str) -> Iterator[tuple]:
+    """A chromium page on the dashboard and the list of dialogs it opened (there must be none)."""
+    dialogs: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(server)
+            page.locator('[data-testid="stMetric"]').first.wait_for()
+            yield page, dialogs
+        finally:
+            browser.close()
+
+
+def settle(page) -> None:
+    """Wait until the script run is over (no running indicator) and charts have drawn."""
+    page.wait_for_timeout(400)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(600)
+
+
+def open_page(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.wait_for_function(
+        f"[...document.querySelectorAll('h1')].some(h => h.innerText.startsWith({title!r}))")
+    settle(page)
+
+
+def screenshot(page, name: str, tmp_path: Path) -> Path:
+    """The whole main area (Streamlit scrolls inside it, so the viewport is grown to fit)."""
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(height + 40, 8000)})
+    page.wait_for_timeout(500)
+    path = tmp_path / f"dashboard-{name}.png"
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    extra = os.environ.get("ENTRODIAG_SCREENSHOTS")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(extra) / path.name)
+    return path
+
+
+def visible(page, text: str) -> bool:
+    """``text`` is shown somewhere on the page (waits for it)."""
+    loc = page.get_by_text(text, exact=False).filter(visible=True).first
+    loc.wait_for(state="visible")
+    return loc.is_visible()
+
+
+def pick(page, widget: str, label: str, option: str) -> None:
+    """Choose ``option`` in the select/multiselect labelled ``label``."""
+    box = page.locator(f'[data-testid="{widget}"]').filter(has_text=label)
+    box.locator('[role="combobox"]').first.click()
+    page.get_by_role("option", name=option).first.click()
+    page.keyboard.press("Escape")
+    settle(page)
+
+
+def test_every_page_in_a_browser(browser_page, root: Path, tmp_path: Path) -> None:
+    page, dialogs = browser_page
+    summary = analyze_run(root / "sample-run")
+    fit = fit_entropy_law(root / "sample-run")
+    dyn = {r["name"]: r for r in summary["dynamics"]["rows"]}
+    expected = {
+        "Runs": [f"{summary['law']['ceiling']:.3f}", f"{dyn['entropy_mean']['end']:.3f}", "sample-run"],
+        "Dynamics": [format(dyn["entropy_mean"]["end"], ".4g"), format(dyn["reward_mean"]["end"], ".4g")],
+        "Entropy law": [f"{fit.a:.3f}", f"{fit.b:.3f}", f"{fit.ceiling:.3f}"],
+        "Collapse": [f["kind"] for f in summary["flags"]["items"]],
+        "Tokens": [str(summary["hwe_spans"]["n_spans"])],
+    }
+    for title in NAV[:-1]:
+        open_page(page, title)
+        for text in expected[title]:
+            assert visible(page, text), (title, text)
+        screenshot(page, title.lower().replace(" ", "-"), tmp_path)
+
+    pick(page, "stMultiSelect", "Runs", "xss-run")  # both runs selected: compare them
+    open_page(page, "Compare")
+    table = compare_runs([root / "sample-run", root / "xss-run"])
+    for ceiling in table["ceiling"]:
+        assert visible(page, f"{ceiling:.3f}")
+    assert page.locator(".js-plotly-plot .legendtext").filter(has_text="xss-run (kl_cov)").count() == 1
+    screenshot(page, "compare", tmp_path)
+    assert not dialogs
+
+
+def test_token_text_is_shown_as_text_and_runs_nothing(browser_page, tmp_path: Path) -> None:
+    page, dialogs = browser_page
+    open_page(page, "Tokens")
+    if page.locator('[data-testid="stSelectbox"]').filter(has_text="Run").count() == 0:
+        pick(page, "stMultiSelect", "Runs", "xss-run")
+    pick(page, "stSelectbox", "Run", "xss-run")
+    tokens = page.locator(".ed-token")
+    tokens.first.wait_for()
+    shown = tokens.all_inner_texts()
+    assert set(EVIL) & set(shown), shown  # the markup is visible as text ...
+    for evil in EVIL:
+        if evil in shown:
+            assert visible(page, evil)
+    ticks = page.locator(".js-plotly-plot .xtick text")  # ... and in plotly's labels
+    assert set(EVIL) & set(ticks.all_text_contents()), ticks.all_text_contents()
+    for i in range(min(tokens.count(), 4)):  # hover titles and plotly's hover labels
+        tokens.nth(i).hover()
+    bars = page.locator(".js-plotly-plot g.trace.bars g.point")
+    for i in range(min(bars.count(), 4)):
+        bars.nth(i).hover(force=True)  # plotly listens on the drag layer above the bars
+        page.wait_for_timeout(150)
+    open_page(page, "Collapse")  # the event's name and message carry markup too
+    page.locator(".js-plotly-plot .scatterlayer .point").last.hover(force=True)
+    page.wait_for_timeout(300)
+    screenshot(page, "xss-collapse", tmp_path)
+    open_page(page, "Tokens")
+    screenshot(page, "xss-tokens", tmp_path)
+    # ... and nothing was injected or ran
+    assert page.locator('img[src="x"]').count() == 0
+    assert not page.evaluate("[...document.scripts].some(s => s.textContent.includes('alert('))")
+    assert not dialogs
