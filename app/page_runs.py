@@ -75,8 +75,8 @@ def forecast(fc: dict | None) -> None:
     if not fc or fc.get("status") != "ok":
         return
     level = fc.get("level", 0.9)
-    st.caption("Entropy forecast: when the smoothed entropy reaches the floor, from the decay rate of the "
-               f"recent steps ({level:.0%} interval), and the entropy law's accuracy there")
+    st.caption("Entropy forecast: when the smoothed entropy reaches the floor, from its decay rate over the "
+               f"whole run and the recent half ({level:.0%} interval), and the entropy law's accuracy there")
     cols = st.columns(4)
     share = f"{fc['floor_frac']:.0%} of the start {fc['start']:.3f}" if fc.get("floor_frac") else None
     app_ui.note_metric(cols[0], "Entropy floor (nats)", app_ui.fmt(fc["floor"]), share)

@@ -170,6 +170,12 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
+def at_or_above(flags: list[Flag], severity: str) -> list[Flag]:
+    """The flags of ``severity`` or worse, in their order."""
+    floor = severity_rank(severity)
+    return [f for f in flags if severity_rank(f.severity) >= floor]
+
+
 # --------------------------------------------------------------------------------- the context
 class _Skip(Exception):
     """A detector cannot judge this run; the message says why."""

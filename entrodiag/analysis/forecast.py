@@ -212,7 +212,7 @@ def _law_at(run, floor: float, upto_step: int | None, metric: str | None, smooth
         if upto_step is not None:
             keep = steps <= upto_step
             H, R = H[keep], R[keep]
-        fit = fit_entropy_law((H, R), n_boot=200)
+        fit = fit_entropy_law((H, R), n_boot=0)
     except (AnalysisError, ValueError):
         return None, metric
     return float(fit.predict(floor)), metric

@@ -130,7 +130,8 @@ def analyze_run(
             out["early_prediction"] = _empty("needs the law fit (see the law section)")
 
         try:
-            out["forecast"] = {"status": "ok", **forecast_entropy(run, smooth=th.smooth).to_dict()}
+            fc = forecast_entropy(run, smooth=th.smooth)
+            out["forecast"] = {"status": "ok", **fc.to_dict(), "text": fc.describe()}
         except AnalysisError as e:
             out["forecast"] = _empty(str(e))
 
@@ -248,7 +249,7 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
     fc = summary.get("forecast", {"status": "empty", "reason": "not computed"})
     if not empty("Entropy forecast", fc):
         con.print(f"\n[bold]Entropy forecast[/] (log-linear decay, {fc['level']:.0%} interval): "
-                  f"{escape(_forecast_text(fc))}")
+                  f"{escape(fc['text'])}")
 
     fl = summary["flags"]
     if fl["items"]:
@@ -319,16 +320,6 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
                       _f(seg.get("entropy_p50"), ".3f"), _f(seg.get("entropy_p90"), ".3f"),
                       _f(seg.get("entropy_p99"), ".3f"))
         con.print(t)
-
-
-def _forecast_text(fc: dict) -> str:
-    """``EntropyForecast.describe`` from its dict (the JSON form ``analyze_run`` keeps)."""
-    from .forecast import EntropyForecast
-
-    fields = {**fc}
-    fields.pop("status", None)
-    fields["window"] = tuple(fields["window"])
-    return EntropyForecast(**fields).describe()
 
 
 def cli_analyze(path: str, *, as_json: bool = False, fail_on: str | None = None,

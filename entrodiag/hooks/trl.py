@@ -375,18 +375,15 @@ def _build_class():
         def _ed_watch(self, step: int) -> bool:
             """Run the detectors on what was recorded (main process decides, all processes
             follow); True when a new flag at ``entrodiag_stop_on`` or worse was raised."""
-            from ..analysis.collapse import severity_rank
+            from ..analysis.collapse import at_or_above
 
             stop = False
             if self._ed_watcher is not None and self._ed_rec is not None:
                 self._ed_rec.flush()  # the current generation batch is recorded when the next starts
-                worst = [f for f in self._ed_watcher.poll()
-                         if severity_rank(f.severity) >= severity_rank(self._ed_stop_on)]
+                worst = at_or_above(self._ed_watcher.poll(), self._ed_stop_on)
                 if worst:
                     f = worst[0]
-                    self._ed_rec.log_event(step, "stop", f.kind, severity=f.severity, first_step=f.first_step,
-                                           last_step=f.last_step, message=f"stopped on {f.kind} ({f.severity})",
-                                           detail={"stop_on": self._ed_stop_on})
+                    self._ed_watcher.record_stop(step, f, self._ed_stop_on)
                     log.warning("entrodiag: stopping TRL training at step %d on %s (%s)", step, f.kind, f.severity)
                     stop = True
             if self.accelerator.num_processes > 1:

@@ -146,8 +146,9 @@ class Trainer:
             model=model_name, task=self.task.name, intervention=self.intervention,
             n_params=n_params(self.model), device=str(self.device),
         )
+        self.watching = bool(cfg.stop_on or cfg.on_collapse or cfg.alerts)
         self.watcher = None
-        if self.rank == 0 and (cfg.stop_on or cfg.on_collapse or cfg.alerts):
+        if self.rank == 0 and self.watching:
             from ..watch import Watcher, load_alert_config
 
             try:
@@ -287,7 +288,7 @@ class Trainer:
                 checkpointed = (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1
                 if checkpointed:
                     self.checkpoint(step)
-                if (cfg.stop_on or cfg.on_collapse or cfg.alerts) and (step + 1) % cfg.watch_every == 0:
+                if self.watching and (step + 1) % cfg.watch_every == 0:
                     if self.watch(step, bar) == "stop":
                         if not checkpointed:
                             self.checkpoint(step)
@@ -319,7 +320,7 @@ class Trainer:
         rank follows): ``"stop"`` on a new flag at ``stop_on`` or worse; ``"switch"`` (the loss
         mode becomes ``on_collapse`` from the next step, recorded as an event) on the first new
         flag at ``on_collapse_severity`` or worse; else ``None``."""
-        from ..analysis.collapse import severity_rank
+        from ..analysis.collapse import at_or_above
         from ..watch import describe_flag
 
         cfg = self.cfg
@@ -331,14 +332,12 @@ class Trainer:
             new = self.watcher.poll()
             for flag in new:
                 (bar.write if bar is not None else self.log)(describe_flag(flag, step))
-            if cfg.stop_on and any(severity_rank(f.severity) >= severity_rank(cfg.stop_on) for f in new):
-                worst = new[0]
-                self.rec.log_event(step, "stop", worst.kind, severity=worst.severity, first_step=worst.first_step,
-                                   last_step=worst.last_step, message=f"stopped on {worst.kind} ({worst.severity})",
-                                   detail={"stop_on": cfg.stop_on})
+            stops = at_or_above(new, cfg.stop_on) if cfg.stop_on else []
+            if stops:
+                self.watcher.record_stop(step, stops[0], cfg.stop_on)
                 decision = 1
             elif cfg.on_collapse and self.intervention != cfg.on_collapse:
-                hits = [f for f in new if severity_rank(f.severity) >= severity_rank(cfg.on_collapse_severity)]
+                hits = at_or_above(new, cfg.on_collapse_severity)
                 if hits:
                     self.rec.log_event(step, "switch", cfg.on_collapse, severity=hits[0].severity,
                                        first_step=hits[0].first_step, last_step=hits[0].last_step,

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import IO
 
-from ..analysis.collapse import severity_rank
+from ..analysis.collapse import at_or_above, severity_rank
 from .watcher import Watcher, describe_flag
 
 #: Run statuses after which nothing more will be written.
@@ -54,7 +54,7 @@ def follow(
             if line != last_line:
                 print(line, file=out, flush=True)
                 last_line = line
-            if fail_on is not None and any(severity_rank(f.severity) >= severity_rank(fail_on) for f in new):
+            if fail_on is not None and at_or_above(new, fail_on):
                 print(f"a {fail_on} (or worse) flag was raised: exit 1", file=out, flush=True)
                 return 1
             if not keep_following:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis._common import AnalysisError, trailing_mean
-from ..analysis.collapse import CollapseThresholds, Flag, run_detectors, severity_rank
+from ..analysis.collapse import CollapseThresholds, Flag, at_or_above, run_detectors, severity_rank
 from ..analysis.forecast import EntropyForecast, forecast_entropy
 from ..analysis.law import eval_names, fit_entropy_law, pick_eval_metric
 from ..store.reader import Run, load_run
@@ -153,7 +153,7 @@ class Watcher:
         self._signature = signature
         run = load_run(self.path)
         flags, _ = run_detectors(run, self.thresholds)
-        flags = [f for f in flags if severity_rank(f.severity) >= severity_rank(self.min_severity)]
+        flags = at_or_above(flags, self.min_severity)
         self.flags = flags
         self.status = self._status(run, len(flags))
         step = self.status.step if self.status.step is not None else -1
@@ -161,6 +161,13 @@ class Watcher:
         for flag in new:
             self._emit(run, flag, step)
         return new
+
+    def record_stop(self, step: int, flag: Flag, stop_on: str) -> None:
+        """Record in the run's events that training stopped at ``step`` on ``flag``."""
+        if self._event is not None:
+            self._event(step, "stop", flag.kind, severity=flag.severity, first_step=flag.first_step,
+                        last_step=flag.last_step, message=f"stopped on {flag.kind} ({flag.severity})",
+                        detail={"stop_on": stop_on, "source": self.source})
 
     def close(self) -> None:
         """Deliver pending alerts (waits up to 10 s)."""
@@ -242,7 +249,7 @@ class Watcher:
             ev = run.evals.filter(run.evals["name"] == metric).drop_nulls("value").sort("step")
             acc = float(ev["value"][-1]) if ev.height else None
         try:
-            ceiling = fit_entropy_law(run, metric=metric, smooth=self.thresholds.smooth, n_boot=100).ceiling
+            ceiling = fit_entropy_law(run, metric=metric, smooth=self.thresholds.smooth, n_boot=0).ceiling
         except (AnalysisError, ValueError):
             pass
         try:
