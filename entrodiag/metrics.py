@@ -18,6 +18,8 @@ Definitions follow DESIGN §3 and ``shared/reference/entropy-literature.md``:
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -80,6 +82,13 @@ def entropy_and_logprobs(
     non-contiguous input is walked along its leading dimension instead of being copied. Logits of
     ``-inf`` (masked vocabulary entries) are allowed; a row with NaN or ``+inf`` gives NaN.
 
+    On CUDA tensors (fp32/bf16/fp16) with triton importable, a fused Triton kernel
+    (:mod:`entrodiag.kernels.entropy`) computes the same values in one read of the logits and no
+    temporaries (``chunk_rows`` does not apply there); a token id outside ``[0, V)`` then gives a
+    NaN log-prob instead of a device-side error. If the kernel fails, one warning is given and
+    this process uses the chunked path from then on. ``ENTRODIAG_DISABLE_TRITON=1`` keeps the
+    chunked path.
+
     Args:
         logits: unnormalised scores, ``[..., V]``.
         token_ids: integer ids in ``[0, V)``, ``[...]``.
@@ -118,6 +127,10 @@ def entropy_and_logprobs(
         lo, hi = int(token_ids.min()), int(token_ids.max())
         if lo < 0 or hi >= vocab:
             raise ValueError(f"token_ids must lie in [0, {vocab}), found values in [{lo}, {hi}]")
+    if logits.device.type == "cuda":
+        fused = _fused_entropy(logits, token_ids, float(temperature))
+        if fused is not None:
+            return fused
     if chunk_rows is None:
         budget = _CHUNK_ELEMENTS.get(logits.device.type, _CHUNK_ELEMENTS["cuda"])
         chunk_rows = max(1, budget // vocab)
@@ -131,6 +144,36 @@ def entropy_and_logprobs(
     bufs = torch.empty(2, rows, vocab, dtype=torch.float32, device=logits.device)
     _fill(logits, token_ids.long(), entropy, logprobs, bufs, float(temperature))
     return entropy, logprobs
+
+
+_fused_state = {"failed": False}
+
+
+def _fused_entropy(logits, token_ids, temperature: float):
+    """The fused kernel's ``(entropy, logprobs)``, or ``None`` for the chunked path.
+
+    The only import of the project from this module (lazy, DESIGN §1: ``kernels/`` sits behind
+    this function's signature).
+    """
+    if _fused_state["failed"] or os.environ.get("ENTRODIAG_DISABLE_TRITON", "") not in ("", "0"):
+        return None
+    from entrodiag.kernels import load_entropy_kernel
+
+    kernel = load_entropy_kernel()
+    if kernel is None:
+        return None
+    try:
+        return kernel(logits, token_ids, temperature)
+    except Exception as exc:  # a compiler or driver problem must not take a training run down
+        _fused_state["failed"] = True
+        warnings.warn(
+            f"entrodiag: the fused Triton entropy kernel failed ({type(exc).__name__}: {exc}); "
+            "using the chunked PyTorch path for the rest of this process "
+            "(set ENTRODIAG_DISABLE_TRITON=1 to skip the kernel)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
 
 
 def _fill(logits, ids, entropy, logprobs, bufs, temperature) -> None:
