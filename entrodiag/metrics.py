@@ -197,17 +197,22 @@ def _fill(logits, ids, entropy, logprobs, bufs, temperature) -> None:
 
 def _chunk_entropy(chunk, ids, s, p, temperature: float):
     # s = (z - max z) / T, with H = log Σe^s − Σ softmax(s)·s and log p_k = s_k − log Σe^s.
-    s.copy_(chunk)
-    s.sub_(s.amax(dim=-1, keepdim=True))
+    # Six passes over the chunk in all (fewer passes, fewer multi-threaded regions on CPU).
+    if chunk.dtype == torch.float32:
+        torch.sub(chunk, chunk.amax(dim=-1, keepdim=True), out=s)  # no separate copy
+    else:  # converting first is faster than reducing and subtracting in bf16/fp16
+        s.copy_(chunk)
+        s.sub_(s.amax(dim=-1, keepdim=True))
     if temperature != 1.0:
         s.div_(temperature)
     s_k = s.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-    s.clamp_(min=torch.finfo(torch.float32).min)  # -inf logits: p = 0 and p·s = 0, not NaN
     torch.exp(s, out=p)
     total = p.sum(dim=-1)
     p.mul_(s)
     log_total = total.log()
-    return log_total - p.sum(dim=-1) / total, s_k - log_total
+    # nansum: a -inf logit (masked entry) has p = 0 and p·s = 0·(-inf) = NaN, which counts as 0.
+    # A NaN or +inf logit makes the row's total NaN, so its entropy stays NaN.
+    return log_total - p.nansum(dim=-1) / total, s_k - log_total
 
 
 def entropy_discriminator(entropy: torch.Tensor, logprobs: torch.Tensor) -> torch.Tensor:
