@@ -38,3 +38,8 @@ for p in ("/tmp/gpu-demo", "/tmp/gpu-hf", "/tmp/gpu-ddp"):
         print(p, "ERROR", e)
 PY
 tar -czf "$out/gpu-demo-run.tar.gz" -C /tmp gpu-demo --exclude checkpoints
+
+# --- fused Triton entropy kernel (issue 17): its tests on the GPU, then its bandwidth on
+# [16384, 151936] bf16 against the card's peak (target >= 70%); results in $out/kernel.json
+python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py 2>&1 | tail -3
+python3 benchmarks/bench_kernel_gpu.py --json "$out/kernel.json"; echo "kernel bench rc=$?"
