@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_HIST_EDGES",
     "HIGH_ENTROPY_THRESHOLD",
     "entropy_and_logprobs",
+    "entropy_and_logprobs_from_hidden",
     "entropy_discriminator",
     "entropy_histogram",
     "forking_mask",
@@ -128,7 +129,7 @@ def entropy_and_logprobs(
         if lo < 0 or hi >= vocab:
             raise ValueError(f"token_ids must lie in [0, {vocab}), found values in [{lo}, {hi}]")
     if logits.device.type == "cuda":
-        fused = _fused_entropy(logits, token_ids, float(temperature))
+        fused = _fused_entropy("logits", logits, token_ids, float(temperature))
         if fused is not None:
             return fused
     if chunk_rows is None:
@@ -146,34 +147,104 @@ def entropy_and_logprobs(
     return entropy, logprobs
 
 
-_fused_state = {"failed": False}
+_fused_failed: dict[str, bool] = {}
 
 
-def _fused_entropy(logits, token_ids, temperature: float):
-    """The fused kernel's ``(entropy, logprobs)``, or ``None`` for the chunked path.
+def _fused_entropy(kind: str, *args):
+    """The fused kernel's ``(entropy, logprobs)`` (``kind`` "logits" or "hidden"), or ``None``
+    for the chunked path.
 
     The only import of the project from this module (lazy, DESIGN §1: ``kernels/`` sits behind
-    this function's signature).
+    this module's function signatures).
     """
-    if _fused_state["failed"] or os.environ.get("ENTRODIAG_DISABLE_TRITON", "") not in ("", "0"):
+    if _fused_failed.get(kind) or os.environ.get("ENTRODIAG_DISABLE_TRITON", "") not in ("", "0"):
         return None
-    from entrodiag.kernels import load_entropy_kernel
+    from entrodiag import kernels
 
-    kernel = load_entropy_kernel()
+    kernel = kernels.load_entropy_kernel(kind)
     if kernel is None:
         return None
     try:
-        return kernel(logits, token_ids, temperature)
+        return kernel(*args)
     except Exception as exc:  # a compiler or driver problem must not take a training run down
-        _fused_state["failed"] = True
+        _fused_failed[kind] = True
         warnings.warn(
-            f"entrodiag: the fused Triton entropy kernel failed ({type(exc).__name__}: {exc}); "
-            "using the chunked PyTorch path for the rest of this process "
+            f"entrodiag: the fused Triton entropy kernel ({kind}) failed ({type(exc).__name__}: "
+            f"{exc}); using the chunked PyTorch path for the rest of this process "
             "(set ENTRODIAG_DISABLE_TRITON=1 to skip the kernel)",
             RuntimeWarning,
             stacklevel=3,
         )
         return None
+
+
+@torch.no_grad()
+def entropy_and_logprobs_from_hidden(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    token_ids: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    chunk_rows: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`entropy_and_logprobs` of the logits ``hidden @ weightᵀ``, without holding them all.
+
+    ``hidden`` is ``[..., D]`` (the last hidden states, after the final norm), ``weight`` the
+    output head's ``[V, D]`` weight (no bias), in the same dtype and on the same device;
+    ``token_ids`` has the leading shape of ``hidden``. On CUDA with triton, a fused kernel
+    computes logit tiles (fp32 accumulation) and folds them into an online logsumexp: no logits
+    exist in memory at all. Elsewhere, row chunks of logits are computed in the input dtype (as the
+    model's head would) and passed to :func:`entropy_and_logprobs`, so at most one chunk of
+    logits exists at a time.
+
+    Returns ``(entropy, logprobs)``, fp32 with the shape of ``token_ids``.
+    """
+    if not all(isinstance(t, torch.Tensor) for t in (hidden, weight, token_ids)):
+        raise TypeError("hidden, weight and token_ids must be torch tensors")
+    if hidden.ndim < 1 or not hidden.is_floating_point():
+        raise ValueError(f"hidden must be a floating-point [..., D] tensor, got {hidden.dtype} {tuple(hidden.shape)}")
+    if weight.ndim != 2 or weight.shape[1] != hidden.shape[-1] or weight.shape[0] < 1:
+        raise ValueError(
+            f"weight must be [V, D] with D = hidden's last dimension {hidden.shape[-1]}, got {tuple(weight.shape)}"
+        )
+    if weight.dtype != hidden.dtype or weight.device != hidden.device:
+        raise ValueError(
+            f"weight ({weight.dtype}, {weight.device}) must match hidden ({hidden.dtype}, {hidden.device})"
+        )
+    if tuple(hidden.shape[:-1]) != tuple(token_ids.shape):
+        raise ValueError(
+            "token_ids must have the leading shape of hidden: "
+            f"hidden is {tuple(hidden.shape)}, token_ids is {tuple(token_ids.shape)}"
+        )
+    if token_ids.is_floating_point() or token_ids.is_complex() or token_ids.dtype == torch.bool:
+        raise ValueError(f"token_ids must be an integer tensor, got dtype {token_ids.dtype}")
+    if token_ids.device != hidden.device:
+        raise ValueError(f"token_ids is on {token_ids.device}, hidden on {hidden.device}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    vocab = weight.shape[0]
+    if token_ids.device.type == "cpu" and token_ids.numel():
+        lo, hi = int(token_ids.min()), int(token_ids.max())
+        if lo < 0 or hi >= vocab:
+            raise ValueError(f"token_ids must lie in [0, {vocab}), found values in [{lo}, {hi}]")
+    if hidden.device.type == "cuda":
+        fused = _fused_entropy("hidden", hidden, weight, token_ids, float(temperature))
+        if fused is not None:
+            return fused
+    if chunk_rows is None:
+        chunk_rows = max(1, _CHUNK_ELEMENTS.get(hidden.device.type, _CHUNK_ELEMENTS["cuda"]) // vocab)
+    elif chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    rows = hidden.reshape(-1, hidden.shape[-1])
+    ids = token_ids.reshape(-1)
+    entropy = torch.empty(ids.shape, dtype=torch.float32, device=hidden.device)
+    logprobs = torch.empty_like(entropy)
+    for start in range(0, rows.shape[0], chunk_rows):
+        stop = min(start + chunk_rows, rows.shape[0])
+        entropy[start:stop], logprobs[start:stop] = entropy_and_logprobs(
+            rows[start:stop] @ weight.T, ids[start:stop], temperature=temperature
+        )
+    return entropy.view(token_ids.shape), logprobs.view(token_ids.shape)
 
 
 def _fill(logits, ids, entropy, logprobs, bufs, temperature) -> None:

@@ -48,8 +48,11 @@ assert type(E._entropy_logprob_kernel).__name__ == "InterpretedFunction", "not i
 out = {}
 with np.errstate(all="ignore"):  # the interpreter computes with numpy: NaN/inf cases warn
     for name, c in torch.load(sys.argv[1], weights_only=True).items():
-        logits = c["logits"][:, :-1] if c["shift"] else c["logits"]
-        h, lp = E.fused_entropy_and_logprobs(logits, c["ids"], c["temperature"], block_v=c["block_v"])
+        if "hidden" in c:
+            h, lp = E.fused_entropy_and_logprobs_from_hidden(c["hidden"], c["weight"], c["ids"], c["temperature"])
+        else:
+            logits = c["logits"][:, :-1] if c["shift"] else c["logits"]
+            h, lp = E.fused_entropy_and_logprobs(logits, c["ids"], c["temperature"], block_v=c["block_v"])
         out[name] = {"h": h, "lp": lp}
 torch.save(out, sys.argv[2])
 """
@@ -97,7 +100,25 @@ def make_cases():
     z[4, 45] = -math.inf
     ids = torch.tensor([0, 3, 0, 5, 1, 2])
     cases["nonfinite"] = dict(logits=z, ids=ids, temperature=1.0, block_v=None, shift=False)
+    for name, (shape, vocab, dtype, temperature, _) in HIDDEN.items():
+        g = torch.Generator().manual_seed(vocab)
+        hidden = torch.randn(*shape, generator=g).to(dtype)
+        weight = (torch.randn(vocab, shape[-1], generator=g) * 0.7).to(dtype)
+        ids = torch.randint(0, vocab, shape[:-1], generator=g)
+        ids.view(-1)[::5] = -100  # padding positions: NaN log-prob, entropy still computed
+        cases[name] = dict(hidden=hidden, weight=weight, ids=ids, temperature=temperature)
     return cases
+
+
+HIDDEN = {  # name: hidden shape, V, dtype, temperature, tolerance; 64-wide vocabulary tiles
+    "hidden-fp32": ((20, 48), 1000, torch.float32, 0.7, 2e-5),  # V, D and rows not tile multiples
+    "hidden-bf16": ((2, 9, 40), 301, torch.bfloat16, 1.0, 1e-3),
+    "hidden-fp16": ((5, 32), 77, torch.float16, 1.3, 1e-3),
+}
+
+
+def hidden_reference(hidden, weight, ids, temperature):
+    return reference(hidden.double() @ weight.double().T, ids, temperature)
 
 
 def ragged_valid():
@@ -130,6 +151,41 @@ def test_kernel_matches_fp64_reference(interpreted, name):
     ref_h, ref_lp = reference(c["logits"], c["ids"], temperature)  # the same rounded logits, fp64
     torch.testing.assert_close(h.double(), ref_h, atol=tol, rtol=0)
     torch.testing.assert_close(lp.double(), ref_lp, atol=tol, rtol=0)
+
+
+@needs_triton
+@pytest.mark.parametrize("name", list(HIDDEN))
+def test_hidden_state_kernel_matches_fp64_reference(interpreted, name):
+    # the variant that never materialises the logits: hidden @ weightᵀ in tiles
+    cases, out = interpreted
+    c, tol = cases[name], HIDDEN[name][-1]
+    h, lp = out[name]["h"], out[name]["lp"]
+    assert h.shape == lp.shape == c["ids"].shape and h.dtype == torch.float32
+    ref_h, ref_lp = hidden_reference(c["hidden"], c["weight"], c["ids"], c["temperature"])
+    valid = c["ids"] >= 0
+    torch.testing.assert_close(h.double(), ref_h, atol=tol, rtol=0)
+    torch.testing.assert_close(lp[valid].double(), ref_lp[valid], atol=tol, rtol=0)
+    assert torch.isnan(lp[~valid]).all()
+
+
+def test_hidden_state_function_chunked_path_and_errors():
+    g = torch.Generator().manual_seed(21)
+    hidden = torch.randn(3, 7, 24, generator=g)
+    weight = torch.randn(50, 24, generator=g)
+    ids = torch.randint(0, 50, (3, 7), generator=g)
+    for chunk_rows in (None, 1, 4):
+        h, lp = M.entropy_and_logprobs_from_hidden(hidden, weight, ids, temperature=1.4, chunk_rows=chunk_rows)
+        ref_h, ref_lp = hidden_reference(hidden, weight, ids, 1.4)
+        torch.testing.assert_close(h.double(), ref_h, atol=1e-5, rtol=0)
+        torch.testing.assert_close(lp.double(), ref_lp, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match=r"weight must be \[V, D\] with D = hidden's last dimension 24"):
+        M.entropy_and_logprobs_from_hidden(hidden, weight[:, :20], ids)
+    with pytest.raises(ValueError, match="must match hidden"):
+        M.entropy_and_logprobs_from_hidden(hidden, weight.double(), ids)
+    with pytest.raises(ValueError, match=r"hidden is \(3, 7, 24\), token_ids is \(3, 6\)"):
+        M.entropy_and_logprobs_from_hidden(hidden, weight, ids[:, :6])
+    with pytest.raises(ValueError, match=r"\[0, 50\)"):
+        M.entropy_and_logprobs_from_hidden(hidden, weight, ids + 10)
 
 
 @needs_triton
@@ -177,35 +233,36 @@ def test_dispatch_uses_the_kernel_and_falls_back_once_with_a_warning(monkeypatch
         calls.append(temperature)
         return tuple(x.float() for x in reference(z, k, temperature))
 
-    monkeypatch.setattr(M, "_fused_state", {"failed": False})
+    monkeypatch.setattr(M, "_fused_failed", {})
     monkeypatch.delenv("ENTRODIAG_DISABLE_TRITON", raising=False)
-    monkeypatch.setattr(K, "load_entropy_kernel", lambda: kernel)
-    h, _ = M._fused_entropy(logits, ids, 0.8)
+    monkeypatch.setattr(K, "load_entropy_kernel", lambda kind: kernel)
+    h, _ = M._fused_entropy("logits", logits, ids, 0.8)
     assert calls == [0.8] and torch.equal(h, reference(logits, ids, 0.8)[0].float())
     monkeypatch.setenv("ENTRODIAG_DISABLE_TRITON", "1")
-    assert M._fused_entropy(logits, ids, 0.8) is None and len(calls) == 1
+    assert M._fused_entropy("logits", logits, ids, 0.8) is None and len(calls) == 1
     monkeypatch.delenv("ENTRODIAG_DISABLE_TRITON")
 
     def broken(*args):
         calls.append("broken")
         raise RuntimeError("PTX assembly failed")
 
-    monkeypatch.setattr(K, "load_entropy_kernel", lambda: broken)
+    monkeypatch.setattr(K, "load_entropy_kernel", lambda kind: broken)
     with pytest.warns(RuntimeWarning, match="PTX assembly failed.*chunked PyTorch path"):
-        assert M._fused_entropy(logits, ids, 0.8) is None
+        assert M._fused_entropy("logits", logits, ids, 0.8) is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no second warning, and the kernel is not tried again
-        assert M._fused_entropy(logits, ids, 0.8) is None
+        assert M._fused_entropy("logits", logits, ids, 0.8) is None
     assert calls == [0.8, "broken"]
+    assert M._fused_failed == {"logits": True}  # the hidden-state kernel is still tried
 
 
 def test_entrodiag_works_without_triton(monkeypatch):
     monkeypatch.setitem(sys.modules, "triton", None)  # import triton now raises ImportError
     monkeypatch.delitem(sys.modules, "entrodiag.kernels.entropy", raising=False)
-    monkeypatch.setitem(K._cache, "entropy", K._UNSET)
-    assert K.load_entropy_kernel() is None
-    monkeypatch.setattr(M, "_fused_state", {"failed": False})
-    assert M._fused_entropy(torch.randn(2, 5), torch.zeros(2, dtype=torch.long), 1.0) is None
+    monkeypatch.setitem(K._cache, "module", K._UNSET)
+    assert K.load_entropy_kernel() is None and K.load_entropy_kernel("hidden") is None
+    monkeypatch.setattr(M, "_fused_failed", {})
+    assert M._fused_entropy("logits", torch.randn(2, 5), torch.zeros(2, dtype=torch.long), 1.0) is None
     h, _ = M.entropy_and_logprobs(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))
     torch.testing.assert_close(h, torch.full((2,), math.log(4)))
 
@@ -214,7 +271,7 @@ def test_entrodiag_works_without_triton(monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_compiled_kernel_on_cuda_through_entropy_and_logprobs(monkeypatch):
     monkeypatch.delenv("ENTRODIAG_DISABLE_TRITON", raising=False)
-    monkeypatch.setattr(M, "_fused_state", {"failed": False})
+    monkeypatch.setattr(M, "_fused_failed", {})
     assert K.load_entropy_kernel() is not None
     g = torch.Generator().manual_seed(13)
     for shape, dtype, temperature, tol in list(NUMERIC.values()) + [((64, 151936), torch.bfloat16, 1.0, 1e-3)]:
@@ -223,7 +280,7 @@ def test_compiled_kernel_on_cuda_through_entropy_and_logprobs(monkeypatch):
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a fallback warning would fail the test
             h, lp = M.entropy_and_logprobs(logits.cuda(), ids.cuda(), temperature=temperature)
-        assert not M._fused_state["failed"]
+        assert not M._fused_failed
         ref_h, ref_lp = reference(logits, ids, temperature)
         torch.testing.assert_close(h.cpu().double(), ref_h, atol=tol, rtol=0)
         torch.testing.assert_close(lp.cpu().double(), ref_lp, atol=tol, rtol=0)
@@ -233,3 +290,14 @@ def test_compiled_kernel_on_cuda_through_entropy_and_logprobs(monkeypatch):
     ref_h, ref_lp = reference(z.cpu(), ids.cpu())
     torch.testing.assert_close(h.cpu().double(), ref_h, atol=2e-5, rtol=0)
     torch.testing.assert_close(lp.cpu().double(), ref_lp, atol=2e-5, rtol=0)
+    for name, (shape, vocab, dtype, temperature, tol) in HIDDEN.items():
+        hidden = torch.randn(*shape, generator=g).to(dtype)
+        weight = (torch.randn(vocab, shape[-1], generator=g) * 0.7).to(dtype)
+        ids = torch.randint(0, vocab, shape[:-1], generator=g)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            h, lp = M.entropy_and_logprobs_from_hidden(hidden.cuda(), weight.cuda(), ids.cuda(), temperature=temperature)
+        assert not M._fused_failed
+        ref_h, ref_lp = hidden_reference(hidden, weight, ids, temperature)
+        torch.testing.assert_close(h.cpu().double(), ref_h, atol=tol, rtol=0)
+        torch.testing.assert_close(lp.cpu().double(), ref_lp, atol=tol, rtol=0)

@@ -15,20 +15,22 @@ from collections.abc import Callable
 __all__ = ["load_entropy_kernel"]
 
 _UNSET = object()
-_cache: dict[str, object] = {"entropy": _UNSET}
+_cache: dict[str, object] = {"module": _UNSET}
+_NAMES = {"logits": "fused_entropy_and_logprobs", "hidden": "fused_entropy_and_logprobs_from_hidden"}
 
 
-def load_entropy_kernel() -> Callable | None:
-    """The fused entropy + log-prob function of :mod:`entrodiag.kernels.entropy`, or ``None``.
+def load_entropy_kernel(kind: str = "logits") -> Callable | None:
+    """A fused function of :mod:`entrodiag.kernels.entropy`, or ``None`` without triton.
 
-    ``None`` when triton (or a piece it needs at import) is missing; the answer is cached for the
-    process.
+    ``kind="logits"``: entropy and log-probs from logits; ``kind="hidden"``: from hidden states
+    and the output head's weight (no logits in memory). ``None`` when triton (or a piece it needs
+    at import) is missing; the answer is cached for the process.
     """
-    fn = _cache["entropy"]
-    if fn is _UNSET:
+    module = _cache["module"]
+    if module is _UNSET:
         try:
-            from entrodiag.kernels.entropy import fused_entropy_and_logprobs as fn
+            from entrodiag.kernels import entropy as module
         except Exception:  # ImportError, or a triton that fails while importing: no kernel
-            fn = None
-        _cache["entropy"] = fn
-    return fn  # type: ignore[return-value]
+            module = None
+        _cache["module"] = module
+    return None if module is None else getattr(module, _NAMES[kind])

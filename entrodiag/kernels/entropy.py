@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["fused_entropy_and_logprobs", "SUPPORTED_DTYPES"]
+__all__ = ["fused_entropy_and_logprobs", "fused_entropy_and_logprobs_from_hidden", "SUPPORTED_DTYPES"]
 
 SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _MAX_BLOCK_V = 4096
@@ -136,6 +136,141 @@ def fused_entropy_and_logprobs(
         1.0 / float(temperature),
         BLOCK_V=block_v,
         SCALE=float(temperature) != 1.0,
+        num_warps=num_warps,
+    )
+    return entropy, logprobs
+
+
+@triton.jit
+def _hidden_entropy_logprob_kernel(
+    hidden_ptr,
+    weight_ptr,
+    ids_ptr,
+    entropy_ptr,
+    logprob_ptr,
+    n_rows,
+    vocab,
+    dim,
+    stride_hn,
+    stride_hd,
+    stride_wv,
+    stride_wd,
+    inv_temperature,
+    BLOCK_N: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    IEEE: tl.constexpr,
+    WIDEN: tl.constexpr,
+):
+    # logits of BLOCK_N rows × BLOCK_V vocabulary entries at a time (hidden @ weightᵀ, fp32
+    # accumulation), folded into the same online logsumexp as _entropy_logprob_kernel, per row
+    pid = tl.program_id(0)
+    rows = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < n_rows
+    rows64 = rows.to(tl.int64)
+    tok = tl.load(ids_ptr + rows64, mask=row_ok, other=-1).to(tl.int64)
+    neg_inf = float("-inf")
+    m = tl.zeros([BLOCK_N], dtype=tl.float32) + neg_inf
+    s = tl.zeros([BLOCK_N], dtype=tl.float32)
+    w = tl.zeros([BLOCK_N], dtype=tl.float32)
+    x_k = tl.zeros([BLOCK_N], dtype=tl.float32)
+    for v0 in range(0, vocab, BLOCK_V):
+        cols = v0 + tl.arange(0, BLOCK_V)
+        col_ok = cols < vocab
+        acc = tl.zeros([BLOCK_N, BLOCK_V], dtype=tl.float32)
+        for d0 in range(0, dim, BLOCK_D):
+            ds = d0 + tl.arange(0, BLOCK_D)
+            d_ok = ds < dim
+            h = tl.load(
+                hidden_ptr + rows64[:, None] * stride_hn + ds[None, :] * stride_hd,
+                mask=row_ok[:, None] & d_ok[None, :],
+                other=0.0,
+            )
+            wt = tl.load(
+                weight_ptr + cols.to(tl.int64)[None, :] * stride_wv + ds[:, None] * stride_wd,
+                mask=col_ok[None, :] & d_ok[:, None],
+                other=0.0,
+            )
+            if WIDEN:  # bf16 under the interpreter: numpy has no bf16 product; bf16·bf16 is exact in fp32
+                acc = tl.dot(h.to(tl.float32), wt.to(tl.float32), acc, input_precision="ieee")
+            elif IEEE:
+                acc = tl.dot(h, wt, acc, input_precision="ieee")
+            else:
+                acc = tl.dot(h, wt, acc)
+        x = tl.where(col_ok[None, :], acc * inv_temperature, neg_inf)
+        x_k += tl.sum(tl.where(cols[None, :] == tok[:, None], x, 0.0), axis=1)
+        m_new = tl.maximum(m, tl.max(x, axis=1))
+        ref = tl.where(m_new == neg_inf, 0.0, m_new)
+        d = x - ref[:, None]
+        e = tl.exp(d)
+        ed = tl.where(x == neg_inf, 0.0, e * d)
+        alpha = tl.exp(m - ref)
+        shift = tl.where(s > 0, (m - ref) * s, 0.0)
+        w = alpha * (w + shift) + tl.sum(ed, axis=1)
+        s = alpha * s + tl.sum(e, axis=1)
+        m = m_new
+    ref = tl.where(m == neg_inf, 0.0, m)
+    log_s = tl.log(s)
+    in_range = (tok >= 0) & (tok < vocab)
+    x_k = tl.where(in_range, x_k, float("nan"))
+    tl.store(entropy_ptr + rows64, log_s - w / s, mask=row_ok)
+    tl.store(logprob_ptr + rows64, x_k - ref - log_s, mask=row_ok)
+
+
+_INTERPRETED = type(_hidden_entropy_logprob_kernel).__name__ == "InterpretedFunction"
+
+
+def fused_entropy_and_logprobs_from_hidden(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    token_ids: torch.Tensor,
+    temperature: float = 1.0,
+    *,
+    block_n: int = 32,
+    block_v: int = 64,
+    block_d: int = 32,
+    num_warps: int = 4,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Entropy and log-prob of ``token_ids`` under ``softmax(hidden @ weightᵀ / temperature)``,
+    without materialising the logits: tiles of ``block_n × block_v`` logits are computed (fp32
+    accumulation; fp32 inputs use IEEE fp32 products, not TF32) and folded into the online
+    logsumexp at once.
+
+    ``hidden`` is ``[..., D]``, ``weight`` ``[V, D]`` (the output head's weight, no bias),
+    ``token_ids`` the leading shape of ``hidden``; inputs already checked by
+    :func:`entrodiag.metrics.entropy_and_logprobs_from_hidden`. Returns fp32 ``(entropy,
+    logprobs)`` shaped like ``token_ids``, or ``None`` for dtypes the kernel does not take.
+    """
+    if hidden.dtype not in SUPPORTED_DTYPES or weight.dtype != hidden.dtype:
+        return None
+    dim = hidden.shape[-1]
+    rows = hidden.reshape(-1, dim)
+    ids = token_ids.reshape(-1).contiguous()
+    entropy = torch.empty(token_ids.shape, dtype=torch.float32, device=hidden.device)
+    logprobs = torch.empty_like(entropy)
+    n_rows = rows.shape[0]
+    if n_rows == 0:
+        return entropy, logprobs
+    grid = (triton.cdiv(n_rows, block_n),)
+    _hidden_entropy_logprob_kernel[grid](
+        rows,
+        weight,
+        ids,
+        entropy,
+        logprobs,
+        n_rows,
+        weight.shape[0],
+        dim,
+        rows.stride(0),
+        rows.stride(1),
+        weight.stride(0),
+        weight.stride(1),
+        1.0 / float(temperature),
+        BLOCK_N=block_n,
+        BLOCK_V=block_v,
+        BLOCK_D=block_d,
+        IEEE=hidden.dtype == torch.float32,
+        WIDEN=hidden.dtype == torch.bfloat16 and _INTERPRETED,
         num_warps=num_warps,
     )
     return entropy, logprobs
