@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16")
     p.add_argument("--repeats", type=int, default=20, help="timed calls per configuration")
     p.add_argument("--peak-tbs", type=float, help="the card's peak memory bandwidth in TB/s (default: by name)")
+    p.add_argument("--hidden-dim", type=int, default=896, help="D of the hidden-state kernel's timing")
     p.add_argument("--no-sweep", action="store_true", help="time the default configuration only")
     p.add_argument("--json", metavar="OUT", help="write the results here")
     args = p.parse_args(argv)
@@ -126,6 +127,23 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # TRL missing, or its private kernel renamed
         print(f"TRL's fused kernel not timed: {type(exc).__name__}: {exc}")
 
+    try:  # the hidden-state variant (no logits in memory) on a Qwen2.5-0.5B-sized head, D = 896
+        from entrodiag.kernels import load_entropy_kernel as load
+
+        hidden_kernel = load("hidden")
+        hidden = torch.randn(args.rows, args.hidden_dim, device="cuda", generator=g).to(dtype)
+        head = (torch.randn(args.vocab, args.hidden_dim, device="cuda", generator=g) * 0.05).to(dtype)
+        ms = _time_ms(lambda: hidden_kernel(hidden, head, ids, 1.0), 5)
+        flops = 2 * args.rows * args.vocab * args.hidden_dim
+        print(f"hidden-state kernel [{args.rows}, {args.hidden_dim}] x [{args.vocab}, {args.hidden_dim}]: {ms:.3f} ms, "
+              f"{flops / (ms / 1e3) / 1e12:.1f} TFLOP/s", flush=True)
+        ms2 = _time_ms(lambda: kernel(hidden @ head.T, ids, 1.0), 5)
+        print(f"  against matmul + logits kernel: {ms2:.3f} ms (logits materialised)", flush=True)
+        extra = {"hidden_kernel_ms": ms, "matmul_then_kernel_ms": ms2, "hidden_dim": args.hidden_dim}
+    except Exception as exc:
+        print(f"hidden-state kernel not timed: {type(exc).__name__}: {exc}")
+        extra = {"hidden_kernel_error": f"{type(exc).__name__}: {exc}"}
+
     fused = [r for r in rows if r["config"].startswith("fused kernel, ") and "temperature" not in r["config"]]
     best = min(fused, key=lambda r: r["ms"])
     default = rows[0]
@@ -137,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, "peak_tbs": peak, "bytes": nbytes,
                                                "max_err_entropy": err_h, "max_err_logprob": err_lp,
-                                               "rows": rows}, indent=1))
+                                               "rows": rows, **extra}, indent=1))
     return 0
 
 
