@@ -23,7 +23,11 @@ Sources of the names (read in the frameworks' code):
 - OpenRLHF (``PPOTrainer`` status, logged as ``train/<name>`` to W&B and TensorBoard):
   ``policy_loss``, ``reward``, ``return``, ``response_length``, ``kl``, ``actor_lr``,
   ``actor_grad_norm``, ``entropy_loss`` (the mean token entropy), ``ppo_clip_ratio``, ``ppo_kl``;
-  evaluations ``eval/eval_<dataset>_pass1`` and friends.
+  evaluations ``eval/eval_<dataset>_pass1`` and friends; 0.11 adds ``rollout/reward_mean``,
+  ``rollout/reward_std``, ``rollout/response_length_mean``, ``rollout/truncated_rate``.
+
+Checked against logs written by the real classes (verl 0.9.1 and 0.7.1's ``FileLogger``, OpenRLHF
+0.11.2's ``TensorboardLogger``) in ``tests/test_frameworks_verl.py`` and ``test_frameworks_openrlhf.py``.
 """
 
 from __future__ import annotations
@@ -77,6 +81,10 @@ STEP_ALIASES: dict[str, str] = {
     "entropy_loss": "entropy_mean",
     "ppo_clip_ratio": "clip_frac",
     "ppo_kl": "ppo_kl",
+    "rollout/reward_mean": "reward_mean",  # 0.11: before dynamic batching (``reward`` wins when both)
+    "rollout/reward_std": "reward_std",
+    "rollout/response_length_mean": "resp_len_mean",
+    "rollout/truncated_rate": "resp_clipped_frac",
     # --- W&B export
     "_timestamp": "wall_time",
 }

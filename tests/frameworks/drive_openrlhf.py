@@ -86,6 +86,7 @@ for global_step in range(3):
     exp = Experience(sequences=seq, attention_mask=attn, action_mask=amask, action_log_probs=logp,
                      advantages=adv[:, None] * amask, rewards=reward, response_length=amask.sum(1).float(),
                      truncated=torch.zeros(B), total_length=attn.sum(1).float(), index=list(range(B)),
+                     prompts=[f"prompt {global_step}-{g}" for g in t["group"].tolist()],
                      info={"reward": reward, "response_length": amask.sum(1).float()})
     rollout_stats = BasePPOTrainer._compute_rollout_stats(None, [exp])
     trainer.replay_buffer.clear()

@@ -190,7 +190,7 @@ def finish_run(run_dir: str | os.PathLike, status: str = "finished", *, timeout:
 
 
 def group_ids(uids: Any) -> torch.Tensor | None:
-    """Integer group ids from verl's ``uid`` strings (one per prompt group): a stable 56-bit hash,
+    """Integer group ids from strings naming each response's group (verl's ``uid``, OpenRLHF's prompt): a stable 56-bit hash,
     so that a group split over ranks keeps one id. None when ``uids`` is None or empty."""
     import hashlib
 

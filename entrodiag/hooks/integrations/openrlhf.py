@@ -8,8 +8,9 @@ forward when ``actor.entropy_coef`` is set: start with ``--actor.entropy_coef 0`
 no bonus in the loss; the attachment sets 0 itself, with a warning, when it finds it unset). The
 first pass over each step's experiences is recorded (later PPO epochs go over the same samples):
 token entropy and log-probs of that forward, advantages and action mask from the experience, the
-reward per response (``Experience.rewards``, else ``info["reward"]``) and the group (``index``
-// ``n_samples_per_prompt``). Steps count like OpenRLHF's logged ``global_step`` (1, 2, ...).
+reward per response (``Experience.rewards``, else ``info["reward"]``) and the prompt, whose text
+also gives the group (the replay buffer drops ``Experience.index``; a prompt drawn twice in one
+step counts as one group). Steps count like OpenRLHF's logged ``global_step`` (1, 2, ...).
 The entropy is at ``Actor.temperature``; with several optimizer steps in one ``ppo_train``, the
 micro-batches after the first step see the updated policy, as OpenRLHF's own ``entropy_loss`` does.
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .common import StepRecorder
+from .common import StepRecorder, group_ids
 
 TESTED = "0.11.2"
 
@@ -35,9 +36,15 @@ class Attachment:
         self.recorder, self.version, self._originals = recorder, version, originals
 
     def detach(self) -> None:
+        """Put OpenRLHF's methods back (a later step is not recorded)."""
+        global _active
         for cls, name, fn in self._originals:
             setattr(cls, name, fn)
         self._originals = []
+        _active = None
+
+
+_active: Attachment | None = None
 
 
 def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None = None,
@@ -50,6 +57,9 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
     Raises:
         ValueError: no run directory.
     """
+    global _active
+    if _active is not None:  # a second call in the same worker: one recording, not two
+        return _active
     from openrlhf.models.actor import Actor
     from openrlhf.trainer.ray.ppo_actor import ActorPPOTrainer
 
@@ -88,7 +98,7 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
             if step == 0 and state["parts"]:
                 state["epoch_done"] = True  # a second epoch over the same experiences: not recorded
             if not state["epoch_done"] and state["last"] is not None:
-                state["parts"].append(_part(self, experience, *state["last"]))
+                state["parts"].append(_part(experience, *state["last"]))
         except Exception:
             rec.failed("keeping a micro-batch")
         return status
@@ -101,7 +111,8 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
             parts = state["parts"]
             if parts:
                 rewards = [p["rewards"] for p in parts]
-                groups = [p["groups"] for p in parts]
+                prompts = [p["prompts"] for p in parts]
+                prompts = None if any(x is None for x in prompts) else [x for p in prompts for x in p]
                 rec.record(
                     token_ids=_pad_cat([p["ids"] for p in parts]),
                     response_mask=_pad_cat([p["mask"] for p in parts]).bool(),
@@ -109,7 +120,7 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
                     logprobs=_pad_cat([p["logprobs"] for p in parts]).float(),
                     advantages=_pad_cat([p["advantages"] for p in parts]).float(),
                     rewards=None if any(r is None for r in rewards) else torch.cat(rewards).float(),
-                    group_ids=None if any(g is None for g in groups) else torch.cat(groups),
+                    group_ids=group_ids(prompts), prompts=None if prompts is None else [str(x) for x in prompts],
                     entropy_temperature=state["temperature"],
                 )
         except Exception:
@@ -119,11 +130,12 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
 
     Actor.forward = _forward
     ActorPPOTrainer.training_step, ActorPPOTrainer.ppo_train = _training_step, _ppo_train
-    return Attachment(rec, version, [(Actor, "forward", forward), (ActorPPOTrainer, "training_step", training_step),
-                                     (ActorPPOTrainer, "ppo_train", ppo_train)])
+    _active = Attachment(rec, version, [(Actor, "forward", forward), (ActorPPOTrainer, "training_step", training_step),
+                                        (ActorPPOTrainer, "ppo_train", ppo_train)])
+    return _active
 
 
-def _part(trainer, experience, log_probs: torch.Tensor, entropy: torch.Tensor) -> dict:
+def _part(experience, log_probs: torch.Tensor, entropy: torch.Tensor) -> dict:
     """One micro-batch's tensors, on the CPU (ppo_train's DataLoader batches may differ in width)."""
     mask = experience.action_mask
     rewards = getattr(experience, "rewards", None)
@@ -131,16 +143,14 @@ def _part(trainer, experience, log_probs: torch.Tensor, entropy: torch.Tensor) -
         rewards = experience.info["reward"]
     if isinstance(rewards, list):
         rewards = torch.tensor(rewards)
-    groups = None
-    index = getattr(experience, "index", None)
-    n = getattr(getattr(getattr(trainer, "args", None), "rollout", None), "n_samples_per_prompt", None)
-    if index is not None and len(index) == mask.shape[0] and n:
-        groups = torch.tensor([int(i) // int(n) for i in index], dtype=torch.int64)
+    prompts = list(getattr(experience, "prompts", None) or [])
+    if len(prompts) != mask.shape[0]:
+        prompts = None
     return {
         "ids": experience.sequences[:, -mask.shape[1]:].detach().cpu(), "mask": mask.detach().cpu(),
         "entropy": entropy.cpu(), "logprobs": log_probs.cpu(), "advantages": experience.advantages.detach().cpu(),
         "rewards": None if rewards is None or rewards.ndim != 1 else rewards.detach().cpu(),
-        "groups": groups,
+        "prompts": prompts,
     }
 
 

@@ -45,9 +45,14 @@ class Attachment:
 
     def detach(self) -> None:
         """Put verl's methods back (a later step is not recorded)."""
+        global _active
         for cls, name, fn in self._originals:
             setattr(cls, name, fn)
         self._originals = []
+        _active = None
+
+
+_active: Attachment | None = None
 
 
 def verl_version() -> str:
@@ -63,12 +68,16 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
     imports in each worker (``actor_rollout_ref.model.external_lib=MODULE``). ``first_step``
     numbers the first recorded step (default: after the last step this rank recorded in
     ``run_dir``, else 1); ``recorder_kwargs`` go to ``Recorder`` (``token_sample``,
-    ``tokenizer``, ...). Returns the ``Attachment``.
+    ``tokenizer``, ...). Returns the ``Attachment``; a second call in the same process returns
+    the first one (verl may import the attachment module more than once).
 
     Raises:
         ValueError: no run directory.
         RuntimeError: a verl older than 0.7, which neither attachment knows.
     """
+    global _active
+    if _active is not None:  # a second import of the attachment module in the same worker
+        return _active
     version = verl_version()
     rec = StepRecorder(run_dir, "verl", first_step=first_step, **recorder_kwargs)
     major, minor = (int(x) for x in version.split(".")[:2])
@@ -79,7 +88,8 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
         rec.warn_once("version", f"verl {version} is newer than the last tested ({TESTED['engine']}); "
                                  "check that the wrapped methods still exist and are called as before")
     patch = _patch_dp_actor if kind == "dp_actor" else _patch_engine
-    return Attachment(rec, kind, version, patch(rec))
+    _active = Attachment(rec, kind, version, patch(rec))
+    return _active
 
 
 def _record(rec: StepRecorder, pending: dict | None, batch: dict) -> None:
