@@ -94,3 +94,19 @@ def lines_missing_from(code: list[str], recipe: Path) -> list[str]:
     """The lines of ``code`` that are not, verbatim (stripped), lines of ``recipe``."""
     recipe_lines = {line.strip() for line in recipe.read_text(encoding="utf-8").splitlines()}
     return [line for line in code if line not in recipe_lines]
+
+
+def pytest_collection_modifyitems(config, items):
+    """When the verl/OpenRLHF tests are collected, start building their cached environments in
+    the background (tests/frameworks/envs.py), so that a cold build overlaps the rest of the suite."""
+    import os
+
+    if os.environ.get("ENTRODIAG_SKIP_FRAMEWORK_TESTS") == "1":
+        return
+    files = {Path(str(item.fspath)).name for item in items}
+    wanted = [fw for fw, test in (("verl-0.9.1", "test_frameworks_verl.py"), ("verl-0.7.1", "test_frameworks_verl.py"),
+                                  ("openrlhf-0.11.2", "test_frameworks_openrlhf.py")) if test in files]
+    if wanted:
+        from frameworks.envs import prebuild
+
+        prebuild(wanted)

@@ -100,7 +100,7 @@ def test_two_worker_processes_and_a_driver_close(tmp_path, monkeypatch):
             p.kill() if p.poll() is None else None
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     assert all(o[0].strip().endswith("closed") for o in outs)
-    assert closing < 10  # acknowledged within about a second, not the 60 s timeout
+    assert closing < 45  # acknowledged (about a second on an idle machine), not the 60 s timeout
     meta = json.loads((run_dir / "run.json").read_text())
     assert "closed_by" not in meta and meta["world_size"] == 2  # rank 0 closed it itself
     _check_run(run_dir, sums)
@@ -114,7 +114,7 @@ def test_driver_closes_a_run_whose_workers_died(tmp_path):
     assert load_run(run_dir).status == "interrupted"  # rank 0's writer is gone
     t0 = time.time()
     assert finish_run(run_dir, timeout=30) == "finished"
-    assert time.time() - t0 < 10  # a dead rank 0 is not waited for
+    assert time.time() - t0 < 25  # a dead rank 0 is not waited for
     assert json.loads((run_dir / "run.json").read_text())["closed_by"] == "driver"
     _check_run(run_dir, sums)
 

@@ -109,6 +109,26 @@ def env_python(framework: str, log=print) -> Path:
     return python
 
 
+def prebuild(frameworks: list[str]) -> None:
+    """Build the environments of ``frameworks`` in a background thread, one after the other, so
+    that a test session overlaps their creation with the tests that come first. A test that needs
+    one waits on its lock; a failure here is left to that test's own ``env_python`` call to report."""
+    missing = [f for f in frameworks if not (env_dir(ENV_OF[f]) / ".complete").exists()]
+    if not missing:
+        return
+
+    def build() -> None:
+        for framework in missing:
+            try:
+                env_python(framework, log=lambda message: None)
+            except Exception:
+                pass
+
+    import threading
+
+    threading.Thread(target=build, name="entrodiag-framework-envs", daemon=True).start()
+
+
 def _run(cmd: list[str], extra_env: dict[str, str]) -> None:
     env = {**os.environ, **extra_env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     env.pop("PYTHONPATH", None)
