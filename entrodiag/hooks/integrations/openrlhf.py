@@ -85,10 +85,13 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
 
     @functools.wraps(training_step)
     def _training_step(self, experience, kl_ctl, step, *args, **kwargs):
-        if getattr(self.args.actor, "entropy_coef", 0.0) is None:
-            rec.warn_once("coef", "actor.entropy_coef is unset, so OpenRLHF computes no entropy; setting it "
-                                  "to 0 (entropy computed, no bonus); start with --actor.entropy_coef 0")
-            self.args.actor.entropy_coef = 0.0
+        try:
+            if getattr(self.args.actor, "entropy_coef", 0.0) is None:
+                rec.warn_once("coef", "actor.entropy_coef is unset, so OpenRLHF computes no entropy; setting it "
+                                      "to 0 (entropy computed, no bonus); start with --actor.entropy_coef 0")
+                self.args.actor.entropy_coef = 0.0
+        except Exception:
+            rec.failed("reading actor.entropy_coef")
         state.update(inside=True, last=None)
         try:
             status = training_step(self, experience, kl_ctl, step, *args, **kwargs)

@@ -170,7 +170,10 @@ def _patch_engine(rec: StepRecorder) -> list:
 
     @functools.wraps(infer_batch)  # keeps verl's @register dispatch attributes
     def _infer_batch(self, data, *args, **kwargs):
-        entropy_pass = bool(tu.get(data, "calculate_entropy", default=False))
+        try:
+            entropy_pass = bool(tu.get(data, "calculate_entropy", default=False))
+        except Exception:
+            entropy_pass = False
         out = infer_batch(self, data, *args, **kwargs)
         if entropy_pass and out is not None:  # the actor's old-log-prob pass
             try:
