@@ -18,12 +18,11 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import readme_snippet
 from entrodiag import load_run
-from entrodiag.hooks.integrations.common import StepRecorder, finish_run, group_ids
+from entrodiag.hooks.integrations.common import finish_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,27 +116,3 @@ def test_driver_closes_a_run_whose_workers_died(tmp_path):
     assert time.time() - t0 < 25  # a dead rank 0 is not waited for
     assert json.loads((run_dir / "run.json").read_text())["closed_by"] == "driver"
     _check_run(run_dir, sums)
-
-
-def test_step_numbering_continues_a_resumed_run_and_errors_do_not_raise(tmp_path, caplog):
-    rec = StepRecorder(tmp_path / "run", "openrlhf")
-    batch = dict(token_ids=np.zeros((2, 3), dtype=np.int64), response_mask=None)  # not tensors: a failure
-    assert rec.record(**batch) is None and rec.errors == 1  # logged, not raised
-    import torch
-
-    ok = dict(token_ids=torch.zeros(2, 3, dtype=torch.long), response_mask=torch.ones(2, 3, dtype=torch.bool),
-              entropy=torch.ones(2, 3), advantages=torch.zeros(2))
-    assert [rec.record(**ok), rec.record(**ok)] == [1, 2]
-    rec.close()
-    again = StepRecorder(tmp_path / "run", "openrlhf")  # a restarted worker
-    assert again.record(**ok) == 3
-    again.close()
-    assert load_run(tmp_path / "run").steps["step"].to_list() == [1, 2, 3]
-    with pytest.raises(ValueError, match="ENTRODIAG_RUN_DIR"):
-        StepRecorder(None, "verl")
-
-
-def test_group_ids_are_stable_per_uid():
-    ids = group_ids(np.array(["a", "b", "a"], dtype=object))
-    assert ids.tolist()[0] == ids.tolist()[2] != ids.tolist()[1]
-    assert group_ids(["a"]).tolist() == ids.tolist()[:1] and group_ids(None) is None

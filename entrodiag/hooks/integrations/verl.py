@@ -98,18 +98,20 @@ def _record(rec: StepRecorder, pending: dict | None, batch: dict) -> None:
         rec.warn_once("no-entropy", "no old-log-prob pass with entropy came before this actor update "
                                     "(rollout_correction bypass mode?); the step is not recorded")
         return
+    device = batch["responses"].device  # verl moves the update's batch to the CPU; the pass may be on the GPU
+    pending = {k: v.to(device) for k, v in pending.items()}
     old = batch.get("old_log_probs")
     same = (old is not None and tuple(old.shape) == tuple(pending["logprobs"].shape)
-            and torch.equal(old.float(), pending["logprobs"].float()))
+            and torch.equal(old.to(device).float(), pending["logprobs"].float()))
     if not same:
         rec.warn_once("mismatch", "the actor update's old_log_probs are not those of the last "
                                   "old-log-prob pass; the step is not recorded")
         return
     rewards = batch.get("token_level_rewards")
     rec.record(
-        token_ids=batch["responses"], response_mask=batch["response_mask"].bool(),
+        token_ids=batch["responses"], response_mask=batch["response_mask"].to(device).bool(),
         entropy=pending["entropy"].float(), logprobs=pending["logprobs"].float(),
-        advantages=batch["advantages"].float(),
+        advantages=batch["advantages"].to(device).float(),
         rewards=None if rewards is None else rewards.float().sum(-1),
         group_ids=group_ids(batch.get("uid")), entropy_temperature=batch.get("temperature", 1.0),
     )
