@@ -15,7 +15,7 @@ from entrodiag.hooks.integrations.common import StepRecorder, group_ids
 from entrodiag.hooks.integrations.verl import _record
 
 
-def test_step_numbering_continues_a_resumed_run_and_errors_do_not_raise(tmp_path, caplog):
+def test_step_numbering_continues_a_resumed_run_and_errors_do_not_raise(tmp_path, monkeypatch):
     rec = StepRecorder(tmp_path / "run", "openrlhf")
     batch = dict(token_ids=np.zeros((2, 3), dtype=np.int64), response_mask=None)  # not tensors: a failure
     assert rec.record(**batch) is None and rec.errors == 1  # logged, not raised
@@ -27,6 +27,7 @@ def test_step_numbering_continues_a_resumed_run_and_errors_do_not_raise(tmp_path
     assert again.record(**ok) == 3
     again.close()
     assert load_run(tmp_path / "run").steps["step"].to_list() == [1, 2, 3]
+    monkeypatch.delenv("ENTRODIAG_RUN_DIR", raising=False)
     with pytest.raises(ValueError, match="ENTRODIAG_RUN_DIR"):
         StepRecorder(None, "verl")
 
