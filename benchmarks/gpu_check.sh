@@ -4,10 +4,20 @@
 # 1. the CUDA test of the suite; 2. the demo's training (tiny-arith preset) on the GPU, timed;
 # 3. 20 steps of a random ~40M-parameter Hugging Face Llama (bf16 autocast) on a JSONL task;
 # 4. torchrun with NCCL (one process); 5. entrodiag analyze on the GPU demo run.
+# `bash benchmarks/gpu_check.sh OUTDIR smollm2` runs only the real-model section (issue 15, at the
+# end): the smollm2-arith preset under none, clip_cov, kl_cov and clip_higher, the four runs at
+# once on the one GPU (a 135M model leaves it mostly idle; ~10 minutes), then the step split.
+# It needs the gguf package and SmolLM2-135M-Instruct.Q4_1.gguf (93 MB; the machine is offline):
+# set SMOLLM2_GGUF=PATH, or have it in $ENTRODIAG_CACHE/models/.
 set -uo pipefail
 out=${1:-/tmp/gpu-check}
+part=${2:-all}
 mkdir -p "$out"
-export PYTHONUNBUFFERED=1 ENTRODIAG_CACHE=/tmp/entrodiag-cache
+export PYTHONUNBUFFERED=1 ENTRODIAG_CACHE=${ENTRODIAG_CACHE:-/tmp/entrodiag-cache}
+if [ "$part" = "smollm2" ]; then
+    bash "$(dirname "$0")/gpu_smollm2.sh" "$out"
+    exit $?
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
 python3 -m pytest -q -p no:cacheprovider tests/test_crash_and_distributed.py -k cuda 2>&1 | tail -3
@@ -43,3 +53,6 @@ tar -czf "$out/gpu-demo-run.tar.gz" -C /tmp gpu-demo --exclude checkpoints
 # [16384, 151936] bf16 against the card's peak (target >= 70%); results in $out/kernel.json
 python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py 2>&1 | tail -3
 python3 benchmarks/bench_kernel_gpu.py --json "$out/kernel.json"; echo "kernel bench rc=$?"
+
+# --- a real model (issue 15): SmolLM2-135M-Instruct, smollm2-arith under four interventions
+bash "$(dirname "$0")/gpu_smollm2.sh" "$out"

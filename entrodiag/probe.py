@@ -70,10 +70,16 @@ def probe(
     limit: int | None = None,
     seed: int = 0,
     device: str = "auto",
+    prompt_format: str = "auto",
+    system_prompt: str = "",
     progress: bool = True,
     log: Callable[..., None] = print,
 ) -> Path:
     """Probe each checkpoint in ``models`` on ``suite``; write the run ``out`` and return it.
+
+    A model is a checkpoint or Hugging Face folder, a ``.gguf`` file or a named model
+    (``smollm2-135m``); instruct models see each prompt through their chat template
+    (``prompt_format`` auto, chat or plain; ``system_prompt`` adds a system turn).
 
     Example:
         >>> probe(["runs/r/checkpoints/step-0000019", "runs/r/checkpoints/step-0000039"],
@@ -94,8 +100,9 @@ def probe(
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
     steps = checkpoint_steps(models)
     config = {"models": [str(m) for m in models], "suite": str(suite), "samples": samples,
-              "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed}
-    rec = Recorder(out, config=config, source="probe", token_sample="all", seed=seed, model=Path(models[-1]).name,
+              "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed,
+              "prompt_format": prompt_format, "system_prompt": system_prompt}
+    rec = Recorder(out, config=config, source="probe", token_sample="all", seed=seed, model=Path(models[-1]).name.removesuffix(".gguf"),
                    task=Path(suite).stem, checkpoints=[{"step": s, "model": str(m)} for s, m in zip(steps, models)])
     bar = None
     if progress:
@@ -105,7 +112,8 @@ def probe(
     status = "failed"
     try:
         for step, path in zip(steps, models):
-            model, tok = load_policy(path, dtype=torch.bfloat16 if dev.type == "cuda" else torch.float32)
+            model, tok = load_policy(path, dtype=torch.bfloat16 if dev.type == "cuda" else torch.float32,
+                                     prompt_format=prompt_format, system_prompt=system_prompt, log=log)
             model.to(dev).eval()
             rec.tokenizer = tok
             gen = torch.Generator(dev).manual_seed(seed)

@@ -29,7 +29,7 @@ from .checkpoint import list_checkpoints, load_trainer_state, save_checkpoint
 from .config import TrainConfig
 from .losses import LOSSES, NEEDS_ENTROPY_GRAD, PolicyBatch
 from .model import load_policy, n_params
-from .rollout import Prompts, decode_responses, encode_prompts, generate, padding_kwargs, score
+from .rollout import Prompts, accepts_logits_to_keep, decode_responses, encode_prompts, generate, padding_kwargs, score
 from .tasks import make_task
 from .warmstart import tiny_policy
 
@@ -65,8 +65,16 @@ def _setup_distributed(device: torch.device) -> tuple[int, int]:
 
 
 def _response_logits(model, full: torch.Tensor, full_mask: torch.Tensor, n_prompt: int, temperature: float):
-    logits = model(input_ids=full, **padding_kwargs(full_mask)).logits
-    return logits[:, n_prompt - 1 : -1].float() / temperature
+    """Logits ``[B, T, V]`` of the distributions that chose the ``T`` response tokens (fp32).
+
+    Only the response positions go through the output head (``logits_to_keep``): with a 49k-token
+    vocabulary the head over the prompt positions would cost more than the rest of the model."""
+    n_keep = full.shape[1] - n_prompt + 1
+    keep = {"logits_to_keep": n_keep} if accepts_logits_to_keep(model) else {}
+    logits = model(input_ids=full, **keep, **padding_kwargs(full_mask)).logits
+    logits = logits[:, -n_keep:-1]
+    logits = logits.float() if logits.dtype != torch.float32 else logits
+    return logits if temperature == 1.0 else logits / temperature
 
 
 def _sum_over(t: torch.Tensor, world: int) -> torch.Tensor:
@@ -100,7 +108,7 @@ class Trainer:
             if not found:
                 raise TrainingError(f"{self.out} has no complete checkpoint to resume from")
             self.start, ckpt = found[-1][0] + 1, found[-1][1]
-            self.model, self.tok = load_policy(ckpt)
+            self.model, self.tok = self._load(ckpt)
         elif cfg.model == "tiny":
             if self.rank != 0:  # rank 0 trains (or finds) the cached warm start; the others read it
                 torch.distributed.barrier()
@@ -108,16 +116,17 @@ class Trainer:
             if self.rank == 0 and self.world > 1:
                 torch.distributed.barrier()
         else:
-            self.model, self.tok = load_policy(cfg.model)
+            self.model, self.tok = self._load(cfg.model)
         self.model.to(self.device)
         if cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.model.config.use_cache = True
-        self.train_prompts = encode_prompts(self.tok, self.task.train_prompts)
-        self.val_prompts = encode_prompts(self.tok, self.task.val_prompts)
+        shown = cfg.prompt_template.replace
+        self.train_prompts = encode_prompts(self.tok, [shown("{prompt}", p) for p in self.task.train_prompts])
+        self.val_prompts = encode_prompts(self.tok, [shown("{prompt}", p) for p in self.task.val_prompts])
         self.ref = None
         if cfg.kl_coef > 0:  # a frozen copy of the initial policy
-            ref = tiny_policy(cfg, self.task, log=self.log)[0] if cfg.model == "tiny" else load_policy(cfg.model)[0]
+            ref = tiny_policy(cfg, self.task, log=self.log)[0] if cfg.model == "tiny" else self._load(cfg.model)[0]
             self.ref = ref.to(self.device).eval().requires_grad_(False)
         self.policy = self.model
         if self.world > 1:
@@ -139,7 +148,7 @@ class Trainer:
                          + (f"; dropped {removed} rows recorded after it" if removed else ""))
             if self.world > 1:
                 torch.distributed.barrier()
-        model_name = "tiny-llama-2x64" if cfg.model == "tiny" else Path(cfg.model).name
+        model_name = "tiny-llama-2x64" if cfg.model == "tiny" else Path(cfg.model).name.removesuffix(".gguf")
         self.rec = Recorder(
             self.out, config=cfg.to_dict(), source="builtin", tokenizer=self.tok, token_sample=cfg.token_sample,
             entropy_temperature=cfg.entropy_temperature, seed=cfg.seed, resume=resume,
@@ -157,6 +166,23 @@ class Trainer:
                 self.rec.close("failed")
                 raise TrainingError(f"alerts: {e}") from None
             self.watcher = Watcher(self.out, events=self.rec.log_event, alerts=alerts, source="trainer")
+
+    def _load(self, path):
+        """A policy from a checkpoint, a model folder, a GGUF file or a named model (rank 0 fetches
+        and converts a named model first; the others wait, then read the cache)."""
+        from .hf_models import ModelFetchError, is_named
+
+        cfg = self.cfg
+        if is_named(str(path)) and self.world > 1 and self.rank != 0:
+            torch.distributed.barrier()
+        try:
+            loaded = load_policy(path, prompt_format=cfg.prompt_format, system_prompt=cfg.system_prompt,
+                                 log=self.log)
+        except ModelFetchError as e:
+            raise TrainingError(str(e)) from None
+        if is_named(str(path)) and self.world > 1 and self.rank == 0:
+            torch.distributed.barrier()
+        return loaded
 
     # --- one step -------------------------------------------------------------------------
     def rollout(self, step: int):

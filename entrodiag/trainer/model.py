@@ -32,6 +32,9 @@ class CharTokenizer:
     def __len__(self) -> int:
         return len(self.vocab)
 
+    def encode_prompt(self, text: str) -> list[int]:
+        return self.encode(text)
+
     def encode(self, text: str, add_bos: bool = True) -> list[int]:
         unknown = sorted(set(text) - set(self._index))
         if unknown:
@@ -62,17 +65,33 @@ def tiny_config(vocab_size: int):
 
 
 class HFTokenizer:
-    """A Hugging Face tokenizer seen through the small interface the trainer uses."""
+    """A Hugging Face tokenizer seen through the small interface the trainer uses.
 
-    def __init__(self, tok: Any) -> None:
+    ``encode_prompt`` shows a task prompt to the model in ``prompt_format`` (``auto``: through the
+    chat template when there is one; see :mod:`entrodiag.trainer.prompts`); under a chat template
+    ``eos_token_id`` is the template's end-of-turn token, where generation stops.
+    """
+
+    def __init__(self, tok: Any, prompt_format: str = "auto", system_prompt: str = "") -> None:
+        from .prompts import end_of_turn_id, uses_chat
+
         if tok.eos_token_id is None:
             raise ValueError("the tokenizer has no eos token: the trainer needs one to end responses")
         self.tok = tok
-        self.eos_token_id = tok.eos_token_id
+        self.chat = uses_chat(tok, prompt_format)
+        self.system_prompt = system_prompt
+        eot = end_of_turn_id(tok) if self.chat else None
+        self.eos_token_id = eot if eot is not None else tok.eos_token_id
         self.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
     def encode(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=True)["input_ids"]
+
+    def encode_prompt(self, text: str) -> list[int]:
+        """A task prompt as the model should see it (the chat template's user turn, or plain)."""
+        from .prompts import chat_ids
+
+        return chat_ids(self.tok, text, self.system_prompt) if self.chat else self.encode(text)
 
     def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
         return self.tok.decode(ids, skip_special_tokens=skip_special_tokens)
@@ -82,7 +101,7 @@ class HFTokenizer:
 
 
 @contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     """No per-shard progress bars from transformers while saving or loading small checkpoints."""
     from transformers.utils import logging as hf_logging
 
@@ -95,17 +114,40 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def load_policy(path: str | Path, dtype: torch.dtype = torch.float32):
-    """Load ``(model, tokenizer)`` from a saved policy or any local Hugging Face causal LM folder."""
+def resolve_model(spec: str | Path, log=print) -> Path:
+    """The local path behind ``--model``: a named model (``smollm2-135m``: fetched and converted
+    once, then read from the cache), a ``.gguf`` file, or a model folder as given."""
+    from .hf_models import is_named, named_model_folder
+
+    if is_named(str(spec)):
+        return named_model_folder(str(spec), log=log)
+    return Path(spec)
+
+
+def load_policy(path: str | Path, dtype: torch.dtype = torch.float32, *, prompt_format: str = "auto",
+                system_prompt: str = "", log=print):
+    """Load ``(model, tokenizer)`` from a saved policy, a local Hugging Face causal LM folder, a
+    ``.gguf`` file or a named model (``smollm2-135m``); ``prompt_format`` and ``system_prompt``
+    set how the tokenizer's ``encode_prompt`` shows task prompts (see :class:`HFTokenizer`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(path)
+    from .hf_models import load_gguf
+    from .prompts import check_format
+
+    check_format(prompt_format)
+    path = resolve_model(path, log=log)
+    if path.suffix.lower() == ".gguf":
+        model, tok = load_gguf(path, dtype=dtype)
+        return model, HFTokenizer(tok, prompt_format, system_prompt)
     if not (path / "config.json").is_file():
-        raise ValueError(f"{path} is not a model folder (no config.json): pass a local Hugging Face model folder")
-    tokenizer = CharTokenizer.load(path) if (path / CHAR_TOKENIZER_FILE).is_file() else HFTokenizer(
-        AutoTokenizer.from_pretrained(path)
-    )
-    with _quiet_transformers():
+        raise ValueError(f"{path} is not a model folder (no config.json): pass a local Hugging Face model folder, "
+                         f"a .gguf file or a model name (smollm2-135m)")
+    if (path / CHAR_TOKENIZER_FILE).is_file():
+        tokenizer = CharTokenizer.load(path)
+    else:
+        with quiet_transformers():
+            tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(path), prompt_format, system_prompt)
+    with quiet_transformers():
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     return model, tokenizer
 
@@ -113,7 +155,7 @@ def load_policy(path: str | Path, dtype: torch.dtype = torch.float32):
 def save_policy(model, tokenizer, folder: Path) -> None:
     """Write a policy folder that :func:`load_policy` reads back."""
     folder.mkdir(parents=True, exist_ok=True)
-    with _quiet_transformers():
+    with quiet_transformers():
         model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save(folder)
 

@@ -26,8 +26,10 @@ class Prompts:
 
 
 def encode_prompts(tokenizer, texts: list[str]) -> Prompts:
-    """Tokenise once and left-pad to the longest prompt."""
-    rows = [tokenizer.encode(t) for t in texts]
+    """Tokenise once (through ``tokenizer.encode_prompt`` when it has one: the chat template of
+    an instruct model) and left-pad to the longest prompt."""
+    encode = getattr(tokenizer, "encode_prompt", tokenizer.encode)
+    rows = [encode(t) for t in texts]
     if not rows or min(map(len, rows)) == 0:
         raise ValueError("every prompt must encode to at least one token")
     width = max(map(len, rows))
@@ -76,6 +78,15 @@ def _cache_kwarg(model) -> str:
     return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
 
+def accepts_logits_to_keep(model) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (transformers' causal LMs do), so that
+    only the positions asked for go through the output head."""
+    import inspect
+
+    forward = getattr(model, "module", model).forward
+    return "logits_to_keep" in inspect.signature(forward).parameters
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -95,7 +106,8 @@ def generate(
     padded = bool(first)
     pos = positions(prompts.mask)
     cache_kw = _cache_kwarg(model)
-    out = model(input_ids=ids, use_cache=True, **first)
+    keep = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}  # the prompt's last position only
+    out = model(input_ids=ids, use_cache=True, **keep, **first)
     past, logits = out[cache_kw], out.logits[:, -1]
     last_pos = pos[:, -1:]
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)

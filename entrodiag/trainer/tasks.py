@@ -131,8 +131,100 @@ def jsonl_task(path: str | Path, val_size: int = 500, seed: int = 0) -> Task:
     )
 
 
+_NAMES = ("Ava", "Ben", "Chloe", "Dan", "Emma", "Finn", "Grace", "Hugo", "Ivy", "Jack", "Lena", "Max", "Nora",
+          "Omar", "Pia", "Sam", "Tara", "Leo", "Mia", "Noah")
+_ITEMS = ("apples", "books", "coins", "stickers", "marbles", "pencils", "cards", "shells", "stamps", "cookies",
+          "balloons", "crayons")
+WORD_ARITH_LEVELS = {
+    1: "an addition or subtraction asked in words ('What is 7 plus 5?'), numbers 1-20",
+    2: "a one-step story: gets more or gives away, numbers 1-9",
+    3: "a one-step story: addition, subtraction or multiplication, numbers up to 60",
+    4: "a two-step story (buys packs, gives some away), numbers up to 60",
+    5: "a three-step story, numbers up to 200",
+}
+WORD_ARITH_DEFAULT_LEVEL = 1
+"""Chosen so that SmolLM2-135M-Instruct's sampled (T = 1) starting accuracy lies in 10%-50%
+(measured per level in benchmarks/README.md), so that GRPO groups hold both right and wrong answers."""
+WORD_ARITH_SUFFIX = " Answer with a single number."
+
+
+def _word_problem(rng: random.Random, level: int) -> tuple[str, int]:
+    """One seeded word problem of ``level`` and its integer answer (never negative)."""
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    if level == 1:
+        a, b = rng.randint(1, 20), rng.randint(1, 20)
+        if rng.random() < 0.5:
+            return f"What is {a} plus {b}?", a + b
+        a, b = max(a, b), min(a, b)
+        return f"What is {a} minus {b}?", a - b
+    if level == 2:
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        if rng.random() < 0.5:
+            return f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?", a + b
+        a, b = max(a, b), min(a, b)
+        return f"{name} has {a} {item} and gives away {b} of them. How many {item} does {name} have left?", a - b
+    if level == 3:
+        op = rng.choice("+-*")
+        if op == "*":
+            a, b = rng.randint(2, 9), rng.randint(2, 12)
+            return f"{name} buys {a} boxes with {b} {item} in each box. How many {item} does {name} buy?", a * b
+        a, b = rng.randint(10, 60), rng.randint(10, 60)
+        if op == "+":
+            return (f"{name} collected {a} {item} on Monday and {b} {item} on Tuesday. How many {item} did {name} "
+                    f"collect in total?"), a + b
+        a, b = max(a, b), min(a, b)
+        return f"{name} had {a} {item} and lost {b} of them. How many {item} are left?", a - b
+    if level == 4:
+        a, b, c = rng.randint(5, 60), rng.randint(2, 6), rng.randint(2, 10)
+        if rng.random() < 0.5:
+            return (f"{name} has {a} {item}, then buys {b} packs of {c} {item} each. How many {item} does {name} "
+                    f"have now?"), a + b * c
+        d = rng.randint(1, a)
+        return (f"{name} has {a} {item}, gives {d} to a friend, then buys {b} packs of {c} {item} each. How many "
+                f"{item} does {name} have now?"), a - d + b * c
+    if level == 5:
+        a, b, c = rng.randint(20, 200), rng.randint(2, 9), rng.randint(3, 15)
+        d = rng.randint(1, a + b * c - 1)
+        e = rng.randint(2, 50)
+        return (f"{name} has {a} {item}. {name} buys {b} bags of {c} {item} each, gives {d} {item} away and then "
+                f"finds {e} more. How many {item} does {name} have now?"), a + b * c - d + e
+    raise ValueError(f"word-arith level must be one of {', '.join(map(str, WORD_ARITH_LEVELS))}, got {level}")
+
+
+def word_arith_task(level: int = WORD_ARITH_DEFAULT_LEVEL, val_size: int = 500, seed: int = 0,
+                    n: int = 5000) -> Task:
+    """Seeded arithmetic word problems (numeric answers, scored by :func:`math_match`).
+
+    Up to ``n`` distinct problems of ``level`` (see ``WORD_ARITH_LEVELS``) are drawn with ``seed``
+    (level 1 has about 600); the first ``val_size`` are held out. Each prompt ends with "Answer with a single number."
+    """
+    if level not in WORD_ARITH_LEVELS:
+        raise ValueError(f"word-arith level must be one of {', '.join(map(str, WORD_ARITH_LEVELS))}, got {level}")
+    if not 0 < val_size < n:
+        raise ValueError(f"val_size must lie in 1..{n - 1} for the word-arith task, got {val_size}")
+    rng = random.Random(f"word-arith:{level}:{seed}")
+    seen: dict[str, str] = {}
+    misses = 0
+    while len(seen) < n and misses < 2000:  # a small level runs out of new problems
+        q, a = _word_problem(rng, level)
+        before = len(seen)
+        seen.setdefault(q + WORD_ARITH_SUFFIX, str(a))
+        misses = 0 if len(seen) > before else misses + 1
+    prompts, answers = list(seen), list(seen.values())
+    if val_size >= len(prompts):
+        raise ValueError(f"val_size {val_size} leaves no training prompts: word-arith level {level} has "
+                         f"{len(prompts)} distinct problems")
+    return Task(f"word-arith-{level}", prompts[val_size:], answers[val_size:], prompts[:val_size],
+                answers[:val_size], math_match)
+
+
 def make_task(spec: str, val_size: int, seed: int) -> Task:
-    """``addition`` or a path to a JSONL file."""
+    """``addition``, ``word-arith`` (the default level), ``word-arith:LEVEL`` or a path to a JSONL file."""
     if spec == "addition":
         return addition_task(val_size, seed)
+    if spec == "word-arith" or spec.startswith("word-arith:"):
+        level = spec.partition(":")[2] or str(WORD_ARITH_DEFAULT_LEVEL)
+        if not level.isdigit():
+            raise ValueError(f"task {spec!r}: the level after word-arith: must be a number (1-{len(WORD_ARITH_LEVELS)})")
+        return word_arith_task(int(level), val_size, seed)
     return jsonl_task(spec, val_size, seed)
