@@ -193,9 +193,10 @@ def _demo_preset(args: argparse.Namespace) -> str | None:
         return "smollm2-arith"
     if args.smoke:
         return "smollm2-arith-smoke"
-    msg = ("entrodiag demo: the smollm2-arith run (SmolLM2-135M-Instruct, 150 GRPO steps of 64 answers) takes about "
-           "15 minutes on one H100-class GPU but hours on this CPU (a step of 32 answers takes ~1-2 minutes on 2 "
-           "cores). The CPU smoke run (3 small steps, a few minutes) shows the same path end to end:\n"
+    msg = ("entrodiag demo: the smollm2-arith run (SmolLM2-135M-Instruct, 150 GRPO steps of 32 prompts x 8 answers) "
+           "is sized for at most 15 minutes on one H100-class GPU; on this CPU it would take many hours (a step of "
+           "32 answers takes minutes on 2 cores, and this run has 150 steps of 256). The CPU smoke run (3 steps of "
+           "4 answers, a few minutes) goes through the same path end to end:\n"
            "    entrodiag demo --model smollm2-135m --smoke")
     if sys.stdin.isatty() and sys.stdout.isatty():
         print(msg)

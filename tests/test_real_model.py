@@ -135,3 +135,37 @@ def test_logits_tap_recipe_on_the_real_model(smollm2, tmp_path):
     assert run.status == "finished" and run.steps.height == 2 and run.evals.height == 2
     assert all(0 < h < 11 for h in run.steps["entropy_mean"])  # nats, below log(49152) = 10.8
     assert any(re.search(r"[A-Za-z]{2,}", t or "") for t in run.tokens["token"].to_list())
+
+
+def test_word_arith_levels_split_and_answers():
+    """Seeded, disjoint held-out split, and answers that a naive re-reading of the prompt confirms."""
+    from entrodiag.trainer.tasks import WORD_ARITH_DEFAULT_LEVEL, WORD_ARITH_LEVELS
+
+    assert make_task("word-arith", 50, 0).name == f"word-arith-{WORD_ARITH_DEFAULT_LEVEL}"
+    for level in WORD_ARITH_LEVELS:
+        a, b = make_task(f"word-arith:{level}", 50, 3), make_task(f"word-arith:{level}", 50, 3)
+        assert a.val_prompts == b.val_prompts and a.train_answers == b.train_answers
+        assert len(a.val_prompts) == 50 and not set(a.val_prompts) & set(a.train_prompts)
+        assert make_task(f"word-arith:{level}", 50, 4).val_prompts != a.val_prompts
+        assert all(int(x) >= 0 for x in a.train_answers + a.val_answers)
+    one = make_task("word-arith:1", 50, 0)
+    for prompt, answer in zip(one.train_prompts, one.train_answers):
+        x, op, y = re.match(r"What is (\d+) (plus|minus) (\d+)\?", prompt).groups()
+        assert int(answer) == (int(x) + int(y) if op == "plus" else int(x) - int(y))
+    two = make_task("word-arith:2", 50, 0)
+    for prompt, answer in zip(two.val_prompts, two.val_answers):
+        x, y = map(int, re.findall(r"\d+", prompt))
+        assert int(answer) == (x + y if "more" in prompt else x - y)
+    with pytest.raises(ValueError, match="level must be one of"):
+        make_task("word-arith:9", 50, 0)
+    with pytest.raises(ValueError, match="leaves no training prompts"):
+        make_task("word-arith:1", 1000, 0)
+
+
+def test_demo_on_a_cpu_offers_the_smoke_run(monkeypatch, capsys):
+    from entrodiag.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["demo", "--model", "smollm2-135m"]) == 2
+    err = capsys.readouterr().err
+    assert "hours" in err and "entrodiag demo --model smollm2-135m --smoke" in err

@@ -160,7 +160,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # lent): ~1 s of sampling and ~0.5 s of updates per step on an H100-class GPU, evaluation of
     # 200 held-out prompts every 10 steps; ~5-10 minutes with loading (benchmarks/README.md).
     "smollm2-arith": {"model": "smollm2-135m", "task": "word-arith", "val_size": 200, "max_new_tokens": 64,
-                      "steps": 150, "prompts_per_step": 32, "group_size": 8, "lr": 2e-6, "warmup_steps": 10,
+                      "steps": 150, "prompts_per_step": 32, "group_size": 8, "lr": 5e-6, "warmup_steps": 10,
                       "epochs": 2, "micro_batch_size": 64, "eval_every": 10, "checkpoint_every": 50,
                       "token_sample": 8},
     # The same path on a CPU in a few minutes (2 cores): 3 steps of 2 prompts x 2 answers, one
