@@ -143,6 +143,8 @@ def train_cmd(args: argparse.Namespace) -> int:
 
     Examples: `entrodiag train --preset tiny-arith --intervention kl_cov`;
     `entrodiag train --model ./my-hf-model --task gsm8k.jsonl --max-new-tokens 256 --device cuda`;
+    `entrodiag train --preset smollm2-arith` (SmolLM2-135M-Instruct on word problems, a GPU run;
+    `--preset smollm2-arith-smoke` on a CPU);
     `torchrun --nproc_per_node 2 --no-python entrodiag train --out runs/ddp` (DDP, one run directory);
     `entrodiag train --resume runs/ddp` after a crash.
     """
