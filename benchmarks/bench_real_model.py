@@ -94,20 +94,21 @@ def _variant(tr, variant: str):
 
 
 def _phases(tr, step: int) -> dict[str, float]:
+    """Wall and CPU seconds (this process: robust to a shared machine with one thread) per phase."""
     t = {}
-    t0 = time.perf_counter()
-    tr.evaluate(step)
-    t["evaluate"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    prompts, roll, _, _, _, adv, _ = tr.rollout(step)
-    t["sampling"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    tr.update(prompts, roll, adv)
-    t["forward_backward"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    tr.entropy_after(prompts, roll)
-    t["entropy_after"] = time.perf_counter() - t0
-    t["step_without_eval"] = t["sampling"] + t["forward_backward"] + t["entropy_after"]
+
+    def timed(name, fn, *a):
+        w, c = time.perf_counter(), time.process_time()
+        out = fn(*a)
+        t[name], t[name + "_cpu"] = time.perf_counter() - w, time.process_time() - c
+        return out
+
+    timed("evaluate", tr.evaluate, step)
+    prompts, roll, _, _, _, adv, _ = timed("sampling", tr.rollout, step)
+    timed("forward_backward", tr.update, prompts, roll, adv)
+    timed("entropy_after", tr.entropy_after, prompts, roll)
+    for suffix in ("", "_cpu"):
+        t["step_without_eval" + suffix] = sum(t[k + suffix] for k in ("sampling", "forward_backward", "entropy_after"))
     t["response_tokens"] = float(roll.mask.sum())
     return t
 
@@ -123,17 +124,19 @@ def split(args) -> dict:
                     t = _phases(tr, rep)
                 if rep:
                     results[v].append(t)
-                    print(f"rep {rep} {v:<11} " + "  ".join(f"{k} {x:.2f}" for k, x in t.items()), flush=True)
+                    print(f"rep {rep} {v:<11} " + "  ".join(f"{k} {x:.2f}" for k, x in t.items() if k.endswith("_cpu")),
+                          flush=True)
         tr.rec.close("finished")
     med = {v: {k: statistics.median(r[k] for r in rows) for k in rows[0]} for v, rows in results.items()}
     base = med.get("before") or next(iter(med.values()))
     print(f"\nmedians over {args.reps} steps ({args.prompts} prompts x {args.group} answers, up to "
           f"{args.max_new_tokens} tokens, 1 epoch; evaluation on {args.val} held-out prompts, sampled + greedy)")
     keys = ("sampling", "forward_backward", "entropy_after", "step_without_eval", "evaluate")
-    print(f"{'variant':<12}" + "".join(f"{k:>20}" for k in keys) + f"{'ratio':>8}")
-    for v, m in med.items():
-        print(f"{v:<12}" + "".join(f"{m[k]:>19.2f}s" for k in keys)
-              + f"{m['step_without_eval'] / base['step_without_eval']:>8.2f}")
+    for suffix, what in (("_cpu", "CPU seconds of this process"), ("", "wall seconds")):
+        print(f"\n{what}\n{'variant':<12}" + "".join(f"{k:>20}" for k in keys) + f"{'ratio':>8}")
+        for v, m in med.items():
+            print(f"{v:<12}" + "".join(f"{m[k + suffix]:>19.2f}s" for k in keys)
+                  + f"{m['step_without_eval' + suffix] / base['step_without_eval' + suffix]:>8.2f}")
     return {"medians": med, "raw": results, "threads": torch.get_num_threads(),
             "bf16_cpu": torch.backends.mkldnn.is_available() and _has_avx512_bf16()}
 

@@ -53,6 +53,15 @@ def _device(cfg: TrainConfig) -> torch.device:
     return device
 
 
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes bf16 natively (x86 AVX512-BF16 or AMX; read from /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def _setup_distributed(device: torch.device) -> tuple[int, int]:
     """(rank, world size); initialises the process group under torchrun (NCCL on GPU, gloo on CPU)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
@@ -96,9 +105,14 @@ class Trainer:
             raise TrainingError(f"{self.out} already holds a run: pass a new --out, or --resume {self.out}")
         if cfg.prompts_per_step % self.world:
             raise TrainingError(f"prompts_per_step ({cfg.prompts_per_step}) must divide among {self.world} ranks")
-        self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
-        )
+        if self.device.type == "cuda":
+            self.autocast = torch.autocast("cuda", dtype=torch.bfloat16)
+        elif cfg.cpu_bf16 and cpu_has_bf16():
+            self.autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+        else:
+            if cfg.cpu_bf16:
+                self.log("cpu_bf16: this CPU has no native bf16 (AVX512-BF16 or AMX); training in fp32")
+            self.autocast = contextlib.nullcontext()
         torch.manual_seed(cfg.seed)
         self.task = make_task(cfg.task, cfg.val_size, cfg.seed)
         self.start = 0
