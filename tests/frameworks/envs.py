@@ -41,11 +41,12 @@ def _entrodiag_deps() -> list[str]:
     return [d for d in deps if not d.replace(" ", "").startswith("torch")]
 
 
+#: OpenRLHF 0.11.2's requirements that the modules the driver imports need (its others, e.g. wandb,
+#: optimum, torchmetrics, loralib, are for features not exercised here), pinned as OpenRLHF pins them
 OPENRLHF_DEPS = [
-    "accelerate", "aiohttp", "datasets", "einops", "grpcio>=1.74.0", "huggingface-hub>=1.0.0", "isort",
-    "jsonlines", "loralib", "optimum", "optree>=0.15.0", "packaging", "peft", "pylatexenc", "pynvml>=12.0.0",
-    "ray[default]==2.55.0", "sympy", "tensorboard", "torchdata", "torchmetrics", "tqdm", "transformers==5.15.0",
-    "transformers-stream-generator", "wandb", "wheel", "numpy>=2",
+    "accelerate", "aiohttp", "datasets", "einops", "grpcio>=1.74.0", "huggingface-hub>=1.0.0", "optree>=0.15.0",
+    "packaging", "peft", "pylatexenc", "pynvml>=12.0.0", "ray[default]==2.55.0", "sympy", "tensorboard",
+    "torchdata", "tqdm", "transformers==5.15.0", "wheel", "numpy>=2",
 ]
 
 #: name -> pip steps: (arguments after ``pip install``, extra environment variables)
