@@ -177,6 +177,15 @@ def open_run(run_dir: str) -> Run:
     return _open_run(run_dir, fingerprint(run_dir))
 
 
+def skipped_parts(run_dir: str) -> list[dict[str, str]]:
+    """The run's part files that cannot be decoded, as far as this process has read them (footers
+    of every table; pages as the loaders decoded them): ``{"path", "reason"}`` each."""
+    run = open_run(run_dir)
+    for table in TABLES:
+        run.parts(table)  # a part found damaged by an earlier read is known without reading it again
+    return run.skipped()
+
+
 @by_files
 @st.cache_data(max_entries=32, show_spinner=False)
 def summary(run_dir: str, fp: Fingerprint) -> dict:

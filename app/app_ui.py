@@ -181,10 +181,13 @@ def run_page(ctx: Context, path: str, body: Callable[[str], None]) -> None:
 
 def live(ctx: Context, paths: Sequence[str], body: Callable[[], None]) -> None:
     """Run ``body``; while live refresh is on and one of ``paths`` is running, as a fragment that
-    reruns every ``ctx.interval`` seconds (only the page body, re-reading the run's new part files)."""
+    reruns every ``ctx.interval`` seconds (only the page body, re-reading the run's new part files).
+    Above the body, a warning names the damaged part files the body's reads had to skip."""
     running = ctx.live and any(app_data.open_run(p).status == "running" for p in paths)
     if not running:
+        slot = st.empty()
         body()
+        damage_warning(slot, ctx, paths)
         return
 
     def refreshed() -> None:
@@ -192,6 +195,24 @@ def live(ctx: Context, paths: Sequence[str], body: Callable[[], None]) -> None:
             st.rerun()  # the run stopped: redraw the whole page once, without the timer
         st.caption(f":green-badge[live] re-reading every {ctx.interval} s · "
                    f"last read {time.strftime('%H:%M:%S')}")
+        slot = st.empty()
         body()
+        damage_warning(slot, ctx, paths)
 
     st.fragment(refreshed, run_every=ctx.interval)()
+
+
+def damage_warning(slot: Any, ctx: Context, paths: Sequence[str]) -> None:
+    """Fill ``slot`` with a warning naming the part files of ``paths`` that cannot be decoded (the
+    reader skips them and the page shows the rest), or leave it empty."""
+    lines = []
+    for path in paths:
+        try:
+            skipped = app_data.skipped_parts(path)
+        except RunError:
+            continue
+        lines += [f"- {md(ctx.name(path))}: `{part['path']}`: {md(part['reason'])}" for part in skipped]
+    if lines:
+        slot.warning(f"**{len(lines)} damaged part file(s) skipped**: their rows are left out of this page "
+                     "(`entrodiag inspect RUN` checks every file).\n\n" + "\n".join(lines),
+                     icon=":material/broken_image:")

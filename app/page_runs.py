@@ -8,6 +8,8 @@ import app_ui
 import polars as pl
 import streamlit as st
 
+from entrodiag.store.reader import SKIP_WARNING
+
 
 def runs_table(ctx: app_ui.Context) -> pl.DataFrame:
     """One row per run under the root (``compare_runs`` numbers; unreadable runs with their error)."""
@@ -67,7 +69,8 @@ def run_summary(ctx: app_ui.Context, path: str) -> None:
     for line in s.get("missing", []):
         st.caption(f"missing: {app_ui.md(line)}")
     for w in s.get("warnings", []):
-        st.warning(w)
+        if not w.startswith(SKIP_WARNING):  # damaged files: named in the page's own warning
+            st.warning(app_ui.md(w))
 
 
 def forecast(fc: dict | None) -> None:

@@ -33,19 +33,26 @@ def _inspect_args(p: argparse.ArgumentParser) -> None:
 
 @command("inspect", _inspect_args)
 def inspect(args: argparse.Namespace) -> int:
-    """Show what a run directory holds: status, tables, the first and last step."""
+    """Show what a run directory holds: status, tables, the first and last step; check every part
+    file (each page decoded once: damaged files are named and left out) and count impossible values
+    (negative or infinite entropy, NaN, shares outside [0, 1], ...), which every reader reads as
+    missing."""
     import warnings
 
     import polars as pl
 
     from .store import load_run
+    from .store.reader import BAD_VALUES_WARNING, SKIP_WARNING
+    from .store.values import describe
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run = load_run(args.run)
+        run.check()
         steps = run.steps
         counts = {t: run.scan(t).select(pl.len()).collect().item() for t in ("tokens", "samples", "spans", "evals")}
         evals = run.evals
+        bad = run.bad_values()
     summary = {
         "run": str(run.path),
         "run_id": run.run_id,
@@ -63,7 +70,11 @@ def inspect(args: argparse.Namespace) -> int:
             for (name,), g in evals.group_by("name", maintain_order=True)
         },
         "writer_errors": run.meta.get("writer_errors"),
-        "warnings": [str(w.message) for w in caught],
+        "skipped_parts": run.skipped(),
+        "bad_values": bad,
+        "bad_values_total": sum(n for cols in bad.values() for why in cols.values() for n in why.values()),
+        "warnings": [str(w.message) for w in caught
+                     if not str(w.message).startswith((SKIP_WARNING, BAD_VALUES_WARNING))],
     }
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
@@ -79,10 +90,49 @@ def inspect(args: argparse.Namespace) -> int:
             print(f"{label:<10} " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
     for name, e in summary["evals"].items():
         print(f"eval       {name} = {_fmt(e['value'])} at step {e['step']}")
+    for part in summary["skipped_parts"]:
+        print(f"damaged    {part['path']}: skipped, its rows are left out ({part['reason']})")
+    if bad:
+        print(f"bad values {summary['bad_values_total']} impossible values, read as missing by every "
+              f"command: {describe(bad)}")
     for w in summary["warnings"]:
         print(f"warning    {w}")
     if not summary["steps"]:
         print("no step rows yet: a Recorder writes them on flush (every flush_interval_s) and on close")
+    return 0
+
+
+def _compact_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="a run directory (or a folder holding exactly one run)")
+    p.add_argument("--force", action="store_true",
+                   help="compact a live run too (status running, fresh heartbeat); its writer's new parts "
+                   "are left alone")
+    p.add_argument("--max-mb", type=float, default=256.0, metavar="MB",
+                   help="input megabytes merged into one file at most (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@command("compact", _compact_args)
+def compact_cmd(args: argparse.Namespace) -> int:
+    """Merge a long run's part files, per table and rank, into a few files (reads get faster).
+
+    Atomic and safe while other commands read the run: each merged file is in place before the
+    parts it replaces are deleted, and readers ignore replaced parts from that moment. Damaged
+    parts are left as they are. A live run is refused unless --force; a path that is not a run
+    exits 2."""
+    from .store.compact import CompactError, compact
+
+    try:
+        res = compact(args.run, force=args.force, max_bytes=int(args.max_mb * 2**20), progress=not args.no_progress)
+    except CompactError as e:
+        print(f"entrodiag compact: {e}", file=sys.stderr)
+        return 2
+    print(f"compacted {res.run_dir}: {res.parts_before} part files -> {res.parts_after} "
+          f"({len(res.written)} written, {res.removed} merged and removed)")
+    if res.leftovers:
+        print(f"removed {res.leftovers} leftover part(s) an interrupted compaction had already replaced")
+    for part in res.damaged:
+        print(f"left as it is (cannot be decoded): {part}")
     return 0
 
 

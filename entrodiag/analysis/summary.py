@@ -19,6 +19,8 @@ from .collapse import SEVERITIES, CollapseThresholds, run_detectors, severity_ra
 from .forecast import forecast_entropy
 from .law import early_prediction, eval_names, fit_entropy_law, pick_eval_metric
 from .mechanism import mechanism_check
+from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
+from ..store.values import describe as describe_bad_values
 from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
 
 #: Step columns shown in the dynamics table (when the run has them), with their labels.
@@ -82,7 +84,9 @@ def analyze_run(
     ``early_prediction`` (f = 0.15, 0.3, 0.5), ``forecast`` (``forecast_entropy``: the step at
     which entropy reaches half its start, and the law's accuracy there), ``flags`` (``detect_collapse`` plus the detectors
     that could not judge and why), ``mechanism`` (``mechanism_check``), ``forking_tokens``,
-    ``hwe_spans``, ``entropy_distribution``, and ``missing``: one line per missing input.
+    ``hwe_spans``, ``entropy_distribution``, and ``missing``: one line per missing input. ``run`` also
+    holds ``skipped_parts`` (damaged part files left out, with the reason) and ``bad_values``
+    (impossible values read as missing, per table, column and reason; ``Run.bad_values``).
 
     Example:
         >>> s = analyze_run("runs/demo")                          # doctest: +SKIP
@@ -93,8 +97,7 @@ def analyze_run(
         warnings.simplefilter("always")
         run = as_run(run)
         steps = run.steps
-        counts = {t: (run.scan(t).select(pl.len()).collect().item() if run.parts(t) else 0)
-                  for t in ("tokens", "samples", "spans", "evals")}
+        has_tokens = bool(run.parts("tokens"))
         names = eval_names(run)
         out: dict[str, Any] = {
             "run": {
@@ -103,7 +106,7 @@ def analyze_run(
                 "steps": steps.height,
                 "first_step": int(steps["step"].min()) if steps.height else None,
                 "last_step": int(steps["step"].max()) if steps.height else None,
-                "rows": counts, "eval_metrics": names,
+                "rows": {}, "eval_metrics": names,
             }
         }
         missing = []
@@ -114,7 +117,7 @@ def analyze_run(
         if not names:
             missing.append("no evaluations: the law and the early prediction need R; log "
                            "Recorder.log_eval(step, 'val/accuracy', value) every few steps")
-        if counts["tokens"] == 0:
+        if not has_tokens:
             missing.append("no token rows: the forking-token leaderboard needs them (Recorder's "
                            "token_sample > 0 keeps a few responses per step)")
         out["dynamics"] = _dynamics(run, th)
@@ -144,7 +147,7 @@ def analyze_run(
         if m.verdict == "insufficient data":
             out["mechanism"]["reason"] = m.explanation
 
-        if counts["tokens"]:
+        if has_tokens:
             board = forking_leaderboard(run, top=top_tokens)
             out["forking_tokens"] = {"status": "ok", "rows": board.to_dicts()} if board.height else _empty(
                 "no token seen 5 or more times in the token rows was ever among its step's forking tokens")
@@ -157,6 +160,11 @@ def analyze_run(
         out["entropy_distribution"] = {"status": "ok", **dist} if dist["segments"] else _empty(
             "no entropy histograms in the step rows")
         out["missing"] = missing
+        # counted last: a part found damaged by one of the queries above is left out of them too
+        out["run"]["rows"] = {t: (run.scan(t).select(pl.len()).collect().item() if run.parts(t) else 0)
+                              for t in ("tokens", "samples", "spans", "evals")}
+        out["run"]["skipped_parts"] = run.skipped()
+        out["run"]["bad_values"] = run.bad_values()
     out["warnings"] = [str(w.message) for w in caught]
     return clean(out)
 
@@ -192,8 +200,15 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
     )
     for line in summary.get("missing", []):
         con.print(f"[yellow]missing[/] {escape(line)}")
+    for part in r.get("skipped_parts") or []:
+        con.print(f"[bold red]skipped[/] {escape(part['path'])}: damaged, its rows are left out "
+                  f"({escape(part['reason'])})")
+    if r.get("bad_values"):
+        con.print(f"[yellow]bad values[/] read as missing (impossible values; entrodiag inspect counts them): "
+                  f"{escape(describe_bad_values(r['bad_values']))}")
     for w in summary.get("warnings", []):
-        con.print(f"[yellow]warning[/] {escape(w)}")
+        if not w.startswith((SKIP_WARNING, BAD_VALUES_WARNING)):  # said above
+            con.print(f"[yellow]warning[/] {escape(w)}")
 
     def empty(title: str, section: dict) -> bool:
         if section.get("status") == "ok":

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
+from ..store.values import describe as describe_bad_values
 from .data import ReportData, mechanism_points
 from .examples import draw_examples, fit_examples, pick_examples
 from .figures import (
@@ -114,12 +116,13 @@ def plan(d: ReportData) -> list[Section]:
 
 
 def render(d: ReportData) -> list[Page]:
-    """Every page of the report, in order."""
-    pages: list[Page] = []
+    """Every page of the report, in order. The summary is drawn last (and placed first), so that it
+    names every damaged part file that any page's query had to skip."""
+    built: list[list[Page]] = []
     for section in plan(d):
-        if section.build is not None:
-            pages.extend(section.build(d))
-    return pages
+        if section.build is not None and section.build is not summary_pages:
+            built.append(section.build(d))
+    return [page for pages in [summary_pages(d), *built] for page in pages]
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -213,11 +216,26 @@ def summary_pages(d: ReportData) -> list[Page]:
         flow.gap(0.03)
         flow.para(fc, size=SIZE["body"], keep=True)
 
+    _skipped(d, flow)
     _key_numbers(d, flow)
     _flags(d, flow)
     _events(d, flow)
     _missing(d, flow)
     return pages
+
+
+def _skipped(d: ReportData, flow: TextFlow) -> None:
+    """The damaged part files the reader skipped (their rows are in no number of this report)."""
+    skipped = d.run.skipped()
+    if not skipped:
+        return
+    flow.heading(f"Damaged files skipped ({len(skipped)})", color=COLORS["missing"])
+    flow.para("These part files of the run cannot be decoded; their rows are left out of every number "
+              "and figure of this report. `entrodiag inspect RUN` checks every file.",
+              size=SIZE["small"], color=COLORS["missing"])
+    for part in skipped:
+        flow.para(f"• {visible(part['path'], limit=90)}: {visible(part['reason'], limit=160)}",
+                  size=SIZE["small"], hang=0.12, color=COLORS["missing"])
 
 
 def _key_numbers(d: ReportData, flow: TextFlow) -> None:
@@ -323,7 +341,11 @@ def _missing(d: ReportData, flow: TextFlow) -> None:
     lines = list(d.summary.get("missing") or [])
     left_out = [s for s in plan(d) if s.build is None]
     lines += [f"{s.title} page left out: {s.reason}" for s in left_out]
-    lines += [f"analysis warning: {w}" for w in d.summary.get("warnings") or []]
+    lines += [f"analysis warning: {w}" for w in d.summary.get("warnings") or []
+              if not w.startswith((SKIP_WARNING, BAD_VALUES_WARNING))]  # said separately
+    bad = d.summary["run"].get("bad_values")
+    if bad:
+        lines.append(f"impossible values, read as missing: {describe_bad_values(bad)}")
     if not lines:
         return
     flow.heading("What this report cannot show", color=COLORS["missing"])

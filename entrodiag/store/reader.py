@@ -1,17 +1,41 @@
 """Reader of run directories: ``load_run(path) -> Run`` built on polars lazy scans.
 
 Only completed part files (``part-r*-*.parquet``) are read, so a run can be read while it is
-written. A part file that is corrupt or truncated is skipped with a warning naming it. Step rows
-of several ranks merge into one row per step (rules in ``schema.STEP_COLUMNS``); rows logged
-twice for the same (step, rank), e.g. by a resumed run or by ``log_scalars`` after
+written. Step rows of several ranks merge into one row per step (rules in ``schema.STEP_COLUMNS``);
+rows logged twice for the same (step, rank), e.g. by a resumed run or by ``log_scalars`` after
 ``record_batch``, coalesce column by column, the latest non-null value winning.
+
+Damaged part files. This module is the one place that decides which part files are read; every
+reader of a run (analyze, report, dashboard, watch, compare, inspect) goes through ``Run.scan``.
+A part file that cannot be decoded is skipped, named once in a warning, listed in
+``Run.skipped_parts``, and the read goes on without it:
+
+- a bad footer (a truncated file, not Parquet at all) is found when the folder is listed (the
+  footer is read anyway, for the schema);
+- a corrupt data page behind a good footer shows only when the page is decoded, late, inside a
+  lazy query. ``Run.scan`` therefore returns a LazyFrame whose scan is a small polars IO source:
+  it runs the ordinary multi-file Parquet scan (projection, filter and row limit pushed down),
+  and only when that fails does it decode each part of the table once, drop the ones that fail
+  and run the query again. A healthy run pays nothing for the check.
+
+Verdicts are cached per process on (path, mtime, size): footers are read once per file, a part
+found corrupt is skipped at once by every later ``Run`` of this process, and a rewritten file is
+judged again. ``Run.check()`` decodes every part eagerly (``entrodiag inspect``, ``compact``).
+
+Compacted parts (``entrodiag compact``): a part ``part-r<rank>-<first>-<last>.parquet`` replaces
+the parts of the same rank whose sequence numbers lie in ``first..last``, which are then ignored,
+so a reader never sees their rows twice; the folder is listed until two listings agree, so a
+listing made while the compactor deletes the old parts cannot miss the new one, and a query whose
+files vanished under it lists again and reruns.
+
+Impossible values (negative or infinite entropies, NaN, ...) are read as null and counted
+(``entrodiag.store.values``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import time
 import warnings
@@ -23,12 +47,28 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .schema import CORE_TYPES, PART_GLOB, RUN_JSON, SCHEMA, STEP_COLUMNS, TABLES
-
-_PART_RE = re.compile(r"part-r(\d+)-(\d+)\.parquet")
+from . import values
+from .schema import CORE_TYPES, RUN_JSON, SCHEMA, STEP_COLUMNS, TABLES, parse_part_name
 
 #: A running run whose heartbeat is older than this many heartbeat intervals is interrupted.
 STALE_HEARTBEATS = 3.0
+#: The start of the warning that names a skipped part file.
+SKIP_WARNING = "entrodiag: skipping unreadable part file"
+#: The start of the warning that counts impossible values read as missing.
+BAD_VALUES_WARNING = "entrodiag: impossible values read as missing"
+#: How often a query reruns after files vanished under it (a compaction in progress).
+_RERUNS = 5
+
+try:  # polars' IO plugins (>= 1.16): the guarded scan
+    from polars.io.plugins import register_io_source
+except ImportError:  # pragma: no cover - older polars: every part is decoded once before a scan
+    register_io_source = None
+
+try:
+    from polars.exceptions import PanicException as _Panic
+except ImportError:  # pragma: no cover
+    _Panic = Exception
+_DECODE_ERRORS = (Exception, _Panic)
 
 
 class RunError(ValueError):
@@ -85,20 +125,119 @@ def _writer_alive(meta: dict) -> bool:
     return True
 
 
+# ------------------------------------------------------------------------- part files and verdicts
+@dataclass(frozen=True)
+class _Verdict:
+    """What is known of one version of a part file: its footer's rows and schema, whether every
+    page decoded (``decoded``), and ``error`` when it cannot be read."""
+
+    rows: int = 0
+    schema: pa.Schema | None = None
+    error: str | None = None
+    decoded: bool = False
+
+
+_Key = tuple[str, int, int]
+_VERDICTS: dict[_Key, _Verdict] = {}
+_MAX_VERDICTS = 200_000
+
+
+def _key(path: Path) -> _Key | None:
+    try:
+        s = path.stat()
+    except OSError:
+        return None
+    return (str(path), s.st_mtime_ns, s.st_size)
+
+
+def _remember(key: _Key, verdict: _Verdict) -> _Verdict:
+    if len(_VERDICTS) >= _MAX_VERDICTS:
+        _VERDICTS.clear()
+    _VERDICTS[key] = verdict
+    return verdict
+
+
+def _footer(path: Path, key: _Key) -> _Verdict:
+    hit = _VERDICTS.get(key)
+    if hit is not None:
+        return hit
+    try:
+        meta = pq.read_metadata(path)
+        verdict = _Verdict(rows=meta.num_rows, schema=meta.schema.to_arrow_schema())
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # truncated, empty or not Parquet at all
+        verdict = _Verdict(error=f"no readable footer, the file is cut or not Parquet: {type(e).__name__}: {e}")
+    return _remember(key, verdict)
+
+
+def _decode(path: Path, key: _Key) -> _Verdict:
+    """Decode every page of the part once (cached); the verdict says whether it can be read."""
+    verdict = _footer(path, key)
+    if verdict.decoded or verdict.error:
+        return verdict
+    try:
+        pl.read_parquet(path)
+    except FileNotFoundError:
+        raise
+    except _DECODE_ERRORS as e:
+        if not path.exists():
+            raise FileNotFoundError(path) from None
+        return _remember(key, _Verdict(rows=verdict.rows, schema=verdict.schema,
+                                       error=f"a data page does not decode: {type(e).__name__}: {e}",
+                                       decoded=True))
+    return _remember(key, _Verdict(rows=verdict.rows, schema=verdict.schema, decoded=True))
+
+
+def list_parts(folder: Path) -> list[tuple[tuple[int, int, int], Path]]:
+    """The completed part files of a table folder that hold its rows: ``((rank, first, last),
+    path)`` in order of rank and sequence, without the parts a compacted part replaces.
+
+    The folder is listed until two listings agree, so a listing made while ``entrodiag compact``
+    swaps files is never a mix that misses rows.
+    """
+    previous = None
+    for _ in range(20):
+        try:
+            names = sorted(e.name for e in os.scandir(folder))
+        except FileNotFoundError:
+            return []
+        if names == previous:
+            break
+        previous = names
+    found = [(ids, folder / name) for name in previous or [] if (ids := parse_part_name(name))]
+    found.sort(key=lambda x: (x[0][0], x[0][1], -x[0][2]))  # rank, first, widest range first
+    kept: list[tuple[tuple[int, int, int], Path]] = []
+    reach: dict[int, int] = {}
+    for (rank, first, last), path in found:
+        if last <= reach.get(rank, -1):
+            continue  # inside a compacted part listed before it
+        kept.append(((rank, first, last), path))
+        reach[rank] = last
+    return kept
+
+
 @dataclass
 class Run:
-    """A run directory, read lazily. Tables are polars DataFrames; ``scan(table)`` is lazy."""
+    """A run directory, read lazily. Tables are polars DataFrames; ``scan(table)`` is lazy.
+
+    ``skipped_parts``: the part files left out because they cannot be decoded (each named once in
+    a warning). A corrupt page is found when a query first decodes it, so the list grows as the
+    run is read; ``check()`` finds every one at once.
+    """
 
     path: Path
     meta: dict
     skipped_parts: list[Path] = field(default_factory=list)
     #: Only rows with ``step <= max_step`` are read (``until``); ``None``: every row.
     max_step: int | None = None
+    _skip_reasons: dict[Path, str] = field(default_factory=dict, repr=False)
 
     def until(self, step: int) -> Run:
         """The same run as it was after ``step``: every table without the rows of later steps
         (to replay what an analysis said at that point, e.g. when a flag was first raised)."""
-        return Run(path=self.path, meta=self.meta, max_step=int(step))
+        return Run(path=self.path, meta=self.meta, skipped_parts=self.skipped_parts, max_step=int(step),
+                   _skip_reasons=self._skip_reasons)
 
     @property
     def run_id(self) -> str:
@@ -113,63 +252,111 @@ class Run:
         return status
 
     def parts(self, table: str) -> list[Path]:
-        """Completed, readable part files of ``table`` (corrupt ones skipped with a warning)."""
+        """Completed, readable part files of ``table`` (unreadable ones skipped with a warning)."""
         return self._parts(table)[0]
 
     def _parts(self, table: str) -> tuple[list[Path], pa.Schema | None]:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
-        good, schemas = [], []
-        found = ((_PART_RE.fullmatch(p.name), p) for p in (self.path / table).glob(PART_GLOB))
-        for _, part in sorted((tuple(map(int, m.groups())), p) for m, p in found if m):
+        for _ in range(_RERUNS):
             try:
-                meta = pq.read_metadata(part)
-            except Exception as e:  # truncated, empty or not Parquet at all
-                self._skip(part, e)
+                return self._list(table)
+            except FileNotFoundError:  # a part vanished between listing and reading its footer
                 continue
-            if meta.num_rows:
+        return self._list(table)
+
+    def _list(self, table: str) -> tuple[list[Path], pa.Schema | None]:
+        good, schemas = [], []
+        for _, part in list_parts(self.path / table):
+            key = _key(part)
+            if key is None:
+                raise FileNotFoundError(part)
+            verdict = _footer(part, key)
+            if verdict.error:
+                self._skip(part, verdict.error)
+            elif verdict.rows:
                 good.append(part)
-                schemas.append(meta.schema.to_arrow_schema())
+                schemas.append(verdict.schema)
         schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else None
         return good, schema
 
-    def _skip(self, part: Path, err: Exception) -> None:
+    def _skip(self, part: Path, reason: str) -> None:
         if part not in self.skipped_parts:
             self.skipped_parts.append(part)
-            warnings.warn(
-                f"entrodiag: skipping unreadable part file {part} ({type(err).__name__}: {err})",
-                stacklevel=3,
-            )
+            self._skip_reasons[part] = reason
+            warnings.warn(f"{SKIP_WARNING} {part} ({reason})", stacklevel=4)
 
-    def scan(self, table: str) -> pl.LazyFrame:
-        """All completed part files of ``table`` as one LazyFrame (raw rows, ranks unmerged)."""
+    def skipped(self) -> list[dict[str, str]]:
+        """``skipped_parts`` as ``{"path": <path inside the run>, "reason": ...}`` (for summaries)."""
+        out = []
+        for part in self.skipped_parts:
+            try:
+                rel = str(part.relative_to(self.path))
+            except ValueError:
+                rel = str(part)
+            out.append({"path": rel, "reason": self._skip_reasons.get(part, "unreadable")})
+        return out
+
+    def check(self, tables: tuple[str, ...] = TABLES) -> list[Path]:
+        """Decode every page of every part of ``tables`` once (cached per file version) and return
+        ``skipped_parts``: what a full read of the run leaves out."""
+        for table in tables:
+            for part in self.parts(table):
+                key = _key(part)
+                if key is not None and (v := _decode(part, key)).error:
+                    self._skip(part, v.error)
+        return list(self.skipped_parts)
+
+    def scan(self, table: str, *, raw: bool = False) -> pl.LazyFrame:
+        """All completed part files of ``table`` as one LazyFrame (raw rows, ranks unmerged).
+
+        Impossible values are read as null and rows without a step dropped
+        (``entrodiag.store.values``); ``raw=True`` reads them as stored.
+        """
         parts, schema = self._parts(table)
         if not parts:
             return pl.LazyFrame()
-        lf = pl.scan_parquet(parts, schema=polars_schema(schema), missing_columns="insert")
+        pschema = polars_schema(schema)
+        if register_io_source is None:  # pragma: no cover - older polars
+            self.check((table,))
+            lf = pl.scan_parquet(self.parts(table), schema=pschema, missing_columns="insert")
+        else:
+            lf = register_io_source(_GuardedScan(self, table, parts, pschema), schema=pschema,
+                                    explain_name="entrodiag", explain_detail=f"{self.path.name}/{table}")
+        if not raw:
+            lf = values.mask(lf, pschema)
         return lf if self.max_step is None else lf.filter(pl.col("step") <= self.max_step)
 
+    def bad_values(self, tables: tuple[str, ...] = TABLES) -> dict[str, dict[str, dict[str, int]]]:
+        """Impossible values per table and column, by reason (``entrodiag.store.values``): what
+        the reader reads as null. One pass over the checked columns of each table."""
+        out = {}
+        for table in tables:
+            if self.parts(table):
+                lf = self.scan(table, raw=True)
+                counts = values.count(lf, lf.collect_schema())
+                if counts:
+                    out[table] = counts
+        return out
+
     def _collect(self, table: str) -> pl.DataFrame:
-        try:
-            df = self.scan(table).collect()
-        except Exception:  # a part with a good footer but corrupt pages: find it, skip it
-            frames = []
-            for part in self.parts(table):
-                try:
-                    frames.append(pl.read_parquet(part))
-                except Exception as e:
-                    self._skip(part, e)
-            df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-            if self.max_step is not None and "step" in df.columns:
-                df = df.filter(pl.col("step") <= self.max_step)
+        df = self.scan(table).collect()
         if df.width == 0:  # no rows yet: an empty table that still has the core columns
             df = pl.DataFrame(schema=polars_schema(pa.schema(CORE_TYPES[table])))
         return df
+
+    def _warn_bad_values(self, table: str) -> None:
+        if self.max_step is not None:  # a replay (``until``): the whole run warned already
+            return
+        counts = self.bad_values((table,))
+        if counts:
+            warnings.warn(f"{BAD_VALUES_WARNING} in {self.path}: {values.describe(counts)}", stacklevel=3)
 
     @cached_property
     def steps_by_rank(self) -> pl.DataFrame:
         """One row per (step, rank); repeated rows coalesced, the latest non-null value winning."""
         df = self._collect("steps")
+        self._warn_bad_values("steps")
         if df.is_empty():
             return df
         return _coalesce(df, ["step", "rank"])
@@ -200,6 +387,7 @@ class Run:
     def evals(self) -> pl.DataFrame:
         """One row per (step, name): ranks merged by ``n``-weighted mean (plain mean without n)."""
         df = self._collect("evals")
+        self._warn_bad_values("evals")
         if df.is_empty():
             return df.select("step", "name", "value", "n")
         df = _coalesce(df, ["step", "name", "rank"])
@@ -212,6 +400,65 @@ class Run:
             )
             .sort("step", "name")
         )
+
+
+class _GuardedScan:
+    """The IO source behind ``Run.scan``: the multi-file Parquet scan with the pushed-down
+    projection, filter and row limit; on failure, each part is decoded once and the ones that
+    fail are dropped (and named), or, when files vanished (a compaction), the folder is listed
+    again; then the query reruns. Rows are yielded only once the whole query succeeded, so a
+    rerun never repeats a row."""
+
+    def __init__(self, run: Run, table: str, parts: list[Path], schema: pl.Schema) -> None:
+        self.run, self.table, self.parts, self.schema = run, table, parts, schema
+
+    def __call__(self, with_columns, predicate, n_rows, batch_size):
+        parts = self.parts
+        for attempt in range(_RERUNS + 1):
+            parts = [p for p in parts if p not in self.run.skipped_parts]
+            if not parts:
+                yield pl.DataFrame(schema=self.schema).select(with_columns or pl.all())
+                return
+            lf = pl.scan_parquet(parts, schema=self.schema, missing_columns="insert", extra_columns="ignore")
+            if predicate is not None:
+                lf = lf.filter(predicate)
+            if with_columns is not None:
+                lf = lf.select(with_columns)
+            if n_rows is not None:
+                lf = lf.head(n_rows)
+            try:
+                df = lf.collect()
+            except pl.exceptions.ColumnNotFoundError:
+                raise  # a query for a column the table lacks, not a damaged file
+            except _DECODE_ERRORS:
+                if attempt == _RERUNS:
+                    raise
+                changed = any(_key(p) is None for p in parts)
+                if not changed:
+                    try:
+                        changed = self._drop_damaged(parts)
+                    except FileNotFoundError:
+                        changed = True
+                    else:
+                        if not changed:
+                            raise  # not a damaged file: a genuine error of the query
+                if any(_key(p) is None for p in parts):
+                    parts = self.run.parts(self.table)
+                continue
+            yield df
+            return
+
+    def _drop_damaged(self, parts: list[Path]) -> bool:
+        found = False
+        for part in parts:
+            key = _key(part)
+            if key is None:
+                raise FileNotFoundError(part)
+            verdict = _decode(part, key)
+            if verdict.error:
+                self.run._skip(part, verdict.error)
+                found = True
+        return found
 
 
 def _coalesce(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:

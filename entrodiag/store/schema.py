@@ -33,11 +33,17 @@ Additions to DESIGN §2 made by this implementation (all within v1):
   ``clip_high_frac``, ``selected_frac`` (share of tokens the intervention acted on), ``grad_norm``,
   ``lr``, ``step_time`` (s), ``entropy_after`` (token-mean entropy of the same batch after the
   update: measured ΔH = entropy_after − entropy_mean). Probes log ``semantic_entropy``.
+- Compacted part files (``entrodiag compact``): ``part-r<rank>-<first>-<last>.parquet`` holds the
+  rows of that rank's parts ``first``..``last`` of one table, in their order; a reader ignores a
+  part whose range lies inside another's (so the merged file replaces the parts it was made
+  from the moment it appears, and the old parts can then be deleted).
 - Window entropy near the end of a response is the mean over the tokens left in the window;
   HWE positions are those strictly above the threshold (so a flat step has none).
 """
 
 from __future__ import annotations
+
+import re
 
 import pyarrow as pa
 
@@ -125,6 +131,27 @@ CORE_TYPES: dict[str, dict[str, pa.DataType]] = {
 def part_name(rank: int, seq: int) -> str:
     """File name of a completed part file."""
     return f"part-r{rank:05d}-{seq:06d}.parquet"
+
+
+def compacted_name(rank: int, first: int, last: int) -> str:
+    """File name of a compacted part file: the rows of the parts ``first``..``last`` of ``rank``
+    (``entrodiag compact``). A reader ignores every part of the same table and rank whose sequence
+    range lies inside it (see ``parse_part_name``)."""
+    return f"part-r{rank:05d}-{first:06d}-{last:06d}.parquet"
+
+
+_PART_RE = re.compile(r"part-r(\d+)-(\d+)(?:-(\d+))?\.parquet")
+
+
+def parse_part_name(name: str) -> tuple[int, int, int] | None:
+    """``(rank, first, last)`` of a completed part file's name (``first == last`` for a plain part),
+    or ``None`` for any other name (temporary files, foreign files)."""
+    m = _PART_RE.fullmatch(name)
+    if not m:
+        return None
+    rank, first = int(m[1]), int(m[2])
+    last = int(m[3]) if m[3] is not None else first
+    return (rank, first, last) if last >= first else None
 
 
 PART_GLOB = "part-r*-*.parquet"

@@ -10,6 +10,7 @@ heartbeat; other ranks only write their own part files.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -26,7 +27,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .schema import CORE_TYPES, EVENT_KINDS, OUTSIDE_RANK, PART_GLOB, RUN_JSON, SCHEMA, TABLES, part_name
+from .schema import (
+    CORE_TYPES, EVENT_KINDS, OUTSIDE_RANK, PART_GLOB, RUN_JSON, SCHEMA, TABLES, parse_part_name, part_name,
+)
 
 log = logging.getLogger("entrodiag")
 
@@ -43,11 +46,16 @@ def now_iso() -> str:
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file, fsync and ``os.replace``."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # no half-written file left behind (a full disk)
+        raise
     _fsync_dir(path.parent)
 
 
@@ -174,6 +182,8 @@ class RunWriter:
             self._meta = self._open_meta(meta or {}, resume)
         for t in TABLES:
             (self.path / t).mkdir(exist_ok=True)
+            for stale in (self.path / t).glob(f".part-r{self.rank:05d}-*.tmp"):
+                stale.unlink(missing_ok=True)  # a temporary part of this rank's writer that crashed
         self._seq = self._next_seq()
         self._buffers: dict[str, list[pa.Table]] = {t: [] for t in TABLES}
         self._buffered: dict[str, int] = {t: 0 for t in TABLES}
@@ -247,12 +257,12 @@ class RunWriter:
         return merged
 
     def _next_seq(self) -> int:
-        prefix = f"part-r{self.rank:05d}-"
+        """One past the highest sequence number of this rank's parts (compacted ones included)."""
         seqs = [
-            int(p.name[len(prefix):-len(".parquet")])
+            ids[2]
             for t in TABLES
             for p in (self.path / t).glob(PART_GLOB)
-            if p.name.startswith(prefix)
+            if (ids := parse_part_name(p.name)) and ids[0] == self.rank
         ]
         return max(seqs, default=-1) + 1
 
@@ -275,21 +285,27 @@ class RunWriter:
                     self._meta.update(payload)
                     self._write_meta()
                 elif kind in ("flush", "stop"):
-                    self._write_all()
-                    if kind == "stop":
-                        return
-                    payload.set()
+                    try:
+                        self._write_all()
+                    finally:  # whatever happened, the caller waiting on it is released
+                        if kind == "stop":
+                            self._drop_unwritten()
+                            return
+                        payload.set()
             except Exception:  # never let the writer thread die
                 self._count_error(f"entrodiag writer ({self.path}): background work failed")
             now = time.monotonic()
-            if now >= next_flush:
-                self._write_all()
-                next_flush = now + self.flush_interval_s
-            if now >= next_beat:
-                if self._meta is not None:
-                    self._meta["heartbeat"] = time.time()
-                    self._write_meta()
-                next_beat = now + self.heartbeat_s
+            try:
+                if now >= next_flush:
+                    next_flush = now + self.flush_interval_s
+                    self._write_all()
+                if now >= next_beat:
+                    next_beat = now + self.heartbeat_s
+                    if self._meta is not None:
+                        self._meta["heartbeat"] = time.time()
+                        self._write_meta()
+            except Exception:
+                self._count_error(f"entrodiag writer ({self.path}): background work failed")
 
     def _buffer(self, batch: Iterable[tuple[str, Rows]]) -> None:
         for table, columns in batch:
@@ -300,6 +316,14 @@ class RunWriter:
             self._buffered[table] += t.num_rows
             if self._buffered[table] >= self.flush_rows:
                 self._write(table)
+
+    def _drop_unwritten(self) -> None:
+        """At close: rows that could not be written even now are lost; count and say so."""
+        lost = sum(self._buffered.values())
+        if lost:
+            self.dropped_rows += lost
+            log.error("entrodiag writer (%s): %d rows could not be written before closing; counted in "
+                      "run.json's dropped_rows", self.path, lost)
 
     def _write_all(self) -> None:
         for table in TABLES:
@@ -320,7 +344,8 @@ class RunWriter:
             os.replace(tmp, folder / name)
             _fsync_dir(folder)
         except Exception:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             self._count_error(f"entrodiag writer: could not write {folder / name}; will retry")
             # keep the rows for the next attempt, but never more than 20 flushes' worth
             while self._buffered[table] > 20 * self.flush_rows and len(parts) > 1:
