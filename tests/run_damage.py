@@ -30,19 +30,20 @@ def truncate_part(part: Path) -> Path:
     return part
 
 
-def _fails(path: Path) -> bool:
+def _fails(path: Path, column: str) -> bool:
     try:
-        pl.read_parquet(path)
+        pl.read_parquet(path, columns=[column])
     except Exception:  # noqa: BLE001 - any decode failure counts
         return True
     return False
 
 
-def corrupt_page(part: Path) -> str:
+def corrupt_page(part: Path, column: str | None = None) -> str:
     """Flip 8 bytes in the middle of one zstd-compressed page of ``part`` (footer untouched).
 
-    Tries the pages' frames from the largest column chunk down, mid-frame first, then just after
-    the frame header, and keeps the first flip that polars cannot decode. Returns the column name.
+    Tries the pages' frames of ``column`` (or of every column, from the largest chunk down),
+    mid-frame first, then just after the frame header, and keeps the first flip that polars
+    cannot decode. Returns the column name.
     """
     original = part.read_bytes()
     meta = pq.read_metadata(part)
@@ -50,6 +51,8 @@ def corrupt_page(part: Path) -> str:
     chunks = [meta.row_group(g).column(i) for g in range(meta.num_row_groups)
               for i in range(meta.num_columns)]
     chunks.sort(key=lambda c: -c.total_compressed_size)
+    if column is not None:
+        chunks = [c for c in chunks if c.path_in_schema == column]
     for c in chunks:
         start = c.dictionary_page_offset or c.data_page_offset
         end = start + c.total_compressed_size
@@ -63,7 +66,7 @@ def corrupt_page(part: Path) -> str:
                 for k in range(at, at + 8):
                     data[k] ^= 0x5A
                 part.write_bytes(bytes(data))
-                if _fails(part) and pq.read_metadata(part).num_rows == footer_rows:
+                if _fails(part, c.path_in_schema) and pq.read_metadata(part).num_rows == footer_rows:
                     return c.path_in_schema
     part.write_bytes(original)
     raise AssertionError(f"could not corrupt a page of {part} so that polars fails on it")

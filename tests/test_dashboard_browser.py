@@ -27,6 +27,7 @@ pytest.importorskip("plotly")
 sync_api = pytest.importorskip("playwright.sync_api",
                                reason="playwright is not installed (pip install playwright)")
 
+from run_damage import copy_sample_run, corrupt_page, truncate_part  # noqa: E402
 from test_dashboard import EVIL, SAMPLE, make_xss_run  # noqa: E402
 
 from entrodiag.analysis import analyze_run, compare_runs, fit_entropy_law  # noqa: E402
@@ -55,9 +56,14 @@ def dashboard_command(root: Path, port: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The XSS run, then a fresh copy of the sample run (the newest run: selected at start)."""
+    """The XSS run, a damaged copy of the sample run (a truncated steps part, a tokens part with a
+    corrupt page behind a good footer), then a fresh copy of the sample run (the newest run:
+    selected at start)."""
     root = tmp_path_factory.mktemp("browser-root")
     make_xss_run(root / "xss-run")
+    damaged = copy_sample_run(root / "damaged-run")
+    truncate_part(sorted((damaged / "steps").glob("part-*"))[3])
+    corrupt_page(sorted((damaged / "tokens").glob("part-*"))[20], "entropy")
     time.sleep(0.05)
     shutil.copytree(SAMPLE, root / "sample-run", copy_function=shutil.copy)
     return root
@@ -214,4 +220,26 @@ def test_token_text_is_shown_as_text_and_runs_nothing(browser_page, tmp_path: Pa
     # ... and nothing was injected or ran
     assert page.locator('img[src="x"]').count() == 0
     assert not page.evaluate("[...document.scripts].some(s => s.textContent.includes('alert('))")
+    assert not dialogs
+
+
+def test_a_damaged_run_shows_a_warning_not_a_traceback(browser_page, root: Path, tmp_path: Path) -> None:
+    """Every page of a run with a truncated steps part and a corrupt tokens page: the page is drawn
+    from the rest, with a warning naming the skipped files, and no exception box."""
+    page, dialogs = browser_page
+    damaged = root / "damaged-run"
+    steps_part = sorted((damaged / "steps").glob("part-*"))[3].name
+    tokens_part = sorted((damaged / "tokens").glob("part-*"))[20].name
+    pick(page, "stMultiSelect", "Runs", "damaged-run")
+    for title in NAV:
+        open_page(page, title)
+        if title not in ("Runs", "Compare") and \
+                page.locator('[data-testid="stSelectbox"]').filter(has_text="Run").count():
+            pick(page, "stSelectbox", "Run", "damaged-run")
+        assert visible(page, "damaged part file(s) skipped"), title
+        assert visible(page, steps_part), title
+        if title in ("Runs", "Collapse", "Tokens"):  # the pages whose reads decode token pages
+            assert visible(page, tokens_part), title
+        assert page.locator('[data-testid="stException"]').count() == 0, title
+        screenshot(page, "damaged-" + title.lower().replace(" ", "-"), tmp_path)
     assert not dialogs
