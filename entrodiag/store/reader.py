@@ -232,6 +232,7 @@ class Run:
     #: Only rows with ``step <= max_step`` are read (``until``); ``None``: every row.
     max_step: int | None = None
     _skip_reasons: dict[Path, str] = field(default_factory=dict, repr=False)
+    _bad: dict[str, dict] = field(default_factory=dict, repr=False)
 
     def until(self, step: int) -> Run:
         """The same run as it was after ``step``: every table without the rows of later steps
@@ -329,34 +330,35 @@ class Run:
 
     def bad_values(self, tables: tuple[str, ...] = TABLES) -> dict[str, dict[str, dict[str, int]]]:
         """Impossible values per table and column, by reason (``entrodiag.store.values``): what
-        the reader reads as null. One pass over the checked columns of each table."""
+        the reader reads as null. Counted once per table and ``Run``: from the rows when the table
+        was already read whole, else in one lazy pass over its checked columns."""
         out = {}
         for table in tables:
-            if self.parts(table):
-                lf = self.scan(table, raw=True)
-                counts = values.count(lf, lf.collect_schema())
-                if counts:
-                    out[table] = counts
+            if table not in self._bad:
+                lf = self.scan(table, raw=True) if self.parts(table) else None
+                self._bad[table] = values.count(lf, lf.collect_schema()) if lf is not None else {}
+            if self._bad[table]:
+                out[table] = self._bad[table]
         return out
 
-    def _collect(self, table: str) -> pl.DataFrame:
-        df = self.scan(table).collect()
-        if df.width == 0:  # no rows yet: an empty table that still has the core columns
-            df = pl.DataFrame(schema=polars_schema(pa.schema(CORE_TYPES[table])))
-        return df
-
-    def _warn_bad_values(self, table: str) -> None:
-        if self.max_step is not None:  # a replay (``until``): the whole run warned already
-            return
-        counts = self.bad_values((table,))
-        if counts:
-            warnings.warn(f"{BAD_VALUES_WARNING} in {self.path}: {values.describe(counts)}", stacklevel=3)
+    def _collect(self, table: str, *, warn: bool = False) -> pl.DataFrame:
+        """The whole table, impossible values read as null (counted from the same rows, and
+        named in a warning when ``warn``)."""
+        raw = self.scan(table, raw=True).collect()
+        if raw.width == 0:  # no rows yet: an empty table that still has the core columns
+            return pl.DataFrame(schema=polars_schema(pa.schema(CORE_TYPES[table])))
+        counts = values.count(raw.lazy(), raw.schema)
+        if self.max_step is None:
+            self._bad[table] = counts
+            if counts and warn:
+                warnings.warn(f"{BAD_VALUES_WARNING} in {self.path}: {values.describe({table: counts})}",
+                              stacklevel=3)
+        return values.mask(raw.lazy(), raw.schema).collect() if counts else raw
 
     @cached_property
     def steps_by_rank(self) -> pl.DataFrame:
         """One row per (step, rank); repeated rows coalesced, the latest non-null value winning."""
-        df = self._collect("steps")
-        self._warn_bad_values("steps")
+        df = self._collect("steps", warn=True)
         if df.is_empty():
             return df
         return _coalesce(df, ["step", "rank"])
@@ -386,8 +388,7 @@ class Run:
     @cached_property
     def evals(self) -> pl.DataFrame:
         """One row per (step, name): ranks merged by ``n``-weighted mean (plain mean without n)."""
-        df = self._collect("evals")
-        self._warn_bad_values("evals")
+        df = self._collect("evals", warn=True)
         if df.is_empty():
             return df.select("step", "name", "value", "n")
         df = _coalesce(df, ["step", "name", "rank"])
