@@ -48,7 +48,7 @@ def inspect(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run = load_run(args.run)
-        run.check()
+        run.check(progress=True)
         steps = run.steps
         counts = {t: run.scan(t).select(pl.len()).collect().item() for t in ("tokens", "samples", "spans", "evals")}
         evals = run.evals

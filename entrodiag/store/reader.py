@@ -298,14 +298,19 @@ class Run:
             out.append({"path": rel, "reason": self._skip_reasons.get(part, "unreadable")})
         return out
 
-    def check(self, tables: tuple[str, ...] = TABLES) -> list[Path]:
+    def check(self, tables: tuple[str, ...] = TABLES, *, progress: bool = False) -> list[Path]:
         """Decode every page of every part of ``tables`` once (cached per file version) and return
-        ``skipped_parts``: what a full read of the run leaves out."""
-        for table in tables:
-            for part in self.parts(table):
-                key = _key(part)
-                if key is not None and (v := _decode(part, key)).error:
-                    self._skip(part, v.error)
+        ``skipped_parts``: what a full read of the run leaves out. ``progress``: a progress bar
+        on stderr when the check takes more than two seconds."""
+        parts = [part for table in tables for part in self.parts(table)]
+        if progress:
+            from tqdm import tqdm
+
+            parts = tqdm(parts, desc="checking part files", unit="part", delay=2.0, leave=False)
+        for part in parts:
+            key = _key(part)
+            if key is not None and (v := _decode(part, key)).error:
+                self._skip(part, v.error)
         return list(self.skipped_parts)
 
     def scan(self, table: str, *, raw: bool = False) -> pl.LazyFrame:
