@@ -536,7 +536,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings() -> None:
+    """Print entrodiag's own warnings (a skipped damaged file, impossible values) as one line on
+    stderr, without Python's file-and-source-line decoration; other warnings as usual."""
+    import warnings
+
+    default = warnings.showwarning
+    if getattr(default, "one_line", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if text.startswith("entrodiag: "):
+            print(f"warning: {text[len('entrodiag: '):]}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    show.one_line = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
+    _one_line_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
