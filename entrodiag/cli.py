@@ -197,8 +197,12 @@ def train_cmd(args: argparse.Namespace) -> int:
     `--preset smollm2-arith-smoke` on a CPU);
     `torchrun --nproc_per_node 2 --no-python entrodiag train --out runs/ddp` (DDP, one run directory);
     `entrodiag train --resume runs/ddp` after a crash.
+
+    SIGTERM or SIGINT (Ctrl-C) stops gracefully: the step in progress is finished (or abandoned
+    before its update), that step is checkpointed, the run is closed as `stopped` and the exit code
+    is 128 + the signal number (143, 130); `--resume` continues it. A second signal exits at once.
     """
-    from .trainer import TrainingError, resume_config, train
+    from .trainer import TrainingError, TrainingStopped, resume_config, train
     from .trainer.config import fields
 
     try:
@@ -218,8 +222,24 @@ def train_cmd(args: argparse.Namespace) -> int:
     except (ValueError, TrainingError) as e:
         print(f"entrodiag train: {e}", file=sys.stderr)
         return 2
+    except TrainingStopped as e:
+        return _stopped("train", e, args)
     print(f"run written to {out}\nnext: entrodiag analyze {out}")
     return 0
+
+
+def _stopped(command: str, e, args: argparse.Namespace) -> int:
+    """Training stopped on a signal, the run closed: say so and exit with 128 + signum. The
+    console command leaves at once (``os._exit`` after flushing): the run is on disk, and the
+    interpreter's teardown of torch can take seconds of a preemption's grace period."""
+    print(f"entrodiag {command}: {e}", file=sys.stderr)
+    if getattr(args, "_console", False):
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(e.code))
+    return int(e.code)
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
@@ -268,7 +288,7 @@ def demo(args: argparse.Namespace) -> int:
     import importlib.util
     from pathlib import Path
 
-    from .trainer import TrainingError, load_config, train
+    from .trainer import TrainingError, TrainingStopped, load_config, train
 
     preset = _demo_preset(args)
     if preset is None:
@@ -280,6 +300,8 @@ def demo(args: argparse.Namespace) -> int:
     except (ValueError, TrainingError) as e:
         print(f"entrodiag demo: {e}", file=sys.stderr)
         return 2
+    except TrainingStopped as e:
+        return _stopped("demo", e, args)
     from .store import load_run
 
     run = load_run(out)
@@ -563,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
+    args._console = argv is None  # the console command (it owns the process)
     from .store.reader import RunError
 
     try:

@@ -274,3 +274,36 @@ def test_stop_on_sets_trls_stop_flag(tmp_path, monkeypatch):
     assert stop.height == 1 and stop["name"][0] == "vanishing_signal" and stop["step"][0] == trainer.state.global_step
     with pytest.raises(ValueError, match="entrodiag_stop_on"):
         _tiny_trainer(run_dir=tmp_path / "other", entrodiag_stop_on="fatal")
+
+
+def test_sigterm_saves_trls_checkpoint_and_stops_the_run(tmp_path):
+    """SIGTERM during ``train()`` (sent here by the reward function of the second generation
+    batch): TRL finishes that optimizer step, saves ``checkpoint-2`` through its own
+    ``should_save``, stops through ``should_training_stop``; the run is ``stopped`` with a stop
+    event naming the signal, and ``train()`` raises ``TrainingStopped`` (exit code 143)."""
+    pytest.importorskip("trl")
+    import signal
+
+    from entrodiag.hooks.signals import TrainingStopped
+
+    calls = []
+
+    def reward(completions, **_):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return [float(c[:1] == "1") for c in completions]
+
+    before = signal.getsignal(signal.SIGTERM)
+    trainer = _tiny_trainer(run_dir=tmp_path / "run", reward=reward, steps=6)
+    with pytest.raises(TrainingStopped) as stopped:
+        trainer.train()
+    assert stopped.value.code == 128 + signal.SIGTERM and stopped.value.signame == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is gone again
+    assert trainer.state.global_step == 2
+    assert (tmp_path / "trl-out" / "checkpoint-2" / "trainer_state.json").is_file()
+    run = load_run(tmp_path / "run")
+    assert run.status == "stopped" and run.steps["step"].to_list() == [1, 2]
+    stop = run.events.filter(run.events["kind"] == "stop")
+    assert stop.height == 1 and stop["name"][0] == "SIGTERM" and stop["step"][0] == 2
+    assert trainer.entrodiag_recorder is None  # closed

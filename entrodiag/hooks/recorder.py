@@ -10,11 +10,14 @@ event). Errors after the first call are logged and counted (``errors``), never r
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import random
+import sys
 import time
 import warnings
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -209,6 +212,11 @@ class Recorder:
             flush_interval_s=flush_interval_s, heartbeat_s=heartbeat_s,
         )
         self.path = self.writer.path
+        # closes the run at interpreter exit if close() was forgotten; a weak reference, so that
+        # it does not keep the Recorder alive (registered after the writer's: it runs first)
+        ref = weakref.ref(self)
+        self._atexit = lambda: (r := ref()) is not None and r._close_at_exit()
+        atexit.register(self._atexit)
 
     # ------------------------------------------------------------------------------ public
     @property
@@ -311,8 +319,23 @@ class Recorder:
         return self.writer.flush(timeout)
 
     def close(self, status: str = "finished") -> None:
-        """Flush, stop the writer thread and mark the run ``status`` in run.json."""
+        """Flush, stop the writer thread and mark the run ``status`` in run.json.
+
+        A Recorder that is never closed is closed at interpreter exit (``atexit``): ``finished``,
+        or ``failed`` when the program ends on an uncaught exception, with ``closed_at_exit`` in
+        run.json. A process killed without running ``atexit`` (SIGKILL, ``os._exit``, a Ray actor
+        killed with ``ray.kill``) leaves the run ``running`` until its heartbeat goes stale, when
+        readers call it ``interrupted``: call ``close()`` yourself on such a process's way out.
+        """
+        atexit.unregister(self._atexit)
         self.writer.close(status, recorder_errors=self._errors)
+
+    def _close_at_exit(self) -> None:
+        failed = getattr(sys, "last_value", None) is not None  # set when an uncaught exception was printed
+        try:
+            self.writer.close("failed" if failed else "finished", recorder_errors=self._errors, closed_at_exit=True)
+        except Exception:  # never raise at exit
+            log.exception("entrodiag: closing the run %s at exit failed", self.path)
 
     def __enter__(self) -> Recorder:
         return self

@@ -5,6 +5,14 @@
                                    train_dataset=..., entrodiag_run_dir="runs/my-grpo")
     trainer.train()   # the run is closed ("finished", or "failed" if train() raises)
 
+SIGTERM or SIGINT during ``train()`` stops through TRL's own control flow: at the end of the
+optimizer step in progress the trainer sets ``should_save`` and ``should_training_stop``, TRL
+saves its checkpoint of that step (``<output_dir>/checkpoint-N``, for
+``train(resume_from_checkpoint=True)``), the run is closed as ``stopped`` with a ``stop`` event
+naming the signal, and ``train()`` raises ``entrodiag.hooks.signals.TrainingStopped`` (a
+``SystemExit`` with code 128 + signum). A second signal ends the process at once.
+``entrodiag_handle_signals=False`` keeps the process's own signal handling.
+
 A drop-in subclass of ``trl.GRPOTrainer``: same arguments, same training, plus one keyword,
 ``entrodiag_run_dir=`` (a new run directory) or ``entrodiag_recorder=`` (a ready ``Recorder``,
 which the caller then owns and closes). ``trl`` is imported only when the class is first used
@@ -113,6 +121,7 @@ def _build_class():
 
     from ..importers.columns import MEASURED_COLUMNS, classify
     from .recorder import Recorder
+    from .signals import GracefulStop, TrainingStopped, signal_name
 
     class RecordingGRPOTrainer(GRPOTrainer):
         """``trl.GRPOTrainer`` that records its entropy dynamics into an entrodiag run.
@@ -131,6 +140,8 @@ def _build_class():
                 recorded (``entrodiag.watch.Watcher``; flags go to the run's events); a new flag at
                 this severity or worse sets TRL's ``should_training_stop`` and the run ends as
                 ``stopped``. ``trainer.entrodiag_watcher.on_flag(fn)`` adds callbacks.
+            entrodiag_handle_signals: stop gracefully on SIGTERM/SIGINT during ``train()`` (see
+                the module doc; default True; only from the main thread).
 
         Raises:
             RuntimeError: an unsupported TRL version.
@@ -142,7 +153,8 @@ def _build_class():
                      entrodiag_recorder: Recorder | None = None,
                      entrodiag_token_sample: int | float | str = 8,
                      entrodiag_meta: dict | None = None, entrodiag_stop_on: str | None = None,
-                     entrodiag_watch_every: int = 10, **kwargs) -> None:
+                     entrodiag_watch_every: int = 10, entrodiag_handle_signals: bool = True,
+                     **kwargs) -> None:
             check_trl_version(trl.__version__)
             if entrodiag_stop_on not in (None, "info", "warning", "critical"):
                 raise ValueError(f"entrodiag_stop_on must be info, warning or critical, got {entrodiag_stop_on!r}")
@@ -163,6 +175,7 @@ def _build_class():
             self._ed_capture: list | None = None
             self._ed_rewards = None
             self._ed_errors = 0
+            self._ed_signal_step: int | None = None  # the signal that stopped train(), once acted on
             super().__init__(*args, **kwargs)
             for flag in ("use_liger_kernel", "use_liger_loss"):
                 if getattr(self.args, flag, False):
@@ -186,6 +199,8 @@ def _build_class():
                 entrodiag_recorder.tokenizer = self._ed_tokenizer  # token and response text
             self._ed_rec = entrodiag_recorder if entrodiag_recorder is not None else self._ed_open(False)
             self._ed_stop_on, self._ed_stopped = entrodiag_stop_on, False
+            self._ed_handle_signals, self._ed_signals = entrodiag_handle_signals, None
+            self.add_callback(_StopOnSignal(self))
             self._ed_watcher = None
             if entrodiag_stop_on is not None:
                 if self.accelerator.is_main_process:
@@ -213,12 +228,16 @@ def _build_class():
             if self._ed_rec is None and self._ed_owns:  # train() again: append to the same run
                 self._ed_rec = self._ed_open(resume=True)
             status = "failed"
-            try:
-                out = super().train(*args, **kwargs)
-                status = "stopped" if self._ed_stopped else "finished"
-                return out
-            finally:
-                self._ed_finish(status)
+            with GracefulStop(self._ed_handle_signals) as self._ed_signals:
+                try:
+                    out = super().train(*args, **kwargs)
+                    status = "stopped" if self._ed_stopped else "finished"
+                finally:
+                    self._ed_finish(status)
+                    signum, self._ed_signal_step = self._ed_signal_step, None
+            if signum is not None:
+                raise TrainingStopped(signum, self.args.output_dir)
+            return out
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             batch = self._ed_batch
@@ -393,6 +412,29 @@ def _build_class():
             self._ed_stopped = self._ed_stopped or stop
             return stop
 
+        def _ed_signalled(self, step: int) -> bool:
+            """At the end of optimizer step ``step``: has any process received SIGTERM/SIGINT?
+            (They agree through a max over processes.) The first time, records the ``stop``
+            event and notes the signal, for ``train()`` to raise once TRL has stopped."""
+            signum = (self._ed_signals.signum if self._ed_signals is not None else None) or 0
+            if self.accelerator.num_processes > 1 and torch.distributed.is_initialized():
+                t = torch.tensor([signum], device=self.accelerator.device)
+                torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+                signum = int(t.item())
+            if not signum or self._ed_signal_step is not None:
+                return bool(signum)
+            self._ed_signal_step = signum
+            self._ed_stopped = True
+            name = signal_name(signum)
+            log.warning("entrodiag: %s received: TRL saves the checkpoint of step %d and stops", name, step)
+            if self._ed_rec is not None and self.accelerator.is_main_process:
+                checkpoint = os.path.join(str(self.args.output_dir), f"checkpoint-{step}")
+                self._ed_guard(lambda: self._ed_rec.log_event(
+                    step, "stop", name, message=f"stopped on {name} after step {step}; TRL saves {checkpoint}",
+                    detail={"signal": name, "signum": signum, "source": "trl", "last_step": step,
+                            "checkpoint": checkpoint}))
+            return True
+
         def _ed_finish(self, status: str) -> None:
             self._ed_guard(self._ed_flush)
             rec = self._ed_rec
@@ -415,6 +457,18 @@ def _build_class():
 
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step % self.every == 0 and self.trainer._ed_watch(state.global_step):
+                control.should_training_stop = True
+            return control
+
+    class _StopOnSignal(TrainerCallback):
+        """After each optimizer step: on SIGTERM/SIGINT, save this step and stop (TRL's flow)."""
+
+        def __init__(self, trainer: RecordingGRPOTrainer) -> None:
+            self.trainer = trainer
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.trainer._ed_signalled(state.global_step):
+                control.should_save = True
                 control.should_training_stop = True
             return control
 

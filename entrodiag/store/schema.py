@@ -16,7 +16,9 @@ Additions to DESIGN §2 made by this implementation (all within v1):
   dashboard and the report. One row per event: ``step``, ``rank``, ``time`` (unix seconds),
   ``kind`` (``flag``: a collapse flag raised live; ``alert``: an alert delivered to a sink;
   ``alert_failed``: a delivery that failed; ``switch``: the loss mode changed; ``stop``: the run
-  was stopped on a flag), ``name`` (the flag kind, the sink, or the new intervention),
+  was stopped on a flag or on a signal, named by ``name``, e.g. ``SIGTERM``;
+  ``checkpoint_failed``: a checkpoint that could not be saved, ``message`` says why), ``name``
+  (the flag kind, the sink, the new intervention, the signal or the checkpoint folder),
   ``severity`` (flags), ``first_step``/``last_step`` (a flag's step range), ``message`` and
   ``detail`` (JSON text). The training process writes them through its ``Recorder``; a process
   that does not own the run (``entrodiag watch``) writes whole part files of its own with
@@ -24,9 +26,14 @@ Additions to DESIGN §2 made by this implementation (all within v1):
 - run.json: ``heartbeat_interval_s``, ``pid`` and ``host`` of the rank-0 writer (a dead pid on
   the same host means interrupted at once), ``recorder`` (its settings), ``entropy_hist_edges``
   (bins ``[e_i, e_i+1)``, the last edge null = +inf), ``resumed`` (times of resumption),
-  and at close ``finished``, ``writer_errors``, ``recorder_errors``, ``dropped_rows``.
+  and at close ``finished``, ``writer_errors``, ``recorder_errors``, ``dropped_rows``;
+  ``failed_checkpoints`` (the built-in trainer: ``[{"step", "error"}]`` of checkpoints that could
+  not be saved; the steps themselves are all recorded); ``closed_at_exit`` (true when the
+  Recorder was closed by its ``atexit`` hook, not by ``close()``).
 - run.json ``status``: besides running | finished | failed, ``stopped`` (the trainer stopped on a
-  collapse flag, ``--stop-on``; resumable).
+  collapse flag, ``--stop-on``, or on SIGTERM/SIGINT; resumable). A Recorder closed at
+  interpreter exit is ``finished``, or ``failed`` when the program is ending on an uncaught
+  exception.
 - run.json ``source``: besides builtin | trl | custom | probe, ``import:<format>`` (runs built by
   ``entrodiag import``) and the names the verl/OpenRLHF snippets pass (``verl``, ``openrlhf``).
 - Step columns the built-in trainer logs: ``loss``, ``kl`` (with ``kl_coef``), ``clip_low_frac``,
@@ -116,7 +123,7 @@ EVENT_COLUMNS: dict[str, pa.DataType] = {
     "severity": pa.string(), "first_step": i64, "last_step": i64, "message": pa.string(),
     "detail": pa.string(),
 }
-EVENT_KINDS = ("flag", "alert", "alert_failed", "switch", "stop")
+EVENT_KINDS = ("flag", "alert", "alert_failed", "switch", "stop", "checkpoint_failed")
 
 CORE_TYPES: dict[str, dict[str, pa.DataType]] = {
     "steps": {name: dtype for name, (dtype, _) in STEP_COLUMNS.items()},

@@ -36,17 +36,23 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, scheduler, keep: int,
                     intervention: str | None = None) -> Path:
     """Save the state after the update of ``step`` (and the policy-loss mode in use, which a
-    switch on collapse may have changed); keep the newest ``keep`` checkpoints."""
+    switch on collapse may have changed); keep the newest ``keep`` checkpoints. Raises what the
+    save raised, leaving no partial folder (the trainer turns it into a ``checkpoint_failed``
+    event)."""
     root = checkpoint_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
-    save_policy(model, tokenizer, tmp)
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "intervention": intervention}, tmp / "trainer_state.pt")
-    final = root / f"step-{step:07d}"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    try:
+        save_policy(model, tokenizer, tmp)
+        torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "intervention": intervention}, tmp / "trainer_state.pt")
+        final = root / f"step-{step:07d}"
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:  # a failed save leaves no partial folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     for _, old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -14,6 +14,7 @@ from a checkpoint continues exactly as it would have.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 
 from ..hooks.recorder import Recorder
+from ..hooks.signals import GracefulStop, TrainingStopped, signal_name
 from ..metrics import group_advantages
 from ..store.writer import truncate_run
 from .checkpoint import list_checkpoints, load_trainer_state, save_checkpoint
@@ -96,8 +98,10 @@ class Trainer:
     """Holds the state of one run; :meth:`run` trains it to ``cfg.steps``."""
 
     def __init__(self, cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
-                 log=print) -> None:
+                 log=print, handle_signals: bool = True) -> None:
         self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.handle_signals = handle_signals
+        self.failed_checkpoints: list[dict] = []
         self.device = _device(cfg)
         self.rank, self.world = _setup_distributed(self.device)
         self.log = log if self.rank == 0 else (lambda *a, **k: None)
@@ -180,6 +184,11 @@ class Trainer:
                 self.rec.close("failed")
                 raise TrainingError(f"alerts: {e}") from None
             self.watcher = Watcher(self.out, events=self.rec.log_event, alerts=alerts, source="trainer")
+            if resume:  # flags raised before the checkpoint are not new (no second stop, switch or alert)
+                self.watcher.poll(emit=False)
+        if resume and self.rank == 0:  # failures of checkpoints before the resume point stay on record
+            earlier = json.loads((self.out / "run.json").read_text(encoding="utf-8")).get("failed_checkpoints") or []
+            self.failed_checkpoints = [f for f in earlier if isinstance(f, dict) and f.get("step", 0) < self.start]
 
     def _load(self, path):
         """A policy from a checkpoint, a model folder, a GGUF file or a named model (rank 0 fetches
@@ -300,6 +309,12 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------------
     def run(self) -> Path:
+        """Train from ``self.start`` to ``cfg.steps``; returns the run directory.
+
+        Raises:
+            TrainingStopped: on SIGTERM or SIGINT (``handle_signals``), after checkpointing the
+                last step whose update was applied and closing the run as ``stopped``.
+        """
         cfg = self.cfg
         bar = None
         if self.progress and self.rank == 0:
@@ -307,53 +322,105 @@ class Trainer:
 
             bar = tqdm(total=cfg.steps, initial=self.start, desc="train", unit="step", dynamic_ncols=True,
                        file=sys.stderr)
-        acc: float | None = None
+        acc: float | None = None  # None until this process evaluates (a resume may start between evaluations)
         status = "failed"
-        try:
-            for step in range(self.start, cfg.steps):
-                t0 = time.perf_counter()
-                torch.manual_seed(_step_seed(cfg.seed + 2, step, self.rank))  # Clip-Cov's random picks
-                if step % cfg.eval_every == 0 or step == cfg.steps - 1:
-                    acc = self.evaluate(step)["val/accuracy_sampled"]
-                prompts, roll, texts, rewards, group_ids, adv, idx = self.rollout(step)
-                stats = self.update(prompts, roll, adv)
-                if cfg.measure_entropy_change:
-                    stats["entropy_after"] = self.entropy_after(prompts, roll)
-                stats["step_time"] = time.perf_counter() - t0
-                self.rec.record_batch(
-                    step, token_ids=roll.response, response_mask=roll.mask, entropy=roll.entropy,
-                    logprobs=roll.logp, advantages=adv, rewards=rewards, group_ids=group_ids, texts=texts,
-                    prompts=[self.task.train_prompts[i] for i in idx.tolist()], prompt_ids=idx, **stats,
-                )
-                checkpointed = (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1
-                if checkpointed:
-                    self.checkpoint(step)
-                if self.watching and (step + 1) % cfg.watch_every == 0:
-                    if self.watch(step, bar) == "stop":
-                        if not checkpointed:
-                            self.checkpoint(step)
+        done = saved = self.start - 1  # the last step updated and recorded; the last one checkpointed
+        signum = abandoned = None
+        with GracefulStop(self.handle_signals) as stop:
+            try:
+                for step in range(self.start, cfg.steps):
+                    if (signum := self._signalled(stop)) is not None:
+                        break
+                    t0 = time.perf_counter()
+                    torch.manual_seed(_step_seed(cfg.seed + 2, step, self.rank))  # Clip-Cov's random picks
+                    if self._evaluates(step):
+                        acc = self.evaluate(step)["val/accuracy_sampled"]
+                        if (signum := self._signalled(stop)) is not None:  # abandon the step (no update yet)
+                            abandoned = step
+                            break
+                    prompts, roll, texts, rewards, group_ids, adv, idx = self.rollout(step)
+                    if (signum := self._signalled(stop)) is not None:  # before the update: abandon the step
+                        abandoned = step
+                        break
+                    stats = self.update(prompts, roll, adv)
+                    if cfg.measure_entropy_change:
+                        stats["entropy_after"] = self.entropy_after(prompts, roll)
+                    stats["step_time"] = time.perf_counter() - t0
+                    self.rec.record_batch(
+                        step, token_ids=roll.response, response_mask=roll.mask, entropy=roll.entropy,
+                        logprobs=roll.logp, advantages=adv, rewards=rewards, group_ids=group_ids, texts=texts,
+                        prompts=[self.task.train_prompts[i] for i in idx.tolist()], prompt_ids=idx, **stats,
+                    )
+                    done = step
+                    # watch before the checkpoint, so that it holds a loss mode switched at this step
+                    flagged = (self.watching and (step + 1) % cfg.watch_every == 0
+                               and self.watch(step, bar) == "stop")
+                    if flagged or (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1:
+                        if self.checkpoint(step):
+                            saved = step
+                    if flagged:
                         status = "stopped"
                         break
+                    if bar is not None:
+                        h = (roll.entropy * roll.mask).sum().item() / max(int(roll.mask.sum()), 1)
+                        acc_text = "—" if acc is None else f"{acc:.2f}"
+                        bar.set_postfix_str(
+                            f"entropy {h:.3f}  reward {rewards.mean().item():.3f}  acc {acc_text}  "
+                            f"{time.perf_counter() - t0:.2f} s/step", refresh=False)
+                        bar.update(1)
+                else:
+                    status = "finished"
+                if signum is not None:
+                    if bar is not None:
+                        bar.close()
+                    self._stop_on_signal(signum, done, saved, abandoned)
+                    status = "stopped"
+            except KeyboardInterrupt:  # only where no handler could be installed (not the main thread)
+                self.log(f"\ninterrupted; the run keeps every step recorded so far (resume with --resume {self.out})")
+                raise
+            finally:
                 if bar is not None:
-                    h = (roll.entropy * roll.mask).sum().item() / max(int(roll.mask.sum()), 1)
-                    bar.set_postfix_str(
-                        f"entropy {h:.3f}  reward {rewards.mean().item():.3f}  acc {acc:.2f}  "
-                        f"{time.perf_counter() - t0:.2f} s/step", refresh=False)
-                    bar.update(1)
-            else:
-                status = "finished"
-        except KeyboardInterrupt:
-            self.log(f"\ninterrupted; the run keeps every step recorded so far (resume with --resume {self.out})")
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-            if self.watcher is not None:
-                self.watcher.close()
-            self.rec.close(status)
-            if self.world > 1 and torch.distributed.is_initialized():
-                torch.distributed.destroy_process_group()
+                    bar.close()
+                if self.watcher is not None:
+                    self.watcher.close()
+                if self.failed_checkpoints:
+                    self.rec.update_meta(failed_checkpoints=self.failed_checkpoints)
+                self.rec.close(status)
+                if abandoned is not None and self.rank == 0 and self._evaluates(abandoned):
+                    truncate_run(self.out, done)  # the abandoned step's evaluation: a resume redoes it
+                if self.world > 1 and torch.distributed.is_initialized():
+                    torch.distributed.destroy_process_group()
+        if signum is not None:
+            if stop.received is not None:
+                self.log(f"run closed as stopped {time.monotonic() - stop.received:.1f} s after {signal_name(signum)}")
+            raise TrainingStopped(signum, self.out)
         return self.out
+
+    def _evaluates(self, step: int) -> bool:
+        return step % self.cfg.eval_every == 0 or step == self.cfg.steps - 1
+
+    def _signalled(self, stop: GracefulStop) -> int | None:
+        """The stop signal received (by any rank: they agree through an all-reduce), else None."""
+        signum = stop.signum or 0
+        if self.world > 1:
+            t = torch.tensor([signum], device=self.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+            signum = int(t.item())
+        return signum or None
+
+    def _stop_on_signal(self, signum: int, done: int, saved: int, abandoned: int | None) -> None:
+        """Checkpoint the last step updated (unless it has one) and record the ``stop`` event."""
+        name = signal_name(signum)
+        self.log(f"{name}: stopping after step {done}"
+                 + (f" (step {abandoned} abandoned before its update)" if abandoned is not None else ""))
+        if done > saved and self.checkpoint(done):
+            saved = done
+        if self.rank == 0:
+            where = f"checkpoint step-{saved:07d}" if saved >= 0 else "no checkpoint"
+            self.rec.log_event(max(done, 0), "stop", name, message=f"stopped on {name} after step {done}; {where}",
+                               detail={"signal": name, "signum": signum, "source": "trainer",
+                                       "last_step": done, "checkpoint_step": saved if saved >= 0 else None,
+                                       "abandoned_step": abandoned})
 
     def watch(self, step: int, bar=None) -> str | None:
         """Run the collapse detectors on everything recorded up to ``step`` (rank 0 decides, every
@@ -398,29 +465,59 @@ class Trainer:
                      f"checkpoint saved, resume with --resume {self.out}")
         return {0: None, 1: "stop", 2: "switch"}[decision]
 
-    def checkpoint(self, step: int) -> None:
-        """Save after the update of ``step``; every rank's rows up to it are on disk first."""
+    def checkpoint(self, step: int) -> bool:
+        """Save after the update of ``step``; every rank's rows up to it are on disk first.
+
+        A checkpoint that cannot be saved (``save_pretrained`` refusing the model, a full disk)
+        does not stop training: it becomes a ``checkpoint_failed`` event, a one-line message and
+        an entry of ``failed_checkpoints`` in run.json. Returns whether it was saved (rank 0;
+        other ranks return True)."""
         self.rec.flush()
+        ok = True
         if self.rank == 0:
-            save_checkpoint(self.out, step, self.model, self.tok, self.opt, self.sched, self.cfg.keep_checkpoints,
-                            intervention=self.intervention)
+            try:
+                save_checkpoint(self.out, step, self.model, self.tok, self.opt, self.sched,
+                                self.cfg.keep_checkpoints, intervention=self.intervention)
+            except Exception as e:
+                ok = False
+                reason = _one_line(e)
+                self.failed_checkpoints.append({"step": step, "error": reason})
+                self.rec.log_event(step, "checkpoint_failed", f"step-{step:07d}", severity="warning", message=reason,
+                                   detail={"error": reason, "type": type(e).__name__})
+                self.rec.update_meta(failed_checkpoints=self.failed_checkpoints)
+                print(f"entrodiag train: the checkpoint of step {step} was not saved ({reason}); training goes on "
+                      "and every step is still recorded", file=sys.stderr)
         if self.world > 1:
             torch.distributed.barrier()
+        return ok
+
+
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(e).split()) or "no message"
+    text = f"{type(e).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _add(d: dict[str, float], key: str, value: float) -> None:
     d[key] = d.get(key, 0.0) + value
 
 
-def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True, log=print) -> Path:
+def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True, log=print,
+          handle_signals: bool = True) -> Path:
     """Train ``cfg`` into the run directory ``out`` (``resume=True``: continue it from its last
     checkpoint). Returns the run directory.
+
+    With ``handle_signals`` (from the main thread), SIGTERM or SIGINT stops training gracefully:
+    the step in progress is finished (or abandoned when its update has not started), the last
+    updated step is checkpointed, the run is closed as ``stopped`` with a ``stop`` event naming
+    the signal, and ``TrainingStopped`` (a ``SystemExit`` with code 128 + signum) is raised. A
+    second signal ends the process at once.
 
     Example:
         >>> from entrodiag.trainer import load_config, train      # doctest: +SKIP
         >>> train(load_config("tiny-arith-test"), "runs/t")       # doctest: +SKIP
     """
-    return Trainer(cfg, out, resume=resume, progress=progress, log=log).run()
+    return Trainer(cfg, out, resume=resume, progress=progress, log=log, handle_signals=handle_signals).run()
 
 
 def resume_config(out: str | Path, **overrides: Any) -> TrainConfig:

@@ -144,9 +144,11 @@ class Watcher:
         self._callbacks.append(fn)
         return fn
 
-    def poll(self, *, force: bool = False) -> list[Flag]:
+    def poll(self, *, force: bool = False, emit: bool = True) -> list[Flag]:
         """Re-read the run when a part file was added (or ``force``), re-run the detectors and
-        return the flags that are new (see the module doc); updates ``status`` and ``flags``."""
+        return the flags that are new (see the module doc); updates ``status`` and ``flags``.
+        ``emit=False`` only takes note of them (no events, callbacks or alerts): a resumed run's
+        flags from before its checkpoint are then not new again."""
         signature = self._files_signature()
         if signature == self._signature and not force:
             return []
@@ -158,7 +160,7 @@ class Watcher:
         self.status = self._status(run, len(flags))
         step = self.status.step if self.status.step is not None else -1
         new = self._new(flags, step)
-        for flag in new:
+        for flag in new if emit else ():
             self._emit(run, flag, step)
         return new
 

@@ -1,0 +1,311 @@
+"""Resume from any checkpoint, graceful stop on SIGTERM/SIGINT, a Recorder closed at exit, and a
+checkpoint that fails without failing the run (issue 13, the trainer's half).
+
+Every trainer run here uses the ``tiny-arith-test`` preset with ``--val-size 100`` (one warm start
+for the file) and a handful of steps. Signals go to subprocesses; "every step exactly once" is
+checked in the part files themselves, not only after the reader's coalescing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from entrodiag import load_run
+from entrodiag.cli import main
+from entrodiag.trainer.checkpoint import list_checkpoints, load_trainer_state
+
+ROOT = Path(__file__).resolve().parents[1]
+EXE = str(Path(sys.executable).parent / "entrodiag")
+TEST = ["--preset", "tiny-arith-test", "--val-size", "100"]
+COLLAPSING = [*TEST, "--lr", "3e-3", "--watch-every", "5"]  # vanishing_signal turns critical (test_trainer_watch)
+
+
+def _env(cache: Path) -> dict:
+    return {**os.environ, "ENTRODIAG_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+
+
+def _raw(out: Path, table: str, columns: list[str]) -> pl.DataFrame:
+    return pl.concat([pl.from_arrow(pq.read_table(p, columns=columns)) for p in sorted((out / table).glob("part-*"))])
+
+
+def assert_each_step_once(out: Path, steps: int, evals: list[int]) -> None:
+    """Step rows 0..steps-1 once each in the files, sampled responses of every step, and the
+    greedy evaluation at exactly ``evals``."""
+    raw = _raw(out, "steps", ["step", "rank"])
+    assert sorted(raw["step"].to_list()) == list(range(steps)), "a step is missing or recorded twice"
+    samples = _raw(out, "samples", ["step", "sample_id"])
+    assert samples.group_by("step", "sample_id").len()["len"].max() == 1
+    assert sorted(samples["step"].unique().to_list()) == list(range(steps))
+    greedy = _raw(out, "evals", ["step", "name"]).filter(pl.col("name") == "val/accuracy_greedy")
+    assert sorted(greedy["step"].to_list()) == evals
+
+
+class _Progress:
+    """Reads a child's stderr as it comes; ``steps()`` is the progress bar's count of done steps."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.text = ""
+        self._thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for chunk in iter(lambda: stream.read1(4096), b""):
+            self.text += chunk.decode(errors="replace")
+
+    def steps(self, total: int) -> int:
+        found = re.findall(rf"(\d+)/{total} \[", self.text)
+        return int(found[-1]) if found else 0
+
+    def wait(self, total: int, at_least: int, proc: subprocess.Popen, timeout: float = 600) -> None:
+        deadline = time.time() + timeout
+        while self.steps(total) < at_least:
+            assert proc.poll() is None, f"the run ended early:\n{self.text[-3000:]}"
+            assert time.time() < deadline, "the run did not progress"
+            time.sleep(0.05)
+
+    def join(self) -> str:
+        self._thread.join(timeout=30)
+        return self.text
+
+
+def test_resume_after_sigkill_at_a_step_between_evaluations(warm_start_cache, tmp_path, capsys):
+    """Killed right after the checkpoint of step 3 appears (evaluations every 5 steps): the resume
+    starts at step 4, which is not an evaluation step, shows the progress bar, and finishes."""
+    out = tmp_path / "run"
+    args = [*TEST, "--steps", "10", "--checkpoint-every", "4", "--eval-every", "5", "--no-progress"]
+    proc = subprocess.Popen([EXE, "train", *args, "--out", str(out)], cwd=tmp_path, env=_env(warm_start_cache),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 600
+        while not (out / "checkpoints" / "step-0000003").is_dir() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert list_checkpoints(out)[-1][0] == 3
+    assert main(["train", "--resume", str(out)]) == 0  # with the progress bar (it formatted a None accuracy)
+    err = capsys.readouterr().err
+    assert "acc —" in err  # step 4: no evaluation yet in this process
+    run = load_run(out)
+    assert run.status == "finished" and len(run.meta["resumed"]) == 1
+    assert_each_step_once(out, 10, [0, 5, 9])
+
+
+def test_stop_on_between_evaluations_then_resume_finishes(warm_start_cache, tmp_path):
+    """``--stop-on`` stops at a watch step (every 5th: 4, 9, ...), never an evaluation step here
+    (every 10th); the resume takes note of the flags raised before, so it does not stop on them
+    again, and finishes."""
+    out = tmp_path / "run"
+    assert main(["train", *COLLAPSING, "--steps", "25", "--stop-on", "critical", "--no-progress", "--out", str(out)]) == 0
+    run = load_run(out)
+    assert run.status == "stopped"
+    last = int(run.steps["step"].max())
+    assert (last + 1) % 5 == 0 and last % 10 != 0 and last < 24
+    flags_before = run.events.filter(pl.col("kind") == "flag").height
+    assert list_checkpoints(out)[-1][0] == last
+    assert main(["train", "--resume", str(out)]) == 0
+    run = load_run(out)
+    assert run.status == "finished"
+    assert_each_step_once(out, 25, [0, 10, 20, 24])
+    events = run.events
+    assert events.filter(pl.col("kind") == "stop").height == 1  # the first stop only
+    flags = events.filter(pl.col("kind") == "flag")
+    assert flags.height >= flags_before
+    assert flags.group_by("name", "severity").len()["len"].max() == 1  # no flag reported twice
+
+
+def test_resume_after_a_switch_keeps_the_new_loss(warm_start_cache, tmp_path):
+    """The checkpoint of the step that switched the loss (``--on-collapse``) holds the new mode,
+    so a run resumed from it goes on with it, and the detectors do not switch a second time."""
+    out = tmp_path / "run"
+    assert main(["train", *COLLAPSING, "--steps", "12", "--on-collapse", "kl_cov", "--on-collapse-severity", "warning",
+                 "--checkpoint-every", "5", "--keep-checkpoints", "5", "--no-progress", "--out", str(out)]) == 0
+    switch = load_run(out).events.filter(pl.col("kind") == "switch")
+    assert switch.height == 1
+    at = int(switch["step"][0])
+    assert at < 10 and (at + 1) % 5 == 0
+    found = dict(list_checkpoints(out))
+    assert load_trainer_state(found[at])["intervention"] == "kl_cov"
+    for step, folder in found.items():  # a crash right after the switch: only its checkpoint is left
+        if step > at:
+            shutil.rmtree(folder)
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    run = load_run(out)
+    assert run.status == "finished" and run.meta["intervention"] == "kl_cov"
+    assert_each_step_once(out, 12, [0, 10, 11])
+    assert run.events.filter(pl.col("kind") == "switch").height == 1
+    selected = run.steps.sort("step")["selected_frac"]  # logged by kl_cov only
+    assert selected[: at + 1].is_null().all() and selected[at + 1:].is_not_null().all()
+
+
+def test_sigterm_checkpoints_the_current_step_stops_and_resumes(warm_start_cache, tmp_path):
+    out = tmp_path / "run"
+    total = 12
+    proc = subprocess.Popen([EXE, "train", *TEST, "--steps", str(total), "--eval-every", "5", "--out", str(out)],
+                            cwd=tmp_path, env=_env(warm_start_cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    progress = _Progress(proc)
+    try:
+        progress.wait(total, 3, proc)  # steps 0, 1, 2 done (the preset checkpoints every 25)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+    err = progress.join()
+    print(f"SIGTERM to exit: {elapsed:.2f} s")
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert elapsed < 30
+    assert "Traceback" not in err and "stopped on SIGTERM" in err
+    run = load_run(out)
+    assert run.status == "stopped"
+    last = int(run.steps["step"].max())
+    assert 2 <= last < total - 1
+    assert list_checkpoints(out)[-1][0] == last  # the step it was on, not a periodic checkpoint
+    stop = run.events.filter(pl.col("kind") == "stop")
+    assert stop.height == 1 and stop["name"][0] == "SIGTERM" and stop["step"][0] == last
+    assert json.loads(stop["detail"][0])["checkpoint_step"] == last
+    res = subprocess.run([EXE, "train", "--resume", str(out), "--no-progress"], cwd=tmp_path,
+                         env=_env(warm_start_cache), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert load_run(out).status == "finished"
+    assert_each_step_once(out, total, [0, 5, 10, 11])
+
+
+SECOND_SIGNAL = textwrap.dedent("""
+    import os, signal, sys, time
+    sys.path.insert(0, sys.argv[1])
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("signals", sys.argv[1] + "/entrodiag/hooks/signals.py")
+    signals = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(signals)
+    with signals.GracefulStop() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+        print("first", stop.signum, flush=True)
+        time.sleep(60)  # a slow graceful stop
+    print("not reached", flush=True)
+""")
+
+
+def test_a_second_signal_ends_the_process_at_once(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", SECOND_SIGNAL, str(ROOT)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().split() == ["first", str(int(signal.SIGTERM))]  # the first only asked
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGTERM and elapsed < 5
+    assert "not reached" not in proc.stdout.read()
+
+
+def test_graceful_stop_restores_handlers_and_needs_the_main_thread():
+    from entrodiag.hooks.signals import GracefulStop, TrainingStopped
+
+    before = signal.getsignal(signal.SIGTERM)
+    with GracefulStop() as stop:
+        assert stop.installed and signal.getsignal(signal.SIGTERM) != before
+    assert signal.getsignal(signal.SIGTERM) == before
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(GracefulStop().__enter__().installed))
+    t.start()
+    t.join()
+    assert seen == [False]
+    e = TrainingStopped(signal.SIGINT, "runs/x")
+    assert isinstance(e, SystemExit) and e.code == 130 and "SIGINT" in str(e) and "runs/x" in str(e)
+
+
+AT_EXIT = textwrap.dedent("""
+    import sys, torch
+    from entrodiag import Recorder
+    rec = Recorder(sys.argv[1], source="custom")
+    ids = torch.tensor([[1, 2, 3], [4, 5, 0]])
+    rec.record_batch(0, token_ids=ids, response_mask=ids > 0, entropy=torch.rand(2, 3),
+                     advantages=torch.tensor([1.0, -1.0]))
+    if sys.argv[2] == "raise":
+        raise RuntimeError("the user's loop failed")
+    # no rec.close(): a forgotten close, or a worker returning normally
+""")
+
+
+@pytest.mark.parametrize("ending, status", [("return", "finished"), ("raise", "failed")])
+def test_recorder_is_closed_at_interpreter_exit(tmp_path, ending, status):
+    out = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-c", AT_EXIT, str(out), ending], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == (0 if ending == "return" else 1), res.stderr[-2000:]
+    run = load_run(out)
+    assert run.meta["status"] == status and run.status == status  # not "running", not interrupted
+    assert run.meta["closed_at_exit"] is True
+    assert run.steps["step"].to_list() == [0]  # the unflushed tail was written
+
+
+def test_recorder_at_exit_hook_does_not_keep_it_alive_and_close_twice_is_safe(tmp_path, tokenizer):
+    import gc
+    import weakref
+
+    from conftest import batch_kwargs
+
+    from entrodiag import Recorder
+
+    rec = Recorder(tmp_path / "a")
+    ref, writer = weakref.ref(rec), rec.writer
+    del rec
+    gc.collect()
+    assert ref() is None
+    writer.close("finished")
+    rec = Recorder(tmp_path / "b", tokenizer=tokenizer)
+    rec.record_batch(0, **batch_kwargs(0))
+    rec.close("stopped")
+    rec.close()  # again: nothing changes
+    rec._atexit()  # what atexit would run: the explicit status stays
+    assert load_run(tmp_path / "b").meta["status"] == "stopped" and "closed_at_exit" not in load_run(tmp_path / "b").meta
+
+
+def test_a_failed_checkpoint_is_an_event_and_the_run_finishes(warm_start_cache, tmp_path, monkeypatch, capsys):
+    """The first save (step 2) fails as ``save_pretrained`` does on a model it refuses; training
+    goes on, the next checkpoint (step 5) is saved, and the run is ``finished`` with the failure
+    on record."""
+    from entrodiag.trainer import checkpoint
+
+    real, calls = checkpoint.save_policy, []
+
+    def save_policy(model, tok, folder):
+        calls.append(folder)
+        if len(calls) == 1:
+            raise ValueError("Cannot save a model loaded from a GGUF file\nwith save_pretrained")
+        return real(model, tok, folder)
+
+    monkeypatch.setattr(checkpoint, "save_policy", save_policy)
+    out = tmp_path / "run"
+    assert main(["train", *TEST, "--steps", "6", "--checkpoint-every", "3", "--no-progress", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "checkpoint" in line]
+    assert len(lines) == 1 and "step 2" in lines[0] and "GGUF" in lines[0] and "Traceback" not in err
+    run = load_run(out)
+    assert run.status == "finished" and run.steps["step"].to_list() == list(range(6))
+    failed = run.events.filter(pl.col("kind") == "checkpoint_failed")
+    assert failed.height == 1 and failed["step"][0] == 2 and failed["name"][0] == "step-0000002"
+    assert "GGUF" in failed["message"][0] and "\n" not in failed["message"][0]
+    assert run.meta["failed_checkpoints"] == [{"step": 2, "error": failed["message"][0]}]
+    assert [s for s, _ in list_checkpoints(out)] == [5]
+    assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".tmp-")]  # no partial folder
