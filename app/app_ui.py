@@ -26,9 +26,9 @@ INTERVALS = (2, 5, 10, 30, 60)
 SEVERITY_COLORS = {"info": "#4c78a8", "warning": "#f58518", "critical": "#e45756"}
 #: Markers of the run's events (flags raised live, alerts, failed alerts, switches, stops).
 EVENT_SYMBOLS = {"flag": "triangle-down", "alert": "diamond", "alert_failed": "x", "switch": "star",
-                 "stop": "square"}
+                 "stop": "square", "checkpoint_failed": "x-open"}
 EVENT_COLORS = {"flag": "#4c78a8", "alert": "#54a24b", "alert_failed": "#e45756", "switch": "#b279a2",
-                "stop": "#000000"}
+                "stop": "#000000", "checkpoint_failed": "#b71c1c"}
 STATUS_COLORS = {"running": "green", "finished": "blue", "interrupted": "orange", "failed": "red",
                  "stopped": "violet"}
 

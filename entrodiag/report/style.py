@@ -67,6 +67,7 @@ EVENT_STYLE: dict[str, tuple[str, str, str, str]] = {
     "stop": ("#000000", "X", "✖", "run stopped"),
     "alert": ("#909090", "o", "●", "alert sent"),
     "alert_failed": ("#909090", "x", "×", "alert failed"),
+    "checkpoint_failed": ("#b71c1c", "s", "■", "checkpoint failed"),
 }
 
 
