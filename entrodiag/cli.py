@@ -341,8 +341,15 @@ def _import_args(p: argparse.ArgumentParser) -> None:
                    help="map a logged column to a step column (entropy_mean, reward_mean, ...), an "
                    "evaluation (val/NAME), 'step' or 'skip'; repeat for more columns")
     p.add_argument("--format", default="auto",
-                   choices=("auto", "trainer_state", "verl", "jsonl", "csv", "tensorboard"),
-                   help="input format (default: detect from the name and content)")
+                   choices=("auto", "trainer_state", "verl", "verl_console", "console", "jsonl", "csv", "tensorboard"),
+                   help="input format (default: detect from the name and content): verl_console = verl's "
+                   "'step:N - key:value' console lines; console = the metric dicts transformers/TRL print")
+    p.add_argument("--log-every", type=int, metavar="N",
+                   help="console dicts: number the k-th printed dict N*k (the trainer's logging_steps) instead "
+                   "of reading the progress-bar counter printed before it")
+    p.add_argument("--eval-where", metavar="FIELD=VALUE",
+                   help="record-typed JSONL: the field naming each record's kind and the value(s) (comma-"
+                   "separated) of evaluation records, e.g. type=eval (default: detected from type/split/phase/mode)")
 
 
 @command("import", _import_args)
@@ -351,13 +358,25 @@ def import_(args: argparse.Namespace) -> int:
     from .importers import ImportFailure, import_run
 
     try:
-        report = import_run(args.source, args.out, format=args.format, mapping=args.map)
+        report = import_run(args.source, args.out, format=args.format, mapping=args.map,
+                            log_every=args.log_every, eval_where=args.eval_where)
     except (ImportFailure, ValueError, FileExistsError, OSError) as e:
         print(f"entrodiag import: {e}", file=sys.stderr)
         return 2
     evals = f" ({', '.join(report.eval_names)})" if report.eval_names else ""
     print(f"imported {report.steps} steps and {report.eval_steps} evaluation steps{evals} from {report.source} "
           f"(format {report.format}, step column {report.step_column!r}) into {report.run_dir}")
+    for note in report.notes:
+        print(f"read        {note}")
+    sem = report.entropy_semantics
+    if sem.get("column"):
+        print(f"entropy     {sem['column']}: {sem.get('kind') or 'kind unknown'}, "
+              f"{sem.get('aggregation') or 'aggregation unknown'}, temperature {sem.get('temperature') or 'unknown'} "
+              f"({sem.get('basis')})")
+    if report.bad_values:
+        print(f"bad values  {sum(report.bad_values.values())} in all:")
+        for what, n in report.bad_values.items():
+            print(f"            {n} x {what}")
     if report.columns:
         print("mapped      " + ", ".join(f"{k} -> {v}" for k, v in report.columns.items()))
     if report.unrecognised:

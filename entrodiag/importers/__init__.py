@@ -33,15 +33,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .columns import RESERVED_TARGETS, STEP_KEYS, Target, classify, parse_map
+from .columns import RESERVED_TARGETS, STEP_KEYS, Target, classify, normalise, parse_map
+from .console import looks_like_printed_dicts, looks_like_verl_console, read_printed_dicts, read_verl_console
+from .semantics import entropy_semantics, guess_framework
 from .tfevents import EventFileError, find_event_files, read_scalars
+from .typed import find_kind_field, split_typed
 
 __all__ = [
     "FORMATS", "ImportFailure", "ImportReport", "classify", "detect_format", "import_run", "parse_map",
     "read_history",
 ]
 
-FORMATS = ("trainer_state", "verl", "jsonl", "csv", "tensorboard")
+FORMATS = ("trainer_state", "verl", "verl_console", "console", "jsonl", "csv", "tensorboard")
+
+#: bytes read from the start of a text file to recognise a console log (verl prints a long config
+#: dump before the first step line)
+CONSOLE_HEAD = 1 << 20
 
 
 class ImportFailure(ValueError):
@@ -63,6 +70,10 @@ class ImportReport:
     skipped: list[str] = field(default_factory=list)  # not numeric, or mapped to skip
     eval_names: list[str] = field(default_factory=list)
     eval_steps: int = 0  # steps with at least one evaluation
+    notes: list[str] = field(default_factory=list)  # how steps and records were read (say them)
+    bad_values: dict[str, int] = field(default_factory=dict)  # what was dropped or overwritten, counted
+    framework: str | None = None
+    entropy_semantics: dict[str, Any] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- format detection
@@ -116,6 +127,11 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
         return "jsonl", p
     if name.endswith((".jsonl", ".ndjson")):
         return "jsonl", p
+    text = _head(p, CONSOLE_HEAD)
+    if looks_like_verl_console(text):
+        return "verl_console", p
+    if looks_like_printed_dicts(text):
+        return "console", p
     raise ImportFailure(
         f"{p}: cannot tell the format from the name or the content; pass --format "
         f"({', '.join(FORMATS)})"
@@ -259,8 +275,15 @@ def _read_tensorboard(path: Path) -> tuple[list[dict], dict]:
     return rows, {"files": [str(f) for f in files]}
 
 
-def read_history(source: str | os.PathLike, format: str = "auto") -> tuple[str, Path, list[dict], dict]:
-    """``(format, path, rows, meta)``: the raw logged rows of ``source`` (no mapping applied)."""
+def read_history(
+    source: str | os.PathLike, format: str = "auto", *, log_every: int | None = None,
+    eval_where: str | None = None,
+) -> tuple[str, Path, list[dict], dict]:
+    """``(format, path, rows, meta)``: the raw logged rows of ``source`` (no mapping applied).
+
+    ``log_every`` numbers printed console dicts ``log_every·k``; ``eval_where`` (``FIELD=VALUE``)
+    names the record-kind field of a typed JSONL and its evaluation value.
+    """
     if format == "auto":
         format, path = detect_format(source)
     else:
@@ -285,9 +308,54 @@ def read_history(source: str | os.PathLike, format: str = "auto") -> tuple[str, 
             rows, meta = _read_jsonl(path, verl=format == "verl")
     elif format == "csv":
         rows, meta = _read_csv(path)
+    elif format == "verl_console":
+        rows, meta = read_verl_console(path)
+    elif format == "console":
+        try:
+            rows, meta = read_printed_dicts(path, log_every=log_every)
+        except ValueError as e:
+            raise ImportFailure(str(e)) from None
     else:
         rows, meta = _read_tensorboard(path)
+    if eval_where is not None and format not in ("jsonl", "verl"):
+        raise ImportFailure(f"--eval-where applies to record-typed JSONL; {path} is read as {format}")
+    if format == "jsonl":
+        rows, meta = _typed(path, rows, meta, eval_where)
     return format, path, rows, meta
+
+
+def _typed(path: Path, rows: list[dict], meta: dict, eval_where: str | None) -> tuple[list[dict], dict]:
+    """Split record-typed JSONL rows by their kind field (see ``typed``); others pass through."""
+    if eval_where is not None:
+        field_name, sep, value = eval_where.partition("=")
+        field_name, value = field_name.strip(), value.strip()
+        if not sep or not field_name or not value:
+            raise ImportFailure(f"--eval-where expects FIELD=VALUE (e.g. type=eval), got {eval_where!r}")
+        if not any(field_name in r for r in rows):
+            raise ImportFailure(f"--eval-where {eval_where}: no record has a field {field_name!r}")
+        kind_field, evals = field_name, {v.strip() for v in value.split(",")}
+    else:
+        kind_field, evals = find_kind_field(rows), None
+        if kind_field is None:
+            return rows, meta
+    try:
+        out, typed_meta = split_typed(rows, kind_field, evals, STEP_KEYS)
+    except ValueError as e:
+        raise ImportFailure(str(e)) from None
+    config = _sibling_config(path)
+    return out, {**meta, **typed_meta, **({"config": config} if config else {})}
+
+
+def _sibling_config(path: Path) -> dict:
+    """The flat settings of a ``config.json`` beside the log (custom loops often write one)."""
+    cfg = path.parent / "config.json"
+    if not cfg.is_file() or cfg == path:
+        return {}
+    try:
+        obj = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return {k: v for k, v in obj.items() if not isinstance(v, (dict, list))} if isinstance(obj, dict) else {}
 
 
 # ----------------------------------------------------------------------------- mapping and writing
@@ -309,6 +377,8 @@ def import_run(
     format: str = "auto",
     mapping: dict[str, str] | list[str] | None = None,
     meta: dict | None = None,
+    log_every: int | None = None,
+    eval_where: str | None = None,
 ) -> ImportReport:
     """Build the run directory ``out`` from the metrics logged in ``source``.
 
@@ -320,6 +390,14 @@ def import_run(
             (``entropy_mean``, ``reward_mean``, ...), an evaluation name (``val/accuracy``),
             ``step`` (the step column) or ``skip``.
         meta: more run.json fields (``model``, ``task``, ...).
+        log_every: console dicts only: step of the k-th printed dict = ``log_every``·k (default:
+            the progress-bar counter printed before it).
+        eval_where: record-typed JSONL only: ``FIELD=VALUE`` (values comma-separated) names the
+            record-kind field and the kinds that are evaluations (default: detected).
+
+    Values that cannot be right are counted in ``ImportReport.bad_values`` and left out (not a
+    number or infinite, a negative entropy, a step that is not a number); a step logged twice with
+    different values for a column keeps the last one and is counted too.
 
     Raises:
         ImportFailure: missing file, unknown format, unreadable content, an empty log, or no
@@ -341,7 +419,11 @@ def import_run(
     out = Path(out)
     if (out / RUN_JSON).exists():
         raise FileExistsError(f"{out} already holds a run (run.json exists); choose a new --out")
-    fmt, path, rows, src_meta = read_history(source, format)
+    if log_every is not None and log_every < 1:
+        raise ImportFailure(f"--log-every must be a positive number of steps, got {log_every}")
+    fmt, path, rows, src_meta = read_history(source, format, log_every=log_every, eval_where=eval_where)
+    if log_every is not None and fmt != "console":
+        raise ImportFailure(f"--log-every applies to printed console dicts; {path} is read as {fmt}")
     if not rows:
         raise ImportFailure(f"{path}: the log is empty (no metric rows)")
 
@@ -387,19 +469,39 @@ def import_run(
     unrecognised = [n for n, t in used.items() if not t.known]
     steps: dict[int, dict[str, float]] = {}
     evals: dict[tuple[int, str], float] = {}
+    bad: dict[str, int] = {}
+
+    def count(what: str) -> None:
+        bad[what] = bad.get(what, 0) + 1
+
     for row in rows:
-        step = _number(row.get(step_col))
-        if step is None:
+        raw_step = row.get(step_col)
+        step = _number(raw_step)
+        if step is None or step != int(step) or step < 0:
+            if raw_step is not None or any(row.get(n) is not None for n in used):
+                count(f"rows whose step ({step_col}) is not a whole number >= 0 (left out)")
             continue
         step = int(step)
         for n, t in used.items():
-            v = _number(row.get(n))
-            if v is None:
+            raw = row.get(n)
+            if raw is None:
                 continue
-            if t.kind == "eval":
-                evals[(step, t.name)] = v
-            else:
-                steps.setdefault(step, {})[t.name] = v
+            v = _number(raw)
+            if v is None:
+                if _nonfinite(raw):
+                    count(f"{n}: not a number or infinite (left out)")
+                elif not isinstance(raw, str) or numeric[n]:
+                    count(f"{n}: not numeric (left out)")
+                continue
+            if t.name.startswith("entropy") and v < 0:
+                count(f"{n}: negative entropy (left out)")
+                continue
+            store = evals if t.kind == "eval" else steps.setdefault(step, {})
+            key = (step, t.name) if t.kind == "eval" else t.name
+            old = store.get(key)
+            if old is not None and old != v:
+                count(f"{n}: step logged twice with different values (kept the last)")
+            store[key] = v
     if not steps and not evals:
         raise ImportFailure(f"{path}: no numeric metric values with a step in {step_col!r}")
 
@@ -413,17 +515,27 @@ def import_run(
         columns[c] = values
     eval_keys = sorted(evals)
     eval_names = sorted({name for _, name in eval_keys})
+    mapped = {n: t.name for n, t in used.items() if t.known}
+    framework = guess_framework(fmt, [normalise(n) for n in names])
+    entropy_col = next((n for n, t in used.items() if t.kind == "step" and t.name == "entropy_mean"), None)
+    semantics = entropy_semantics(framework, entropy_col, {**src_meta.get("config", {})})
+    notes = list(src_meta.get("notes", []))
     run_meta = {
         "source": f"import:{fmt}",
         "config": src_meta.get("config", {}),
         "model": None, "task": None, "intervention": None, "entropy_temperature": None,
         "world_size": 1,
         "entrodiag_version": __version__,
+        "entropy_semantics": semantics,
         "imported": {
             "from": str(Path(path).resolve()),
             "format": fmt,
+            "framework": framework,
+            "notes": notes,
+            "bad_values": bad,
+            **({"typed": src_meta["typed"]} if src_meta.get("typed") else {}),
             "step_column": step_col,
-            "columns": {n: t.name for n, t in used.items() if t.known},
+            "columns": mapped,
             "unrecognised": unrecognised,
             "skipped": skipped,
             **({"summary": src_meta["summary"]} if src_meta.get("summary") else {}),
@@ -449,10 +561,19 @@ def import_run(
         raise ImportFailure(f"{out}: writing the run failed ({writer.errors} errors, see the log above)")
     return ImportReport(
         run_dir=out, source=Path(path), format=fmt, steps=len(step_list), evals=len(eval_keys),
-        step_column=step_col, columns={n: t.name for n, t in used.items() if t.known},
+        step_column=step_col, columns=mapped,
         unrecognised=unrecognised, skipped=skipped, eval_names=eval_names,
-        eval_steps=len({s for s, _ in eval_keys}),
+        eval_steps=len({s for s, _ in eval_keys}), notes=notes, bad_values=bad, framework=framework,
+        entropy_semantics=semantics,
     )
+
+
+def _nonfinite(v: Any) -> bool:
+    if isinstance(v, float):
+        return not math.isfinite(v)
+    if isinstance(v, str):
+        return v.strip().lower().lstrip("+-") in ("nan", "inf", "infinity")
+    return False
 
 
 def _listing(names: list[str], limit: int = 30) -> str:

@@ -73,6 +73,13 @@ STEP_ALIASES: dict[str, str] = {
     "response_length/clip_ratio": "resp_clipped_frac",
     "training/epoch": "epoch",
     "train_entropy/all": "entropy_seq_mean",  # Cui et al.'s fork: seq-mean-token-mean at T = 1
+    # verl before the rename to actor/entropy (Dec 2024 console logs): the masked token-mean
+    # entropy of the policy, a positive number, despite the name
+    "actor/entropy_loss": "entropy_mean",
+    # --- custom loops (e.g. the CS336 GRPO assignment's typed JSONL)
+    "token_entropy": "entropy_mean",
+    "objective/entropy": "entropy_mean",  # TRL's old PPO/RLOO: −log p of sampled tokens, seq sum
+    "mean_token_entropy": "entropy_mean",
     # --- OpenRLHF
     "policy_loss": "loss",
     "response_length": "resp_len_mean",
@@ -99,8 +106,13 @@ CANONICAL = frozenset(STEP_ALIASES.values()) | {
 #: candidate step columns, most specific first (the first one present is the step)
 STEP_KEYS = (
     "step", "global_step", "train/global_step", "trainer/global_step", "training/global_step",
+    "grpo_step", "train_step", "training_step", "update_step", "rollout_step",
     "_step", "Step", "iteration", "iter",
 )
+
+#: recognised names kept as logged (after normalisation): TRL's per-function rewards and its
+#: completion/clipping statistics that have no entrodiag column of their own
+KEEP_AS_LOGGED = re.compile(r"^(rewards/[^/]+/(mean|std)|completions/.+|clip_ratio/.+)$")
 
 #: step columns that the Recorder computes itself from tokens; the TRL hook keeps TRL's own value
 #: of these under ``trl/<name>`` instead of overwriting the measured one
@@ -115,7 +127,7 @@ MEASURED_COLUMNS = frozenset({
 EVAL_DIAGNOSTIC = re.compile(
     r"^(.*runtime|.*samples_per_second|.*steps_per_second|num_samples|num_tokens|step_time|entropy|kl"
     r"|frac_reward_zero_std|reward_std|rewards/.*/std|clip_ratio/.*|completions/.*|entropy_coef"
-    r"|global_step|epoch|step)$"
+    r"|global_step|epoch|step|optimizer_step|.*seconds|.*_time|num_.*|temperature|top_p|top_k|max_tokens|include_.*|stop)$"
 )
 
 _EVAL_PREFIXES = ("val-core/", "val-aux/", "eval/", "eval_", "val/", "val_", "test/", "test_")
@@ -199,6 +211,10 @@ def classify(name: str, user_map: dict[str, str] | None = None) -> Target:
         return Target("step", STEP_ALIASES[norm])
     if norm in CANONICAL:
         return Target("step", norm)
+    if KEEP_AS_LOGGED.match(norm):
+        return Target("step", norm)
+    if name.startswith("test_score/"):  # verl before val-core/ (Dec 2024): test_score/<data source>
+        return Target("eval", f"val/{name}")
     rest = _eval_rest(name)
     if rest is not None:
         if EVAL_DIAGNOSTIC.match(rest):

@@ -1,0 +1,84 @@
+"""What an imported entropy number means, from the framework's known semantics.
+
+``entropy_semantics`` fills run.json's ``entropy_semantics``:
+
+- ``kind``: ``token_entropy`` (the full-vocabulary entropy −Σ_v p_v log p_v of each next-token
+  distribution, averaged) or ``sampled_neglogp`` (the mean −log p of the sampled tokens: an
+  unbiased but noisy Monte-Carlo estimate of the same quantity, one sample per position), or
+  ``None`` when unknown;
+- ``aggregation``: ``token_mean`` (over all response tokens of the batch), ``seq_mean`` (the mean
+  over responses of each response's token mean), ``seq_sum`` (summed over each response's tokens),
+  or ``None``;
+- ``temperature``: the temperature the logits were divided by before the entropy, when known;
+- ``basis``: where each field comes from (read in the framework's code, or only the name).
+
+Sources (read in the frameworks' code): verl's ``dp_actor`` computes ``entropy_from_logits`` on the
+logits divided by the rollout temperature and aggregates with a masked mean over response tokens
+(``loss_agg_mode`` token-mean by default); until Dec 2024 it logged that as
+``actor/entropy_loss``. TRL's ``GRPOTrainer`` (≥ 0.20) computes the entropy of
+``logits / temperature`` per completion token and logs the masked mean over completion tokens;
+TRL's old ``PPOTrainer``/``RLOOTrainer`` logged ``objective/entropy`` = the sum over a response of
+−log p of its sampled tokens, averaged over responses. OpenRLHF logs ``entropy_loss``, the masked
+token mean of the full-vocabulary entropy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: names of frameworks as written in run.json's ``imported.framework``
+FRAMEWORKS = ("verl", "trl", "openrlhf", "custom")
+
+
+def guess_framework(fmt: str, names: list[str]) -> str:
+    """The framework that wrote a log, from its format and (normalised) metric names."""
+    names_set = set(names)
+    if fmt in ("verl", "verl_console") or any(n.startswith(("actor/", "critic/", "val-core/")) for n in names):
+        return "verl"
+    if (fmt in ("trainer_state", "console") or names_set & {"completions/mean_length", "frac_reward_zero_std"}
+            or any(n.startswith(("rewards/", "objective/")) for n in names)):
+        return "trl"
+    if names_set & {"policy_loss", "actor_lr", "actor_grad_norm", "entropy_loss"}:
+        return "openrlhf"
+    return "custom"
+
+
+def _temperature(config: dict[str, Any]) -> float | None:
+    for key in ("temperature", "sampling_temperature", "rollout_temperature"):
+        v = config.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            return float(v)
+    return None
+
+
+def entropy_semantics(framework: str, column: str | None, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """run.json's ``entropy_semantics`` for the logged entropy ``column`` of ``framework``."""
+    config = config or {}
+    temp = _temperature(config)
+    out: dict[str, Any] = {"column": column, "kind": None, "aggregation": None, "temperature": temp,
+                           "basis": None}
+    if column is None:
+        out["basis"] = "no entropy column in the log"
+        return out
+    base = column.removeprefix("train/")
+    if base == "objective/entropy":
+        out.update(kind="sampled_neglogp", aggregation="seq_sum",
+                   basis="TRL PPO/RLOO objective/entropy: −log p of the sampled tokens, summed per response")
+    elif framework == "verl":
+        out.update(kind="token_entropy", aggregation="token_mean",
+                   basis=f"verl {column}: full-vocabulary entropy of logits/temperature, masked token mean")
+    elif framework == "trl":
+        out.update(kind="token_entropy", aggregation="token_mean",
+                   basis=f"TRL GRPOTrainer {column}: full-vocabulary entropy of logits/temperature, "
+                   "masked mean over completion tokens")
+    elif framework == "openrlhf":
+        out.update(kind="token_entropy", aggregation="token_mean",
+                   basis=f"OpenRLHF {column}: full-vocabulary entropy, masked token mean")
+    elif "token_entropy" in base:
+        out.update(kind="token_entropy", basis=f"custom loop; the name {column!r} says token entropy "
+                   "(not checked against its code); aggregation unknown")
+    else:
+        out["basis"] = f"custom loop; what {column!r} measures is not known"
+    if temp is None:
+        out["basis"] += "; temperature not in the log"
+    return out
