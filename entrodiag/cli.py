@@ -400,6 +400,15 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                    help="override a collapse-detector threshold (a field of "
                    "entrodiag.analysis.CollapseThresholds, e.g. early_frac=0.2); repeat for more")
+    _metric_arg(p)
+
+
+def _metric_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metric", metavar="NAME",
+                   help="R of the entropy law: an evaluation name (val/...) or, for a run without one, a step "
+                   "column (reward_mean, score_mean, ...). Default: a validation accuracy; a training reward or "
+                   "accuracy only when the run has no validation metric (then labelled as such). Never a time, "
+                   "length, rate or count")
 
 
 @command("analyze", _analyze_args)
@@ -414,7 +423,7 @@ def analyze(args: argparse.Namespace) -> int:
 
     try:
         return cli_analyze(args.run, as_json=args.json, fail_on=args.fail_on,
-                           thresholds=_thresholds(args.threshold))
+                           thresholds=_thresholds(args.threshold), metric=args.metric)
     except ValueError as e:  # a malformed or unknown threshold
         print(f"entrodiag analyze: {e}", file=sys.stderr)
         return 2

@@ -96,7 +96,7 @@ def test_fit_on_a_run_pairs_evals_with_smoothed_training_entropy(law_run):
 
 
 def test_run_errors_say_what_to_log(tmp_path, law_run):
-    with pytest.raises(AnalysisError, match="no evaluation named 'val/x'.*val/accuracy_sampled"):
+    with pytest.raises(AnalysisError, match="no evaluation or step column named 'val/x'.*val/accuracy_sampled"):
         fit_entropy_law(law_run, metric="val/x")
     no_evals = make_run(tmp_path / "no_evals", steps=12)
     with pytest.raises(AnalysisError, match="log_eval"):

@@ -124,8 +124,7 @@ def write_csv(path):
 
 SOURCES = {
     "trainer_state": (lambda d: write_trainer_state(d / "trainer_state.json"), "val/reward",
-                      {"step_time", "rewards/accuracy_reward/mean", "rewards/accuracy_reward/std",
-                       "clip_ratio/high_max", "clip_ratio/low_min"}),
+                      {"step_time"}),  # TRL's rewards/<fn>/mean, clip_ratio/* are kept as named, recognised
     "verl": (lambda d: write_verl(d / "metrics.jsonl"), "val/arith/acc/mean@1",
              {"timing_s/gen", "perf/mfu/actor"}),
     "tensorboard": (lambda d: write_tensorboard(d / "tb"), "val/arith_pass1",

@@ -192,7 +192,9 @@ class _Ctx:
             self.series[column] = step_series(self.run, column)
         steps, values = self.series[column]
         if len(values) == 0:
-            raise _Skip(f"no {column} in the step rows ({what})")
+            from .sources import log_hint
+
+            raise _Skip(f"no {column} in the step rows ({log_hint(self.run, column) or what})")
         if len(values) < self.th.min_steps:
             raise _Skip(f"{len(values)} step(s) with {column}; needs {self.th.min_steps}")
         return steps, values
@@ -436,6 +438,9 @@ def _ceiling_exhausted(c: _Ctx) -> Flag | None:
         fit = fit_entropy_law(c.run, smooth=c.th.smooth, n_boot=0)
     except AnalysisError as e:
         raise _Skip(str(e)) from None
+    if fit.metric_choice is not None and fit.metric_choice.is_training:
+        raise _Skip(f"R would be the {fit.metric_choice.label} {fit.metric}: the ceiling is judged on a "
+                    "validation metric only")
     if fit.gain_frac is None or fit.r2 != fit.r2 or fit.r2 < c.th.ceiling_min_r2:
         raise _Skip(f"the law fits poorly (R² = {fit.r2:.2f} < {c.th.ceiling_min_r2})")
     if fit.gain_frac < c.th.ceiling_gain:

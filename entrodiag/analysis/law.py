@@ -11,10 +11,11 @@ Pairing (runs): each evaluation step is paired with the trailing mean (``smooth`
 default ``DEFAULT_SMOOTH`` = 5) of the training entropy up to that step; an evaluation logged
 before the first training step takes the first step's entropy.
 
-Metric (runs): ``metric=None`` picks ``val/accuracy_sampled`` if logged, else ``val/accuracy``,
-else the first name containing ``accuracy_sampled``, else the first containing ``accuracy``, else
-the first metric the run logged. Sampled accuracy is preferred over greedy because the law ties
-performance to the entropy of the sampling policy: greedy accuracy does not pay for entropy.
+Metric (runs): ``metric=None`` lets ``metric.choose_metric`` pick R: a validation accuracy
+(``val/accuracy_sampled`` first: the law ties performance to the entropy of the sampling policy,
+and greedy accuracy does not pay for entropy), and only when the run has no validation metric a
+training accuracy or reward, paired step by step (both as trailing means) and labelled *training*
+in every output. Never a time, length, rate or count.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import polars as pl
 from ..store.reader import Run
 from . import _stats
 from ._common import DEFAULT_SMOOTH, AnalysisError, RunLike, as_run, clean, trailing_mean
+from .metric import MetricChoice, choose_metric, rank_eval_metrics
 
 #: Fractions of the evaluation points used for the early prediction (Cui et al. fit the first
 #: ~15% of steps and predicted the rest with RMSE ≈ 1%).
@@ -78,6 +80,7 @@ class LawFit:
     metric: str | None = None
     entropy: str | None = None
     smooth: int | None = None
+    metric_choice: MetricChoice | None = field(default=None, repr=False)
     steps: tuple[int, ...] = field(default=(), repr=False)
     H: tuple[float, ...] = field(default=(), repr=False)
     R: tuple[float, ...] = field(default=(), repr=False)
@@ -97,6 +100,7 @@ class LawFit:
             "r_last": self.r_last, "ceiling_frac": self.ceiling_frac, "gain_frac": self.gain_frac,
             "headroom": self.headroom, "metric": self.metric, "entropy": self.entropy,
             "smooth": self.smooth,
+            "metric_choice": self.metric_choice.to_dict() if self.metric_choice else None,
         }
         if points:
             d["points"] = {"step": list(self.steps), "H": list(self.H), "R": list(self.R)}
@@ -139,15 +143,8 @@ def eval_names(run: Run) -> list[str]:
 
 def pick_eval_metric(names: Sequence[str]) -> str | None:
     """The default R of the law among ``names`` (see the module docstring); ``None`` if empty."""
-    names = list(names)
-    for want in PREFERRED_METRICS:
-        if want in names:
-            return want
-    for part in ("accuracy_sampled", "accuracy"):
-        for n in names:
-            if part in n:
-                return n
-    return names[0] if names else None
+    ranked = rank_eval_metrics(list(names))
+    return ranked[0] if ranked else None
 
 
 # --------------------------------------------------------------------------------------- points
@@ -163,15 +160,30 @@ def law_points(
             what to log.
     """
     run = as_run(run)
+    steps, H, R, choice = _points(run, choose_metric_or_explain(run, metric), entropy, smooth)
+    return steps, H, R, choice.name
+
+
+def choose_metric_or_explain(run: Run, metric: str | None) -> MetricChoice:
+    """``choose_metric``, with the message saying what to log when the run has no R at all."""
+    try:
+        return choose_metric(run, metric)
+    except AnalysisError as e:
+        if metric is None and not eval_names(run):
+            from .sources import log_hint
+
+            raise AnalysisError(f"run {run.run_id} has no evaluations, so R of the law is unknown: "
+                                f"{log_hint(run, 'evals') or _LOG_EVALS}") from None
+        raise e
+
+
+def _points(
+    run: Run, choice: MetricChoice, entropy: str, smooth: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, MetricChoice]:
+    """The paired points for ``choice``: an evaluation is paired with the trailing-mean entropy up to
+    its step; a training series is smoothed like the entropy and paired at each step."""
     if smooth < 1:
         raise ValueError(f"smooth must be >= 1 step, got {smooth}")
-    names = eval_names(run)
-    if not names:
-        raise AnalysisError(f"run {run.run_id} has no evaluations, so R of the law is unknown: {_LOG_EVALS}")
-    if metric is None:
-        metric = pick_eval_metric(names)
-    elif metric not in names:
-        raise AnalysisError(f"run {run.run_id} has no evaluation named {metric!r}; it has {', '.join(names)}")
     steps = run.steps
     if steps.is_empty() or entropy not in steps.columns or steps[entropy].drop_nulls().is_empty():
         raise AnalysisError(
@@ -185,6 +197,17 @@ def law_points(
         .sort("step")
     )
     h = h.with_columns(pl.Series("H", trailing_mean(h[entropy].to_numpy(), smooth)))
+    if choice.is_training:
+        r = (
+            steps.select(pl.col("step").cast(pl.Int64), pl.col(choice.name).cast(pl.Float64).alias("R"))
+            .drop_nulls()
+            .filter(pl.col("R").is_finite())
+            .sort("step")
+        )
+        r = r.with_columns(pl.Series("R", trailing_mean(r["R"].to_numpy(), smooth)))
+        paired = r.join(h.select("step", "H"), on="step", how="inner").sort("step")
+        return paired["step"].to_numpy(), paired["H"].to_numpy(), paired["R"].to_numpy(), choice
+    metric = choice.name
     ev = (
         run.evals.filter(pl.col("name") == metric)
         .select(pl.col("step").cast(pl.Int64), pl.col("value").cast(pl.Float64).alias("R"))
@@ -195,7 +218,7 @@ def law_points(
     paired = ev.join_asof(h.select("step", "H"), on="step", strategy="backward")
     first_h = float(h["H"][0])
     paired = paired.with_columns(pl.col("H").fill_null(first_h))
-    return paired["step"].to_numpy(), paired["H"].to_numpy(), paired["R"].to_numpy(), metric
+    return paired["step"].to_numpy(), paired["H"].to_numpy(), paired["R"].to_numpy(), choice
 
 
 # ------------------------------------------------------------------------------------------ fit
@@ -282,8 +305,9 @@ def fit_entropy_law(
     Args:
         data: a ``Run``, a run directory, or a pair ``(H, R)`` of equal-length sequences
             (entropy in nats, performance).
-        metric: the evaluation name used as R; ``None`` picks ``val/accuracy_sampled``, else
-            ``val/accuracy``, else a name with ``accuracy``, else the first logged.
+        metric: the evaluation name (or, for a run without evaluations, the step column) used as
+            R; ``None`` lets ``choose_metric`` pick (a validation accuracy first; a training
+            reward only when the run has no validation metric).
         entropy: the step column used as H (``entropy_mean``: token mean over the batch; Cui et al.
             log the seq-mean-token-mean, ``entropy_seq_mean``).
         smooth: trailing window (recorded steps) of the training entropy paired with an evaluation.
@@ -316,11 +340,11 @@ def fit_entropy_law(
         _check_points(H, R, "(H, R)")
         return _fit(H, R, n_boot=n_boot, level=level, seed=seed, steps=tuple(range(len(H))))
     run = as_run(data)
-    steps, H, R, metric = law_points(run, metric=metric, entropy=entropy, smooth=smooth)
-    _check_points(H, R, f"run {run.run_id}, metric {metric}")
+    steps, H, R, choice = _points(run, choose_metric_or_explain(run, metric), entropy, smooth)
+    _check_points(H, R, f"run {run.run_id}, metric {choice.name}")
     return _fit(
-        H, R, n_boot=n_boot, level=level, seed=seed, metric=metric, entropy=entropy, smooth=smooth,
-        steps=tuple(int(s) for s in steps),
+        H, R, n_boot=n_boot, level=level, seed=seed, metric=choice.name, entropy=entropy, smooth=smooth,
+        steps=tuple(int(s) for s in steps), metric_choice=choice,
     )
 
 

@@ -17,10 +17,11 @@ import polars as pl
 from ._common import AnalysisError, RunLike, as_run, clean, edge_size, step_series
 from .collapse import SEVERITIES, CollapseThresholds, run_detectors, severity_rank
 from .forecast import forecast_entropy
-from .law import early_prediction, eval_names, fit_entropy_law, pick_eval_metric
+from .law import choose_metric_or_explain, early_prediction, eval_names, fit_entropy_law
 from .mechanism import mechanism_check
 from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
 from ..store.values import describe as describe_bad_values
+from .sources import entropy_notes, log_hint
 from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
 
 #: Step columns shown in the dynamics table (when the run has them), with their labels.
@@ -73,6 +74,36 @@ def _dynamics(run, th: CollapseThresholds) -> dict:
     return out
 
 
+#: flags that mean the entropy did not fall steadily, so the law (entropy spent for performance)
+#: does not describe the run, whatever its R²
+LAW_BREAKING_FLAGS = ("entropy_explosion", "entropy_volatility")
+
+
+def law_verdict(law: dict, flag_kinds: list[str], min_r2: float = 0.5) -> dict:
+    """``{"status": "fits"|"poor fit"|"not applicable", "text": ...}`` for a fitted law section.
+
+    ``not applicable`` when a flag says the entropy rose or swung (``LAW_BREAKING_FLAGS``): the law
+    trades falling entropy for performance, so a fit of such a run describes nothing; ``poor fit``
+    when R² < ``min_r2``; else ``fits``, said of the training batches when R is a training series.
+    """
+    choice = law.get("metric_choice") or {}
+    on = f"the {choice['label']} {law['metric']}" if choice.get("label") else str(law["metric"])
+    broken = [k for k in LAW_BREAKING_FLAGS if k in flag_kinds]
+    r2 = law.get("r2")
+    if broken:
+        what = " and ".join(k.replace("_", " ") for k in broken)
+        return {"status": "not applicable", "text": f"not applicable: the entropy did not fall steadily ({what}); "
+                "the law describes entropy traded for performance as it falls, so this fit, its ceiling and "
+                "its early prediction do not describe the run"}
+    if r2 is None or r2 < min_r2:
+        return {"status": "poor fit", "text": f"poor fit (R² = {_f(r2, '.2f')} < {min_r2}): {on} does not follow "
+                "R = −a·e^H + b here; do not read the ceiling or the early prediction as a forecast"}
+    text = f"fits {on} (R² = {r2:.2f})"
+    if choice.get("training"):
+        text += ", but on the training batches: it says nothing of accuracy on unseen problems"
+    return {"status": "fits", "text": text}
+
+
 def analyze_run(
     run: RunLike, *, metric: str | None = None, thresholds: dict[str, float] | None = None,
     top_tokens: int = 10, span_examples: int = 3,
@@ -115,16 +146,28 @@ def analyze_run(
         elif steps.height == 1:
             missing.append("a single step: trends, the law and the detectors need more steps")
         if not names:
-            missing.append("no evaluations: the law and the early prediction need R; log "
-                           "Recorder.log_eval(step, 'val/accuracy', value) every few steps")
+            missing.append("no evaluations: the law and the early prediction need a held-out R; "
+                           + (log_hint(run, "evals") or "log Recorder.log_eval(step, 'val/accuracy', value) "
+                              "every few steps"))
         if not has_tokens:
-            missing.append("no token rows: the forking-token leaderboard needs them (Recorder's "
-                           "token_sample > 0 keeps a few responses per step)")
+            missing.append("no token rows: the forking-token leaderboard needs them ("
+                           + (log_hint(run, "tokens") or "Recorder's token_sample > 0 keeps a few responses "
+                              "per step") + ")")
         out["dynamics"] = _dynamics(run, th)
+        statement, entropy_warnings = entropy_notes(run)
+        out["entropy_semantics"] = {"statement": statement, "warnings": entropy_warnings,
+                                    **(run.meta.get("entropy_semantics") or {})}
 
-        chosen = metric or pick_eval_metric(names)
         try:
-            fit = fit_entropy_law(run, metric=chosen, smooth=th.smooth)
+            choice = choose_metric_or_explain(run, metric)
+            out["metric"] = {"status": "ok", **choice.to_dict(), "text": choice.describe()}
+        except AnalysisError as e:
+            choice = None
+            out["metric"] = _empty(str(e))
+        try:
+            if choice is None:
+                raise AnalysisError(out["metric"]["reason"])
+            fit = fit_entropy_law(run, metric=choice.name, smooth=th.smooth)
             out["law"] = {"status": "ok", **fit.to_dict(), "candidates": names}
             rows = [r.to_dict() for r in early_prediction(fit)]
             out["early_prediction"] = {"status": "ok", "rows": rows}
@@ -139,6 +182,8 @@ def analyze_run(
             out["forecast"] = _empty(str(e))
 
         flags, skipped = run_detectors(run, th)
+        if out["law"].get("status") == "ok":
+            out["law"]["verdict"] = law_verdict(out["law"], [f.kind for f in flags], th.ceiling_min_r2)
         out["flags"] = {"status": "ok", "items": [f.to_dict() for f in flags], "skipped": skipped,
                         "worst": flags[0].severity if flags else None}
 
@@ -198,6 +243,17 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
         + (f" ({r['first_step']}–{r['last_step']})" if r["steps"] else "")
         + "  rows: " + ", ".join(f"{k} {v}" for k, v in r["rows"].items())
     )
+    m = summary.get("metric") or {}
+    if m.get("status") == "ok":
+        style = "bold yellow" if m.get("training") else "bold"
+        con.print(f"[{style}]R[/] = {escape(m['name'])} ([{style}]{escape(m['label'])}[/]): {escape(m['reason'])}")
+    elif m:
+        con.print(f"[yellow]R[/]: {escape(str(m.get('reason')))}")
+    sem = summary.get("entropy_semantics") or {}
+    if sem.get("statement"):
+        con.print(f"[dim]{escape(sem['statement'])}[/]")
+    for line in sem.get("warnings", []):
+        con.print(f"[yellow]approximation[/] {escape(line)}")
     for line in summary.get("missing", []):
         con.print(f"[yellow]missing[/] {escape(line)}")
     for part in r.get("skipped_parts") or []:
@@ -228,7 +284,9 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
 
     law = summary["law"]
     if not empty("Entropy law R = −a·e^H + b", law):
-        t = Table(title=f"Entropy law R = −a·e^H + b  (R = {law['metric']}, H = {law['entropy']}, "
+        label = (law.get("metric_choice") or {}).get("label", "")
+        t = Table(title=f"Entropy law R = −a·e^H + b  (R = {law['metric']}{', the ' + label if label else ''}, "
+                  f"H = {law['entropy']}, "
                   f"trailing mean of {law['smooth']} steps; Cui et al. 2025)", title_justify="left")
         for c in ("", "estimate", f"{law['level']:.0%} CI"):
             t.add_column(c, justify="left" if not c else "right")
@@ -240,6 +298,10 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
         t.add_row("fraction of the ceiling reached", _f(law["ceiling_frac"], ".1%"), "")
         t.add_row("share of the attainable gain realised", _f(law["gain_frac"], ".1%"), "")
         con.print(t)
+        v = law.get("verdict")
+        if v:
+            style = "green" if v["status"] == "fits" else "bold yellow"
+            con.print(f"law: [{style}]{escape(v['text'])}[/]")
 
     ep = summary["early_prediction"]
     if not empty("Early prediction", ep):
@@ -338,7 +400,8 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
 
 
 def cli_analyze(path: str, *, as_json: bool = False, fail_on: str | None = None,
-                thresholds: dict[str, float] | None = None, out: IO[str] | None = None) -> int:
+                thresholds: dict[str, float] | None = None, out: IO[str] | None = None,
+                metric: str | None = None) -> int:
     """``entrodiag analyze``: print the analysis; 1 when ``fail_on`` (or worse) was flagged, else 0.
 
     ``thresholds`` override ``CollapseThresholds`` fields (an unknown name raises ``ValueError``).
@@ -346,7 +409,7 @@ def cli_analyze(path: str, *, as_json: bool = False, fail_on: str | None = None,
     """
     if fail_on is not None:
         severity_rank(fail_on)
-    summary = analyze_run(path, thresholds=thresholds)
+    summary = analyze_run(path, thresholds=thresholds, metric=metric)
     out = out or sys.stdout
     if as_json:
         out.write(json.dumps(summary, indent=2, allow_nan=False) + "\n")

@@ -80,6 +80,8 @@ STEP_ALIASES: dict[str, str] = {
     "token_entropy": "entropy_mean",
     "objective/entropy": "entropy_mean",  # TRL's old PPO/RLOO: −log p of sampled tokens, seq sum
     "mean_token_entropy": "entropy_mean",
+    "avg_response_token_length": "resp_len_mean",
+    "avg_response_length": "resp_len_mean",
     # --- OpenRLHF
     "policy_loss": "loss",
     "response_length": "resp_len_mean",

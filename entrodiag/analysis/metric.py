@@ -1,0 +1,178 @@
+"""Which metric is R of the entropy law: the one choice that analyze, report, dashboard and watch
+all make through ``choose_metric``.
+
+The law (Cui et al. 2025) ties *held-out* performance to the training entropy, so R is:
+
+1. a validation accuracy when the run logged one: ``val/accuracy_sampled``, ``val/accuracy``,
+   then a name with ``accuracy`` (not a format check), then one with ``acc``/``pass``/``score``/
+   ``correct``/``solve``/``success``/``exact_match``, then any other validation metric that is a
+   performance (a reward, a format accuracy);
+2. only when there is none, a training series: a training accuracy or rule-based score
+   (``score_mean``, a name with ``accuracy``), else the training reward ``reward_mean``, else one
+   reward function's mean (``rewards/<fn>/mean``); the choice then says *training* everywhere,
+   because a fit on the batches the policy trains on is not a statement about unseen problems.
+
+Never a time, length, rate, count, loss, entropy, KL or spread (``NOT_PERFORMANCE``), even when
+named with ``metric=`` (``--metric``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from ..store.reader import Run
+from ._common import AnalysisError
+
+#: names that are never a performance (matched anywhere in the name, case-insensitive)
+NOT_PERFORMANCE = re.compile(
+    r"(seconds|runtime|_time\b|time_|/time\b|per_second|length|_len\b|tokens|learning_rate|(^|/)lr\b|count"
+    r"|(^|/|_)num_|(^|/)n_|(^|/)steps?\b|epoch|entropy|(^|/|_)kl\b|grad|loss|_std\b|/std\b|clip|frac"
+    r"|temperature|top_p|memory|gib\b|include_|max_tokens|examples)",
+    re.IGNORECASE,
+)
+_ACCURACY = re.compile(r"accuracy", re.IGNORECASE)
+_ACCURACY_LIKE = re.compile(r"(acc\b|acc/|acc@|pass|score|correct|solve|success|exact_match|(^|/)em\b)",
+                            re.IGNORECASE)
+_FORMAT = re.compile(r"format", re.IGNORECASE)
+_REWARD_FN = re.compile(r"^rewards/[^/]+/mean$")
+
+
+@dataclass(frozen=True)
+class MetricChoice:
+    """R of the law: ``name`` (an evaluation name, or a step column when ``source`` is
+    ``"train"``), ``label`` (``validation accuracy``, ``training reward``, ...) and ``reason``
+    (one sentence: why this one)."""
+
+    name: str
+    source: str  # "eval" or "train"
+    label: str
+    reason: str
+
+    @property
+    def is_training(self) -> bool:
+        return self.source == "train"
+
+    def describe(self) -> str:
+        """``R = <name> (<label>): <reason>``, the line every output prints."""
+        return f"R = {self.name} ({self.label}): {self.reason}"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "source": self.source, "label": self.label, "reason": self.reason,
+                "training": self.is_training}
+
+
+def is_performance(name: str) -> bool:
+    """Whether ``name`` may be R (not a time, length, rate, count, loss, entropy, ...)."""
+    bare = name.removeprefix("val/")
+    return not NOT_PERFORMANCE.search(bare)
+
+
+def _eval_rank(name: str) -> int | None:
+    if not is_performance(name):
+        return None
+    if name in ("val/accuracy_sampled", "val/accuracy"):
+        return 0 if name.endswith("sampled") else 1
+    if "accuracy_sampled" in name:
+        return 2
+    fmt = bool(_FORMAT.search(name))
+    if _ACCURACY.search(name) and not fmt:
+        return 3
+    if _ACCURACY_LIKE.search(name) and not fmt:
+        return 4
+    if "reward" in name.lower():
+        return 5
+    return 6
+
+
+def _eval_label(name: str) -> str:
+    rank = _eval_rank(name)
+    return "validation accuracy" if rank is not None and rank <= 4 else "validation metric"
+
+
+def rank_eval_metrics(names: list[str]) -> list[str]:
+    """The evaluation names that can be R, best first (stable within a tier)."""
+    ranked = [(r, i, n) for i, n in enumerate(names) if (r := _eval_rank(n)) is not None]
+    return [n for _, _, n in sorted(ranked)]
+
+
+def _train_rank(name: str) -> int | None:
+    if name == "score_mean":
+        return 0
+    if not is_performance(name) or name.startswith(("trl/", "eval/")):
+        return None
+    if _ACCURACY.search(name) and not _FORMAT.search(name) and not name.startswith("best_"):
+        return 1
+    if name == "reward_mean":
+        return 2
+    if _REWARD_FN.match(name):
+        return 3
+    return None
+
+
+def _train_label(name: str) -> str:
+    return "training accuracy" if (_train_rank(name) or 0) <= 1 else "training reward"
+
+
+def _eval_names(run: Run) -> list[str]:
+    ev = run.evals
+    if ev.is_empty():
+        return []
+    first = ev.drop_nulls("value").group_by("name").agg(pl.col("step").min()).sort("step", "name")
+    return first["name"].to_list()
+
+
+def _step_columns(run: Run) -> list[str]:
+    steps = run.steps
+    return [c for c in steps.columns
+            if c not in ("step", "rank") and steps[c].dtype.is_numeric() and steps[c].drop_nulls().len() > 0]
+
+
+def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
+    """R of the law for ``run`` (see the module docstring); ``metric`` names it explicitly.
+
+    Raises:
+        AnalysisError: ``metric`` is not logged or is not a performance, or the run has neither a
+            validation metric nor a training reward/accuracy; the message lists what it has.
+    """
+    evals = _eval_names(run)
+    if metric is not None:
+        if not is_performance(metric):
+            raise AnalysisError(
+                f"--metric {metric}: a time, length, rate, count, loss or entropy is not a performance "
+                "the entropy law can predict; name an accuracy or a reward")
+        if metric in evals:
+            return MetricChoice(metric, "eval", _eval_label(metric), "chosen with --metric")
+        cols = _step_columns(run)
+        if metric in cols:
+            return MetricChoice(metric, "train", "training " + ("accuracy" if _ACCURACY.search(metric)
+                                or metric == "score_mean" else "metric"),
+                                "chosen with --metric; a training series, not held out")
+        raise AnalysisError(
+            f"run {run.run_id} has no evaluation or step column named {metric!r}; evaluations: "
+            f"{', '.join(evals) or 'none'}; step columns that can be R: "
+            f"{', '.join(c for c in cols if _train_rank(c) is not None) or 'none'}")
+    ranked = rank_eval_metrics(evals)
+    if ranked:
+        name = ranked[0]
+        others = [n for n in evals if n != name]
+        why = ("the law relates held-out performance to the training entropy"
+               + (f"; preferred over {', '.join(others)}" if others else ""))
+        return MetricChoice(name, "eval", _eval_label(name), why)
+    cols = [(r, i, c) for i, c in enumerate(_step_columns(run)) if (r := _train_rank(c)) is not None]
+    if cols:
+        name = sorted(cols)[0][2]
+        label = _train_label(name)
+        skipped = f" (its evaluations {', '.join(evals)} are not a performance)" if evals else ""
+        return MetricChoice(
+            name, "train", label,
+            f"the run logged no validation metric{skipped}, so R is the {label} on the training batches: "
+            "the fit and its ceiling describe the training batches, not accuracy on unseen problems")
+    raise AnalysisError(
+        f"run {run.run_id} has no validation metric and no training reward or accuracy to use as R"
+        + (f" (its evaluations {', '.join(evals)} are not a performance)" if evals else ""))
+
+
+__all__ = ["NOT_PERFORMANCE", "MetricChoice", "choose_metric", "is_performance", "rank_eval_metrics"]

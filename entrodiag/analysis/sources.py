@@ -1,0 +1,115 @@
+"""Advice that fits where a run came from, and what its entropy number means.
+
+For a run imported from another framework (run.json ``source`` = ``import:<format>``), "not
+judged" and "missing" lines name what to log *in that framework* (its metric names and settings),
+not a Recorder argument. ``log_hint(run, what)`` gives that sentence, or ``None`` for runs that
+entrodiag recorded itself (their callers keep the Recorder advice).
+
+``entropy_notes(run)`` states the imported entropy's kind, aggregation and temperature (run.json
+``entropy_semantics``, filled by the importer from the framework's known semantics) and warns
+when the law or a threshold is applied to an approximation.
+"""
+
+from __future__ import annotations
+
+from ..store.reader import Run
+
+_TRL_CALLBACK = ("TRL does not log it; train with entrodiag.hooks.trl.RecordingGRPOTrainer (a drop-in "
+                 "GRPOTrainer, see training_hooks/trl_grpo.py) to record it")
+_VERL_HOOK = ("verl does not log it; attach entrodiag's Recorder to the actor (training_hooks/README.md, "
+              "'verl and OpenRLHF') to record it")
+_OPENRLHF_HOOK = ("OpenRLHF does not log it; attach entrodiag's Recorder (training_hooks/README.md, "
+                  "'verl and OpenRLHF') to record it")
+
+#: framework → what (a step column, or ``evals``/``tokens``/``spans``/``histograms``) → hint
+HINTS: dict[str, dict[str, str]] = {
+    "trl": {
+        "evals": "give GRPOTrainer an eval_dataset with eval_strategy='steps' and eval_steps=N; TRL then logs "
+                 "eval_reward and eval_rewards/<reward fn>/mean (an accuracy reward function gives the "
+                 "validation accuracy)",
+        "entropy_mean": "TRL's GRPOTrainer logs 'entropy' from TRL 0.20 on; upgrade TRL",
+        "reward_mean": "TRL logs 'reward' (the sum of the reward functions)",
+        "reward_std": "TRL logs 'reward_std'",
+        "zero_adv_group_frac": "TRL logs 'frac_reward_zero_std' from TRL 0.19 on",
+        "resp_len_mean": "TRL logs 'completions/mean_length'",
+        "*": _TRL_CALLBACK,
+    },
+    "verl": {
+        "evals": "set trainer.test_freq=N with data.val_files; verl logs val-core/<data source>/reward/mean@1 "
+                 "(older verl: val/test_score/<data source>)",
+        "entropy_mean": "verl logs 'actor/entropy' (before 2025: 'actor/entropy_loss')",
+        "reward_mean": "verl logs 'critic/rewards/mean'",
+        "resp_len_mean": "verl logs 'response_length/mean'",
+        "*": _VERL_HOOK,
+    },
+    "openrlhf": {
+        "evals": "pass --eval_dataset and --eval_steps N; OpenRLHF logs eval/eval_<dataset>_pass1",
+        "entropy_mean": "OpenRLHF logs 'entropy_loss' (the mean token entropy)",
+        "reward_mean": "OpenRLHF logs 'reward'",
+        "resp_len_mean": "OpenRLHF logs 'response_length'",
+        "*": _OPENRLHF_HOOK,
+    },
+    "custom": {
+        "evals": "log a validation accuracy every few steps (in a typed JSONL, as records of kind 'eval' "
+                 "with an 'accuracy' field); entrodiag import reads it as val/accuracy",
+        "tokens": "token rows come only from a loop recorded with entrodiag.Recorder (token_sample > 0); "
+                  "a metrics file has none",
+        "*": "log a column named {what} in the metrics file (entrodiag import maps it), or record the loop "
+             "with entrodiag.Recorder",
+    },
+}
+
+
+def framework(run: Run) -> str | None:
+    """``trl``/``verl``/``openrlhf``/``custom`` for an imported run, ``None`` for entrodiag's own."""
+    source = str(run.meta.get("source") or "")
+    if not source.startswith("import:"):
+        return None
+    return (run.meta.get("imported") or {}).get("framework") or "custom"
+
+
+def log_hint(run: Run, what: str) -> str | None:
+    """What to log in the run's framework to get ``what``; ``None`` for entrodiag's own runs."""
+    fw = framework(run)
+    if fw is None:
+        return None
+    table = HINTS.get(fw, HINTS["custom"])
+    return table.get(what, table["*"]).format(what=what)
+
+
+_KIND = {"token_entropy": "full-vocabulary token entropy",
+         "sampled_neglogp": "a sampled estimate (mean −log p of the sampled tokens)"}
+_AGG = {"token_mean": "token mean", "seq_mean": "sequence mean of token means", "seq_sum": "sum per response"}
+
+
+def entropy_notes(run: Run) -> tuple[str | None, list[str]]:
+    """``(statement, warnings)`` about the run's entropy column, from run.json ``entropy_semantics``.
+
+    The statement says what the number is (kind, aggregation, temperature, on what basis); the
+    warnings say when the law or the collapse thresholds are applied to an approximation: a
+    sampled −log p estimate, a per-response sum, an unknown kind, or a temperature other than 1.
+    Runs entrodiag recorded itself measure full-vocabulary token entropy: no statement.
+    """
+    sem = run.meta.get("entropy_semantics")
+    if not isinstance(sem, dict) or not sem.get("column"):
+        return None, []
+    kind, agg, temp = sem.get("kind"), sem.get("aggregation"), sem.get("temperature")
+    statement = (f"entropy {sem['column']}: {_KIND.get(kind, 'kind unknown')}, {_AGG.get(agg, 'aggregation unknown')}, "
+                 f"temperature {temp if temp is not None else 'unknown'} ({sem.get('basis')})")
+    warnings = []
+    if kind == "sampled_neglogp":
+        warnings.append("the entropy is a sampled −log p estimate, not the full-vocabulary entropy the law and the "
+                        "thresholds were calibrated on: read its fit and flags as approximate")
+    elif kind is None:
+        warnings.append("what the entropy column measures is not known: the law and the thresholds assume the "
+                        "full-vocabulary token entropy at temperature 1")
+    if agg == "seq_sum":
+        warnings.append("the entropy is summed per response, so it grows with response length: a length change "
+                        "moves it without any change of the policy's uncertainty")
+    if temp is not None and abs(float(temp) - 1.0) > 1e-6:
+        warnings.append(f"the entropy was measured at temperature {temp}, not 1: the law's coefficients and the "
+                        "thresholds were calibrated at temperature 1")
+    return statement, warnings
+
+
+__all__ = ["HINTS", "entropy_notes", "framework", "log_hint"]
