@@ -98,9 +98,11 @@ def test_fit_on_a_run_pairs_evals_with_smoothed_training_entropy(law_run):
 def test_run_errors_say_what_to_log(tmp_path, law_run):
     with pytest.raises(AnalysisError, match="no evaluation or step column named 'val/x'.*val/accuracy_sampled"):
         fit_entropy_law(law_run, metric="val/x")
-    no_evals = make_run(tmp_path / "no_evals", steps=12)
-    with pytest.raises(AnalysisError, match="log_eval"):
-        fit_entropy_law(no_evals)
+    # no evaluations: R falls back to the training reward, and says so
+    no_evals = make_run(tmp_path / "no_evals", steps=12, entropy=lambda u: 1 - 0.5 * u, reward=lambda u: 0.2 + 0.5 * u)
+    fit = fit_entropy_law(no_evals)
+    assert fit.metric == "reward_mean" and fit.metric_choice.is_training
+    assert fit.metric_choice.label == "training reward" and "no validation metric" in fit.metric_choice.reason
     few = make_run(tmp_path / "few", steps=6, law=(0.3, 0.9), eval_every=3, entropy=lambda u: 1 - u)
     with pytest.raises(AnalysisError, match="only 3 evaluation point.*evaluate more often"):
         fit_entropy_law(few)

@@ -111,7 +111,11 @@ class LawFit:
 class EarlyPrediction:
     """Fit on the first ``frac`` of the evaluation points, predict the rest (Cui et al. 2025 §2).
 
-    ``rmse`` is over the held-out points; ``predicted_final``/``actual_final`` at the last point.
+    ``a``, ``b``, ``ceiling``, ``rmse`` (over the held-out points) and ``predicted_final`` come
+    from the law fitted to the whole prefix. ``estimate`` and its ``level`` interval
+    ``[lo, hi]`` are the prediction of the final value (see ``prediction_interval``);
+    ``final_error`` = predicted_final − actual (the law on the whole prefix), ``estimate_error`` =
+    estimate − actual, ``covered`` whether the interval holds the actual value.
     ``reason`` says why a row has no numbers (too few points, no entropy change in the prefix).
     """
 
@@ -125,6 +129,12 @@ class EarlyPrediction:
     predicted_final: float | None = None
     actual_final: float | None = None
     final_error: float | None = None
+    estimate: float | None = None
+    lo: float | None = None
+    hi: float | None = None
+    level: float = 0.9
+    covered: bool | None = None
+    estimate_error: float | None = None
     reason: str | None = None
 
     def to_dict(self) -> dict:
@@ -348,6 +358,47 @@ def fit_entropy_law(
     )
 
 
+#: level of the early prediction's interval
+PREDICTION_LEVEL = 0.9
+
+
+def prediction_interval(
+    H: np.ndarray, R: np.ndarray, h_new: float, level: float = PREDICTION_LEVEL
+) -> tuple[float, float, float]:
+    """``(estimate, lo, hi)``: the value of R at entropy ``h_new`` predicted from points (H, R).
+
+    Chosen by backtest on real runs (benchmarks/bench_early_prediction.py, benchmarks/README.md):
+
+    - estimate: the law refitted to the later half of the points (at least ``MIN_POINTS``). On
+      real runs the law's slope drifts as entropy falls (accuracy keeps rising at low entropy), and
+      the later points are closer to the regime being predicted; this halved the error at f = 50%.
+    - half-width: the root sum of squares of three parts, (1) the OLS prediction interval of that
+      fit (t quantile, leverage of ``e^h_new``), (2) the disagreement between the later-half fit
+      and the fit to all points (the model uncertainty of a drifting slope), (3) t·σ of the
+      evaluation noise, σ = sd of consecutive differences of R / √2 (one evaluation is noisy).
+    """
+    n = len(H)
+    x, xn = np.exp(H), math.exp(h_new)
+    half = max(MIN_POINTS, n // 2)
+    t = _stats.t_ppf(0.5 + level / 2, max(n - 2, 1))
+
+    def fit_pi(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
+        slope, inter = _ols(xs, ys)
+        k = len(xs)
+        resid = ys - (inter + slope * xs)
+        s = math.sqrt(float((resid**2).sum()) / max(k - 2, 1))
+        sxx = float(((xs - xs.mean()) ** 2).sum())
+        tk = _stats.t_ppf(0.5 + level / 2, max(k - 2, 1))
+        lever = 1 + 1 / k + ((xn - xs.mean()) ** 2 / sxx if sxx > 0 else 0.0)
+        return inter + slope * xn, tk * s * math.sqrt(lever)
+
+    est_all, _ = fit_pi(x, R)
+    est, pi = fit_pi(x[-half:], R[-half:])
+    noise = float(np.std(np.diff(R), ddof=1)) / math.sqrt(2) if n > 2 else 0.0
+    hw = math.sqrt(pi**2 + (est - est_all) ** 2 + (t * noise) ** 2)
+    return float(est), float(est - hw), float(est + hw)
+
+
 def early_prediction(
     data: LawFit | RunLike | tuple[Sequence[float], Sequence[float]],
     fracs: Sequence[float] = EARLY_FRACTIONS,
@@ -356,8 +407,9 @@ def early_prediction(
     """Fit the law on the first fraction ``f`` of the evaluation points and predict the rest.
 
     For each ``f`` in ``fracs`` (default 0.15, 0.3, 0.5; Cui et al. 2025 fitted the first ~15% of
-    steps and predicted the rest with RMSE ≈ 1%): the RMSE over the held-out points, and the
-    predicted final value against the actual one. ``data`` is a ``LawFit`` (its points are reused),
+    steps and predicted the rest with RMSE ≈ 1%): the RMSE over the held-out points, the
+    predicted final value against the actual one, and a ``PREDICTION_LEVEL`` (90%) prediction
+    interval for the final value given its entropy (``prediction_interval``). ``data`` is a ``LawFit`` (its points are reused),
     a run, or ``(H, R)``; ``fit_kwargs`` go to ``fit_entropy_law`` for the latter two.
     A row whose prefix cannot support a fit carries ``reason`` instead of numbers.
     """
@@ -384,15 +436,17 @@ def early_prediction(
             continue
         sub = _fit(H[:k], R[:k], n_boot=0, level=fit.level, seed=0)
         pred = np.asarray(sub.predict(H[k:]))
+        est, lo, hi = prediction_interval(H[:k], R[:k], float(H[-1]))
         out.append(EarlyPrediction(
             frac=f, n_fit=k, n_test=n - k, a=sub.a, b=sub.b, ceiling=sub.ceiling,
             rmse=float(np.sqrt(((pred - R[k:]) ** 2).mean())), predicted_final=float(pred[-1]),
-            actual_final=float(R[-1]), final_error=float(pred[-1] - R[-1]),
+            actual_final=float(R[-1]), final_error=float(pred[-1] - R[-1]), estimate=est, lo=lo, hi=hi,
+            covered=bool(lo <= R[-1] <= hi), estimate_error=est - float(R[-1]),
         ))
     return out
 
 
 __all__ = [
-    "EARLY_FRACTIONS", "EarlyPrediction", "LawFit", "early_prediction", "eval_names",
-    "fit_entropy_law", "law_points", "pick_eval_metric",
+    "EARLY_FRACTIONS", "PREDICTION_LEVEL", "EarlyPrediction", "LawFit", "early_prediction", "eval_names",
+    "fit_entropy_law", "law_points", "pick_eval_metric", "prediction_interval",
 ]

@@ -307,16 +307,22 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
     if not empty("Early prediction", ep):
         fitted = [row for row in ep["rows"] if not row.get("reason")]
         if fitted:
-            t = Table(title="Early prediction: fit the first f of the evaluations, predict the rest",
-                      title_justify="left")
-            for c in ("f", "fit / test points", "RMSE (rest)", "predicted final", "actual final", "error",
-                      "ceiling"):
-                t.add_column(c, justify="right")
+            what = (law.get("metric_choice") or {}).get("label") or "R"
+            level = fitted[0].get("level") or 0.9
+            t = Table(title=f"Early prediction: fit the first f of the evaluations, predict the final {what} "
+                      f"(given its entropy) with a {level:.0%} interval", title_justify="left")
+            for c in ("f", "fit/test", "RMSE rest", "law final", f"estimate ± {level:.0%}", "actual", "error"):
+                t.add_column(c, justify="right", no_wrap=True)
             for row in fitted:
-                t.add_row(f"{row['frac']:.2f}", f"{row['n_fit']} / {row['n_test']}", _f(row["rmse"]),
-                          _f(row["predicted_final"]), _f(row["actual_final"]), _f(row["final_error"], "+.3g"),
-                          _f(row["ceiling"]))
+                half = None if row.get("hi") is None else (row["hi"] - row["lo"]) / 2
+                miss = "" if row.get("covered") in (None, True) else " [bold red]miss[/]"
+                t.add_row(f"{row['frac']:.2f}", f"{row['n_fit']}/{row['n_test']}", _f(row["rmse"]),
+                          _f(row["predicted_final"], ".3f"), f"{_f(row.get('estimate'), '.3f')} ± {_f(half, '.3f')}",
+                          _f(row["actual_final"], ".3f"), _f(row.get("estimate_error"), "+.3f") + miss)
             con.print(t)
+            if law.get("verdict", {}).get("status") not in (None, "fits"):
+                con.print("[yellow]the law does not describe this run (see above): read these as a backtest, "
+                          "not a forecast[/]")
         else:
             con.print("\n[bold]Early prediction[/]: fit the first f of the evaluations, predict the rest")
         for row in ep["rows"]:
