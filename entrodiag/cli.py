@@ -448,6 +448,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="PATH", help="the PDF to write (default: reports/<run_id>.pdf)")
     p.add_argument("--compare", nargs="+", default=[], metavar="RUN",
                    help="other runs (e.g. the same task under other interventions) for a comparison page")
+    _metric_arg(p)
 
 
 @command("report", _report_args)
@@ -464,9 +465,12 @@ def report(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     out = Path(args.output) if args.output else Path("reports") / f"{run.run_id}.pdf"
     try:
-        pdf = build_report(run, out, compare=args.compare)
+        pdf = build_report(run, out, compare=args.compare, metric=args.metric)
     except OSError as e:
         print(f"entrodiag report: cannot write {out}: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # --metric names no metric of the run, or not a performance
+        print(f"entrodiag report: {e}", file=sys.stderr)
         return 2
     print(f"report written to {pdf}")
     return 0

@@ -28,7 +28,7 @@ from ._common import AnalysisError
 
 #: names that are never a performance (matched anywhere in the name, case-insensitive)
 NOT_PERFORMANCE = re.compile(
-    r"(seconds|runtime|_time\b|time_|/time\b|per_second|length|_len\b|tokens|learning_rate|(^|/)lr\b|count"
+    r"(seconds|runtime|timing|_time\b|time_|/time\b|per_second|throughput|mfu|perf/|length|(^|[_/])len([_/]|$)|tokens|learning_rate|(^|/)lr\b|count"
     r"|(^|/|_)num_|(^|/)n_|(^|/)steps?\b|epoch|entropy|(^|/|_)kl\b|grad|loss|_std\b|/std\b|clip|frac"
     r"|temperature|top_p|memory|gib\b|include_|max_tokens|examples)",
     re.IGNORECASE,
@@ -153,7 +153,7 @@ def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
         raise AnalysisError(
             f"run {run.run_id} has no evaluation or step column named {metric!r}; evaluations: "
             f"{', '.join(evals) or 'none'}; step columns that can be R: "
-            f"{', '.join(c for c in cols if _train_rank(c) is not None) or 'none'}")
+            f"{', '.join(sorted((c for c in cols if _train_rank(c) is not None), key=_train_rank)) or 'none'}")
     ranked = rank_eval_metrics(evals)
     if ranked:
         name = ranked[0]

@@ -21,7 +21,7 @@ from .law import choose_metric_or_explain, early_prediction, eval_names, fit_ent
 from .mechanism import mechanism_check
 from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
 from ..store.values import describe as describe_bad_values
-from .sources import entropy_notes, log_hint
+from .sources import entropy_notes, framework, log_hint
 from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
 
 #: Step columns shown in the dynamics table (when the run has them), with their labels.
@@ -162,6 +162,8 @@ def analyze_run(
             choice = choose_metric_or_explain(run, metric)
             out["metric"] = {"status": "ok", **choice.to_dict(), "text": choice.describe()}
         except AnalysisError as e:
+            if metric is not None:  # a metric the caller named must exist and be a performance
+                raise
             choice = None
             out["metric"] = _empty(str(e))
         try:
@@ -204,6 +206,13 @@ def analyze_run(
         dist = entropy_distribution(run)
         out["entropy_distribution"] = {"status": "ok", **dist} if dist["segments"] else _empty(
             "no entropy histograms in the step rows")
+        if framework(run) is not None:  # an imported run: say what to log in its framework
+            for section, what, lead in (("mechanism", "cov_mean", "no covariance in the step rows"),
+                                        ("forking_tokens", "tokens", "no token rows"),
+                                        ("hwe_spans", "tokens", "no span rows"),
+                                        ("entropy_distribution", "histograms", "no entropy histograms")):
+                if out[section].get("status") == "empty":
+                    out[section]["reason"] = f"{lead}: {log_hint(run, what)}"
         out["missing"] = missing
         # counted last: a part found damaged by one of the queries above is left out of them too
         out["run"]["rows"] = {t: (run.scan(t).select(pl.len()).collect().item() if run.parts(t) else 0)

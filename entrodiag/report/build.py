@@ -16,7 +16,8 @@ from .style import RC
 
 
 def build_report(
-    run_dir: RunLike, pdf_path: str | os.PathLike, *, compare: Sequence[RunLike] | None = None
+    run_dir: RunLike, pdf_path: str | os.PathLike, *, compare: Sequence[RunLike] | None = None,
+    metric: str | None = None,
 ) -> Path:
     """Write the diagnostic report of a run as a PDF and return its path.
 
@@ -34,6 +35,8 @@ def build_report(
         run_dir: a run directory (or a folder holding exactly one run), or a ``Run``.
         pdf_path: where to write the PDF.
         compare: other runs (e.g. the same task under other interventions) for the comparison page.
+        metric: R of the entropy law (as ``entrodiag analyze --metric``); default: a validation
+            accuracy, else a training reward, named as such on every page.
 
     Raises:
         RunError: ``run_dir`` or a run in ``compare`` is not a run directory.
@@ -47,7 +50,7 @@ def build_report(
 
     pdf_path = Path(pdf_path)
     with matplotlib.rc_context(RC):
-        data = collect(run_dir, compare)
+        data = collect(run_dir, compare, metric)
         pages = render(data)
         run = data.run
         when = time.strftime("%Y-%m-%d %H:%M")

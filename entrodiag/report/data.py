@@ -50,15 +50,16 @@ def _as_run(run: RunLike) -> Run:
     return run if isinstance(run, Run) else load_run(run)
 
 
-def collect(run: RunLike, compare: Sequence[RunLike] | None = None) -> ReportData:
-    """Load ``run`` (and the runs to compare), analyse it, and fit the law with its points.
+def collect(run: RunLike, compare: Sequence[RunLike] | None = None, metric: str | None = None) -> ReportData:
+    """Load ``run`` (and the runs to compare), analyse it, and fit the law with its points
+    (``metric``: R of the law, as ``entrodiag analyze --metric``; default ``choose_metric``'s).
 
     Raises:
         RunError: a path that is not a run (the CLI turns it into exit code 2).
     """
     run = _as_run(run)
     others = [_as_run(r) for r in (compare or [])]
-    summary = analyze_run(run)
+    summary = analyze_run(run, metric=metric)
     data = ReportData(run=run, summary=summary, others=others)
     law = summary.get("law", {})
     if law.get("status") == "ok":

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..analysis.sources import log_hint
 from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
 from ..store.values import describe as describe_bad_values
 from .data import ReportData, mechanism_points
@@ -103,8 +104,9 @@ def plan(d: ReportData) -> list[Section]:
     if s["run"]["rows"].get("tokens"):
         out.append(Section("Example responses", examples_pages))
     else:
-        out.append(Section("Example responses", None, "no token rows: the Recorder keeps token rows for "
-                           "token_sample responses per step (token_sample > 0)"))
+        out.append(Section("Example responses", None, "no token rows: " + (
+            log_hint(d.run, "tokens") or "the Recorder keeps token rows for token_sample responses per step "
+            "(token_sample > 0)")))
     if mech.get("status") == "ok":
         out.append(Section("Mechanism check", mechanism_pages))
     else:
@@ -146,8 +148,12 @@ def _verdict(d: ReportData) -> tuple[str, str]:
         r = rows[metric]
         parts.append(f"{metric} from {fmt(r['start'], '.3g')} to {fmt(r['end'], '.3g')}")
     law = d.section("law")
-    if law.get("status") == "ok" and law.get("ceiling_frac") is not None:
-        parts.append(f"the run reached {fmt_pct(law['ceiling_frac'])} of the law's ceiling")
+    verdict = law.get("verdict") or {}
+    if law.get("status") == "ok" and verdict.get("status") != "fits":
+        parts.append(f"the entropy law: {verdict.get('text')}")
+    elif law.get("status") == "ok" and law.get("ceiling_frac") is not None:
+        parts.append(f"the run reached {fmt_pct(law['ceiling_frac'])} of the law's ceiling"
+                     + (" (on the training reward)" if (law.get("metric_choice") or {}).get("training") else ""))
     info = d.section("flags").get("items", [])
     head = "No collapse detected" + (f" (only {len(info)} informational flag(s))" if info else "")
     return head + (": " + ", ".join(parts) if parts else "") + ".", "#2e6b30"
@@ -169,6 +175,8 @@ def _meta_rows(d: ReportData) -> list[tuple[str, str]]:
         ("created", meta.get("created")), ("rows", counts + (f", events {events}" if events else "")),
         ("evaluations", ", ".join(r.get("eval_metrics") or []) or "none"),
         ("entrodiag", meta.get("entrodiag_version")),
+        *([("entropy", d.section("entropy_semantics")["statement"])]
+          if d.section("entropy_semantics").get("statement") else []),
     ]
 
 
@@ -270,8 +278,8 @@ def _key_numbers(d: ReportData, flow: TextFlow) -> None:
     right = TextFlow(flow.pages, flow.make_page, page=flow.page, top=top, x0=mid)
     if law.get("status") == "ok":
         right.line("Entropy law R = −a·e^H + b", size=SIZE["small"], weight="bold")
-        right.line(f"R = {visible(law['metric'], limit=40)}, H = {law['entropy']} (trailing mean of "
-                   f"{law['smooth']} steps); Cui et al. 2025", size=SIZE["tiny"], color=COLORS["muted"])
+        right.para(metric_line(d), size=SIZE["tiny"],
+                   color=COLORS["missing"] if (law.get("metric_choice") or {}).get("training") else COLORS["muted"])
         level = fmt_pct(law.get("level", 0.95))
         ci = law.get("ci", {})
         right.table(
@@ -284,10 +292,23 @@ def _key_numbers(d: ReportData, flow: TextFlow) -> None:
              ["fraction of the ceiling reached", fmt_pct(law.get("ceiling_frac"), 1), ""],
              ["share of the attainable gain realised", fmt_pct(law.get("gain_frac"), 1), ""]],
         )
+        verdict = law.get("verdict") or {}
+        if verdict:
+            right.para(f"Law: {verdict['text']}", size=SIZE["small"],
+                       color="#2e6b30" if verdict["status"] == "fits" else COLORS["missing"])
     else:
         right.line("Entropy law R = −a·e^H + b", size=SIZE["small"], weight="bold")
         right.para(f"Not fitted: {law.get('reason')}", size=SIZE["small"], color=COLORS["missing"])
     flow.y = min(left.y, right.y)
+
+
+def metric_line(d: ReportData) -> str:
+    """Which metric is R and why, with H and its smoothing (the analysis' ``metric`` section)."""
+    law, m = d.section("law"), d.section("metric")
+    what = f"R = {visible(law['metric'], limit=40)}"
+    if m.get("status") == "ok":
+        what += f" ({m['label']}: {m['reason']})"
+    return f"{what}; H = {law['entropy']} (trailing mean of {law['smooth']} steps); Cui et al. 2025"
 
 
 def _flags(d: ReportData, flow: TextFlow) -> None:
@@ -346,6 +367,7 @@ def _missing(d: ReportData, flow: TextFlow) -> None:
     bad = d.summary["run"].get("bad_values")
     if bad:
         lines.append(f"impossible values, read as missing: {describe_bad_values(bad)}")
+    lines += [f"approximation: {w}" for w in d.section("entropy_semantics").get("warnings") or []]
     if not lines:
         return
     flow.heading("What this report cannot show", color=COLORS["missing"])
@@ -388,7 +410,7 @@ def law_pages(d: ReportData) -> list[Page]:
     assert fit is not None
     page = Page("The entropy law", "Cui et al. 2025: validation performance R = −a·e^H + b in the training "
                 "entropy H; at H = 0 the law's ceiling is b − a. Early fits use the first 15/30/50% of the "
-                "evaluations and predict the rest.")
+                "evaluations and predict the rest. " + metric_line(d) + ".")
     text_h = 1.75
     gs = page.chart_grid(1, 2, bottom=page.bottom + text_h, gap_x=1.65, width_ratios=[1.25, 1.0])
     ax_law = page.fig.add_subplot(gs[0, 0])
@@ -420,13 +442,20 @@ def law_pages(d: ReportData) -> list[Page]:
         if r.get("reason"):
             notes.append(f"f = {r['frac']:.2f}: {r['reason']}")
             continue
+        half = None if r.get("hi") is None else (r["hi"] - r["lo"]) / 2
         rows.append([f"{r['frac']:.2f}", f"{r['n_fit']} / {r['n_test']}", fmt(r["rmse"], ".3g"),
-                     fmt(r["predicted_final"], ".3g"), fmt(r["actual_final"], ".3g"), fmt(r["final_error"], "+.3g"),
-                     fmt(r["ceiling"], ".3g")])
+                     fmt(r["predicted_final"], ".3g"), f"{fmt(r.get('estimate'), '.3g')} ± {fmt(half, '.2g')}",
+                     fmt(r["actual_final"], ".3g"),
+                     fmt(r.get("estimate_error"), "+.3g") + ("" if r.get("covered") in (None, True) else " miss")])
     if rows:
-        right.table([Column("f", 0.45, "right"), Column("fit / test", 0.8, "right"), Column("RMSE", 0.75, "right"),
-                     Column("pred. final", 0.95, "right"), Column("actual", 0.75, "right"),
-                     Column("error", 0.75, "right"), Column("ceiling", 0.8, "right")], rows)
+        level = fmt_pct((ep.get("rows") or [{}])[0].get("level", 0.9))
+        right.table([Column("f", 0.4, "right"), Column("fit / test", 0.7, "right"), Column("RMSE", 0.6, "right"),
+                     Column("law final", 0.75, "right"), Column(f"estimate ± {level}", 1.25, "right"),
+                     Column("actual", 0.6, "right"), Column("error", 0.75, "right")], rows)
+        verdict = law.get("verdict") or {}
+        if verdict.get("status") not in (None, "fits"):
+            right.para("The law does not describe this run: read these rows as a backtest, not a forecast.",
+                       size=SIZE["small"], color=COLORS["missing"])
     for note in notes:
         right.para(note, size=SIZE["small"], color=COLORS["missing"])
     if ep.get("status") != "ok":
