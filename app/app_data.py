@@ -37,6 +37,7 @@ from entrodiag.store.schema import PART_GLOB, RUN_JSON, TABLES
 
 #: Environment variable with the runs root (set by ``entrodiag dashboard``).
 ROOT_ENV = "ENTRODIAG_RUNS_ROOT"
+METRIC_ENV = "ENTRODIAG_METRIC"  # entrodiag.dashboard.METRIC_ENV
 DEFAULT_ROOT = "runs"
 #: How deep below the root runs are looked for (root/sweep/run is depth 2).
 MAX_DEPTH = 3
@@ -189,8 +190,19 @@ def skipped_parts(run_dir: str) -> list[dict[str, str]]:
 @by_files
 @st.cache_data(max_entries=32, show_spinner=False)
 def summary(run_dir: str, fp: Fingerprint) -> dict:
-    """``analyze_run`` of the run (every section; ``forecast`` when the analysis layer has it)."""
-    return analyze_run(open_run(run_dir))
+    """``analyze_run`` of the run (every section; ``forecast`` when the analysis layer has it), with
+    R = the ``entrodiag dashboard --metric`` when the run logs it."""
+    run = open_run(run_dir)
+    return analyze_run(run, metric=requested_metric(run))
+
+
+def requested_metric(run) -> str | None:
+    """The metric named with ``entrodiag dashboard --metric`` when ``run`` logs it, else ``None``."""
+    name = os.environ.get(METRIC_ENV) or None
+    ev = run.evals
+    if name is None or (name not in run.steps.columns and name not in set(ev["name"].to_list() if "name" in ev.columns else [])):
+        return None
+    return name
 
 
 @by_files
@@ -198,7 +210,7 @@ def summary(run_dir: str, fp: Fingerprint) -> dict:
 def overview_row(run_dir: str, fp: Fingerprint) -> dict:
     """One row of the runs table: ``compare_runs`` numbers plus source and model from run.json."""
     run = open_run(run_dir)
-    row = compare_runs([run]).row(0, named=True)
+    row = compare_runs([run], metric=requested_metric(run)).row(0, named=True)
     row.update(source=run.meta.get("source"), model=run.meta.get("model"))
     return row
 

@@ -84,12 +84,21 @@ def early_metrics(early: EarlyPrediction) -> None:
 def body(path: str) -> None:
     """The page for one run."""
     s = app_data.summary(path)
-    names = s["run"]["eval_metrics"]
+    names = list(s["run"]["eval_metrics"])
+    choice = s.get("metric") or {}
+    if choice.get("status") == "ok" and choice["name"] not in names:
+        names.append(choice["name"])  # a training series: the run has no validation metric
     if not names:
         app_ui.empty(s["law"].get("reason"), "Entropy law")
         return
+    if choice.get("status") == "ok":
+        say = st.warning if choice.get("training") else st.caption
+        say(app_ui.md(f"R = {choice['name']} ({choice['label']}): {choice['reason']}"))
+    verdict = s["law"].get("verdict") if s["law"]["status"] == "ok" else None
+    if verdict and verdict["status"] != "fits":
+        st.warning(app_ui.md(f"Law: {verdict['text']}"))
     default = s["law"]["metric"] if s["law"]["status"] == "ok" else names[0]
-    metric = st.selectbox("R: evaluation metric", names, index=names.index(default), key="law_metric")
+    metric = st.selectbox("R: the metric the law predicts", names, index=names.index(default), key="law_metric")
     view = app_data.law(path, metric)
     if view.fit is None:
         app_ui.empty(view.reason, "Entropy law")
@@ -106,8 +115,13 @@ def body(path: str) -> None:
         table = pl.DataFrame([{
             "first": f"{row['frac']:.0%}", "fit / rest": f"{row['n_fit']} / {row['n_test']}",
             "RMSE on the rest": app_ui.fmt(row.get("rmse"), ".4f"),
-            "predicted final": app_ui.fmt(row.get("predicted_final")),
-            "actual final": app_ui.fmt(row.get("actual_final")), "ceiling": app_ui.fmt(row.get("ceiling")),
+            "law's final": app_ui.fmt(row.get("predicted_final")),
+            f"estimate ± {row.get('level', 0.9):.0%}": (
+                "—" if row.get("hi") is None
+                else f"{app_ui.fmt(row.get('estimate'))} ± {app_ui.fmt((row['hi'] - row['lo']) / 2)}"),
+            "actual final": app_ui.fmt(row.get("actual_final")),
+            "covered": "" if row.get("covered") is None else ("yes" if row["covered"] else "miss"),
+            "ceiling": app_ui.fmt(row.get("ceiling")),
             "note": row.get("reason") or "",
         } for row in ep["rows"]])
         if not any(table["note"]):

@@ -491,6 +491,7 @@ def _watch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                    help="override a collapse-detector threshold (see entrodiag analyze --help); repeat for more")
     p.add_argument("--no-events", action="store_true", help="do not write the flags and alerts to the run's events/")
+    _metric_arg(p)
 
 
 @command("watch", _watch_args)
@@ -505,7 +506,7 @@ def watch(args: argparse.Namespace) -> int:
     try:
         return follow(args.run, keep_following=args.follow, interval=args.interval, fail_on=args.fail_on,
                       alerts_config=args.alerts, thresholds=_thresholds(args.threshold), floor_frac=args.floor,
-                      record_events=not args.no_events)
+                      record_events=not args.no_events, metric=args.metric)
     except ValueError as e:
         print(f"entrodiag watch: {e}", file=sys.stderr)
         return 2
@@ -556,6 +557,7 @@ def _dashboard_args(p: argparse.ArgumentParser) -> None:
                    help="address to bind (default: %(default)s, this machine only; 0.0.0.0 lets the network "
                    "read every run this user can read)")
     p.add_argument("--port", type=int, default=8501, help="port (default: %(default)s)")
+    _metric_arg(p)
 
 
 @command("dashboard", _dashboard_args)
@@ -565,7 +567,7 @@ def dashboard_cmd(args: argparse.Namespace) -> int:
     from .dashboard import DashboardError, run_dashboard
 
     try:
-        return run_dashboard(args.root, host=args.host, port=args.port)
+        return run_dashboard(args.root, host=args.host, port=args.port, metric=args.metric)
     except DashboardError as e:
         print(f"entrodiag dashboard: {e}", file=sys.stderr)
         return 2

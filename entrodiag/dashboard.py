@@ -20,6 +20,8 @@ from pathlib import Path
 APP_ENTRY = "streamlit_app.py"
 #: Environment variable that carries the runs root to the app.
 ROOT_ENV = "ENTRODIAG_RUNS_ROOT"
+#: the metric named with ``entrodiag dashboard --metric`` (R of the law, in each run that has it)
+METRIC_ENV = "ENTRODIAG_METRIC"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8501
 
@@ -56,12 +58,13 @@ def streamlit_command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> lis
 
 
 def run_dashboard(root: str | os.PathLike = "runs", *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                  replace_process: bool = True) -> int:
+                  replace_process: bool = True, metric: str | None = None) -> int:
     """Start the dashboard on ``root`` (a folder of runs, or one run) at http://host:port.
 
     With ``replace_process`` (POSIX) the current process becomes the streamlit server, so that
     stopping it (Ctrl-C, a signal to its pid) stops the server; otherwise streamlit runs as a
-    child and its exit code is returned.
+    child and its exit code is returned. ``metric`` is R of the law in every run that logs it
+    (the others keep their default choice, and the pages say which is used and why).
 
     Raises:
         DashboardError: streamlit is not installed, or the app files are missing.
@@ -71,6 +74,9 @@ def run_dashboard(root: str | os.PathLike = "runs", *, host: str = DEFAULT_HOST,
     cmd = streamlit_command(host, port)
     root_path = Path(root).expanduser().resolve()
     env = {**os.environ, ROOT_ENV: str(root_path)}
+    env.pop(METRIC_ENV, None)
+    if metric:
+        env[METRIC_ENV] = metric
     shown = f"[{host}]" if ":" in host else host
     print(f"entrodiag dashboard: runs under {root_path}\n  open http://{shown}:{port}  (Ctrl-C stops it)",
           flush=True)

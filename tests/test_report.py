@@ -98,12 +98,14 @@ def test_a_run_without_evaluations_or_token_rows_gets_a_shorter_report(tmp_path,
     monkeypatch.chdir(tmp_path)
     assert main(["report", str(run.path)]) == 0  # default: reports/<run_id>.pdf
     pdf = tmp_path / "reports" / f"{run.run_id}.pdf"
-    # summary, dynamics, distribution (histograms cover every token), mechanism, appendix
-    assert page_count(pdf) == 5
+    # summary, dynamics, the law (on the training reward: no evaluations), distribution (histograms
+    # cover every token), mechanism, appendix
+    assert page_count(pdf) == 6
     text = " ".join(pdf_text(pdf).split())
     assert "no evaluations" in text and "Recorder.log_eval" in text
+    assert "R = reward_mean (training reward" in text
     assert "no token rows" in text and "token_sample" in text
-    assert "The entropy law page left out" in text and "Example responses page left out" in text
+    assert "Example responses page left out" in text
     assert "Not shown: no token rows" in text  # the leaderboard's place on the distribution page
 
 

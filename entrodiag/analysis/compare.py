@@ -10,7 +10,8 @@ import polars as pl
 
 from ._common import AnalysisError, RunLike, as_run, edge_size, step_series
 from .collapse import CollapseThresholds, run_detectors
-from .law import eval_names, fit_entropy_law, pick_eval_metric
+from .law import eval_names, fit_entropy_law
+from .metric import choose_metric
 from .mechanism import mechanism_check
 
 _COLUMNS: dict[str, pl.DataType] = {
@@ -38,11 +39,18 @@ def _row(run: RunLike, metric: str | None, th: CollapseThresholds) -> dict:
     _, cov = step_series(run, "cov_mean")
     if len(cov):
         row["cov_pos_share"] = float((cov > 0).mean())
-    names = eval_names(run)
-    m = metric if metric in names else pick_eval_metric(names)
-    if m is not None:
-        v = run.evals.filter(pl.col("name") == m).drop_nulls("value").sort("step")["value"]
-        row.update(metric=m, eval_final=v[-1], eval_best=v.max())
+    try:  # the run's own R when it lacks the requested metric (runs compared may log different ones)
+        choice = choose_metric(run, metric if metric is not None and _has(run, metric) else None)
+    except AnalysisError:
+        choice = None
+    if choice is not None:
+        m = choice.name
+        if choice.is_training:
+            _, v = step_series(run, m)
+            row.update(metric=f"{m} (training)", eval_final=float(v[-1]), eval_best=float(v.max()))
+        else:
+            v = run.evals.filter(pl.col("name") == m).drop_nulls("value").sort("step")["value"]
+            row.update(metric=m, eval_final=v[-1], eval_best=v.max())
         try:
             fit = fit_entropy_law(run, metric=m, smooth=th.smooth, n_boot=0)
             row.update(law_a=fit.a, law_b=fit.b, ceiling=fit.ceiling, law_r2=fit.r2, gain_frac=fit.gain_frac)
@@ -54,6 +62,10 @@ def _row(run: RunLike, metric: str | None, th: CollapseThresholds) -> dict:
     row["flags"] = ", ".join(f.kind for f in flags)
     row["mechanism"] = mechanism_check(run).verdict
     return row
+
+
+def _has(run, name: str) -> bool:
+    return name in eval_names(run) or name in run.steps.columns
 
 
 def compare_runs(runs: Sequence[RunLike], *, metric: str | None = None, **thresholds: float) -> pl.DataFrame:

@@ -11,12 +11,24 @@ Formats (``format=`` / ``--format``; ``auto`` picks one from the path and the co
 - ``csv``: a CSV (or TSV) history with a header, e.g. a W&B export (``run.history()``).
 - ``tensorboard``: ``events.out.tfevents.*`` files (a file, or a folder holding them); parsed
   without TensorFlow or the tensorboard package (see ``tfevents``).
+- ``verl_console``: verl's console output (``step:N - key:value - ...`` lines, with or without
+  Ray's ``(main_task pid=...)`` prefix and colour codes; see ``console``).
+- ``console``: the metric dicts transformers/TRL print at each logging step; the step is the
+  progress counter printed before each, or ``log_every``·k (see ``console``).
 
-Each logged column goes through ``columns.classify``: recognised names (TRL, verl, OpenRLHF)
+A JSONL whose records name their kind (``type``/``split``/``phase``/``mode``...: train, rollout,
+eval...) is split by kind (see ``typed``): evaluation records become evaluations, the others step
+columns, several training records for one step are combined (``eval_where`` overrides the
+detection). run.json's ``entropy_semantics`` says what the entropy column measures (see
+``semantics``), and values that cannot be right are counted in ``ImportReport.bad_values``.
+
+Each logged column goes through ``columns.classify``: recognised names (TRL, verl incl. its
+Dec-2024 names, OpenRLHF, custom loops' ``token_entropy``/``grpo_step``)
 become entrodiag step columns (``entropy_mean``, ``reward_mean``, ...) or evaluations
 (``val/...``), ``mapping`` (``--map column=field``) overrides or adds names, and every other
 numeric column is kept as an extra step column under its own name and listed in
-``ImportReport.unrecognised``. Rows logged for the same step merge (later values win).
+``ImportReport.unrecognised``. Rows logged for the same step merge (a later, different value
+wins and is counted as a bad value).
 
 The run is written through the store's ``RunWriter`` (no torch import), with
 ``source="import:<format>"`` in run.json and the column mapping under ``imported``.

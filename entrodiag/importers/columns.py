@@ -20,6 +20,15 @@ Sources of the names (read in the frameworks' code):
   ``actor/ppo_kl``, ``actor/kl_loss``, ``actor/grad_norm``, ``actor/lr``, ``critic/rewards/mean``,
   ``critic/score/mean``, ``critic/advantages/mean``, ``response_length/mean``,
   ``val-core/<data source>/<variable>/<metric>``, ``val-aux/...``.
+- verl before its 2025 renames (the console logs verl's docs link to, Dec 2024):
+  ``actor/entropy_loss`` is the masked token-mean entropy (a positive number, not a loss),
+  validation ``val/test_score/<data source>`` (printed as ``test_score/<data source>`` on some lines
+  and in the ``Initial validation metrics`` dict).
+- TRL's per-reward-function ``rewards/<fn>/mean``/``std``, ``completions/*`` and ``clip_ratio/*``
+  are recognised and kept as logged; TRL's old PPO/RLOO ``objective/entropy`` (−log p of the
+  sampled tokens, summed per response) is the entropy column, marked as a sampled estimate.
+- custom loops: ``token_entropy``, ``avg_response_token_length``, step keys ``grpo_step``,
+  ``train_step``, ``update_step``, ``rollout_step``.
 - OpenRLHF (``PPOTrainer`` status, logged as ``train/<name>`` to W&B and TensorBoard):
   ``policy_loss``, ``reward``, ``return``, ``response_length``, ``kl``, ``actor_lr``,
   ``actor_grad_norm``, ``entropy_loss`` (the mean token entropy), ``ppo_clip_ratio``, ``ppo_kl``;

@@ -93,16 +93,18 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
                 if mi:
                     initial = parse_printed_dict(mi.group(1))
     notes = []
+    logged = {k for r in rows for k in r}
+    # verl printed validation values without the val/ prefix its other step lines use on some lines
+    # (gemma's "step:0 - test_score/...") and in the initial dict: one name for one metric
+    rows = [{(f"val/{k}" if f"val/{k}" in logged else k): v for k, v in r.items()} for r in rows]
     if initial:
         first = rows[0]["step"] if rows else 0
-        logged = {k for r in rows for k in r}
-        # verl printed the initial dict without the val/ prefix its step lines use
         initial = {(f"val/{k}" if f"val/{k}" in logged else k): v for k, v in initial.items()}
         present = {k for r in rows if r["step"] == first for k in r}
         extra = {k: v for k, v in initial.items() if k not in present}
         if extra:
             rows.insert(0, {"step": first, **extra})
-        notes.append(f"'Initial validation metrics' (before training) taken as step {first}")
+            notes.append(f"'Initial validation metrics' (before training) taken as step {first}")
     config = _verl_config(path)
     return rows, {"config": config, "notes": notes, "metric_lines": n_lines}
 

@@ -15,6 +15,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.ticker import PercentFormatter
 
 from ..analysis.law import EarlyPrediction, LawFit
+from ..analysis.sources import log_hint
 from ..store.reader import Run
 from .data import series, smoothed
 from .style import (
@@ -73,13 +74,18 @@ def _legend(ax: Axes, **kw) -> None:
         ax.legend(loc=kw.pop("loc", "best"), **kw)
 
 
+def _hint(run: Run, what: str, default: str) -> str:
+    """What to log to get ``what``: in the run's framework for an imported run, else ``default``."""
+    return log_hint(run, what) or default
+
+
 # ---------------------------------------------------------------------------------- dynamics
 def plot_entropy(ax: Axes, run: Run, events: pl.DataFrame | None = None, *, xlabel: bool = True) -> bool:
     """Token-mean entropy with its p50–p90 band and p99, and the run's events as markers.
     Returns False (and draws ``missing``) when the run has no entropy."""
     steps, h = series(run, "entropy_mean")
     if len(h) == 0:
-        missing(ax, "Entropy", "no entropy in the step rows: record rollouts with Recorder.record_batch")
+        missing(ax, "Entropy", "no entropy in the step rows: " + _hint(run, "entropy_mean", "record rollouts with Recorder.record_batch"))
         return False
     df = run.steps
     cols = [c for c in ("entropy_p50", "entropy_p90", "entropy_p99") if c in df.columns]
@@ -119,7 +125,7 @@ def plot_reward(ax: Axes, run: Run, *, xlabel: bool = True) -> bool:
     """Mean training reward per step."""
     steps, r = series(run, "reward_mean")
     if len(r) == 0:
-        missing(ax, "Reward", "no reward in the step rows: pass rewards= to record_batch")
+        missing(ax, "Reward", "no reward in the step rows: " + _hint(run, "reward_mean", "pass rewards= to record_batch"))
         return False
     _line(ax, steps, r, COLORS["reward"], "mean reward" + (" (trailing mean)" if len(r) > SMOOTH_ABOVE else ""))
     ax.set_title("Training reward")
@@ -152,7 +158,7 @@ def plot_covariance(ax: Axes, run: Run, *, xlabel: bool = True) -> bool:
     """cov(log p, A) per step with the zero line (positive covariance drains entropy)."""
     steps, c = series(run, "cov_mean")
     if len(c) == 0:
-        missing(ax, "Covariance", "no cov_mean in the step rows: pass logprobs (or logits) to record_batch")
+        missing(ax, "Covariance", "no cov_mean in the step rows: " + _hint(run, "cov_mean", "pass logprobs (or logits) to record_batch"))
         return False
     ax.axhline(0, color="#444444", linewidth=0.7)
     _line(ax, steps, c, COLORS["covariance"], "cov_mean" + (" (trailing mean)" if len(c) > SMOOTH_ABOVE else ""))
@@ -167,7 +173,7 @@ def plot_length(ax: Axes, run: Run, *, xlabel: bool = True) -> bool:
     """Mean response length per step."""
     steps, length = series(run, "resp_len_mean")
     if len(length) == 0:
-        missing(ax, "Response length", "no resp_len_mean in the step rows: record rollouts with record_batch")
+        missing(ax, "Response length", "no resp_len_mean in the step rows: " + _hint(run, "resp_len_mean", "record rollouts with record_batch"))
         return False
     _line(ax, steps, length, COLORS["length"], None, smooth=False)
     ax.set_title("Response length")
@@ -274,11 +280,11 @@ def plot_entropy_heatmap(ax: Axes, run: Run, edges: Sequence[float | None]) -> o
     df = run.steps
     nb = len(edges) - 1 if edges else 0
     if not nb or df.is_empty() or "entropy_hist" not in df.columns:
-        missing(ax, "Entropy distribution", "no entropy histograms in the step rows (record_batch writes them)")
+        missing(ax, "Entropy distribution", "no entropy histograms in the step rows: " + _hint(run, "histograms", "record_batch writes them"))
         return None
     df = df.filter(pl.col("entropy_hist").is_not_null() & (pl.col("entropy_hist").list.len() == nb)).sort("step")
     if df.is_empty():
-        missing(ax, "Entropy distribution", "no entropy histograms in the step rows (record_batch writes them)")
+        missing(ax, "Entropy distribution", "no entropy histograms in the step rows: " + _hint(run, "histograms", "record_batch writes them"))
         return None
     hist = np.asarray(df["entropy_hist"].to_list(), dtype=np.float64)
     steps = df["step"].to_numpy()

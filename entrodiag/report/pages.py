@@ -175,9 +175,17 @@ def _meta_rows(d: ReportData) -> list[tuple[str, str]]:
         ("created", meta.get("created")), ("rows", counts + (f", events {events}" if events else "")),
         ("evaluations", ", ".join(r.get("eval_metrics") or []) or "none"),
         ("entrodiag", meta.get("entrodiag_version")),
-        *([("entropy", d.section("entropy_semantics")["statement"])]
+        *([("entropy", _entropy_short(d.section("entropy_semantics")))]
           if d.section("entropy_semantics").get("statement") else []),
     ]
+
+
+def _entropy_short(sem: dict) -> str:
+    """The entropy column's kind, aggregation and temperature in a few words (run.json)."""
+    kind = {"token_entropy": "full-vocabulary", "sampled_neglogp": "sampled −log p"}.get(sem.get("kind"), "kind unknown")
+    agg = (sem.get("aggregation") or "aggregation unknown").replace("_", " ")
+    temp = sem.get("temperature")
+    return f"{sem.get('column')}: {kind}, {agg}, T {'unknown' if temp is None else temp}"
 
 
 def _forecast_line(d: ReportData) -> str | None:
@@ -185,6 +193,8 @@ def _forecast_line(d: ReportData) -> str | None:
     if not isinstance(fc, dict) or fc.get("status") != "ok":
         return None
     acc = fc.get("accuracy_at_floor")
+    if (d.section("law").get("verdict") or {}).get("status") != "fits":
+        acc = None  # the law does not describe the run: no prediction from it
     law = f"; the law predicts {d.metric or 'accuracy'} {fmt(acc, '.3g')} there" if acc is not None else ""
     floor = f"{fmt(fc.get('floor'), '.3g')} nats"
     if fc.get("reached_step") is not None:
@@ -302,6 +312,12 @@ def _key_numbers(d: ReportData, flow: TextFlow) -> None:
     flow.y = min(left.y, right.y)
 
 
+def _metric_short(d: ReportData) -> str:
+    """``R = name (label)``."""
+    m = d.section("metric")
+    return f"R = {visible(d.section('law')['metric'], limit=40)}" + (f" ({m['label']})" if m.get("label") else "")
+
+
 def metric_line(d: ReportData) -> str:
     """Which metric is R and why, with H and its smoothing (the analysis' ``metric`` section)."""
     law, m = d.section("law"), d.section("metric")
@@ -410,7 +426,7 @@ def law_pages(d: ReportData) -> list[Page]:
     assert fit is not None
     page = Page("The entropy law", "Cui et al. 2025: validation performance R = −a·e^H + b in the training "
                 "entropy H; at H = 0 the law's ceiling is b − a. Early fits use the first 15/30/50% of the "
-                "evaluations and predict the rest. " + metric_line(d) + ".")
+                "evaluations and predict the rest. " + _metric_short(d) + ".")
     text_h = 1.75
     gs = page.chart_grid(1, 2, bottom=page.bottom + text_h, gap_x=1.65, width_ratios=[1.25, 1.0])
     ax_law = page.fig.add_subplot(gs[0, 0])
@@ -433,6 +449,14 @@ def law_pages(d: ReportData) -> list[Page]:
                 ["RMSE (fitted points)", fmt(law["rmse"], ".3g"), f"{law['n']} points"],
                 ["fraction of ceiling reached", fmt_pct(law.get("ceiling_frac"), 1), ""],
                 ["headroom to the ceiling", fmt(law.get("headroom"), ".3g"), ""]])
+    m = d.section("metric")
+    if m.get("status") == "ok":
+        left.para(f"Why this R: {m['reason']}", size=SIZE["tiny"],
+                  color=COLORS["missing"] if m.get("training") else COLORS["muted"])
+    verdict = law.get("verdict") or {}
+    if verdict:
+        left.para(f"Law: {verdict['text']}", size=SIZE["tiny"],
+                  color="#2e6b30" if verdict["status"] == "fits" else COLORS["missing"])
     right = TextFlow([page], None, page=page, top=top, x0=mid)
     right.line("Early prediction: fit the first f of the evaluations, predict the rest", size=SIZE["small"],
                weight="bold")

@@ -25,6 +25,7 @@ def follow(
     floor_frac: float = 0.5,
     record_events: bool = True,
     out: IO[str] | None = None,
+    metric: str | None = None,
 ) -> int:
     """Watch a run: each new flag once (with evidence and advice), then a status line.
 
@@ -43,14 +44,18 @@ def follow(
 
         alerts = load_alert_config(alerts_config)
     watcher = Watcher(run_dir, thresholds=thresholds, floor_frac=floor_frac, alerts=alerts,
-                      events="file" if record_events else None)
-    last_line = None
+                      events="file" if record_events else None, metric=metric)
+    last_line = last_metric = None
     try:
         while True:
             new = watcher.poll()
             for flag in new:
                 print(describe_flag(flag, watcher.status.step), file=out, flush=True)
-            line = watcher.status.line()
+            st = watcher.status
+            if st.metric and (st.metric, st.metric_label) != last_metric:  # which metric is R, and why
+                print(f"R = {st.metric} ({st.metric_label}): {st.metric_reason}", file=out, flush=True)
+                last_metric = (st.metric, st.metric_label)
+            line = st.line()
             if line != last_line:
                 print(line, file=out, flush=True)
                 last_line = line

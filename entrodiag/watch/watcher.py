@@ -24,7 +24,8 @@ import numpy as np
 from ..analysis._common import AnalysisError, trailing_mean
 from ..analysis.collapse import CollapseThresholds, Flag, at_or_above, run_detectors, severity_rank
 from ..analysis.forecast import EntropyForecast, forecast_entropy
-from ..analysis.law import eval_names, fit_entropy_law, pick_eval_metric
+from ..analysis.law import fit_entropy_law
+from ..analysis.metric import choose_metric
 from ..store.reader import Run, load_run
 from ..store.schema import RUN_JSON
 from ..store.writer import event_row, warm_up, write_events
@@ -47,6 +48,8 @@ class WatchStatus:
     ceiling: float | None = None
     forecast: EntropyForecast | None = None
     active_flags: int = 0
+    metric_label: str | None = None  # "validation accuracy", "training reward", ... (choose_metric)
+    metric_reason: str | None = None
 
     def line(self) -> str:
         """A compact one-line status: step, entropy, reward, accuracy, ceiling, steps to the floor."""
@@ -54,7 +57,8 @@ class WatchStatus:
             return f"{self.run_status}: no step recorded yet"
         parts = [f"step {self.step}", f"entropy {_f(self.entropy)}", f"reward {_f(self.reward)}"]
         if self.metric:
-            parts.append(f"{self.metric} {_f(self.accuracy)}")
+            training = (self.metric_label or "").startswith("training")
+            parts.append(f"{self.metric}{f' ({self.metric_label})' if training else ''} {_f(self.accuracy)}")
         parts.append(f"ceiling {_f(self.ceiling)}")
         fc = self.forecast
         if fc is not None:
@@ -113,8 +117,10 @@ class Watcher:
         events: str | EventSink | None = "file",
         alerts: Any = None,
         source: str = "watch",
+        metric: str | None = None,
     ) -> None:
         self.path = load_run(run_dir).path
+        self.metric = metric
         self.thresholds = CollapseThresholds.with_overrides(**(thresholds or {}))
         severity_rank(min_severity)
         self.min_severity = min_severity
@@ -245,11 +251,18 @@ class Watcher:
             v = v[np.isfinite(v)]
             return float(trailing_mean(v, self.thresholds.smooth)[-1]) if len(v) else None
 
-        metric = pick_eval_metric(eval_names(run))
-        acc = ceiling = fc = None
-        if metric is not None:
+        acc = ceiling = fc = choice = None
+        try:
+            choice = choose_metric(run, self.metric)
+        except AnalysisError:
+            if self.metric is not None:
+                raise
+        metric = choice.name if choice else None
+        if choice is not None and not choice.is_training:
             ev = run.evals.filter(run.evals["name"] == metric).drop_nulls("value").sort("step")
             acc = float(ev["value"][-1]) if ev.height else None
+        elif choice is not None:
+            acc = recent(metric)
         try:
             ceiling = fit_entropy_law(run, metric=metric, smooth=self.thresholds.smooth, n_boot=0).ceiling
         except (AnalysisError, ValueError):
@@ -261,7 +274,8 @@ class Watcher:
         return WatchStatus(
             run_status=run.status, step=int(steps["step"].max()), entropy=recent("entropy_mean"),
             reward=recent("reward_mean"), metric=metric, accuracy=acc, ceiling=ceiling, forecast=fc,
-            active_flags=n_flags,
+            active_flags=n_flags, metric_label=choice.label if choice else None,
+            metric_reason=choice.reason if choice else None,
         )
 
 
