@@ -191,6 +191,16 @@ def test_r_is_validation_accuracy_where_present_else_a_named_training_reward(run
     assert code == 0 and "R = reward_mean (training reward)" in text and "no validation metric" in text
     code = main(["analyze", str(runs["verl-qwen"]), "--metric", "timing/gen"])
     assert code == 2 and "not a performance" in capsys.readouterr().err
+    # watch says it too, and --metric names another R (here verl's training score)
+    code = main(["watch", str(runs["trl-vl-tb"]), "--no-events"])
+    out = capsys.readouterr().out
+    assert code == 0 and "R = reward_mean (training reward)" in out and "reward_mean (training reward) " in out
+    code = main(["analyze", str(runs["verl-qwen"]), "--metric", "score_mean", "--json"])
+    s = json.loads(capsys.readouterr().out)
+    assert code == 0 and s["metric"]["name"] == "score_mean" and s["metric"]["label"] == "training accuracy"
+    assert s["law"]["metric"] == "score_mean" and s["law"]["metric_choice"]["training"]
+    code = main(["report", str(runs["verl-qwen"]), "--metric", "nope", "-o", str(runs["verl-qwen"] / "x.pdf")])
+    assert code == 2 and "no evaluation or step column named 'nope'" in capsys.readouterr().err
 
 
 def test_verdicts_read_as_a_practitioner_would_expect(summaries):

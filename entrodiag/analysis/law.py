@@ -174,8 +174,11 @@ def law_points(
     return steps, H, R, choice.name
 
 
-def choose_metric_or_explain(run: Run, metric: str | None) -> MetricChoice:
-    """``choose_metric``, with the message saying what to log when the run has no R at all."""
+def choose_metric_or_explain(run: Run, metric: str | MetricChoice | None) -> MetricChoice:
+    """``choose_metric`` (a ``MetricChoice`` passes through), with the message saying what to log
+    when the run has no R at all."""
+    if isinstance(metric, MetricChoice):
+        return metric
     try:
         return choose_metric(run, metric)
     except AnalysisError as e:
@@ -303,7 +306,7 @@ def _fit(H: np.ndarray, R: np.ndarray, *, n_boot: int, level: float, seed: int, 
 def fit_entropy_law(
     data: RunLike | tuple[Sequence[float], Sequence[float]],
     *,
-    metric: str | None = None,
+    metric: str | MetricChoice | None = None,
     entropy: str = "entropy_mean",
     smooth: int = DEFAULT_SMOOTH,
     n_boot: int = 1000,

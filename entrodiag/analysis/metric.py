@@ -147,9 +147,8 @@ def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
             return MetricChoice(metric, "eval", _eval_label(metric), "chosen with --metric")
         cols = _step_columns(run)
         if metric in cols:
-            return MetricChoice(metric, "train", "training " + ("accuracy" if _ACCURACY.search(metric)
-                                or metric == "score_mean" else "metric"),
-                                "chosen with --metric; a training series, not held out")
+            label = _train_label(metric) if _train_rank(metric) is not None else "training metric"
+            return MetricChoice(metric, "train", label, "chosen with --metric; a training series, not held out")
         raise AnalysisError(
             f"run {run.run_id} has no evaluation or step column named {metric!r}; evaluations: "
             f"{', '.join(evals) or 'none'}; step columns that can be R: "

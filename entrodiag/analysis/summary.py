@@ -169,7 +169,7 @@ def analyze_run(
         try:
             if choice is None:
                 raise AnalysisError(out["metric"]["reason"])
-            fit = fit_entropy_law(run, metric=choice.name, smooth=th.smooth)
+            fit = fit_entropy_law(run, metric=choice, smooth=th.smooth)
             out["law"] = {"status": "ok", **fit.to_dict(), "candidates": names}
             rows = [r.to_dict() for r in early_prediction(fit)]
             out["early_prediction"] = {"status": "ok", "rows": rows}

@@ -14,6 +14,7 @@ import polars as pl
 from ..analysis import AnalysisError, analyze_run, compare_runs, early_prediction, fit_entropy_law
 from ..analysis._common import DEFAULT_SMOOTH, step_series, trailing_mean
 from ..analysis.law import EarlyPrediction, LawFit
+from ..analysis.metric import MetricChoice
 from ..analysis.mechanism import AFTER_UPDATE_COLUMNS
 from ..store.reader import Run, load_run
 
@@ -64,7 +65,10 @@ def collect(run: RunLike, compare: Sequence[RunLike] | None = None, metric: str 
     law = summary.get("law", {})
     if law.get("status") == "ok":
         try:  # the same fit as the summary's (same metric, smoothing, bootstrap seed), with its points
-            data.fit = fit_entropy_law(run, metric=law.get("metric"), smooth=law.get("smooth") or DEFAULT_SMOOTH)
+            m = summary.get("metric") or {}
+            choice = (MetricChoice(m["name"], m["source"], m["label"], m["reason"])
+                      if m.get("status") == "ok" else law.get("metric"))
+            data.fit = fit_entropy_law(run, metric=choice, smooth=law.get("smooth") or DEFAULT_SMOOTH)
             data.early = early_prediction(data.fit)
         except AnalysisError:
             data.fit = None

@@ -427,7 +427,7 @@ def law_pages(d: ReportData) -> list[Page]:
     page = Page("The entropy law", "Cui et al. 2025: validation performance R = −a·e^H + b in the training "
                 "entropy H; at H = 0 the law's ceiling is b − a. Early fits use the first 15/30/50% of the "
                 "evaluations and predict the rest. " + _metric_short(d) + ".")
-    text_h = 1.75
+    text_h = 2.3
     gs = page.chart_grid(1, 2, bottom=page.bottom + text_h, gap_x=1.65, width_ratios=[1.25, 1.0])
     ax_law = page.fig.add_subplot(gs[0, 0])
     ax_steps = page.fig.add_subplot(gs[0, 1])
@@ -450,9 +450,8 @@ def law_pages(d: ReportData) -> list[Page]:
                 ["fraction of ceiling reached", fmt_pct(law.get("ceiling_frac"), 1), ""],
                 ["headroom to the ceiling", fmt(law.get("headroom"), ".3g"), ""]])
     m = d.section("metric")
-    if m.get("status") == "ok":
-        left.para(f"Why this R: {m['reason']}", size=SIZE["tiny"],
-                  color=COLORS["missing"] if m.get("training") else COLORS["muted"])
+    if m.get("training"):
+        left.para(f"Why this R: {m['reason']}", size=SIZE["tiny"], color=COLORS["missing"])
     verdict = law.get("verdict") or {}
     if verdict:
         left.para(f"Law: {verdict['text']}", size=SIZE["tiny"],
