@@ -335,7 +335,8 @@ def demo(args: argparse.Namespace) -> int:
 
 def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SOURCE", help="trainer_state.json (or a folder with checkpoint-*/), a verl "
-                   "JSONL log, TensorBoard event file(s), a CSV/JSONL history (e.g. a W&B export)")
+                   "JSONL log or console log, a captured TRL/transformers console, TensorBoard event file(s), a "
+                   "CSV/JSONL history (e.g. a W&B export), a JSONL whose records name their kind (type/split/...)")
     p.add_argument("--out", required=True, metavar="RUN", help="run directory to create (must not hold a run)")
     p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
                    help="map a logged column to a step column (entropy_mean, reward_mean, ...), an "
@@ -386,7 +387,8 @@ def import_(args: argparse.Namespace) -> int:
     if report.skipped:
         print("skipped     " + ", ".join(report.skipped) + " (not numeric, another step counter, or mapped to skip)")
     if not report.evals:
-        print("no evaluation columns found: the entropy law needs one (map it with --map COLUMN=val/NAME)")
+        print("no evaluation columns found: the entropy law's R will be the training reward (said so in every "
+              "output); map a held-out metric with --map COLUMN=val/NAME if the log has one")
     print(f"next: entrodiag inspect {report.run_dir}")
     return 0
 

@@ -240,3 +240,34 @@ def test_early_prediction_interval_on_real_runs(summaries):
                 cases.append(row["covered"])
     assert len(cases) >= 7 and sum(cases) / len(cases) >= 0.8, cases
     assert not math.isnan(sum(cases))
+
+
+def test_dashboard_law_page_names_a_training_reward(runs, monkeypatch):
+    """The law page of a run without validation says R is the training reward; --metric (the
+    dashboard's environment variable) picks another R in the runs that log it."""
+    pytest.importorskip("streamlit")
+    pytest.importorskip("plotly")
+    from streamlit.testing.v1 import AppTest
+
+    from entrodiag.dashboard import METRIC_ENV, ROOT_ENV
+
+    app = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
+
+    def law_page(run_dir: Path) -> AppTest:
+        monkeypatch.setenv(ROOT_ENV, str(run_dir))
+        at = AppTest.from_file(str(app), default_timeout=60)
+        at.run()
+        at.switch_page("page_law.py")
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+        return at
+
+    def warnings(at: AppTest) -> str:  # markdown-escaped on the page: compare without the backslashes
+        return " ".join(str(w.value) for w in at.warning).replace("\\", "")
+
+    at = law_page(runs["trl-gptoss"])
+    warned = warnings(at)
+    assert "R = reward_mean (training reward)" in warned and "no validation metric" in warned
+    monkeypatch.setenv(METRIC_ENV, "score_mean")
+    at = law_page(runs["verl-gemma"])
+    assert "R = score_mean (training accuracy)" in warnings(at)
