@@ -133,3 +133,29 @@ def test_lazy_top_level_exports_and_no_torch():
     assert entrodiag.LawFit is LawFit and callable(entrodiag.detect_collapse)
     code = "import entrodiag.analysis, sys; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_metric_ranking_never_picks_a_time_length_or_count():
+    from entrodiag.analysis.metric import is_performance, rank_eval_metrics
+
+    names = ["val/seconds", "val/reward", "val/format_accuracy", "val/answer_accuracy", "val/num_examples",
+             "val/test_score/gsm8k", "eval/runtime", "val/mean_length"]
+    assert rank_eval_metrics(names) == ["val/answer_accuracy", "val/test_score/gsm8k", "val/reward",
+                                        "val/format_accuracy"]
+    assert not any(is_performance(n) for n in ("timing/gen", "resp_len_mean", "learning_rate", "val/loss",
+                                               "entropy_mean", "perf/mfu/actor", "clip_frac"))
+    assert pick_eval_metric(["val/seconds", "val/loss"]) is None
+
+
+def test_prediction_interval_is_exact_on_the_law_and_covers_noisy_runs():
+    from entrodiag.analysis import prediction_interval
+
+    H, R = synthetic(0, n=20, sigma=0.0)
+    est, lo, hi = prediction_interval(H[:10], R[:10], float(H[-1]))
+    assert est == pytest.approx(R[-1]) and lo < R[-1] < hi and hi - lo < 0.05  # only the trend's own spread
+    covered = 0
+    for seed in range(200):  # the law holds with noise: the 90% interval should cover ~90% or more
+        H, R = synthetic(seed, n=30)
+        est, lo, hi = prediction_interval(H[:15], R[:15], float(H[-1]))
+        covered += lo <= R[-1] <= hi
+    assert covered / 200 >= 0.85

@@ -21,7 +21,9 @@ from .law import (
     fit_entropy_law,
     law_points,
     pick_eval_metric,
+    prediction_interval,
 )
+from .metric import MetricChoice, choose_metric
 from .mechanism import MechanismCheck, mechanism_check
 from .summary import analyze_run, render_summary
 from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
@@ -37,7 +39,9 @@ __all__ = [
     "Flag",
     "LawFit",
     "MechanismCheck",
+    "MetricChoice",
     "analyze_run",
+    "choose_metric",
     "compare_runs",
     "detect_collapse",
     "forecast_entropy",
@@ -49,6 +53,7 @@ __all__ = [
     "law_points",
     "mechanism_check",
     "pick_eval_metric",
+    "prediction_interval",
     "render_summary",
     "run_detectors",
 ]

@@ -52,7 +52,7 @@ def _row(run: RunLike, metric: str | None, th: CollapseThresholds) -> dict:
             v = run.evals.filter(pl.col("name") == m).drop_nulls("value").sort("step")["value"]
             row.update(metric=m, eval_final=v[-1], eval_best=v.max())
         try:
-            fit = fit_entropy_law(run, metric=m, smooth=th.smooth, n_boot=0)
+            fit = fit_entropy_law(run, metric=choice, smooth=th.smooth, n_boot=0)
             row.update(law_a=fit.a, law_b=fit.b, ceiling=fit.ceiling, law_r2=fit.r2, gain_frac=fit.gain_frac)
         except AnalysisError:
             pass

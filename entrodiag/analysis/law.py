@@ -378,7 +378,9 @@ def prediction_interval(
     - half-width: the root sum of squares of three parts, (1) the OLS prediction interval of that
       fit (t quantile, leverage of ``e^h_new``), (2) the disagreement between the later-half fit
       and the fit to all points (the model uncertainty of a drifting slope), (3) t·σ of the
-      evaluation noise, σ = sd of consecutive differences of R / √2 (one evaluation is noisy).
+      evaluation noise, σ = sd of consecutive differences of R / √2 (one evaluation is noisy). The
+      differences also count the trend's own changes as noise: a deliberate widening the backtest
+      favoured (second differences, which cancel a linear trend, missed verl's gemma run at 50%).
     """
     n = len(H)
     x, xn = np.exp(H), math.exp(h_new)
