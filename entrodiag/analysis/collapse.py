@@ -432,15 +432,17 @@ def _length_collapse(c: _Ctx) -> Flag | None:
 
 
 def _ceiling_exhausted(c: _Ctx) -> Flag | None:
-    from .law import fit_entropy_law
+    from .law import _LOG_EVALS, choose_metric_or_explain, fit_entropy_law
+    from .sources import log_hint
 
     try:
-        fit = fit_entropy_law(c.run, smooth=c.th.smooth, n_boot=0)
+        choice = choose_metric_or_explain(c.run, None)
+        if choice.is_training:
+            raise AnalysisError(f"no validation metric (R would be the {choice.label} {choice.name}, and the "
+                                f"ceiling is judged on held-out accuracy only): {log_hint(c.run, 'evals') or _LOG_EVALS}")
+        fit = fit_entropy_law(c.run, metric=choice, smooth=c.th.smooth, n_boot=0)
     except AnalysisError as e:
         raise _Skip(str(e)) from None
-    if fit.metric_choice is not None and fit.metric_choice.is_training:
-        raise _Skip(f"R would be the {fit.metric_choice.label} {fit.metric}: the ceiling is judged on a "
-                    "validation metric only")
     if fit.gain_frac is None or fit.r2 != fit.r2 or fit.r2 < c.th.ceiling_min_r2:
         raise _Skip(f"the law fits poorly (R² = {fit.r2:.2f} < {c.th.ceiling_min_r2})")
     if fit.gain_frac < c.th.ceiling_gain:
