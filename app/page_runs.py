@@ -51,8 +51,9 @@ def run_summary(ctx: app_ui.Context, path: str) -> None:
                    delta=None if h is None else f"{h['change']:+.3f} from {h['start']:.3f}")
     metric = law.get("metric") if law["status"] == "ok" else next(iter(r["eval_metrics"]), None)
     ev = dyn.get(metric) if metric else None
-    label = ((s.get("metric") or {}).get("label") or "accuracy (last eval)").capitalize()
-    cols[1].metric(label, app_ui.fmt(ev and ev["end"]), help=(s.get("metric") or {}).get("text") or metric
+    m = s.get("metric") or {}
+    label = f"{m['label'].capitalize()} (last)" if m.get("training") else "Accuracy (last eval)"
+    cols[1].metric(label, app_ui.fmt(ev and ev["end"]), help=m.get("text") or metric
                    or "no evaluations",
                    delta=None if ev is None else f"{ev['change']:+.3f} from {ev['start']:.3f}")
     if law["status"] == "ok":

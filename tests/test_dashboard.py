@@ -294,8 +294,8 @@ def test_run_with_missing_tables(tmp_path: Path, sample: Path, monkeypatch: pyte
     assert sorted(at.dataframe[0].value["run"].tolist()) == ["broken", "steps-only"]
     for name in PAGES[1:]:
         at = page(at, name)
-    at = page(at, "page_law.py")
-    assert "no evaluations" in texts(at).replace("\\", "")
+    at = page(at, "page_law.py")  # no evaluations: the law on the training reward, said so
+    assert "no validation metric" in texts(at).replace("\\", "")
     at = page(at, "page_tokens.py")
     assert "no token rows" in texts(at).replace("\\", "")
     at.sidebar.multiselect[0].set_value([str(broken)]).run()
