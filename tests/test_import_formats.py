@@ -93,3 +93,23 @@ def test_bad_values_are_counted_and_left_out(tmp_path, capsys):
     h = dict(zip(*[run.steps.sort("step")[c].to_list() for c in ("step", "entropy_mean")]))
     assert h == {1: 0.9, 2: None, 3: None, 4: 0.7, 5: 0.5}
     assert run.meta["imported"]["bad_values"]["entropy: negative entropy (left out)"] == 1
+
+
+def test_a_sampled_entropy_estimate_is_stated_and_warned(tmp_path):
+    """TRL's old PPO/RLOO logged objective/entropy = −log p of the sampled tokens summed per response:
+    run.json says so, and the analysis warns that the law and thresholds see an approximation."""
+    from entrodiag.analysis import analyze_run
+
+    state = {"global_step": 20, "log_history": [
+        {"step": s, "objective/entropy": 40.0 - s, "objective/rlhf_reward": s / 10,
+         **({"eval_reward": s / 12} if s % 4 == 0 else {})} for s in range(1, 21)]}
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps(state))
+    import_run(path, tmp_path / "run")
+    sem = load_run(tmp_path / "run").meta["entropy_semantics"]
+    assert (sem["column"], sem["kind"], sem["aggregation"]) == ("objective/entropy", "sampled_neglogp", "seq_sum")
+    s = analyze_run(tmp_path / "run")
+    warns = " ".join(s["entropy_semantics"]["warnings"])
+    assert "sampled −log p estimate" in warns and "summed per response" in warns
+    assert s["metric"]["name"] == "val/reward" and not s["metric"]["training"]
+    assert s["entropy_semantics"]["statement"].startswith("entropy objective/entropy: a sampled estimate")

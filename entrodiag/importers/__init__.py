@@ -132,6 +132,8 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
             obj = json.loads(first)
         except json.JSONDecodeError:
             obj = None  # a multi-line JSON document
+        if isinstance(obj, dict) and isinstance(obj.get("log_history"), list):
+            return "trainer_state", p  # a trainer_state.json written on one line
         if isinstance(obj, dict):
             return ("verl" if isinstance(obj.get("data"), dict) and "step" in obj else "jsonl"), p
         if name.endswith(".json") or head.lstrip().startswith("{"):
