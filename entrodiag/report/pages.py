@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..analysis.sources import log_hint
+from ..analysis.sources import HINTS, framework, log_hint
 from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
 from ..store.values import describe as describe_bad_values
 from .data import ReportData, mechanism_points
@@ -374,6 +374,21 @@ def _events(d: ReportData, flow: TextFlow) -> None:
         flow.para(line, size=SIZE["small"], hang=0.15, color=color)
 
 
+def _hints_once(d: ReportData, lines: list[str]) -> list[str]:
+    """An imported run's framework hint in full the first time, then 'as above' (one hint, many lines)."""
+    fw = framework(d.run)
+    hints = sorted(set(HINTS.get(fw, {}).values()), key=len, reverse=True) if fw else []
+    seen: set[str] = set()
+    out = []
+    for line in lines:
+        for h in hints:
+            if h in line:
+                line = line.replace(h, "as above") if h in seen else line
+                seen.add(h)
+        out.append(line)
+    return out
+
+
 def _missing(d: ReportData, flow: TextFlow) -> None:
     lines = list(d.summary.get("missing") or [])
     left_out = [s for s in plan(d) if s.build is None]
@@ -386,6 +401,7 @@ def _missing(d: ReportData, flow: TextFlow) -> None:
     lines += [f"approximation: {w}" for w in d.section("entropy_semantics").get("warnings") or []]
     if not lines:
         return
+    lines = _hints_once(d, lines)
     flow.heading("What this report cannot show", color=COLORS["missing"])
     for line in lines:
         flow.para(f"• {line}", size=SIZE["small"], hang=0.12, color=COLORS["missing"])
