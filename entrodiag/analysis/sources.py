@@ -16,10 +16,10 @@ from ..store.reader import Run
 
 _TRL_CALLBACK = ("TRL does not log it; train with entrodiag.hooks.trl.RecordingGRPOTrainer (a drop-in "
                  "GRPOTrainer, see training_hooks/trl_grpo.py) to record it")
-_VERL_HOOK = ("verl does not log it; attach entrodiag's Recorder to the actor (training_hooks/README.md, "
-              "'verl and OpenRLHF') to record it")
-_OPENRLHF_HOOK = ("OpenRLHF does not log it; attach entrodiag's Recorder (training_hooks/README.md, "
-                  "'verl and OpenRLHF') to record it")
+_VERL_HOOK = ("verl does not log it; record it with entrodiag.hooks.integrations.verl.attach in the actor "
+              "workers (training_hooks/README.md, 'verl and OpenRLHF')")
+_OPENRLHF_HOOK = ("OpenRLHF does not log it; record it with entrodiag.hooks.integrations.openrlhf.attach "
+                  "(training_hooks/README.md, 'verl and OpenRLHF')")
 
 #: framework → what (a step column, or ``evals``/``tokens``/``spans``/``histograms``) → hint
 HINTS: dict[str, dict[str, str]] = {
