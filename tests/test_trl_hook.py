@@ -307,3 +307,34 @@ def test_sigterm_saves_trls_checkpoint_and_stops_the_run(tmp_path):
     stop = run.events.filter(run.events["kind"] == "stop")
     assert stop.height == 1 and stop["name"][0] == "SIGTERM" and stop["step"][0] == 2
     assert trainer.entrodiag_recorder is None  # closed
+
+
+def test_entropy_control_sets_trls_coefficient_and_clip(tmp_path):
+    """``entrodiag_entropy_control``: pi_coef drives TRL's own entropy_coef (TRL logs the value it
+    applied, which must equal control/coef), pi_clip its epsilon_high; both follow the PI law."""
+    pytest.importorskip("trl")
+    args = {"target": 3.0, "control_from": 2, "gains": (0.5, 0.1)}  # a random 13-token model: H < 3
+    trainer = _tiny_trainer(run_dir=tmp_path / "coef", steps=3, entrodiag_entropy_control="pi_coef",
+                            entrodiag_control_args=args)
+    trainer.train()
+    s = load_run(tmp_path / "coef").steps.sort("step")
+    coef, err = s["control/coef"].to_list(), s["control/error"].to_list()
+    assert s["control/active"].to_list() == [0.0, 1.0, 1.0] and coef[0] == 0.0
+    assert err[0] == pytest.approx(3.0 - s["entropy_mean"][0])
+    assert coef[1] == pytest.approx(min(0.5 * err[0] + 0.1 * err[0], 0.1))  # clamped to the bound 0.1
+    assert coef[2] == pytest.approx(min(0.5 * err[1] + 0.1 * (err[0] + err[1]), 0.1))
+    assert s["trl/entropy_coef"].to_list() == pytest.approx(coef)  # what TRL applied
+    assert trainer.entropy_coef == pytest.approx(coef[2])  # the last batch's, set on TRL
+
+    trainer = _tiny_trainer(run_dir=tmp_path / "clip", steps=3, entrodiag_entropy_control="pi_clip",
+                            entrodiag_control_args={"target": 3.0, "control_from": 2})
+    trainer.train()
+    s = load_run(tmp_path / "clip").steps.sort("step")
+    clip, err = s["control/clip_high"].to_list(), s["control/error"].to_list()
+    kp, ki = trainer._ed_control.ctl.gains
+    assert clip[0] == 0.2 and clip[1] == pytest.approx(min(0.2 + kp * err[0] + ki * err[0], 2.0))
+    assert clip[2] == pytest.approx(min(0.2 + kp * err[1] + ki * (err[0] + err[1]), 2.0))
+    assert trainer.epsilon_high == pytest.approx(clip[2])  # the last batch's, set on TRL
+    trainer.use_adaptive_entropy = True  # TRL's own adaptive coefficient is on
+    with pytest.raises(ValueError, match="both set the entropy coefficient"):
+        trainer._ed_make_control("pi_coef", {"target": 1.0})

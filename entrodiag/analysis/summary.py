@@ -16,6 +16,7 @@ import polars as pl
 
 from ._common import AnalysisError, RunLike, as_run, clean, edge_size, step_series
 from .collapse import SEVERITIES, CollapseThresholds, run_detectors, severity_rank
+from .control import control_summary
 from .forecast import forecast_entropy
 from .law import choose_metric_or_explain, early_prediction, eval_names, fit_entropy_law
 from .mechanism import mechanism_check
@@ -115,9 +116,11 @@ def analyze_run(
     ``early_prediction`` (f = 0.15, 0.3, 0.5), ``forecast`` (``forecast_entropy``: the step at
     which entropy reaches half its start, and the law's accuracy there), ``flags`` (``detect_collapse`` plus the detectors
     that could not judge and why), ``mechanism`` (``mechanism_check``), ``forking_tokens``,
-    ``hwe_spans``, ``entropy_distribution``, and ``missing``: one line per missing input. ``run`` also
-    holds ``skipped_parts`` (damaged part files left out, with the reason) and ``bad_values``
-    (impossible values read as missing, per table, column and reason; ``Run.bad_values``).
+    ``hwe_spans``, ``entropy_distribution``, ``control`` (``control_summary``: the entropy
+    controller's target, band, time in band, overshoot, settling), and ``missing``: one line per
+    missing input. ``run`` also holds ``skipped_parts`` (damaged part files left out, with the
+    reason) and ``bad_values`` (impossible values read as missing, per table, column and reason;
+    ``Run.bad_values``).
 
     Example:
         >>> s = analyze_run("runs/demo")                          # doctest: +SKIP
@@ -213,6 +216,11 @@ def analyze_run(
                                         ("entropy_distribution", "histograms", "no entropy histograms")):
                 if out[section].get("status") == "empty":
                     out[section]["reason"] = f"{lead}: {log_hint(run, what)}"
+        try:
+            cs = control_summary(run)
+            out["control"] = {"status": "ok", **cs.to_dict(), "text": cs.describe()}
+        except AnalysisError as e:
+            out["control"] = _empty(str(e))
         out["missing"] = missing
         # counted last: a part found damaged by one of the queries above is left out of them too
         out["run"]["rows"] = {t: (run.scan(t).select(pl.len()).collect().item() if run.parts(t) else 0)
@@ -398,6 +406,10 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
             text = "" if ex["text"] is None else escape(repr(ex["text"]))
             con.print(f"  step {ex['step']} sample {ex['sample_id']} tokens {ex['start']}–{ex['end']}: "
                       f"window entropy {_f(ex['mean_window_entropy'], '.3f')}  {text}")
+
+    ctl = summary.get("control", {"status": "empty"})
+    if ctl.get("status") == "ok":
+        con.print(f"\n[bold]Entropy control[/]: {escape(ctl['text'])}")
 
     dist = summary["entropy_distribution"]
     if not empty("Entropy distribution", dist):

@@ -49,6 +49,7 @@ breaks training: a failure is logged and counted (``trl_hook_errors`` in run.jso
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -65,6 +66,7 @@ SUPPORTED_TRL = ">=0.20,<2"
 TESTED_TRL = "1.16.0"
 
 ROW_KEY = "entrodiag_row"  # the key added to TRL's generation batch
+CONTROL_FILE = "entrodiag_control.json"  # the entropy controller's state in a TRL checkpoint
 _MAX_LOGGED_ERRORS = 5
 
 
@@ -135,6 +137,16 @@ def _build_class():
             entrodiag_token_sample: completions per step whose token, sample and span rows are
                 kept (``Recorder(token_sample=...)``; step aggregates use every token).
             entrodiag_meta: more run.json fields (``task=...``, ``intervention=...``).
+            entrodiag_entropy_control: an entropy controller (``entrodiag.trainer.controllers``):
+                ``pi_coef`` or ``adaptive_coef`` set TRL's entropy-bonus coefficient
+                (``self.entropy_coef``, bonus switched on), ``pi_clip`` sets ``self.epsilon_high``,
+                before each generation batch, from the token-mean entropy of the previous one
+                (all processes); ``none`` only measures. Or a ready ``EntropyControl``. Its state
+                is logged as ``control/*`` step columns and saved in TRL's checkpoints
+                (``entrodiag_control.json``), so ``train(resume_from_checkpoint=...)`` continues it.
+            entrodiag_control_args: keyword arguments of ``EntropyControl`` for a controller given by
+                name: ``target`` or ``target_frac``, ``band``, ``control_from`` (an optimizer step,
+                1-based as TRL logs), ``gains``, ``bounds``.
             entrodiag_stop_on: ``info``, ``warning`` or ``critical``: every
                 ``entrodiag_watch_every`` optimizer steps the collapse detectors run on what was
                 recorded (``entrodiag.watch.Watcher``; flags go to the run's events); a new flag at
@@ -154,6 +166,7 @@ def _build_class():
                      entrodiag_token_sample: int | float | str = 8,
                      entrodiag_meta: dict | None = None, entrodiag_stop_on: str | None = None,
                      entrodiag_watch_every: int = 10, entrodiag_handle_signals: bool = True,
+                     entrodiag_entropy_control: Any = None, entrodiag_control_args: dict | None = None,
                      **kwargs) -> None:
             check_trl_version(trl.__version__)
             if entrodiag_stop_on not in (None, "info", "warning", "critical"):
@@ -176,6 +189,7 @@ def _build_class():
             self._ed_rewards = None
             self._ed_errors = 0
             self._ed_signal_step: int | None = None  # the signal that stopped train(), once acted on
+            self._ed_control = None
             super().__init__(*args, **kwargs)
             for flag in ("use_liger_kernel", "use_liger_loss"):
                 if getattr(self.args, flag, False):
@@ -183,6 +197,8 @@ def _build_class():
                         f"RecordingGRPOTrainer cannot record with {flag}=True: the Liger loss computes no "
                         "per-token entropy. Turn it off to record this run."
                     )
+            if entrodiag_entropy_control is not None:
+                self._ed_control = self._ed_make_control(entrodiag_entropy_control, entrodiag_control_args or {})
             pc = self.processing_class
             self._ed_tokenizer = getattr(pc, "tokenizer", None) or pc
             self._ed_owns = entrodiag_recorder is None
@@ -281,7 +297,47 @@ def _build_class():
                 self._ed_capture.append((out[0].detach(), out[1].detach()))
             return out
 
+        def _save_checkpoint(self, model, trial):
+            super()._save_checkpoint(model, trial)
+            if self._ed_control is not None and self.args.should_save:
+                from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+                folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+                (folder / CONTROL_FILE).write_text(json.dumps(self._ed_control.state_dict()))
+
+        def _load_optimizer_and_scheduler(self, checkpoint):
+            super()._load_optimizer_and_scheduler(checkpoint)
+            path = None if checkpoint is None or self._ed_control is None else Path(checkpoint) / CONTROL_FILE
+            if path is not None and path.is_file():
+                self._ed_control.load_state_dict(json.loads(path.read_text()))
+
         # ------------------------------------------------------------------------ internals
+        def _ed_make_control(self, control, args: dict):
+            from ..trainer.controllers import EntropyControl
+
+            if isinstance(control, str):
+                control = EntropyControl(control, clip_high=float(self.epsilon_high),
+                                         coef=float(getattr(self, "entropy_coef", 0.0) or 0.0), **args)
+            elif not isinstance(control, EntropyControl):
+                raise TypeError("entrodiag_entropy_control must be a controller name or an EntropyControl")
+            if control.ctl.acts_on == "coef":
+                if not hasattr(self, "_entropy_bonus_enabled"):
+                    raise ValueError(f"{control.mode} sets TRL's entropy_coef, which this TRL version lacks "
+                                     "(GRPOConfig.entropy_coef came with trl 1.x); use pi_clip, or upgrade TRL")
+                if getattr(self, "use_adaptive_entropy", False):
+                    raise ValueError(f"use_adaptive_entropy=True and entrodiag_entropy_control={control.mode!r} "
+                                     "would both set the entropy coefficient: turn one of them off")
+                self._entropy_bonus_enabled = True  # TRL fixes this at construction; the controller needs it
+            return control
+
+        def _ed_apply_knobs(self, step: int) -> None:
+            """Set TRL's coefficient and ε_high for the generation batch of ``step``."""
+            knobs = self._ed_control.knobs(step)
+            if self._ed_control.ctl.acts_on == "coef":
+                self.entropy_coef = knobs.coef
+            elif self._ed_control.ctl.acts_on == "clip_high":
+                self.epsilon_high = knobs.clip_high
+
         def _ed_open(self, resume: bool) -> Recorder:
             kw = dict(self._ed_recorder_kwargs)
             return Recorder(kw.pop("run_dir"), resume=resume, **kw)
@@ -315,6 +371,8 @@ def _build_class():
             out[ROW_KEY] = rows
             step = int(self.state.global_step) + 1  # the optimizer step TRL will log this batch under
             self._ed_batch = _Pending(step=step, size=size, groups=groups, rewards=rewards)
+            if self._ed_control is not None:
+                self._ed_apply_knobs(step)
 
         def _ed_add(self, batch: _Pending, inputs: dict, rows, captured: list) -> None:
             if batch is not self._ed_batch or not captured:
@@ -364,12 +422,19 @@ def _build_class():
             prompts = None
             if all(g in batch.prompts for g in group_list):
                 prompts = [batch.prompts[g] for g in group_list]
+            control = {}
+            if self._ed_control is not None and batch.seen >= batch.size:
+                mask, h = cat("mask").float(), cat("entropy", torch.float32)
+                tot = torch.stack([(h * mask).sum(), mask.sum()])
+                if self.accelerator.num_processes > 1:
+                    tot = self.accelerator.reduce(tot, reduction="sum")
+                control = self._ed_control.observe(batch.step, (tot[0] / tot[1].clamp(min=1)).item())
             self._ed_rec.record_batch(
                 batch.step, token_ids=cat("ids"), response_mask=cat("mask").bool(),
                 entropy=cat("entropy", torch.float32), logprobs=cat("logps", torch.float32),
                 advantages=cat("adv", torch.float32),
                 rewards=None if batch.rewards is None else batch.rewards[rows].float(),
-                group_ids=groups, prompts=prompts,
+                group_ids=groups, prompts=prompts, **control,
             )
 
         def _ed_log(self, entry: dict) -> None:

@@ -34,9 +34,10 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, scheduler, keep: int,
-                    intervention: str | None = None) -> Path:
+                    intervention: str | None = None, control: dict | None = None) -> Path:
     """Save the state after the update of ``step`` (and the policy-loss mode in use, which a
-    switch on collapse may have changed); keep the newest ``keep`` checkpoints. Raises what the
+    switch on collapse may have changed, and the entropy controller's state); keep the newest
+    ``keep`` checkpoints. Raises what the
     save raised, leaving no partial folder (the trainer turns it into a ``checkpoint_failed``
     event)."""
     root = checkpoint_dir(run_dir)
@@ -45,7 +46,7 @@ def save_checkpoint(run_dir: Path, step: int, model, tokenizer, optimizer, sched
     try:
         save_policy(model, tokenizer, tmp)
         torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "intervention": intervention}, tmp / "trainer_state.pt")
+                    "intervention": intervention, "control": control}, tmp / "trainer_state.pt")
         final = root / f"step-{step:07d}"
         if final.exists():
             shutil.rmtree(final)

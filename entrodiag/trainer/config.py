@@ -79,6 +79,22 @@ class TrainConfig:
     kl_coef: float = 0.0
     """KL penalty to a frozen copy of the initial policy (k3 estimator); 0 = none, no copy kept."""
 
+    # --- closed-loop entropy control (entrodiag.trainer.controllers)
+    entropy_control: str = "none"
+    """Entropy controller: none, adaptive_coef (TRL's adaptive entropy coefficient), pi_coef (PI on the entropy-bonus coefficient) or pi_clip (PI on the upper clip bound); all but none need a target."""
+    entropy_target: float = 0.0
+    """Entropy target in nats (token mean of the rollouts); 0 = none (see entropy_target_frac)."""
+    entropy_target_frac: float = 0.0
+    """Entropy target as this fraction of the mean entropy of the first 10 steps; 0 = none."""
+    entropy_band: str = ""
+    """Band LOW,HIGH in nats that counts as on target (analysis: time in band, settling); empty: target ±20%."""
+    entropy_control_from: int = 0
+    """The controller acts from this step on (and from step 10 at the earliest with entropy_target_frac)."""
+    control_gains: str = ""
+    """Controller gains: KP,KI for pi_coef/pi_clip, DELTA for adaptive_coef; empty: the controller's defaults."""
+    control_bounds: str = ""
+    """LOW,HIGH bounds of the controlled knob (the coefficient or epsilon_high); empty: the controller's defaults."""
+
     # --- evaluation, recording, checkpoints
     eval_every: int = 20
     """Evaluate sampled (T = 1) and greedy accuracy on the held-out split every N steps."""
@@ -93,7 +109,7 @@ class TrainConfig:
     stop_on: str = ""
     """Stop cleanly (checkpoint, run status ``stopped``) on a new flag of this severity or worse: info, warning or critical; empty: never."""
     on_collapse: str = ""
-    """Switch the policy loss to this intervention (e.g. ``kl_cov``) from the next step, on the first new flag at on_collapse_severity or worse; empty: never."""
+    """Switch the policy loss to this intervention (e.g. ``kl_cov``), or switch this entropy controller on (pi_coef, pi_clip, adaptive_coef; needs a target), from the next step, on the first new flag at on_collapse_severity or worse; empty: never."""
     on_collapse_severity: str = "critical"
     """Severity of the flag (any detector) that triggers on_collapse: info, warning or critical."""
     watch_every: int = 10
@@ -115,6 +131,7 @@ class TrainConfig:
     warmup_lr: float = 1e-3
 
     def __post_init__(self) -> None:
+        from .controllers import CONTROLLERS, from_config
         from .losses import LOSSES
 
         problems = []
@@ -129,8 +146,20 @@ class TrainConfig:
             problems.append("temperature and entropy_temperature must be > 0")
         if not 0 < self.forking_quantile < 1:
             problems.append(f"forking_quantile must lie in (0, 1), got {self.forking_quantile}")
-        if self.on_collapse and self.on_collapse not in LOSSES:
-            problems.append(f"on_collapse {self.on_collapse!r} is not one of {', '.join(LOSSES)}")
+        switchable = [*LOSSES, *(c for c in CONTROLLERS if c != "none")]
+        if self.on_collapse and self.on_collapse not in switchable:
+            problems.append(f"on_collapse {self.on_collapse!r} is not one of {', '.join(switchable)}")
+        for name in ("entropy_band", "control_gains", "control_bounds"):  # TOML may give a list
+            if isinstance(getattr(self, name), (list, tuple)):
+                setattr(self, name, ",".join(str(x) for x in getattr(self, name)))
+        if self.entropy_target < 0 or not 0 <= self.entropy_target_frac:
+            problems.append("entropy_target and entropy_target_frac must be >= 0")
+        try:
+            from_config(self)
+            if self.on_collapse in CONTROLLERS:
+                from_config(self, self.on_collapse)
+        except ValueError as e:
+            problems.append(str(e))
         for name in ("stop_on", "on_collapse_severity"):
             if getattr(self, name) and getattr(self, name) not in ("info", "warning", "critical"):
                 problems.append(f"{name} must be info, warning or critical, got {getattr(self, name)!r}")

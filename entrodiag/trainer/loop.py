@@ -14,6 +14,7 @@ from a checkpoint continues exactly as it would have.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -29,6 +30,7 @@ from ..metrics import group_advantages
 from ..store.writer import truncate_run
 from .checkpoint import list_checkpoints, load_trainer_state, save_checkpoint
 from .config import TrainConfig
+from .controllers import CONTROLLERS, Knobs, from_config
 from .losses import LOSSES, NEEDS_ENTROPY_GRAD, PolicyBatch
 from .model import load_policy, n_params
 from .rollout import Prompts, accepts_logits_to_keep, decode_responses, encode_prompts, generate, padding_kwargs, score
@@ -155,9 +157,13 @@ class Trainer:
         warm = max(cfg.warmup_steps, 0)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
         self.intervention = cfg.intervention  # the loss mode in use: --on-collapse may switch it
+        self.control = from_config(cfg)  # the entropy controller: --on-collapse may switch one on
         if ckpt is not None:
             state = load_trainer_state(ckpt)
             self.intervention = state.get("intervention") or cfg.intervention
+            if state.get("control"):
+                self.control = from_config(cfg, state["control"]["mode"])
+                self.control.load_state_dict(state["control"])
             self.opt.load_state_dict(state["optimizer"])
             self.sched.load_state_dict(state["scheduler"])
             if self.rank == 0:
@@ -225,8 +231,14 @@ class Trainer:
         adv = group_advantages(rewards, group_ids, scale=cfg.scale_advantages)
         return prompts, roll, texts, rewards, group_ids, adv, idx
 
-    def update(self, prompts: Prompts, roll, adv: torch.Tensor) -> dict[str, float]:
+    def update(self, prompts: Prompts, roll, adv: torch.Tensor, knobs: Knobs | None = None) -> dict[str, float]:
+        """``epochs`` optimizer passes over the batch; ``knobs`` (from the entropy controller) set
+        the entropy-bonus coefficient (a −coef·H_t term on top of any loss) and ε_high."""
         cfg = self.cfg
+        if knobs is not None and knobs != self.control.base:
+            cfg = dataclasses.replace(cfg, clip_high=knobs.clip_high, clip_higher=knobs.clip_high,
+                                      entropy_coef=knobs.coef)
+        bonus = knobs.coef if knobs is not None and self.intervention != "entropy_bonus" else 0.0
         self.model.train()
         loss_fn = LOSSES[self.intervention]
         full = torch.cat([prompts.ids, roll.response], 1)
@@ -246,11 +258,14 @@ class Trainer:
                     logits = _response_logits(self.policy, full[sl], full_mask[sl], n_prompt, cfg.temperature)
                     logp_all = torch.log_softmax(logits, -1)
                     logp = logp_all.gather(-1, roll.response[sl, :, None]).squeeze(-1)
-                    entropy = -(logp_all.exp() * logp_all).sum(-1) if self.intervention in NEEDS_ENTROPY_GRAD else None
+                    needs_h = self.intervention in NEEDS_ENTROPY_GRAD or bonus != 0
+                    entropy = -(logp_all.exp() * logp_all).sum(-1) if needs_h else None
                     batch = PolicyBatch(logp, roll.old_logp[sl], adv[sl, None].expand_as(logp), roll.mask[sl],
                                         roll.entropy[sl], entropy)
                     out = loss_fn(batch, cfg)
                     loss_tok = out.loss
+                    if bonus:  # the controlled entropy bonus, as in losses.entropy_bonus
+                        loss_tok = torch.where(roll.mask[sl], loss_tok - bonus * entropy, 0.0)
                     if self.ref is not None:
                         with torch.no_grad():
                             ref_logits = _response_logits(self.ref, full[sl], full_mask[sl], n_prompt, cfg.temperature)
@@ -342,7 +357,10 @@ class Trainer:
                     if (signum := self._signalled(stop)) is not None:  # before the update: abandon the step
                         abandoned = step
                         break
-                    stats = self.update(prompts, roll, adv)
+                    stats = self.update(prompts, roll, adv, self.control.knobs(step))
+                    h = _sum_over(torch.stack([(roll.entropy * roll.mask).sum(), roll.mask.sum().float()]),
+                                  self.world)
+                    stats.update(self.control.observe(step, (h[0] / h[1].clamp(min=1)).item()))
                     if cfg.measure_entropy_change:
                         stats["entropy_after"] = self.entropy_after(prompts, roll)
                     stats["step_time"] = time.perf_counter() - t0
@@ -443,20 +461,25 @@ class Trainer:
             if stops:
                 self.watcher.record_stop(step, stops[0], cfg.stop_on)
                 decision = 1
-            elif cfg.on_collapse and self.intervention != cfg.on_collapse:
+            elif cfg.on_collapse and self.intervention != cfg.on_collapse and self.control.mode != cfg.on_collapse:
                 hits = at_or_above(new, cfg.on_collapse_severity)
                 if hits:
+                    was = self.control.mode if cfg.on_collapse in CONTROLLERS else self.intervention
                     self.rec.log_event(step, "switch", cfg.on_collapse, severity=hits[0].severity,
                                        first_step=hits[0].first_step, last_step=hits[0].last_step,
-                                       message=f"{self.intervention} -> {cfg.on_collapse} on {hits[0].kind}",
-                                       detail={"from": self.intervention, "to": cfg.on_collapse,
+                                       message=f"{was} -> {cfg.on_collapse} on {hits[0].kind}",
+                                       detail={"from": was, "to": cfg.on_collapse,
                                                "flag": hits[0].kind, "from_step": step + 1})
                     decision = 2
         if self.world > 1:
             t = torch.tensor([decision], device=self.device)
             torch.distributed.broadcast(t, 0)
             decision = int(t.item())
-        if decision == 2:
+        if decision == 2 and cfg.on_collapse in CONTROLLERS:
+            self.log(f"step {step}: switching the entropy controller {self.control.mode} -> {cfg.on_collapse}")
+            self.control = self.control.hand_over(from_config(cfg, cfg.on_collapse), step + 1)
+            self.rec.update_meta(entropy_control=cfg.on_collapse)
+        elif decision == 2:
             self.log(f"step {step}: switching the policy loss {self.intervention} -> {cfg.on_collapse}")
             self.intervention = cfg.on_collapse
             self.rec.update_meta(intervention=self.intervention)
@@ -477,7 +500,8 @@ class Trainer:
         if self.rank == 0:
             try:
                 save_checkpoint(self.out, step, self.model, self.tok, self.opt, self.sched,
-                                self.cfg.keep_checkpoints, intervention=self.intervention)
+                                self.cfg.keep_checkpoints, intervention=self.intervention,
+                                control=self.control.state_dict())
             except Exception as e:
                 ok = False
                 reason = _one_line(e)

@@ -1,0 +1,153 @@
+"""Entropy-control experiment: can a controller hold tiny-arith's entropy in a band?
+
+For each seed and controller (``none`` = plain GRPO, measured against the same target), trains
+the ``tiny-arith`` preset with ``--entropy-target-frac 0.75 --entropy-control-from 50`` in its own
+process (``OMP_NUM_THREADS=1``, at most ``--jobs`` at a time), then reports per run: the share of
+steps from ``--score-from`` (100) on whose rollout entropy lies within ±20% of the target, the
+overshoot and settling steps (``entrodiag.analysis.control``), the largest entropy after the
+control start (an explosion check against the start), and the final held-out sampled and greedy
+accuracy. A run already finished in ``--out`` is not trained again (rerun to resume a sweep).
+
+    python benchmarks/bench_entropy_control.py --out runs/control
+    python benchmarks/bench_entropy_control.py --out runs/control --modes none,pi_coef --seeds 0 --steps 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_dir(out: Path, mode: str, seed: int) -> Path:
+    return out / f"{mode}-s{seed}"
+
+
+def finished(path: Path) -> bool:
+    try:
+        return json.loads((path / "run.json").read_text()).get("status") == "finished"
+    except (OSError, ValueError):
+        return False
+
+
+def command(path: Path, mode: str, seed: int, args) -> list[str]:
+    cmd = [sys.executable, "-m", "entrodiag.cli", "train", "--preset", "tiny-arith", "--out", str(path),
+           "--seed", str(seed), "--entropy-control", mode, "--entropy-target-frac", str(args.frac),
+           "--entropy-control-from", str(args.control_from), "--no-progress"]
+    if args.steps:
+        cmd += ["--steps", str(args.steps)]
+    if args.gains.get(mode):
+        cmd += ["--control-gains", args.gains[mode]]
+    return cmd
+
+
+def train_all(jobs: list[tuple[str, int]], args) -> dict[tuple[str, int], float]:
+    """Run the missing runs, ``args.jobs`` at a time; returns wall seconds per run trained."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    todo = [(m, s) for m, s in jobs if not finished(run_dir(args.out, m, s))]
+    running: dict[tuple[str, int], tuple[subprocess.Popen, float]] = {}
+    walls: dict[tuple[str, int], float] = {}
+    print(f"{len(jobs) - len(todo)} run(s) already finished, {len(todo)} to train", file=sys.stderr)
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            m, s = todo.pop(0)
+            path = run_dir(args.out, m, s)
+            if path.exists():  # an unfinished run: start it again from scratch
+                import shutil
+
+                shutil.rmtree(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(path.parent / f"{path.name}.log", "w")
+            running[(m, s)] = (subprocess.Popen(command(path, m, s, args), env=env, stdout=log, stderr=log),
+                               time.perf_counter())
+            print(f"started {path.name}", file=sys.stderr)
+        time.sleep(2)
+        for key, (p, t0) in list(running.items()):
+            if p.poll() is not None:
+                del running[key]
+                walls[key] = time.perf_counter() - t0
+                print(f"done {key[0]}-s{key[1]} rc={p.returncode} in {walls[key]:.0f} s", file=sys.stderr)
+    return walls
+
+
+def measure(path: Path, score_from: int) -> dict:
+    import polars as pl
+
+    from entrodiag import load_run
+    from entrodiag.analysis.control import control_summary
+
+    run = load_run(path)
+    c = control_summary(run, from_step=score_from)
+    s = run.steps.sort("step")
+    ev = run.evals.sort("step")
+    acc = ev.filter(pl.col("name") == "val/accuracy_sampled")["value"]
+    greedy = ev.filter(pl.col("name") == "val/accuracy_greedy")["value"]
+    h = s["entropy_mean"]
+    after = s.filter(pl.col("step") >= c.control_from)["entropy_mean"]
+    return {
+        **c.to_dict(), "entropy_start": float(h.head(10).mean()), "entropy_end": float(h.tail(10).mean()),
+        "entropy_max_after": float(after.max()), "exploded": bool(after.max() > 1.5 * h.head(10).mean()),
+        "sampled_end": float(acc[-1]), "greedy_end": float(greedy[-1]), "steps": s.height,
+    }
+
+
+def tables(rows: list[dict]) -> str:
+    lines = ["| controller | seed | target (nats) | in band from step 100 | overshoot (nats) | settling (steps) | "
+             "entropy start → end | max after start | knob start → end | sampled acc end | greedy acc end |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        knob = "—" if r["knob_start"] is None else f"{r['knob_start']:.3g} → {r['knob_end']:.3g}"
+        settle = "never" if r["settling_steps"] is None else str(r["settling_steps"])
+        lines.append(f"| {r['mode']} | {r['seed']} | {r['target']:.3f} | {r['time_in_band']:.0%} | "
+                     f"{r['overshoot']:.3f} | {settle} | {r['entropy_start']:.3f} → {r['entropy_end']:.3f} | "
+                     f"{r['entropy_max_after']:.3f} | {knob} | {r['sampled_end']:.3f} | {r['greedy_end']:.3f} |")
+    lines += ["", "| controller | runs | in band (median) | in band (min) | ≥ 80% in band | exploded | "
+              "sampled acc end (median) | greedy acc end (median) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        g = [r for r in rows if r["mode"] == mode]
+        tib = [r["time_in_band"] for r in g]
+        lines.append(f"| {mode} | {len(g)} | {statistics.median(tib):.0%} | {min(tib):.0%} | "
+                     f"{sum(t >= 0.8 for t in tib)}/{len(g)} | {sum(r['exploded'] for r in g)} | "
+                     f"{statistics.median(r['sampled_end'] for r in g):.3f} | "
+                     f"{statistics.median(r['greedy_end'] for r in g):.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/control"))
+    p.add_argument("--modes", default="none,pi_coef,pi_clip")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--steps", type=int, default=0, help="steps per run (default: the preset's 450)")
+    p.add_argument("--frac", type=float, default=0.75, help="target = FRAC x mean entropy of the first 10 steps")
+    p.add_argument("--control-from", type=int, default=50)
+    p.add_argument("--score-from", type=int, default=100, help="time in band is counted from this step")
+    p.add_argument("--gains", action="append", default=[], metavar="MODE=GAINS",
+                   help="controller gains, e.g. pi_coef=0.5,0.05 (default: the controller's)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (each uses one thread)")
+    p.add_argument("--json", type=Path, help="write the rows here")
+    args = p.parse_args()
+    args.gains = dict(g.split("=", 1) for g in args.gains)
+    modes, seeds = args.modes.split(","), [int(s) for s in args.seeds.split(",")]
+    jobs = [(m, s) for s in seeds for m in modes]
+    walls = train_all(jobs, args)
+    rows = []
+    for m, s in jobs:
+        path = run_dir(args.out, m, s)
+        if not finished(path):
+            print(f"{path} did not finish: see {path}.log", file=sys.stderr)
+            continue
+        rows.append({"seed": s, **measure(path, args.score_from), "wall_s": walls.get((m, s))})
+    print(tables(rows))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""How well an entropy controller held its target: time in band, overshoot, settling.
+
+Reads the step columns the controllers log (``entrodiag.trainer.controllers``: ``control/target``,
+``control/band_low``/``band_high``, ``control/active``, ``control/coef``, ``control/clip_high``,
+``control/error``) next to ``entropy_mean``, the rollout entropy the controller saw. An uncontrolled
+run with a target (``entropy_control = "none"``) logs the same columns, so its time in band is
+measured against the same band.
+
+Definitions (raw per-step entropy, no smoothing), from the control start s0 (the first step the
+controller acted, or, for ``none``, the configured ``entropy_control_from``):
+
+- *time in band*: share of the scored steps (s ≥ ``from_step``, default s0) with
+  band_low ≤ H ≤ band_high.
+- *overshoot*: how far entropy went past the target on the side opposite to where it started at
+  s0, max over s ≥ s0 of max(0, −d·(H_s − target)) with d = sign(H_s0 − target); in nats and as a
+  fraction of the target.
+- *settling step*: the first step s ≥ s0 from which H stays in the band to the last step;
+  *settling steps* = that step − s0 (None when the last step is outside the band).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import polars as pl
+
+from ._common import AnalysisError, RunLike, as_run, clean
+
+COLUMNS = ("control/target", "control/band_low", "control/band_high", "control/active", "control/coef",
+           "control/clip_high", "control/error", "control/integral")
+KNOBS = {"pi_coef": "control/coef", "adaptive_coef": "control/coef", "pi_clip": "control/clip_high"}
+
+
+def band_stats(steps: np.ndarray, entropy: np.ndarray, target: float, band: tuple[float, float], start: int,
+               from_step: int | None = None) -> dict:
+    """Time in band, overshoot and settling of ``entropy`` over ``steps`` (see the module doc).
+
+    Example:
+        >>> s = band_stats(np.arange(5), np.array([0.7, 0.55, 0.45, 0.5, 0.52]), 0.5, (0.4, 0.6), 0)
+        >>> s["time_in_band"], round(s["overshoot"], 3), s["settling_step"]
+        (0.8, 0.05, 1)
+    """
+    steps, h = np.asarray(steps), np.asarray(entropy, dtype=np.float64)
+    lo, hi = band
+    from_step = start if from_step is None else from_step
+    scored = steps >= from_step
+    inside = (h >= lo) & (h <= hi)
+    after = steps >= start
+    if not after.any():
+        raise AnalysisError(f"no step at or after the control start {start}")
+    d = math.copysign(1.0, h[after][0] - target) if h[after][0] != target else 1.0
+    over = float(np.max(np.maximum(0.0, -d * (h[after] - target))))
+    settle = None
+    ins = inside[after]
+    if ins[-1]:
+        out_idx = np.flatnonzero(~ins)
+        first = 0 if out_idx.size == 0 else int(out_idx[-1]) + 1
+        settle = int(steps[after][first])
+    return {
+        "target": target, "band": [lo, hi], "control_from": start, "scored_from": from_step,
+        "n_scored": int(scored.sum()),
+        "time_in_band": float(inside[scored].mean()) if scored.any() else None,
+        "overshoot": over, "overshoot_frac": over / target if target else None,
+        "settling_step": settle, "settling_steps": None if settle is None else settle - start,
+        "entropy_mean_scored": float(h[scored].mean()) if scored.any() else None,
+    }
+
+
+def control_series(run: RunLike) -> pl.DataFrame:
+    """``step``, ``entropy_mean`` and the control columns of a run, one row per step (rank means)."""
+    run = as_run(run)
+    steps = run.steps
+    if steps.is_empty() or "control/target" not in steps.columns:
+        raise AnalysisError("no control columns: train with an entropy target (entropy_target or "
+                            "entropy_target_frac) to log control/target, control/error, ...")
+    cols = [c for c in COLUMNS if c in steps.columns]
+    return (steps.group_by("step").agg(pl.col("entropy_mean").mean(), *[pl.col(c).mean() for c in cols])
+            .sort("step"))
+
+
+@dataclass
+class ControlSummary:
+    """What :func:`control_summary` returns; ``to_dict`` is JSON-ready."""
+
+    mode: str
+    knob: str | None
+    """The step column of the controlled knob (``control/coef`` or ``control/clip_high``)."""
+    target: float
+    band: list[float]
+    control_from: int
+    scored_from: int
+    n_scored: int
+    time_in_band: float | None
+    overshoot: float
+    overshoot_frac: float | None
+    settling_step: int | None
+    settling_steps: int | None
+    entropy_mean_scored: float | None
+    knob_start: float | None
+    knob_end: float | None
+    knob_min: float | None
+    knob_max: float | None
+
+    def to_dict(self) -> dict:
+        return clean(asdict(self))
+
+    def describe(self) -> str:
+        tib = "—" if self.time_in_band is None else f"{self.time_in_band:.0%}"
+        settle = ("never settled (last step outside the band)" if self.settling_steps is None
+                  else f"settled {self.settling_steps} steps after the start (step {self.settling_step})")
+        knob = ""
+        if self.knob and self.knob_start is not None:
+            knob = (f"; {self.knob.split('/')[1]} {self.knob_start:.4g} → {self.knob_end:.4g} "
+                    f"(range {self.knob_min:.4g} … {self.knob_max:.4g})")
+        return (f"{self.mode}: target {self.target:.3f} nats, band {self.band[0]:.3f}–{self.band[1]:.3f}; "
+                f"in band {tib} of {self.n_scored} steps from step {self.scored_from}; overshoot "
+                f"{self.overshoot:.3f} nats ({(self.overshoot_frac or 0):.0%} of target); {settle}{knob}")
+
+
+def control_summary(run: RunLike, *, from_step: int | None = None) -> ControlSummary:
+    """The control section of a run: target, band, time in band (from ``from_step``, default the
+    control start), overshoot, settling and the range of the controlled knob.
+
+    Example:
+        >>> control_summary("runs/pi", from_step=100).time_in_band   # doctest: +SKIP
+        0.93
+    """
+    run = as_run(run)
+    df = control_series(run).filter(pl.col("control/target").is_finite())
+    if df.is_empty():
+        raise AnalysisError("the target is not known yet (entropy_target_frac needs the first 10 steps)")
+    cfg = run.meta.get("config") or {}
+    mode = run.meta.get("entropy_control") or cfg.get("entropy_control") or "none"
+    active = df.filter(pl.col("control/active") > 0) if "control/active" in df.columns else df.clear()
+    start = int(active["step"][0]) if active.height else max(int(cfg.get("entropy_control_from") or 0),
+                                                             int(df["step"][0]))
+    last = df.tail(1)
+    target = float(last["control/target"][0])
+    band = (float(last["control/band_low"][0]), float(last["control/band_high"][0]))
+    stats = band_stats(df["step"].to_numpy(), df["entropy_mean"].to_numpy(), target, band, start, from_step)
+    knob = KNOBS.get(mode)
+    kv = df.filter(pl.col("step") >= start)[knob].to_numpy() if knob and knob in df.columns else np.empty(0)
+    return ControlSummary(
+        mode=mode, knob=knob, **{k: stats[k] for k in (
+            "target", "band", "control_from", "scored_from", "n_scored", "time_in_band", "overshoot",
+            "overshoot_frac", "settling_step", "settling_steps", "entropy_mean_scored")},
+        knob_start=float(kv[0]) if kv.size else None, knob_end=float(kv[-1]) if kv.size else None,
+        knob_min=float(kv.min()) if kv.size else None, knob_max=float(kv.max()) if kv.size else None,
+    )
+
+
+__all__ = ["ControlSummary", "band_stats", "control_series", "control_summary"]

@@ -1,0 +1,190 @@
+"""Closed-loop entropy control: each controller on a synthetic plant, the controller state across
+a checkpoint and a resumed run, and the control analysis against hand-computed numbers."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from entrodiag import load_run
+from entrodiag.analysis.control import band_stats, control_summary
+from entrodiag.trainer import load_config
+from entrodiag.trainer.controllers import CONTROLLERS, EntropyControl, parse_pair
+
+# The synthetic plant: with no control, entropy decays by 0.3% of itself per step (GRPO's drift);
+# a bonus coefficient α adds G_COEF·α nats per step, an upper clip bound ε adds G_CLIP·(ε − 0.2).
+# (On tiny-arith a fixed α = 0.1 raised entropy by ~0.01 nats per step at first: G_COEF = 0.1.)
+DRIFT, G_COEF, G_CLIP = 0.003, 0.1, 0.01
+
+
+def plant(h, knobs):
+    return h - DRIFT * h + G_COEF * knobs.coef + G_CLIP * (knobs.clip_high - 0.2)
+
+
+def simulate(mode, steps=300, h0=0.67, **kw):
+    """Run ``mode`` on the plant; returns (controller, entropies, per-step columns)."""
+    c = EntropyControl(mode, **{"target_frac": 0.75, "control_from": 50, "clip_high": 0.2, "coef": 0.0, **kw})
+    h, hs, cols = h0, [], []
+    for s in range(steps):
+        k = c.knobs(s)
+        hs.append(h)
+        cols.append(c.observe(s, h))
+        h = plant(h, k)
+    return c, np.array(hs), cols
+
+
+def settling_after(hs, target, start, tol=0.05):
+    """Steps after ``start`` from which |H − target| <= tol·target to the end (None: never)."""
+    inside = np.abs(hs - target) <= tol * target
+    if not inside[-1]:
+        return None
+    out = np.flatnonzero(~inside)
+    return max(int(out[-1]) + 1 - start, 0) if out.size else 0
+
+
+@pytest.mark.parametrize("mode", ["pi_coef", "adaptive_coef", "pi_clip"])
+def test_each_controller_settles_on_the_plant_within_its_stated_steps(mode):
+    c, hs, cols = simulate(mode)
+    target = 0.75 * hs[:10].mean()  # the first 10 steps define the target
+    assert c.target == pytest.approx(target)
+    settle = settling_after(hs, target, 50)
+    assert settle is not None and settle <= CONTROLLERS[mode].settles_within, (mode, settle)
+    # before the control start the knobs are the configured ones; the columns say what was applied
+    assert all(col["control/coef"] == 0.0 and col["control/clip_high"] == 0.2 for col in cols[:50])
+    assert cols[49]["control/active"] == 0.0 and cols[50]["control/active"] == 1.0
+    knob = "control/clip_high" if mode == "pi_clip" else "control/coef"
+    assert len({round(col[knob], 12) for col in cols[50:]}) > 5, "the controller must move its knob"
+    # without control the same plant leaves the ±5% band and does not come back
+    _, free, _ = simulate("none")
+    assert settling_after(free, target, 50) is None and free[-1] < 0.8 * target
+
+
+def test_pi_coef_pushes_entropy_down_with_a_negative_coefficient_and_respects_its_bounds():
+    c, hs, cols = simulate("pi_coef", h0=0.9, target=0.5, target_frac=0.0, control_from=0)
+    coefs = np.array([col["control/coef"] for col in cols])
+    assert coefs[1] < 0 and coefs.min() == pytest.approx(-0.05)  # saturated at the lower bound at first
+    assert coefs.max() <= 0.1 + 1e-12
+    assert abs(hs[-1] - 0.5) < 0.01
+
+
+def test_anti_windup_keeps_the_integrator_at_the_bound():
+    c = EntropyControl("pi_coef", target=0.5, control_from=0)
+    kp, ki = c.ctl.gains
+    for s in range(200):  # entropy stuck far above target: the output saturates at −0.05
+        c.observe(s, 2.0)
+    assert c.knobs(200).coef == pytest.approx(-0.05)
+    assert kp * (0.5 - 2.0) + ki * c.ctl.integral == pytest.approx(-0.05)  # not wound up beyond
+    c.observe(200, 0.3)  # the error changes sign: the output leaves the bound at once
+    assert c.knobs(201).coef > -0.05 + kp * 0.1
+
+
+def test_adaptive_coef_follows_trl_rule():
+    """TRL's use_adaptive_entropy: ±δ per step, clamped to [0, 1], applied only while H <= target."""
+    c = EntropyControl("adaptive_coef", target=0.5, control_from=0)
+    seq = [0.4, 0.45, 0.6, 0.3]
+    expected_u = [0.005, 0.010, 0.005, 0.010]
+    expected_applied = [0.005, 0.010, 0.0, 0.010]
+    for s, (h, u, a) in enumerate(zip(seq, expected_u, expected_applied)):
+        c.observe(s, h)
+        assert c.ctl.u == pytest.approx(u) and c.knobs(s + 1).coef == pytest.approx(a)
+    c2 = EntropyControl("adaptive_coef", target=0.5, control_from=0)
+    c2.observe(0, 0.9)
+    assert c2.ctl.u == 0.0  # clamped at the lower bound
+
+
+def test_state_round_trip_continues_exactly(tmp_path):
+    _, full_h, full_cols = simulate("pi_coef", steps=120)
+    # interrupted at step 70: save through torch (weights_only, as the checkpoint does), restore
+    c = EntropyControl("pi_coef", target_frac=0.75, control_from=50, clip_high=0.2, coef=0.0)
+    h = full_h[0]
+    cols = []
+    for s in range(70):
+        k = c.knobs(s)
+        cols.append(c.observe(s, h))
+        h = plant(h, k)
+    torch.save({"control": c.state_dict()}, tmp_path / "state.pt")
+    state = torch.load(tmp_path / "state.pt", weights_only=True)["control"]
+    c2 = EntropyControl("pi_coef", target_frac=0.75, control_from=50, clip_high=0.2, coef=0.0)
+    c2.load_state_dict(state)
+    for s in range(70, 120):
+        k = c2.knobs(s)
+        cols.append(c2.observe(s, h))
+        h = plant(h, k)
+    assert cols == full_cols
+    with pytest.raises(ValueError, match="pi_clip"):
+        EntropyControl("pi_clip", target=0.5).load_state_dict(state)
+
+
+def test_bad_configuration_says_what_to_do():
+    for kw, msg in [
+        ({"entropy_control": "pi_coef"}, "needs a target"),
+        ({"entropy_control": "pid"}, "not one of none, adaptive_coef, pi_coef, pi_clip"),
+        ({"entropy_control": "pi_coef", "entropy_target": 0.5, "entropy_target_frac": 0.7}, "not both"),
+        ({"entropy_band": "0.6,0.4"}, "LOW <= HIGH"),
+        ({"control_gains": "fast"}, "comma-separated numbers"),
+        ({"entropy_control": "pi_coef", "entropy_target": 0.5, "control_gains": "1"}, "takes 2 gain"),
+        ({"on_collapse": "pi_clip"}, "needs a target"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            load_config("tiny-arith-test", **kw)
+    assert parse_pair([0.4, 0.6], "band") == (0.4, 0.6)  # TOML may give a list
+    assert load_config("tiny-arith-test", entropy_band=[0.4, 0.6]).entropy_band == "0.4,0.6"
+
+
+def test_band_stats_hand_computed():
+    # target 0.5, band [0.4, 0.6], control from step 2, scored from step 3
+    steps = np.arange(10)
+    h = np.array([0.70, 0.68, 0.65, 0.55, 0.45, 0.38, 0.47, 0.62, 0.52, 0.50])
+    s = band_stats(steps, h, 0.5, (0.4, 0.6), start=2, from_step=3)
+    # scored steps 3..9: 0.55 in, 0.45 in, 0.38 out, 0.47 in, 0.62 out, 0.52 in, 0.50 in -> 5/7
+    assert s["time_in_band"] == pytest.approx(5 / 7) and s["n_scored"] == 7
+    # started above the target (0.65 at step 2): overshoot = deepest dip below 0.5 = 0.12 nats
+    assert s["overshoot"] == pytest.approx(0.12) and s["overshoot_frac"] == pytest.approx(0.24)
+    # last step outside the band is 7 -> in band from step 8 on: settled 6 steps after step 2
+    assert s["settling_step"] == 8 and s["settling_steps"] == 6
+    assert band_stats(steps, np.r_[h[:-1], 0.3], 0.5, (0.4, 0.6), 2)["settling_steps"] is None
+
+
+FAST = ["train", "--preset", "tiny-arith-test", "--prompts-per-step", "16", "--group-size", "4",
+        "--val-size", "50", "--eval-every", "100", "--no-measure-entropy-change", "--token-sample", "1",
+        "--entropy-control", "pi_clip", "--entropy-target", "0.6", "--entropy-control-from", "2",
+        "--control-gains", "1,0.1", "--no-progress"]
+
+
+def test_resumed_run_continues_the_controller_exactly(warm_start_cache, tmp_path, capsys):
+    """A run stopped after its checkpoint at step 5 and resumed logs the same control columns,
+    and the same entropy, as the uninterrupted run (all draws are seeded per step)."""
+    from entrodiag.cli import main
+    from entrodiag.trainer.checkpoint import list_checkpoints, load_trainer_state
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main([*FAST, "--steps", "10", "--checkpoint-every", "6", "--out", str(full)]) == 0
+    assert main([*FAST, "--steps", "6", "--checkpoint-every", "6", "--out", str(part)]) == 0
+    state = load_trainer_state(list_checkpoints(part)[-1][1])["control"]
+    assert state["mode"] == "pi_clip" and state["target"] == 0.6 and state["controller"]["integral"] != 0
+    assert main(["train", "--resume", str(part), "--steps", "10", "--no-progress"]) == 0
+    cols = ["step", "entropy_mean", "control/target", "control/error", "control/active", "control/clip_high",
+            "control/coef", "control/integral"]
+    a, b = (load_run(p).steps.sort("step").select(cols) for p in (full, part))
+    assert b["step"].to_list() == list(range(10))
+    assert a.equals(b), (a.tail(5), b.tail(5))
+    active = a.filter(pl.col("control/active") > 0)
+    assert active["step"][0] == 2 and active["control/clip_high"].n_unique() > 1
+    # ε_high = 0.2 + Kp·e + Ki·Σe from the errors logged (an independent recomputation)
+    e = a["control/error"].to_numpy()
+    for s in range(2, 10):
+        expected = 0.2 + 1 * e[s - 1] + 0.1 * e[1:s].sum()  # within the bounds here
+        assert a["control/clip_high"][s] == pytest.approx(expected), s
+    # the analysis reads it back
+    summary = control_summary(full)
+    assert summary.mode == "pi_clip" and summary.control_from == 2 and summary.knob == "control/clip_high"
+    assert summary.target == 0.6 and summary.band == pytest.approx([0.48, 0.72])
+    # and analyze shows a control section, in text and JSON
+    capsys.readouterr()
+    assert main(["analyze", str(full), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["control"]["status"] == "ok" and out["control"]["mode"] == "pi_clip"
+    assert main(["analyze", str(full)]) == 0
+    assert "Entropy control" in capsys.readouterr().out
