@@ -1,6 +1,7 @@
-"""Dynamics: entropy with its quantile band and the run's events, reward, evaluations, covariance,
-response length, zero-advantage share and high-entropy share against step, and the entropy
-histogram over training as a heatmap."""
+"""Dynamics: entropy with its quantile band and the run's events, the entropy controller (target,
+band, time in band, overshoot, settling, its output) when the run has one, reward, evaluations,
+covariance, response length, zero-advantage share and high-entropy share against step, and the
+entropy histogram over training as a heatmap."""
 
 from __future__ import annotations
 
@@ -138,6 +139,55 @@ def heatmap_figure(dist: dict) -> go.Figure | None:
     return fig
 
 
+KNOB_NAMES = {"control/coef": "entropy-bonus coefficient α", "control/clip_high": "upper clip bound ε_high"}
+
+
+def control_figure(steps: pl.DataFrame, c: dict) -> go.Figure:
+    """Entropy against the target and its band, and the controller's output (the knob it sets)."""
+    df = steps.group_by("step").agg(pl.col("entropy_mean").mean(), *[pl.col(k).mean() for k in KNOB_NAMES
+                                                                     if k in steps.columns]).sort("step")
+    x = df["step"].to_list()
+    knob = c.get("knob") if c.get("knob") in df.columns else None
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, subplot_titles=(
+        f"Entropy under {app_ui.plot_text(c['mode'])}: target and band",
+        "Controller output: " + (KNOB_NAMES[knob] if knob else "none (measured only)")))
+    lo, hi = c["band"]
+    fig.add_hrect(y0=lo, y1=hi, fillcolor="rgba(46,139,58,0.15)", line_width=0, row=1, col=1)
+    fig.add_hline(y=c["target"], line={"color": "#2e8b3a", "dash": "dash"}, row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=df["entropy_mean"].to_list(), mode="lines", name="entropy",
+                             line={"color": "#1f4e79"}), row=1, col=1)
+    if knob:
+        fig.add_trace(go.Scatter(x=x, y=df[knob].to_list(), mode="lines", name=KNOB_NAMES[knob],
+                                 line={"color": "#b03030", "shape": "hv"}), row=2, col=1)
+    for row in (1, 2):
+        fig.add_vline(x=c["control_from"], line={"color": "gray", "dash": "dot"}, row=row, col=1)
+    fig.update_layout(height=460, margin={"t": 40, "b": 30, "l": 50, "r": 10}, hovermode="x unified",
+                      showlegend=False)
+    fig.update_xaxes(title="step", row=2)
+    return fig
+
+
+def control_section(path: str, steps: pl.DataFrame) -> None:
+    """The entropy controller's numbers and chart (only for runs trained with an entropy target)."""
+    c = app_data.summary(path).get("control") or {}
+    if c.get("status") != "ok":
+        return
+    st.subheader("Entropy control")
+    cols = st.columns(5)
+    app_ui.note_metric(cols[0], "target (nats)", app_ui.fmt(c["target"], ".3f"),
+                       f"band {c['band'][0]:.3f}–{c['band'][1]:.3f}")
+    app_ui.note_metric(cols[1], "time in band", app_ui.fmt(c.get("time_in_band"), ".0%"),
+                       f"{c['n_scored']} steps from step {c['scored_from']}")
+    app_ui.note_metric(cols[2], "overshoot (nats)", app_ui.fmt(c.get("overshoot"), ".3f"),
+                       f"{app_ui.fmt(c.get('overshoot_frac'), '.0%')} of the target")
+    app_ui.note_metric(cols[3], "settling steps",
+                       "never" if c.get("settling_steps") is None else str(c["settling_steps"]),
+                       f"from step {c['control_from']}")
+    app_ui.note_metric(cols[4], "controller", str(c["mode"]),
+                       None if c.get("knob_end") is None else f"output now {c['knob_end']:.4g}")
+    st.plotly_chart(control_figure(steps, c), key="control")
+
+
 def body(path: str) -> None:
     """The page for one run."""
     steps = app_data.steps(path)
@@ -146,6 +196,7 @@ def body(path: str) -> None:
         return
     headline(path)
     st.plotly_chart(entropy_figure(steps, app_data.events(path)), key="entropy")
+    control_section(path, steps)
     st.plotly_chart(panels_figure(steps, app_data.evals(path)), key="panels")
     fig = heatmap_figure(app_data.distribution(path, min(steps.height, HEATMAP_SEGMENTS)))
     if fig is None:

@@ -188,3 +188,50 @@ def test_resumed_run_continues_the_controller_exactly(warm_start_cache, tmp_path
     assert out["control"]["status"] == "ok" and out["control"]["mode"] == "pi_clip"
     assert main(["analyze", str(full)]) == 0
     assert "Entropy control" in capsys.readouterr().out
+
+
+@pytest.fixture
+def plant_run(tmp_path):
+    """A run recorded from the synthetic plant under pi_coef (step columns only), and its arrays."""
+    from entrodiag import Recorder
+
+    c, hs, cols = simulate("pi_coef", steps=120)
+    with Recorder(tmp_path / "runs" / "plant", source="custom",
+                  config={"entropy_control": "pi_coef", "entropy_control_from": 50}) as rec:
+        for s, (h, col) in enumerate(zip(hs, cols)):
+            rec.log_scalars(s, entropy_mean=float(h), **col)
+    return tmp_path / "runs" / "plant", c, hs, cols
+
+
+def test_control_summary_of_a_recorded_run(plant_run):
+    path, c, hs, _ = plant_run
+    cs = control_summary(path, from_step=60)
+    expected = band_stats(np.arange(120), hs, c.target, (0.8 * c.target, 1.2 * c.target), 50, 60)
+    assert cs.mode == "pi_coef" and cs.control_from == 50 and cs.knob == "control/coef"
+    for k in ("time_in_band", "overshoot", "settling_step", "n_scored"):
+        assert getattr(cs, k) == pytest.approx(expected[k]), k
+    assert cs.time_in_band == 1.0 and cs.settling_steps <= CONTROLLERS["pi_coef"].settles_within
+    assert cs.knob_start == pytest.approx(-0.05) and "pi_coef: target" in cs.describe()
+
+
+def test_dashboard_and_report_show_the_control_section(plant_run, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from entrodiag.dashboard import ROOT_ENV, app_dir
+    from entrodiag.report.data import collect
+    from entrodiag.report.pages import plan
+
+    path, c, hs, cols = plant_run
+    assert "Entropy control" in [s.title for s in plan(collect(path)) if s.build is not None]
+    monkeypatch.setenv(ROOT_ENV, str(path.parent))
+    at = AppTest.from_file(str(app_dir() / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("page_dynamics.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    shown = {m.label: m.value for m in at.metric}
+    cs = control_summary(path)
+    assert shown["time in band"] == f"{cs.time_in_band:.0%}" and shown["target (nats)"] == f"{c.target:.3f}"
+    specs = [json.loads(ch.proto.spec) for ch in at.get("plotly_chart")]
+    knob = next(t for f in specs for t in f["data"] if t.get("name") == "entropy-bonus coefficient α")
+    assert knob["y"] == pytest.approx([col["control/coef"] for col in cols])  # the controller's output

@@ -415,3 +415,37 @@ __all__ = [
     "plot_shares",
     "share_colorbar",
 ]
+
+
+# ----------------------------------------------------------------------------- entropy control
+def plot_control(ax: Axes, knob_ax: Axes, control: pl.DataFrame, summary: dict) -> None:
+    """Entropy against its target and band (shaded), the control start as a dotted line; and the
+    controlled knob (the bonus coefficient or ε_high) per step on ``knob_ax``. ``control`` is
+    ``analysis.control.control_series``; ``summary`` the ``control`` section of ``analyze_run``."""
+    steps = control["step"].to_numpy()
+    lo, hi = summary["band"]
+    ax.axhspan(lo, hi, color=COLORS["accuracy"], alpha=0.12, linewidth=0, label=f"band {lo:.3g}–{hi:.3g}")
+    ax.axhline(summary["target"], color=COLORS["accuracy"], linewidth=1.0, linestyle="--",
+               label=f"target {summary['target']:.3g}")
+    ax.plot(steps, control["entropy_mean"].to_numpy(), color=COLORS["entropy"], label="entropy (token mean)")
+    for a in (ax, knob_ax):
+        a.axvline(summary["control_from"], color=COLORS["muted"], linewidth=0.8, linestyle=(0, (2, 2)))
+    ax.set_title(f"Entropy under {summary['mode']}")
+    ax.set_ylabel("entropy (nats)")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.15)
+    _legend(ax, loc="upper right")
+    _steps_axis(ax, False)
+    knob = summary.get("knob")
+    if knob and knob in control.columns:
+        name = {"control/coef": "entropy-bonus coefficient α", "control/clip_high": "upper clip bound ε_high"}[knob]
+        knob_ax.plot(steps, control[knob].to_numpy(), color=COLORS["clip_high"], drawstyle="steps-post")
+        knob_ax.axhline(0, color=COLORS["grid"], linewidth=0.8)
+        knob_ax.set_title(f"Controller output: {name}")
+        knob_ax.set_ylabel(name.split(" ")[-1])
+    elif "control/error" in control.columns:
+        knob_ax.plot(steps, control["control/error"].to_numpy(), color=COLORS["muted"])
+        knob_ax.axhline(0, color=COLORS["grid"], linewidth=0.8)
+        knob_ax.set_title("Error: target − entropy (no controller acting)")
+        knob_ax.set_ylabel("nats")
+    _steps_axis(knob_ax, True)
+

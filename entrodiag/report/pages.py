@@ -20,6 +20,7 @@ from .data import ReportData, mechanism_points
 from .examples import draw_examples, fit_examples, pick_examples
 from .figures import (
     plot_compare,
+    plot_control,
     plot_covariance,
     plot_entropy,
     plot_entropy_heatmap,
@@ -92,6 +93,8 @@ def plan(d: ReportData) -> list[Section]:
         out.append(Section("Dynamics", dynamics_pages))
     else:
         out.append(Section("Dynamics", None, "no step rows: nothing was recorded yet"))
+    if d.section("control").get("status") == "ok":  # only runs trained with an entropy target
+        out.append(Section("Entropy control", control_pages))
     if law.get("status") == "ok" and d.fit is not None:
         out.append(Section("The entropy law", law_pages))
     else:
@@ -431,6 +434,32 @@ def dynamics_pages(d: ReportData) -> list[Page]:
                   weight="bold")
         for line, color in lines:
             flow.line(visible(line), size=SIZE["small"], color=color)
+    return [page]
+
+
+# ------------------------------------------------------------------------------ entropy control
+def control_pages(d: ReportData) -> list[Page]:
+    """Entropy against the controller's target and band, the controller's output, and the numbers
+    of ``analysis.control``: time in band, overshoot, settling."""
+    from ..analysis.control import control_series
+
+    c = d.section("control")
+    page = Page("Entropy control", "The controller sets the entropy-bonus coefficient or the upper clip bound from "
+                "the error target − entropy of each step (entrodiag.trainer.controllers); the dotted line is "
+                "where it starts acting.")
+    text_h = 1.6
+    gs = page.chart_grid(2, 1, bottom=page.bottom + text_h)
+    ax, knob_ax = page.fig.add_subplot(gs[0, 0]), page.fig.add_subplot(gs[1, 0])
+    plot_control(ax, knob_ax, control_series(d.run), c)
+    flow = TextFlow([page], None, page=page, top=page.bottom + text_h - 0.1)
+    flow.para(visible(c.get("text") or ""), size=SIZE["body"])
+    flow.gap(0.04)
+    settle = "never" if c.get("settling_steps") is None else f"{c['settling_steps']} (step {c['settling_step']})"
+    flow.table([Column("controller", 1.2), Column("target (nats)", 1.0, "right"), Column("band", 1.2, "right"),
+                Column("time in band", 1.0, "right"), Column("overshoot", 1.1, "right"),
+                Column("settling steps", 1.2, "right")],
+               [[c["mode"], fmt(c.get("target"), ".3f"), f"{fmt(c['band'][0], '.3f')}–{fmt(c['band'][1], '.3f')}",
+                 fmt_pct(c.get("time_in_band")), f"{fmt(c.get('overshoot'), '.3f')} nats", settle]])
     return [page]
 
 
