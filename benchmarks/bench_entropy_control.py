@@ -10,6 +10,9 @@ accuracy. A run already finished in ``--out`` is not trained again (rerun to res
 
     python benchmarks/bench_entropy_control.py --out runs/control
     python benchmarks/bench_entropy_control.py --out runs/control --modes none,pi_coef --seeds 0 --steps 150
+    # a real model on a GPU (a local Hugging Face folder, a JSONL task):
+    python benchmarks/bench_entropy_control.py --out runs/control-real --seeds 0 --steps 200 \
+        --train-args "--model models/SmolLM2-135M-Instruct --task probes/arith.jsonl --max-new-tokens 6"
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -43,7 +47,7 @@ def command(path: Path, mode: str, seed: int, args) -> list[str]:
         cmd += ["--steps", str(args.steps)]
     if args.gains.get(mode):
         cmd += ["--control-gains", args.gains[mode]]
-    return cmd
+    return cmd + shlex.split(args.train_args)
 
 
 def train_all(jobs: list[tuple[str, int]], args) -> dict[tuple[str, int], float]:
@@ -130,6 +134,7 @@ def main() -> None:
     p.add_argument("--gains", action="append", default=[], metavar="MODE=GAINS",
                    help="controller gains, e.g. pi_coef=0.5,0.05 (default: the controller's)")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (each uses one thread)")
+    p.add_argument("--train-args", default="", help="more `entrodiag train` flags for every run (quoted)")
     p.add_argument("--json", type=Path, help="write the rows here")
     args = p.parse_args()
     args.gains = dict(g.split("=", 1) for g in args.gains)

@@ -9,6 +9,11 @@
 # once on the one GPU (a 135M model leaves it mostly idle; ~10 minutes), then the step split.
 # It needs the gguf package and SmolLM2-135M-Instruct.Q4_1.gguf (93 MB; the machine is offline):
 # set SMOLLM2_GGUF=PATH, or have it in $ENTRODIAG_CACHE/models/.
+
+# 4. torchrun with NCCL (one process); 5. entrodiag analyze on the GPU demo run;
+# 6. the entropy-control experiment (benchmarks/bench_entropy_control.py) on tiny-arith on the GPU,
+#    and on a real model when ENTRODIAG_REAL_MODEL names a local Hugging Face folder (pending until
+#    a GPU is lent: results go to benchmarks/README.md, "Entropy control").
 set -uo pipefail
 out=${1:-/tmp/gpu-check}
 part=${2:-all}
@@ -48,6 +53,7 @@ for p in ("/tmp/gpu-demo", "/tmp/gpu-hf", "/tmp/gpu-ddp"):
         print(p, "ERROR", e)
 PY
 tar -czf "$out/gpu-demo-run.tar.gz" -C /tmp gpu-demo --exclude checkpoints
+<<<<<<< HEAD
 
 # --- fused Triton entropy kernel (issue 17): its tests on the GPU, then its bandwidth on
 # [16384, 151936] bf16 against the card's peak (target >= 70%); results in $out/kernel.json
@@ -56,3 +62,15 @@ python3 benchmarks/bench_kernel_gpu.py --json "$out/kernel.json"; echo "kernel b
 
 # --- a real model (issue 15): SmolLM2-135M-Instruct, smollm2-arith under four interventions
 bash "$(dirname "$0")/gpu_smollm2.sh" "$out"
+=======
+# 6. entropy control: 3 seeds x none/pi_coef/pi_clip on tiny-arith (450 steps), then a real model if given
+python3 benchmarks/bench_entropy_control.py --out /tmp/gpu-control --jobs 3 --train-args "--device cuda" \
+  --json "$out/control.json" > "$out/control.txt" 2> "$out/control.log"; echo "control bench rc=$?"; cat "$out/control.txt"
+if [ -n "${ENTRODIAG_REAL_MODEL:-}" ]; then
+  python3 benchmarks/bench_entropy_control.py --out /tmp/gpu-control-real --seeds 0 --steps 200 --jobs 3 \
+    --train-args "--device cuda --model $ENTRODIAG_REAL_MODEL --task probes/arith.jsonl --max-new-tokens 6" \
+    --json "$out/control-real.json" > "$out/control-real.txt" 2> "$out/control-real.log"
+  echo "control bench (real model) rc=$?"; cat "$out/control-real.txt"
+fi
+
+>>>>>>> 3daa58c (Entropy control: README, gpu_check step 6 (the control experiment on a GPU, a real model when given), bench --train-args, hand-over test)

@@ -235,3 +235,27 @@ def test_dashboard_and_report_show_the_control_section(plant_run, monkeypatch):
     specs = [json.loads(ch.proto.spec) for ch in at.get("plotly_chart")]
     knob = next(t for f in specs for t in f["data"] if t.get("name") == "entropy-bonus coefficient α")
     assert knob["y"] == pytest.approx([col["control/coef"] for col in cols])  # the controller's output
+
+
+def test_on_collapse_hand_over_switches_a_controller_on_with_the_same_target():
+    """What ``--on-collapse pi_coef`` does at a flag: the measuring controller hands its target
+    (derived from the first 10 steps) to pi_coef, which acts from the next step on."""
+    from entrodiag.trainer.controllers import from_config
+
+    cfg = load_config("tiny-arith-test", entropy_target_frac=0.75, on_collapse="pi_coef")
+    c = from_config(cfg)
+    assert c.mode == "none" and c.measuring
+    h = 0.67
+    for s in range(80):
+        if s == 40:  # a flag at step 39: switch from step 40 on
+            c = c.hand_over(from_config(cfg, cfg.on_collapse), 40)
+        k = c.knobs(s)
+        col = c.observe(s, h)
+        assert col["control/active"] == (1.0 if s >= 40 else 0.0)
+        h = plant(h, k)
+    assert c.mode == "pi_coef" and c.control_from == 40 and c.target == pytest.approx(0.75 * 0.67, rel=0.05)
+    state = c.state_dict()
+    assert state["mode"] == "pi_coef" and state["control_from"] == 40  # a resume rebuilds pi_coef
+    resumed = from_config(cfg, state["mode"])
+    resumed.load_state_dict(state)
+    assert resumed.knobs(80) == c.knobs(80) and resumed.control_from == 40
