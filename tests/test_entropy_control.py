@@ -259,3 +259,20 @@ def test_on_collapse_hand_over_switches_a_controller_on_with_the_same_target():
     resumed = from_config(cfg, state["mode"])
     resumed.load_state_dict(state)
     assert resumed.knobs(80) == c.knobs(80) and resumed.control_from == 40
+
+
+def test_toml_fields_and_help(tmp_path, capsys):
+    from entrodiag.cli import main
+
+    f = tmp_path / "c.toml"
+    f.write_text('[train]\npreset = "tiny-arith"\nentropy_control = "pi_clip"\nentropy_target_frac = 0.75\n'
+                 'entropy_band = [0.4, 0.6]\nentropy_control_from = 50\ncontrol_gains = "1,0.1"\n')
+    cfg = load_config(path=f)
+    assert (cfg.entropy_control, cfg.entropy_target_frac, cfg.entropy_band, cfg.entropy_control_from,
+            cfg.control_gains) == ("pi_clip", 0.75, "0.4,0.6", 50, "1,0.1")
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--entropy-control", "--entropy-target-frac", "--entropy-band", "--entropy-control-from"):
+        assert flag in out

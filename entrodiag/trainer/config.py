@@ -87,7 +87,7 @@ class TrainConfig:
     entropy_target_frac: float = 0.0
     """Entropy target as this fraction of the mean entropy of the first 10 steps; 0 = none."""
     entropy_band: str = ""
-    """Band LOW,HIGH in nats that counts as on target (analysis: time in band, settling); empty: target ±20%."""
+    """Band LOW,HIGH in nats that counts as on target (analysis: time in band, settling); empty: 0.8 to 1.2 times the target."""
     entropy_control_from: int = 0
     """The controller acts from this step on (and from step 10 at the earliest with entropy_target_frac)."""
     control_gains: str = ""
