@@ -22,7 +22,8 @@ def build_report(
     """Write the diagnostic report of a run as a PDF and return its path.
 
     Pages: summary (metadata, verdict, key numbers, the law, every flag with its advice, what is
-    missing), dynamics, the entropy law, the entropy distribution and forking tokens, example
+    missing), dynamics, entropy control (only for a run trained with an entropy target), the
+    entropy law, the entropy distribution and forking tokens, example
     responses, the mechanism check, a comparison page when ``compare`` names other runs, and an
     appendix with the configuration. A page whose data the run lacks (no evaluations, no token
     rows) is left out and the summary says what to log to get it.

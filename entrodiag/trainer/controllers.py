@@ -139,9 +139,9 @@ class _PI(Controller):
     """Proportional-integral law u = u0 + Kp·e + Ki·Σe, clamped to [lo, hi], with anti-windup by
     back-calculation: when the output saturates, the integrator is reset to the value that puts
     the unclamped output exactly on the bound, so it never winds up beyond it and the loop
-    recovers as soon as the error changes sign (Åström & Hägglund, "Advanced PID Control", §3.5).
-    EntroPIC (Yang et al. 2025) steers entropy with a PI loop on the loss weights; this is the
-    same loop on one knob."""
+    recovers as soon as the error changes sign (back-calculation: Åström & Hägglund, "Advanced
+    PID Control", 2006, on integrator windup). EntroPIC (2025) steers entropy with a PI loop;
+    this is such a loop on one knob."""
 
     def update(self, error: float) -> None:
         kp, ki = self.gains
@@ -219,9 +219,9 @@ class EntropyControl:
         0.24
     """
 
-    def __init__(self, mode: str, *, target: float = 0.0, target_frac: float = 0.0, band: tuple[float, float] | None = None,
-                 control_from: int = 0, clip_high: float = 0.2, coef: float = 0.0, gains: tuple[float, ...] = (),
-                 bounds: tuple[float, float] | None = None) -> None:
+    def __init__(self, mode: str, *, target: float = 0.0, target_frac: float = 0.0,
+                 band: tuple[float, float] | None = None, control_from: int = 0, clip_high: float = 0.2,
+                 coef: float = 0.0, gains: tuple[float, ...] = (), bounds: tuple[float, float] | None = None) -> None:
         if mode not in CONTROLLERS:
             raise ValueError(f"entropy_control {mode!r} is not one of {', '.join(CONTROLLERS)}")
         if target and target_frac:
@@ -267,7 +267,7 @@ class EntropyControl:
         (the knobs it used, its error) and updates the controller for the next step."""
         entropy = float(entropy)
         used, was_active = self.knobs(step), self.active(step)
-        if self.frac and math.isnan(self.target) and step < BASELINE_STEPS:
+        if self.frac and math.isnan(self.target):  # the first 10 steps seen (TRL counts from 1)
             self.baseline.append(entropy)
             if len(self.baseline) == BASELINE_STEPS:
                 self.target = self.frac * sum(self.baseline) / len(self.baseline)
@@ -293,8 +293,8 @@ class EntropyControl:
 
     def state_dict(self) -> dict[str, Any]:
         """Plain floats and lists (checkpoint-safe under ``torch.load(weights_only=True)``)."""
-        return {"mode": self.mode, "control_from": self.control_from, "target": self.target, "baseline": list(self.baseline),
-                "last_error": self.last_error, "controller": self.ctl.state_dict()}
+        return {"mode": self.mode, "control_from": self.control_from, "target": self.target,
+                "baseline": list(self.baseline), "last_error": self.last_error, "controller": self.ctl.state_dict()}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         if d.get("mode") != self.mode:
