@@ -276,3 +276,26 @@ def test_toml_fields_and_help(tmp_path, capsys):
     out = capsys.readouterr().out
     for flag in ("--entropy-control", "--entropy-target-frac", "--entropy-band", "--entropy-control-from"):
         assert flag in out
+
+
+def test_on_collapse_switches_a_controller_on_in_the_trainer(warm_start_cache, tmp_path):
+    """``--on-collapse pi_coef`` on a collapsing run (lr 3e-3, as in test_trainer_watch): at the
+    first critical flag the controller starts acting, the switch is an event, and the checkpoint
+    holds the controller."""
+    from entrodiag.cli import main
+    from entrodiag.trainer.checkpoint import list_checkpoints, load_trainer_state
+
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "tiny-arith-test", "--lr", "3e-3", "--watch-every", "5", "--val-size", "100",
+                 "--no-progress", "--steps", "20", "--on-collapse", "pi_coef", "--entropy-target", "0.5",
+                 "--out", str(out)]) == 0
+    run = load_run(out)
+    switch = run.events.filter(pl.col("kind") == "switch")
+    assert switch.height == 1 and switch["name"][0] == "pi_coef"
+    at = int(switch["step"][0])
+    assert json.loads(switch["detail"][0])["from"] == "none" and run.meta["entropy_control"] == "pi_coef"
+    active = run.steps.sort("step")["control/active"].to_list()
+    assert active == [0.0] * (at + 1) + [1.0] * (20 - at - 1)
+    assert run.meta["intervention"] == "none"  # the loss stays
+    assert load_trainer_state(list_checkpoints(out)[-1][1])["control"]["mode"] == "pi_coef"
+    assert control_summary(out).control_from == at + 1

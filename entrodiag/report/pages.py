@@ -444,9 +444,11 @@ def control_pages(d: ReportData) -> list[Page]:
     from ..analysis.control import control_series
 
     c = d.section("control")
-    page = Page("Entropy control", "The controller sets the entropy-bonus coefficient or the upper clip bound from "
-                "the error target − entropy of each step (entrodiag.trainer.controllers); the dotted line is "
-                "where it starts acting.")
+    note = ("No controller acted (entropy_control none): the run is measured against the target and band it was "
+            "given; the dotted line is the configured control start." if c["mode"] == "none" else
+            "The controller sets the entropy-bonus coefficient or the upper clip bound from the error "
+            "target − entropy of each step (entrodiag.trainer.controllers); the dotted line is where it starts acting.")
+    page = Page("Entropy control", note)
     text_h = 1.6
     gs = page.chart_grid(2, 1, bottom=page.bottom + text_h)
     ax, knob_ax = page.fig.add_subplot(gs[0, 0]), page.fig.add_subplot(gs[1, 0])

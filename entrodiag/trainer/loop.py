@@ -464,7 +464,7 @@ class Trainer:
             elif cfg.on_collapse and self.intervention != cfg.on_collapse and self.control.mode != cfg.on_collapse:
                 hits = at_or_above(new, cfg.on_collapse_severity)
                 if hits:
-                    was = self.control.mode if cfg.on_collapse in CONTROLLERS else self.intervention
+                    was = self.control.mode if _switches_controller(cfg) else self.intervention
                     self.rec.log_event(step, "switch", cfg.on_collapse, severity=hits[0].severity,
                                        first_step=hits[0].first_step, last_step=hits[0].last_step,
                                        message=f"{was} -> {cfg.on_collapse} on {hits[0].kind}",
@@ -475,7 +475,7 @@ class Trainer:
             t = torch.tensor([decision], device=self.device)
             torch.distributed.broadcast(t, 0)
             decision = int(t.item())
-        if decision == 2 and cfg.on_collapse in CONTROLLERS:
+        if decision == 2 and _switches_controller(cfg):
             self.log(f"step {step}: switching the entropy controller {self.control.mode} -> {cfg.on_collapse}")
             self.control = self.control.hand_over(from_config(cfg, cfg.on_collapse), step + 1)
             self.rec.update_meta(entropy_control=cfg.on_collapse)
@@ -520,6 +520,11 @@ def _one_line(e: BaseException, limit: int = 300) -> str:
     text = " ".join(str(e).split()) or "no message"
     text = f"{type(e).__name__}: {text}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _switches_controller(cfg: TrainConfig) -> bool:
+    """Whether ``on_collapse`` names an entropy controller (else a policy loss, ``none`` included)."""
+    return cfg.on_collapse in CONTROLLERS and cfg.on_collapse != "none"
 
 
 def _add(d: dict[str, float], key: str, value: float) -> None:
