@@ -12,6 +12,7 @@ runs from any source: the built-in trainer, a custom loop, TRL, probes.
 from ._common import DEFAULT_SMOOTH, AnalysisError
 from .collapse import SEVERITIES, CollapseThresholds, Flag, detect_collapse, run_detectors
 from .compare import compare_runs
+from .control import ControlSummary, control_summary
 from .forecast import EntropyForecast, forecast_entropy
 from .law import (
     EARLY_FRACTIONS,
@@ -34,6 +35,7 @@ __all__ = [
     "SEVERITIES",
     "AnalysisError",
     "CollapseThresholds",
+    "ControlSummary",
     "EarlyPrediction",
     "EntropyForecast",
     "Flag",
@@ -43,6 +45,7 @@ __all__ = [
     "analyze_run",
     "choose_metric",
     "compare_runs",
+    "control_summary",
     "detect_collapse",
     "forecast_entropy",
     "early_prediction",
