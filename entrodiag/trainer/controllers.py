@@ -215,8 +215,9 @@ class EntropyControl:
 
     Example:
         >>> c = EntropyControl("pi_clip", target=0.5, control_from=0, clip_high=0.2, coef=0.0)
-        >>> c.observe(0, 0.4); round(c.knobs(1).clip_high, 3)   # entropy low: ε_high rises
-        0.24
+        >>> cols = c.observe(0, 0.4)        # entropy 0.1 below the target: ε_high rises
+        >>> round(c.knobs(1).clip_high, 3)  # 0.2 + Kp·0.1 + Ki·0.1 with (Kp, Ki) = (2, 0.2)
+        0.42
     """
 
     def __init__(self, mode: str, *, target: float = 0.0, target_frac: float = 0.0,
