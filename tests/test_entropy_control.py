@@ -140,6 +140,7 @@ def test_band_stats_hand_computed():
     s = band_stats(steps, h, 0.5, (0.4, 0.6), start=2, from_step=3)
     # scored steps 3..9: 0.55 in, 0.45 in, 0.38 out, 0.47 in, 0.62 out, 0.52 in, 0.50 in -> 5/7
     assert s["time_in_band"] == pytest.approx(5 / 7) and s["n_scored"] == 7
+    assert s["tracking_error"] == pytest.approx((0.05 + 0.05 + 0.12 + 0.03 + 0.12 + 0.02 + 0.0) / 7)
     # started above the target (0.65 at step 2): overshoot = deepest dip below 0.5 = 0.12 nats
     assert s["overshoot"] == pytest.approx(0.12) and s["overshoot_frac"] == pytest.approx(0.24)
     # last step outside the band is 7 -> in band from step 8 on: settled 6 steps after step 2
@@ -208,7 +209,7 @@ def test_control_summary_of_a_recorded_run(plant_run):
     cs = control_summary(path, from_step=60)
     expected = band_stats(np.arange(120), hs, c.target, (0.8 * c.target, 1.2 * c.target), 50, 60)
     assert cs.mode == "pi_coef" and cs.control_from == 50 and cs.knob == "control/coef"
-    for k in ("time_in_band", "overshoot", "settling_step", "n_scored"):
+    for k in ("time_in_band", "overshoot", "settling_step", "n_scored", "tracking_error"):
         assert getattr(cs, k) == pytest.approx(expected[k]), k
     assert cs.time_in_band == 1.0 and cs.settling_steps <= CONTROLLERS["pi_coef"].settles_within
     assert cs.knob_start == pytest.approx(-0.05) and "pi_coef: target" in cs.describe()

@@ -14,6 +14,7 @@ controller acted, or, for ``none``, the configured ``entropy_control_from``):
 - *overshoot*: how far entropy went past the target on the side opposite to where it started at
   s0, max over s ≥ s0 of max(0, −d·(H_s − target)) with d = sign(H_s0 − target); in nats and as a
   fraction of the target.
+- *tracking error*: mean |H_s − target| over the scored steps, in nats.
 - *settling step*: the first step s ≥ s0 from which H stays in the band to the last step;
   *settling steps* = that step − s0 (None when the last step is outside the band).
 """
@@ -65,6 +66,7 @@ def band_stats(steps: np.ndarray, entropy: np.ndarray, target: float, band: tupl
         "overshoot": over, "overshoot_frac": over / target if target else None,
         "settling_step": settle, "settling_steps": None if settle is None else settle - start,
         "entropy_mean_scored": float(h[scored].mean()) if scored.any() else None,
+        "tracking_error": float(np.abs(h[scored] - target).mean()) if scored.any() else None,
     }
 
 
@@ -98,6 +100,8 @@ class ControlSummary:
     settling_step: int | None
     settling_steps: int | None
     entropy_mean_scored: float | None
+    tracking_error: float | None
+    """Mean |H − target| over the scored steps (nats)."""
     knob_start: float | None
     knob_end: float | None
     knob_min: float | None
@@ -115,7 +119,8 @@ class ControlSummary:
             knob = (f"; {self.knob.split('/')[1]} {self.knob_start:.4g} → {self.knob_end:.4g} "
                     f"(range {self.knob_min:.4g} … {self.knob_max:.4g})")
         return (f"{self.mode}: target {self.target:.3f} nats, band {self.band[0]:.3f}–{self.band[1]:.3f}; "
-                f"in band {tib} of {self.n_scored} steps from step {self.scored_from}; overshoot "
+                f"in band {tib} of {self.n_scored} steps from step {self.scored_from} (mean |H − target| "
+                f"{(self.tracking_error or 0):.3f}); overshoot "
                 f"{self.overshoot:.3f} nats ({(self.overshoot_frac or 0):.0%} of target); {settle}{knob}")
 
 
@@ -145,7 +150,7 @@ def control_summary(run: RunLike, *, from_step: int | None = None) -> ControlSum
     return ControlSummary(
         mode=mode, knob=knob, **{k: stats[k] for k in (
             "target", "band", "control_from", "scored_from", "n_scored", "time_in_band", "overshoot",
-            "overshoot_frac", "settling_step", "settling_steps", "entropy_mean_scored")},
+            "overshoot_frac", "settling_step", "settling_steps", "entropy_mean_scored", "tracking_error")},
         knob_start=float(kv[0]) if kv.size else None, knob_end=float(kv[-1]) if kv.size else None,
         knob_min=float(kv.min()) if kv.size else None, knob_max=float(kv.max()) if kv.size else None,
     )
