@@ -53,7 +53,6 @@ for p in ("/tmp/gpu-demo", "/tmp/gpu-hf", "/tmp/gpu-ddp"):
         print(p, "ERROR", e)
 PY
 tar -czf "$out/gpu-demo-run.tar.gz" -C /tmp gpu-demo --exclude checkpoints
-<<<<<<< HEAD
 
 # --- fused Triton entropy kernel (issue 17): its tests on the GPU, then its bandwidth on
 # [16384, 151936] bf16 against the card's peak (target >= 70%); results in $out/kernel.json
@@ -62,7 +61,7 @@ python3 benchmarks/bench_kernel_gpu.py --json "$out/kernel.json"; echo "kernel b
 
 # --- a real model (issue 15): SmolLM2-135M-Instruct, smollm2-arith under four interventions
 bash "$(dirname "$0")/gpu_smollm2.sh" "$out"
-=======
+
 # 6. entropy control: 3 seeds x none/pi_coef/pi_clip on tiny-arith (450 steps), then a real model if given
 python3 benchmarks/bench_entropy_control.py --out /tmp/gpu-control --jobs 3 --train-args "--device cuda" \
   --json "$out/control.json" > "$out/control.txt" 2> "$out/control.log"; echo "control bench rc=$?"; cat "$out/control.txt"
@@ -72,5 +71,3 @@ if [ -n "${ENTRODIAG_REAL_MODEL:-}" ]; then
     --json "$out/control-real.json" > "$out/control-real.txt" 2> "$out/control-real.log"
   echo "control bench (real model) rc=$?"; cat "$out/control-real.txt"
 fi
-
->>>>>>> 3daa58c (Entropy control: README, gpu_check step 6 (the control experiment on a GPU, a real model when given), bench --train-args, hand-over test)
