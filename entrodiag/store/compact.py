@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from .reader import _decode, _key, _writer_alive, find_run_dir, list_parts, load_run
 from .schema import TABLES, compacted_name, parse_part_name
-from .writer import _fsync_dir
+from .writer import _fsync_dir, write_atomic
 
 #: Input bytes merged into one file at most (compressed Parquet; about the size of the output).
 MAX_BYTES = 256 * 2**20
@@ -96,20 +96,13 @@ def _groups(parts: list[tuple[tuple[int, int, int], Path]], max_bytes: int):
 def _merge(folder: Path, rank: int, group: list[tuple[tuple[int, int, int], Path]]) -> Path:
     """Write the rows of ``group`` (in order) as one compacted part; returns its path."""
     schema = pa.unify_schemas([pq.read_schema(path) for _, path in group], promote_options="permissive")
-    name = compacted_name(rank, group[0][0][1], group[-1][0][2])
-    tmp = folder / f".{name}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            with pq.ParquetWriter(f, schema, compression="zstd") as writer:
-                for _, path in group:  # one part in memory at a time
-                    writer.write_table(_conform(pq.read_table(path), schema), row_group_size=1 << 20)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / name)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(folder)
-    return folder / name
+
+    def write(f) -> None:
+        with pq.ParquetWriter(f, schema, compression="zstd") as writer:
+            for _, path in group:  # one part in memory at a time
+                writer.write_table(_conform(pq.read_table(path), schema), row_group_size=1 << 20)
+
+    return write_atomic(folder / compacted_name(rank, group[0][0][1], group[-1][0][2]), write)
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -57,6 +57,25 @@ def write_json_atomic(path: Path, data: dict) -> None:
             tmp.unlink(missing_ok=True)  # no half-written file left behind (a full disk)
         raise
     _fsync_dir(path.parent)
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Write the file ``path`` whole or not at all: ``write(f)`` fills a temporary file in the same
+    folder (``.NAME.tmp``), which is fsynced and renamed into place, then the folder is fsynced.
+    On any failure the temporary file is removed and the error raised; ``path`` is untouched."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
 
 
 def _fsync_dir(path: Path) -> None:
@@ -132,18 +151,7 @@ def write_events(run_dir: str | os.PathLike, rows: list[Rows], *, rank: int = OU
     seq = time.time_ns() // 1000
     while (folder / part_name(rank, seq)).exists():
         seq += 1
-    name = part_name(rank, seq)
-    tmp = folder / f".{name}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(data, f, compression="zstd")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / name)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(folder)
-    return folder / name
+    return write_atomic(folder / part_name(rank, seq), lambda f: pq.write_table(data, f, compression="zstd"))
 
 
 class RunWriter:
@@ -334,18 +342,10 @@ class RunWriter:
         parts = self._buffers[table]
         folder = self.path / table
         name = part_name(self.rank, self._seq)
-        tmp = folder / f".{name}.tmp"
         try:
             data = pa.concat_tables(parts, promote_options="permissive")
-            with open(tmp, "wb") as f:
-                pq.write_table(data, f, compression="zstd")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, folder / name)
-            _fsync_dir(folder)
+            write_atomic(folder / name, lambda f: pq.write_table(data, f, compression="zstd"))
         except Exception:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             self._count_error(f"entrodiag writer: could not write {folder / name}; will retry")
             # keep the rows for the next attempt, but never more than 20 flushes' worth
             while self._buffered[table] > 20 * self.flush_rows and len(parts) > 1:
@@ -409,11 +409,6 @@ def truncate_run(run_dir: str | Path, after_step: int) -> int:
             if keep.num_rows == 0:
                 part.unlink()
             else:
-                tmp = part.with_name(f".{part.name}.tmp")
-                with open(tmp, "wb") as f:
-                    pq.write_table(keep, f, compression="zstd")
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, part)
+                write_atomic(part, lambda f, keep=keep: pq.write_table(keep, f, compression="zstd"))
         _fsync_dir(Path(run_dir) / table)
     return removed

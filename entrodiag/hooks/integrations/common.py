@@ -25,6 +25,8 @@ import torch
 log = logging.getLogger("entrodiag")
 
 CLOSE_REQUEST = ".close-request.json"
+#: The attachment of each framework in this process (one recording per worker, not two).
+_ACTIVE: dict[str, "Attachment"] = {}
 _ACK = ".closed-r{rank:05d}"
 
 
@@ -203,3 +205,30 @@ def group_ids(uids: Any) -> torch.Tensor | None:
         [int.from_bytes(hashlib.blake2b(str(u).encode(), digest_size=7).digest(), "big") for u in uids],
         dtype=torch.int64,
     )
+
+
+class Attachment:
+    """The methods one framework's ``attach`` patched; ``detach()`` puts the framework's own back.
+
+    ``kind`` names the attachment path where a framework has several (verl: ``dp_actor`` or
+    ``engine``). Creating one makes it the process's active attachment for ``framework``.
+    """
+
+    def __init__(self, framework: str, recorder: StepRecorder, version: str,
+                 originals: list[tuple[type, str, Any]], kind: str = "") -> None:
+        self.framework, self.recorder, self.version, self.kind = framework, recorder, version, kind
+        self._originals = originals
+        _ACTIVE[framework] = self
+
+    def detach(self) -> None:
+        """Put the framework's methods back (a later step is not recorded)."""
+        for cls, name, fn in self._originals:
+            setattr(cls, name, fn)
+        self._originals = []
+        if _ACTIVE.get(self.framework) is self:
+            del _ACTIVE[self.framework]
+
+
+def active_attachment(framework: str) -> Attachment | None:
+    """This process's attachment for ``framework``, if ``attach`` was called and not detached."""
+    return _ACTIVE.get(framework)

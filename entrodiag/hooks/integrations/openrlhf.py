@@ -24,27 +24,11 @@ from typing import Any
 
 import torch
 
-from .common import StepRecorder, group_ids
+from .common import Attachment, StepRecorder, active_attachment, group_ids
 
 TESTED = "0.11.2"
 
 
-class Attachment:
-    """The patched methods of one ``attach`` call; ``detach()`` restores OpenRLHF's own."""
-
-    def __init__(self, recorder: StepRecorder, version: str, originals: list[tuple[type, str, Any]]):
-        self.recorder, self.version, self._originals = recorder, version, originals
-
-    def detach(self) -> None:
-        """Put OpenRLHF's methods back (a later step is not recorded)."""
-        global _active
-        for cls, name, fn in self._originals:
-            setattr(cls, name, fn)
-        self._originals = []
-        _active = None
-
-
-_active: Attachment | None = None
 
 
 def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None = None,
@@ -57,9 +41,8 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
     Raises:
         ValueError: no run directory.
     """
-    global _active
-    if _active is not None:  # a second call in the same worker: one recording, not two
-        return _active
+    if (active := active_attachment("openrlhf")) is not None:  # one recording per worker, not two
+        return active
     from openrlhf.models.actor import Actor
     from openrlhf.trainer.ray.ppo_actor import ActorPPOTrainer
 
@@ -133,9 +116,9 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
 
     Actor.forward = _forward
     ActorPPOTrainer.training_step, ActorPPOTrainer.ppo_train = _training_step, _ppo_train
-    _active = Attachment(rec, version, [(Actor, "forward", forward), (ActorPPOTrainer, "training_step", training_step),
-                                        (ActorPPOTrainer, "ppo_train", ppo_train)])
-    return _active
+    return Attachment("openrlhf", rec, version, [(Actor, "forward", forward),
+                                                 (ActorPPOTrainer, "training_step", training_step),
+                                                 (ActorPPOTrainer, "ppo_train", ppo_train)])
 
 
 def _part(experience, log_probs: torch.Tensor, entropy: torch.Tensor) -> dict:

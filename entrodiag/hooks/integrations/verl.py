@@ -31,28 +31,10 @@ from typing import Any
 
 import torch
 
-from .common import StepRecorder, group_ids
+from .common import Attachment, StepRecorder, active_attachment, group_ids
 
 #: the verl versions each attachment was run against (tests/test_frameworks_verl.py)
 TESTED = {"engine": "0.9.1", "dp_actor": "0.7.1"}
-
-
-class Attachment:
-    """The patched methods of one ``attach`` call; ``detach()`` restores verl's own."""
-
-    def __init__(self, recorder: StepRecorder, kind: str, version: str, originals: list[tuple[type, str, Any]]):
-        self.recorder, self.kind, self.version, self._originals = recorder, kind, version, originals
-
-    def detach(self) -> None:
-        """Put verl's methods back (a later step is not recorded)."""
-        global _active
-        for cls, name, fn in self._originals:
-            setattr(cls, name, fn)
-        self._originals = []
-        _active = None
-
-
-_active: Attachment | None = None
 
 
 def verl_version() -> str:
@@ -75,9 +57,8 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
         ValueError: no run directory.
         RuntimeError: a verl older than 0.7, which neither attachment knows.
     """
-    global _active
-    if _active is not None:  # a second import of the attachment module in the same worker
-        return _active
+    if (active := active_attachment("verl")) is not None:  # verl imported the attachment module again
+        return active
     version = verl_version()
     rec = StepRecorder(run_dir, "verl", first_step=first_step, **recorder_kwargs)
     major, minor = (int(x) for x in version.split(".")[:2])
@@ -88,8 +69,7 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
         rec.warn_once("version", f"verl {version} is newer than the last tested ({TESTED['engine']}); "
                                  "check that the wrapped methods still exist and are called as before")
     patch = _patch_dp_actor if kind == "dp_actor" else _patch_engine
-    _active = Attachment(rec, kind, version, patch(rec))
-    return _active
+    return Attachment("verl", rec, version, patch(rec), kind=kind)
 
 
 def _record(rec: StepRecorder, pending: dict | None, batch: dict) -> None:
