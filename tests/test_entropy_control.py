@@ -65,7 +65,7 @@ def test_pi_coef_pushes_entropy_down_with_a_negative_coefficient_and_respects_it
     c, hs, cols = simulate("pi_coef", h0=0.9, target=0.5, target_frac=0.0, control_from=0)
     coefs = np.array([col["control/coef"] for col in cols])
     assert coefs[1] < 0 and coefs.min() == pytest.approx(-0.05)  # saturated at the lower bound at first
-    assert coefs.max() <= 0.1 + 1e-12
+    assert coefs.max() <= c.ctl.hi + 1e-12 and c.ctl.hi == pytest.approx(0.3)
     assert abs(hs[-1] - 0.5) < 0.01
 
 
