@@ -319,10 +319,11 @@ def test_entropy_control_sets_trls_coefficient_and_clip(tmp_path):
     trainer.train()
     s = load_run(tmp_path / "coef").steps.sort("step")
     coef, err = s["control/coef"].to_list(), s["control/error"].to_list()
+    hi = trainer._ed_control.ctl.hi  # pi_coef's upper bound (0.3)
     assert s["control/active"].to_list() == [0.0, 1.0, 1.0] and coef[0] == 0.0
     assert err[0] == pytest.approx(3.0 - s["entropy_mean"][0])
-    assert coef[1] == pytest.approx(min(0.5 * err[0] + 0.1 * err[0], 0.1))  # clamped to the bound 0.1
-    assert coef[2] == pytest.approx(min(0.5 * err[1] + 0.1 * (err[0] + err[1]), 0.1))
+    assert coef[1] == pytest.approx(min(0.5 * err[0] + 0.1 * err[0], hi))
+    assert coef[2] == pytest.approx(min(0.5 * err[1] + 0.1 * (err[0] + err[1]), hi))
     assert s["trl/entropy_coef"].to_list() == pytest.approx(coef)  # what TRL applied
     assert trainer.entropy_coef == pytest.approx(coef[2])  # the last batch's, set on TRL
 
