@@ -18,10 +18,11 @@ first ``--skip`` batches are left out, and so is the built-in trainer's last ste
 checkpoints). A batch's time is the interval between the trainers' own step timestamps: the start
 of consecutive rollouts (entrodiag) or the end of every second optimizer step (TRL, a callback).
 The split: ``generate`` is the sampling call alone (entrodiag ``generate``, TRL ``_generate``);
-``score+prep`` the rest of the rollout (decoding, rewards, advantages; for TRL also the
+``score_prep`` the rest of the rollout (decoding, rewards, advantages; for TRL also the
 tokenising, padding and the extra forward pass for the old log-probs); ``update`` the optimizer
-passes; ``other`` the remainder (entrodiag: the after-update entropy and the Recorder; TRL: the
-Trainer's own bookkeeping and logging).
+passes (for TRL: the batch's time less its generation and scoring, so it holds the Trainer's own
+bookkeeping and logging too); ``entropy_after`` the built-in trainer's after-update entropy pass
+(a diagnostic TRL does not make); ``other`` the remainder (entrodiag: the Recorder and the loop).
 
 The built-in trainer runs with its defaults as ``entrodiag train`` uses them (recording every step,
 after-update entropy on), except that evaluation and checkpoints fall outside the timed steps.
