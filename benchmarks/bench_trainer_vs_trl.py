@@ -45,22 +45,25 @@ SPLIT = ("batch", "generate", "score_prep", "update", "entropy_after", "other")
 PROMPTS, GROUP, NEW_TOKENS, EPOCHS, LR, CLIP = 64, 8, 4, 2, 5e-4, 0.2
 
 
-def _cfg(steps: int):
+def _cfg(steps: int, entropy_after: bool = True):
     from entrodiag.trainer import load_config
 
     # evaluation runs at step 0 and the last step, checkpoints at the last: both outside the timed steps
     return load_config("tiny-arith", steps=steps, prompts_per_step=PROMPTS, group_size=GROUP,
                        max_new_tokens=NEW_TOKENS, epochs=EPOCHS, lr=LR, clip_low=CLIP, clip_high=CLIP,
-                       eval_every=10**9, checkpoint_every=10**9, device="cpu", seed=0)
+                       eval_every=10**9, checkpoint_every=10**9, device="cpu", seed=0,
+                       measure_entropy_change=entropy_after)
 
 
-def worker_builtin(n_batches: int, out_json: Path) -> None:
+def worker_builtin(n_batches: int, out_json: Path, entropy_after: bool = True) -> None:
     import torch
 
     from entrodiag.trainer import loop
     from entrodiag.trainer.loop import Trainer
 
-    cfg = _cfg(n_batches + 1)  # + the last step (evaluation, checkpoint), not timed
+    # + the last step: it evaluates before its rollout and checkpoints after, so neither its interval
+    # nor the one before it (which ends after that evaluation) is timed
+    cfg = _cfg(n_batches + 2, entropy_after)
     marks: dict[str, list[float]] = {"start": [], "generate": [], "rollout": [], "update": [], "after": []}
     real_generate = loop.generate
     in_rollout = [False]
@@ -104,7 +107,7 @@ def worker_builtin(n_batches: int, out_json: Path) -> None:
         steps = load_run(Path(tmp) / "run").steps
         check = {"reward_mean": steps["reward_mean"].mean(), "resp_len_mean": steps["resp_len_mean"].mean()}
     gen = marks["generate"]
-    batches = [b - a for a, b in zip(marks["start"], marks["start"][1:])]  # n_batches intervals
+    batches = [b - a for a, b in zip(marks["start"], marks["start"][1:])][:n_batches]
     out_json.write_text(json.dumps({
         "batch_s": batches, "generate_s": gen[:len(batches)], "score_prep_s": [
             r - g for r, g in zip(marks["rollout"], gen)][:len(batches)],
@@ -203,14 +206,14 @@ def worker_trl(n_batches: int, out_json: Path) -> None:
     }))
 
 
-def _run_worker(kind: str, n_batches: int, threads: int) -> dict:
+def _run_worker(kind: str, n_batches: int, threads: int, extra: tuple[str, ...] = ()) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "w.json"
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, __file__, "--worker", kind, "--batches", str(n_batches),
-                               "--worker-out", str(out)], env=env, capture_output=True, text=True)
+                               "--worker-out", str(out), *extra], env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"{kind} worker failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
         res = json.loads(out.read_text())
@@ -223,7 +226,7 @@ def _summary(res: dict, skip: int) -> dict:
         return statistics.median(res[key][skip:])
 
     batch = med("batch_s")
-    parts = {k: med(f"{k}_s") for k in ("generate", "score_prep", "update", "entropy_after") if f"{k}_s" in res}
+    parts = {k: med(f"{k}_s") for k in ("generate", "score_prep", "update", "entropy_after") if res.get(f"{k}_s")}
     parts["other"] = batch - sum(parts.values())
     parts.setdefault("entropy_after", 0.0)
     return {"batch_s": batch, "rollouts_per_s": PROMPTS * GROUP / batch, **{f"{k}_s": v for k, v in parts.items()},
@@ -238,11 +241,16 @@ def main() -> None:
     p.add_argument("--skip", type=int, default=3, help="first batches left out of the timing (default 3)")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of both trainers (default 1)")
     p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--no-entropy-after", action="store_true",
+                   help="run the built-in trainer with --no-measure-entropy-change (a diagnostic TRL does not make)")
     p.add_argument("--worker", choices=("builtin", "trl"), help=argparse.SUPPRESS)
     p.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        (worker_builtin if args.worker == "builtin" else worker_trl)(args.batches, args.worker_out)
+        if args.worker == "builtin":
+            worker_builtin(args.batches, args.worker_out, not args.no_entropy_after)
+        else:
+            worker_trl(args.batches, args.worker_out)
         return
     if args.config == "smollm2":
         p.exit(2, "bench_trainer_vs_trl.py: --config smollm2 is not implemented yet (only --config tiny)\n")
@@ -261,7 +269,8 @@ def main() -> None:
             order = ("builtin", "trl") if r % 2 == 0 else ("trl", "builtin")
             got = {}
             for kind in order:
-                got[kind] = _summary(_run_worker(kind, args.batches, args.threads), args.skip)
+                extra = ("--no-entropy-after",) if kind == "builtin" and args.no_entropy_after else ()
+                got[kind] = _summary(_run_worker(kind, args.batches, args.threads, extra), args.skip)
                 bar.update(1)
             ratio = got["builtin"]["rollouts_per_s"] / got["trl"]["rollouts_per_s"]
             rows.append({"round": r, "order": list(order), **got, "ratio": ratio})
@@ -280,7 +289,8 @@ def main() -> None:
                     for kind in ("builtin", "trl")},
         "rounds": rows,
         "setup": {"prompts": PROMPTS, "group_size": GROUP, "max_new_tokens": NEW_TOKENS, "epochs": EPOCHS,
-                  "batches_per_process": args.batches, "skipped": args.skip, "threads": args.threads},
+                  "batches_per_process": args.batches, "skipped": args.skip, "threads": args.threads,
+                  "builtin_entropy_after": not args.no_entropy_after},
     }
     print(f"\ntiny, {args.rounds} rounds, OMP_NUM_THREADS={args.threads}, {args.batches - args.skip} timed batches "
           f"of {PROMPTS * GROUP} rollouts per process (medians)")
