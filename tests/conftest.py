@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from objstore import s3_env, s3_server  # noqa: F401  (S3 test server fixtures)
 
 
 class CharTokenizer:

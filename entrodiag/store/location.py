@@ -1,0 +1,148 @@
+"""Where a run lives: a local folder, or a URL on an object store.
+
+A run location is a local path or a URL with one of the schemes in ``URL_SCHEMES``:
+``s3://bucket/prefix/run`` (AWS S3 and any S3-compatible store), ``gs://bucket/prefix/run``
+(Google Cloud Storage) or ``file:///absolute/path``. Filesystems are pyarrow's
+(``pyarrow.fs``); credentials, region and endpoint come only from the standard environment
+(``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``,
+``GOOGLE_APPLICATION_CREDENTIALS``, ...), never from a run's files.
+
+Anything else with ``://`` (``http://``, ``hdfs://``, a typo such as ``s3:/bucket``) is refused
+with a message, so that a URL is never taken for a local folder named ``s3:``.
+
+Object stores have no rename and no partial objects: an object written here appears whole, under
+its final name, in one PUT (``Location.write_bytes``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+#: URL schemes a run location may use.
+URL_SCHEMES = ("s3", "gs", "gcs", "file")
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(/*)")
+
+
+class LocationError(ValueError):
+    """A run location that cannot be used; the message says why and what to do."""
+
+
+def is_url(location: str | os.PathLike) -> bool:
+    """Whether ``location`` is a URL (``s3://...``, ``gs://...``, ``file://...``), not a local path.
+
+    Raises ``LocationError`` for a string that looks like a URL of an unsupported scheme, or a
+    supported scheme without ``//`` (``s3:/bucket``)."""
+    if isinstance(location, Path):
+        return False
+    m = _SCHEME.match(str(location))
+    if not m:
+        return False
+    scheme, slashes = m.group(1).lower(), m.group(2)
+    if scheme in URL_SCHEMES:
+        if len(slashes) < 2:
+            raise LocationError(f"{location}: a URL needs '{scheme}://' (two slashes), e.g. {scheme}://bucket/runs/a")
+        return True
+    if len(slashes) >= 2:
+        raise LocationError(
+            f"{location}: unsupported URL scheme {scheme!r}; a run location is a local path or a URL "
+            f"starting with {', '.join(s + '://' for s in URL_SCHEMES)}"
+        )
+    return False  # "C:..." or "name:with:colons" without slashes: a local path
+
+
+@dataclass(frozen=True)
+class Location:
+    """A folder or file: a pyarrow filesystem and a path inside it, plus the text the user gave.
+
+    ``url`` is what to show a user and to join children onto (a local path stays a plain path);
+    ``fs_path`` is the path inside ``fs``.
+    """
+
+    url: str
+    fs: pafs.FileSystem
+    fs_path: str
+
+    @property
+    def is_local(self) -> bool:
+        """True for a folder on this machine's filesystem (including ``file://`` URLs)."""
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    @cached_property
+    def local_path(self) -> Path:
+        """The ``pathlib.Path`` of a local location; ``LocationError`` for an object store."""
+        if not self.is_local:
+            raise LocationError(f"{self.url} is on an object store, not a local path")
+        return Path(self.fs_path)
+
+    @property
+    def name(self) -> str:
+        return self.fs_path.rstrip("/").rsplit("/", 1)[-1]
+
+    def child(self, *names: str) -> Location:
+        """The location ``names`` below this one."""
+        tail = "/".join(n.strip("/") for n in names)
+        return Location(f"{self.url.rstrip('/')}/{tail}", self.fs, f"{self.fs_path.rstrip('/')}/{tail}")
+
+    def info(self) -> pafs.FileInfo:
+        return self.fs.get_file_info(self.fs_path)
+
+    def exists(self) -> bool:
+        return self.info().type != pafs.FileType.NotFound
+
+    def is_dir(self) -> bool:
+        """A folder; on an object store, a prefix with at least one object under it."""
+        return self.info().type == pafs.FileType.Directory
+
+    def is_file(self) -> bool:
+        return self.info().type == pafs.FileType.File
+
+    def list(self, *, recursive: bool = False) -> list[pafs.FileInfo]:
+        """What lies in this folder (empty if it does not exist), sorted by path."""
+        infos = self.fs.get_file_info(pafs.FileSelector(self.fs_path, allow_not_found=True, recursive=recursive))
+        return sorted(infos, key=lambda i: i.path)
+
+    def read_bytes(self) -> bytes:
+        with self.fs.open_input_stream(self.fs_path) as f:
+            return f.read()
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode("utf-8")
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write the whole object in one go: on an object store one PUT under its final name, so a
+        reader sees the old object or the new one, never a part of it. (Local folders keep
+        the writer's own temp-file, fsync and rename discipline; use this on object stores.)"""
+        with self.fs.open_output_stream(self.fs_path) as f:
+            f.write(data)
+
+    def delete(self) -> None:
+        self.fs.delete_file(self.fs_path)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def locate(location: str | os.PathLike | Location) -> Location:
+    """The ``Location`` of a local path or a URL (see the module docstring).
+
+    Raises ``LocationError`` with an actionable message for an unsupported scheme or an object
+    store that cannot be reached with the environment's settings."""
+    if isinstance(location, Location):
+        return location
+    if not is_url(location):
+        path = Path(location).expanduser()
+        return Location(str(path), pafs.LocalFileSystem(), str(path.absolute()))
+    url = str(location).rstrip("/") or str(location)
+    try:
+        fs, fs_path = pafs.FileSystem.from_uri(url)
+    except (OSError, ValueError) as e:  # pyarrow's errors derive from these
+        raise LocationError(f"{url}: cannot open this object store ({e}); check the URL and the "
+                            "credentials/endpoint in the environment (AWS_*, GOOGLE_*)") from None
+    return Location(url, fs, fs_path.rstrip("/"))

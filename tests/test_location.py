@@ -1,0 +1,47 @@
+"""Run locations: local paths and object-store URLs (entrodiag.store.location)."""
+
+from pathlib import Path
+
+import pytest
+
+from entrodiag.store.location import LocationError, is_url, locate
+
+
+@pytest.mark.parametrize("text, url", [
+    ("runs/a", False), ("/abs/runs/a", False), ("name:with:colon", False), (Path("s3:/x"), False),
+    ("s3://bucket/runs/a", True), ("gs://bucket/a", True), ("file:///tmp/a", True), ("S3://bucket/a", True),
+])
+def test_is_url(text, url):
+    assert is_url(text) is url
+
+
+@pytest.mark.parametrize("text, words", [
+    ("s3:/bucket/runs", "two slashes"), ("http://example.com/run", "unsupported URL scheme 'http'"),
+    ("hdfs://nn/runs", "unsupported"),
+])
+def test_bad_urls_are_refused_with_a_reason(text, words):
+    with pytest.raises(LocationError, match=words):
+        locate(text)
+
+
+def test_local_path_and_file_url_are_the_same_folder(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text("{}")
+    a, b = locate(tmp_path / "run"), locate(f"file://{tmp_path}/run")
+    assert a.is_local and b.is_local
+    assert a.local_path == b.local_path == tmp_path / "run"
+    assert a.child("run.json").read_text() == b.child("run.json").read_text() == "{}"
+    assert [i.base_name for i in b.list()] == ["run.json"]
+
+
+def test_objects_on_s3_are_written_whole_and_listed(s3_env):
+    run = locate(f"s3://{s3_env}/runs/a")
+    assert not run.is_local and not run.exists()
+    run.child("steps", "part-1.parquet").write_bytes(b"PAR1")
+    run.child("run.json").write_bytes(b'{"a": 1}')
+    assert run.is_dir() and run.child("run.json").is_file()
+    assert run.child("run.json").read_text() == '{"a": 1}'
+    assert [i.base_name for i in run.list()] == ["run.json", "steps"]
+    assert str(run.child("run.json")) == f"s3://{s3_env}/runs/a/run.json"
+    with pytest.raises(LocationError, match="object store"):
+        run.local_path
