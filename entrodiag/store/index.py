@@ -1,0 +1,397 @@
+"""The summary index of a runs root: every run's tables as ``load_run`` reads them, cached so that a
+question over a thousand runs opens only the runs that changed.
+
+What it holds, per run under the root (a run is a folder with run.json, at most ``MAX_DEPTH``
+levels below the root; folders starting with ``.`` are skipped):
+
+- run.json (``meta``), re-read when its size or modification time changed;
+- per table (``steps``, ``evals``, ``events``, ``samples``, ``tokens``, ``spans``), one Parquet
+  file with the table exactly as ``load_run(run).<table>`` returns it (steps merged across ranks,
+  evaluations merged, compacted parts counted once, damaged parts skipped, impossible values
+  null), plus a ``run_id`` column. A table is built the first time it is asked for;
+- derived rows (``RunsIndex.rows``): one row per run computed by a caller's function from the
+  opened run, e.g. the dashboard's Runs table (law fit, flag counts); cached the same way.
+
+Staleness. Every refresh lists the root once (one recursive listing: on an object store a few
+paginated LIST requests, whatever the number of runs) and fingerprints each run's files:
+(name, size, modification time) of run.json and of every part file of each table. A cached table
+is reused while its table's fingerprint is unchanged; a new part file, a compaction, a deleted or
+rewritten part makes a new fingerprint and the run is opened again (only that run, only the tables
+asked for). Runs added under the root are indexed when first asked for; runs gone are dropped.
+A derived row is reused while run.json's and its tables' fingerprints and its ``version`` are
+unchanged. Nothing is trusted by time alone, so an index is never stale when it is read; the
+cost of a refresh is the listing plus the runs that changed.
+
+Where it lives. ``index_dir`` when given, else ``$ENTRODIAG_CACHE/index/<hash of the root>`` (default
+``~/.cache/entrodiag/index/...``): a per-user cache, so a read-only root, a shared root and an
+object-store root all work the same and the runs' folders are never written. Files are written to a
+temporary name and renamed, so two processes refreshing the same index at once (the dashboard and
+``entrodiag query``) each leave a consistent index (the last manifest written wins; a table file
+is named by its content's fingerprint, so the two never disagree about one). Deleting the folder
+only costs a rebuild.
+
+Runs on an object store are opened by copying the needed files (run.json and the tables asked for)
+to a temporary local folder and reading that with ``load_run``, so the numbers are the reader's.
+
+Imports nothing outside ``entrodiag.store``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow.fs as pafs
+
+from .location import Location, locate
+from .reader import SKIP_WARNING, Run, RunError, load_run
+from .schema import CORE_TYPES, RUN_JSON, TABLES, parse_part_name
+
+#: How deep below the root runs are looked for (root/sweep/run is depth 2), as the dashboard does.
+MAX_DEPTH = 3
+#: Bumped when the index's layout or the meaning of a cached table changes (old indexes rebuild).
+INDEX_VERSION = 1
+_MANIFEST = "manifest.json"
+
+Fingerprint = str
+
+
+class RootError(RunError):
+    """The root holds no runs or cannot be listed; the message says what to do."""
+
+
+@dataclass
+class RunFiles:
+    """One run found by a listing: its id (path relative to the root; the run's own folder name
+    when the root is the run), location, and the fingerprints of run.json and of each table."""
+
+    run_id: str
+    url: str
+    meta_fp: Fingerprint
+    table_fps: dict[str, Fingerprint] = field(default_factory=dict)
+
+
+def _fp(items: Iterable) -> Fingerprint:
+    return hashlib.sha1(repr(sorted(items)).encode()).hexdigest()[:20]
+
+
+def default_index_dir(root: str) -> Path:
+    """The per-user index folder of ``root``: ``$ENTRODIAG_CACHE/index/<hash>`` (default
+    ``~/.cache/entrodiag/index/<hash>``), one per root location."""
+    base = Path(os.environ.get("ENTRODIAG_CACHE") or Path.home() / ".cache" / "entrodiag")
+    return base / "index" / hashlib.sha1(root.encode()).hexdigest()[:16]
+
+
+def scan_root(root: Location) -> list[RunFiles]:
+    """The runs under ``root``, sorted by ``run_id``: on an object store from one recursive
+    listing (a few paginated requests whatever the number of runs); on a local disk by walking
+    down to the run folders (``MAX_DEPTH``) and listing only their table folders."""
+    info = root.info()
+    if info.type == pafs.FileType.NotFound:
+        raise RootError(f"{root.url}: no such folder or prefix")
+    if info.type == pafs.FileType.File:
+        raise RootError(f"{root.url} is a file, not a folder of runs")
+    listing = _walk_local(root.local_path) if root.is_local else _list_store(root)
+    runs = []
+    for rel, (meta, files) in listing.items():
+        fps = {t: _fp(f for f in files if f[0].startswith(t + "/")) for t in TABLES}
+        url = root.child(rel).url if rel else root.url
+        runs.append(RunFiles(rel or root.name, url, _fp([meta]), fps))
+    return sorted(runs, key=lambda r: r.run_id)
+
+
+_Files = list[tuple[str, int, int]]
+
+
+def _list_store(root: Location) -> dict[str, tuple[tuple[int, int], _Files]]:
+    base = root.fs_path.rstrip("/")
+    files: dict[str, _Files] = {}
+    metas: dict[str, tuple[int, int]] = {}
+    for i in root.list(recursive=True):
+        if i.type != pafs.FileType.File:
+            continue
+        parts = i.path[len(base):].lstrip("/").split("/")
+        if any(p.startswith(".") for p in parts):
+            continue
+        mtime = i.mtime_ns if i.mtime_ns is not None else 0
+        if parts[-1] == RUN_JSON and len(parts) - 1 <= MAX_DEPTH:
+            metas["/".join(parts[:-1])] = (i.size, mtime)
+        elif len(parts) >= 2 and parts[-2] in TABLES and parse_part_name(parts[-1]):
+            files.setdefault("/".join(parts[:-2]), []).append((f"{parts[-2]}/{parts[-1]}", i.size, mtime))
+    return {rel: (meta, files.get(rel, [])) for rel, meta in metas.items()}
+
+
+def _walk_local(base: Path) -> dict[str, tuple[tuple[int, int], _Files]]:
+    out: dict[str, tuple[tuple[int, int], _Files]] = {}
+
+    def visit(folder: Path, rel: str, depth: int) -> None:
+        try:
+            s = (folder / RUN_JSON).stat()
+        except OSError:
+            s = None
+        if s is not None:
+            files: _Files = []
+            for table in TABLES:
+                try:
+                    entries = list(os.scandir(folder / table))
+                except OSError:
+                    continue
+                for e in entries:
+                    if parse_part_name(e.name):
+                        try:
+                            st = e.stat()
+                        except OSError:  # removed since the listing (a compaction)
+                            continue
+                        files.append((f"{table}/{e.name}", st.st_size, st.st_mtime_ns))
+            out[rel] = ((s.st_size, s.st_mtime_ns), files)
+            return
+        if depth == MAX_DEPTH:
+            return
+        try:
+            children = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+        except OSError:
+            return
+        for name in children:
+            visit(folder / name, f"{rel}/{name}" if rel else name, depth + 1)
+
+    visit(base, "", 0)
+    return out
+
+
+class RunsIndex:
+    """The summary index of the runs under ``root`` (a local folder or a URL); see the module
+    docstring for what it holds, where, and how it stays fresh.
+
+    Example:
+        >>> index = RunsIndex("runs")                       # doctest: +SKIP
+        >>> index.table_files("steps")                      # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | os.PathLike | Location, *, index_dir: str | os.PathLike | None = None,
+                 progress: bool = False) -> None:
+        self.root = locate(root)
+        self.dir = Path(index_dir) if index_dir is not None else default_index_dir(self.root.url)
+        self.progress = progress
+        self._runs: list[RunFiles] | None = None
+        self._manifest: dict | None = None
+        self._staging: tempfile.TemporaryDirectory | None = None
+
+    # ------------------------------------------------------------------ listing and manifest
+    def runs(self) -> list[RunFiles]:
+        """The runs under the root (listed once per ``RunsIndex``; ``refresh`` lists again)."""
+        if self._runs is None:
+            self._runs = scan_root(self.root)
+        return self._runs
+
+    def refresh(self) -> None:
+        """Forget the listing, so the next question lists the root again."""
+        self._runs = None
+
+    def _load_manifest(self) -> dict:
+        if self._manifest is None:
+            try:
+                m = json.loads((self.dir / _MANIFEST).read_text(encoding="utf-8"))
+                if m.get("version") != INDEX_VERSION or m.get("root") != self.root.url:
+                    m = None
+            except (OSError, ValueError):
+                m = None
+            self._manifest = m or {"version": INDEX_VERSION, "root": self.root.url, "runs": {}}
+        return self._manifest
+
+    def _save_manifest(self) -> None:
+        m = self._load_manifest()
+        live = {r.run_id for r in self.runs()}
+        m["runs"] = {k: v for k, v in m["runs"].items() if k in live}
+        _write_atomic(self.dir / _MANIFEST, json.dumps(m, default=str).encode())
+
+    def _entry(self, run: RunFiles) -> dict:
+        return self._load_manifest()["runs"].setdefault(run.run_id, {"tables": {}, "derived": {}})
+
+    # ------------------------------------------------------------------ opening a run
+    def _open(self, run: RunFiles, tables: Iterable[str]) -> Run:
+        loc = locate(run.url)
+        if loc.is_local:
+            return load_run(loc.local_path)
+        if self._staging is None:
+            self._staging = tempfile.TemporaryDirectory(prefix="entrodiag-index-")
+        local = Path(self._staging.name) / hashlib.sha1(run.url.encode()).hexdigest()[:16]
+        local.mkdir(parents=True, exist_ok=True)
+        (local / RUN_JSON).write_bytes(loc.child(RUN_JSON).read_bytes())
+        for table in tables:
+            src = loc.child(table)
+            if src.is_dir():
+                pafs.copy_files(src.fs_path, str(local / table), source_filesystem=src.fs,
+                                destination_filesystem=pafs.LocalFileSystem())
+        return load_run(local)
+
+    def _done_staging(self) -> None:
+        if self._staging is not None:
+            self._staging.cleanup()
+            self._staging = None
+
+    # ------------------------------------------------------------------ what callers ask for
+    def metas(self) -> dict[str, dict]:
+        """run.json of every run, by ``run_id`` (read again only where run.json changed)."""
+        changed = False
+        out = {}
+        for run in self.runs():
+            entry = self._entry(run)
+            if entry.get("meta_fp") != run.meta_fp or "meta" not in entry:
+                try:
+                    text = locate(run.url).child(RUN_JSON).read_text()
+                    entry["meta"], entry["error"] = json.loads(text), None
+                    if not isinstance(entry["meta"], dict):
+                        raise ValueError("not a JSON object")
+                except (OSError, ValueError) as e:
+                    entry["meta"], entry["error"] = {}, f"run.json is unreadable ({e})"
+                entry["meta_fp"] = run.meta_fp
+                changed = True
+            out[run.run_id] = entry["meta"]
+        if changed:
+            self._save_manifest()
+        return out
+
+    def errors(self) -> dict[str, str]:
+        """Runs that could not be read, by ``run_id``: why (run.json unreadable, ``load_run`` refused)."""
+        self.metas()
+        return {k: v["error"] for k, v in self._load_manifest()["runs"].items() if v.get("error")}
+
+    def table_files(self, tables: Iterable[str]) -> dict[str, list[Path]]:
+        """The index's Parquet files of each of ``tables`` (one per run that has rows), each holding
+        the table as ``load_run`` reads it plus ``run_id``. Stale or missing ones are built first,
+        each stale run opened once for all the tables asked for."""
+        tables = list(dict.fromkeys(tables))
+        for table in tables:
+            if table not in TABLES:
+                raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
+        self.metas()
+        todo = []
+        for r in self.runs():
+            entry = self._entry(r)
+            stale = [t for t in tables if entry["tables"].get(t, {}).get("fp") != r.table_fps[t]]
+            if stale and not entry.get("error"):
+                todo.append((r, stale))
+        if todo:
+            try:
+                for run, stale in self._bar(todo, "indexing runs"):
+                    self._build_tables(run, stale)
+            finally:
+                self._done_staging()
+                self._save_manifest()
+        out: dict[str, list[Path]] = {t: [] for t in tables}
+        for r in self.runs():
+            for table in tables:
+                t = self._entry(r)["tables"].get(table)
+                if t and t.get("rows") and not self._entry(r).get("error"):
+                    out[table].append(self.dir / t["file"])
+        return out
+
+    def skipped(self) -> dict[str, list[str]]:
+        """Damaged part files that the indexed tables left out (as ``load_run`` does), by run."""
+        out = {}
+        for r in self.runs():
+            names = sorted({p for t in self._entry(r)["tables"].values() for p in t.get("skipped", [])})
+            if names:
+                out[r.run_id] = names
+        return out
+
+    def _build_tables(self, run: RunFiles, tables: list[str]) -> None:
+        entry = self._entry(run)
+        try:
+            opened = self._open(run, tables)
+        except RunError as e:
+            entry["error"] = str(e)
+            return
+        for table in tables:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                df = getattr(opened, table)
+            skipped = [str(w.message)[len(SKIP_WARNING):].strip() for w in caught
+                       if str(w.message).startswith(SKIP_WARNING)]
+            self._store_table(run, table, df, skipped)
+
+    def _store_table(self, run: RunFiles, table: str, df: pl.DataFrame, skipped: list[str]) -> None:
+        entry = self._entry(run)
+        fp = run.table_fps[table]
+        rec: dict = {"fp": fp, "rows": df.height, "skipped": skipped}
+        if df.height:
+            name = hashlib.sha1(f"{run.run_id}\0{fp}".encode()).hexdigest()[:20]
+            rec["file"] = f"tables/{table}/{name}.parquet"
+            df = df.select(pl.lit(run.run_id).alias("run_id"), pl.all())
+            path = self.dir / rec["file"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            df.write_parquet(tmp)
+            os.replace(tmp, path)
+            old = entry["tables"].get(table, {}).get("file")
+            if old and old != rec["file"]:
+                (self.dir / old).unlink(missing_ok=True)
+        entry["tables"][table] = rec
+
+    def rows(self, name: str, fn: Callable[[Run], dict], *, tables: tuple[str, ...] = ("steps", "evals"),
+             version: str = "") -> dict[str, dict]:
+        """One row per readable run, ``fn(run)`` computed from the opened run and cached on the
+        fingerprints of run.json and of ``tables`` (the tables ``fn`` reads) and on ``version``
+        (say there what else ``fn`` depends on, e.g. a chosen metric). Runs whose row cannot be
+        computed get ``{"error": message}``."""
+        metas = self.metas()
+        todo = []
+        for r in self.runs():
+            entry = self._entry(r)
+            key = _fp([version, r.meta_fp, *(r.table_fps[t] for t in tables)])
+            if entry.get("error"):
+                continue
+            if entry["derived"].get(name, {}).get("key") != key:
+                todo.append((r, key))
+        if todo:
+            try:
+                for r, key in self._bar(todo, f"indexing {name}"):
+                    entry = self._entry(r)
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            row = fn(self._open(r, tables))
+                    except RunError as e:
+                        entry["error"] = str(e)
+                        continue
+                    except Exception as e:  # a row that cannot be computed is shown, not fatal
+                        row = {"error": f"{type(e).__name__}: {e}"}
+                    entry["derived"][name] = {"key": key, "row": row}
+            finally:
+                self._done_staging()
+                self._save_manifest()
+        runs = self._load_manifest()["runs"]
+        return {r: runs[r]["derived"][name]["row"] for r in metas if name in runs[r].get("derived", {})
+                and not runs[r].get("error")}
+
+    def _bar(self, items: list, desc: str):
+        if not self.progress:
+            return items
+        from tqdm import tqdm
+
+        return tqdm(items, desc=desc, unit="run", delay=2.0, leave=False)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def empty_table(table: str) -> pl.DataFrame:
+    """An empty ``table`` with ``run_id`` and the core columns (for a table no run has rows in)."""
+    from .reader import polars_schema
+    import pyarrow as pa
+
+    schema = polars_schema(pa.schema(CORE_TYPES[table]))
+    if table in ("steps", "evals"):  # merged: one row per step (per name), no rank
+        schema.pop("rank", None)
+    return pl.DataFrame(schema={"run_id": pl.String, **schema})

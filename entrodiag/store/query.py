@@ -1,0 +1,206 @@
+"""SQL over every run under a root: ``query(root, sql)`` runs DuckDB on the tables of all runs at once.
+
+Tables (each with a ``run_id`` column: the run's path relative to the root, or its folder name
+when the root is the run itself):
+
+- ``runs``: one row per run: ``run_id``, ``path`` (where it lies), ``status`` (as ``load_run``
+  reports it: a running run whose writer died is ``interrupted``), ``error`` (why a run could not
+  be read, else null), and every field of run.json (nested ones such as ``config`` as JSON text:
+  ``config->>'$.lr'``);
+- ``steps`` (one row per step, ranks merged), ``evals`` (one row per step and name, ranks
+  merged), ``events``, ``samples``, ``tokens``, ``spans``: the tables exactly as
+  ``load_run(run).<table>`` returns them (compacted parts counted once, damaged parts skipped,
+  impossible values null), so a query's per-run numbers are ``load_run``'s.
+
+The tables come from the root's summary index (``entrodiag.store.index``): only the tables a query
+names are built, and only for the runs whose files changed since the last query. DuckDB reads the
+index's local Parquet files, so a root on an object store needs no DuckDB extension.
+
+DuckDB is a core dependency (one small wheel with no dependencies of its own).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from .index import RootError, RunsIndex, empty_table
+from .location import LocationError
+from .reader import Run, RunError
+from .schema import TABLES
+
+#: The tables a query can name, in the order ``--help`` lists them.
+QUERY_TABLES = ("runs", *TABLES)
+
+
+class QueryError(RunError):
+    """A query that cannot run (bad SQL, no runs); the one-line message says what to do."""
+
+
+def _tables_named(sql: str) -> list[str]:
+    words = {w.lower() for w in re.findall(r"[A-Za-z_]+", sql)}
+    return [t for t in QUERY_TABLES if t in words]
+
+
+def runs_table(index: RunsIndex) -> pl.DataFrame:
+    """The ``runs`` table: one row per run with its run.json fields (see the module docstring)."""
+    metas, errors = index.metas(), index.errors()
+    rows, kinds = [], {}
+    for run in index.runs():
+        meta = metas.get(run.run_id, {})
+        status = Run(path=Path(run.url), meta=meta).status if meta else "unreadable"
+        row = {"run_id": run.run_id, "path": run.url, "status": status, "error": errors.get(run.run_id)}
+        for k, v in meta.items():
+            if k in ("run_id", "status"):
+                k = f"run_json_{k}" if k == "run_id" else "status_recorded"
+            if isinstance(v, (dict, list)):
+                v = json.dumps(v, sort_keys=True)
+            row[k] = v
+            kinds.setdefault(k, set()).add(_kind(v))
+        rows.append(row)
+    for k, ks in kinds.items():  # a field with values of several types becomes JSON text
+        ks.discard(None)
+        if len(ks) > 1:
+            for row in rows:
+                if k in row and row[k] is not None and not isinstance(row[k], str):
+                    row[k] = json.dumps(row[k])
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def _kind(v) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    return "text"
+
+
+def connect(root: str | os.PathLike, sql: str | None = None, *, index_dir: str | os.PathLike | None = None,
+            progress: bool = False):
+    """A DuckDB connection with the query tables of the runs under ``root`` as views (only the
+    tables ``sql`` names, when given; all of them otherwise), and the ``RunsIndex`` they came from
+    (``index.skipped()``: damaged part files left out, as ``load_run`` leaves them out).
+
+    Raises ``QueryError`` when the root holds no runs.
+    """
+    import duckdb
+
+    index = RunsIndex(root, index_dir=index_dir, progress=progress)
+    try:
+        runs = index.runs()
+    except RootError as e:
+        raise QueryError(str(e)) from None
+    if not runs:
+        raise QueryError(f"{index.root.url} holds no entrodiag runs (no run.json in it or in the folders below "
+                         "it, 3 levels deep); a run directory is written by `entrodiag train`, `entrodiag import` "
+                         "or entrodiag.Recorder")
+    wanted = _tables_named(sql) if sql is not None else list(QUERY_TABLES)
+    con = duckdb.connect()
+    if "runs" in wanted:
+        con.register("_runs", runs_table(index).to_arrow())
+        con.execute("create view runs as select * from _runs")
+    files = index.table_files([t for t in wanted if t != "runs"])
+    for table, paths in files.items():
+        if paths:
+            listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+            con.execute(f"create view {table} as select * from read_parquet([{listed}], union_by_name=true)")
+        else:
+            con.register(f"_{table}", empty_table(table).to_arrow())
+            con.execute(f"create view {table} as select * from _{table}")
+    return con, index
+
+
+def query(root: str | os.PathLike, sql: str, *, index_dir: str | os.PathLike | None = None,
+          progress: bool = False) -> pa.Table:
+    """Run ``sql`` (DuckDB's dialect) over the runs under ``root`` (a folder or a URL) and return
+    the result as an Arrow table. See the module docstring for the tables.
+
+    Raises ``QueryError`` with a one-line message for SQL that does not run (naming the tables)
+    and for a root without runs.
+
+    Example:
+        >>> query("runs", "select run_id, max(step) from steps group by run_id")   # doctest: +SKIP
+    """
+    return _run(root, sql, index_dir=index_dir, progress=progress)[0]
+
+
+def _run(root, sql: str, *, index_dir, progress: bool) -> tuple[pa.Table, RunsIndex]:
+    import duckdb
+
+    try:
+        con, index = connect(root, sql, index_dir=index_dir, progress=progress)
+    except LocationError as e:
+        raise QueryError(str(e)) from None
+    try:
+        rel = con.sql(sql)
+        return (rel.to_arrow_table() if rel is not None else pa.table({})), index
+    except duckdb.Error as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QueryError(f"{first} (tables: {describe_tables()})") from None
+    finally:
+        con.close()
+
+
+def connect_and_run(root: str | os.PathLike, sql: str, *, index_dir: str | os.PathLike | None = None,
+                    fmt: str = "table") -> tuple[str, list[str]]:
+    """``entrodiag query``: the result rendered as ``fmt`` (``render``) and notes for stderr (runs
+    that could not be read, damaged part files left out)."""
+    table, index = _run(root, sql, index_dir=index_dir, progress=True)
+    notes = [f"run {run_id} left out: {why}" for run_id, why in index.errors().items()]
+    notes += [f"run {run_id}: {len(parts)} damaged part file(s) skipped, as load_run skips them "
+              f"(entrodiag inspect names them): {', '.join(parts)[:300]}" for run_id, parts in index.skipped().items()]
+    return render(table, fmt), notes
+
+
+def describe_tables() -> str:
+    """The query tables in one line (for error messages and ``--help``)."""
+    return ("runs (run.json fields, status, path), steps (one row per step, ranks merged), evals (step, name, "
+            "value, n), events, samples, tokens, spans; each has run_id")
+
+
+def render(table: pa.Table, fmt: str = "table", *, max_rows: int = 100) -> str:
+    """The result as text: ``table`` (aligned columns, at most ``max_rows`` rows with a note of the
+    rest), ``json`` (an array of row objects; NaN and infinities as null) or ``csv`` (a header,
+    then one line per row; lists and structs as JSON text)."""
+    df = pl.from_arrow(table) if table.num_columns else pl.DataFrame()
+    if isinstance(df, pl.Series):
+        df = df.to_frame()
+    if fmt == "json":
+        return json.dumps([{k: _plain(v) for k, v in row.items()} for row in df.to_dicts()], default=str)
+    if fmt == "csv":
+        import csv
+        import io
+
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(df.columns)
+        for row in df.iter_rows():
+            w.writerow(["" if v is None else json.dumps(_plain(v), default=str) if isinstance(v, (list, dict))
+                        else v for v in row])
+        return out.getvalue().rstrip("\n")
+    if df.width == 0:
+        return "(no columns)"
+    with pl.Config(tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=None):
+        text = str(df.head(max_rows))
+    rest = df.height - max_rows
+    note = f"\n{df.height} rows; {rest} more not shown (--csv or --json prints every row)" if rest > 0 else \
+        f"\n{df.height} row{'s' if df.height != 1 else ''}"
+    return text + note
+
+
+def _plain(v):
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
