@@ -225,10 +225,11 @@ class RunsIndex:
         local.mkdir(parents=True, exist_ok=True)
         (local / RUN_JSON).write_bytes(loc.child(RUN_JSON).read_bytes())
         for table in tables:
-            src = loc.child(table)
-            if src.is_dir():
-                pafs.copy_files(src.fs_path, str(local / table), source_filesystem=src.fs,
-                                destination_filesystem=pafs.LocalFileSystem())
+            (local / table).mkdir(exist_ok=True)
+            for info in loc.child(table).list():
+                if info.type == pafs.FileType.File and parse_part_name(info.base_name):
+                    with loc.fs.open_input_stream(info.path) as f:
+                        (local / table / info.base_name).write_bytes(f.read())
         return load_run(local)
 
     def _done_staging(self) -> None:

@@ -1,0 +1,213 @@
+"""``entrodiag query``: SQL over every run under a root agrees with ``load_run`` on each run.
+
+The root holds the shipped sample run, a run written by two ranks (steps merged), a compacted
+run whose old parts are still there (rows counted once), a run with a cut part file (skipped),
+and a run with impossible values (read as null). Each table's rows for each run are compared
+with ``load_run(run).<table>``; then the index's freshness, the CLI's outputs and errors, and a
+root on a real S3-protocol server (moto, 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from conftest import batch_kwargs
+from polars.testing import assert_frame_equal
+from run_damage import copy_sample_run, truncate_part
+
+from entrodiag import Recorder, load_run
+from entrodiag.cli import main
+from entrodiag.store.compact import compact
+from entrodiag.store.index import RunsIndex
+from entrodiag.store.query import QueryError, query
+
+TABLES = ("steps", "evals", "events", "samples", "tokens", "spans")
+
+
+def _two_rank_run(path):
+    recs = [Recorder(path, rank=r, world_size=2, flush_interval_s=60, heartbeat_s=60, token_sample=2,
+                     model="tiny-2B", task="t") for r in (0, 1)]
+    for step in range(4):
+        for r, rec in enumerate(recs):
+            rec.record_batch(step, **batch_kwargs(step, seed=r + 1))
+            rec.log_eval(step, "val/accuracy", 0.1 * step + 0.05 * r, n=10 + 10 * r)
+    for rec in reversed(recs):
+        rec.close()
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    base = tmp_path_factory.mktemp("runs")
+    copy_sample_run(base / "sample")
+    _two_rank_run(base / "sweep" / "two_rank")
+    # compacted, with the parts it replaced still present (a compaction caught before deleting them)
+    compacted = copy_sample_run(base / "sweep" / "compacted")
+    old = {p.relative_to(compacted): p.read_bytes() for p in compacted.glob("*/part-*.parquet")}
+    compact(compacted)
+    for rel, data in old.items():
+        (compacted / rel).write_bytes(data)
+    damaged = copy_sample_run(base / "damaged")
+    truncate_part(sorted((damaged / "steps").glob("part-*.parquet"))[3])
+    bad = copy_sample_run(base / "bad_values")
+    part = sorted((bad / "steps").glob("part-*.parquet"))[0]
+    t = pq.read_table(part).to_pylist()
+    t[0]["entropy_mean"] = -1.0  # impossible: read as null
+    pq.write_table(pq.read_table(part).from_pylist(t, schema=pq.read_schema(part)), part)
+    return base
+
+
+RUN_IDS = ("bad_values", "damaged", "sample", "sweep/compacted", "sweep/two_rank")
+
+
+def _frame(result) -> pl.DataFrame:
+    return pl.from_arrow(result)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_every_table_equals_load_run_per_run(root, tmp_path):
+    idx = tmp_path / "index"
+    runs = _frame(query(root, "select run_id, status, model, world_size, path from runs order by run_id",
+                        index_dir=idx))
+    assert tuple(runs["run_id"]) == RUN_IDS
+    for row in runs.iter_rows(named=True):
+        run = load_run(root / row["run_id"])
+        assert (row["status"], row["model"], row["world_size"]) == (run.status, run.meta["model"],
+                                                                     run.meta["world_size"])
+    for table in TABLES:
+        got_all = _frame(query(root, f"select * from {table}", index_dir=idx))
+        for run_id in RUN_IDS:
+            want = getattr(load_run(root / run_id), table)
+            got = got_all.filter(pl.col("run_id") == run_id)
+            if want.height == 0:
+                assert got.height == 0, (table, run_id)
+                continue
+            keys = [c for c in ("step", "name", "rank", "sample_id", "pos", "start", "time") if c in want.columns]
+            got = got.select(want.columns).sort(keys)
+            assert_frame_equal(got, want.sort(keys), check_dtypes=False, check_exact=False, rel_tol=1e-12)
+    # what makes those runs special really happened
+    two = load_run(root / "sweep/two_rank")
+    assert two.steps_by_rank.height == 2 * two.steps.height == 8
+    assert load_run(root / "damaged").steps.height < load_run(root / "sample").steps.height
+    n = _frame(query(root, "select run_id, count(*) n, count(entropy_mean) h from steps group by run_id "
+                     "order by run_id", index_dir=idx))
+    sample_steps = load_run(root / "sample").steps.height
+    assert dict(zip(n["run_id"], n["n"])) == {"bad_values": sample_steps, "sample": sample_steps,
+                                              "damaged": load_run(root / "damaged").steps.height,
+                                              "sweep/compacted": sample_steps, "sweep/two_rank": 4}
+    assert dict(zip(n["run_id"], n["h"]))["bad_values"] == sample_steps - 1
+
+
+def test_two_ranks_merged_as_load_run_merges(root, tmp_path):
+    """The merged eval value is the n-weighted mean of the ranks' values (hand-computed)."""
+    ev = _frame(query(root, "select step, value, n from evals where run_id = 'sweep/two_rank' order by step",
+                      index_dir=tmp_path))
+    for step, value, n in ev.iter_rows():
+        assert n == 30
+        assert value == pytest.approx((10 * 0.1 * step + 20 * (0.1 * step + 0.05)) / 30)
+
+
+def test_index_reopens_only_changed_runs(root, tmp_path):
+    base = tmp_path / "root"
+    shutil.copytree(root / "sweep", base)
+    idx = tmp_path / "index"
+    opened = []
+    original = RunsIndex._open
+
+    def counting(self, run, tables):
+        opened.append(run.run_id)
+        return original(self, run, tables)
+
+    sql = "select run_id, count(*) n from steps group by run_id order by run_id"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(RunsIndex, "_open", counting)
+        first = _frame(query(base, sql, index_dir=idx))
+        assert sorted(opened) == ["compacted", "two_rank"]
+        opened.clear()
+        assert_frame_equal(_frame(query(base, sql, index_dir=idx)), first)
+        assert opened == []  # nothing changed: nothing opened
+        with Recorder(base / "two_rank", rank=0, world_size=2, resume=True, flush_interval_s=60) as rec:
+            rec.record_batch(4, **batch_kwargs(4, seed=1))
+        copy_sample_run(base / "new")
+        after = _frame(query(base, sql, index_dir=idx))
+        assert sorted(opened) == ["new", "two_rank"]
+    assert dict(zip(after["run_id"], after["n"])) == {
+        "compacted": first["n"][0], "new": load_run(base / "new").steps.height, "two_rank": 5}
+    shutil.rmtree(base / "new")
+    assert _frame(query(base, "select run_id from runs", index_dir=idx))["run_id"].to_list() == [
+        "compacted", "two_rank"]
+
+
+def test_cli_json_csv_and_table(root, tmp_path, capsys):
+    sql = "select run_id, step, entropy_mean, entropy_hist from steps where step < 2 order by run_id, step"
+    want = _frame(query(root, sql, index_dir=tmp_path))
+    assert main(["query", str(root), sql, "--json", "--index", str(tmp_path)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["run_id"], r["step"]) for r in rows] == list(zip(want["run_id"], want["step"]))
+    assert [r["entropy_mean"] for r in rows] == [None if v is None else pytest.approx(v)
+                                                 for v in want["entropy_mean"]]
+    assert rows[0]["entropy_hist"] == want["entropy_hist"][0].to_list()
+    assert main(["query", str(root), sql, "--csv", "--index", str(tmp_path)]) == 0
+    parsed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["run_id"] for r in parsed] == want["run_id"].to_list()
+    assert [float(r["entropy_mean"]) if r["entropy_mean"] else None for r in parsed] == [
+        None if v is None else pytest.approx(v) for v in want["entropy_mean"]]
+    assert json.loads(parsed[0]["entropy_hist"]) == want["entropy_hist"][0].to_list()
+    assert main(["query", str(root), "select run_id, status from runs order by run_id",
+                 "--index", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert all(r in out.out for r in RUN_IDS) and "5 rows" in out.out
+    assert "damaged part file" in out.err and "damaged" in out.err  # named once, as load_run names it
+
+
+def test_bad_sql_and_empty_root_give_one_line_errors(root, tmp_path, capsys):
+    assert main(["query", str(root), "select nope from steps", "--index", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nope" in err
+    assert all(t in err for t in ("runs", "steps", "evals", "events", "samples", "tokens"))
+    with pytest.raises(QueryError, match="syntax"):
+        query(root, "selec 1", index_dir=tmp_path)
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    assert main(["query", str(tmp_path / "empty"), "select * from runs", "--index", str(tmp_path)]) == 2
+    assert "holds no entrodiag runs" in capsys.readouterr().err
+    assert main(["query", str(tmp_path / "missing"), "select 1"]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["query", "http://example.com/runs", "select 1"]) == 2
+    assert "unsupported URL scheme" in capsys.readouterr().err
+
+
+def test_table_no_run_has_still_has_its_columns(tmp_path):
+    _two_rank_run(tmp_path / "r")
+    got = _frame(query(tmp_path, "select run_id, kind, name from events", index_dir=tmp_path / "i"))
+    assert got.height == 0 and got.columns == ["run_id", "kind", "name"]
+
+
+def test_s3_root_equals_local_runs(root, tmp_path, s3_env):
+    """A root on a real S3-protocol server (moto on 127.0.0.1): the same rows as the local copy
+    (a few runs with few objects: the server is slow on a loaded machine)."""
+    from entrodiag.store.location import locate
+
+    local = tmp_path / "local"
+    shutil.copytree(root / "sweep" / "two_rank", local / "two_rank")
+    compact(copy_sample_run(local / "sweep" / "compacted"))
+    dest = locate(f"s3://{s3_env}/team/runs")
+    for f in sorted(p for p in local.rglob("*") if p.is_file()):
+        dest.child(*f.relative_to(local).parts).write_bytes(f.read_bytes())
+    for table in ("runs", "steps", "evals", "samples"):
+        sql = f"select * exclude (path) from {table}" if table == "runs" else f"select * from {table}"
+        got = _frame(query(dest.url, sql, index_dir=tmp_path / "s3idx"))
+        want = _frame(query(local, sql, index_dir=tmp_path / "localidx"))
+        keys = [c for c in ("run_id", "step", "name", "sample_id") if c in want.columns]
+        assert_frame_equal(got.sort(keys), want.sort(keys))
+        if table == "steps":
+            for run_id in ("two_rank", "sweep/compacted"):
+                assert_frame_equal(got.filter(pl.col("run_id") == run_id).drop("run_id").select(
+                    load_run(local / run_id).steps.columns).sort("step"), load_run(local / run_id).steps)
+    runs = _frame(query(dest.url, "select run_id, path from runs order by run_id", index_dir=tmp_path / "s3idx"))
+    assert runs.rows() == [("sweep/compacted", f"s3://{s3_env}/team/runs/sweep/compacted"),
+                           ("two_rank", f"s3://{s3_env}/team/runs/two_rank")]
