@@ -39,8 +39,6 @@ from entrodiag.store.schema import PART_GLOB, RUN_JSON, TABLES
 ROOT_ENV = "ENTRODIAG_RUNS_ROOT"
 METRIC_ENV = "ENTRODIAG_METRIC"  # entrodiag.dashboard.METRIC_ENV
 DEFAULT_ROOT = "runs"
-#: How deep below the root runs are looked for (root/sweep/run is depth 2).
-MAX_DEPTH = 3
 
 #: Seconds a run's file listing is reused (within one page render).
 FINGERPRINT_TTL_S = 0.5
@@ -116,52 +114,51 @@ class Discovery:
     problem: str | None = None
 
 
-def _run_dirs(root: Path) -> list[Path]:
-    if (root / RUN_JSON).is_file():
-        return [root]
-    found: list[Path] = []
-    level = [root]
-    for _ in range(MAX_DEPTH):
-        nxt: list[Path] = []
-        for folder in level:
-            try:
-                children = sorted(c for c in folder.iterdir() if c.is_dir() and not c.name.startswith("."))
-            except OSError:
-                continue
-            for c in children:
-                (found if (c / RUN_JSON).is_file() else nxt).append(c)
-        level = nxt
-    return found
+def runs_index(root: str):
+    """The summary index of ``root`` (``entrodiag.store.index.RunsIndex``), its listing reused for
+    ``FINGERPRINT_TTL_S`` so that the sidebar and the Runs table list the root once per render."""
+    from entrodiag.store.index import RunsIndex
+
+    now = time.monotonic()
+    hit = _indexes.get(root)
+    if hit is None or now - hit[0] >= FINGERPRINT_TTL_S:
+        hit = _indexes[root] = (now, RunsIndex(root))
+    return hit[1]
+
+
+_indexes: dict[str, tuple[float, Any]] = {}
 
 
 def discover(root: str) -> Discovery:
-    """The runs under ``root`` (the root itself when it is a run), newest first by run.json time."""
+    """The runs under ``root`` (the root itself when it is a run), newest first by run.json time.
+
+    From the root's summary index (``runs_index``): the root is listed once and only run.json
+    files that changed are read, so the sidebar of a thousand runs does not open every run."""
+    from entrodiag.store.index import MAX_DEPTH, RootError
+
     base = Path(root).expanduser()
     if not base.exists():
         return Discovery(root, (), f"{base} does not exist. Start a run with `entrodiag train --out "
                                    f"{base}/NAME` or point the dashboard at another folder.")
     if not base.is_dir():
         return Discovery(root, (), f"{base} is a file, not a folder of runs.")
+    index = runs_index(root)
+    try:
+        metas, errors = index.metas(), index.errors()
+        found = index.runs()
+    except RootError as e:
+        return Discovery(root, (), str(e))
     entries = []
-    for d in _run_dirs(base):
-        name = d.resolve().name if d == base else str(d.relative_to(base))
-        try:
-            entries.append(RunEntry(str(d), name, open_run(str(d)).status))
-        except RunError as e:
-            entries.append(RunEntry(str(d), name, "unreadable", str(e)))
-    entries.sort(key=lambda e: -_mtime(Path(e.path) / RUN_JSON))
+    for r in sorted(found, key=lambda r: -r.meta_mtime):
+        if r.run_id in errors:
+            entries.append(RunEntry(r.url, r.run_id, "unreadable", errors[r.run_id]))
+        else:
+            entries.append(RunEntry(r.url, r.run_id, Run(path=Path(r.url), meta=metas[r.run_id]).status))
     if not entries:
         return Discovery(root, (), f"{base} holds no entrodiag runs (no run.json in it or in the folders "
                                    f"below it, {MAX_DEPTH} levels deep). A run directory is written by "
                                    "`entrodiag train`, `entrodiag import` or `entrodiag.Recorder`.")
     return Discovery(root, tuple(entries))
-
-
-def _mtime(p: Path) -> float:
-    try:
-        return p.stat().st_mtime
-    except OSError:
-        return 0.0
 
 
 # ------------------------------------------------------------------------------------ run loaders
@@ -209,10 +206,29 @@ def requested_metric(run) -> str | None:
 @st.cache_data(max_entries=64, show_spinner=False)
 def overview_row(run_dir: str, fp: Fingerprint) -> dict:
     """One row of the runs table: ``compare_runs`` numbers plus source and model from run.json."""
-    run = open_run(run_dir)
+    return _overview(open_run(run_dir))
+
+
+def _overview(run: Run) -> dict:
     row = compare_runs([run], metric=requested_metric(run)).row(0, named=True)
     row.update(source=run.meta.get("source"), model=run.meta.get("model"))
     return row
+
+
+def runs_overview(root: str) -> dict[str, dict]:
+    """``overview_row`` of every run under ``root``, by the run's name under the root, from the root's
+    summary index (``entrodiag.store.index``): only runs whose run.json, steps or evaluations changed
+    since the index last saw them are opened, so a root of a thousand runs is not read run by run.
+    The rows are cached on the entrodiag version and the requested metric too. Empty when the index
+    cannot be used (an unreadable root, a cache folder that cannot be written): the caller then
+    falls back to ``overview_row`` run by run."""
+    from entrodiag import __version__
+
+    version = f"overview/1 entrodiag={__version__} metric={os.environ.get(METRIC_ENV) or ''}"
+    try:
+        return runs_index(root).rows("overview", _overview, tables=("steps", "evals"), version=version)
+    except (OSError, RunError):
+        return {}
 
 
 @by_files

@@ -12,12 +12,19 @@ from entrodiag.store.reader import SKIP_WARNING
 
 
 def runs_table(ctx: app_ui.Context) -> pl.DataFrame:
-    """One row per run under the root (``compare_runs`` numbers; unreadable runs with their error)."""
+    """One row per run under the root (``compare_runs`` numbers; unreadable runs with their error).
+    The numbers come from the root's summary index (``app_data.runs_overview``), so only runs that
+    changed are opened; a run the index does not hold is read on its own."""
     rows = []
+    indexed = app_data.runs_overview(ctx.root) if ctx.discovery.runs else {}
     for entry in ctx.discovery.runs:
         row = {"run": entry.name, "status": entry.status}
-        if entry.error is None:
+        o = indexed.get(entry.name) if entry.error is None else None
+        if entry.error is None and o is None:
             o = app_data.overview_row(entry.path)
+        if o is not None and "error" in o:
+            row["error"] = o["error"]
+        elif o is not None:
             row.update(
                 intervention=o["intervention"], steps=o["steps"], entropy_start=o["entropy_start"],
                 entropy_now=o["entropy_end"], accuracy=o["eval_final"], ceiling=o["ceiling"],

@@ -211,3 +211,62 @@ def test_s3_root_equals_local_runs(root, tmp_path, s3_env):
     runs = _frame(query(dest.url, "select run_id, path from runs order by run_id", index_dir=tmp_path / "s3idx"))
     assert runs.rows() == [("sweep/compacted", f"s3://{s3_env}/team/runs/sweep/compacted"),
                            ("two_rank", f"s3://{s3_env}/team/runs/two_rank")]
+
+
+# ----------------------------------------------------------------------------- README's examples
+def _readme_query(name: str) -> str:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(rf"<!-- query: {re.escape(name)} -->.*?```\n(.*?)```", text, re.S).group(1)
+    return re.search(r'entrodiag query \S+ "(.*)"', block, re.S).group(1)
+
+
+@pytest.fixture(scope="module")
+def law_runs(tmp_path_factory):
+    """Three runs with known entropy curves and laws: the first halves its entropy at step ~25,
+    the second at step ~95, the third never; model sizes 1.5B, 1.5B and 7B."""
+    import numpy as np
+    from analysis_runs import make_run
+
+    base = tmp_path_factory.mktemp("law-runs")
+    kw = dict(steps=110, eval_every=5, eval_noise=0.01, B=8, G=4, T=8, token_sample=0)
+    make_run(base / "fast", entropy=lambda u: np.exp(-3 * u), law=(0.3, 0.9), model="Qwen2.5-1.5B", **kw)
+    make_run(base / "mid", entropy=lambda u: np.exp(-0.8 * u), law=(0.2, 0.8), model="Qwen2.5-1.5B", seed=1, **kw)
+    make_run(base / "slow", entropy=lambda u: 1.0 - 0.3 * u, law=(0.1, 0.7), model="Qwen2.5-7B", seed=2, **kw)
+    return base
+
+
+def test_readme_half_entropy_query(law_runs, tmp_path):
+    got = _frame(query(law_runs, _readme_query("half-entropy"), index_dir=tmp_path))
+    want = {}
+    for run_id in ("fast", "mid", "slow"):  # naive: walk the steps in order
+        s = load_run(law_runs / run_id).steps.sort("step")
+        h0 = s["entropy_mean"][0]
+        hit = [t for t, h in zip(s["step"], s["entropy_mean"]) if t < 100 and h <= h0 / 2]
+        if hit:
+            want[run_id] = hit[0]
+    assert set(want) == {"fast", "mid"}  # the curves were chosen so
+    assert dict(zip(got["run_id"], got["step"])) == want
+
+
+def test_readme_law_query_equals_fit_entropy_law(law_runs, tmp_path):
+    from entrodiag.analysis import fit_entropy_law
+
+    got = _frame(query(law_runs, _readme_query("law-r2"), index_dir=tmp_path))
+    assert got.height == 3
+    for row in got.iter_rows(named=True):
+        fit = fit_entropy_law(load_run(law_runs / row["run_id"]), metric="val/accuracy_sampled", n_boot=0)
+        assert row["n"] == fit.n
+        assert (row["r2"], row["a"], row["b"], row["ceiling"]) == pytest.approx(
+            (fit.r2, fit.a, fit.b, fit.ceiling), rel=1e-9)
+
+
+def test_readme_entropy_per_model_size_query(law_runs, tmp_path):
+    got = _frame(query(law_runs, _readme_query("entropy-per-size"), index_dir=tmp_path))
+    final = {r: load_run(law_runs / r).steps.sort("step")["entropy_mean"].tail(10).mean()
+             for r in ("fast", "mid", "slow")}
+    assert got["size_b"].to_list() == [1.5, 7.0]
+    assert got["runs"].to_list() == [2, 1]
+    assert got["final_entropy"].to_list() == pytest.approx([(final["fast"] + final["mid"]) / 2, final["slow"]])

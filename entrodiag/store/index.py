@@ -52,7 +52,7 @@ import pyarrow.fs as pafs
 
 from .location import Location, locate
 from .reader import SKIP_WARNING, Run, RunError, load_run
-from .schema import CORE_TYPES, RUN_JSON, TABLES, parse_part_name
+from .schema import CORE_TYPES, RUN_JSON, SCHEMA, TABLES, parse_part_name
 
 #: How deep below the root runs are looked for (root/sweep/run is depth 2), as the dashboard does.
 MAX_DEPTH = 3
@@ -76,6 +76,8 @@ class RunFiles:
     url: str
     meta_fp: Fingerprint
     table_fps: dict[str, Fingerprint] = field(default_factory=dict)
+    #: run.json's modification time (seconds since the epoch; 0 when the store gives none)
+    meta_mtime: float = 0.0
 
 
 def _fp(items: Iterable) -> Fingerprint:
@@ -103,7 +105,7 @@ def scan_root(root: Location) -> list[RunFiles]:
     for rel, (meta, files) in listing.items():
         fps = {t: _fp(f for f in files if f[0].startswith(t + "/")) for t in TABLES}
         url = root.child(rel).url if rel else root.url
-        runs.append(RunFiles(rel or root.name, url, _fp([meta]), fps))
+        runs.append(RunFiles(rel or root.name, url, _fp([meta]), fps, meta[1] / 1e9))
     return sorted(runs, key=lambda r: r.run_id)
 
 
@@ -177,11 +179,14 @@ class RunsIndex:
     def __init__(self, root: str | os.PathLike | Location, *, index_dir: str | os.PathLike | None = None,
                  progress: bool = False) -> None:
         self.root = locate(root)
-        self.dir = Path(index_dir) if index_dir is not None else default_index_dir(self.root.url)
+        #: what identifies the root: its absolute path on this machine, or its URL
+        self.key = self.root.fs_path if self.root.is_local else self.root.url
+        self.dir = Path(index_dir) if index_dir is not None else default_index_dir(self.key)
         self.progress = progress
         self._runs: list[RunFiles] | None = None
         self._manifest: dict | None = None
         self._staging: tempfile.TemporaryDirectory | None = None
+        self._warned = False
 
     # ------------------------------------------------------------------ listing and manifest
     def runs(self) -> list[RunFiles]:
@@ -198,18 +203,24 @@ class RunsIndex:
         if self._manifest is None:
             try:
                 m = json.loads((self.dir / _MANIFEST).read_text(encoding="utf-8"))
-                if m.get("version") != INDEX_VERSION or m.get("root") != self.root.url:
+                if m.get("version") != INDEX_VERSION or m.get("root") != self.key:
                     m = None
             except (OSError, ValueError):
                 m = None
-            self._manifest = m or {"version": INDEX_VERSION, "root": self.root.url, "runs": {}}
+            self._manifest = m or {"version": INDEX_VERSION, "root": self.key, "runs": {}}
         return self._manifest
 
     def _save_manifest(self) -> None:
         m = self._load_manifest()
         live = {r.run_id for r in self.runs()}
         m["runs"] = {k: v for k, v in m["runs"].items() if k in live}
-        _write_atomic(self.dir / _MANIFEST, json.dumps(m, default=str).encode())
+        try:
+            _write_atomic(self.dir / _MANIFEST, json.dumps(m, default=str).encode())
+        except OSError as e:  # a cache folder that cannot be written: the index lives in memory only
+            if not self._warned:
+                warnings.warn(f"entrodiag: the summary index of {self.root.url} cannot be saved in {self.dir} "
+                              f"({e}); set ENTRODIAG_CACHE to a writable folder", stacklevel=3)
+                self._warned = True
 
     def _entry(self, run: RunFiles) -> dict:
         return self._load_manifest()["runs"].setdefault(run.run_id, {"tables": {}, "derived": {}})
@@ -251,7 +262,13 @@ class RunsIndex:
                     if not isinstance(entry["meta"], dict):
                         raise ValueError("not a JSON object")
                 except (OSError, ValueError) as e:
-                    entry["meta"], entry["error"] = {}, f"run.json is unreadable ({e})"
+                    entry["meta"], entry["error"] = {}, f"{run.url}/{RUN_JSON} is unreadable ({e})"
+                else:
+                    schema = str(entry["meta"].get("schema", ""))
+                    if not schema.startswith("entrodiag/"):
+                        entry["error"] = f"{run.url}/{RUN_JSON} is not an entrodiag run.json (no 'schema' field)"
+                    elif schema != SCHEMA:
+                        entry["error"] = f"{run.url} uses schema {schema}, this entrodiag reads {SCHEMA}; upgrade entrodiag"
                 entry["meta_fp"] = run.meta_fp
                 changed = True
             out[run.run_id] = entry["meta"]

@@ -1,0 +1,158 @@
+"""The dashboard's Runs table and ``entrodiag query``'s ``runs`` table on a root of 1,000 runs.
+
+The root: ``--runs`` copies of the shipped sample run (``data/sample-run``: 120 steps of the
+built-in trainer, 25 evaluations, 221 part files), hard-linked (``os.link``) so that 1,000 runs
+take little disk and no write time; each copy gets its own run.json (run_id, model size and
+intervention vary). It is kept under ``--root`` and reused when it exists.
+
+Timed (each in a fresh Python process, so no in-memory cache of an earlier trial helps; every
+process imports the same modules first and only the work below is timed):
+
+- baseline, *open every run*: what the Runs table costs without the index, the path the page
+  took before it: for each run ``load_run`` and its row (``compare_runs`` numbers, as
+  ``app_data.overview_row`` computes them);
+- index, cold: the same table through the summary index with an empty index folder (the first
+  time a root is shown: every run is opened once);
+- index, warm: the table through the summary index built by an earlier process: the root is
+  listed, nothing changed, no run is opened (the Runs page on every later render or restart);
+- index, one run changed: the warm case after a new part file in one run (that run is reopened);
+- query ``runs`` table, warm: ``entrodiag.store.query.query(root, "select ... from runs")``.
+
+Also timed: the Runs page's discovery (``app_data.discover``), which the sidebar runs on every
+render whatever the table does. Medians over ``--repeats`` trials (the baseline over
+``--baseline-repeats``, it takes minutes); ratios are baseline / index in the same run.
+
+Target (issue 19): the Runs table of 1,000 runs in <= 3 s.
+
+    python benchmarks/bench_runs_index.py                         # 1,000 runs, 5 repeats
+    python benchmarks/bench_runs_index.py --runs 200 --json benchmarks/results/runs_index.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample-run"
+TARGET_S = 3.0
+SIZES = ("0.5B", "1.5B", "7B", "32B")
+INTERVENTIONS = ("none", "clip_cov", "kl_cov", "clip_higher")
+
+
+def make_root(root: Path, n: int) -> None:
+    """``n`` hard-linked copies of the sample run, each with its own run.json."""
+    meta = json.loads((SAMPLE / "run.json").read_text())
+    have = {p.parent.name for p in root.glob("*/run.json")} if root.exists() else set()
+    for i in range(n):
+        name = f"run-{i:04d}"
+        if name in have:
+            continue
+        dest = root / name
+        for part in SAMPLE.glob("*/part-*.parquet"):
+            (dest / part.parent.name).mkdir(parents=True, exist_ok=True)
+            os.link(part, dest / part.parent.name / part.name)
+        m = {**meta, "run_id": name, "model": f"qwen2.5-{SIZES[i % len(SIZES)]}",
+             "intervention": INTERVENTIONS[i % len(INTERVENTIONS)]}
+        (dest / "run.json").write_text(json.dumps(m))
+
+
+_PRELUDE = f"""
+import sys, time, os, json
+sys.path.insert(0, {str(REPO / 'app')!r})
+import warnings; warnings.simplefilter('ignore')
+import polars as pl
+from entrodiag import load_run
+from entrodiag.store.index import RunsIndex
+from entrodiag.store.query import query
+import app_data
+"""
+
+_WORK = {
+    "baseline": """
+rows = {}
+for d in sorted(p for p in root.iterdir() if (p / 'run.json').is_file()):
+    rows[d.name] = app_data._overview(load_run(d))
+n = len(rows)
+""",
+    "index": """
+rows = RunsIndex(root, index_dir=index).rows('overview', app_data._overview, tables=('steps', 'evals'),
+                                             version='bench')
+n = len(rows)
+""",
+    "query_runs": """
+n = query(root, 'select run_id, status, model, intervention from runs', index_dir=index).num_rows
+""",
+    "discover": """
+n = len(app_data.discover(str(root)).runs)
+""",
+}
+
+
+def trial(kind: str, root: Path, index: Path) -> tuple[float, int]:
+    """Seconds of one ``kind`` of work in a fresh process, and the number of rows it produced."""
+    code = _PRELUDE + f"root = __import__('pathlib').Path({str(root)!r}); index = {str(index)!r}\n" + \
+        "t0 = time.perf_counter()\n" + _WORK[kind] + "print(json.dumps([time.perf_counter() - t0, n]))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    s, n = json.loads(out.stdout.strip().splitlines()[-1])
+    return s, n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "entrodiag-bench-runs")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--baseline-repeats", type=int, default=1)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    root = args.root / str(args.runs)
+    t0 = time.perf_counter()
+    make_root(root, args.runs)
+    print(f"root: {root} ({args.runs} runs, made in {time.perf_counter() - t0:.1f} s)", flush=True)
+    index = Path(tempfile.mkdtemp(prefix="entrodiag-bench-index-"))
+    res: dict[str, list[float]] = {}
+
+    def run(label: str, kind: str, *, fresh_index: bool = False) -> None:
+        if fresh_index:
+            shutil.rmtree(index, ignore_errors=True)
+        s, n = trial(kind, root, index)
+        assert n == args.runs, f"{label}: {n} rows for {args.runs} runs"
+        res.setdefault(label, []).append(s)
+        print(f"  {label:<24} {s:8.2f} s", flush=True)
+
+    for _ in range(args.baseline_repeats):
+        run("baseline (open every run)", "baseline")
+    for _ in range(args.repeats):
+        run("index, cold", "index", fresh_index=True)
+        run("index, warm", "index")
+        run("query runs table, warm", "query_runs")
+        run("discover (sidebar)", "discover")
+        part = root / "run-0000" / "steps" / "part-r00000-999999.parquet"
+        shutil.copy(next((root / "run-0000" / "steps").glob("part-*.parquet")), part)
+        run("index, one run changed", "index")
+        part.unlink()
+    med = {k: statistics.median(v) for k, v in res.items()}
+    base = med["baseline (open every run)"]
+    print(f"\n{args.runs} runs, medians ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs):")
+    for k, v in med.items():
+        print(f"  {k:<26} {v:8.2f} s   baseline/this {base / v:8.1f}x")
+    warm = med["index, warm"]
+    print(f"target: Runs table <= {TARGET_S} s: index warm {warm:.2f} s -> {'holds' if warm <= TARGET_S else 'missed'}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"runs": args.runs, "trials": res, "medians": med}, indent=1))
+    shutil.rmtree(index, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
