@@ -16,7 +16,8 @@ def runs_table(ctx: app_ui.Context) -> pl.DataFrame:
     The numbers come from the root's summary index (``app_data.runs_overview``), so only runs that
     changed are opened; a run the index does not hold is read on its own."""
     rows = []
-    indexed = app_data.runs_overview(ctx.root) if ctx.discovery.runs else {}
+    with st.spinner("Indexing the runs (each new or changed run is read once; later renders use the index)"):
+        indexed = app_data.runs_overview(ctx.root) if ctx.discovery.runs else {}
     for entry in ctx.discovery.runs:
         row = {"run": entry.name, "status": entry.status}
         o = indexed.get(entry.name) if entry.error is None else None

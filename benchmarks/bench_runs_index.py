@@ -16,8 +16,15 @@ process imports the same modules first and only the work below is timed):
 - index, warm: the table through the summary index built by an earlier process: the root is
   listed, nothing changed, no run is opened (the Runs page on every later render or restart);
 - index, one run changed: the warm case after a new part file in one run (that run is reopened);
+- the Runs page, warm: the whole page rendered by ``streamlit.testing.v1.AppTest`` as a new
+  session of a server that is up (the app rendered once on the sample run first, so imports are
+  done; then every streamlit cache cleared): sidebar discovery, the table, and the summary of the
+  run selected by default, which ``analyze_run`` computes (a cost per selected run, not per run
+  under the root);
 - query ``runs`` table, warm: ``entrodiag.store.query.query(root, "select ... from runs")``.
 
+Every folder of the root is dated a minute back after the cold build (a root of runs that
+finished a while ago; the index rereads folders changed within ``RACY_S`` = 2 s of a listing).
 Also timed: the Runs page's discovery (``app_data.discover``), which the sidebar runs on every
 render whatever the table does. Medians over ``--repeats`` trials (the baseline over
 ``--baseline-repeats``, it takes minutes); ratios are baseline / index in the same run.
@@ -95,12 +102,41 @@ n = query(root, 'select run_id, status, model, intervention from runs', index_di
     "discover": """
 n = len(app_data.discover(str(root)).runs)
 """,
+    "page": """
+at.run()
+assert not at.exception, at.exception
+n = len(at.dataframe[0].value)
+""",
 }
+
+
+def _age(folder: Path, seconds: float = 60.0) -> None:
+    """Date the run folders and their table folders ``seconds`` back."""
+    t = time.time() - seconds
+    for p in [folder, *folder.glob("*"), *folder.glob("*/*"), *folder.glob("*/*/*")]:
+        if p.is_dir() or p.name == "run.json":
+            os.utime(p, (t, t))
+
+
+# The page: a server that is up (the app's imports done by one render of another root: a run of
+# the sample), then a new session opening the Runs page on the root with every cache cleared.
+_PAGE_SETUP = """
+from streamlit.testing.v1 import AppTest
+import streamlit as st
+os.environ['ENTRODIAG_RUNS_ROOT'] = SAMPLE
+at = AppTest.from_file(APP, default_timeout=600)
+at.run()
+os.environ['ENTRODIAG_RUNS_ROOT'] = str(root)
+at = AppTest.from_file(APP, default_timeout=600)
+st.cache_data.clear(); st.cache_resource.clear(); app_data._indexes.clear()
+"""
 
 
 def trial(kind: str, root: Path, index: Path) -> tuple[float, int]:
     """Seconds of one ``kind`` of work in a fresh process, and the number of rows it produced."""
     code = _PRELUDE + f"root = __import__('pathlib').Path({str(root)!r}); index = {str(index)!r}\n" + \
+        f"APP = {str(REPO / 'app' / 'streamlit_app.py')!r}; SAMPLE = {str(SAMPLE)!r}\n" + \
+        (_PAGE_SETUP if kind == "page" else "") + \
         "t0 = time.perf_counter()\n" + _WORK[kind] + "print(json.dumps([time.perf_counter() - t0, n]))\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     s, n = json.loads(out.stdout.strip().splitlines()[-1])
@@ -113,13 +149,18 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "entrodiag-bench-runs")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--baseline-repeats", type=int, default=1)
+    ap.add_argument("--cold-repeats", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     root = args.root / str(args.runs)
     t0 = time.perf_counter()
     make_root(root, args.runs)
     print(f"root: {root} ({args.runs} runs, made in {time.perf_counter() - t0:.1f} s)", flush=True)
-    index = Path(tempfile.mkdtemp(prefix="entrodiag-bench-index-"))
+    cache = Path(tempfile.mkdtemp(prefix="entrodiag-bench-cache-"))
+    os.environ["ENTRODIAG_CACHE"] = str(cache)  # the dashboard's index (per-user cache) is this one
+    from entrodiag.store.index import default_index_dir
+
+    index = default_index_dir(str(root.absolute()))
     res: dict[str, list[float]] = {}
 
     def run(label: str, kind: str, *, fresh_index: bool = False) -> None:
@@ -132,15 +173,21 @@ def main() -> None:
 
     for _ in range(args.baseline_repeats):
         run("baseline (open every run)", "baseline")
-    for _ in range(args.repeats):
+    _age(root)  # as a root whose runs finished a while ago (see RACY_S in entrodiag/store/index.py)
+    for _ in range(args.cold_repeats):
         run("index, cold", "index", fresh_index=True)
+    for _ in range(args.repeats):
         run("index, warm", "index")
+        run("Runs page, warm (AppTest)", "page")
         run("query runs table, warm", "query_runs")
         run("discover (sidebar)", "discover")
         part = root / "run-0000" / "steps" / "part-r00000-999999.parquet"
         shutil.copy(next((root / "run-0000" / "steps").glob("part-*.parquet")), part)
+        _age(root / "run-0000")
         run("index, one run changed", "index")
         part.unlink()
+        _age(root / "run-0000")
+        run("index, one run changed", "index")  # changed back: reopened once more
     med = {k: statistics.median(v) for k, v in res.items()}
     base = med["baseline (open every run)"]
     print(f"\n{args.runs} runs, medians ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs):")
@@ -151,7 +198,7 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"runs": args.runs, "trials": res, "medians": med}, indent=1))
-    shutil.rmtree(index, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":

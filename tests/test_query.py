@@ -112,9 +112,21 @@ def test_two_ranks_merged_as_load_run_merges(root, tmp_path):
         assert value == pytest.approx((10 * 0.1 * step + 20 * (0.1 * step + 0.05)) / 30)
 
 
+def _age(folder, seconds: float = 60.0) -> None:
+    """Date every file and folder under ``folder`` ``seconds`` back (the index does not trust a
+    folder changed within the last ``RACY_S`` seconds to stay unchanged, so it would reopen it)."""
+    import os
+    import time
+
+    t = time.time() - seconds
+    for p in [folder, *folder.rglob("*")]:
+        os.utime(p, (t, t))
+
+
 def test_index_reopens_only_changed_runs(root, tmp_path):
     base = tmp_path / "root"
     shutil.copytree(root / "sweep", base)
+    _age(base)
     idx = tmp_path / "index"
     opened = []
     original = RunsIndex._open
@@ -270,3 +282,40 @@ def test_readme_entropy_per_model_size_query(law_runs, tmp_path):
     assert got["size_b"].to_list() == [1.5, 7.0]
     assert got["runs"].to_list() == [2, 1]
     assert got["final_entropy"].to_list() == pytest.approx([(final["fast"] + final["mid"]) / 2, final["slow"]])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_dashboard_runs_table_from_the_index(root, tmp_path, monkeypatch):
+    """The Runs page's rows come from the index: equal to opening each run (``overview_row``), and
+    a second render opens no run; the sidebar's discovery lists the same runs and statuses."""
+    pytest.importorskip("streamlit", reason="the dashboard needs streamlit (pip install 'entrodiag[dashboard]')")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+    import app_data
+
+    monkeypatch.setenv("ENTRODIAG_CACHE", str(tmp_path / "cache"))
+    base = tmp_path / "root"
+    shutil.copytree(root, base)
+    _age(base)
+    opened = []
+    original = RunsIndex._open
+    monkeypatch.setattr(RunsIndex, "_open", lambda self, run, tables: opened.append(run.run_id) or
+                        original(self, run, tables))
+    app_data._indexes.clear()
+    rows = app_data.runs_overview(str(base))
+    assert sorted(opened) == sorted(RUN_IDS) and sorted(rows) == sorted(RUN_IDS)
+    for run_id in RUN_IDS:
+        want = app_data._overview(load_run(base / run_id))
+        got = rows[run_id]
+        assert sorted(got) == sorted(want)
+        for k, v in want.items():
+            assert got[k] == (pytest.approx(v, nan_ok=True) if isinstance(v, float) else v), (run_id, k)
+    opened.clear()
+    app_data._indexes.clear()
+    assert app_data.runs_overview(str(base)) == rows and opened == []
+    found = app_data.discover(str(base))
+    assert sorted(e.name for e in found.runs) == sorted(RUN_IDS)
+    assert {e.name: e.status for e in found.runs} == {r: load_run(base / r).status for r in RUN_IDS}
+    assert {e.path for e in found.runs} == {str(base / r) for r in RUN_IDS}
