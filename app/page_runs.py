@@ -136,4 +136,10 @@ st.caption(f"under {app_ui.md(ctx.root)}")
 if ctx.discovery.problem:
     app_ui.no_runs(ctx)
 else:
-    app_ui.live(ctx, [e.path for e in ctx.discovery.runs if e.error is None], lambda: body(ctx))
+    # Live refresh and the damage warning watch the selected runs and the running ones, not every
+    # run under the root: the table's numbers come from the summary index, and opening each of a
+    # thousand runs to ask its status would cost what the index saves.
+    readable = {e.path for e in ctx.discovery.runs if e.error is None}
+    watched = [p for p in ctx.selected if p in readable]
+    watched += [e.path for e in ctx.discovery.runs if e.status == "running" and e.path not in watched]
+    app_ui.live(ctx, watched, lambda: body(ctx))

@@ -12,15 +12,24 @@ levels below the root; folders starting with ``.`` are skipped):
 - derived rows (``RunsIndex.rows``): one row per run computed by a caller's function from the
   opened run, e.g. the dashboard's Runs table (law fit, flag counts); cached the same way.
 
-Staleness. Every refresh lists the root once (one recursive listing: on an object store a few
-paginated LIST requests, whatever the number of runs) and fingerprints each run's files:
-(name, size, modification time) of run.json and of every part file of each table. A cached table
-is reused while its table's fingerprint is unchanged; a new part file, a compaction, a deleted or
-rewritten part makes a new fingerprint and the run is opened again (only that run, only the tables
-asked for). Runs added under the root are indexed when first asked for; runs gone are dropped.
-A derived row is reused while run.json's and its tables' fingerprints and its ``version`` are
-unchanged. Nothing is trusted by time alone, so an index is never stale when it is read; the
-cost of a refresh is the listing plus the runs that changed.
+Staleness. Every refresh lists the root once and fingerprints each run's files:
+
+- on a local disk, the size and modification time of run.json and the modification time of each
+  table folder (one ``stat`` each: a folder's time changes whenever an entry is created, removed
+  or renamed in it, which is how every part file appears, written under a temporary name and
+  renamed, and how a compaction replaces parts);
+- on an object store (one recursive listing: a few paginated LIST requests, whatever the number
+  of runs), the name, size and modification time of run.json and of every part file.
+
+A cached table is reused while its table's fingerprint is unchanged; a new part file, a
+compaction or a deleted part makes a new fingerprint, and that run is opened again (only that
+run, only the tables asked for). Runs added under the root are indexed when first asked for;
+runs gone are dropped. A derived row is reused while run.json's and its tables' fingerprints and
+its ``version`` are unchanged. Timestamps are coarse (milliseconds on a disk, a second on S3), so
+anything changed less than ``RACY_S`` before the listing is not trusted to be unchanged next
+time and is read again then (as git treats "racily clean" files): the index is not stale when
+read, at the cost of the listing plus the runs that changed. Not noticed: a local part file
+rewritten in place under its own name (no entrodiag writer does that; delete the index folder).
 
 Where it lives. ``index_dir`` when given, else ``$ENTRODIAG_CACHE/index/<hash of the root>`` (default
 ``~/.cache/entrodiag/index/...``): a per-user cache, so a read-only root, a shared root and an
