@@ -21,6 +21,8 @@ from run_damage import copy_sample_run
 from entrodiag import Recorder, load_run
 from entrodiag.store.query import query
 
+pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
+
 
 def _java_major() -> int | None:
     java = shutil.which("java") or (os.environ.get("JAVA_HOME") and os.path.join(os.environ["JAVA_HOME"], "bin", "java"))
