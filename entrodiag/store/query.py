@@ -6,7 +6,8 @@ when the root is the run itself):
 - ``runs``: one row per run: ``run_id``, ``path`` (where it lies), ``status`` (as ``load_run``
   reports it: a running run whose writer died is ``interrupted``), ``error`` (why a run could not
   be read, else null), and every field of run.json (nested ones such as ``config`` as JSON text:
-  ``config->>'$.lr'``);
+  ``config->>'$.lr'``; run.json's own ``run_id`` and ``status`` as ``run_json_run_id`` and
+  ``status_recorded``);
 - ``steps`` (one row per step, ranks merged), ``evals`` (one row per step and name, ranks
   merged), ``events``, ``samples``, ``tokens``, ``spans``: the tables exactly as
   ``load_run(run).<table>`` returns them (compacted parts counted once, damaged parts skipped,
