@@ -26,8 +26,13 @@ def command(name: str, add_args: Callable[[argparse.ArgumentParser], None]):
     return register
 
 
+#: The help of a command's RUN argument (every read command takes a local folder or a URL).
+RUN_HELP = ("a run directory (or a folder holding exactly one run): a local path or a URL, s3://bucket/prefix/run "
+            "or gs://... (endpoint and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)")
+
+
 def _inspect_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="a run directory (or a folder holding exactly one run)")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -103,7 +108,7 @@ def inspect(args: argparse.Namespace) -> int:
 
 
 def _compact_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="a run directory (or a folder holding exactly one run)")
+    p.add_argument("run", help="a local run directory (or a folder holding exactly one run); runs on an object store are refused")
     p.add_argument("--force", action="store_true",
                    help="compact a live run too (status running, fresh heartbeat); its writer's new parts "
                    "are left alone")
@@ -394,7 +399,7 @@ def import_(args: argparse.Namespace) -> int:
 
 
 def _analyze_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="a run directory (or a folder holding exactly one run)")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--json", action="store_true", help="print the analysis as JSON (the same numbers)")
     p.add_argument("--fail-on", choices=("info", "warning", "critical"), default=None, metavar="SEVERITY",
                    help="exit 1 when a flag of SEVERITY (info|warning|critical) or worse is raised, so CI or "
@@ -446,10 +451,10 @@ def _thresholds(items: list[str]) -> dict[str, float]:
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="a run directory (or a folder holding exactly one run)")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("-o", "--output", metavar="PATH", help="the PDF to write (default: reports/<run_id>.pdf)")
     p.add_argument("--compare", nargs="+", default=[], metavar="RUN",
-                   help="other runs (e.g. the same task under other interventions) for a comparison page")
+                   help="other runs, local paths or URLs (e.g. the same task under other interventions) for a comparison page")
     _metric_arg(p)
 
 
@@ -479,7 +484,7 @@ def report(args: argparse.Namespace) -> int:
 
 
 def _watch_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="a run directory (or a folder holding exactly one run)")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--follow", action="store_true", help="keep polling until the run ends (else read it once)")
     p.add_argument("--interval", type=float, default=10.0, metavar="S",
                    help="seconds between polls with --follow (default: %(default)s)")
@@ -675,11 +680,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     args._console = argv is None  # the console command (it owns the process)
+    from .store.location import LocationError
     from .store.reader import RunError
 
     try:
         return args._run(args)
-    except RunError as e:
+    except (RunError, LocationError) as e:
         print(f"entrodiag {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

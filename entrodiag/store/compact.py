@@ -18,6 +18,11 @@ into groups merged separately, and the reader keeps naming it. A live run (statu
 and a fresh heartbeat) is refused unless ``force``: its writer keeps adding parts with higher
 sequence numbers, which compaction leaves alone, so forcing is safe but usually pointless.
 Two compactions of the same run never overlap (an exclusive lock on ``<run>/.compact.lock``).
+
+A run on an object store (``s3://...``, ``gs://...``) is refused with a ``CompactError``: the
+store has no lock to keep two compactions apart. Readers of a URL do honour compacted parts, so
+a run can be compacted locally (download it, ``entrodiag compact``, upload the new parts, then
+delete the replaced ones; ``file://`` URLs are local and compact as usual).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .location import Location
 from .reader import _decode, _key, _writer_alive, find_run_dir, list_parts, load_run
 from .schema import TABLES, compacted_name, parse_part_name
 from .writer import _fsync_dir, write_atomic
@@ -127,6 +133,10 @@ def compact(
         6
     """
     run_dir = find_run_dir(run)
+    if isinstance(run_dir, Location):
+        raise CompactError(f"{run_dir} is on an object store: compaction needs a lock that object stores do not "
+                           "have, so it works on local runs only; copy the run to a local folder, compact it there "
+                           "and upload the compacted parts (readers of a URL skip the parts they replace)")
     meta = load_run(run_dir).meta
     if meta.get("status") == "running" and _writer_alive(meta) and not force:
         raise CompactError(f"{run_dir} is live (status running, heartbeat fresh); compact it when it has "

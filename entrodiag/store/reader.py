@@ -30,10 +30,19 @@ files vanished under it lists again and reruns.
 
 Impossible values (negative or infinite entropies, NaN, ...) are read as null and counted
 (``entrodiag.store.values``).
+
+A run may live on an object store (``s3://bucket/prefix/run``, ``gs://...``; see
+``entrodiag.store.location``): ``Run.path`` is then a ``Location`` (joined with ``/`` like a
+``Path``) and every rule above holds there too. Folders are listed with the store's LIST (twice,
+until two listings agree), the verdict cache is keyed on the object's URL, modification time and
+size from that listing, footers are read with pyarrow's filesystem, and the guarded scan hands
+polars the parts' URLs (polars reads them with the same environment: ``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, ...). A ``file://`` URL is read as the local path it names.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -45,9 +54,11 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from . import values
+from .location import Location, LocationError, is_url, locate
 from .schema import CORE_TYPES, RUN_JSON, SCHEMA, STEP_COLUMNS, TABLES, parse_part_name
 
 #: A running run whose heartbeat is older than this many heartbeat intervals is interrupted.
@@ -75,9 +86,62 @@ class RunError(ValueError):
     """A path that is not a readable entrodiag run; the message says what to do."""
 
 
-def find_run_dir(path: str | os.PathLike) -> Path:
-    """The run directory at ``path``, or the only run directly inside ``path``."""
-    p = Path(path)
+#: Where a run lives: a local folder, or a folder on an object store.
+RunPath = Path | Location
+
+
+def run_path(path: str | os.PathLike | Location) -> RunPath:
+    """``path`` as the reader holds it: a ``Path`` for a local folder (``file://`` URLs included),
+    a ``Location`` for an object-store URL. Raises ``LocationError`` for an unusable URL."""
+    if isinstance(path, Path):
+        return path
+    if isinstance(path, Location) or is_url(path):
+        loc = locate(path)
+        return loc.local_path if loc.is_local else loc
+    return Path(path)
+
+
+def _unreachable(loc: Location, e: OSError) -> RunError:
+    reason = " ".join(str(e).split())
+    return RunError(f"{loc}: cannot read the object store ({reason[:300]}); check the URL, the endpoint "
+                    "(AWS_ENDPOINT_URL) and the credentials (AWS_ACCESS_KEY_ID, ...) in the environment")
+
+
+def _find_remote(loc: Location) -> Location:
+    try:
+        kind = loc.info().type
+        if kind == _NOT_FOUND:
+            bucket = loc.fs_path.split("/", 1)[0]
+            if "/" in loc.fs_path and loc.fs.get_file_info(bucket).type == _NOT_FOUND:
+                raise RunError(f"{loc}: the bucket {bucket!r} does not exist (or these credentials cannot see it)")
+            raise RunError(f"{loc}: no such run (nothing is stored under this prefix)")
+        if kind != _DIRECTORY:
+            raise RunError(f"{loc} is an object (a file); a run is a folder holding run.json")
+        entries = loc.list()
+        if any(e.base_name == RUN_JSON and e.type != _DIRECTORY for e in entries):
+            return loc
+        inside = [loc / e.base_name for e in entries if e.type == _DIRECTORY and (loc / e.base_name / RUN_JSON).is_file()]
+    except OSError as e:
+        raise _unreachable(loc, e) from None
+    if len(inside) == 1:
+        return inside[0]
+    if inside:
+        names = ", ".join(c.name for c in inside[:5]) + (" ..." if len(inside) > 5 else "")
+        raise RunError(f"{loc} holds {len(inside)} runs ({names}); name one of them")
+    raise RunError(
+        f"{loc} is not an entrodiag run: it has no run.json (a run directory is written by "
+        "entrodiag.Recorder or `entrodiag train`)"
+    )
+
+
+def find_run_dir(path: str | os.PathLike | Location) -> RunPath:
+    """The run directory at ``path`` (a local path or a URL), or the only run directly inside it."""
+    try:
+        p = run_path(path)
+    except LocationError as e:
+        raise RunError(str(e)) from None
+    if isinstance(p, Location):
+        return _find_remote(p)
     if not p.exists():
         raise RunError(f"{p}: no such file or directory")
     if not p.is_dir():
@@ -96,10 +160,10 @@ def find_run_dir(path: str | os.PathLike) -> Path:
     )
 
 
-def _read_meta(run_dir: Path) -> dict:
+def _read_meta(run_dir: RunPath) -> dict:
     try:
-        meta = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+        meta = json.loads((run_dir / RUN_JSON).read_bytes().decode("utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunError(f"{run_dir / RUN_JSON} is unreadable ({e}); is the disk full or the file cut?") from None
     if not isinstance(meta, dict) or not str(meta.get("schema", "")).startswith("entrodiag/"):
         raise RunError(f"{run_dir / RUN_JSON} is not an entrodiag run.json (no 'schema' field)")
@@ -140,14 +204,34 @@ class _Verdict:
 _Key = tuple[str, int, int]
 _VERDICTS: dict[_Key, _Verdict] = {}
 _MAX_VERDICTS = 200_000
+#: (URL, mtime, size) of the objects in the latest listing of each object-store folder, so that a
+#: read does not ask the store about each part again (one HEAD request per part).
+_LISTED: dict[str, _Key] = {}
+_NOT_FOUND = pafs.FileType.NotFound
+_DIRECTORY = pafs.FileType.Directory
 
 
-def _key(path: Path) -> _Key | None:
+def _key(path: RunPath) -> _Key | None:
+    """(path, mtime, size) of the file as it is now; ``None`` when it is gone."""
+    if isinstance(path, Location):
+        try:
+            info = path.info()
+        except FileNotFoundError:
+            return None
+        if info.type == _NOT_FOUND:
+            return None
+        return (str(path), info.mtime_ns or 0, info.size or 0)
     try:
         s = path.stat()
     except OSError:
         return None
     return (str(path), s.st_mtime_ns, s.st_size)
+
+
+def _listed_key(path: RunPath) -> _Key | None:
+    """``_key`` from the folder's latest listing where there is one (object stores)."""
+    hit = _LISTED.get(str(path)) if isinstance(path, Location) else None
+    return hit or _key(path)
 
 
 def _remember(key: _Key, verdict: _Verdict) -> _Verdict:
@@ -157,12 +241,15 @@ def _remember(key: _Key, verdict: _Verdict) -> _Verdict:
     return verdict
 
 
-def _footer(path: Path, key: _Key) -> _Verdict:
+def _footer(path: RunPath, key: _Key) -> _Verdict:
     hit = _VERDICTS.get(key)
     if hit is not None:
         return hit
     try:
-        meta = pq.read_metadata(path)
+        if isinstance(path, Location):
+            meta = pq.read_metadata(path.fs_path, filesystem=path.fs)
+        else:
+            meta = pq.read_metadata(path)
         verdict = _Verdict(rows=meta.num_rows, schema=meta.schema.to_arrow_schema())
     except FileNotFoundError:
         raise
@@ -171,13 +258,13 @@ def _footer(path: Path, key: _Key) -> _Verdict:
     return _remember(key, verdict)
 
 
-def _decode(path: Path, key: _Key) -> _Verdict:
+def _decode(path: RunPath, key: _Key) -> _Verdict:
     """Decode every page of the part once (cached); the verdict says whether it can be read."""
     verdict = _footer(path, key)
     if verdict.decoded or verdict.error:
         return verdict
     try:
-        pl.read_parquet(path)
+        pl.read_parquet(io.BytesIO(path.read_bytes()) if isinstance(path, Location) else path)
     except FileNotFoundError:
         raise
     except _DECODE_ERRORS as e:
@@ -189,17 +276,31 @@ def _decode(path: Path, key: _Key) -> _Verdict:
     return _remember(key, _Verdict(rows=verdict.rows, schema=verdict.schema, decoded=True))
 
 
-def list_parts(folder: Path) -> list[tuple[tuple[int, int, int], Path]]:
+def _names(folder: RunPath) -> list[str]:
+    """The names in ``folder`` (``FileNotFoundError`` when it does not exist)."""
+    if isinstance(folder, Path):
+        return sorted(e.name for e in os.scandir(folder))
+    infos = folder.list()
+    for i in infos:
+        if i.type == pafs.FileType.File:
+            _LISTED[f"{folder.url}/{i.base_name}"] = (f"{folder.url}/{i.base_name}", i.mtime_ns or 0, i.size or 0)
+    if len(_LISTED) > _MAX_VERDICTS:
+        _LISTED.clear()
+    return [i.base_name for i in infos]
+
+
+def list_parts(folder: RunPath) -> list[tuple[tuple[int, int, int], RunPath]]:
     """The completed part files of a table folder that hold its rows: ``((rank, first, last),
     path)`` in order of rank and sequence, without the parts a compacted part replaces.
 
     The folder is listed until two listings agree, so a listing made while ``entrodiag compact``
-    swaps files is never a mix that misses rows.
+    swaps files is never a mix that misses rows. ``folder`` is a ``Path`` or an object-store
+    ``Location`` (then the paths are ``Location``s too).
     """
     previous = None
     for _ in range(20):
         try:
-            names = sorted(e.name for e in os.scandir(folder))
+            names = _names(folder)
         except FileNotFoundError:
             return []
         if names == previous:
@@ -207,7 +308,7 @@ def list_parts(folder: Path) -> list[tuple[tuple[int, int, int], Path]]:
         previous = names
     found = [(ids, folder / name) for name in previous or [] if (ids := parse_part_name(name))]
     found.sort(key=lambda x: (x[0][0], x[0][1], -x[0][2]))  # rank, first, widest range first
-    kept: list[tuple[tuple[int, int, int], Path]] = []
+    kept: list[tuple[tuple[int, int, int], RunPath]] = []
     reach: dict[int, int] = {}
     for (rank, first, last), path in found:
         if last <= reach.get(rank, -1):
@@ -226,12 +327,12 @@ class Run:
     run is read; ``check()`` finds every one at once.
     """
 
-    path: Path
+    path: RunPath
     meta: dict
-    skipped_parts: list[Path] = field(default_factory=list)
+    skipped_parts: list[RunPath] = field(default_factory=list)
     #: Only rows with ``step <= max_step`` are read (``until``); ``None``: every row.
     max_step: int | None = None
-    _skip_reasons: dict[Path, str] = field(default_factory=dict, repr=False)
+    _skip_reasons: dict[RunPath, str] = field(default_factory=dict, repr=False)
     _bad: dict[str, dict] = field(default_factory=dict, repr=False)
 
     def until(self, step: int) -> Run:
@@ -252,11 +353,11 @@ class Run:
             return "interrupted"
         return status
 
-    def parts(self, table: str) -> list[Path]:
+    def parts(self, table: str) -> list[RunPath]:
         """Completed, readable part files of ``table`` (unreadable ones skipped with a warning)."""
         return self._parts(table)[0]
 
-    def _parts(self, table: str) -> tuple[list[Path], pa.Schema | None]:
+    def _parts(self, table: str) -> tuple[list[RunPath], pa.Schema | None]:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
         for _ in range(_RERUNS):
@@ -266,10 +367,10 @@ class Run:
                 continue
         return self._list(table)
 
-    def _list(self, table: str) -> tuple[list[Path], pa.Schema | None]:
+    def _list(self, table: str) -> tuple[list[RunPath], pa.Schema | None]:
         good, schemas = [], []
         for _, part in list_parts(self.path / table):
-            key = _key(part)
+            key = _listed_key(part)
             if key is None:
                 raise FileNotFoundError(part)
             verdict = _footer(part, key)
@@ -281,7 +382,7 @@ class Run:
         schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else None
         return good, schema
 
-    def _skip(self, part: Path, reason: str) -> None:
+    def _skip(self, part: RunPath, reason: str) -> None:
         if part not in self.skipped_parts:
             self.skipped_parts.append(part)
             self._skip_reasons[part] = reason
@@ -298,7 +399,7 @@ class Run:
             out.append({"path": rel, "reason": self._skip_reasons.get(part, "unreadable")})
         return out
 
-    def check(self, tables: tuple[str, ...] = TABLES, *, progress: bool = False) -> list[Path]:
+    def check(self, tables: tuple[str, ...] = TABLES, *, progress: bool = False) -> list[RunPath]:
         """Decode every page of every part of ``tables`` once (cached per file version) and return
         ``skipped_parts``: what a full read of the run leaves out. ``progress``: a progress bar
         on stderr when the check takes more than two seconds."""
@@ -308,7 +409,7 @@ class Run:
 
             parts = tqdm(parts, desc="checking part files", unit="part", delay=2.0, leave=False)
         for part in parts:
-            key = _key(part)
+            key = _listed_key(part)
             if key is not None and (v := _decode(part, key)).error:
                 self._skip(part, v.error)
         return list(self.skipped_parts)
@@ -325,7 +426,7 @@ class Run:
         pschema = polars_schema(schema)
         if register_io_source is None:  # pragma: no cover - older polars
             self.check((table,))
-            lf = pl.scan_parquet(self.parts(table), schema=pschema, missing_columns="insert")
+            lf = pl.scan_parquet(_sources(self.parts(table)), schema=pschema, missing_columns="insert")
         else:
             lf = register_io_source(_GuardedScan(self, table, parts, pschema), schema=pschema,
                                     explain_name="entrodiag", explain_detail=f"{self.path.name}/{table}")
@@ -415,7 +516,7 @@ class _GuardedScan:
     again; then the query reruns. Rows are yielded only once the whole query succeeded, so a
     rerun never repeats a row."""
 
-    def __init__(self, run: Run, table: str, parts: list[Path], schema: pl.Schema) -> None:
+    def __init__(self, run: Run, table: str, parts: list[RunPath], schema: pl.Schema) -> None:
         self.run, self.table, self.parts, self.schema = run, table, parts, schema
 
     def __call__(self, with_columns, predicate, n_rows, batch_size):
@@ -425,7 +526,8 @@ class _GuardedScan:
             if not parts:
                 yield pl.DataFrame(schema=self.schema).select(with_columns or pl.all())
                 return
-            lf = pl.scan_parquet(parts, schema=self.schema, missing_columns="insert", extra_columns="ignore")
+            lf = pl.scan_parquet(_sources(parts), schema=self.schema, missing_columns="insert",
+                                 extra_columns="ignore")
             if predicate is not None:
                 lf = lf.filter(predicate)
             if with_columns is not None:
@@ -454,7 +556,7 @@ class _GuardedScan:
             yield df
             return
 
-    def _drop_damaged(self, parts: list[Path]) -> bool:
+    def _drop_damaged(self, parts: list[RunPath]) -> bool:
         found = False
         for part in parts:
             key = _key(part)
@@ -465,6 +567,11 @@ class _GuardedScan:
                 self.run._skip(part, verdict.error)
                 found = True
         return found
+
+
+def _sources(parts: list[RunPath]) -> list[Path] | list[str]:
+    """What polars' Parquet scan is given: local paths, or the objects' URLs."""
+    return [str(p) for p in parts] if parts and isinstance(parts[0], Location) else parts
 
 
 def _coalesce(df: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -542,10 +649,12 @@ def _sum_hists(by_rank: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def load_run(path: str | os.PathLike) -> Run:
-    """Open the run at ``path`` (or the only run inside ``path``).
+def load_run(path: str | os.PathLike | Location) -> Run:
+    """Open the run at ``path`` (or the only run inside ``path``): a local folder or a URL
+    (``s3://bucket/prefix/run``, ``gs://...``, ``file://...``; see ``entrodiag.store.location``).
 
-    Raises ``RunError`` with a one-line message when ``path`` is not a run.
+    Raises ``RunError`` with a one-line message when ``path`` is not a run (or the object store
+    cannot be read).
 
     Example:
         >>> run = load_run("runs/demo")            # doctest: +SKIP
