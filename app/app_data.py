@@ -33,6 +33,8 @@ from entrodiag.analysis import (
 )
 from entrodiag.analysis.views import law_band
 from entrodiag.store import Run, RunError, load_run
+from entrodiag.store.location import LocationError, is_url
+from entrodiag.store.reader import run_path, stat_files
 from entrodiag.store.schema import PART_GLOB, RUN_JSON, TABLES
 
 #: Environment variable with the runs root (set by ``entrodiag dashboard``).
@@ -63,22 +65,15 @@ def fingerprint(run_dir: str) -> Fingerprint:
     hit = _listed.get(run_dir)
     if hit is not None and now - hit[0] < FINGERPRINT_TTL_S:
         return hit[1]
-    base = Path(run_dir)
     out: list[tuple[str, int, int]] = []
     try:
-        s = (base / RUN_JSON).stat()
-        out.append((RUN_JSON, s.st_mtime_ns, s.st_size))
-    except OSError:
+        base = run_path(run_dir)
+        out += [f for f in stat_files(base) if f[0] == RUN_JSON]
+        for table in TABLES:
+            out += [(f"{table}/{name}", mtime, size) for name, mtime, size in stat_files(base / table)
+                    if fnmatch.fnmatchcase(name, PART_GLOB)]  # temporary files (".part-....tmp") never match
+    except (OSError, LocationError):  # an unreachable object store: open_run names the problem
         pass
-    for table in TABLES:
-        try:
-            entries = sorted(os.scandir(base / table), key=lambda e: e.name)
-        except OSError:
-            continue
-        for e in entries:
-            if fnmatch.fnmatchcase(e.name, PART_GLOB):  # temporary files (".part-....tmp") never match
-                s = e.stat()
-                out.append((f"{table}/{e.name}", s.st_mtime_ns, s.st_size))
     _listed[run_dir] = (now, tuple(out))
     return _listed[run_dir][1]
 
@@ -136,12 +131,17 @@ def discover(root: str) -> Discovery:
     files that changed are read, so the sidebar of a thousand runs does not open every run."""
     from entrodiag.store.index import MAX_DEPTH, RootError
 
-    base = Path(root).expanduser()
-    if not base.exists():
-        return Discovery(root, (), f"{base} does not exist. Start a run with `entrodiag train --out "
-                                   f"{base}/NAME` or point the dashboard at another folder.")
-    if not base.is_dir():
-        return Discovery(root, (), f"{base} is a file, not a folder of runs.")
+    try:  # a local folder or a URL (s3://bucket/runs, gs://...)
+        base = run_path(root) if is_url(root) else Path(root).expanduser()
+        if not base.exists():
+            return Discovery(root, (), f"{base} does not exist. Start a run with `entrodiag train --out "
+                                       f"{base}/NAME` or point the dashboard at another folder.")
+        if not base.is_dir():
+            return Discovery(root, (), f"{base} is a file, not a folder of runs.")
+    except (OSError, LocationError) as e:
+        reason = " ".join(str(e).split())[:300]
+        return Discovery(root, (), f"{root}: cannot read it ({reason}); check the URL, "
+                                   "the endpoint (AWS_ENDPOINT_URL) and the credentials in the environment.")
     index = runs_index(root)
     try:
         metas, errors = index.metas(), index.errors()

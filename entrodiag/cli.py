@@ -612,7 +612,8 @@ def query_cmd(args: argparse.Namespace) -> int:
 
 def _dashboard_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("root", nargs="?", default="runs", metavar="RUNS_ROOT",
-                   help="a folder of runs (searched 3 levels deep) or one run (default: %(default)s)")
+                   help="a folder of runs (searched 3 levels deep) or one run, a local path or a URL such as "
+                   "s3://bucket/runs (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default: %(default)s, this machine only; 0.0.0.0 lets the network "
                    "read every run this user can read)")

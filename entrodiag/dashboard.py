@@ -59,7 +59,8 @@ def streamlit_command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> lis
 
 def run_dashboard(root: str | os.PathLike = "runs", *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                   replace_process: bool = True, metric: str | None = None) -> int:
-    """Start the dashboard on ``root`` (a folder of runs, or one run) at http://host:port.
+    """Start the dashboard on ``root`` (a folder of runs, or one run; a local path or a URL such as
+    ``s3://bucket/runs``, read with the environment's endpoint and credentials) at http://host:port.
 
     With ``replace_process`` (POSIX) the current process becomes the streamlit server, so that
     stopping it (Ctrl-C, a signal to its pid) stops the server; otherwise streamlit runs as a
@@ -71,8 +72,14 @@ def run_dashboard(root: str | os.PathLike = "runs", *, host: str = DEFAULT_HOST,
     """
     if importlib.util.find_spec("streamlit") is None or importlib.util.find_spec("plotly") is None:
         raise DashboardError("the dashboard needs streamlit and plotly: pip install 'entrodiag[dashboard]'")
+    from .store.location import LocationError, is_url, locate
+
     cmd = streamlit_command(host, port)
-    root_path = Path(root).expanduser().resolve()
+    try:
+        remote = is_url(root)
+    except LocationError as e:
+        raise DashboardError(str(e)) from None
+    root_path = locate(root).url if remote else Path(root).expanduser().resolve()
     env = {**os.environ, ROOT_ENV: str(root_path)}
     env.pop(METRIC_ENV, None)
     if metric:
@@ -80,7 +87,7 @@ def run_dashboard(root: str | os.PathLike = "runs", *, host: str = DEFAULT_HOST,
     shown = f"[{host}]" if ":" in host else host
     print(f"entrodiag dashboard: runs under {root_path}\n  open http://{shown}:{port}  (Ctrl-C stops it)",
           flush=True)
-    if not root_path.is_dir():
+    if not remote and not root_path.is_dir():
         print(f"  note: {root_path} does not exist yet; the dashboard shows it once it does", flush=True)
     if replace_process and os.name == "posix":
         os.execve(cmd[0], cmd, env)  # does not return

@@ -289,6 +289,30 @@ def _names(folder: RunPath) -> list[str]:
     return [i.base_name for i in infos]
 
 
+def stat_files(folder: RunPath) -> list[tuple[str, int, int]]:
+    """``(name, mtime_ns, size)`` of each file in ``folder`` (a ``Path`` or an object-store
+    ``Location``), sorted by name; empty when the folder does not exist. One listing: what the
+    watcher and the dashboard compare to see whether a run changed."""
+    if isinstance(folder, Location):
+        try:
+            return [(i.base_name, i.mtime_ns or 0, i.size or 0) for i in folder.list() if i.type == pafs.FileType.File]
+        except FileNotFoundError:
+            return []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return []
+    out = []
+    for e in entries:
+        try:
+            s = e.stat()
+        except OSError:  # removed since the listing
+            continue
+        if not e.is_dir():
+            out.append((e.name, s.st_mtime_ns, s.st_size))
+    return out
+
+
 def list_parts(folder: RunPath) -> list[tuple[tuple[int, int, int], RunPath]]:
     """The completed part files of a table folder that hold its rows: ``((rank, first, last),
     path)`` in order of rank and sequence, without the parts a compacted part replaces.

@@ -26,7 +26,7 @@ from ..analysis.collapse import CollapseThresholds, Flag, at_or_above, run_detec
 from ..analysis.forecast import EntropyForecast, forecast_entropy
 from ..analysis.law import fit_entropy_law
 from ..analysis.metric import choose_metric
-from ..store.reader import Run, load_run
+from ..store.reader import Run, _key, load_run, stat_files
 from ..store.schema import RUN_JSON
 from ..store.writer import event_row, warm_up, write_events
 
@@ -88,7 +88,8 @@ class Watcher:
     """Incremental collapse detection on a run directory.
 
     Args:
-        run_dir: the run (or a folder holding exactly one run).
+        run_dir: the run (or a folder holding exactly one run): a local path or a URL
+            (``s3://...``; its heartbeat is read from run.json, new parts found by listing).
         thresholds: overrides of ``CollapseThresholds`` fields.
         min_severity: flags below it are ignored (not reported, not recorded, no callbacks).
         reset_steps: recorded steps without a kind before its episode ends (see the module doc).
@@ -184,16 +185,13 @@ class Watcher:
 
     # ------------------------------------------------------------------------------ internals
     def _files_signature(self) -> tuple:
+        """The part files of steps/ and evals/ (names, sizes) and run.json's time: one listing per
+        folder, on a local disk or an object store alike."""
         entries = []
         for table in ("steps", "evals"):
-            folder = self.path / table
-            if folder.is_dir():
-                entries += sorted((e.name, e.stat().st_size) for e in os.scandir(folder) if e.name.startswith("part-"))
-        try:
-            meta = (self.path / RUN_JSON).stat().st_mtime_ns
-        except OSError:
-            meta = None
-        return (tuple(entries), meta)
+            entries += [(name, size) for name, _, size in stat_files(self.path / table) if name.startswith("part-")]
+        key = _key(self.path / RUN_JSON)
+        return (tuple(entries), None if key is None else key[1])
 
     def _new(self, flags: list[Flag], step: int) -> list[Flag]:
         raised = {f.kind for f in flags}
