@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -34,9 +35,12 @@ def s3_server():
         pytest.skip(f"moto[server] is not installed ({e}); pip install 'moto[server]'")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    # the server logs every request on stderr: a file, not a pipe nobody reads (a full pipe
+    # blocks the server after a few hundred requests)
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=log,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -46,10 +50,12 @@ def s3_server():
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                err = proc.stderr.read().decode(errors="replace")[-500:] if proc.stderr else ""
+                log.seek(0)
+                err = log.read().decode(errors="replace")[-500:]
                 pytest.skip(f"the moto S3 server did not start on {url}: {err}")
             time.sleep(0.2)
     yield url
+    log.close()
     proc.terminate()
     try:
         proc.wait(10)

@@ -185,13 +185,13 @@ class Watcher:
 
     # ------------------------------------------------------------------------------ internals
     def _files_signature(self) -> tuple:
-        """The part files of steps/ and evals/ (names, sizes) and run.json's time: one listing per
-        folder, on a local disk or an object store alike."""
+        """The part files of steps/ and evals/ (names, sizes) and run.json's time and size: one
+        listing per folder, on a local disk or an object store alike."""
         entries = []
         for table in ("steps", "evals"):
             entries += [(name, size) for name, _, size in stat_files(self.path / table) if name.startswith("part-")]
-        key = _key(self.path / RUN_JSON)
-        return (tuple(entries), None if key is None else key[1])
+        key = _key(self.path / RUN_JSON)  # time and size: an object store's times have whole seconds
+        return (tuple(entries), None if key is None else key[1:])
 
     def _new(self, flags: list[Flag], step: int) -> list[Flag]:
         raised = {f.kind for f in flags}
