@@ -27,8 +27,9 @@ def command(name: str, add_args: Callable[[argparse.ArgumentParser], None]):
 
 
 #: The help of a command's RUN argument (every read command takes a local folder or a URL).
-RUN_HELP = ("a run directory (or a folder holding exactly one run): a local path or a URL, s3://bucket/prefix/run "
-            "or gs://... (endpoint and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)")
+RUN_HELP = ("a run directory (or a folder holding exactly one run): a local path or a URL, "
+            "s3://bucket/prefix/run or gs://... (endpoint and credentials from the environment: "
+            "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)")
 
 
 def _inspect_args(p: argparse.ArgumentParser) -> None:
@@ -108,7 +109,8 @@ def inspect(args: argparse.Namespace) -> int:
 
 
 def _compact_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="a local run directory (or a folder holding exactly one run); runs on an object store are refused")
+    p.add_argument("run", help="a local run directory (or a folder holding exactly one run); runs on an "
+                   "object store are refused")
     p.add_argument("--force", action="store_true",
                    help="compact a live run too (status running, fresh heartbeat); its writer's new parts "
                    "are left alone")
@@ -454,7 +456,8 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("-o", "--output", metavar="PATH", help="the PDF to write (default: reports/<run_id>.pdf)")
     p.add_argument("--compare", nargs="+", default=[], metavar="RUN",
-                   help="other runs, local paths or URLs (e.g. the same task under other interventions) for a comparison page")
+                   help="other runs, local paths or URLs (e.g. the same task under other interventions) "
+                   "for a comparison page")
     _metric_arg(p)
 
 

@@ -134,9 +134,9 @@ def compact(
     """
     run_dir = find_run_dir(run)
     if isinstance(run_dir, Location):
-        raise CompactError(f"{run_dir} is on an object store: compaction needs a lock that object stores do not "
-                           "have, so it works on local runs only; copy the run to a local folder, compact it there "
-                           "and upload the compacted parts (readers of a URL skip the parts they replace)")
+        raise CompactError(f"{run_dir} is on an object store: compaction needs a lock that object stores "
+                           "do not have, so it works on local runs only; copy the run to a local folder, compact "
+                           "it there and upload the compacted parts (readers of a URL skip the parts they replace)")
     meta = load_run(run_dir).meta
     if meta.get("status") == "running" and _writer_alive(meta) and not force:
         raise CompactError(f"{run_dir} is live (status running, heartbeat fresh); compact it when it has "

@@ -102,7 +102,9 @@ class Location:
         return self.fs_path[len(base):]
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Location) and (type(self.fs), self.fs_path) == (type(other.fs), other.fs_path)
+        if not isinstance(other, Location):
+            return False
+        return (type(self.fs), self.fs_path) == (type(other.fs), other.fs_path)
 
     def __hash__(self) -> int:
         return hash((type(self.fs).__name__, self.fs_path))

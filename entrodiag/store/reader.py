@@ -113,14 +113,16 @@ def _find_remote(loc: Location) -> Location:
         if kind == _NOT_FOUND:
             bucket = loc.fs_path.split("/", 1)[0]
             if "/" in loc.fs_path and loc.fs.get_file_info(bucket).type == _NOT_FOUND:
-                raise RunError(f"{loc}: the bucket {bucket!r} does not exist (or these credentials cannot see it)")
+                raise RunError(f"{loc}: the bucket {bucket!r} does not exist (or these credentials cannot "
+                               "see it)")
             raise RunError(f"{loc}: no such run (nothing is stored under this prefix)")
         if kind != _DIRECTORY:
             raise RunError(f"{loc} is an object (a file); a run is a folder holding run.json")
         entries = loc.list()
         if any(e.base_name == RUN_JSON and e.type != _DIRECTORY for e in entries):
             return loc
-        inside = [loc / e.base_name for e in entries if e.type == _DIRECTORY and (loc / e.base_name / RUN_JSON).is_file()]
+        inside = [loc / e.base_name for e in entries
+                  if e.type == _DIRECTORY and (loc / e.base_name / RUN_JSON).is_file()]
     except OSError as e:
         raise _unreachable(loc, e) from None
     if len(inside) == 1:
@@ -283,7 +285,8 @@ def _names(folder: RunPath) -> list[str]:
     infos = folder.list()
     for i in infos:
         if i.type == pafs.FileType.File:
-            _LISTED[f"{folder.url}/{i.base_name}"] = (f"{folder.url}/{i.base_name}", i.mtime_ns or 0, i.size or 0)
+            url = f"{folder.url}/{i.base_name}"
+            _LISTED[url] = (url, i.mtime_ns or 0, i.size or 0)
     if len(_LISTED) > _MAX_VERDICTS:
         _LISTED.clear()
     return [i.base_name for i in infos]
@@ -295,7 +298,8 @@ def stat_files(folder: RunPath) -> list[tuple[str, int, int]]:
     watcher and the dashboard compare to see whether a run changed."""
     if isinstance(folder, Location):
         try:
-            return [(i.base_name, i.mtime_ns or 0, i.size or 0) for i in folder.list() if i.type == pafs.FileType.File]
+            return [(i.base_name, i.mtime_ns or 0, i.size or 0) for i in folder.list()
+                    if i.type == pafs.FileType.File]
         except FileNotFoundError:
             return []
     try:

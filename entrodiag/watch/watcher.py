@@ -189,7 +189,8 @@ class Watcher:
         listing per folder, on a local disk or an object store alike."""
         entries = []
         for table in ("steps", "evals"):
-            entries += [(name, size) for name, _, size in stat_files(self.path / table) if name.startswith("part-")]
+            entries += [(name, size) for name, _, size in stat_files(self.path / table)
+                        if name.startswith("part-")]
         key = _key(self.path / RUN_JSON)  # time and size: an object store's times have whole seconds
         return (tuple(entries), None if key is None else key[1:])
 
