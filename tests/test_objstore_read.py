@@ -325,3 +325,25 @@ def test_dashboard_launcher_keeps_a_url_root(store, monkeypatch):
     assert seen[dash.ROOT_ENV] == store["root"]
     with pytest.raises(dash.DashboardError, match="unsupported URL scheme"):
         dash.run_dashboard("ftp://host/runs", replace_process=False)
+
+
+def test_dashboard_pages_of_a_run_given_as_a_url(store, monkeypatch):
+    """The root is the run itself: the Dynamics page shows the local copy's numbers."""
+    pytest.importorskip("streamlit")
+    pytest.importorskip("plotly")
+    import numpy as np
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("ENTRODIAG_RUNS_ROOT", store["sample"])
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    assert at.dataframe[0].value["run"].tolist() == ["sample"]  # named after its last path segment
+    at.switch_page("page_dynamics.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    shown = {m.label: m.value for m in at.metric}
+    rows = {r["name"]: r for r in analyze_run(SAMPLE_RUN)["dynamics"]["rows"]}
+    for name in ("entropy_mean", "reward_mean", "cov_mean"):
+        assert shown[rows[name]["label"]] == format(rows[name]["end"], ".4g")
+    mean = next(t for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"] if t.get("name") == "mean")
+    assert np.allclose(mean["y"], load_run(SAMPLE_RUN).steps["entropy_mean"].to_numpy())
