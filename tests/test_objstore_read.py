@@ -347,3 +347,23 @@ def test_dashboard_pages_of_a_run_given_as_a_url(store, monkeypatch):
         assert shown[rows[name]["label"]] == format(rows[name]["end"], ".4g")
     mean = next(t for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"] if t.get("name") == "mean")
     assert np.allclose(mean["y"], load_run(SAMPLE_RUN).steps["entropy_mean"].to_numpy())
+
+
+def test_a_store_lost_mid_read_is_one_error_not_a_damaged_part(store, monkeypatch):
+    """An endpoint that stops answering after the run was opened: a RunError naming the store;
+    no part is judged damaged (nor cached as such), so the next read, with the store back, is whole."""
+    url = f"s3://{store['bucket']}/runs/flaky"
+    upload(SAMPLE_RUN / "evals", f"{url}/evals")
+    locate(f"{url}/run.json").write_bytes((SAMPLE_RUN / "run.json").read_bytes())
+    good = load_run(url)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    lost = reader_mod.Run(path=locate(url), meta=good.meta)
+    with pytest.raises(reader_mod.RunError, match="cannot read the object store"):
+        lost.evals
+    assert lost.skipped_parts == []
+    monkeypatch.undo()
+    assert_frame_equal(load_run(url).evals, load_run(SAMPLE_RUN).evals)
+    assert not load_run(url).check()

@@ -220,6 +220,8 @@ def _key(path: RunPath) -> _Key | None:
             info = path.info()
         except FileNotFoundError:
             return None
+        except OSError as e:  # the store cannot be reached: not a missing file
+            raise _unreachable(path, e) from None
         if info.type == _NOT_FOUND:
             return None
         return (str(path), info.mtime_ns or 0, info.size or 0)
@@ -255,6 +257,10 @@ def _footer(path: RunPath, key: _Key) -> _Verdict:
         verdict = _Verdict(rows=meta.num_rows, schema=meta.schema.to_arrow_schema())
     except FileNotFoundError:
         raise
+    except OSError as e:
+        if isinstance(path, Location):  # a store that cannot be reached: the part is not judged
+            raise _unreachable(path, e) from None
+        verdict = _Verdict(error=f"no readable footer, the file is cut or not Parquet: {type(e).__name__}: {e}")
     except Exception as e:  # truncated, empty or not Parquet at all
         verdict = _Verdict(error=f"no readable footer, the file is cut or not Parquet: {type(e).__name__}: {e}")
     return _remember(key, verdict)
@@ -265,8 +271,15 @@ def _decode(path: RunPath, key: _Key) -> _Verdict:
     verdict = _footer(path, key)
     if verdict.decoded or verdict.error:
         return verdict
+    if isinstance(path, Location):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise
+        except OSError as e:  # a store that cannot be reached: the part is not judged
+            raise _unreachable(path, e) from None
     try:
-        pl.read_parquet(io.BytesIO(path.read_bytes()) if isinstance(path, Location) else path)
+        pl.read_parquet(io.BytesIO(data) if isinstance(path, Location) else path)
     except FileNotFoundError:
         raise
     except _DECODE_ERRORS as e:
@@ -282,7 +295,12 @@ def _names(folder: RunPath) -> list[str]:
     """The names in ``folder`` (``FileNotFoundError`` when it does not exist)."""
     if isinstance(folder, Path):
         return sorted(e.name for e in os.scandir(folder))
-    infos = folder.list()
+    try:
+        infos = folder.list()
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise _unreachable(folder, e) from None
     for i in infos:
         if i.type == pafs.FileType.File:
             url = f"{folder.url}/{i.base_name}"
