@@ -87,6 +87,44 @@ def accepts_logits_to_keep(model) -> bool:
     return "logits_to_keep" in inspect.signature(forward).parameters
 
 
+def prompt_runs(prompts: Prompts) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index of the first row of each run of identical consecutive prompt rows, and run lengths."""
+    ids = prompts.ids
+    if ids.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.long, device=ids.device), torch.zeros(0, dtype=torch.long, device=ids.device)
+    new = torch.ones(ids.shape[0], dtype=torch.bool, device=ids.device)
+    new[1:] = (ids[1:] != ids[:-1]).any(1) | (prompts.mask[1:] != prompts.mask[:-1]).any(1)
+    first = new.nonzero().squeeze(-1)
+    counts = torch.diff(first, append=torch.tensor([ids.shape[0]], device=ids.device))
+    return first, counts
+
+
+def repeat_shared(t: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Row ``i`` of ``t`` repeated ``counts[i]`` times. With equal counts (every group complete)
+    this is an expand and a reshape, whose backward is a plain sum over the copies."""
+    g = int(counts[0])
+    if bool((counts == g).all()):
+        return t.unsqueeze(1).expand(t.shape[0], g, *t.shape[1:]).reshape(t.shape[0] * g, *t.shape[1:])
+    return t.repeat_interleave(counts, dim=0)
+
+
+def repeat_rows(cache, counts: torch.Tensor):
+    """The KV cache with each prompt's keys and values repeated over its rows (with gradient);
+    ``None`` for a cache layout not handled here."""
+    if hasattr(cache, "layers") and all(hasattr(layer, "keys") for layer in cache.layers):  # transformers >= 4.56
+        for layer in cache.layers:
+            if layer.keys is not None and layer.values is not None:
+                layer.keys, layer.values = repeat_shared(layer.keys, counts), repeat_shared(layer.values, counts)
+        return cache
+    if hasattr(cache, "key_cache") and hasattr(cache, "value_cache"):  # DynamicCache before 4.56
+        cache.key_cache = [repeat_shared(k, counts) for k in cache.key_cache]
+        cache.value_cache = [repeat_shared(v, counts) for v in cache.value_cache]
+        return cache
+    if isinstance(cache, tuple) and all(isinstance(kv, tuple) and len(kv) == 2 for kv in cache):  # legacy tuples
+        return tuple((repeat_shared(k, counts), repeat_shared(v, counts)) for k, v in cache)
+    return None
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -99,16 +137,28 @@ def generate(
     entropy_temperature: float = 1.0,
     greedy: bool = False,
     generator: torch.Generator | None = None,
+    share_prompts: bool = True,
 ) -> Rollout:
-    """Sample (or pick greedily) up to ``max_new_tokens`` tokens per prompt with a KV cache."""
+    """Sample (or pick greedily) up to ``max_new_tokens`` tokens per prompt with a KV cache.
+
+    With ``share_prompts``, consecutive rows with the same prompt (a GRPO group) run their prompt
+    once and start from copies of its KV cache (the same numbers up to float rounding)."""
     ids, attn = prompts.ids, prompts.mask.long()
     first = padding_kwargs(prompts.mask)
     padded = bool(first)
     pos = positions(prompts.mask)
     cache_kw = _cache_kwarg(model)
     keep = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}  # the prompt's last position only
-    out = model(input_ids=ids, use_cache=True, **keep, **first)
-    past, logits = out[cache_kw], out.logits[:, -1]
+    past = None
+    runs, counts = prompt_runs(prompts)
+    if share_prompts and runs.numel() < ids.shape[0]:  # a group's rows share one prompt: run it once, repeat its cache
+        uniq = prompts.take(runs)
+        out = model(input_ids=uniq.ids, use_cache=True, **keep, **padding_kwargs(uniq.mask))
+        past = repeat_rows(out[cache_kw], counts)
+        logits = repeat_shared(out.logits[:, -1], counts)
+    if past is None:
+        out = model(input_ids=ids, use_cache=True, **keep, **first)
+        past, logits = out[cache_kw], out.logits[:, -1]
     last_pos = pos[:, -1:]
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     tokens, valid, old_logp, ent, logp = [], [], [], [], []
