@@ -355,9 +355,10 @@ class Trainer:
                         abandoned = step
                         break
                     stats = self.update(prompts, roll, adv, self.control.knobs(step))
-                    h = _sum_over(torch.stack([(roll.entropy * roll.mask).sum(), roll.mask.sum().float()]),
-                                  self.world)
-                    stats.update(self.control.observe(step, (h[0] / h[1].clamp(min=1)).item()))
+                    if self.control.measuring:  # no target, no controller: nothing to feed (no all-reduce)
+                        h = _sum_over(torch.stack([(roll.entropy * roll.mask).sum(), roll.mask.sum().float()]),
+                                      self.world)
+                        stats.update(self.control.observe(step, (h[0] / h[1].clamp(min=1)).item()))
                     if cfg.measure_entropy_change:
                         stats["entropy_after"] = self.entropy_after(prompts, roll)
                     stats["step_time"] = time.perf_counter() - t0
