@@ -11,7 +11,7 @@ Two matched configurations (``--config``; several are alternated round by round 
   model cache; TRL gets the same weights, loaded by the same function, and the same tokenizer),
   the word-arith task through the chat template (the script checks that TRL's templated prompt has
   the built-in trainer's token ids and the same end-of-turn token), 8 prompts x 4 samples (32
-  rollouts), at most 16 new tokens; lr 5e-6; 4 batches per process, the first one untimed.
+  rollouts), at most 16 new tokens; lr 5e-6; 3 batches per process, the first one untimed.
 
 Both: T = 1, 2 optimizer passes per generation batch (entrodiag ``epochs=2``, TRL
 ``num_iterations=2``), token-level loss aggregation (entrodiag: sum over the batch's tokens /
@@ -60,7 +60,7 @@ CONFIGS = {
     "tiny": {"preset": "tiny-arith", "prompts": 64, "group": 8, "new_tokens": 4, "epochs": 2, "lr": 5e-4,
              "val_size": 500, "batches": 12, "skip": 3},
     "smollm2": {"preset": "smollm2-arith", "prompts": 8, "group": 4, "new_tokens": 16, "epochs": 2, "lr": 5e-6,
-                "val_size": 8, "batches": 4, "skip": 1},
+                "val_size": 8, "batches": 3, "skip": 1},
 }
 
 
@@ -88,7 +88,10 @@ def _cfg(config: str, steps: int, entropy_after: bool = True):
                        measure_entropy_change=entropy_after)
 
 
-def worker_builtin(config: str, n_batches: int, out_json: Path, entropy_after: bool = True) -> None:
+def worker_builtin(config: str, n_batches: int, out_json: Path | None, entropy_after: bool = True,
+                   profile_from: int | None = None) -> None:
+    """One built-in trainer process; with ``profile_from``, torch.profiler records the batches from
+    that one to the last timed one and the top operators are printed (``--profile``)."""
     import torch
 
     from entrodiag.trainer import loop
@@ -110,8 +113,16 @@ def worker_builtin(config: str, n_batches: int, out_json: Path, entropy_after: b
 
     loop.generate = timed_generate
 
+    prof = None
+
     class Timed(Trainer):
         def rollout(self, step):
+            nonlocal prof
+            if profile_from is not None and step == profile_from:
+                prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+                prof.__enter__()
+            elif prof is not None and step == n_batches:
+                prof.__exit__(None, None, None)
             t = _now()
             marks["start"].append(t)
             marks["cpu"].append(time.process_time())
@@ -146,6 +157,16 @@ def worker_builtin(config: str, n_batches: int, out_json: Path, entropy_after: b
     gen = marks["generate"]
     batches = [b - a for a, b in zip(marks["start"], marks["start"][1:])][:n_batches]
     cpu = [b - a for a, b in zip(marks["cpu"], marks["cpu"][1:])][:n_batches]
+    if prof is not None:
+        k = profile_from
+        med = statistics.median
+        print(f"built-in trainer, {config}, batches {k}..{n_batches - 1} (medians, s): batch {med(batches[k:]):.4f}, "
+              f"process CPU {med(cpu[k:]):.4f}, generate {med(gen[k:n_batches]):.4f}, "
+              f"update {med(marks['update'][k:n_batches]):.4f}, "
+              f"entropy after {med(marks['after'][k:n_batches]) if marks['after'] else 0.0:.4f}")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+    if out_json is None:
+        return
     out_json.write_text(json.dumps({
         "batch_s": batches, "cpu_s": cpu, "generate_s": gen[:len(batches)], "score_prep_s": [
             r - g for r, g in zip(marks["rollout"], gen)][:len(batches)],
@@ -338,6 +359,58 @@ def _check_smollm2() -> str | None:
     return None
 
 
+def _results(plan: dict, rows: dict, n_rounds: dict, args) -> dict:
+    """Medians over the rounds done so far, per configuration."""
+    results = {}
+    for config, (n_batches, skip) in plan.items():
+        c, rs = CONFIGS[config], rows[config]
+        if not rs:
+            continue
+
+        def med(kind, key, rs=rs):
+            return statistics.median(row[kind][key] for row in rs)
+
+        results[config] = {
+            "ratio": statistics.median(r["ratio"] for r in rs),
+            "ratios": [r["ratio"] for r in rs],
+            "cpu_ratio": statistics.median(r["cpu_ratio"] for r in rs),
+            "cpu_ratios": [r["cpu_ratio"] for r in rs],
+            "target": TARGETS[config],
+            "builtin_rollouts_per_s": med("builtin", "rollouts_per_s"),
+            "trl_rollouts_per_s": med("trl", "rollouts_per_s"),
+            "split_s": {kind: {k: med(kind, f"{k}_s") for k in SPLIT} for kind in ("builtin", "trl")},
+            "cpu_batch_s": {kind: med(kind, "cpu_batch_s") for kind in ("builtin", "trl")},
+            "rounds": rs,
+            "setup": {"preset": c["preset"], "prompts": c["prompts"], "group_size": c["group"],
+                      "max_new_tokens": c["new_tokens"], "epochs": c["epochs"], "lr": c["lr"],
+                      "batches_per_process": n_batches, "skipped": skip, "threads": args.threads,
+                      "device": DEVICE, "rounds_done": len(rs), "rounds_planned": n_rounds[config],
+                      "builtin_entropy_after": not args.no_entropy_after},
+        }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+    return results
+
+
+def _print_result(config: str, result: dict) -> None:
+    st = result["setup"]
+    rollouts = st["prompts"] * st["group_size"]
+    print(f"\n{config} on {st['device']}, {st['rounds_done']} rounds, OMP_NUM_THREADS={st['threads']}, "
+          f"{st['batches_per_process'] - st['skipped']} timed batches of {rollouts} rollouts per process (medians)")
+    print(f"{'':10s}{'rollouts/s':>11s}" + "".join(f"{k:>14s}" for k in SPLIT) + f"{'CPU s/batch':>14s}")
+    for kind, name in (("builtin", "built-in"), ("trl", "TRL")):
+        sp = result["split_s"][kind]
+        print(f"{name:10s}{result[f'{kind}_rollouts_per_s']:11.1f}" + "".join(f"{sp[k]:14.3f}" for k in SPLIT)
+              + f"{result['cpu_batch_s'][kind]:14.3f}")
+    for kind in ("builtin", "trl"):
+        print(f"{kind} checks (last round): {result['rounds'][-1][kind]['check']}")
+    met = "met" if result["ratio"] >= result["target"] else "missed"
+    print(f"paired ratios {', '.join(f'{x:.2f}' for x in result['ratios'])}; median {result['ratio']:.2f} "
+          f"(target >= {result['target']}: {met})")
+    print(f"CPU-time ratios {', '.join(f'{x:.2f}' for x in result['cpu_ratios'])}; median {result['cpu_ratio']:.2f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=_configs, default=["tiny"],
@@ -347,7 +420,7 @@ def main() -> None:
                    "configuration each (default 5)")
     p.add_argument("--smollm2-rounds", type=int, help="rounds of the smollm2 configuration, when fewer than "
                    "--rounds (minutes per process on a CPU; it joins the first rounds)")
-    p.add_argument("--batches", type=int, help="generation batches per process (default: tiny 12, smollm2 4)")
+    p.add_argument("--batches", type=int, help="generation batches per process (default: tiny 12, smollm2 3)")
     p.add_argument("--skip", type=int, help="first batches left out of the timing (default: tiny 3, smollm2 1)")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of both trainers (default 1)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -356,6 +429,9 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--no-entropy-after", action="store_true",
                    help="run the built-in trainer with --no-measure-entropy-change (a diagnostic TRL does not make)")
+    p.add_argument("--profile", action="store_true",
+                   help="profile the built-in trainer instead (one process, torch.profiler over the timed "
+                        "batches of the first --config): the split and the top operators by CPU time")
     p.add_argument("--worker", choices=("builtin", "trl"), help=argparse.SUPPRESS)
     p.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -370,6 +446,13 @@ def main() -> None:
         return
     plan = {c: (args.batches or CONFIGS[c]["batches"], CONFIGS[c]["skip"] if args.skip is None else args.skip)
             for c in args.config}
+    if args.profile:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        config = args.config[0]
+        worker_builtin(config, plan[config][0], None, not args.no_entropy_after, profile_from=plan[config][1])
+        return
     n_rounds = {c: args.rounds for c in plan}
     if "smollm2" in plan and args.smollm2_rounds is not None:
         n_rounds["smollm2"] = min(args.rounds, args.smollm2_rounds)
@@ -406,49 +489,14 @@ def main() -> None:
                 ratio = got["builtin"]["rollouts_per_s"] / got["trl"]["rollouts_per_s"]
                 cpu_ratio = got["builtin"]["rollouts_per_cpu_s"] / got["trl"]["rollouts_per_cpu_s"]
                 rows[config].append({"round": r, "order": list(order), **got, "ratio": ratio, "cpu_ratio": cpu_ratio})
+                _results(plan, rows, n_rounds, args)  # written after every round: a cut run keeps its rounds
                 bar.write(f"round {r} {config}: built-in {got['builtin']['rollouts_per_s']:.1f} rollouts/s, "
                           f"TRL {got['trl']['rollouts_per_s']:.1f} rollouts/s, ratio {ratio:.2f} "
                           f"(CPU-time ratio {cpu_ratio:.2f}; {_load()})")
 
-    results = {}
-    for config, (n_batches, skip) in plan.items():
-        c, rs = CONFIGS[config], rows[config]
-
-        def med(kind, key, rs=rs):
-            return statistics.median(row[kind][key] for row in rs)
-
-        result = {
-            "ratio": statistics.median(r["ratio"] for r in rs),
-            "ratios": [r["ratio"] for r in rs],
-            "cpu_ratio": statistics.median(r["cpu_ratio"] for r in rs),
-            "cpu_ratios": [r["cpu_ratio"] for r in rs],
-            "target": TARGETS[config],
-            "builtin_rollouts_per_s": med("builtin", "rollouts_per_s"),
-            "trl_rollouts_per_s": med("trl", "rollouts_per_s"),
-            "split_s": {kind: {k: med(kind, f"{k}_s") for k in SPLIT} for kind in ("builtin", "trl")},
-            "rounds": rs,
-            "setup": {"preset": c["preset"], "prompts": c["prompts"], "group_size": c["group"],
-                      "max_new_tokens": c["new_tokens"], "epochs": c["epochs"], "lr": c["lr"],
-                      "batches_per_process": n_batches, "skipped": skip, "threads": args.threads,
-                      "device": DEVICE, "rounds": n_rounds[config],
-                      "builtin_entropy_after": not args.no_entropy_after},
-        }
-        results[config] = result
-        print(f"\n{config} on {DEVICE}, {n_rounds[config]} rounds, OMP_NUM_THREADS={args.threads}, {n_batches - skip} timed batches "
-              f"of {c['prompts'] * c['group']} rollouts per process (medians)")
-        print(f"{'':10s}{'rollouts/s':>11s}" + "".join(f"{k:>14s}" for k in SPLIT))
-        for kind, name in (("builtin", "built-in"), ("trl", "TRL")):
-            sp = result["split_s"][kind]
-            print(f"{name:10s}{result[f'{kind}_rollouts_per_s']:11.1f}" + "".join(f"{sp[k]:14.3f}" for k in SPLIT))
-        for kind in ("builtin", "trl"):
-            print(f"{kind} checks (last round): {rs[-1][kind]['check']}")
-        met = "met" if result["ratio"] >= TARGETS[config] else "missed"
-        print(f"paired ratios {', '.join(f'{x:.2f}' for x in result['ratios'])}; median {result['ratio']:.2f} "
-              f"(target >= {TARGETS[config]}: {met})")
-        print(f"CPU-time ratios {', '.join(f'{x:.2f}' for x in result['cpu_ratios'])}; median {result['cpu_ratio']:.2f}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1))
+    results = _results(plan, rows, n_rounds, args)
+    for config, result in results.items():
+        _print_result(config, result)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@
 # once on the one GPU (a 135M model leaves it mostly idle; ~10 minutes), then the step split.
 # It needs the gguf package and SmolLM2-135M-Instruct.Q4_1.gguf (93 MB; the machine is offline):
 # set SMOLLM2_GGUF=PATH, or have it in $ENTRODIAG_CACHE/models/.
+# Issue 17: the Triton kernel's bandwidth, the Recorder's overhead on a SmolLM2-sized bf16 step
+# (bench_recorder.py --device cuda), the trainer-vs-TRL ratio on the GPU (bench_trainer_vs_trl.py
+# --device cuda: tiny, and smollm2 when its GGUF is staged; skipped without trl).
 
 # 4. torchrun with NCCL (one process); 5. entrodiag analyze on the GPU demo run;
 # 6. the entropy-control experiment (benchmarks/bench_entropy_control.py) on tiny-arith on the GPU,
@@ -58,6 +61,26 @@ tar -czf "$out/gpu-demo-run.tar.gz" -C /tmp gpu-demo --exclude checkpoints
 # [16384, 151936] bf16 against the card's peak (target >= 70%); results in $out/kernel.json
 python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py 2>&1 | tail -3
 python3 benchmarks/bench_kernel_gpu.py --json "$out/kernel.json"; echo "kernel bench rc=$?"
+
+# --- the Recorder's overhead on a real-model-sized GPU step (issue 17, target <= 3%): SmolLM2-135M's
+# architecture, 32 x 256 tokens, bf16 autocast, steps with and without record_batch alternated
+python3 benchmarks/bench_recorder.py --device cuda --shapes smollm2 --steps 20 2>&1 | tee "$out/recorder.txt" | tail -3
+
+# --- the built-in trainer against TRL's GRPOTrainer on the GPU (issue 17), when TRL installs there:
+# the tiny configuration, and smollm2 when SmolLM2-135M-Instruct is staged (see gpu_smollm2.sh)
+if python3 -c "import trl" 2>/dev/null; then
+  cfgs=tiny
+  if [ -n "${SMOLLM2_GGUF:-}" ] || [ -f "$ENTRODIAG_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+    mkdir -p "$ENTRODIAG_CACHE/models"
+    [ -f "$ENTRODIAG_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf" ] || cp "$SMOLLM2_GGUF" "$ENTRODIAG_CACHE/models/"
+    cfgs=tiny,smollm2
+  fi
+  timeout 420 python3 benchmarks/bench_trainer_vs_trl.py --device cuda --config "$cfgs" --rounds 3 \
+    --json "$out/vs_trl_gpu.json" > "$out/vs_trl_gpu.txt" 2> "$out/vs_trl_gpu.log"; echo "trainer vs TRL (GPU) rc=$?"
+  tail -22 "$out/vs_trl_gpu.txt"
+else
+  echo "SKIP trainer vs TRL on the GPU: trl is not installed (pip install 'entrodiag[trl]')"
+fi
 
 # --- a real model (issue 15): SmolLM2-135M-Instruct, smollm2-arith under four interventions
 bash "$(dirname "$0")/gpu_smollm2.sh" "$out"
