@@ -421,6 +421,7 @@ def main() -> None:
     p.add_argument("--smollm2-rounds", type=int, help="rounds of the smollm2 configuration, when fewer than "
                    "--rounds (minutes per process on a CPU; it joins the first rounds)")
     p.add_argument("--batches", type=int, help="generation batches per process (default: tiny 12, smollm2 3)")
+    p.add_argument("--smollm2-batches", type=int, help="generation batches per smollm2 process (overrides --batches)")
     p.add_argument("--skip", type=int, help="first batches left out of the timing (default: tiny 3, smollm2 1)")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of both trainers (default 1)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -446,6 +447,8 @@ def main() -> None:
         return
     plan = {c: (args.batches or CONFIGS[c]["batches"], CONFIGS[c]["skip"] if args.skip is None else args.skip)
             for c in args.config}
+    if "smollm2" in plan and args.smollm2_batches:
+        plan["smollm2"] = (args.smollm2_batches, plan["smollm2"][1])
     if args.profile:
         import torch
 
