@@ -14,16 +14,19 @@ from entrodiag.trainer import load_config
 from entrodiag.trainer.controllers import CONTROLLERS, EntropyControl, parse_pair
 
 # The synthetic plant: with no control, entropy decays by 0.3% of itself per step (GRPO's drift);
-# a bonus coefficient α adds G_COEF·α nats per step, an upper clip bound ε adds G_CLIP·(ε − 0.2).
+# a bonus coefficient α adds G_COEF·α nats per step, the clip bounds add G_CLIP·(ε_high − 0.2) and
+# G_CLIP·(0.2 − ε_low) (a wider upper, a tighter lower bound raise entropy), a detached share d of
+# the tokens (> 0: the largest covariance) adds G_DETACH·d.
 # (On tiny-arith a fixed α = 0.1 raised entropy by ~0.01 nats per step at first: G_COEF = 0.1.)
-DRIFT, G_COEF, G_CLIP = 0.003, 0.1, 0.01
+DRIFT, G_COEF, G_CLIP, G_DETACH = 0.003, 0.1, 0.01, 0.05
 
 
-def plant(h, knobs):
-    return h - DRIFT * h + G_COEF * knobs.coef + G_CLIP * (knobs.clip_high - 0.2)
+def plant(h, knobs, g_clip=G_CLIP):
+    return (h - DRIFT * h + G_COEF * knobs.coef + g_clip * (knobs.clip_high - 0.2) + g_clip * (0.2 - knobs.clip_low)
+            + G_DETACH * knobs.detach)
 
 
-def simulate(mode, steps=300, h0=0.67, **kw):
+def simulate(mode, steps=300, h0=0.67, g_clip=G_CLIP, **kw):
     """Run ``mode`` on the plant; returns (controller, entropies, per-step columns)."""
     c = EntropyControl(mode, **{"target_frac": 0.75, "control_from": 50, "clip_high": 0.2, "coef": 0.0, **kw})
     h, hs, cols = h0, [], []
@@ -31,8 +34,17 @@ def simulate(mode, steps=300, h0=0.67, **kw):
         k = c.knobs(s)
         hs.append(h)
         cols.append(c.observe(s, h))
-        h = plant(h, k)
+        h = plant(h, k, g_clip)
     return c, np.array(hs), cols
+
+
+def pi_clip_knobs(u, span=0.25, eps_min=0.02, eps_max=0.5, detach_max=0.5, base=0.2):
+    """pi_clip's split as its docstring states it, written out independently (both bounds at 0.2)."""
+    s = min(max(u / span, -1), 1)
+    hi = base + s * (eps_max - base) if s >= 0 else base + (-s) * (eps_min - base)
+    lo = base + s * (eps_min - base) if s >= 0 else base + (-s) * (eps_max - base)
+    d = np.sign(u) * detach_max * max(abs(u) - span, 0) / (1 - span) if span < 1 else 0.0
+    return hi, lo, d
 
 
 def settling_after(hs, target, start, tol=0.05):
@@ -52,13 +64,88 @@ def test_each_controller_settles_on_the_plant_within_its_stated_steps(mode):
     settle = settling_after(hs, target, 50)
     assert settle is not None and settle <= CONTROLLERS[mode].settles_within, (mode, settle)
     # before the control start the knobs are the configured ones; the columns say what was applied
-    assert all(col["control/coef"] == 0.0 and col["control/clip_high"] == 0.2 for col in cols[:50])
+    assert all(col["control/coef"] == 0.0 and col["control/clip_high"] == 0.2 and col["control/clip_low"] == 0.2
+               and col["control/detach"] == 0.0 for col in cols[:50])
     assert cols[49]["control/active"] == 0.0 and cols[50]["control/active"] == 1.0
-    knob = "control/clip_high" if mode == "pi_clip" else "control/coef"
+    knob = "control/effort" if mode == "pi_clip" else "control/coef"
     assert len({round(col[knob], 12) for col in cols[50:]}) > 5, "the controller must move its knob"
     # without control the same plant leaves the ±5% band and does not come back
     _, free, _ = simulate("none")
     assert settling_after(free, target, 50) is None and free[-1] < 0.8 * target
+
+
+def test_pi_clip_uses_the_covariance_clip_when_the_clip_bounds_have_no_authority():
+    """tiny-arith's case: the clip bounds do not move entropy at all (g_clip = 0). pi_clip then
+    saturates them and holds the target with the detached share, within its stated steps;
+    where the bounds do have authority (the default plant) it holds it with them alone."""
+    c, hs, cols = simulate("pi_clip", g_clip=0.0, steps=600)
+    settle = settling_after(hs, c.target, 50)
+    assert settle is not None and settle <= CONTROLLERS["pi_clip"].settles_within, settle
+    last = cols[-1]
+    assert last["control/clip_high"] == pytest.approx(0.5) and last["control/clip_low"] == pytest.approx(0.02)
+    assert last["control/detach"] > 0  # detaching entropy-lowering tokens holds it up
+    # in steady state the detached share cancels the drift: G_DETACH·d = DRIFT·target
+    assert last["control/detach"] == pytest.approx(DRIFT * c.target / G_DETACH, rel=0.02)
+    # the knobs are the split of the effort, as stated (an independent recomputation)
+    for col in cols[50:]:
+        hi, lo, d = pi_clip_knobs(col["control/effort"])
+        assert (col["control/clip_high"], col["control/clip_low"], col["control/detach"]) == pytest.approx((hi, lo, d))
+    _, hs_auth, cols_auth = simulate("pi_clip")
+    assert all(col["control/detach"] == 0.0 for col in cols_auth[120:])  # the bounds suffice here
+    # entropy above the target: by default only the clip bounds push it down (the effort stops at
+    # −0.25, no token detached) and the drift does the rest; with bounds (−1, 1) a negative effort
+    # detaches the smallest covariance and gets there sooner
+    c, hs, cols = simulate("pi_clip", g_clip=0.0, h0=0.9, target=0.5, target_frac=0.0, control_from=0)
+    assert min(col["control/effort"] for col in cols) == pytest.approx(-0.25)
+    assert min(col["control/detach"] for col in cols) == 0.0
+    c2, hs2, cols2 = simulate("pi_clip", g_clip=0.0, h0=0.9, target=0.5, target_frac=0.0, control_from=0,
+                              bounds=(-1.0, 1.0))
+    assert min(col["control/detach"] for col in cols2) < 0 and abs(hs2[-1] - 0.5) < 0.025
+    reach = [int(np.argmax(np.asarray(h) <= 0.55)) for h in (hs, hs2)]
+    assert reach[1] < reach[0]
+
+
+def test_pi_clip_bounds_and_trl_mode():
+    with pytest.raises(ValueError, match=r"effort u in \[-1, 1\]"):
+        EntropyControl("pi_clip", target=0.5, bounds=(0.02, 2.0))
+    c = EntropyControl("pi_clip", target=0.5, control_from=0, bounds=(-0.25, 0.25))  # the clip bounds only
+    for s in range(50):
+        c.observe(s, 0.2)
+    k = c.knobs(50)
+    assert c.ctl.u == pytest.approx(0.25) and k.detach == 0.0 and (k.clip_high, k.clip_low) == pytest.approx((0.5, 0.02))
+    # without the covariance clip (TRL) the whole effort range moves the bounds
+    t = EntropyControl("pi_clip", target=0.5, control_from=0, detach=False)
+    t.observe(0, 0.45)
+    u = t.ctl.u
+    assert u == pytest.approx(2 * 0.05 + 0.5 * 0.05)
+    assert (t.knobs(1).clip_high, t.knobs(1).clip_low, t.knobs(1).detach) == pytest.approx(pi_clip_knobs(u, span=1.0))
+
+
+def test_covariance_detach_against_a_naive_choice():
+    """losses.covariance_detach zeroes the loss of the round(|share|·N) free tokens with the
+    largest (share > 0) or smallest (share < 0) covariance, computed here by hand."""
+    from entrodiag.trainer.losses import PolicyBatch, covariance_detach, ppo_clip
+
+    g = torch.Generator().manual_seed(0)
+    logp = -torch.rand(4, 6, generator=g) * 3
+    old = logp + 0.3 * torch.randn(4, 6, generator=g)  # some ratios leave [0.8, 1.2]
+    adv = torch.randn(4, 1, generator=g).expand(4, 6)
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    mask[0, 4:] = False
+    b = PolicyBatch(logp, old, adv, mask, torch.zeros(4, 6))
+    base = ppo_clip(b, 0.2, 0.2)
+    n = int(mask.sum())
+    lm, am = logp[mask].mean(), adv[mask].mean()
+    for share in (0.25, -0.25, 0.0):
+        out = covariance_detach(b, ppo_clip(b, 0.2, 0.2), share)
+        free = [(float((logp[i, j] - lm) * (adv[i, j] - am)), (i, j)) for i in range(4) for j in range(6)
+                if mask[i, j] and not base.selected[i, j]]
+        free.sort(reverse=share > 0)
+        want = {ij for _, ij in free[:round(abs(share) * n)]}
+        got = {(i, j) for i in range(4) for j in range(6) if out.loss[i, j] == 0 and base.loss[i, j] != 0}
+        assert got == want and float(out.stats["detach_frac"]) == pytest.approx(len(want) / n)
+        assert torch.equal(out.selected, base.selected | torch.tensor(
+            [[(i, j) in want for j in range(6)] for i in range(4)]))
 
 
 def test_pi_coef_pushes_entropy_down_with_a_negative_coefficient_and_respects_its_bounds():
@@ -167,20 +254,23 @@ def test_resumed_run_continues_the_controller_exactly(warm_start_cache, tmp_path
     assert state["mode"] == "pi_clip" and state["target"] == 0.6 and state["controller"]["integral"] != 0
     assert main(["train", "--resume", str(part), "--steps", "10", "--no-progress"]) == 0
     cols = ["step", "entropy_mean", "control/target", "control/error", "control/active", "control/clip_high",
-            "control/coef", "control/integral"]
+            "control/clip_low", "control/detach", "control/effort", "control/coef", "control/integral"]
     a, b = (load_run(p).steps.sort("step").select(cols) for p in (full, part))
     assert b["step"].to_list() == list(range(10))
     assert a.equals(b), (a.tail(5), b.tail(5))
     active = a.filter(pl.col("control/active") > 0)
     assert active["step"][0] == 2 and active["control/clip_high"].n_unique() > 1
-    # ε_high = 0.2 + Kp·e + Ki·Σe from the errors logged (an independent recomputation)
+    # effort u = Kp·e + Ki·Σe from the errors logged, and the clip bounds it sets (an independent
+    # recomputation)
     e = a["control/error"].to_numpy()
     for s in range(2, 10):
-        expected = 0.2 + 1 * e[s - 1] + 0.1 * e[1:s].sum()  # within the bounds here
-        assert a["control/clip_high"][s] == pytest.approx(expected), s
+        u = min(max(1 * e[s - 1] + 0.1 * e[1:s].sum(), -1), 1)
+        hi, lo, d = pi_clip_knobs(u)
+        assert a["control/clip_high"][s] == pytest.approx(hi), s
+        assert (a["control/clip_low"][s], a["control/detach"][s]) == pytest.approx((lo, d)), s
     # the analysis reads it back
     summary = control_summary(full)
-    assert summary.mode == "pi_clip" and summary.control_from == 2 and summary.knob == "control/clip_high"
+    assert summary.mode == "pi_clip" and summary.control_from == 2 and summary.knob == "control/effort"
     assert summary.target == 0.6 and summary.band == pytest.approx([0.48, 0.72])
     # and analyze shows a control section, in text and JSON
     capsys.readouterr()
@@ -189,6 +279,25 @@ def test_resumed_run_continues_the_controller_exactly(warm_start_cache, tmp_path
     assert out["control"]["status"] == "ok" and out["control"]["mode"] == "pi_clip"
     assert main(["analyze", str(full)]) == 0
     assert "Entropy control" in capsys.readouterr().out
+
+
+def test_pi_clip_detaches_tokens_in_the_trainer(warm_start_cache, tmp_path):
+    """In the loop: a target far above the entropy drives pi_clip's effort to its bound 1 at
+    once, so ε_high = 0.5, ε_low = 0.02 and half of the valid tokens are detached by covariance;
+    the loss reports the share it actually zeroed (``detach_frac``, every micro-batch and epoch)."""
+    from entrodiag.cli import main
+
+    out = tmp_path / "run"
+    assert main([*FAST[:FAST.index("--entropy-target")], "--entropy-target", "3.0", "--entropy-control-from", "1",
+                 "--steps", "3", "--checkpoint-every", "100", "--no-progress", "--out", str(out)]) == 0
+    s = load_run(out).steps.sort("step")
+    assert s["control/active"].to_list() == [0.0, 1.0, 1.0]
+    assert s["control/effort"].to_list()[1:] == [1.0, 1.0]  # Kp·e alone is > 1 here
+    assert s["control/detach"].to_list() == [0.0, 0.5, 0.5]
+    assert s["control/clip_high"].to_list()[1:] == pytest.approx([0.5, 0.5])
+    assert s["control/clip_low"].to_list() == pytest.approx([0.2, 0.02, 0.02])
+    frac = s["detach_frac"].to_list()
+    assert frac[0] is None and frac[1:] == pytest.approx([0.5, 0.5], abs=0.01)
 
 
 @pytest.fixture

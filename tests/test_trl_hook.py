@@ -165,7 +165,7 @@ def test_version_check():
             check_trl_version(bad)
 
 
-def _tiny_trainer(run_dir=None, recorder=None, reward=None, steps=1, **extra):
+def _tiny_trainer(run_dir=None, recorder=None, reward=None, steps=1, config=None, **extra):
     """A 1-layer Llama GRPO trainer on the count-on task, built in code (no download)."""
     import torch
     from datasets import Dataset
@@ -186,11 +186,11 @@ def _tiny_trainer(run_dir=None, recorder=None, reward=None, steps=1, **extra):
         eos_token_id=1, bos_token_id=None))
     data = Dataset.from_list([{"prompt": f"{i:02d}="} for i in range(16)])
     renamed = "activation_checkpointing" in GRPOConfig.__dataclass_fields__  # transformers 5
-    args = GRPOConfig(output_dir=str(Path(run_dir or recorder.path).parent / "trl-out"), max_steps=steps,
-                      per_device_train_batch_size=8, num_generations=4, max_completion_length=3,
-                      logging_steps=1, use_cpu=True, bf16=False, report_to="none", save_strategy="no",
-                      disable_tqdm=True,
-                      **{"activation_checkpointing" if renamed else "gradient_checkpointing": False})
+    args = GRPOConfig(**{"output_dir": str(Path(run_dir or recorder.path).parent / "trl-out"), "max_steps": steps,
+                         "per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 3,
+                         "logging_steps": 1, "use_cpu": True, "bf16": False, "report_to": "none",
+                         "save_strategy": "no", "disable_tqdm": True,
+                         "activation_checkpointing" if renamed else "gradient_checkpointing": False, **(config or {})})
     reward = reward or (lambda completions, **_: [float(c[:1] == "1") for c in completions])
     return RecordingGRPOTrainer(model=model, processing_class=tok, reward_funcs=reward, args=args,
                                 train_dataset=data, entrodiag_run_dir=run_dir, entrodiag_recorder=recorder,
@@ -311,7 +311,8 @@ def test_sigterm_saves_trls_checkpoint_and_stops_the_run(tmp_path):
 
 def test_entropy_control_sets_trls_coefficient_and_clip(tmp_path):
     """``entrodiag_entropy_control``: pi_coef drives TRL's own entropy_coef (TRL logs the value it
-    applied, which must equal control/coef), pi_clip its epsilon_high; both follow the PI law."""
+    applied, which must equal control/coef), pi_clip its epsilon_high and epsilon_low (the clip
+    bounds only, over its whole effort range); both follow the PI law."""
     pytest.importorskip("trl")
     args = {"target": 3.0, "control_from": 2, "gains": (0.5, 0.1)}  # a random 13-token model: H < 3
     trainer = _tiny_trainer(run_dir=tmp_path / "coef", steps=3, entrodiag_entropy_control="pi_coef",
@@ -331,11 +332,61 @@ def test_entropy_control_sets_trls_coefficient_and_clip(tmp_path):
                             entrodiag_control_args={"target": 3.0, "control_from": 2})
     trainer.train()
     s = load_run(tmp_path / "clip").steps.sort("step")
-    clip, err = s["control/clip_high"].to_list(), s["control/error"].to_list()
+    clip, low, err = s["control/clip_high"].to_list(), s["control/clip_low"].to_list(), s["control/error"].to_list()
     kp, ki = trainer._ed_control.ctl.gains
-    assert clip[0] == 0.2 and clip[1] == pytest.approx(min(0.2 + kp * err[0] + ki * err[0], 2.0))
-    assert clip[2] == pytest.approx(min(0.2 + kp * err[1] + ki * (err[0] + err[1]), 2.0))
-    assert trainer.epsilon_high == pytest.approx(clip[2])  # the last batch's, set on TRL
+    assert clip[0] == 0.2 and low[0] == 0.2 and s["control/detach"].to_list() == [0.0] * 3
+    for i, u in ((1, kp * err[0] + ki * err[0]), (2, kp * err[1] + ki * (err[0] + err[1]))):
+        u = min(max(u, -1.0), 1.0)  # no covariance clip in TRL: the effort spans the bounds' whole range
+        assert s["control/effort"][i] == pytest.approx(u)
+        assert clip[i] == pytest.approx(0.2 + u * (0.5 - 0.2) if u >= 0 else 0.2 - u * (0.02 - 0.2))
+        assert low[i] == pytest.approx(0.2 + u * (0.02 - 0.2) if u >= 0 else 0.2 - u * (0.5 - 0.2))
+    assert trainer.epsilon_high == pytest.approx(clip[2]) and trainer.epsilon_low == pytest.approx(low[2])
+    from entrodiag.trainer.controllers import EntropyControl
+
+    with pytest.raises(ValueError, match="detach=False"):  # TRL cannot apply the covariance clip
+        trainer._ed_make_control(EntropyControl("pi_clip", target=1.0), {})
     trainer.use_adaptive_entropy = True  # TRL's own adaptive coefficient is on
     with pytest.raises(ValueError, match="both set the entropy coefficient"):
         trainer._ed_make_control("pi_coef", {"target": 1.0})
+
+
+def test_entropy_control_resumes_from_a_trl_checkpoint_exactly(tmp_path):
+    """The controller's state goes into TRL's checkpoint (``entrodiag_control.json``) and
+    ``train(resume_from_checkpoint=...)`` restores it: the state saved after step 3 is the
+    uninterrupted run's state after step 3, bit for bit; the resumed run continues the integrator
+    from it (integral = saved + error, exactly) and logs the uninterrupted run's coefficient and
+    integral at steps 4-6 (TRL's resume itself is not bit-exact on the entropy: ~1e-6 nats), and
+    ends in its controller state."""
+    pytest.importorskip("trl")
+    from entrodiag.hooks.trl import CONTROL_FILE
+
+    gains = (0.1, 0.05)  # unsaturated here (the coefficient stays below 0.3): the integral is Σ error
+    ctl = {"entrodiag_entropy_control": "pi_coef",
+           "entrodiag_control_args": {"target": 3.0, "control_from": 2, "gains": gains}}
+    save = {"save_strategy": "steps", "save_steps": 3}
+    full = _tiny_trainer(run_dir=tmp_path / "full" / "run", steps=6, config=save, **ctl)
+    full.train()
+    part = _tiny_trainer(run_dir=tmp_path / "part" / "run", steps=3, config=save, **ctl)
+    part.train()
+    ckpt = tmp_path / "part" / "trl-out" / "checkpoint-3"
+    saved = json.loads((ckpt / CONTROL_FILE).read_text())
+    assert saved == json.loads((tmp_path / "full" / "trl-out" / "checkpoint-3" / CONTROL_FILE).read_text())
+    assert saved == part._ed_control.state_dict() and saved["controller"]["integral"] != 0
+    # a fresh trainer (a new process in real life): its controller starts from zero until restored
+    resumed = _tiny_trainer(run_dir=tmp_path / "part" / "resumed", steps=6, config=save, **ctl)
+    assert resumed._ed_control.ctl.integral == 0
+    resumed.train(resume_from_checkpoint=str(ckpt))
+    cols = ["step", "entropy_mean", "control/error", "control/coef", "control/integral", "control/active"]
+    a = load_run(tmp_path / "full" / "run").steps.sort("step").select(cols)
+    b = load_run(tmp_path / "part" / "resumed").steps.sort("step").select(cols)
+    assert b["step"].to_list() == [4, 5, 6] and b["control/active"].to_list() == [1.0] * 3
+    err, integral, coef = (b[c].to_list() for c in ("control/error", "control/integral", "control/coef"))
+    assert integral[0] == saved["controller"]["integral"] + err[0]  # continued, not restarted
+    assert integral[1] == integral[0] + err[1]
+    assert coef[0] == pytest.approx(gains[0] * saved["last_error"] + gains[1] * saved["controller"]["integral"])
+    assert coef[1] == pytest.approx(gains[0] * err[0] + gains[1] * integral[0])
+    for name in cols[1:]:
+        assert b[name].to_list() == pytest.approx(a[name].to_list()[3:], rel=1e-5), name
+    sa, sb = full._ed_control.state_dict(), resumed._ed_control.state_dict()
+    assert sb["controller"] == pytest.approx(sa["controller"], rel=1e-5)
+    assert (sb["mode"], sb["target"], sb["control_from"]) == (sa["mode"], sa["target"], sa["control_from"])

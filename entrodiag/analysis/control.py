@@ -2,7 +2,7 @@
 
 Reads the step columns the controllers log (``entrodiag.trainer.controllers``: ``control/target``,
 ``control/band_low``/``band_high``, ``control/active``, ``control/coef``, ``control/clip_high``,
-``control/error``) next to ``entropy_mean``, the rollout entropy the controller saw. An uncontrolled
+``control/clip_low``, ``control/detach``, ``control/effort``, ``control/error``) next to ``entropy_mean``, the rollout entropy the controller saw. An uncontrolled
 run with a target (``entropy_control = "none"``) logs the same columns, so its time in band is
 measured against the same band.
 
@@ -30,8 +30,10 @@ import polars as pl
 from ._common import AnalysisError, RunLike, as_run, clean
 
 COLUMNS = ("control/target", "control/band_low", "control/band_high", "control/active", "control/coef",
-           "control/clip_high", "control/error", "control/integral")
-KNOBS = {"pi_coef": "control/coef", "adaptive_coef": "control/coef", "pi_clip": "control/clip_high"}
+           "control/clip_high", "control/clip_low", "control/detach", "control/effort", "control/error",
+           "control/integral")
+#: The column of each controller's output (pi_clip's effort u sets the clip bounds and the detached share).
+KNOBS = {"pi_coef": "control/coef", "adaptive_coef": "control/coef", "pi_clip": "control/effort"}
 
 
 def band_stats(steps: np.ndarray, entropy: np.ndarray, target: float, band: tuple[float, float], start: int,
@@ -88,7 +90,7 @@ class ControlSummary:
 
     mode: str
     knob: str | None
-    """The step column of the controlled knob (``control/coef`` or ``control/clip_high``)."""
+    """The step column of the controller's output (``control/coef``, or ``control/effort`` for pi_clip)."""
     target: float
     band: list[float]
     control_from: int

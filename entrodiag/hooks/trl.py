@@ -139,8 +139,9 @@ def _build_class():
             entrodiag_meta: more run.json fields (``task=...``, ``intervention=...``).
             entrodiag_entropy_control: an entropy controller (``entrodiag.trainer.controllers``):
                 ``pi_coef`` or ``adaptive_coef`` set TRL's entropy-bonus coefficient
-                (``self.entropy_coef``, bonus switched on), ``pi_clip`` sets ``self.epsilon_high``,
-                before each generation batch, from the token-mean entropy of the previous one
+                (``self.entropy_coef``, bonus switched on), ``pi_clip`` sets ``self.epsilon_high``
+                and ``self.epsilon_low`` (its clip bounds only: TRL's loss has no covariance clip,
+                so the whole effort range moves the bounds), before each generation batch, from the token-mean entropy of the previous one
                 (all processes); ``none`` only measures. Or a ready ``EntropyControl``. Its state
                 is logged as ``control/*`` step columns and saved in TRL's checkpoints
                 (``entrodiag_control.json``), so ``train(resume_from_checkpoint=...)`` continues it.
@@ -317,9 +318,13 @@ def _build_class():
 
             if isinstance(control, str):
                 control = EntropyControl(control, clip_high=float(self.epsilon_high),
+                                         clip_low=float(self.epsilon_low), detach=False,
                                          coef=float(getattr(self, "entropy_coef", 0.0) or 0.0), **args)
             elif not isinstance(control, EntropyControl):
                 raise TypeError("entrodiag_entropy_control must be a controller name or an EntropyControl")
+            if getattr(control.ctl, "detach", False):
+                raise ValueError("pi_clip through TRL can set only the clip bounds (TRL's loss has no covariance "
+                                 "clip): build it as EntropyControl('pi_clip', ..., detach=False), or pass the name")
             if control.ctl.acts_on == "coef":
                 if not hasattr(self, "_entropy_bonus_enabled"):
                     raise ValueError(f"{control.mode} sets TRL's entropy_coef, which this TRL version lacks "
@@ -335,8 +340,8 @@ def _build_class():
             knobs = self._ed_control.knobs(step)
             if self._ed_control.ctl.acts_on == "coef":
                 self.entropy_coef = knobs.coef
-            elif self._ed_control.ctl.acts_on == "clip_high":
-                self.epsilon_high = knobs.clip_high
+            elif self._ed_control.ctl.acts_on == "clip":
+                self.epsilon_high, self.epsilon_low = knobs.clip_high, knobs.clip_low
 
         def _ed_open(self, resume: bool) -> Recorder:
             kw = dict(self._ed_recorder_kwargs)

@@ -437,11 +437,23 @@ def plot_control(ax: Axes, knob_ax: Axes, control: pl.DataFrame, summary: dict) 
     _steps_axis(ax, False)
     knob = summary.get("knob")
     if knob and knob in control.columns:
-        name = {"control/coef": "entropy-bonus coefficient α", "control/clip_high": "upper clip bound ε_high"}[knob]
-        knob_ax.plot(steps, control[knob].to_numpy(), color=COLORS["clip_high"], drawstyle="steps-post")
+        name = {"control/coef": "entropy-bonus coefficient α", "control/clip_high": "upper clip bound ε_high",
+                "control/effort": "clip effort u"}[knob]
+        knob_ax.plot(steps, control[knob].to_numpy(), color=COLORS["clip_high"], drawstyle="steps-post",
+                     label=name)
         knob_ax.axhline(0, color=COLORS["grid"], linewidth=0.8)
         knob_ax.set_title(f"Controller output: {name}")
         knob_ax.set_ylabel(name.split(" ")[-1])
+        if knob == "control/effort":  # pi_clip: what the effort set (clip bounds, then the detached share)
+            from ..trainer.controllers import PIClip
+
+            knob_ax.axhspan(-PIClip.CLIP_SPAN, PIClip.CLIP_SPAN, color=COLORS["grid"], alpha=0.25, linewidth=0)
+            for col, label, style in (("control/clip_high", "ε_high", "--"), ("control/clip_low", "ε_low", ":"),
+                                      ("control/detach", "detached share", "-.")):
+                if col in control.columns:
+                    knob_ax.plot(steps, control[col].to_numpy(), color=COLORS["muted"], linestyle=style,
+                                 linewidth=0.9, drawstyle="steps-post", label=label)
+            _legend(knob_ax, loc="upper left")
     elif "control/error" in control.columns:
         knob_ax.plot(steps, control["control/error"].to_numpy(), color=COLORS["muted"])
         knob_ax.axhline(0, color=COLORS["grid"], linewidth=0.8)

@@ -81,7 +81,7 @@ class TrainConfig:
 
     # --- closed-loop entropy control (entrodiag.trainer.controllers)
     entropy_control: str = "none"
-    """Entropy controller: none, adaptive_coef (TRL's adaptive entropy coefficient), pi_coef (PI on the entropy-bonus coefficient) or pi_clip (PI on the upper clip bound); all but none need a target."""
+    """Entropy controller: none, adaptive_coef (TRL's adaptive entropy coefficient), pi_coef (PI on the entropy-bonus coefficient) or pi_clip (PI on the clipping: both PPO clip bounds, then, when they saturate, the share of tokens detached by covariance as in Clip-Cov); all but none need a target."""
     entropy_target: float = 0.0
     """Entropy target in nats (token mean of the rollouts); 0 = none (see entropy_target_frac)."""
     entropy_target_frac: float = 0.0
@@ -93,7 +93,7 @@ class TrainConfig:
     control_gains: str = ""
     """Controller gains: KP,KI for pi_coef/pi_clip, DELTA for adaptive_coef; empty: the controller's defaults."""
     control_bounds: str = ""
-    """LOW,HIGH bounds of the controlled knob (the coefficient or epsilon_high); empty: the controller's defaults."""
+    """LOW,HIGH bounds of the controller's output (the coefficient; for pi_clip its effort in [-1, 1], e.g. -0.25,0.25 = the clip bounds only); empty: the controller's defaults."""
 
     # --- evaluation, recording, checkpoints
     eval_every: int = 20

@@ -1,25 +1,27 @@
 """Closed-loop entropy control, registered by name: each controller is one small class.
 
 A controller sees the rollout entropy of each step (the token mean over every valid response
-token, all ranks) and sets the two knobs that move entropy in the next step: the entropy-bonus
-coefficient α (the loss gets −α·H_t per token, with gradient; α < 0 is an entropy penalty) and
-the PPO clip's upper bound ε_high (clip-higher: tokens clipped at the high side lower entropy,
-Park et al. 2025, so a larger ε_high lets entropy last). The error is ``e = target − H``:
-positive when entropy is below the target.
+token, all ranks) and sets the knobs that move entropy in the next step (:class:`Knobs`): the
+entropy-bonus coefficient α (the loss gets −α·H_t per token, with gradient; α < 0 is an entropy
+penalty), the PPO clip bounds ε_low and ε_high, and the share of tokens whose gradient is
+detached by batch covariance (Clip-Cov style). The error is ``e = target − H``: positive when
+entropy is below the target.
 
 The target is ``entropy_target`` nats, or ``entropy_target_frac`` × the mean entropy of the first
 10 steps (known from step 10 on). The controller acts from ``entropy_control_from`` on (and never
-before the target is known); before that both knobs keep their configured values. Its state is a
+before the target is known); before that every knob keeps its configured value. Its state is a
 dict of floats (:meth:`EntropyControl.state_dict`) stored in every checkpoint, so a resumed run
 continues exactly. Per step it logs the step columns ``control/target``, ``control/band_low``,
 ``control/band_high``, ``control/error``, ``control/active``, ``control/coef``,
-``control/clip_high`` and ``control/integral`` (the knobs as applied in that step's update).
+``control/clip_high``, ``control/clip_low``, ``control/detach`` and ``control/integral`` (the
+knobs as applied in that step's update), and ``pi_clip`` its output ``control/effort``.
 
 ``none`` with a target only measures (so plain GRPO's time in band can be compared).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,10 +39,16 @@ class Knobs:
     """Entropy-bonus coefficient α (loss −α·H_t); 0 = no bonus term."""
     clip_high: float
     """Upper PPO clip bound ε_high."""
+    clip_low: float = 0.2
+    """Lower PPO clip bound ε_low."""
+    detach: float = 0.0
+    """Signed share of the valid tokens whose loss is zeroed (gradient detached) by batch
+    covariance (``losses.covariance_detach``): > 0 those with the largest covariance (their
+    updates lower entropy), < 0 those with the smallest (their updates raise it); 0 = none."""
 
 
 class Controller:
-    """One control law. Subclasses set ``acts_on`` (``coef``, ``clip_high`` or ``""``), their
+    """One control law. Subclasses set ``acts_on`` (``coef``, ``clip`` or ``""``), their
     default ``gains`` and ``bounds``, and implement :meth:`update`. ``self.u`` is the knob's
     value; ``self.integral`` the PI integrator (unused by the others)."""
 
@@ -49,7 +57,8 @@ class Controller:
     default_bounds: tuple[float, float] = (-math.inf, math.inf)
     #: Steps after the control start within which, with its default gains, the controller holds
     #: entropy within ±5% of the target for good on the synthetic plant of
-    #: tests/test_entropy_control.py (ΔH = −0.003·H + 0.1·α + 0.01·(ε_high − 0.2) per step).
+    #: tests/test_entropy_control.py (ΔH = −0.003·H + 0.1·α + 0.01·(ε_high − 0.2) + 0.01·(0.2 − ε_low)
+    #: + 0.05·detach per step; for ``pi_clip`` also on the same plant with clip bounds of no effect).
     settles_within = 0
 
     def __init__(self, u0: float, gains: tuple[float, ...] = (), bounds: tuple[float, float] | None = None):
@@ -171,15 +180,85 @@ class PICoef(_PI):
 
 @register_controller("pi_clip")
 class PIClip(_PI):
-    """PI on the upper clip bound ε_high (clip-higher style, DAPO; Park et al. 2025: clipping at
-    the high side lowers entropy, so a larger ε_high raises it, a smaller one lowers it). Needs no
-    entropy gradient. Gains (Kp, Ki) in ε per nat; u0 is the configured ``clip_high``; bounds
-    [0.02, 2.0]."""
+    """PI on the clipping, with no entropy gradient: one output, the *effort* u ∈ [−1, 1]
+    (``control/effort``), split over two actuators in range order (split-range control).
 
-    acts_on = "clip_high"
-    default_gains = (2.0, 0.2)
-    default_bounds = (0.02, 2.0)
-    settles_within = 90
+    1. ``|u| ≤ CLIP_SPAN`` (0.25) moves both PPO clip bounds. Clipping at the high side lowers
+       entropy and clipping at the low side raises it (Park et al. 2025): the tokens that reach a
+       bound first are the low-probability ones, whose logit moves most; a high-side clip stops a
+       rare token with A > 0 from growing (an entropy-raising update), a low-side clip stops a rare
+       token with A < 0 from shrinking further (an entropy-lowering one). So u > 0 raises ε_high
+       toward ``EPS_MAX`` (0.5; clip-higher, DAPO) and tightens ε_low toward ``EPS_MIN`` (0.02);
+       u < 0 does the opposite. This is the least intrusive knob (it only touches tokens whose
+       ratio has left the trust region), but it has authority only when the ratio moves: not at
+       all in an on-policy epoch (r = 1), little when Adam's steps are small. On tiny-arith, where
+       the first of 2 epochs is on-policy, 2.4% of tokens clip even at ε = 0.02 and ε_high 0.02
+       and 2.0 give the same entropy curve (benchmarks/README.md).
+    2. When the bounds saturate (``|u| > CLIP_SPAN``), the rest of the effort sets the covariance
+       clip: a share ``sign(u)·DETACH_MAX·(|u| − CLIP_SPAN)/(1 − CLIP_SPAN)`` (``DETACH_MAX`` 0.5)
+       of the valid tokens not already ratio-clipped get their loss zeroed, gradient detached,
+       as in Clip-Cov (Cui et al. 2025), chosen by the batch covariance (log π − mean)·(A − mean)
+       instead of at random: entropy moves by −Cov(log π, A) (their Theorem 2), so with u > 0 the
+       tokens with the largest covariance (confident tokens reinforced, rare ones pushed down:
+       the updates that lower entropy) are detached, and with u < 0 those with the smallest (the
+       updates that raise it). It acts in every epoch, on-policy ones included, so it keeps
+       authority where the ratio clip has none, and the share is a direct dose of the
+       entropy-lowering force removed, not an ε whose effect depends on how far ratios move,
+       so its authority scales with the drift it opposes.
+
+    By default u ≥ −0.25 (bounds ``(-0.25, 1)``): entropy above the target is lowered through the
+    clip bounds only, and otherwise left to GRPO's own downward drift. Detaching the tokens with
+    the smallest covariance (u < −0.25) lowers entropy fast, but they are the rare tokens that a
+    positive advantage is teaching: on tiny-arith a probe with bounds (−1, 1) detached 40% of
+    them at the control start and the batch reward fell from 0.25 to 0.04 within 30 steps
+    (benchmarks/README.md). ``--control-bounds -1,1`` allows it.
+
+    Unlike ``pi_coef`` it never adds an entropy-gradient term, and with small efforts it changes
+    nothing but the clip bounds; the issue's "acting on the upper clip bound" became this (both
+    bounds, then the covariance clip) because the upper bound alone could not hold the band.
+    Through TRL's drop-in, which exposes only ε_low/ε_high, it runs with ``detach=False``: the
+    whole effort range then moves the clip bounds (segment 1 stretched to |u| ≤ 1).
+
+    Gains (Kp, Ki) in effort per nat of error, (2, 0.5): a 0.1-nat error asks for 0.2 of effort
+    at once and integrates 0.05 per step, so the clip segment is crossed within a few steps when
+    the bounds cannot hold entropy. On tiny-arith (seed 0, 250 steps) both (2, 0.5) and (4, 1)
+    held the band on ≥ 98% of steps 100-249 with a detached share of 0.05-0.28. Bounds: the
+    range of u, within [−1, 1] (``-0.25,0.25`` keeps it to the clip bounds, ``0,1`` lets it only
+    raise entropy)."""
+
+    acts_on = "clip"
+    default_gains = (2.0, 0.5)
+    default_bounds = (-0.25, 1.0)
+    settles_within = 120
+    CLIP_SPAN = 0.25
+    EPS_MIN, EPS_MAX = 0.02, 0.5
+    DETACH_MAX = 0.5
+
+    def __init__(self, u0: float = 0.0, gains: tuple[float, ...] = (), bounds: tuple[float, float] | None = None,
+                 *, detach: bool = True):
+        super().__init__(0.0, gains, bounds)  # the effort starts at 0: the configured clip bounds
+        if self.lo < -1.0 or self.hi > 1.0:
+            raise ValueError(f"pi_clip's bounds are on its effort u in [-1, 1] (|u| <= {self.CLIP_SPAN}: the clip "
+                             f"bounds, beyond: the detached share), got {self.lo}, {self.hi}")
+        self.detach = bool(detach)
+
+    def split(self, base: Knobs, u: float | None = None) -> Knobs:
+        """The knobs for effort ``u`` (default: the current one) around the configured ``base``."""
+        u = self.u if u is None else u
+        span = self.CLIP_SPAN if self.detach else 1.0
+        s = min(max(u / span, -1.0), 1.0)
+        hi_up, lo_down = max(base.clip_high, self.EPS_MAX), min(base.clip_low, self.EPS_MIN)
+        hi_down, lo_up = min(base.clip_high, self.EPS_MIN), max(base.clip_low, self.EPS_MAX)
+        if s >= 0:
+            clip_high = base.clip_high + s * (hi_up - base.clip_high)
+            clip_low = base.clip_low + s * (lo_down - base.clip_low)
+        else:
+            clip_high = base.clip_high - s * (hi_down - base.clip_high)
+            clip_low = base.clip_low - s * (lo_up - base.clip_low)
+        detach = 0.0
+        if self.detach and abs(u) > span:
+            detach = math.copysign(self.DETACH_MAX * (abs(u) - span) / (1.0 - span), u)
+        return Knobs(coef=base.coef, clip_high=clip_high, clip_low=clip_low, detach=detach)
 
 
 def parse_pair(text: str, what: str) -> tuple[float, float] | None:
@@ -216,15 +295,17 @@ class EntropyControl:
     with the step's rollout entropy.
 
     Example:
-        >>> c = EntropyControl("pi_clip", target=0.5, control_from=0, clip_high=0.2, coef=0.0)
-        >>> cols = c.observe(0, 0.4)        # entropy 0.1 below the target: ε_high rises
-        >>> round(c.knobs(1).clip_high, 3)  # 0.2 + Kp·0.1 + Ki·0.1 with (Kp, Ki) = (2, 0.2)
-        0.42
+        >>> c = EntropyControl("pi_clip", target=0.5, control_from=0, clip_high=0.2, clip_low=0.2)
+        >>> cols = c.observe(0, 0.45)       # 0.05 below the target: effort Kp·0.05 + Ki·0.05 = 0.125
+        >>> k = c.knobs(1)                  # half the clip span: each bound half way to its limit
+        >>> round(k.clip_high, 3), round(k.clip_low, 3), k.detach
+        (0.35, 0.11, 0.0)
     """
 
     def __init__(self, mode: str, *, target: float = 0.0, target_frac: float = 0.0,
                  band: tuple[float, float] | None = None, control_from: int = 0, clip_high: float = 0.2,
-                 coef: float = 0.0, gains: tuple[float, ...] = (), bounds: tuple[float, float] | None = None) -> None:
+                 coef: float = 0.0, gains: tuple[float, ...] = (), bounds: tuple[float, float] | None = None,
+                 clip_low: float = 0.2, detach: bool = True) -> None:
         if mode not in CONTROLLERS:
             raise ValueError(f"entropy_control {mode!r} is not one of {', '.join(CONTROLLERS)}")
         if target and target_frac:
@@ -234,9 +315,12 @@ class EntropyControl:
         self.mode, self.frac, self.control_from = mode, float(target_frac), int(control_from)
         self.target = float(target) if target else math.nan
         self.band_arg = band
-        self.base = Knobs(coef=coef, clip_high=clip_high)
+        self.base = Knobs(coef=coef, clip_high=clip_high, clip_low=clip_low)
         cls = CONTROLLERS[mode]
-        self.ctl = cls({"coef": coef, "clip_high": clip_high}.get(cls.acts_on, 0.0), gains, bounds)
+        if cls is PIClip:  # ``detach``: False where the covariance clip cannot be applied (TRL)
+            self.ctl: Controller = PIClip(0.0, gains, bounds, detach=detach)
+        else:
+            self.ctl = cls(coef if cls.acts_on == "coef" else 0.0, gains, bounds)
         self.baseline: list[float] = []  # entropies of the first BASELINE_STEPS steps (for target_frac)
         self.last_error = math.nan
 
@@ -255,21 +339,21 @@ class EntropyControl:
         return self.mode != "none" and step >= self.control_from and not math.isnan(self.target)
 
     def knobs(self, step: int) -> Knobs:
-        """The coefficient and ε_high for the update of ``step``."""
+        """The knobs for the update of ``step``."""
         if not self.active(step):
             return self.base
         c = self.ctl
         if c.acts_on == "coef":
-            return Knobs(coef=c.applied(), clip_high=self.base.clip_high)
-        if c.acts_on == "clip_high":
-            return Knobs(coef=self.base.coef, clip_high=c.u)
+            return dataclasses.replace(self.base, coef=c.applied())
+        if isinstance(c, PIClip):
+            return c.split(self.base)
         return self.base
 
     def observe(self, step: int, entropy: float) -> dict[str, float]:
         """Feed the rollout entropy of ``step`` (its update done); returns that step's columns
         (the knobs it used, its error) and updates the controller for the next step."""
         entropy = float(entropy)
-        used, was_active = self.knobs(step), self.active(step)
+        used, was_active, effort = self.knobs(step), self.active(step), self.ctl.u
         if self.frac and math.isnan(self.target):  # the first 10 steps seen (TRL counts from 1)
             self.baseline.append(entropy)
             if len(self.baseline) == BASELINE_STEPS:
@@ -281,12 +365,15 @@ class EntropyControl:
         if not self.measuring:
             return {}
         lo, hi = self.band if not math.isnan(self.target) else (math.nan, math.nan)
-        return {
+        cols = {
             "control/target": self.target, "control/band_low": lo, "control/band_high": hi,
             "control/error": error, "control/active": float(was_active),
-            "control/coef": used.coef, "control/clip_high": used.clip_high,
-            "control/integral": self.ctl.integral,
+            "control/coef": used.coef, "control/clip_high": used.clip_high, "control/clip_low": used.clip_low,
+            "control/detach": used.detach, "control/integral": self.ctl.integral,
         }
+        if isinstance(self.ctl, PIClip):
+            cols["control/effort"] = effort if was_active else 0.0
+        return cols
 
     def hand_over(self, new: EntropyControl, from_step: int) -> EntropyControl:
         """``new`` taking over from ``from_step`` on (``--on-collapse``), with this one's target."""
@@ -315,7 +402,7 @@ def from_config(cfg, mode: str | None = None) -> EntropyControl:
     return EntropyControl(
         mode or cfg.entropy_control, target=cfg.entropy_target, target_frac=cfg.entropy_target_frac,
         band=parse_pair(cfg.entropy_band, "entropy_band"), control_from=cfg.entropy_control_from,
-        clip_high=cfg.clip_higher if cfg.intervention == "clip_higher" else cfg.clip_high,
+        clip_high=cfg.clip_higher if cfg.intervention == "clip_higher" else cfg.clip_high, clip_low=cfg.clip_low,
         coef=cfg.entropy_coef if cfg.intervention == "entropy_bonus" else 0.0,
         gains=parse_gains(cfg.control_gains), bounds=parse_pair(cfg.control_bounds, "control_bounds"),
     )

@@ -32,7 +32,7 @@ from .checkpoint import list_checkpoints, load_trainer_state, save_checkpoint
 from .config import TrainConfig
 from .controllers import CONTROLLERS, Knobs, from_config
 from .forward import response_logits
-from .losses import LOSSES, NEEDS_ENTROPY_GRAD, PolicyBatch
+from .losses import LOSSES, NEEDS_ENTROPY_GRAD, PolicyBatch, covariance_detach
 from .model import load_policy, n_params
 from .rollout import Prompts, decode_responses, encode_prompts, generate, score
 from .tasks import make_task
@@ -230,11 +230,13 @@ class Trainer:
 
     def update(self, prompts: Prompts, roll, adv: torch.Tensor, knobs: Knobs | None = None) -> dict[str, float]:
         """``epochs`` optimizer passes over the batch; ``knobs`` (from the entropy controller) set
-        the entropy-bonus coefficient (a −coef·H_t term on top of any loss) and ε_high."""
+        the entropy-bonus coefficient (a −coef·H_t term on top of any loss), the clip bounds and the
+        share of tokens detached by covariance (``losses.covariance_detach``, pi_clip)."""
         cfg = self.cfg
         if knobs is not None and knobs != self.control.base:
             cfg = dataclasses.replace(cfg, clip_high=knobs.clip_high, clip_higher=knobs.clip_high,
-                                      entropy_coef=knobs.coef)
+                                      clip_low=knobs.clip_low, entropy_coef=knobs.coef)
+        detach = knobs.detach if knobs is not None else 0.0  # pi_clip's covariance clip
         bonus = knobs.coef if knobs is not None and self.intervention != "entropy_bonus" else 0.0
         self.model.train()
         loss_fn = LOSSES[self.intervention]
@@ -261,6 +263,8 @@ class Trainer:
                     batch = PolicyBatch(logp, roll.old_logp[sl], adv[sl, None].expand_as(logp), roll.mask[sl],
                                         roll.entropy[sl], entropy)
                     out = loss_fn(batch, cfg)
+                    if detach:
+                        out = covariance_detach(batch, out, detach)
                     loss_tok = out.loss
                     if bonus:  # the controlled entropy bonus, as in losses.entropy_bonus
                         loss_tok = torch.where(roll.mask[sl], loss_tok - bonus * entropy, 0.0)

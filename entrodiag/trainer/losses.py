@@ -136,6 +136,29 @@ def clip_cov(b: PolicyBatch, cfg) -> LossOut:
     return out
 
 
+def covariance_detach(b: PolicyBatch, out: LossOut, share: float) -> LossOut:
+    """Zero the loss (detach the gradient) of round(|share|·N) of the N valid tokens, chosen by
+    :func:`batch_covariance` among those the loss has not already selected (ratio-clipped):
+    the largest covariance when ``share`` > 0, the smallest when < 0. ``pi_clip``'s covariance
+    clip: Clip-Cov's detaching, with a top-k choice instead of a random one inside a window, so
+    the share is a monotone dose (entropy moves by −Cov(log π, A), Cui et al. 2025). Adds the
+    statistic ``detach_frac``; ``out.selected`` becomes the union."""
+    n_valid = int(b.mask.sum())
+    k = min(int(round(abs(share) * n_valid)), n_valid)
+    free = b.mask if out.selected is None else b.mask & ~out.selected
+    cov = batch_covariance(b)
+    cov = torch.where(free, cov if share > 0 else -cov, float("-inf")).flatten()
+    k = min(k, int(free.sum()))
+    chosen = torch.zeros(b.mask.numel(), dtype=torch.bool, device=b.mask.device)
+    if k > 0:
+        chosen[torch.topk(cov, k).indices] = True
+    chosen = chosen.view_as(b.mask)
+    out.loss = torch.where(chosen, 0.0, out.loss)
+    out.stats["detach_frac"] = _frac(chosen, b.mask)
+    out.selected = chosen if out.selected is None else out.selected | chosen
+    return out
+
+
 @register_policy_loss("kl_cov")
 def kl_cov(b: PolicyBatch, cfg) -> LossOut:
     """KL-Cov (Cui et al. 2025; verl ``compute_policy_loss_kl_cov``): no ratio clipping, loss
