@@ -446,7 +446,8 @@ def control_pages(d: ReportData) -> list[Page]:
     c = d.section("control")
     note = ("No controller acted (entropy_control none): the run is measured against the target and band it was "
             "given; the dotted line is the configured control start." if c["mode"] == "none" else
-            "The controller sets the entropy-bonus coefficient or the upper clip bound from the error "
+            "The controller sets the entropy-bonus coefficient, or (pi_clip) an effort u that moves both clip bounds "
+            "(|u| ≤ 0.25, shaded) and then the share of tokens detached by covariance, from the error "
             "target − entropy of each step (entrodiag.trainer.controllers); the dotted line is where it starts acting.")
     page = Page("Entropy control", note)
     text_h = 1.6
