@@ -139,12 +139,15 @@ def heatmap_figure(dist: dict) -> go.Figure | None:
     return fig
 
 
-KNOB_NAMES = {"control/coef": "entropy-bonus coefficient α", "control/clip_high": "upper clip bound ε_high"}
+KNOB_NAMES = {"control/coef": "entropy-bonus coefficient α", "control/clip_high": "upper clip bound ε_high",
+              "control/effort": "clip effort u"}
+#: What pi_clip's effort sets, drawn beside it (|u| <= 0.25: the clip bounds; beyond: the detached share).
+EFFORT_PARTS = {"control/clip_high": "ε_high", "control/clip_low": "ε_low", "control/detach": "detached share"}
 
 
 def control_figure(steps: pl.DataFrame, c: dict) -> go.Figure:
     """Entropy against the target and its band, and the controller's output (the knob it sets)."""
-    df = steps.group_by("step").agg(pl.col("entropy_mean").mean(), *[pl.col(k).mean() for k in KNOB_NAMES
+    df = steps.group_by("step").agg(pl.col("entropy_mean").mean(), *[pl.col(k).mean() for k in {**KNOB_NAMES, **EFFORT_PARTS}
                                                                      if k in steps.columns]).sort("step")
     x = df["step"].to_list()
     knob = c.get("knob") if c.get("knob") in df.columns else None
@@ -159,6 +162,12 @@ def control_figure(steps: pl.DataFrame, c: dict) -> go.Figure:
     if knob:
         fig.add_trace(go.Scatter(x=x, y=df[knob].to_list(), mode="lines", name=KNOB_NAMES[knob],
                                  line={"color": "#b03030", "shape": "hv"}), row=2, col=1)
+    if knob == "control/effort":
+        fig.add_hrect(y0=-0.25, y1=0.25, fillcolor="rgba(128,128,128,0.12)", line_width=0, row=2, col=1)
+        for col, name in EFFORT_PARTS.items():
+            if col in df.columns:
+                fig.add_trace(go.Scatter(x=x, y=df[col].to_list(), mode="lines", name=name,
+                                         line={"color": "gray", "width": 1, "dash": "dot", "shape": "hv"}), row=2, col=1)
     for row in (1, 2):
         fig.add_vline(x=c["control_from"], line={"color": "gray", "dash": "dot"}, row=row, col=1)
     fig.update_layout(height=460, margin={"t": 40, "b": 30, "l": 50, "r": 10}, hovermode="x unified",
