@@ -3,8 +3,9 @@
 Reads the step columns the controllers log (``entrodiag.trainer.controllers``: ``control/target``,
 ``control/band_low``/``band_high``, ``control/active``, ``control/coef``, ``control/clip_high``,
 ``control/clip_low``, ``control/detach``, ``control/effort``, ``control/error``) next to
-``entropy_mean``, the rollout entropy the controller saw. An uncontrolled run with a target (``entropy_control = "none"``) logs the same columns, so its time in band is
-measured against the same band.
+``entropy_mean``, the rollout entropy the controller saw. An uncontrolled run with a target
+(``entropy_control = "none"``) logs the same columns, so its time in band is measured against the
+same band.
 
 Definitions (raw per-step entropy, no smoothing), from the control start s0 (the first step the
 controller acted, or, for ``none``, the configured ``entropy_control_from``):
