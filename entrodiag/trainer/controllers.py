@@ -242,6 +242,11 @@ class PIClip(_PI):
                              f"bounds, beyond: the detached share), got {self.lo}, {self.hi}")
         self.detach = bool(detach)
 
+    def load_state_dict(self, d: dict[str, float]) -> None:
+        super().load_state_dict(d)
+        # a checkpoint of the first pi_clip (whose state was ε_high itself, up to 2.0) stays in range
+        self.u = min(max(self.u, self.lo), self.hi)
+
     def split(self, base: Knobs, u: float | None = None) -> Knobs:
         """The knobs for effort ``u`` (default: the current one) around the configured ``base``."""
         u = self.u if u is None else u
