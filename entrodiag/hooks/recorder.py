@@ -108,7 +108,10 @@ class Recorder:
     """Records per-token entropy dynamics of a training loop into a run directory.
 
     Args:
-        run_dir: the run directory to create (``resume=True`` appends to an existing one).
+        run_dir: the run directory to create (``resume=True`` appends to an existing one): a
+            local path or an object-store URL (``s3://bucket/runs/a``, ``gs://...``,
+            ``file://...``; credentials and endpoint from the standard environment). On an object
+            store each part file is one whole object, written once (``entrodiag.store.writer``).
         config: free dict stored in run.json (the loop's hyper-parameters).
         source: ``builtin`` | ``trl`` | ``custom`` | ``probe``.
         token_sample: responses per step (and rank) whose token, sample and span rows are kept:

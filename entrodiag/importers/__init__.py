@@ -71,7 +71,7 @@ class ImportFailure(ValueError):
 class ImportReport:
     """What ``import_run`` did."""
 
-    run_dir: Path
+    run_dir: Path | str  # a local folder, or the URL of one on an object store
     source: Path
     format: str
     steps: int
@@ -398,7 +398,8 @@ def import_run(
 
     Args:
         source: a log file or folder (see the module docstring for the formats).
-        out: the run directory to create (must not hold a run).
+        out: the run directory to create (must not hold a run): a local path or an object-store
+            URL (``s3://bucket/runs/x``, ``gs://...``), each file written as one whole object.
         format: one of ``FORMATS``, or ``auto``.
         mapping: ``{logged column: field}`` or ``["column=field", ...]``; field is a step column
             (``entropy_mean``, ``reward_mean``, ...), an evaluation name (``val/accuracy``),
@@ -430,8 +431,10 @@ def import_run(
     for col, target in user_map.items():
         if target in RESERVED_TARGETS:
             raise ImportFailure(f"mapping {col}={target}: {target!r} cannot be mapped to")
-    out = Path(out)
-    if (out / RUN_JSON).exists():
+    from ..store.location import check_store, run_path
+
+    out = run_path(out)  # a local folder, or an object-store URL (s3://, gs://)
+    if check_store(out).child(RUN_JSON).exists():
         raise FileExistsError(f"{out} already holds a run (run.json exists); choose a new --out")
     if log_every is not None and log_every < 1:
         raise ImportFailure(f"--log-every must be a positive number of steps, got {log_every}")

@@ -165,3 +165,34 @@ def locate(location: str | os.PathLike | Location) -> Location:
         raise LocationError(f"{url}: cannot open this object store ({e}); check the URL and the "
                             "credentials/endpoint in the environment (AWS_*, GOOGLE_*)") from None
     return Location(url, fs, fs_path.rstrip("/"))
+
+
+def run_path(location: str | os.PathLike) -> Path | str:
+    """How to hold a run location given by a user: a ``Path`` for a local folder (``file://``
+    URLs included), the URL text for an object store."""
+    if not is_url(location):
+        return Path(location)
+    loc = locate(location)
+    return loc.local_path if loc.is_local else loc.url
+
+
+def check_store(location: str | os.PathLike | Location) -> Location:
+    """The ``Location`` of ``location``, after checking that its object store answers and its
+    bucket exists (a local location is returned as it is). Raises ``LocationError`` with the
+    reason, so a run that cannot be written fails at once with one line, not at its first write."""
+    loc = locate(location)
+    if loc.is_local:
+        return loc
+    bucket = loc.fs_path.split("/", 1)[0]
+    scheme = loc.url.split("://", 1)[0]
+    try:
+        found = loc.fs.get_file_info(bucket).type != pafs.FileType.NotFound
+    except OSError as e:
+        raise LocationError(f"{loc.url}: the object store cannot be reached or refused the request "
+                            f"({' '.join(str(e).split())}); check the endpoint and credentials in the environment "
+                            "(AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+                            "GOOGLE_APPLICATION_CREDENTIALS, ...)") from None
+    if not found:
+        raise LocationError(f"{loc.url}: the bucket {scheme}://{bucket} does not exist (or these credentials "
+                            "cannot see it); create it first")
+    return loc

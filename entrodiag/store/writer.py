@@ -1,16 +1,37 @@
-"""Crash-safe writer of a run directory.
+"""Crash-safe writer of a run directory (a local folder or an object-store URL).
 
-Rows are buffered per table and written as whole Parquet part files by one background thread:
-each part goes to a hidden temporary name in its table folder, is fsynced, then renamed into
-place with ``os.replace`` (and the folder fsynced), so a reader never sees half a file and a
-crash loses at most the rows not yet flushed. Rank 0 owns ``run.json`` and refreshes its
-heartbeat; other ranks only write their own part files.
+Rows are buffered per table and written as whole Parquet part files by one background thread,
+so a reader never sees half a file and a crash loses at most the rows not yet flushed. Rank 0
+owns ``run.json`` and refreshes its heartbeat; other ranks only write their own part files.
+
+Local folders: each part goes to a hidden temporary name in its table folder, is fsynced, then
+renamed into place with ``os.replace`` (and the folder fsynced); run.json likewise.
+
+Object stores (``s3://``, ``gs://``; see ``entrodiag.store.location``): there is no rename, so
+each part is serialised to bytes in memory and written once under its final name
+(``put_object``); the store makes an object visible only when its upload completes, whole.
+What differs from a local folder:
+
+- no fsync and no temporary files: an object is durable once its PUT returns, and absent
+  (nothing to clean up) if the writer dies before that;
+- run.json and its heartbeat are whole-object overwrites: a reader sees the previous version or
+  the new one; only rank 0 writes it, so the last writer wins only against a second process
+  wrongly writing the same run (``resume`` while the first still runs);
+- listing is what the store's listing returns: S3 and GCS list a new object as soon as its PUT
+  has returned (strong read-after-write), S3-compatible stores may list it a moment later; a
+  reader then simply sees the part on its next read;
+- part names never collide across ranks (each rank writes only ``part-r<rank>-*``), and one
+  rank's sequence numbers continue after its existing parts (listed at start);
+- an unreachable store mid-run (network, credentials expiring, a deleted bucket) makes writes
+  fail: each failure is logged and counted in ``errors`` and the rows kept for the next flush,
+  as for a full disk; the run goes on.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import json
 import logging
 import os
@@ -27,6 +48,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .location import Location, LocationError, is_url, locate
 from .schema import (
     CORE_TYPES, EVENT_KINDS, OUTSIDE_RANK, PART_GLOB, RUN_JSON, SCHEMA, TABLES, parse_part_name, part_name,
 )
@@ -76,6 +98,31 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def put_object(location: Location, write: Callable[[BinaryIO], object]) -> None:
+    """Write the file or object ``location`` whole or not at all. Local: ``write_atomic``
+    (temporary file, fsync, rename). Object store: ``write(f)`` fills an in-memory buffer, which
+    is then written in one upload under the final name (an object appears only once complete)."""
+    if location.is_local:
+        write_atomic(location.local_path, write)
+        return
+    buf = io.BytesIO()
+    write(buf)
+    location.write_bytes(buf.getvalue())
+
+
+def put_json(location: Location, data: dict) -> None:
+    """Write ``data`` as JSON to ``location`` whole (``write_json_atomic`` on a local folder)."""
+    if location.is_local:
+        write_json_atomic(location.local_path, data)
+    else:
+        location.write_bytes(json.dumps(data, indent=2, sort_keys=True, default=str).encode("utf-8"))
+
+
+def one_line(e: BaseException) -> str:
+    """An exception's message on one line (pyarrow's store errors can span several)."""
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _fsync_dir(path: Path) -> None:
@@ -139,19 +186,28 @@ def event_row(
     }
 
 
-def write_events(run_dir: str | os.PathLike, rows: list[Rows], *, rank: int = OUTSIDE_RANK) -> Path | None:
+def write_events(run_dir: str | os.PathLike, rows: list[Rows], *, rank: int = OUTSIDE_RANK) -> Path | str | None:
     """Write ``rows`` (each from ``event_row``) as one whole part file of ``<run>/events/``, for a
-    process that does not own the run's writer (``entrodiag watch``). Atomic like every part file;
-    the sequence number is the time in microseconds, so two watchers never collide."""
+    process that does not own the run's writer (``entrodiag watch``). Atomic like every part file
+    (one whole object on an object store); the sequence number is the time in microseconds, so
+    two watchers never collide. Returns the part's path (its URL on an object store)."""
     if not rows:
         return None
     data = pa.concat_tables([to_arrow("events", r) for r in rows])
-    folder = Path(run_dir) / "events"
-    folder.mkdir(exist_ok=True)
+    if not is_url(run_dir):
+        folder = Path(run_dir) / "events"
+        folder.mkdir(exist_ok=True)
+        seq = time.time_ns() // 1000
+        while (folder / part_name(rank, seq)).exists():
+            seq += 1
+        return write_atomic(folder / part_name(rank, seq), lambda f: pq.write_table(data, f, compression="zstd"))
+    folder = locate(run_dir).child("events")
     seq = time.time_ns() // 1000
-    while (folder / part_name(rank, seq)).exists():
+    while folder.child(part_name(rank, seq)).exists():
         seq += 1
-    return write_atomic(folder / part_name(rank, seq), lambda f: pq.write_table(data, f, compression="zstd"))
+    target = folder.child(part_name(rank, seq))
+    put_object(target, lambda f: pq.write_table(data, f, compression="zstd"))
+    return target.local_path if target.is_local else target.url
 
 
 class RunWriter:
@@ -176,7 +232,13 @@ class RunWriter:
     ) -> None:
         if flush_rows < 1 or flush_interval_s <= 0 or heartbeat_s <= 0:
             raise ValueError("flush_rows, flush_interval_s and heartbeat_s must be positive")
-        self.path = Path(run_dir)
+        #: where the run lives: its filesystem (local or object store) and path
+        self.location = locate(run_dir)
+        #: the run directory as given: a ``Path`` for a local folder, the URL text for an object store
+        self.path: Path | str = (
+            (Path(run_dir) if not is_url(run_dir) else self.location.local_path) if self.location.is_local
+            else self.location.url
+        )
         self.rank = int(rank)
         self.flush_rows = int(flush_rows)
         self.flush_interval_s = float(flush_interval_s)
@@ -185,14 +247,26 @@ class RunWriter:
         self.dropped_rows = 0
         self._closed = False
         self._meta: dict | None = None
-        self.path.mkdir(parents=True, exist_ok=True)
-        if self.rank == 0:
-            self._meta = self._open_meta(meta or {}, resume)
-        for t in TABLES:
-            (self.path / t).mkdir(exist_ok=True)
-            for stale in (self.path / t).glob(f".part-r{self.rank:05d}-*.tmp"):
-                stale.unlink(missing_ok=True)  # a temporary part of this rank's writer that crashed
-        self._seq = self._next_seq()
+        if self.location.is_local:
+            self.path.mkdir(parents=True, exist_ok=True)
+            if self.rank == 0:
+                self._meta = self._open_meta(meta or {}, resume)
+            for t in TABLES:
+                (self.path / t).mkdir(exist_ok=True)
+                for stale in (self.path / t).glob(f".part-r{self.rank:05d}-*.tmp"):
+                    stale.unlink(missing_ok=True)  # a temporary part of this rank's writer that crashed
+            self._seq = self._next_seq()
+        else:  # an object store: no folders to make, no temporary files to clean up
+            try:
+                if self.rank == 0:
+                    self._meta = self._open_meta(meta or {}, resume)
+                self._seq = self._next_seq()
+            except OSError as e:
+                raise LocationError(
+                    f"{self.path}: cannot write the run there ({one_line(e)}); check that the bucket exists and "
+                    "the credentials/endpoint in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+                    "AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS, ...)"
+                ) from None
         self._buffers: dict[str, list[pa.Table]] = {t: [] for t in TABLES}
         self._buffered: dict[str, int] = {t: 0 for t in TABLES}
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
@@ -240,20 +314,21 @@ class RunWriter:
         self._queue.put(item)
 
     def _open_meta(self, meta: dict, resume: bool) -> dict:
-        path = self.path / RUN_JSON
+        path = self.location.child(RUN_JSON)
         if path.exists():
             if not resume:
                 raise FileExistsError(
                     f"{self.path} already holds a run (run.json exists); choose a new directory "
                     "or pass resume=True to append to it"
                 )
-            old = json.loads(path.read_text(encoding="utf-8"))
+            old = json.loads(path.read_text())
             merged = {**old, **meta, "run_id": old.get("run_id"), "created": old.get("created")}
             merged["resumed"] = [*old.get("resumed", []), now_iso()]
         else:
             merged = {
                 "schema": SCHEMA,
-                "run_id": meta.get("run_id") or self.path.resolve().name,
+                "run_id": meta.get("run_id") or (
+                    self.path.resolve().name if self.location.is_local else self.location.name),
                 "created": now_iso(),
                 **{k: v for k, v in meta.items() if k != "run_id"},
             }
@@ -261,17 +336,16 @@ class RunWriter:
             status="running", heartbeat=time.time(), heartbeat_interval_s=self.heartbeat_s,
             pid=os.getpid(), host=socket.gethostname(),
         )
-        write_json_atomic(path, merged)
+        put_json(path, merged)
         return merged
 
     def _next_seq(self) -> int:
         """One past the highest sequence number of this rank's parts (compacted ones included)."""
-        seqs = [
-            ids[2]
-            for t in TABLES
-            for p in (self.path / t).glob(PART_GLOB)
-            if (ids := parse_part_name(p.name)) and ids[0] == self.rank
-        ]
+        if self.location.is_local:
+            names = [p.name for t in TABLES for p in (self.path / t).glob(PART_GLOB)]
+        else:
+            names = [i.base_name for t in TABLES for i in self.location.child(t).list()]
+        seqs = [ids[2] for name in names if (ids := parse_part_name(name)) and ids[0] == self.rank]
         return max(seqs, default=-1) + 1
 
     def _run(self) -> None:
@@ -340,13 +414,12 @@ class RunWriter:
 
     def _write(self, table: str) -> None:
         parts = self._buffers[table]
-        folder = self.path / table
-        name = part_name(self.rank, self._seq)
+        target = self.location.child(table, part_name(self.rank, self._seq))
         try:
             data = pa.concat_tables(parts, promote_options="permissive")
-            write_atomic(folder / name, lambda f: pq.write_table(data, f, compression="zstd"))
+            put_object(target, lambda f: pq.write_table(data, f, compression="zstd"))
         except Exception:
-            self._count_error(f"entrodiag writer: could not write {folder / name}; will retry")
+            self._count_error(f"entrodiag writer: could not write {target}; will retry")
             # keep the rows for the next attempt, but never more than 20 flushes' worth
             while self._buffered[table] > 20 * self.flush_rows and len(parts) > 1:
                 dropped = parts.pop(0)
@@ -358,10 +431,11 @@ class RunWriter:
         self._buffered[table] = 0
 
     def _write_meta(self) -> None:
+        target = self.location.child(RUN_JSON)
         try:
-            write_json_atomic(self.path / RUN_JSON, self._meta)
+            put_json(target, self._meta)
         except Exception:
-            self._count_error(f"entrodiag writer: could not update {self.path / RUN_JSON}")
+            self._count_error(f"entrodiag writer: could not update {target}")
 
     def _count_error(self, message: str) -> None:
         self.errors += 1
@@ -387,18 +461,23 @@ class RunWriter:
             self._write_meta()
 
 
-def truncate_run(run_dir: str | Path, after_step: int) -> int:
+def truncate_run(run_dir: str | os.PathLike, after_step: int) -> int:
     """Remove every row with ``step > after_step`` from a run's part files (for a resume from
     the checkpoint of ``after_step``, so no step is recorded twice). Each changed part is
-    rewritten atomically, or deleted when nothing is left; unreadable parts are left alone (the
-    reader skips them). Returns the number of rows removed. Call it while no writer is open."""
+    rewritten atomically (a whole-object overwrite on an object store), or deleted when nothing
+    is left; unreadable parts are left alone (the reader skips them). Returns the number of rows
+    removed. Call it while no writer is open."""
     import pyarrow.compute as pc
 
+    run = locate(run_dir)
     removed = 0
     for table in TABLES:
-        for part in sorted((Path(run_dir) / table).glob(PART_GLOB)):
+        folder = run.child(table)
+        names = sorted(i.base_name for i in folder.list() if parse_part_name(i.base_name))
+        for name in names:
+            part = folder.child(name)
             try:
-                data = pq.read_table(part)
+                data = pq.read_table(pa.BufferReader(part.read_bytes()))
             except Exception:
                 log.warning("entrodiag: %s is unreadable; left as it is", part)
                 continue
@@ -407,8 +486,9 @@ def truncate_run(run_dir: str | Path, after_step: int) -> int:
                 continue
             removed += data.num_rows - keep.num_rows
             if keep.num_rows == 0:
-                part.unlink()
+                part.delete()
             else:
-                write_atomic(part, lambda f, keep=keep: pq.write_table(keep, f, compression="zstd"))
-        _fsync_dir(Path(run_dir) / table)
+                put_object(part, lambda f, keep=keep: pq.write_table(keep, f, compression="zstd"))
+        if run.is_local:
+            _fsync_dir(folder.local_path)
     return removed

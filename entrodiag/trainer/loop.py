@@ -27,8 +27,9 @@ import torch
 from ..hooks.recorder import Recorder
 from ..hooks.signals import GracefulStop, TrainingStopped, signal_name
 from ..metrics import group_advantages
+from ..store.location import LocationError, check_store, locate, run_path
 from ..store.writer import truncate_run
-from .checkpoint import list_checkpoints, load_trainer_state, save_checkpoint
+from .checkpoint import list_checkpoints, load_trainer_state, local_policy, save_checkpoint
 from .config import TrainConfig
 from .controllers import CONTROLLERS, Knobs, from_config
 from .forward import response_logits
@@ -98,13 +99,18 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
                  log=print, handle_signals: bool = True) -> None:
-        self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.cfg, self.progress = cfg, progress
+        self.out: Path | str = run_path(out)  # a local folder, or an object-store URL (s3://, gs://)
         self.handle_signals = handle_signals
         self.failed_checkpoints: list[dict] = []
         self.device = _device(cfg)
         self.rank, self.world = _setup_distributed(self.device)
         self.log = log if self.rank == 0 else (lambda *a, **k: None)
-        if not resume and (self.out / "run.json").exists():
+        try:
+            taken = check_store(self.out).child("run.json").exists()
+        except LocationError as e:
+            raise TrainingError(str(e)) from None
+        if not resume and taken:
             raise TrainingError(f"{self.out} already holds a run: pass a new --out, or --resume {self.out}")
         if cfg.prompts_per_step % self.world:
             raise TrainingError(f"prompts_per_step ({cfg.prompts_per_step}) must divide among {self.world} ranks")
@@ -125,7 +131,8 @@ class Trainer:
             if not found:
                 raise TrainingError(f"{self.out} has no complete checkpoint to resume from")
             self.start, ckpt = found[-1][0] + 1, found[-1][1]
-            self.model, self.tok = self._load(ckpt)
+            with local_policy(ckpt) as folder:
+                self.model, self.tok = self._load(folder)
         elif cfg.model == "tiny":
             if self.rank != 0:  # rank 0 trains (or finds) the cached warm start; the others read it
                 torch.distributed.barrier()
@@ -190,7 +197,7 @@ class Trainer:
             if resume:  # flags raised before the checkpoint are not new (no second stop, switch or alert)
                 self.watcher.poll(emit=False)
         if resume and self.rank == 0:  # failures of checkpoints before the resume point stay on record
-            earlier = json.loads((self.out / "run.json").read_text(encoding="utf-8")).get("failed_checkpoints") or []
+            earlier = json.loads(locate(self.out).child("run.json").read_text()).get("failed_checkpoints") or []
             self.failed_checkpoints = [f for f in earlier if isinstance(f, dict) and f.get("step", 0) < self.start]
 
     def _load(self, path):
@@ -324,7 +331,7 @@ class Trainer:
         return result
 
     # --- the loop -------------------------------------------------------------------------
-    def run(self) -> Path:
+    def run(self) -> Path | str:
         """Train from ``self.start`` to ``cfg.steps``; returns the run directory.
 
         Raises:
@@ -534,9 +541,10 @@ def _add(d: dict[str, float], key: str, value: float) -> None:
 
 
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True, log=print,
-          handle_signals: bool = True) -> Path:
-    """Train ``cfg`` into the run directory ``out`` (``resume=True``: continue it from its last
-    checkpoint). Returns the run directory.
+          handle_signals: bool = True) -> Path | str:
+    """Train ``cfg`` into the run directory ``out``, a local path or an object-store URL
+    (``s3://bucket/runs/a``; checkpoints go there too) (``resume=True``: continue it from its last
+    checkpoint). Returns the run directory (a ``Path``, or the URL).
 
     With ``handle_signals`` (from the main thread), SIGTERM or SIGINT stops training gracefully:
     the step in progress is finished (or abandoned when its update has not started), the last
@@ -555,7 +563,16 @@ def resume_config(out: str | Path, **overrides: Any) -> TrainConfig:
     """The configuration stored in a run's run.json, with ``overrides`` (e.g. more ``steps``)."""
     from ..store.reader import load_run
 
-    meta = load_run(out).meta
+    path = run_path(out)
+    if isinstance(path, str):  # an object store: the configuration is in run.json
+        try:
+            meta = json.loads(locate(path).child("run.json").read_text())
+        except FileNotFoundError:
+            raise TrainingError(f"{out} holds no run (no run.json there)") from None
+        except OSError as e:
+            raise TrainingError(f"{out}: cannot read run.json ({' '.join(str(e).split())})") from None
+    else:
+        meta = load_run(out).meta
     if meta.get("source") != "builtin":
         raise TrainingError(f"{out} was not written by the built-in trainer (source {meta.get('source')!r})")
     return TrainConfig(**{**meta["config"], **{k: v for k, v in overrides.items() if v is not None}})
