@@ -686,10 +686,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     args._console = argv is None  # the console command (it owns the process)
-    from .store.location import LocationError
+    from .store.location import LocationError, is_url
     from .store.reader import RunError
 
     try:
+        if getattr(args, "output", None) and is_url(args.output):  # never a local folder named "s3:"
+            print(f"entrodiag {args.command}: --output {args.output}: give a local file path (URLs name run "
+                  "directories)", file=sys.stderr)
+            return 2
         return args._run(args)
     except (RunError, LocationError) as e:
         print(f"entrodiag {args.command}: {e}", file=sys.stderr)

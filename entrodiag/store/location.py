@@ -188,10 +188,13 @@ def check_store(location: str | os.PathLike | Location) -> Location:
     try:
         found = loc.fs.get_file_info(bucket).type != pafs.FileType.NotFound
     except OSError as e:
+        hint = ""
+        if scheme == "s3" and not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+            hint = " (no AWS_ACCESS_KEY_ID or AWS_PROFILE is set)"
         raise LocationError(f"{loc.url}: the object store cannot be reached or refused the request "
-                            f"({' '.join(str(e).split())}); check the endpoint and credentials in the environment "
-                            "(AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
-                            "GOOGLE_APPLICATION_CREDENTIALS, ...)") from None
+                            f"({' '.join(str(e).split())}); check the endpoint and credentials in the environment"
+                            f"{hint}: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+                            "GOOGLE_APPLICATION_CREDENTIALS, ...") from None
     if not found:
         raise LocationError(f"{loc.url}: the bucket {scheme}://{bucket} does not exist (or these credentials "
                             "cannot see it); create it first")
