@@ -57,6 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..store.location import locate, run_path
+
 log = logging.getLogger("entrodiag")
 
 #: TRL versions whose GRPOTrainer has the hooks used here (source-checked: 0.20, 0.24, 0.29,
@@ -178,7 +180,7 @@ def _build_class():
                     "entrodiag_recorder=Recorder(...), exactly one of them"
                 )
             main_process = os.environ.get("RANK", "0") == "0"  # before TRL sets up accelerate
-            taken = entrodiag_run_dir is not None and (Path(entrodiag_run_dir) / "run.json").exists()
+            taken = entrodiag_run_dir is not None and locate(entrodiag_run_dir).child("run.json").exists()
             if main_process and taken:
                 raise FileExistsError(
                     f"{entrodiag_run_dir} already holds a run; choose a new entrodiag_run_dir"
@@ -238,8 +240,9 @@ def _build_class():
             return self._ed_watcher
 
         @property
-        def entrodiag_run_dir(self) -> Path | None:
-            return None if self._ed_rec is None else Path(self._ed_rec.path)
+        def entrodiag_run_dir(self) -> Path | str | None:
+            """The run directory: a ``Path``, or the URL of a run on an object store."""
+            return None if self._ed_rec is None else run_path(self._ed_rec.path)
 
         def train(self, *args, **kwargs):
             if self._ed_rec is None and self._ed_owns:  # train() again: append to the same run

@@ -48,7 +48,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .location import Location, LocationError, is_url, locate
+from .location import Location, LocationError, check_store, is_url, locate
 from .schema import (
     CORE_TYPES, EVENT_KINDS, OUTSIDE_RANK, PART_GLOB, RUN_JSON, SCHEMA, TABLES, parse_part_name, part_name,
 )
@@ -257,6 +257,7 @@ class RunWriter:
                     stale.unlink(missing_ok=True)  # a temporary part of this rank's writer that crashed
             self._seq = self._next_seq()
         else:  # an object store: no folders to make, no temporary files to clean up
+            check_store(self.location)  # the store answers and the bucket exists, on every rank
             try:
                 if self.rank == 0:
                     self._meta = self._open_meta(meta or {}, resume)
