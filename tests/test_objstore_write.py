@@ -168,42 +168,56 @@ def test_unusable_urls_are_one_line_errors_from_the_cli(s3_env, url, words, tmp_
     assert list(tmp_path.iterdir()) == [csv]
 
 
-def test_refused_credentials_are_a_one_line_error(tmp_path, monkeypatch, capsys):
-    proc, endpoint = start_moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})  # a server that checks them
-    try:
-        for k, v in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "nobody", "AWS_SECRET_ACCESS_KEY": "wrong",
-                     "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}.items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.chdir(tmp_path)
-        csv = tmp_path / "log.csv"
-        csv.write_text("step,entropy\n1,0.5\n")
-        for argv in (["import", str(csv), "--out", "s3://some-bucket/runs/a"],
-                     ["train", "--preset", "tiny-arith-test", "--out", "s3://some-bucket/runs/a"]):
-            assert main(argv) == 2
-            err = capsys.readouterr().err
-            assert "ACCESS_DENIED" in err and "credentials" in err and len(err.strip().splitlines()) == 1, err
-            assert "Traceback" not in err
-    finally:
-        stop_moto_server(proc)
+def _one_line_error(argv: list[str], capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
 
 
-def test_unreachable_store_without_credentials_is_a_one_line_error(tmp_path, monkeypatch, capsys):
-    """Nothing listens at the endpoint and no keys are set: the message says both (the AWS SDK
-    retries for a few seconds first)."""
-    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(k, raising=False)
-    for k, v in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}", "AWS_REGION": "us-east-1",
-                 "AWS_EC2_METADATA_DISABLED": "true", "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-                 "AWS_CONFIG_FILE": str(tmp_path / "none")}.items():
+@pytest.fixture(scope="module")
+def auth_server():
+    """A moto server that checks credentials (moto's default accepts any)."""
+    proc, endpoint = start_moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    yield endpoint
+    stop_moto_server(proc)
+
+
+def test_refused_credentials_are_a_one_line_error(auth_server, tmp_path, monkeypatch, capsys):
+    for k, v in {"AWS_ENDPOINT_URL": auth_server, "AWS_ACCESS_KEY_ID": "nobody", "AWS_SECRET_ACCESS_KEY": "wrong",
+                 "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}.items():
         monkeypatch.setenv(k, v)
     monkeypatch.chdir(tmp_path)
     csv = tmp_path / "log.csv"
     csv.write_text("step,entropy\n1,0.5\n")
-    assert main(["import", str(csv), "--out", "s3://some-bucket/runs/a"]) == 2
-    err = capsys.readouterr().err
-    assert "cannot be reached" in err and "no AWS_ACCESS_KEY_ID or AWS_PROFILE is set" in err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    for argv in (["import", str(csv), "--out", "s3://some-bucket/runs/a"],
+                 ["train", "--preset", "tiny-arith-test", "--out", "s3://some-bucket/runs/a"]):
+        err = _one_line_error(argv, capsys)
+        assert "ACCESS_DENIED" in err and "credentials" in err
+
+
+def test_no_credentials_is_a_one_line_error(auth_server, tmp_path, monkeypatch, capsys):
+    """No keys anywhere: the request goes unsigned and is refused (after the SDK's retries)."""
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in {"AWS_ENDPOINT_URL": auth_server, "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+                 "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)
+    csv = tmp_path / "log.csv"
+    csv.write_text("step,entropy\n1,0.5\n")
+    err = _one_line_error(["import", str(csv), "--out", "s3://some-bucket/runs/a"], capsys)
+    assert "refused the request" in err and "no AWS_ACCESS_KEY_ID or AWS_PROFILE is set" in err
     assert list(tmp_path.iterdir()) == [csv]
+
+
+def test_unreachable_store_is_a_one_line_error(s3_env, tmp_path, monkeypatch, capsys):
+    """Nothing listens at the endpoint (the AWS SDK retries for a few seconds first)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.chdir(tmp_path)
+    err = _one_line_error(["train", "--preset", "tiny-arith-test", "--out", "s3://some-bucket/runs/a"], capsys)
+    assert "cannot be reached" in err and "AWS_ENDPOINT_URL" in err and "no AWS_ACCESS_KEY_ID" not in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_no_command_makes_a_local_folder_named_s3(s3_env, tmp_path, monkeypatch, capsys):
