@@ -128,6 +128,25 @@ def test_write_events_and_truncate_run_on_s3(s3_env, tmp_path):
     assert after.steps["step"].to_list() == [0, 1, 2]
 
 
+def test_framework_attachment_records_and_the_driver_closes_a_run_on_s3(s3_env, tmp_path):
+    """verl/OpenRLHF workers (``StepRecorder``) record into a URL; ``finish_run`` closes it there."""
+    from entrodiag.hooks.integrations.common import StepRecorder, finish_run
+
+    url = f"s3://{s3_env}/runs/ray"
+    ok = dict(token_ids=torch.zeros(2, 3, dtype=torch.long), response_mask=torch.ones(2, 3, dtype=torch.bool),
+              entropy=torch.ones(2, 3), advantages=torch.zeros(2))
+    first = StepRecorder(url, "verl", poll_s=0.05)
+    assert [first.record(**ok), first.record(**ok)] == [1, 2]
+    first.close()
+    rec = StepRecorder(url, "verl", poll_s=0.05)  # the worker restarted on another node: numbering continues
+    assert rec.record(**ok) == 3
+    assert finish_run(url, timeout=20) == "finished"  # the worker noticed the request, closed and acknowledged
+    assert rec.closed and ".closed-r00000" in objects(url)
+    run = load_run(download(url, tmp_path / "ray"))
+    assert run.status == "finished" and run.steps["step"].to_list() == [1, 2, 3]
+    assert "closed_by" not in run.meta  # closed by the worker itself, not written by the driver
+
+
 # ------------------------------------------------------------------------------- failures
 def test_store_gone_mid_run_is_logged_and_counted_not_raised(s3_server, s3_env, caplog):
     url = f"s3://{s3_env}/runs/gone"

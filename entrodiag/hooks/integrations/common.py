@@ -12,6 +12,7 @@ waited for until ``timeout``, and the driver writes the status itself if rank 0 
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import os
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ...store.location import locate, run_path
 
 log = logging.getLogger("entrodiag")
 
@@ -51,7 +54,7 @@ class StepRecorder:
                 f"entrodiag {source} attachment: no run directory; pass one or set ENTRODIAG_RUN_DIR "
                 "(a folder on storage that every worker can reach)"
             )
-        self.run_dir = Path(run_dir)
+        self.run_dir = run_path(run_dir)  # a shared folder, or an object-store URL (s3://, gs://)
         self.source = source
         self.first_step = first_step
         self.poll_s = float(poll_s)
@@ -120,31 +123,36 @@ class StepRecorder:
 
     def _watch(self) -> None:
         """Close when the driver asks (``finish_run``), then acknowledge."""
-        request = self.run_dir / CLOSE_REQUEST
+        request = locate(self.run_dir).child(CLOSE_REQUEST)
         while not self.closed:
             time.sleep(self.poll_s)
             try:
-                req = json.loads(request.read_text(encoding="utf-8"))
+                req = json.loads(request.read_text())
             except (OSError, ValueError):
                 continue
             if float(req.get("time", 0.0)) < self._opened_at:
                 continue  # a request from before this Recorder opened (an earlier, resumed run)
             try:
                 self.close(str(req.get("status", "finished")))
-                (self.run_dir / _ACK.format(rank=self.rec.rank)).write_text(str(time.time()))
+                locate(self.run_dir).child(_ACK.format(rank=self.rec.rank)).write_bytes(str(time.time()).encode())
             except Exception:
                 self.failed("closing on the driver's request")
             return
 
 
-def _last_step(run_dir: Path, rank: int) -> int:
+def _last_step(run_dir: Path | str, rank: int) -> int:
     """The last step ``rank`` recorded in ``run_dir`` (0 when none)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     last = 0
-    for part in (run_dir / "steps").glob(f"part-r{rank:05d}-*.parquet"):
+    folder = locate(run_dir).child("steps")
+    for info in folder.list():
+        if not fnmatch.fnmatch(info.base_name, f"part-r{rank:05d}-*.parquet"):
+            continue
         try:
-            steps = pq.read_table(part, columns=["step"])["step"].to_pylist()
+            steps = pq.read_table(pa.BufferReader(folder.child(info.base_name).read_bytes()),
+                                  columns=["step"])["step"].to_pylist()
         except Exception:
             continue
         last = max([last, *steps])
@@ -165,29 +173,32 @@ def finish_run(run_dir: str | os.PathLike, status: str = "finished", *, timeout:
     """
     from ...store.reader import _writer_alive
     from ...store.schema import RUN_JSON
-    from ...store.writer import now_iso, write_json_atomic
+    from ...store.writer import now_iso, put_json
 
-    run_dir = Path(run_dir)
-    meta_path = run_dir / RUN_JSON
+    run = locate(run_dir)  # a shared folder, or an object-store URL
+    meta_path = run.child(RUN_JSON)
     if not meta_path.exists():
         raise FileNotFoundError(
             f"{run_dir} holds no run.json: no worker recorded there (is ENTRODIAG_RUN_DIR the same "
             "path on the workers, on storage they share with the driver?)"
         )
-    write_json_atomic(run_dir / CLOSE_REQUEST, {"status": status, "time": time.time()})
-    world = int(json.loads(meta_path.read_text(encoding="utf-8")).get("world_size") or 1)
+    put_json(run.child(CLOSE_REQUEST), {"status": status, "time": time.time()})
+    world = int(json.loads(meta_path.read_text()).get("world_size") or 1)
+
+    def acknowledged() -> list[int]:
+        return sorted(int(i.base_name[len(".closed-r"):]) for i in run.list() if i.base_name.startswith(".closed-r"))
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        acks = list(run_dir.glob(".closed-r*"))
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        acks = acknowledged()
+        meta = json.loads(meta_path.read_text())
         if len(acks) >= world or (meta.get("status") == "running" and not _writer_alive(meta)):
             break
         time.sleep(0.2)
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = json.loads(meta_path.read_text())
     if meta.get("status") == "running":
-        acked = sorted(int(p.name[len(".closed-r"):]) for p in run_dir.glob(".closed-r*"))
-        meta.update(status=status, finished=now_iso(), closed_by="driver", ranks_acknowledged=acked)
-        write_json_atomic(meta_path, meta)
+        meta.update(status=status, finished=now_iso(), closed_by="driver", ranks_acknowledged=acknowledged())
+        put_json(meta_path, meta)
     return str(meta["status"])
 
 
