@@ -2,7 +2,8 @@
 the first recorded step, and the driver-side close of a run that several processes write.
 
 Under Ray every actor worker is a process of its own (often on another node). Each one records
-its own rank's part files into one run directory on shared storage; rank 0 owns ``run.json`` and
+its own rank's part files into one run directory on shared storage (a shared folder or an
+object-store URL, ``s3://...``); rank 0 owns ``run.json`` and
 its heartbeat. Ray ends workers without running ``atexit``, so the driver closes the run when
 training ends: ``finish_run(run_dir)`` leaves a close request in the run directory, every worker
 that records there notices it within a second (a small watcher thread), flushes, closes its
