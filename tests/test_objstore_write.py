@@ -27,7 +27,7 @@ from entrodiag.store.location import locate
 from entrodiag.store.schema import TABLES, parse_part_name
 from entrodiag.trainer.checkpoint import COMPLETE, list_checkpoints
 
-from objstore import make_bucket, start_moto_server, stop_moto_server
+from objstore import start_moto_server, stop_moto_server
 
 ROOT = Path(__file__).resolve().parents[1]
 #: columns that hold when a row was written (or how long it took), not what was measured
