@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request

@@ -298,6 +298,7 @@ def test_train_to_s3_equals_a_local_run(local_train, s3_env, tmp_path):
     copy = load_run(download(url, tmp_path / "a"))
     assert copy.status == "finished" and copy.steps["step"].to_list() == [0, 1, 2, 3]
     same_tables(copy, local_train, ("steps", "evals", "tokens", "samples"))
+    same_tables(load_run(url), copy)  # the reader on the URL itself agrees
     assert main(["train", *TRAIN, "--out", url]) == 2  # already holds a run
 
 
