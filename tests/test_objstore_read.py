@@ -367,3 +367,15 @@ def test_a_store_lost_mid_read_is_one_error_not_a_damaged_part(store, monkeypatc
     monkeypatch.undo()
     assert_frame_equal(load_run(url).evals, load_run(SAMPLE_RUN).evals)
     assert not load_run(url).check()
+
+
+def test_watch_records_its_flags_in_the_runs_events_on_the_url(store, capsys):
+    """``watch URL`` (events on) writes the flags it raises as an events part on the store."""
+    url = f"s3://{store['bucket']}/runs/watched"
+    upload(SAMPLE_RUN, url)
+    before = load_run(url).events.height
+    assert main(["watch", url]) == 0
+    flags = [x for x in capsys.readouterr().out.splitlines() if x.startswith("[step ")]
+    events = load_run(url).events
+    assert flags and events.height == before + len(flags)
+    assert all(i.base_name.startswith("part-") for i in locate(f"{url}/events").list())  # whole parts only
