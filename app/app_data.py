@@ -153,7 +153,7 @@ def discover(root: str) -> Discovery:
         if r.run_id in errors:
             entries.append(RunEntry(r.url, r.run_id, "unreadable", errors[r.run_id]))
         else:
-            entries.append(RunEntry(r.url, r.run_id, Run(path=Path(r.url), meta=metas[r.run_id]).status))
+            entries.append(RunEntry(r.url, r.run_id, Run(path=run_path(r.url), meta=metas[r.run_id]).status))
     if not entries:
         return Discovery(root, (), f"{base} holds no entrodiag runs (no run.json in it or in the folders "
                                    f"below it, {MAX_DEPTH} levels deep). A run directory is written by "

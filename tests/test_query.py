@@ -131,9 +131,9 @@ def test_index_reopens_only_changed_runs(root, tmp_path):
     opened = []
     original = RunsIndex._open
 
-    def counting(self, run, tables):
+    def counting(self, run):
         opened.append(run.run_id)
-        return original(self, run, tables)
+        return original(self, run)
 
     sql = "select run_id, count(*) n from steps group by run_id order by run_id"
     with pytest.MonkeyPatch.context() as mp:
@@ -301,8 +301,7 @@ def test_dashboard_runs_table_from_the_index(root, tmp_path, monkeypatch):
     _age(base)
     opened = []
     original = RunsIndex._open
-    monkeypatch.setattr(RunsIndex, "_open", lambda self, run, tables: opened.append(run.run_id) or
-                        original(self, run, tables))
+    monkeypatch.setattr(RunsIndex, "_open", lambda self, run: opened.append(run.run_id) or original(self, run))
     app_data._indexes.clear()
     rows = app_data.runs_overview(str(base))
     assert sorted(opened) == sorted(RUN_IDS) and sorted(rows) == sorted(RUN_IDS)

@@ -50,7 +50,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -214,7 +213,6 @@ class RunsIndex:
         self.progress = progress
         self._runs: list[RunFiles] | None = None
         self._manifest: dict | None = None
-        self._staging: tempfile.TemporaryDirectory | None = None
         self._warned = False
 
     # ------------------------------------------------------------------ listing and manifest
@@ -254,28 +252,9 @@ class RunsIndex:
     def _entry(self, run: RunFiles) -> dict:
         return self._load_manifest()["runs"].setdefault(run.run_id, {"tables": {}, "derived": {}})
 
-    # ------------------------------------------------------------------ opening a run
-    def _open(self, run: RunFiles, tables: Iterable[str]) -> Run:
-        loc = locate(run.url)
-        if loc.is_local:
-            return load_run(loc.local_path)
-        if self._staging is None:
-            self._staging = tempfile.TemporaryDirectory(prefix="entrodiag-index-")
-        local = Path(self._staging.name) / hashlib.sha1(run.url.encode()).hexdigest()[:16]
-        local.mkdir(parents=True, exist_ok=True)
-        (local / RUN_JSON).write_bytes(loc.child(RUN_JSON).read_bytes())
-        for table in tables:
-            (local / table).mkdir(exist_ok=True)
-            for info in loc.child(table).list():
-                if info.type == pafs.FileType.File and parse_part_name(info.base_name):
-                    with loc.fs.open_input_stream(info.path) as f:
-                        (local / table / info.base_name).write_bytes(f.read())
-        return load_run(local)
-
-    def _done_staging(self) -> None:
-        if self._staging is not None:
-            self._staging.cleanup()
-            self._staging = None
+    def _open(self, run: RunFiles) -> Run:
+        """The run itself (a local folder or an object-store URL): the one place the index opens runs."""
+        return load_run(run.url)
 
     # ------------------------------------------------------------------ what callers ask for
     def metas(self) -> dict[str, dict]:
@@ -330,7 +309,6 @@ class RunsIndex:
                 for run, stale in self._bar(todo, "indexing runs"):
                     self._build_tables(run, stale)
             finally:
-                self._done_staging()
                 self._save_manifest()
         out: dict[str, list[Path]] = {t: [] for t in tables}
         for r in self.runs():
@@ -352,7 +330,7 @@ class RunsIndex:
     def _build_tables(self, run: RunFiles, tables: list[str]) -> None:
         entry = self._entry(run)
         try:
-            opened = self._open(run, tables)
+            opened = self._open(run)
         except RunError as e:
             entry["error"] = str(e)
             return
@@ -404,7 +382,7 @@ class RunsIndex:
                     try:
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore")
-                            row = fn(self._open(r, tables))
+                            row = fn(self._open(r))
                     except RunError as e:
                         entry["error"] = str(e)
                         continue
@@ -412,7 +390,6 @@ class RunsIndex:
                         row = {"error": f"{type(e).__name__}: {e}"}
                     entry["derived"][name] = {"key": key, "row": row}
             finally:
-                self._done_staging()
                 self._save_manifest()
         runs = self._load_manifest()["runs"]
         return {r: runs[r]["derived"][name]["row"] for r in metas if name in runs[r].get("derived", {})

@@ -58,7 +58,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from . import values
-from .location import Location, LocationError, is_url, locate
+from . import location
+from .location import Location, LocationError, locate
 from .schema import CORE_TYPES, RUN_JSON, SCHEMA, STEP_COLUMNS, TABLES, parse_part_name
 
 #: A running run whose heartbeat is older than this many heartbeat intervals is interrupted.
@@ -91,14 +92,14 @@ RunPath = Path | Location
 
 
 def run_path(path: str | os.PathLike | Location) -> RunPath:
-    """``path`` as the reader holds it: a ``Path`` for a local folder (``file://`` URLs included),
-    a ``Location`` for an object-store URL. Raises ``LocationError`` for an unusable URL."""
-    if isinstance(path, Path):
-        return path
-    if isinstance(path, Location) or is_url(path):
-        loc = locate(path)
-        return loc.local_path if loc.is_local else loc
-    return Path(path)
+    """``path`` as the reader holds it: ``location.run_path``'s ``Path`` for a local folder
+    (``file://`` URLs included), a ``Location`` for an object-store URL. Raises ``LocationError``
+    for an unusable URL."""
+    held = path if isinstance(path, Location) else location.run_path(path)
+    if isinstance(held, Path):
+        return held
+    loc = locate(held)
+    return loc.local_path if loc.is_local else loc
 
 
 def _unreachable(loc: Location, e: OSError) -> RunError:

@@ -270,7 +270,7 @@ class Trainer:
                     batch = PolicyBatch(logp, roll.old_logp[sl], adv[sl, None].expand_as(logp), roll.mask[sl],
                                         roll.entropy[sl], entropy)
                     out = loss_fn(batch, cfg)
-                    if detach:
+                    if detach or self.control.mode == "pi_clip":  # pi_clip logs detach_frac every step
                         out = covariance_detach(batch, out, detach)
                     loss_tok = out.loss
                     if bonus:  # the controlled entropy bonus, as in losses.entropy_bonus
