@@ -126,15 +126,7 @@ def _find_remote(loc: Location) -> Location:
                   if e.type == _DIRECTORY and (loc / e.base_name / RUN_JSON).is_file()]
     except OSError as e:
         raise _unreachable(loc, e) from None
-    if len(inside) == 1:
-        return inside[0]
-    if inside:
-        names = ", ".join(c.name for c in inside[:5]) + (" ..." if len(inside) > 5 else "")
-        raise RunError(f"{loc} holds {len(inside)} runs ({names}); name one of them")
-    raise RunError(
-        f"{loc} is not an entrodiag run: it has no run.json (a run directory is written by "
-        "entrodiag.Recorder or `entrodiag train`)"
-    )
+    return _the_only_run(loc, inside)
 
 
 def find_run_dir(path: str | os.PathLike | Location) -> RunPath:
@@ -151,14 +143,18 @@ def find_run_dir(path: str | os.PathLike | Location) -> RunPath:
         raise RunError(f"{p} is a file; a run is a directory holding run.json")
     if (p / RUN_JSON).is_file():
         return p
-    inside = sorted(c for c in p.iterdir() if (c / RUN_JSON).is_file())
+    return _the_only_run(p, sorted(c for c in p.iterdir() if (c / RUN_JSON).is_file()))
+
+
+def _the_only_run(folder: RunPath, inside: list) -> RunPath:
+    """The one run among the runs ``inside`` a folder that is not a run itself, else why not."""
     if len(inside) == 1:
         return inside[0]
     if inside:
         names = ", ".join(c.name for c in inside[:5]) + (" ..." if len(inside) > 5 else "")
-        raise RunError(f"{p} holds {len(inside)} runs ({names}); name one of them")
+        raise RunError(f"{folder} holds {len(inside)} runs ({names}); name one of them")
     raise RunError(
-        f"{p} is not an entrodiag run: it has no run.json (a run directory is written by "
+        f"{folder} is not an entrodiag run: it has no run.json (a run directory is written by "
         "entrodiag.Recorder or `entrodiag train`)"
     )
 
