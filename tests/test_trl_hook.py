@@ -345,6 +345,8 @@ def test_entropy_control_sets_trls_coefficient_and_clip(tmp_path):
 
     with pytest.raises(ValueError, match="detach=False"):  # TRL cannot apply the covariance clip
         trainer._ed_make_control(EntropyControl("pi_clip", target=1.0), {})
+    with pytest.raises(ValueError, match="cannot set clip_high, detach"):  # the drop-in sets these itself
+        trainer._ed_make_control("pi_clip", {"target": 1.0, "detach": True, "clip_high": 0.3})
     trainer.use_adaptive_entropy = True  # TRL's own adaptive coefficient is on
     with pytest.raises(ValueError, match="both set the entropy coefficient"):
         trainer._ed_make_control("pi_coef", {"target": 1.0})

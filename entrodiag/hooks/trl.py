@@ -320,6 +320,11 @@ def _build_class():
             from ..trainer.controllers import EntropyControl
 
             if isinstance(control, str):
+                fixed = sorted({"clip_high", "clip_low", "coef", "detach"} & set(args))
+                if fixed:
+                    raise ValueError(f"entrodiag_control_args cannot set {', '.join(fixed)}: the drop-in takes the clip "
+                                     "bounds and the entropy coefficient from TRL's config (epsilon_high, "
+                                     "epsilon_low, entropy_coef), and TRL's loss has no covariance clip to detach")
                 control = EntropyControl(control, clip_high=float(self.epsilon_high),
                                          clip_low=float(self.epsilon_low), detach=False,
                                          coef=float(getattr(self, "entropy_coef", 0.0) or 0.0), **args)
