@@ -202,3 +202,20 @@ def test_follow_with_an_alerts_file(tmp_path, webhook, capsys):
     cfg.write_text(f'[alerts]\nmin_severity = "critical"\n[[alerts.sink]]\ntype = "webhook"\nurl = "{url}"\n')
     assert follow(run.path, alerts_config=cfg) == 0
     assert {a["severity"] for a in handler.received} == {"critical"} and len(handler.received) >= 2
+
+
+def test_status_line_shows_no_ceiling_when_the_law_does_not_fit(tmp_path_factory):
+    """The ceiling is shown only when the law fits (``law_verdict``): evaluations that are noise
+    around a constant (R² near 0) give ``ceiling — (poor fit)``; the healthy run gives its number."""
+    good = Watcher(cached_run(tmp_path_factory, "healthy", **healthy()).path, events=None)
+    good.poll()
+    assert good.status.law_status is None and f"ceiling {good.status.ceiling:.3f}" in good.status.line()
+    noisy = make_run(tmp_path_factory.mktemp("noisy") / "run", **healthy(law=None, evals=lambda u: 0.5 + 0.2 *
+                     np.sin(37 * u)))
+    w = Watcher(noisy.path, events=None)
+    w.poll()
+    from entrodiag.analysis import fit_entropy_law
+
+    assert fit_entropy_law(noisy, n_boot=0).r2 < 0.5  # the premise: the law does not fit this run
+    assert w.status.ceiling is None and w.status.law_status == "poor fit"
+    assert "ceiling — (poor fit)" in w.status.line()

@@ -26,6 +26,7 @@ from ..analysis.collapse import CollapseThresholds, Flag, at_or_above, run_detec
 from ..analysis.forecast import EntropyForecast, forecast_entropy
 from ..analysis.law import fit_entropy_law
 from ..analysis.metric import choose_metric
+from ..analysis.summary import law_verdict
 from ..store.reader import Run, _key, load_run, stat_files
 from ..store.schema import RUN_JSON
 from ..store.writer import event_row, warm_up, write_events
@@ -46,6 +47,7 @@ class WatchStatus:
     metric: str | None = None
     accuracy: float | None = None
     ceiling: float | None = None
+    law_status: str | None = None  # "poor fit" or "not applicable" (law_verdict): no ceiling is shown
     forecast: EntropyForecast | None = None
     active_flags: int = 0
     metric_label: str | None = None  # "validation accuracy", "training reward", ... (choose_metric)
@@ -59,7 +61,7 @@ class WatchStatus:
         if self.metric:
             training = (self.metric_label or "").startswith("training")
             parts.append(f"{self.metric}{f' ({self.metric_label})' if training else ''} {_f(self.accuracy)}")
-        parts.append(f"ceiling {_f(self.ceiling)}")
+        parts.append(f"ceiling — ({self.law_status})" if self.law_status else f"ceiling {_f(self.ceiling)}")
         fc = self.forecast
         if fc is not None:
             if fc.reached_step is not None:
@@ -161,10 +163,10 @@ class Watcher:
             return []
         self._signature = signature
         run = load_run(self.path)
-        flags, _ = run_detectors(run, self.thresholds)
-        flags = at_or_above(flags, self.min_severity)
+        found, _ = run_detectors(run, self.thresholds)
+        flags = at_or_above(found, self.min_severity)
         self.flags = flags
-        self.status = self._status(run, len(flags))
+        self.status = self._status(run, len(flags), [f.kind for f in found])
         step = self.status.step if self.status.step is not None else -1
         new = self._new(flags, step)
         for flag in new if emit else ():
@@ -238,7 +240,7 @@ class Watcher:
         except Exception:
             log.exception("entrodiag watch: could not record an alert event in %s", self.path)
 
-    def _status(self, run: Run, n_flags: int) -> WatchStatus:
+    def _status(self, run: Run, n_flags: int, flag_kinds: list[str]) -> WatchStatus:
         steps = run.steps
         if steps.is_empty():
             return WatchStatus(run_status=run.status)
@@ -250,7 +252,7 @@ class Watcher:
             v = v[np.isfinite(v)]
             return float(trailing_mean(v, self.thresholds.smooth)[-1]) if len(v) else None
 
-        acc = ceiling = fc = choice = None
+        acc = ceiling = law_status = fc = choice = None
         try:
             choice = choose_metric(run, self.metric)
         except AnalysisError:
@@ -263,7 +265,9 @@ class Watcher:
         elif choice is not None:
             acc = recent(metric)
         try:
-            ceiling = fit_entropy_law(run, metric=metric, smooth=self.thresholds.smooth, n_boot=0).ceiling
+            law = fit_entropy_law(run, metric=metric, smooth=self.thresholds.smooth, n_boot=0)
+            verdict = law_verdict({"r2": law.r2, "metric": metric}, flag_kinds)["status"]
+            ceiling, law_status = (law.ceiling, None) if verdict == "fits" else (None, verdict)
         except (AnalysisError, ValueError):
             pass
         try:
@@ -272,8 +276,8 @@ class Watcher:
             pass
         return WatchStatus(
             run_status=run.status, step=int(steps["step"].max()), entropy=recent("entropy_mean"),
-            reward=recent("reward_mean"), metric=metric, accuracy=acc, ceiling=ceiling, forecast=fc,
-            active_flags=n_flags, metric_label=choice.label if choice else None,
+            reward=recent("reward_mean"), metric=metric, accuracy=acc, ceiling=ceiling, law_status=law_status,
+            forecast=fc, active_flags=n_flags, metric_label=choice.label if choice else None,
             metric_reason=choice.reason if choice else None,
         )
 
