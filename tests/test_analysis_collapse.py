@@ -152,3 +152,21 @@ def test_flag_validates_severity():
         Flag("x", "fatal", 0, 1, {}, "")
     f = Flag("x", "info", np.int64(3), 4, {"v": np.float32(0.5), "nan": float("nan")}, "advice")
     assert f.first_step == 3 and f.evidence == {"v": 0.5, "nan": None}
+
+
+@pytest.mark.parametrize("meta, says, never", [
+    ({}, "if the run has an entropy bonus, lower the entropy bonus to 0.005", None),  # cannot tell
+    ({"source": "builtin", "intervention": "none"}, "the run has no entropy bonus, so anchor", "lower the entropy bonus"),
+    ({"source": "builtin", "intervention": "entropy_bonus"}, "lower the entropy bonus to 0.005", "if the run has"),
+    ({"source": "builtin", "entropy_control": "pi_coef"}, "lower the entropy bonus to 0.005", "if the run has"),
+    ({"source": "trl", "config": {"entropy_coef": 0.0}}, "the run has no entropy bonus", "lower the entropy bonus"),
+    ({"source": "verl", "config": {"entropy_coeff": 0.01}}, "lower the entropy bonus to 0.005", "if the run has"),
+])
+def test_explosion_advice_names_the_entropy_bonus_only_where_the_run_may_have_one(runs, meta, says, never):
+    from entrodiag.store.reader import Run
+
+    base = runs["entropy_explosion"]
+    run = Run(path=base.path, meta={**base.meta, "source": "custom", "config": {}, **meta})
+    flag = {f.kind: f for f in detect_collapse(run)}["entropy_explosion"]
+    assert says in flag.advice and "kl_cov (k=2e-3, β=1)" in flag.advice
+    assert never is None or never not in flag.advice

@@ -294,6 +294,29 @@ def _entropy_floor(c: _Ctx) -> Flag | None:
     )
 
 
+def _entropy_bonus(run: Run) -> bool | None:
+    """Whether the run trained with an entropy bonus: True or False when run.json says (the
+    built-in trainer's intervention or a coefficient controller, an explicit ``entropy_coef`` /
+    ``entropy_coeff`` in the config), None when it cannot tell (most imported runs)."""
+    meta = run.meta or {}
+    cfg = meta.get("config") or {}
+    if meta.get("intervention") == "entropy_bonus" or meta.get("entropy_control") in ("pi_coef", "adaptive_coef"):
+        return True
+    if meta.get("source") == "builtin":
+        return False
+    coef = next((cfg[k] for k in ("entropy_coeff", "entropy_coef") if isinstance(cfg.get(k), (int, float))), None)
+    return None if coef is None else coef > 0
+
+
+def _explosion_advice(bonus: bool | None) -> str:
+    anchor = ("anchor the policy with a KL term or kl_cov (k=2e-3, β=1); check clip_low_frac (low-side "
+              "clipping raises entropy) and the learning rate")
+    if bonus is False:
+        return f"the run has no entropy bonus, so {anchor}"
+    lower = "lower the entropy bonus to 0.005 (0.01 made entropy explode) or drop it, and "
+    return lower + anchor if bonus else f"if the run has an entropy bonus, {lower}{anchor}"
+
+
 def _entropy_explosion(c: _Ctx) -> Flag | None:
     steps, h, h0 = c.entropy()
     rsteps, r, scale = c.reward()
@@ -316,9 +339,7 @@ def _entropy_explosion(c: _Ctx) -> Flag | None:
         {"entropy_start": h0, "entropy_low": float(hs[trough[hit[0]]]), "entropy_max": float(hs.max()),
          "max_rise": float(dh[hit].max()), "max_rise_ratio": float(dh[hit].max() / h0),
          "reward_drop": float(dr[hit].min()), "reward_scale": scale},
-        "lower the entropy bonus to 0.005 (0.01 made entropy explode) or drop it, and "
-        "anchor the policy with a KL term or kl_cov (k=2e-3, β=1); check clip_low_frac (low-side "
-        "clipping raises entropy) and the learning rate",
+        _explosion_advice(_entropy_bonus(c.run)),
         f"entropy rose by {dh[hit].max() / h0:.0%} of its start from its low at step {steps[first]} "
         f"while the reward fell by {-dr[hit].min():.3g}",
     )
