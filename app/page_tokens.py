@@ -13,6 +13,8 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from entrodiag.analysis.tokens import shown_token
+
 RANKINGS = {"forking": "forking count", "forking_rate": "forking rate", "mean_entropy": "mean entropy"}
 
 
@@ -28,7 +30,7 @@ def token_label(text: str | None, token_id: int | None) -> str:
     """What a token shows: its text (newlines and tabs made visible), else ``#id``."""
     if text is None:
         return f"#{token_id}"
-    return text.replace("\n", "↵").replace("\t", "⇥") or "∅"
+    return shown_token(text).replace("\n", "↵").replace("\t", "⇥") or "∅"
 
 
 def hover(row: dict) -> str:

@@ -81,3 +81,9 @@ def test_token_analyses_on_a_run_without_token_rows(tmp_path):
     s = hwe_span_stats(run)
     assert s["n_spans"] == 0 and "hwe_token_frac_start" in s
     assert len(entropy_distribution(run)["segments"]) == 5  # histograms cover every token anyway
+
+
+def test_a_space_token_is_shown_not_blank():
+    from entrodiag.analysis.tokens import shown_token
+
+    assert [shown_token(t) for t in (" ", "   ", " the", "a ", "", "\n")] == ["␣", "␣␣␣", " the", "a ", "", "\n"]

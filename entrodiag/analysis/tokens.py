@@ -30,6 +30,12 @@ _LEADERBOARD_SCHEMA = {
 _SORTS = ("forking", "forking_rate", "mean_entropy")
 
 
+def shown_token(text: str) -> str:
+    """A token made only of spaces as one ``␣`` per space, else ``text``: a space is a common
+    forking token, and a blank table cell reads as a missing one."""
+    return "␣" * len(text) if text and not text.strip(" ") else text
+
+
 def forking_leaderboard(
     run: RunLike, *, top: int = 20, min_count: int = 5, by: str = "forking"
 ) -> pl.DataFrame:
@@ -183,4 +189,4 @@ def entropy_distribution(run: RunLike, *, segments: int = 5) -> dict:
     return clean(out)
 
 
-__all__ = ["entropy_distribution", "forking_leaderboard", "hwe_span_stats"]
+__all__ = ["entropy_distribution", "forking_leaderboard", "hwe_span_stats", "shown_token"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..analysis.sources import HINTS, framework, log_hint
+from ..analysis.tokens import shown_token
 from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
 from ..store.values import describe as describe_bad_values
 from .data import ReportData, mechanism_points
@@ -567,7 +568,7 @@ def distribution_pages(d: ReportData) -> list[Page]:
     flow.line("Forking-token leaderboard", size=SIZE["body"], weight="bold")
     flow.line("tokens most often among their step's top 20% by entropy", size=SIZE["tiny"], color=COLORS["muted"])
     if ft.get("status") == "ok":
-        rows = [[visible(r["token"], mono=True, limit=18), str(r["token_id"]), f"{r['count']:,}", f"{r['forking']:,}",
+        rows = [[visible(shown_token(r["token"]), mono=True, limit=18), str(r["token_id"]), f"{r['count']:,}", f"{r['forking']:,}",
                  fmt_pct(r["forking_rate"]), fmt(r["mean_entropy"], ".3f")] for r in ft["rows"]]
         flow.table([Column("token", 1.2, mono=True), Column("id", 0.5, "right"), Column("seen", 0.6, "right"),
                     Column("forking", 0.62, "right"), Column("rate", 0.55, "right"),
