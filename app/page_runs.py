@@ -46,8 +46,8 @@ def run_summary(ctx: app_ui.Context, path: str) -> None:
     run = app_data.open_run(path)
     st.subheader(ctx.name(path))
     st.caption(" · ".join([app_ui.status_badge(run.status), *(app_ui.md(x) for x in (
-        f"source {r.get('source')}", f"model {r.get('model')}",
-        f"task {r.get('task')}", f"intervention {r.get('intervention') or 'none'}",
+        f"source {r.get('source') or '—'}", f"model {r.get('model') or '—'}",
+        f"task {r.get('task') or '—'}", f"intervention {r.get('intervention') or 'none'}",
         f"{r['steps']} steps" + (f" ({r['first_step']}–{r['last_step']})" if r["steps"] else ""),
         ", ".join(f"{k} {v}" for k, v in r["rows"].items())))]))
     dyn = {row["name"]: row for row in s["dynamics"].get("rows", [])}
