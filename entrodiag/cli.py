@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 
@@ -678,10 +679,23 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--control-bounds -1,1`` as ``--control-bounds=-1,1``: argparse takes a value that starts
+    with ``-`` for an option unless it is a plain negative number, so a negative pair or list
+    (or ``-1e-3``) would otherwise be refused."""
+    out: list[str] = []
+    for tok in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and re.match(r"-\.?\d", tok):
+            out[-1] += "=" + tok
+        else:
+            out.append(tok)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     _one_line_warnings()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0

@@ -411,3 +411,17 @@ def test_on_collapse_switches_a_controller_on_in_the_trainer(warm_start_cache, t
     assert run.meta["intervention"] == "none"  # the loss stays
     assert load_trainer_state(list_checkpoints(out)[-1][1])["control"]["mode"] == "pi_coef"
     assert control_summary(out).control_from == at + 1
+
+
+def test_negative_bounds_on_the_command_line():
+    """``--control-bounds -1,1`` (as the docs write it) parses: argparse alone would take ``-1,1``
+    for an option."""
+    from entrodiag.cli import _join_negative_values, build_parser
+
+    argv = ["train", "--preset", "tiny-arith-test", "--control-bounds", "-1,1", "--entropy-band", "-0.1,0.2",
+            "--lr", "-1e-3"]
+    joined = _join_negative_values(argv)
+    assert joined[3:] == ["--control-bounds=-1,1", "--entropy-band=-0.1,0.2", "--lr=-1e-3"]
+    assert _join_negative_values(["query", "runs", "select 1"]) == ["query", "runs", "select 1"]
+    args = vars(build_parser().parse_args(joined))
+    assert [v for k, v in args.items() if k.endswith("control_bounds")] == ["-1,1"]
