@@ -145,6 +145,9 @@ def covariance_detach(b: PolicyBatch, out: LossOut, share: float) -> LossOut:
     statistic ``detach_frac``; ``out.selected`` becomes the union."""
     n_valid = int(b.mask.sum())
     k = min(int(round(abs(share) * n_valid)), n_valid)
+    if k == 0:  # nothing to detach (pi_clip's usual case): skip the covariance, log the zero share
+        out.stats["detach_frac"] = b.mask.new_zeros((), dtype=torch.float32)
+        return out
     free = b.mask if out.selected is None else b.mask & ~out.selected
     cov = batch_covariance(b)
     cov = torch.where(free, cov if share > 0 else -cov, float("-inf")).flatten()
