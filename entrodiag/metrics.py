@@ -3,7 +3,7 @@
 Every function works on the tensors' own device and never synchronises with it unless its
 docstring says so, so the Recorder can call them in a training loop's hot path.
 
-Definitions follow DESIGN §3 and ``shared/reference/entropy-literature.md``:
+Definitions (with their sources in docs/definitions.md):
 
 - token entropy H_t = logsumexp(z) − Σ softmax(z)·z, in nats, fp32 (verl ``entropy_from_logits``);
 - token covariance (Cui et al. 2025, arXiv 2505.22617, Eq. 10):
@@ -154,7 +154,7 @@ def _fused_entropy(kind: str, *args):
     """The fused kernel's ``(entropy, logprobs)`` (``kind`` "logits" or "hidden"), or ``None``
     for the chunked path.
 
-    The only import of the project from this module (lazy, DESIGN §1: ``kernels/`` sits behind
+    The only import of the project from this module (lazy, docs/architecture.md: ``kernels/`` sits behind
     this module's function signatures).
     """
     if _fused_failed.get(kind) or os.environ.get("ENTRODIAG_DISABLE_TRITON", "") not in ("", "0"):

@@ -1,4 +1,4 @@
-"""Each policy-loss mode checked against its definition on hand-built batches (DESIGN §3)."""
+"""Each policy-loss mode checked against its definition on hand-built batches (docs/interventions.md)."""
 
 import numpy as np
 import pytest

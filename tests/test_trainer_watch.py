@@ -1,6 +1,6 @@
 """The built-in trainer acting on collapse flags: --stop-on, --on-collapse, alerts that fail.
 
-An aggressive learning rate (3e-3 on the test preset; DESIGN §5: 1e-3 already collapsed the
+An aggressive learning rate (3e-3 on the test preset; docs/decisions.md: 1e-3 already collapsed the
 600-step demo) drives the tiny policy to all-wrong answers within ~15 steps: most groups then
 have all-equal rewards, and ``vanishing_signal`` turns critical.
 """

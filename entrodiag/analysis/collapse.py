@@ -2,7 +2,7 @@
 
 Thresholds are relative to the run's own start wherever the quantity has a natural scale there
 (the literature gives no absolute collapse threshold; Cui et al. 2025's signals are relative, see
-``shared/reference/entropy-literature.md``, "Collapse thresholds people actually use"). Every
+docs/decisions.md, "Collapse thresholds are relative to the run's own start"). Every
 default lives in ``CollapseThresholds``; ``detect_collapse(run, name=value)`` overrides any of them.
 
 Words used below:
@@ -21,7 +21,7 @@ Severities: ``info`` is worth knowing (e.g. positive covariance, the default dyn
 ``warning`` calls for an intervention at the next restart; ``critical`` means the run is unlikely
 to improve as it is: stop or change it now (``entrodiag analyze --fail-on critical``).
 
-Interventions named in the advice (DESIGN §3; Cui et al. 2025 for Clip-Cov/KL-Cov and the entropy
+Interventions named in the advice (docs/interventions.md; Cui et al. 2025 for Clip-Cov/KL-Cov and the entropy
 bonus, DAPO for clip-higher, Wang et al. 2025 for forking tokens, EPO, COPO, Lp-Reg).
 """
 
@@ -512,7 +512,7 @@ def run_detectors(
 
 
 def detect_collapse(run: RunLike, **thresholds: float) -> list[Flag]:
-    """Collapse flags of a run, worst first (DESIGN §3; thresholds in ``CollapseThresholds``).
+    """Collapse flags of a run, worst first (docs/definitions.md; thresholds in ``CollapseThresholds``).
 
     Detectors: early collapse, entropy floor with a reward plateau, entropy explosion, persistently
     positive covariance (Cui et al. 2025), vanishing learning signal (zero-advantage groups, COPO),

@@ -1,7 +1,7 @@
 """``Recorder``: from a training loop's tensors to a run directory.
 
 ``record_batch`` validates its inputs (bad shapes raise at once), computes every per-step
-aggregate of DESIGN §2 on the tensors' own device over all valid tokens, picks a sample of
+aggregate of docs/run-directory.md on the tensors' own device over all valid tokens, picks a sample of
 responses for token/sample/span rows, and hands the small results to the writer thread, which
 moves them to the host, decodes text and writes Parquet. The training loop never waits for disk
 and, on a GPU, never synchronises with the device (copies go to pinned memory behind a CUDA

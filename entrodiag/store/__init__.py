@@ -1,4 +1,4 @@
-"""The run-directory format (DESIGN §2): schema v1, a crash-safe writer, and a polars reader.
+"""The run-directory format (docs/run-directory.md): schema v1, a crash-safe writer, and a polars reader.
 
 Imports nothing else of the project and no torch.
 """

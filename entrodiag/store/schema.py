@@ -1,11 +1,11 @@
-"""Run-directory schema v1 (DESIGN §2): table names, core column types, and how step rows of
+"""Run-directory schema v1 (docs/run-directory.md): table names, core column types, and how step rows of
 several ranks merge into one row per step.
 
 Core columns never change name or meaning within a schema version; tables may carry more columns
 (whatever a training loop logs), which are stored as float64 when numeric. Every part file holds
 every core column of its table (null where not given).
 
-Additions to DESIGN §2 made by this implementation (all within v1):
+Additions to the first design of v1 made by this implementation (all within v1):
 
 - steps: ``n_groups`` (weights ``zero_adv_group_frac`` across ranks), ``advantage_mean`` (makes
   ``cov_mean`` exactly mergeable across ranks), ``hwe_threshold`` (the window entropy used as the

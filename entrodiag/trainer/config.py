@@ -17,10 +17,10 @@ from typing import Any
 class TrainConfig:
     """Everything that defines a built-in GRPO run (stored in run.json as ``config``).
 
-    The defaults are the measured tiny configuration of DESIGN §5: 2-digit addition, a 2-layer
+    The defaults are the measured tiny configuration (docs/decisions.md): 2-digit addition, a 2-layer
     Llama with a character tokenizer, 64 prompts x 8 samples at T = 1, token-level PPO clip 0.2,
     2 epochs per batch, AdamW 5e-4 with 10 warm-up steps, grad-clip 1.0; 450 steps instead of
-    DESIGN's 600, so that the demo stays within 4 minutes on 2 cores (0.42 s/step here).
+    the 600 first measured, so that the demo stays within 4 minutes on 2 cores (0.42 s/step here).
     """
 
     # --- model and task
@@ -123,7 +123,7 @@ class TrainConfig:
     """On a CPU with native bf16 (AVX512-BF16 or AMX): bf16 autocast, as on CUDA (about 2x faster steps for SmolLM2-135M, benchmarks/README.md); else fp32."""
     seed: int = 0
 
-    # --- the tiny model's supervised warm start (DESIGN §5)
+    # --- the tiny model's supervised warm start (docs/decisions.md)
     warmup_target: float = 0.6
     """Greedy held-out accuracy at which the supervised warm start stops."""
     warmup_max_steps: int = 1500

@@ -2,7 +2,7 @@
 
 A mode maps a :class:`PolicyBatch` to a per-token loss ``[B, T]`` (zero where ``mask`` is False)
 and a few statistics; the loop takes the token mean over the valid tokens of the whole batch.
-Exact semantics follow DESIGN §3 and ``reference/entropy-literature.md`` §1.4 (verl's
+Exact semantics: docs/interventions.md (Cui et al. 2025, arXiv 2505.22617; verl's
 ``core_algos.py``): the covariance and the token selections are local to the batch the loss sees
 (a micro-batch under gradient accumulation, one rank under DDP), as in verl.
 """

@@ -54,7 +54,7 @@ class CharTokenizer:
 
 
 def tiny_config(vocab_size: int):
-    """DESIGN §5: Llama-style, 2 layers, hidden 64, 4 heads, tied embeddings (~132k parameters)."""
+    """Llama-style, 2 layers, hidden 64, 4 heads, tied embeddings (~132k parameters; docs/decisions.md)."""
     from transformers import LlamaConfig
 
     return LlamaConfig(

@@ -31,7 +31,7 @@ def exact_match(response: str, answer: str) -> float:
 
 
 def addition_task(val_size: int = 500, seed: int = 0) -> Task:
-    """Zero-padded 2-digit addition (DESIGN §5): prompt ``37+45=``, answer ``082``.
+    """Zero-padded 2-digit addition (docs/decisions.md): prompt ``37+45=``, answer ``082``.
 
     All 10,000 pairs are shuffled with ``seed``; the first ``val_size`` are held out.
     """

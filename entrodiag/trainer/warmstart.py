@@ -1,4 +1,4 @@
-"""The tiny model's supervised warm start (DESIGN §5), cached on disk keyed by its configuration.
+"""The tiny model's supervised warm start (docs/decisions.md), cached on disk keyed by its configuration.
 
 A randomly initialised policy never samples a right answer, so GRPO would see only zero-advantage
 groups. Cross-entropy on the answer tokens (batch 128, lr 1e-3) until greedy held-out accuracy

@@ -5,7 +5,7 @@ Each environment is created on first use under ``$ENTRODIAG_FRAMEWORK_ENVS`` (de
 steps, so a changed pin makes a new one and an unchanged one is reused. It holds the CPU torch
 (``torch==2.13.0`` is pinned in every step, so pip never swaps in a CUDA build), entrodiag's own
 dependencies (entrodiag itself is imported from the checkout through ``PYTHONPATH``) and the
-framework, installed the way ``shared/reference/real-frameworks-cpu.md`` found to work on a CPU:
+framework, installed the way found to work on a CPU:
 
 - verl 0.9.1 without extras (``[cpu]``, ``[fsdp]``, ``[vllm]``, ``[sglang]`` pin a CUDA torch) plus
   what ``verl.workers.engine_workers`` imports from the ``verl-core`` extra;
