@@ -154,6 +154,7 @@ def imports_of(path: Path, local_names: frozenset[str] = frozenset()) -> list[Im
 
 def files_of(layer: Layer) -> list[Path]:
     target = REPO / layer.path.rstrip("/")
+    assert target.exists(), f"docs/architecture.md's table names {layer.path} ({layer.name}), which does not exist"
     return sorted(target.rglob("*.py")) if target.is_dir() else [target]
 
 

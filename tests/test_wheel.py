@@ -33,6 +33,8 @@ import pyarrow.parquet as pq
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+#: The dashboard's folder in the checkout (``app/``, installed as ``entrodiag/app/``).
+APP = next(p for p in (REPO / "entrodiag" / "app", REPO / "app") if (p / "streamlit_app.py").is_file())
 
 #: Folders of the checkout a wheel build never needs (copying them would only cost time).
 _SKIP = shutil.ignore_patterns(".git", ".venv", "venv", "runs", "build", "dist", "*.egg-info", "__pycache__",
@@ -54,7 +56,9 @@ out = {"entrodiag": entrodiag.__file__, "app": str(app), "first_page_errors": [e
        "metrics": {m.label: m.value for m in at.metric},
        "runs": at.dataframe[0].value["run"].tolist() if len(at.dataframe) else [],
        "steps": at.dataframe[0].value["steps"].tolist() if len(at.dataframe) else [],
-       "app_data": sys.modules["app_data"].__file__ if "app_data" in sys.modules else None, "pages": {}}
+       "app_modules": sorted({m.__file__ for m in list(sys.modules.values())
+                              if str(getattr(m, "__file__", None) or "").startswith(str(app.parent))}),
+       "pages": {}}
 for name in sorted(p.name for p in app.parent.glob("page_*.py")):
     at.switch_page(name)
     at.run()
@@ -99,7 +103,7 @@ def test_wheel_installs_and_runs_demo_and_dashboard(tmp_path: Path, warm_start_c
     installed = purelib / "entrodiag"
     assert (installed / "app" / "streamlit_app.py").is_file()
     assert sorted(p.name for p in (installed / "app").glob("page_*.py")) == sorted(
-        p.name for p in (REPO / "app").glob("page_*.py"))
+        p.name for p in APP.glob("page_*.py"))
     (dist_info,) = purelib.glob("entrodiag-*.dist-info")
     assert "Apache License" in next(dist_info.rglob("LICENSE*")).read_text()
 
@@ -120,13 +124,14 @@ def test_wheel_installs_and_runs_demo_and_dashboard(tmp_path: Path, warm_start_c
     dash = _run([str(py), "-c", _DASHBOARD_CHECK, str(work / "demo")], cwd=work, timeout=180)
     t_dash = time.perf_counter() - t2
     out = json.loads(dash.stdout.strip().splitlines()[-1])
-    for key in ("entrodiag", "app", "app_data"):
+    for key in ("entrodiag", "app"):
         assert Path(out[key]).resolve().is_relative_to(purelib.resolve()), (key, out[key])
+    assert len(out["app_modules"]) > 1, out["app_modules"]  # the pages' helpers, loaded from the wheel
     assert out["first_page_errors"] == []
     assert out["runs"] == ["demo"] and out["steps"] == [5]
     last = steps["entropy_mean"][steps["step"].index(4)]
     assert out["metrics"]["Entropy now (nats)"] == format(last, ".3f")
-    assert set(out["pages"]) == {p.name for p in (REPO / "app").glob("page_*.py")}
+    assert set(out["pages"]) == {p.name for p in APP.glob("page_*.py")}
     assert all(errors == [] for errors in out["pages"].values()), out["pages"]
     print(f"wheel test: build {t_build:.1f} s, demo --steps 5 {t_demo:.1f} s, dashboard {t_dash:.1f} s, "
           f"total {time.perf_counter() - t0:.1f} s")
