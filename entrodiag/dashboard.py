@@ -77,9 +77,9 @@ def run_dashboard(root: str | os.PathLike = "runs", *, host: str = DEFAULT_HOST,
     cmd = streamlit_command(host, port)
     try:
         remote = is_url(root)
-    except LocationError as e:
+        root_path = locate(root).url if remote else Path(root).expanduser().resolve()
+    except LocationError as e:  # an unsupported scheme, a query string or credentials in the URL
         raise DashboardError(str(e)) from None
-    root_path = locate(root).url if remote else Path(root).expanduser().resolve()
     env = {**os.environ, ROOT_ENV: str(root_path)}
     env.pop(METRIC_ENV, None)
     if metric:
