@@ -72,13 +72,18 @@ def plot_text(text: object) -> str:
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:&])")
+#: Where GitHub-flavoured Markdown turns plain text into a link even when escaped (``http://``,
+#: ``www.``, ``name@host``): a word joiner (U+2060, invisible, no line break) is put there.
+_AUTOLINK = re.compile(r"(?<=\\:)(?=//)|(?<=www)(?=\\\.)|(?<=@)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
 
 
 def md(text: object) -> str:
     """Text with every Markdown character (links, images, emphasis, HTML, ``&`` entities, Streamlit's
-    ``:color[...]`` and ``:icon:`` directives, LaTeX ``$``) backslash-escaped: it renders as the text
-    itself wherever Streamlit draws Markdown (see the module docstring)."""
-    return _MD_SPECIAL.sub(r"\\\1", "" if text is None else str(text))
+    ``:color[...]`` and ``:icon:`` directives, LaTeX ``$``) backslash-escaped, and bare URLs and
+    addresses kept from becoming links: it renders as the text itself wherever Streamlit draws
+    Markdown (see the module docstring)."""
+    return _AUTOLINK.sub(WORD_JOINER, _MD_SPECIAL.sub(r"\\\1", "" if text is None else str(text)))
 
 
 def note_metric(where: Any, label: str, value: str, note: str | None = None, help: str | None = None) -> None:

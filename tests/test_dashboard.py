@@ -145,8 +145,9 @@ def trace(figs: list[dict], name: str) -> dict:
 
 
 def unescape(text: str) -> str:
-    """Markdown text as it reads on the page (backslash escapes removed)."""
-    return re.sub(r"\\(.)", r"\1", text)
+    """Markdown text as it reads on the page (backslash escapes and the word joiners that keep URLs
+    from becoming links removed)."""
+    return re.sub(r"\\(.)", r"\1", text).replace("\u2060", "")
 
 
 def f3(x: float) -> str:
@@ -429,12 +430,19 @@ def test_live_run_refreshes_and_new_parts_invalidate(tmp_path: Path, sample: Pat
 # ------------------------------------------------------------------------- launcher and packaging
 def test_launcher_binds_localhost_and_finds_the_app() -> None:
     from entrodiag.cli import build_parser
-    from entrodiag.dashboard import app_dir, streamlit_command
+    from entrodiag.dashboard import allowed_hosts, app_dir, streamlit_command
 
     assert app_dir() == APP.parent
     cmd = streamlit_command()
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
-    assert cmd[cmd.index("run") + 1] == str(APP)
+    assert cmd[cmd.index("run") + 1] == str(APP.parent / "dashboard_server.py")  # the app behind LocalOnly
+    flags = dict(zip(cmd[cmd.index("run") + 2::2], cmd[cmd.index("run") + 3::2]))
+    assert (flags["--server.enableXsrfProtection"], flags["--server.enableCORS"],
+            flags["--server.enableAgentApi"]) == ("true", "true", "false")
+    hosts = [cmd[i + 1] for i, c in enumerate(cmd) if c == "--server.allowedHosts"]
+    assert hosts == allowed_hosts("127.0.0.1") == ["127.0.0.1", "localhost", "::1"]
+    assert allowed_hosts("192.0.2.7") == ["127.0.0.1", "localhost", "::1", "192.0.2.7"]
+    assert "*" not in allowed_hosts("0.0.0.0") and "localhost" in allowed_hosts("0.0.0.0")
     args = build_parser().parse_args(["dashboard"])
     assert (args.root, args.host, args.port) == ("runs", "127.0.0.1", 8501)
 
