@@ -67,6 +67,7 @@ def checked_root(typed: str) -> tuple[str, str | None]:
     if not text or text == configured:
         return configured, None
     try:
+        remote_root = is_url(configured)
         if is_url(text):
             check_url(text)
             loc = locate(text) if text.lower().startswith("file:") else None  # file:// is a local path
@@ -79,7 +80,7 @@ def checked_root(typed: str) -> tuple[str, str | None]:
         return text, str(e)
     outside = (f"{text} is not under the runs root the dashboard was started on ({configured}); run "
                f"`entrodiag dashboard {text}` to read it")
-    if is_url(configured) or ".." in path.parts:
+    if remote_root or ".." in path.parts:
         return text, outside
     base = Path(os.path.abspath(Path(configured).expanduser()))
     full = Path(os.path.abspath(base / path))  # an absolute path stays itself

@@ -61,7 +61,8 @@ def run_summary(ctx: app_ui.Context, path: str) -> None:
     ev = dyn.get(metric) if metric else None
     m = s.get("metric") or {}
     label = app_ui.md(f"{m['label'].capitalize()} (last)") if m.get("training") else "Accuracy (last eval)"
-    cols[1].metric(label, app_ui.fmt(ev and ev["end"]), help=app_ui.md(m.get("text") or metric or "no evaluations"),
+    cols[1].metric(label, app_ui.fmt(ev and ev["end"]),
+                   help=app_ui.md(m.get("text") or metric or "no evaluations"),
                    delta=None if ev is None else f"{ev['change']:+.3f} from {ev['start']:.3f}")
     if law["status"] == "ok":
         lo, hi = law["ci"].get("ceiling", [None, None])

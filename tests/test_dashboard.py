@@ -82,7 +82,8 @@ def make_markdown_run(path: Path, image_url: str) -> Path:
     text = markdown_text(image_url)
     make_run(path, steps=12, entropy=lambda u: 0.9 - 0.5 * u, reward=lambda u: 0.3 + 0.4 * u, law=(0.3, 1.0),
              eval_every=2, eval_name=text, B=8, G=4, T=4, token_sample=0, model=text, task=text)
-    write_events(path, [event_row(5, "flag", text, severity="warning", first_step=0, last_step=5, message=text)])
+    write_events(path, [event_row(5, "flag", text, severity="warning", first_step=0, last_step=5,
+                                  message=text)])
     return path
 
 
@@ -321,7 +322,7 @@ def test_run_text_is_never_markdown(tmp_path: Path, sample: Path, monkeypatch: p
     shutil.copytree(sample, root / "sample-run")
     at = app(root, monkeypatch)
     ms = at.sidebar.multiselect[0]
-    ms.set_value(sorted(ms.options, key=lambda p: "sample" in p)).run()  # the markdown run first, then the sample
+    ms.set_value(sorted(ms.options, key=lambda p: "sample" in p)).run()  # the markdown run first
     raw = ("![x](", "__b__", ":red[", "$x$", "<i>", ":smile:")
     seen = []
     for name in PAGES:

@@ -342,7 +342,8 @@ def test_markdown_in_run_text_is_text_and_fetches_nothing(browser_page, fetched:
     assert not dialogs
 
 
-def test_runs_root_with_an_endpoint_in_its_query_is_refused(browser_page, outside: Outside, root: Path) -> None:
+def test_runs_root_with_an_endpoint_in_its_query_is_refused(browser_page, outside: Outside,
+                                                            root: Path) -> None:
     """``s3://bucket/runs?endpoint_override=HOST&scheme=http`` typed in the "Runs root" box: refused with
     the reason, and the host gets no request (the server has credentials it would sign them with)."""
     page, dialogs = browser_page
@@ -394,3 +395,4 @@ def test_foreign_host_or_origin_is_refused(server: str, browser_page) -> None:
     page, dialogs = browser_page  # and the browser's page still works
     open_page(page, "Runs")
     assert page.locator('[data-testid="stMetric"]').count()
+    assert not dialogs

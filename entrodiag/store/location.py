@@ -178,13 +178,14 @@ def check_url(url: str) -> None:
     ``endpoint_override``, ``scheme``, ``region``, keys... from it; ``file://`` drops it silently)
     or credentials before the bucket. ``locate`` checks it before pyarrow sees the URL, so nothing
     is sent; callers that only want the check (the dashboard's root box) call it alone."""
-    parts = urllib.parse.urlsplit(url)
-    settings = "query string" if "?" in url else "credentials before the bucket" if "@" in parts.netloc else None
+    netloc = urllib.parse.urlsplit(url).netloc
+    settings = "query string" if "?" in url else "credentials before the bucket" if "@" in netloc else None
     if settings:
         raise LocationError(
             f"{url}: a run URL takes no {settings}; the endpoint, region and credentials of an object "
             "store come only from the environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, "
-            "AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...); a '?' in a folder name is written %3F")
+            "AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...); a '?' in a folder name is "
+            "written %3F")
 
 
 def run_path(location: str | os.PathLike) -> Path | str:
