@@ -158,17 +158,14 @@ def runs_index(root: str):
 _indexes: dict[str, tuple[float, Any]] = {}
 
 
-def discover(typed: str) -> Discovery:
-    """The runs under the root typed in the box (``checked_root``; the root itself when it is a
-    run), newest first by run.json time; a refused root is the ``problem``.
+def discover(root: str) -> Discovery:
+    """The runs under ``root`` (the root itself when it is a run), newest first by run.json time.
+    (The sidebar checks what was typed with ``checked_root`` first.)
 
     From the root's summary index (``runs_index``): the root is listed once and only run.json
     files that changed are read, so the sidebar of a thousand runs does not open every run."""
     from entrodiag.store.index import MAX_DEPTH, RootError
 
-    root, refused = checked_root(typed)
-    if refused:
-        return Discovery(root, (), f"Refused: {refused}.")
     try:  # a local folder or a URL (s3://bucket/runs, gs://...)
         base = run_path(root) if is_url(root) else Path(root).expanduser()
         if not base.exists():

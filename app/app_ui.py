@@ -104,7 +104,11 @@ def sidebar() -> Context:
                              help="a folder of runs (searched 3 levels deep) or one run, under the root the "
                              "dashboard was started on; or an object-store URL such as s3://bucket/runs "
                              "(endpoint and credentials come from the server's environment)")
-        discovery = app_data.discover(root)
+        root, refused = app_data.checked_root(root)  # nothing outside the configured root is read
+        if refused:
+            discovery = app_data.Discovery(root, (), f"Refused: {refused}.")
+        else:
+            discovery = app_data.discover(root)
         selected: list[str] = []
         if discovery.runs:
             names = {e.path: f"{e.name}  ·  {e.status}" for e in discovery.runs}
