@@ -33,7 +33,7 @@ from entrodiag.analysis import (
 )
 from entrodiag.analysis.views import law_band
 from entrodiag.store import Run, RunError, load_run
-from entrodiag.store.location import LocationError, is_url
+from entrodiag.store.location import LocationError, check_url, is_url, locate
 from entrodiag.store.reader import run_path, stat_files
 from entrodiag.store.schema import PART_GLOB, RUN_JSON, TABLES
 
@@ -53,6 +53,40 @@ _listed: dict[str, tuple[float, Fingerprint]] = {}
 def runs_root() -> str:
     """The runs root the dashboard was started on (``ENTRODIAG_RUNS_ROOT``, default ``runs``)."""
     return os.environ.get(ROOT_ENV) or DEFAULT_ROOT
+
+
+def checked_root(typed: str) -> tuple[str, str | None]:
+    """The runs root to read for ``typed`` (the "Runs root" box), and why it is refused (else ``None``).
+
+    The box reaches only what the dashboard was started on: the configured root (``runs_root``),
+    a folder under it (absolute, or relative to it; no ``..``), or an object-store URL without a
+    query string or credentials (the endpoint and keys come only from the server's environment,
+    see ``entrodiag.store.location``). Nothing is read or sent before the check."""
+    configured = runs_root()
+    text = typed.strip()
+    if not text or text == configured:
+        return configured, None
+    try:
+        remote_root = is_url(configured)
+        if is_url(text):
+            check_url(text)
+            loc = locate(text) if text.lower().startswith("file:") else None  # file:// is a local path
+            if loc is None:
+                return text, None
+            path = loc.local_path
+        else:
+            path = Path(text).expanduser()
+    except LocationError as e:
+        return text, str(e)
+    outside = (f"{text} is not under the runs root the dashboard was started on ({configured}); run "
+               f"`entrodiag dashboard {text}` to read it")
+    if remote_root or ".." in path.parts:
+        return text, outside
+    base = Path(os.path.abspath(Path(configured).expanduser()))
+    full = Path(os.path.abspath(base / path))  # an absolute path stays itself
+    if not any(full == b or b in full.parents for b in (base, base.resolve())):
+        return text, outside
+    return str(full), None
 
 
 def fingerprint(run_dir: str) -> Fingerprint:
@@ -126,6 +160,7 @@ _indexes: dict[str, tuple[float, Any]] = {}
 
 def discover(root: str) -> Discovery:
     """The runs under ``root`` (the root itself when it is a run), newest first by run.json time.
+    (The sidebar checks what was typed with ``checked_root`` first.)
 
     From the root's summary index (``runs_index``): the root is listed once and only run.json
     files that changed are read, so the sidebar of a thousand runs does not open every run."""

@@ -1,9 +1,13 @@
 """Layout pieces shared by the pages: the sidebar (root, run picker, live refresh), the run picker
 of single-run pages, empty states, live refresh, number formatting and escaping.
 
-Text that comes from a run (token text, prompts, responses, run names, flag messages) is escaped
-wherever it is rendered: ``esc`` (``html.escape``) before any HTML (``st.html``), ``plot_text`` in
-plotly labels and hover text (plotly draws a subset of HTML), ``md`` before Markdown.
+Text that comes from a run (token text, prompts, responses, run and folder names, metric and
+evaluation names, model names, flag messages) is escaped wherever it is rendered: ``esc``
+(``html.escape``) before any HTML (``st.html``), ``plot_text`` in plotly labels and hover text
+(plotly draws a subset of HTML), ``md`` before anything Streamlit draws as Markdown: ``st.markdown``,
+captions, alerts, headers, ``st.table`` cells, and the labels, values, deltas and ``help=`` tooltips of
+metrics and widgets (an image there would be fetched from its host). Options of selectboxes and
+multiselects and ``st.dataframe`` cells are plain text.
 """
 
 from __future__ import annotations
@@ -67,12 +71,19 @@ def plot_text(text: object) -> str:
     return html.escape("" if text is None else str(text), quote=False)
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:&])")
+#: Where GitHub-flavoured Markdown turns plain text into a link even when escaped (``http://``,
+#: ``www.``, ``name@host``): a word joiner (U+2060, invisible, no line break) is put there.
+_AUTOLINK = re.compile(r"(?<=\\:)(?=//)|(?<=www)(?=\\\.)|(?<=@)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
 
 
 def md(text: object) -> str:
-    """Text with every Markdown (and LaTeX ``$``) character backslash-escaped, for ``st.markdown``."""
-    return _MD_SPECIAL.sub(r"\\\1", "" if text is None else str(text))
+    """Text with every Markdown character (links, images, emphasis, HTML, ``&`` entities, Streamlit's
+    ``:color[...]`` and ``:icon:`` directives, LaTeX ``$``) backslash-escaped, and bare URLs and
+    addresses kept from becoming links: it renders as the text itself wherever Streamlit draws
+    Markdown (see the module docstring)."""
+    return _AUTOLINK.sub(WORD_JOINER, _MD_SPECIAL.sub(r"\\\1", "" if text is None else str(text)))
 
 
 def note_metric(where: Any, label: str, value: str, note: str | None = None, help: str | None = None) -> None:
@@ -90,22 +101,28 @@ def sidebar() -> Context:
     """Draw the sidebar (runs root, runs, live refresh) and store the ``Context`` for the pages."""
     with st.sidebar:
         root = st.text_input("Runs root", value=app_data.runs_root(), key="root",
-                             help="a folder of runs (searched 3 levels deep) or one run")
-        discovery = app_data.discover(root)
+                             help="a folder of runs (searched 3 levels deep) or one run, under the root the "
+                             "dashboard was started on; or an object-store URL such as s3://bucket/runs "
+                             "(endpoint and credentials come from the server's environment)")
+        root, refused = app_data.checked_root(root)  # nothing outside the configured root is read
+        if refused:
+            discovery = app_data.Discovery(root, (), f"Refused: {refused}.")
+        else:
+            discovery = app_data.discover(root)
         selected: list[str] = []
         if discovery.runs:
             names = {e.path: f"{e.name}  ·  {e.status}" for e in discovery.runs}
             readable = [e.path for e in discovery.runs if e.error is None]
             selected = st.multiselect(
                 "Runs", options=list(names), default=readable[:1], format_func=names.__getitem__,
-                key=f"selected::{root}",
+                key=f"selected::{discovery.root}",
                 help="single-run pages show the first one (or let you choose); Compare overlays them all",
             )
         live = st.toggle("Live refresh", value=True, key="live", help="re-read a running run on its own")
         interval = st.select_slider("Refresh every", options=INTERVALS, value=5, key="interval",
                                     format_func=lambda s: f"{s} s", disabled=not live)
         st.caption("entrodiag dashboard · reads only completed part files")
-    ctx = Context(root, discovery, tuple(selected), bool(live), int(interval))
+    ctx = Context(discovery.root, discovery, tuple(selected), bool(live), int(interval))
     st.session_state["ctx"] = ctx
     return ctx
 
@@ -211,7 +228,7 @@ def damage_warning(slot: Any, ctx: Context, paths: Sequence[str]) -> None:
             skipped = app_data.skipped_parts(path)
         except RunError:
             continue
-        lines += [f"- {md(ctx.name(path))}: `{part['path']}`: {md(part['reason'])}" for part in skipped]
+        lines += [f"- {md(ctx.name(path))}: {md(part['path'])}: {md(part['reason'])}" for part in skipped]
     if lines:
         slot.warning(f"**{len(lines)} damaged part file(s) skipped**: their rows are left out of this page "
                      "(`entrodiag inspect RUN` checks every file).\n\n" + "\n".join(lines),

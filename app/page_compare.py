@@ -15,19 +15,21 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 
 def table(ctx: app_ui.Context, paths: list[str]) -> pl.DataFrame:
-    """One row per run with the key numbers of ``compare_runs``, formatted."""
+    """One row per run with the key numbers of ``compare_runs``, formatted (for ``st.table``, whose
+    cells are Markdown: the texts are escaped)."""
     rows = []
     for p in paths:
         o = app_data.overview_row(p)
         rows.append({
-            "run": ctx.name(p), "intervention": o["intervention"], "status": o["status"],
+            "run": app_ui.md(ctx.name(p)), "intervention": app_ui.md(o["intervention"]),
+            "status": app_ui.md(o["status"]),
             "steps": str(o["steps"]),
             "entropy": f"{app_ui.fmt(o['entropy_start'])} → {app_ui.fmt(o['entropy_end'])}",
             "reward": f"{app_ui.fmt(o['reward_start'])} → {app_ui.fmt(o['reward_end'])}",
             "accuracy (final / best)": f"{app_ui.fmt(o['eval_final'])} / {app_ui.fmt(o['eval_best'])}",
             "ceiling": app_ui.fmt(o["ceiling"]), "law R²": app_ui.fmt(o["law_r2"]),
-            "cov > 0": app_ui.fmt(o["cov_pos_share"], ".0%"), "mechanism": o["mechanism"] or "—",
-            "flags": o["flags"] or "none",
+            "cov > 0": app_ui.fmt(o["cov_pos_share"], ".0%"), "mechanism": app_ui.md(o["mechanism"] or "—"),
+            "flags": app_ui.md(o["flags"] or "none"),
         })
     return pl.DataFrame(rows)
 

@@ -33,7 +33,7 @@ def headline(path: str) -> None:
         col.metric(r["label"], app_ui.fmt(r["end"], ".4g"), delta=f"{r['change']:+.3g} from {r['start']:.4g}",
                    delta_color="off")
     if dyn.get("note"):
-        st.caption(dyn["note"])
+        st.caption(app_ui.md(dyn["note"]))
 
 
 def entropy_figure(steps: pl.DataFrame, events: pl.DataFrame) -> go.Figure:
@@ -192,7 +192,7 @@ def control_section(path: str, steps: pl.DataFrame) -> None:
     app_ui.note_metric(cols[3], "settling steps",
                        "never" if c.get("settling_steps") is None else str(c["settling_steps"]),
                        f"from step {c['control_from']}")
-    app_ui.note_metric(cols[4], "controller", str(c["mode"]),
+    app_ui.note_metric(cols[4], "controller", app_ui.md(c["mode"]),
                        None if c.get("knob_end") is None else f"output now {c['knob_end']:.4g}")
     st.plotly_chart(control_figure(steps, c), key="control")
 

@@ -122,7 +122,7 @@ def body(path: str) -> None:
             "actual final": app_ui.fmt(row.get("actual_final")),
             "covered": "" if row.get("covered") is None else ("yes" if row["covered"] else "miss"),
             "ceiling": app_ui.fmt(row.get("ceiling")),
-            "note": row.get("reason") or "",
+            "note": app_ui.md(row.get("reason") or ""),
         } for row in ep["rows"]])
         if not any(table["note"]):
             table = table.drop("note")

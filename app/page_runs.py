@@ -44,7 +44,7 @@ def run_summary(ctx: app_ui.Context, path: str) -> None:
     s = app_data.summary(path)
     r = s["run"]
     run = app_data.open_run(path)
-    st.subheader(ctx.name(path))
+    st.subheader(app_ui.md(ctx.name(path)))
     st.caption(" · ".join([app_ui.status_badge(run.status), *(app_ui.md(x) for x in (
         f"source {r.get('source') or '—'}", f"model {r.get('model') or '—'}",
         f"task {r.get('task') or '—'}", f"intervention {r.get('intervention') or 'none'}",
@@ -60,9 +60,9 @@ def run_summary(ctx: app_ui.Context, path: str) -> None:
     metric = law.get("metric") if law["status"] == "ok" else next(iter(r["eval_metrics"]), None)
     ev = dyn.get(metric) if metric else None
     m = s.get("metric") or {}
-    label = f"{m['label'].capitalize()} (last)" if m.get("training") else "Accuracy (last eval)"
-    cols[1].metric(label, app_ui.fmt(ev and ev["end"]), help=m.get("text") or metric
-                   or "no evaluations",
+    label = app_ui.md(f"{m['label'].capitalize()} (last)") if m.get("training") else "Accuracy (last eval)"
+    cols[1].metric(label, app_ui.fmt(ev and ev["end"]),
+                   help=app_ui.md(m.get("text") or metric or "no evaluations"),
                    delta=None if ev is None else f"{ev['change']:+.3f} from {ev['start']:.3f}")
     if law["status"] == "ok":
         lo, hi = law["ci"].get("ceiling", [None, None])

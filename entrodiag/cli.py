@@ -622,7 +622,8 @@ def _dashboard_args(p: argparse.ArgumentParser) -> None:
                    "s3://bucket/runs (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default: %(default)s, this machine only; 0.0.0.0 lets the network "
-                   "read every run this user can read)")
+                   "read every run this user can read). Requests whose Host is not a name of this address "
+                   "(DNS rebinding) are refused")
     p.add_argument("--port", type=int, default=8501, help="port (default: %(default)s)")
     _metric_arg(p)
 

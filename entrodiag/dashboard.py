@@ -5,6 +5,11 @@ The app's files live in ``app/`` of a checkout and ship inside the installed pac
 in both places. The runs root reaches the app through the environment variable ``ROOT_ENV``,
 which ``streamlit run app/streamlit_app.py`` from a checkout can set too (default: ``runs``).
 
+The launcher runs ``app/dashboard_server.py`` (the app behind a Host and Origin check, against DNS
+rebinding) and pins Streamlit's own protections on the command line, where a ``config.toml`` cannot
+loosen them: XSRF protection and CORS on, the agent API off, ``server.allowedHosts`` the names of
+the bound address (``allowed_hosts``).
+
 Imports nothing heavy: streamlit is only looked up, and runs in its own process.
 """
 
@@ -18,6 +23,11 @@ from pathlib import Path
 
 #: The app's entry script (``st.navigation`` over one file per page).
 APP_ENTRY = "streamlit_app.py"
+#: What the launcher runs: ``APP_ENTRY`` as an ``st.App`` behind the Host/Origin check.
+SERVER_ENTRY = "dashboard_server.py"
+#: Names of this machine that a browser may use for a dashboard bound to a loopback address.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 #: Environment variable that carries the runs root to the app.
 ROOT_ENV = "ENTRODIAG_RUNS_ROOT"
 #: the metric named with ``entrodiag dashboard --metric`` (R of the law, in each run that has it)
@@ -34,7 +44,7 @@ def app_dir() -> Path:
     """The folder holding the app: ``entrodiag/app`` when installed, else ``app/`` of the checkout."""
     package = Path(__file__).resolve().parent
     for candidate in (package / "app", package.parent / "app"):
-        if (candidate / APP_ENTRY).is_file():
+        if (candidate / APP_ENTRY).is_file() and (candidate / SERVER_ENTRY).is_file():
             return candidate
     raise DashboardError(
         f"the dashboard's files ({APP_ENTRY}) are neither in {package / 'app'} (installed package) nor in "
@@ -42,11 +52,31 @@ def app_dir() -> Path:
     )
 
 
+def allowed_hosts(host: str) -> list[str]:
+    """The Host names the dashboard answers to when bound to ``host``: the loopback names and
+    ``host`` itself; for a wildcard address (``0.0.0.0``, ``::``) also this machine's name, full
+    name and their addresses. Any other name (a DNS-rebinding page's) is refused."""
+    names = [*LOOPBACK_HOSTS]
+    if host in WILDCARD_HOSTS:
+        import socket
+
+        names += [socket.gethostname(), socket.getfqdn()]
+        try:
+            names += [str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None)]
+        except OSError:  # a machine whose own name does not resolve: its names above still count
+            pass
+    else:
+        names.append(host)
+    return list(dict.fromkeys(n.strip("[]").lower() for n in names if n))
+
+
 def streamlit_command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> list[str]:
     """The ``streamlit run`` command line for the app (headless, no usage statistics, no file
-    watcher: the app's files do not change while it runs)."""
+    watcher: the app's files do not change while it runs; the protections of the module
+    docstring)."""
+    hosts = [flag for name in allowed_hosts(host) for flag in ("--server.allowedHosts", name)]
     return [
-        sys.executable, "-m", "streamlit", "run", str(app_dir() / APP_ENTRY),
+        sys.executable, "-m", "streamlit", "run", str(app_dir() / SERVER_ENTRY),
         "--server.address", host,
         "--server.port", str(int(port)),
         "--server.headless", "true",
@@ -54,6 +84,10 @@ def streamlit_command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> lis
         "--browser.gatherUsageStats", "false",
         "--global.developmentMode", "false",
         "--client.toolbarMode", "minimal",
+        "--server.enableXsrfProtection", "true",
+        "--server.enableCORS", "true",
+        "--server.enableAgentApi", "false",
+        *hosts,
     ]
 
 
@@ -77,9 +111,9 @@ def run_dashboard(root: str | os.PathLike = "runs", *, host: str = DEFAULT_HOST,
     cmd = streamlit_command(host, port)
     try:
         remote = is_url(root)
-    except LocationError as e:
+        root_path = locate(root).url if remote else Path(root).expanduser().resolve()
+    except LocationError as e:  # an unsupported scheme, a query string or credentials in the URL
         raise DashboardError(str(e)) from None
-    root_path = locate(root).url if remote else Path(root).expanduser().resolve()
     env = {**os.environ, ROOT_ENV: str(root_path)}
     env.pop(METRIC_ENV, None)
     if metric:

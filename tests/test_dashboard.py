@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -65,6 +66,50 @@ def make_xss_run(path: Path) -> Path:
     return path
 
 
+#: A run folder name that Markdown would format (no glob characters: a folder name can hold no '/').
+MARKDOWN_FOLDER = "run __b__ <i>x</i> $x$ :smile: #1"
+
+
+def markdown_text(image_url: str) -> str:
+    """Run text that Markdown would turn into an image fetched from ``image_url``, bold, colour, LaTeX."""
+    return f"![x]({image_url}) __b__ :red[r] $x$"
+
+
+def make_markdown_run(path: Path, image_url: str) -> Path:
+    """A small run whose evaluation name, model, task and event carry ``markdown_text``."""
+    from analysis_runs import make_run
+
+    text = markdown_text(image_url)
+    make_run(path, steps=12, entropy=lambda u: 0.9 - 0.5 * u, reward=lambda u: 0.3 + 0.4 * u, law=(0.3, 1.0),
+             eval_every=2, eval_name=text, B=8, G=4, T=4, token_sample=0, model=text, task=text)
+    write_events(path, [event_row(5, "flag", text, severity="warning", first_step=0, last_step=5,
+                                  message=text)])
+    return path
+
+
+def markdown_strings(at: AppTest) -> list[str]:
+    """Every string the page hands Streamlit to draw as Markdown: bodies (markdown, captions, alerts,
+    headers, metric values), labels, deltas and ``help=`` tooltips of every element, and the cells of
+    ``st.table``. (Options of selectboxes, ``st.dataframe`` cells, HTML and plotly are not Markdown.)"""
+    from google.protobuf.json_format import MessageToDict
+
+    def leaves(node):
+        for child in getattr(node, "children", {}).values():
+            yield from leaves(child)
+        if getattr(node, "proto", None) is not None and not getattr(node, "children", None):
+            yield node
+
+    out = []
+    for el in leaves(at._tree):
+        if el.type in ("html", "plotly_chart", "dataframe", "table"):
+            continue
+        d = MessageToDict(el.proto, preserving_proto_field_name=True)
+        out += [str(d[k]) for k in ("body", "label", "help", "delta") if k in d]
+    for table in at.table:
+        out += [str(v) for v in table.value.to_numpy().ravel()] + [str(c) for c in table.value.columns]
+    return out
+
+
 def app(root: Path | str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     """The app on ``root``, first page rendered."""
     monkeypatch.setenv(ROOT_ENV, str(root))
@@ -98,6 +143,12 @@ def figures(at: AppTest) -> list[dict]:
 
 def trace(figs: list[dict], name: str) -> dict:
     return next(t for f in figs for t in f["data"] if t.get("name") == name)
+
+
+def unescape(text: str) -> str:
+    """Markdown text as it reads on the page (backslash escapes and the word joiners that keep URLs
+    from becoming links removed)."""
+    return re.sub(r"\\(.)", r"\1", text).replace("\u2060", "")
 
 
 def f3(x: float) -> str:
@@ -237,7 +288,8 @@ def test_compare_page(two_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ms = at.sidebar.multiselect[0]
     ms.set_value(list(ms.options)).run()  # both runs
     at = page(at, "page_compare.py")
-    table = at.table[0].value
+    table = at.table[0].value  # st.table draws its cells as Markdown: the texts are escaped
+    table["intervention"] = table["intervention"].map(unescape)
     expected = compare_runs([two_runs / "sample-run", two_runs / "xss-run"])
     assert sorted(table["intervention"]) == sorted(expected["intervention"].to_list())
     for row in expected.iter_rows(named=True):
@@ -259,6 +311,58 @@ def test_token_text_is_escaped(two_runs: Path, monkeypatch: pytest.MonkeyPatch) 
         assert "<img" not in json.dumps(fig) and "<script" not in json.dumps(fig)
     at = page(at, "page_collapse.py")
     assert all("<img" not in json.dumps(f) for f in figures(at))
+
+
+def test_run_text_is_never_markdown(tmp_path: Path, sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run folder name, evaluation name, model, task and event that Markdown would format (an image
+    from another host, bold, colour, LaTeX): on every page, every string drawn as Markdown carries them
+    escaped, so they read as the text itself; and the text is there (escaped, not dropped)."""
+    root = tmp_path / "root"
+    make_markdown_run(root / MARKDOWN_FOLDER, "http://127.0.0.1:9/pixel.png")
+    shutil.copytree(sample, root / "sample-run")
+    at = app(root, monkeypatch)
+    ms = at.sidebar.multiselect[0]
+    ms.set_value(sorted(ms.options, key=lambda p: "sample" in p)).run()  # the markdown run first
+    raw = ("![x](", "__b__", ":red[", "$x$", "<i>", ":smile:")
+    seen = []
+    for name in PAGES:
+        at = page(at, name)
+        strings = markdown_strings(at)
+        bad = [s for s in strings if any(r in s for r in raw)]
+        assert not bad, (name, bad)
+        seen += [unescape(s) for s in strings]
+    shown = "\n".join(seen)
+    assert MARKDOWN_FOLDER in shown and markdown_text("http://127.0.0.1:9/pixel.png") in shown
+
+
+def test_runs_root_box_reaches_only_the_configured_root(tmp_path: Path, sample: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The "Runs root" box: a folder under the root the dashboard was started on is read; a folder
+    outside it, a way out with '..', and an object-store URL carrying an endpoint (query string) or
+    credentials are refused with the reason, before anything is read or sent."""
+    root = tmp_path / "root"
+    shutil.copytree(sample, root / "group" / "sample-run")
+    outside = tmp_path / "outside"
+    shutil.copytree(sample, outside / "sample-run")
+    at = app(root, monkeypatch)
+    for typed in ("group", str(root / "group"), str(root / "group" / "sample-run")):
+        at.sidebar.text_input(key="root").set_value(typed).run()
+        assert at.sidebar.multiselect[0].options == ["sample-run  ·  finished"], typed
+    refused = {
+        str(outside): "not under the runs root", "group/../../outside": "not under the runs root",
+        f"file://{outside}": "not under the runs root", "/": "not under the runs root",
+        "s3://bucket/runs?endpoint_override=127.0.0.1:9&scheme=http": "takes no query string",
+        "gs://bucket/runs?endpoint_override=127.0.0.1:9": "takes no query string",
+        "s3://KEY:SECRET@bucket/runs": "takes no credentials",
+    }
+    for typed, reason in refused.items():
+        at.sidebar.text_input(key="root").set_value(typed).run()
+        assert not at.exception, [e.message for e in at.exception]
+        assert not at.sidebar.multiselect, typed  # nothing listed
+        message = unescape(at.info[0].value)
+        assert message.startswith(f"Refused: {typed}") and reason in message, (typed, message)
+        if "://" in typed and "file" not in typed:
+            assert "AWS_ENDPOINT_URL" in message
 
 
 # ---------------------------------------------------------------------------------- empty states
@@ -327,12 +431,19 @@ def test_live_run_refreshes_and_new_parts_invalidate(tmp_path: Path, sample: Pat
 # ------------------------------------------------------------------------- launcher and packaging
 def test_launcher_binds_localhost_and_finds_the_app() -> None:
     from entrodiag.cli import build_parser
-    from entrodiag.dashboard import app_dir, streamlit_command
+    from entrodiag.dashboard import allowed_hosts, app_dir, streamlit_command
 
     assert app_dir() == APP.parent
     cmd = streamlit_command()
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
-    assert cmd[cmd.index("run") + 1] == str(APP)
+    assert cmd[cmd.index("run") + 1] == str(APP.parent / "dashboard_server.py")  # the app behind LocalOnly
+    flags = dict(zip(cmd[cmd.index("run") + 2::2], cmd[cmd.index("run") + 3::2]))
+    assert (flags["--server.enableXsrfProtection"], flags["--server.enableCORS"],
+            flags["--server.enableAgentApi"]) == ("true", "true", "false")
+    hosts = [cmd[i + 1] for i, c in enumerate(cmd) if c == "--server.allowedHosts"]
+    assert hosts == allowed_hosts("127.0.0.1") == ["127.0.0.1", "localhost", "::1"]
+    assert allowed_hosts("192.0.2.7") == ["127.0.0.1", "localhost", "::1", "192.0.2.7"]
+    assert "*" not in allowed_hosts("0.0.0.0") and "localhost" in allowed_hosts("0.0.0.0")
     args = build_parser().parse_args(["dashboard"])
     assert (args.root, args.host, args.port) == ("runs", "127.0.0.1", 8501)
 

@@ -24,6 +24,27 @@ def test_bad_urls_are_refused_with_a_reason(text, words):
         locate(text)
 
 
+@pytest.mark.parametrize("text, words", [
+    ("s3://bucket/runs?endpoint_override=127.0.0.1:9&scheme=http", "takes no query string"),
+    ("gs://bucket/runs?endpoint_override=127.0.0.1:9", "takes no query string"),
+    ("file:///tmp/runs?a", "takes no query string"),  # pyarrow would drop the query: another folder
+    ("s3://KEY:SECRET@bucket/runs", "takes no credentials"),
+])
+def test_store_settings_in_a_url_are_refused_before_any_request(text, words, monkeypatch):
+    """The endpoint, scheme, region and keys come only from the environment: a URL carrying them is
+    refused before pyarrow sees it (pyarrow would send requests signed with the environment's keys
+    to the endpoint of the query string)."""
+    from types import SimpleNamespace
+
+    from entrodiag.store import location
+
+    opened = SimpleNamespace(from_uri=lambda url: pytest.fail(f"pyarrow opened {url}"))
+    monkeypatch.setattr(location, "pafs", SimpleNamespace(FileSystem=opened))
+    with pytest.raises(LocationError, match=words) as e:
+        locate(text)
+    assert "AWS_ENDPOINT_URL" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_local_path_and_file_url_are_the_same_folder(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "run.json").write_text("{}")

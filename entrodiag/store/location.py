@@ -8,7 +8,11 @@ A run location is a local path or a URL with one of the schemes in ``URL_SCHEMES
 ``GOOGLE_APPLICATION_CREDENTIALS``, ...), never from a run's files.
 
 Anything else with ``://`` (``http://``, ``hdfs://``, a typo such as ``s3:/bucket``) is refused
-with a message, so that a URL is never taken for a local folder named ``s3:``.
+with a message, so that a URL is never taken for a local folder named ``s3:``. So is a URL with a
+query string (``s3://bucket/runs?endpoint_override=HOST``) or with credentials before the bucket
+(``s3://KEY:SECRET@bucket``): pyarrow would take the endpoint, scheme or keys from them, and a
+location typed into the dashboard or written in a file would then send requests, signed with this
+machine's credentials, to a host of its choosing. The environment is the one place for them.
 
 Object stores have no rename and no partial objects: an object written here appears whole, under
 its final name, in one PUT (``Location.write_bytes``).
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -159,12 +164,28 @@ def locate(location: str | os.PathLike | Location) -> Location:
         path = Path(location).expanduser()
         return Location(str(path), pafs.LocalFileSystem(), str(path.absolute()))
     url = str(location).rstrip("/") or str(location)
+    check_url(url)
     try:
         fs, fs_path = pafs.FileSystem.from_uri(url)
     except (OSError, ValueError) as e:  # pyarrow's errors derive from these
         raise LocationError(f"{url}: cannot open this object store ({e}); check the URL and the "
                             "credentials/endpoint in the environment (AWS_*, GOOGLE_*)") from None
     return Location(url, fs, fs_path.rstrip("/"))
+
+
+def check_url(url: str) -> None:
+    """Refuse (``LocationError``) a URL that carries store settings: a query string (pyarrow reads
+    ``endpoint_override``, ``scheme``, ``region``, keys... from it; ``file://`` drops it silently)
+    or credentials before the bucket. ``locate`` checks it before pyarrow sees the URL, so nothing
+    is sent; callers that only want the check (the dashboard's root box) call it alone."""
+    netloc = urllib.parse.urlsplit(url).netloc
+    settings = "query string" if "?" in url else "credentials before the bucket" if "@" in netloc else None
+    if settings:
+        raise LocationError(
+            f"{url}: a run URL takes no {settings}; the endpoint, region and credentials of an object "
+            "store come only from the environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...); a '?' in a folder name is "
+            "written %3F")
 
 
 def run_path(location: str | os.PathLike) -> Path | str:
