@@ -133,7 +133,8 @@ def test_follow_exits_interrupted_within_two_heartbeats_of_a_sigkill(tmp_path):
         assert writer.stdout.readline().strip() == "ready"
         watcher = subprocess.Popen(
             [sys.executable, "-m", "entrodiag.cli", "watch", str(run_dir), "--follow", "--interval", "0.2",
-             "--no-events"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+             "--no-events"],
+            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         first = [watcher.stdout.readline() for _ in range(2)]  # R = ... (which metric), then the status
         assert "[running] step 5" in first[1], first
         # kill just after a heartbeat the watch has read: from then on, nothing changes on disk

@@ -73,9 +73,8 @@ def follow(
                 return 0
             if st.run_status in ENDED:
                 interrupted = st.run_status == "interrupted"
-                print(f"the run is {st.run_status}; stopped watching"
-                      + (f" (exit {EXIT_INTERRUPTED}: its writer died without closing it)" if interrupted else ""),
-                      file=out, flush=True)
+                why = f" (exit {EXIT_INTERRUPTED}: its writer died without closing it)" if interrupted else ""
+                print(f"the run is {st.run_status}; stopped watching{why}", file=out, flush=True)
                 return EXIT_INTERRUPTED if interrupted else 0
             time.sleep(interval)
     finally:

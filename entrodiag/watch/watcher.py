@@ -189,10 +189,11 @@ class Watcher:
                         last_step=flag.last_step, message=f"stopped on {flag.kind} ({flag.severity})",
                         detail={"stop_on": stop_on, "source": self.source})
 
-    def close(self) -> None:
-        """Deliver pending alerts (waits up to 10 s)."""
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver pending alerts: wait until each was offered to every sink, each sink within its
+        own deadline (its ``timeout``), or at most ``timeout`` seconds when given."""
         if self.alerts is not None:
-            self.alerts.close()
+            self.alerts.close(timeout)
 
     # ------------------------------------------------------------------------------ internals
     def _files_signature(self) -> tuple:
