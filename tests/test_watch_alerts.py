@@ -441,6 +441,8 @@ def test_on_result_errors_are_logged_not_raised(hook, caplog):
     ({"sink": [{"type": "webhook", "url": "http://h/x", "template": '{"k": "${nope}"}'}]}, "${nope}"),
     ({"sink": [{"type": "webhook", "url": "http://h/x", "template": '{"k": ${kind}}'}]}, "valid JSON"),
     ({"sink": [{"type": "console"}, {"type": "console"}]}, "name"),
+    ({"sink": [{"type": "webhook", "url": "http://h/x", "timeout": "ten"}]}, "timeout must be a positive number"),
+    ({"sink": [{"type": "email", "host": "h", "sender": "a@b", "to": "c@d", "timeout": 0}]}, "got 0"),
 ])
 def test_config_errors_are_clear(section, message):
     with pytest.raises(ValueError) as e:
