@@ -223,8 +223,8 @@ class Sink:
 
     type: str = "sink"
     #: The sink's deadline in seconds for one whole send (``None``: none, for sinks that cannot
-    #: block): a send that has not returned by then is abandoned and counted as failed, and the
-    #: dispatcher goes on with the next sink.
+    #: block): a send that has not returned by then is abandoned and counted as failed (a late
+    #: answer may still deliver it), and the dispatcher goes on with the next sink.
     timeout: float | None = None
 
     def __init__(self, *, name: str | None = None, min_severity: str = "info") -> None:
