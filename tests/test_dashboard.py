@@ -428,6 +428,35 @@ def test_live_run_refreshes_and_new_parts_invalidate(tmp_path: Path, sample: Pat
     assert ":green-badge[live]" not in texts(at)
 
 
+def test_live_view_sees_a_killed_writer_without_a_file_change(tmp_path: Path, sample: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live view decides running/interrupted with inspect's rule (``run_status``) at every
+    rerun: a writer killed with SIGKILL changes no file, yet the run turns interrupted and the
+    live refresh stops."""
+    import signal
+    import subprocess
+    import sys
+
+    from entrodiag.store.reader import run_status
+
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        run = tmp_path / "live"
+        shutil.copytree(sample, run)
+        meta = json.loads((run / "run.json").read_text())
+        meta.update(status="running", heartbeat=time.time(), heartbeat_interval_s=3600, pid=writer.pid,
+                    host=os.uname().nodename)
+        (run / "run.json").write_text(json.dumps(meta))
+        at = page(app(run, monkeypatch), "page_collapse.py")
+        assert ":green-badge[live]" in texts(at) and "badge[running]" in texts(at)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    at.run()
+    assert run_status(meta) == "interrupted" == load_run(run).status
+    assert ":green-badge[live]" not in texts(at) and ":orange-badge[interrupted]" in texts(at)
+
+
 # ------------------------------------------------------------------------- launcher and packaging
 def test_launcher_binds_localhost_and_finds_the_app() -> None:
     from entrodiag.cli import build_parser

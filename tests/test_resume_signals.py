@@ -309,3 +309,32 @@ def test_a_failed_checkpoint_is_an_event_and_the_run_finishes(warm_start_cache, 
     assert run.meta["failed_checkpoints"] == [{"step": 2, "error": failed["message"][0]}]
     assert [s for s, _ in list_checkpoints(out)] == [5]
     assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".tmp-")]  # no partial folder
+
+
+def test_two_trainers_on_one_out_the_loser_gets_one_line(warm_start_cache, tmp_path, capsys, monkeypatch):
+    """Two ``train`` on one --out, both past the start-up check: while this one loads its model,
+    the other opens the run. This one stops with one line and exit 2, and leaves the other's run
+    alone (before: a FileExistsError traceback out of the Recorder)."""
+    from entrodiag.store import RunWriter
+    from entrodiag.trainer import loop
+
+    out, other = tmp_path / "run", []
+    real = loop.tiny_policy
+
+    def the_other_trainer_starts_meanwhile(*args, **kwargs):
+        if not other:
+            other.append(RunWriter(out, meta={"source": "builtin", "model": "the-other-trainer"}, heartbeat_s=60))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "tiny_policy", the_other_trainer_starts_meanwhile)
+    try:
+        code = main(["train", *TEST, "--steps", "1", "--no-progress", "--out", str(out)])
+        err = capsys.readouterr().err
+    finally:
+        for w in other:
+            w.close()
+    assert other and code == 2
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "already holds a run" in err and "another trainer" in err and "--out" in err
+    run = load_run(out)
+    assert run.meta["model"] == "the-other-trainer" and run.steps.is_empty()  # untouched by the loser

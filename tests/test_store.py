@@ -210,3 +210,36 @@ def test_events_from_the_writer_and_from_a_watcher_process_and_until(tmp_path):
     early = run.until(2)
     assert early.events.height == 1 and early.steps["step"].to_list() == [0, 1, 2]
     assert early.tokens["step"].max() <= 2 and run.tokens["step"].max() == 3
+
+
+def test_two_writers_starting_on_one_folder_at_once_one_wins(tmp_path):
+    """Creating run.json is atomic with the check that there is none: of writers started at the
+    same moment on one folder, exactly one opens the run and the others get RunExistsError (before,
+    several passed the check and overwrote each other's run.json)."""
+    import threading
+
+    from entrodiag.store.writer import RunExistsError
+
+    n = 6
+    barrier, won, lost, other = threading.Barrier(n), [], [], []
+
+    def start(i: int) -> None:
+        barrier.wait()
+        try:
+            won.append(RunWriter(tmp_path / "r", meta={"source": f"writer-{i}"}, heartbeat_s=60))
+        except RunExistsError as e:
+            lost.append(str(e))
+        except Exception as e:  # noqa: BLE001 - anything else is a failure of the test
+            other.append(repr(e))
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for w in won:
+        w.close()
+    assert not other and len(won) == 1 and len(lost) == n - 1, (other, len(won), lost)
+    assert all("already holds a run" in m for m in lost)
+    assert load_run(tmp_path / "r").meta["source"] == won[0]._meta["source"]  # the winner's run.json
+    assert not [p.name for p in (tmp_path / "r").iterdir() if p.name.startswith(".run.json")]  # no temp left

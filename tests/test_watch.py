@@ -104,6 +104,84 @@ def test_follow_reports_each_flag_once_within_two_flush_intervals(tmp_path):
     assert "the run is finished" in lines[-1][1]
 
 
+HEARTBEAT_S = 1.5
+
+# a trainer stand-in: records six steps, then only keeps its heartbeat until it is killed
+LIVE_WRITER = """
+import sys, time
+from entrodiag import Recorder
+rec = Recorder(sys.argv[1], flush_interval_s=0.1, heartbeat_s={heartbeat})
+for step in range(6):
+    rec.log_scalars(step, entropy_mean=0.8 - 0.01 * step, reward_mean=0.4)
+rec.flush()
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_follow_exits_interrupted_within_two_heartbeats_of_a_sigkill(tmp_path):
+    """No file changes once the trainer is killed; the watch still sees it ``interrupted`` (the
+    rule of ``inspect``) and exits with EXIT_INTERRUPTED within two heartbeat intervals."""
+    from entrodiag.watch.follow import EXIT_INTERRUPTED
+
+    run_dir = tmp_path / "run"
+    writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER.format(heartbeat=HEARTBEAT_S), str(run_dir)],
+                              env=_env(), stdout=subprocess.PIPE, text=True)
+    watcher = None
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "entrodiag.cli", "watch", str(run_dir), "--follow", "--interval", "0.2",
+             "--no-events"],
+            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        first = [watcher.stdout.readline() for _ in range(2)]  # R = ... (which metric), then the status
+        assert "[running] step 5" in first[1], first
+        # kill just after a heartbeat the watch has read: from then on, nothing changes on disk
+        beat = (run_dir / "run.json").stat().st_mtime_ns
+        deadline = time.time() + 10
+        while (run_dir / "run.json").stat().st_mtime_ns == beat and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)
+        writer.kill()
+        writer.wait()
+        killed = time.time()
+        assert load_run(run_dir).status == "interrupted"  # what inspect says
+        try:
+            code = watcher.wait(2 * HEARTBEAT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"watch --follow still running {2 * HEARTBEAT_S} s after the trainer was killed")
+        elapsed = time.time() - killed
+        rest = watcher.stdout.read()
+    finally:
+        for p in (writer, watcher):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    assert code == EXIT_INTERRUPTED == 3, rest
+    assert "[interrupted] step 5" in rest and "the run is interrupted" in rest
+    assert elapsed < 2 * HEARTBEAT_S
+
+
+def test_a_poll_without_new_files_decides_the_status_anew(tmp_path, monkeypatch):
+    """A writer on another host (no pid to check) whose heartbeat goes stale: interrupted once
+    the heartbeat is older than STALE_HEARTBEATS intervals, though no file changed."""
+    from entrodiag.store import reader
+
+    run = make_run(tmp_path / "r", **healthy(steps=20))
+    meta = {**run.meta, "status": "running", "host": "another-host", "heartbeat": time.time(),
+            "heartbeat_interval_s": 10.0}
+    (run.path / "run.json").write_text(json.dumps(meta))
+    w = Watcher(run.path, events=None)
+    w.poll()
+    assert w.status.run_status == "running" and w.status.step == 19
+    now = time.time()
+    monkeypatch.setattr(reader.time, "time", lambda: now + reader.STALE_HEARTBEATS * 10.0 + 2.0)
+    assert w.poll() == []
+    assert w.status.run_status == "interrupted" == reader.run_status(meta) == load_run(run.path).status
+    assert w.status.step == 19 and w.status.line().startswith("[interrupted] step 19")
+
+
 def test_a_second_poll_without_new_parts_reports_nothing(tmp_path_factory):
     run = cached_run(tmp_path_factory, "watch-collapse", **COLLAPSE)
     w = Watcher(run.path, events=None)

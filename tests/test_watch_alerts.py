@@ -25,6 +25,7 @@ from entrodiag.watch.alerts import (
     AlertDispatcher,
     ConsoleSink,
     EmailSink,
+    Sink,
     SlackSink,
     WebhookSink,
     load_alert_config,
@@ -440,6 +441,8 @@ def test_on_result_errors_are_logged_not_raised(hook, caplog):
     ({"sink": [{"type": "webhook", "url": "http://h/x", "template": '{"k": "${nope}"}'}]}, "${nope}"),
     ({"sink": [{"type": "webhook", "url": "http://h/x", "template": '{"k": ${kind}}'}]}, "valid JSON"),
     ({"sink": [{"type": "console"}, {"type": "console"}]}, "name"),
+    ({"sink": [{"type": "webhook", "url": "http://h/x", "timeout": "ten"}]}, "timeout must be a positive number"),
+    ({"sink": [{"type": "email", "host": "h", "sender": "a@b", "to": "c@d", "timeout": 0}]}, "got 0"),
 ])
 def test_config_errors_are_clear(section, message):
     with pytest.raises(ValueError) as e:
@@ -497,3 +500,122 @@ def test_email_password_never_shown(caplog):
     with pytest.raises(ValueError, match="SMTP_PASSWORD"):
         EmailSink("h", 587, "a@example.org", "b@example.org", username="bot",
                   password_env="SMTP_PASSWORD", env={})
+
+
+# ------------------------------------------------------------------------------ per-sink deadlines
+class _Stuck(Sink):
+    """A sink whose send blocks until ``release`` is set (a server that never answers)."""
+
+    type = "stuck"
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+        self.release = threading.Event()
+        self.calls = 0
+
+    def send(self, alert):
+        self.calls += 1
+        self.release.wait(30)
+
+
+def test_each_sink_has_its_own_deadline_and_the_next_sinks_are_tried(caplog):
+    stuck, after = _Stuck(timeout=0.4), _Recorder()
+    results = Results()
+    d = AlertDispatcher([stuck, after], on_result=results)
+    try:
+        with caplog.at_level(logging.WARNING, logger="entrodiag"):
+            t0 = time.perf_counter()
+            assert d.notify(flag(), step=64, run_id="r", run_dir="/r")
+            assert d.flush(3), "the sink after a stuck one was never tried"
+            took = time.perf_counter() - t0
+            # a second alert while the abandoned send still hangs: not tried again, the others are
+            assert d.notify(flag(kind="entropy_floor"), step=70, run_id="r", run_dir="/r")
+            assert d.flush(0.3)
+    finally:
+        stuck.release.set()
+        d.close(2)
+    assert 0.4 <= took < 1.5
+    assert [a.kind for a in after.alerts] == ["early_collapse", "entropy_floor"] and stuck.calls == 1
+    assert [(name, ok) for _, name, ok, _ in results.items] == [("stuck", False), ("rec", True)] * 2
+    assert "timed out" in results.items[0][3] and "0.4 s deadline" in results.items[0][3]
+    assert "not tried" in results.items[2][3]
+    assert d.failures == 2 and d.sent == 2 and "timed out" in caplog.text
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Answers a POST one byte at a time, never ending its status line: each read of the client
+    gets a byte within its socket timeout, so only a deadline on the whole send ends it."""
+
+    stop = threading.Event()
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.wfile.write(b"HTTP/1.1 200 ")
+        while not self.stop.wait(0.1):
+            try:
+                self.wfile.write(b"x")
+                self.wfile.flush()
+            except OSError:
+                return
+
+    def log_message(self, *args):
+        pass
+
+
+def test_one_shot_watch_tries_email_after_a_slack_endpoint_that_never_answers(smtp_server, tmp_path,
+                                                                             monkeypatch):
+    """The issue's case: in a one-shot ``watch``, a Slack endpoint that never answers used the whole
+    budget and the e-mail sink after it was never tried, with no trace. Now Slack is abandoned at its
+    own deadline, recorded as ``alert_failed``, and every alert still reaches the e-mail."""
+    import numpy as np
+    import polars as pl
+    from analysis_runs import make_run
+
+    from entrodiag import load_run
+    from entrodiag.watch import follow
+
+    handler = type("Trickle", (_Trickle,), {"stop": threading.Event()})
+    slack = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    slack.daemon_threads = True
+    threading.Thread(target=slack.serve_forever, args=(0.05,), daemon=True).start()
+    monkeypatch.setenv("ENTRODIAG_SLACK_URL", f"http://127.0.0.1:{slack.server_port}/services/T/B/SECRET")
+    host, port = smtp_server.server_address
+    cfg = tmp_path / "alerts.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        [alerts]
+        min_severity = "critical"
+        [[alerts.sink]]
+        type = "slack"
+        url_env = "ENTRODIAG_SLACK_URL"
+        timeout = 1
+        [[alerts.sink]]
+        type = "email"
+        host = "{host}"
+        port = {port}
+        sender = "entrodiag@example.org"
+        to = "oncall@example.org"
+        starttls = false
+        timeout = 5
+    """))
+    run = make_run(tmp_path / "run", steps=80, entropy=np.where(np.arange(80) < 30, 0.8, 0.03), reward=0.4,
+                   cov=0.05, law=(0.4, 1.3), config={"steps": 200})
+    try:
+        t0 = time.perf_counter()
+        assert follow(run.path, alerts_config=cfg, out=io.StringIO()) == 0
+        took = time.perf_counter() - t0
+    finally:
+        handler.stop.set()
+        slack.shutdown()
+        slack.server_close()
+    events = load_run(run.path).events
+    failed = events.filter(pl.col("kind") == "alert_failed")
+    sent = events.filter(pl.col("kind") == "alert")
+    n = events.filter((pl.col("kind") == "flag") & (pl.col("severity") == "critical")).height
+    assert n >= 1 and len(smtp_server.box["mails"]) == n
+    assert sorted(set(sent["name"])) == ["email"] and sent.height == n
+    assert sorted(set(failed["name"])) == ["slack"] and failed.height == n
+    errors = [json.loads(d)["error"] for d in failed["detail"]]
+    assert "timed out" in errors[0] and "1 s deadline" in errors[0]
+    assert all("SECRET" not in e for e in errors)
+    assert took < 6  # Slack's 1 s deadline once: later alerts skip it while its abandoned send hangs

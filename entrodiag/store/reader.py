@@ -188,6 +188,18 @@ def _writer_alive(meta: dict) -> bool:
     return True
 
 
+def run_status(meta: dict) -> str:
+    """A run's status from its run.json: the recorded one (running | finished | failed | stopped),
+    except that a ``running`` run whose writer is known dead (a heartbeat older than
+    ``STALE_HEARTBEATS`` intervals, or a dead pid on this host) is ``interrupted``. The one rule of
+    ``inspect``, ``watch``, the dashboard and queries; it reads the clock, so a caller that holds
+    an unchanged run.json asks again to learn that its writer died."""
+    status = str(meta.get("status", "unknown"))
+    if status == "running" and not _writer_alive(meta):
+        return "interrupted"
+    return status
+
+
 # ------------------------------------------------------------------------- part files and verdicts
 @dataclass(frozen=True)
 class _Verdict:
@@ -390,11 +402,9 @@ class Run:
 
     @property
     def status(self) -> str:
-        """running | finished | failed | interrupted (a writer that died without closing)."""
-        status = str(self.meta.get("status", "unknown"))
-        if status == "running" and not _writer_alive(self.meta):
-            return "interrupted"
-        return status
+        """running | finished | failed | stopped | interrupted (a writer that died without
+        closing): ``run_status`` of run.json, decided anew at each call."""
+        return run_status(self.meta)
 
     def parts(self, table: str) -> list[RunPath]:
         """Completed, readable part files of ``table`` (unreadable ones skipped with a warning)."""

@@ -65,15 +65,34 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file, fsync and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+class RunExistsError(FileExistsError):
+    """The run directory already holds a run (its run.json exists), e.g. claimed a moment ago by
+    another process writing the same directory."""
+
+
+def write_json_atomic(path: Path, data: dict, *, exclusive: bool = False) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file, fsync and ``os.replace``.
+    ``exclusive``: only if ``path`` does not exist yet, decided atomically (a hard link of the
+    temporary file; ``FileExistsError`` when another process got there first)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, sort_keys=True, default=str)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise
+            except OSError:  # a filesystem without hard links: checked, then replaced
+                if path.exists():
+                    raise FileExistsError(path) from None
+                os.replace(tmp, path)
+            else:
+                tmp.unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)  # no half-written file left behind (a full disk)
@@ -216,6 +235,10 @@ class RunWriter:
     ``append`` and ``submit`` only enqueue: the calling thread never waits for disk (it waits
     only when more than ``max_queue`` items are pending, so memory stays bounded). Failures in
     the background are logged and counted in ``errors``, never raised into the caller.
+
+    Raises ``RunExistsError`` (a ``FileExistsError``) when ``run_dir`` already holds a run and
+    ``resume`` is false; on a local folder the check and the creation of run.json are one atomic
+    step, so of two writers starting on one folder at once exactly one gets it.
     """
 
     def __init__(
@@ -316,12 +339,11 @@ class RunWriter:
 
     def _open_meta(self, meta: dict, resume: bool) -> dict:
         path = self.location.child(RUN_JSON)
+        taken = RunExistsError(f"{self.path} already holds a run (run.json exists); choose a new directory "
+                               "or pass resume=True to append to it")
         if path.exists():
             if not resume:
-                raise FileExistsError(
-                    f"{self.path} already holds a run (run.json exists); choose a new directory "
-                    "or pass resume=True to append to it"
-                )
+                raise taken
             old = json.loads(path.read_text())
             merged = {**old, **meta, "run_id": old.get("run_id"), "created": old.get("created")}
             merged["resumed"] = [*old.get("resumed", []), now_iso()]
@@ -337,7 +359,13 @@ class RunWriter:
             status="running", heartbeat=time.time(), heartbeat_interval_s=self.heartbeat_s,
             pid=os.getpid(), host=socket.gethostname(),
         )
-        put_json(path, merged)
+        if self.location.is_local and not resume:  # two writers starting at once: one wins, atomically
+            try:
+                write_json_atomic(path.local_path, merged, exclusive=True)
+            except FileExistsError:
+                raise taken from None
+        else:  # an object store has no exclusive create: the check above is all there is
+            put_json(path, merged)
         return merged
 
     def _next_seq(self) -> int:

@@ -28,7 +28,7 @@ from ..hooks.recorder import Recorder
 from ..hooks.signals import GracefulStop, TrainingStopped, signal_name
 from ..metrics import group_advantages
 from ..store.location import LocationError, check_store, locate, run_path
-from ..store.writer import truncate_run
+from ..store.writer import RunExistsError, truncate_run
 from .checkpoint import list_checkpoints, load_trainer_state, local_policy, save_checkpoint
 from .config import TrainConfig
 from .controllers import CONTROLLERS, Knobs, from_config
@@ -177,12 +177,16 @@ class Trainer:
             if self.world > 1:
                 torch.distributed.barrier()
         model_name = "tiny-llama-2x64" if cfg.model == "tiny" else Path(cfg.model).name.removesuffix(".gguf")
-        self.rec = Recorder(
-            self.out, config=cfg.to_dict(), source="builtin", tokenizer=self.tok, token_sample=cfg.token_sample,
-            entropy_temperature=cfg.entropy_temperature, seed=cfg.seed, resume=resume,
-            model=model_name, task=self.task.name, intervention=self.intervention,
-            n_params=n_params(self.model), device=str(self.device),
-        )
+        try:
+            self.rec = Recorder(
+                self.out, config=cfg.to_dict(), source="builtin", tokenizer=self.tok, token_sample=cfg.token_sample,
+                entropy_temperature=cfg.entropy_temperature, seed=cfg.seed, resume=resume,
+                model=model_name, task=self.task.name, intervention=self.intervention,
+                n_params=n_params(self.model), device=str(self.device),
+            )
+        except RunExistsError:  # two trainers on one --out: the other claimed it while this one loaded
+            raise TrainingError(f"{self.out} already holds a run: another trainer started writing it while this "
+                                "one was loading its model; pass a new --out") from None
         self.watching = bool(cfg.stop_on or cfg.on_collapse or cfg.alerts)
         self.watcher = None
         if self.rank == 0 and self.watching:

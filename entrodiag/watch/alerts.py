@@ -52,8 +52,11 @@ becomes the value itself. ``$$`` is a literal ``$``. The template is rendered ag
 alert at load time; an unknown placeholder or a body that is not valid JSON raises ``ValueError``.
 
 Delivery happens on one background daemon thread; ``AlertDispatcher.notify`` only decides and
-queues. Failures are logged on the ``entrodiag`` logger, counted and reported to ``on_result``,
-never raised. Standard library only.
+queues. Each sink gets its own deadline, its ``timeout`` (default 10 s, for the whole send): a
+sink that has not answered by then is abandoned, the time-out is a failure like any other, and
+the sinks after it are still tried. Failures are logged on the ``entrodiag`` logger, counted and
+reported to ``on_result`` (the watch records them as ``alert_failed`` events), never raised.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -219,6 +222,10 @@ class Sink:
     """
 
     type: str = "sink"
+    #: The sink's deadline in seconds for one whole send (``None``: none, for sinks that cannot
+    #: block): a send that has not returned by then is abandoned and counted as failed (a late
+    #: answer may still deliver it), and the dispatcher goes on with the next sink.
+    timeout: float | None = None
 
     def __init__(self, *, name: str | None = None, min_severity: str = "info") -> None:
         self.name = name or self.type
@@ -268,6 +275,12 @@ def _check_url(url: Any, what: str) -> str:
     return url
 
 
+def _timeout(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"{name} sink: timeout must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
 def _post_json(url: str, body: Any, headers: Mapping[str, str], timeout: float) -> None:
     data = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
     from .. import __version__
@@ -301,7 +314,7 @@ class WebhookSink(Sink):
         super().__init__(name=name, min_severity=min_severity)
         self.url = _check_url(url, f"{self.name} sink")
         self.headers = {str(k): str(v) for k, v in (headers or {}).items()}
-        self.timeout = float(timeout)
+        self.timeout = _timeout(timeout, self.name)
         self.template: string.Template | None = None
         if template is not None:
             self.template = self._compile(template)
@@ -380,7 +393,7 @@ class SlackSink(Sink):
                  min_severity: str = "info") -> None:
         super().__init__(name=name, min_severity=min_severity)
         self.url = _check_url(url, f"{self.name} sink")
-        self.timeout = float(timeout)
+        self.timeout = _timeout(timeout, self.name)
 
     @classmethod
     def body(cls, alert: Alert) -> dict[str, Any]:
@@ -459,7 +472,7 @@ class EmailSink(Sink):
             raise ValueError(f"{what}: a password needs a user name (username or username_env)")
         if starttls and ssl:
             starttls = False  # already encrypted
-        self.starttls, self.ssl, self.timeout = bool(starttls), bool(ssl), float(timeout)
+        self.starttls, self.ssl, self.timeout = bool(starttls), bool(ssl), _timeout(timeout, self.name)
 
     def message(self, alert: Alert) -> EmailMessage:
         """The e-mail for ``alert``."""
@@ -569,6 +582,7 @@ class AlertDispatcher:
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._abandoned: dict[str, threading.Thread] = {}  # sink name -> a send past its deadline
 
     # ---------------------------------------------------------------------------- deciding
     def notify(self, flag: Flag, *, step: int, run_id: str, run_dir: str | os.PathLike[str]) -> bool:
@@ -647,7 +661,7 @@ class AlertDispatcher:
                 continue
             error: str | None = None
             try:
-                sink.send(alert)
+                self._send(sink, alert)
             except Exception as e:  # noqa: BLE001 - delivery failures are logged, never raised
                 error = _scrub(f"{type(e).__name__}: {e}", sink)
             if error is None:
@@ -665,6 +679,36 @@ class AlertDispatcher:
                     log.warning("alert on_result callback failed: %s: %s", type(e).__name__,
                                 _scrub(str(e), sink))
 
+    def _send(self, sink: Sink, alert: Alert) -> None:
+        """``sink.send(alert)`` within the sink's deadline (``sink.timeout``): on a thread of its
+        own, abandoned when it has not returned in time (``TimeoutError``). A sink whose abandoned
+        send still hangs is not tried again until that one ends (one hung thread per sink)."""
+        limit = getattr(sink, "timeout", None)
+        if limit is None:
+            sink.send(alert)
+            return
+        hung = self._abandoned.get(sink.name)
+        if hung is not None and hung.is_alive():
+            raise TimeoutError(f"not tried: its previous send timed out ({limit:g} s deadline) and still "
+                               "hangs")
+        outcome: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                sink.send(alert)
+            except BaseException as e:  # noqa: BLE001 - handed to the delivery thread
+                outcome.append(e)
+
+        worker = threading.Thread(target=send, name=f"entrodiag-alert-{sink.name}", daemon=True)
+        worker.start()
+        worker.join(limit)
+        if worker.is_alive():
+            self._abandoned[sink.name] = worker
+            raise TimeoutError(f"timed out: no answer within its {limit:g} s deadline (timeout); abandoned, "
+                               "the next sinks are tried")
+        if outcome:
+            raise outcome[0]
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued alert went through every sink; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -676,9 +720,10 @@ class AlertDispatcher:
                 self._idle.wait(left)
         return True
 
-    def close(self, timeout: float | None = 10.0) -> bool:
-        """Flush (up to ``timeout`` seconds) and stop the delivery thread; later ``notify`` calls
-        queue nothing. Returns whether everything queued was delivered."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush and stop the delivery thread; later ``notify`` calls queue nothing. Waits until
+        every queued alert was offered to every sink (each within its own deadline), or at most
+        ``timeout`` seconds when given. Returns whether every queued alert went through."""
         with self._lock:
             self._closed = True
         done = self.flush(timeout)

@@ -12,6 +12,10 @@ from .watcher import Watcher, describe_flag
 
 #: Run statuses after which nothing more will be written.
 ENDED = ("finished", "failed", "interrupted", "stopped")
+#: The exit code of ``watch --follow`` when the run ends ``interrupted`` (its writer died without
+#: closing the run: killed, out of memory, the node lost), so a scheduler can tell it apart from
+#: an ending (0), a flag at ``--fail-on`` (1) and bad input (2).
+EXIT_INTERRUPTED = 3
 
 
 def follow(
@@ -30,8 +34,11 @@ def follow(
     """Watch a run: each new flag once (with evidence and advice), then a status line.
 
     Without ``keep_following`` it reads the run once. With it, it polls every ``interval``
-    seconds until the run ends (finished, failed, interrupted or stopped). Returns 1 as soon as
-    a flag at or above ``fail_on`` is raised, else 0.
+    seconds until the run ends (finished, failed, interrupted or stopped); the status is decided
+    at every poll, also when no file changed, so a trainer killed with SIGKILL is seen as
+    ``interrupted`` at the next poll on its host (elsewhere once its heartbeat is stale). Returns 1
+    as soon as a flag at or above ``fail_on`` is raised, ``EXIT_INTERRUPTED`` (3) when a followed
+    run ends interrupted, else 0.
     """
     if interval <= 0:
         raise ValueError(f"--interval must be positive, got {interval}")
@@ -64,9 +71,11 @@ def follow(
                 return 1
             if not keep_following:
                 return 0
-            if watcher.status.run_status in ENDED:
-                print(f"the run is {watcher.status.run_status}; stopped watching", file=out, flush=True)
-                return 0
+            if st.run_status in ENDED:
+                interrupted = st.run_status == "interrupted"
+                why = f" (exit {EXIT_INTERRUPTED}: its writer died without closing it)" if interrupted else ""
+                print(f"the run is {st.run_status}; stopped watching{why}", file=out, flush=True)
+                return EXIT_INTERRUPTED if interrupted else 0
             time.sleep(interval)
     finally:
         watcher.close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from ..analysis.forecast import EntropyForecast, forecast_entropy
 from ..analysis.law import fit_entropy_law
 from ..analysis.metric import choose_metric
 from ..analysis.summary import law_verdict
-from ..store.reader import Run, _key, load_run, stat_files
+from ..store.reader import Run, _key, load_run, run_status, stat_files
 from ..store.schema import RUN_JSON
 from ..store.writer import event_row, warm_up, write_events
 
@@ -143,6 +143,7 @@ class Watcher:
         self._callbacks: list[Callable[[Flag, WatchStatus], Any]] = []
         self._episodes: dict[str, _Episode] = {}
         self._signature: tuple | None = None
+        self._meta: dict = {}
         self.status = WatchStatus(run_status="unknown")
         self.flags: list[Flag] = []
         self.callback_errors = 0
@@ -157,12 +158,20 @@ class Watcher:
         """Re-read the run when a part file was added (or ``force``), re-run the detectors and
         return the flags that are new (see the module doc); updates ``status`` and ``flags``.
         ``emit=False`` only takes note of them (no events, callbacks or alerts): a resumed run's
-        flags from before its checkpoint are then not new again."""
+        flags from before its checkpoint are then not new again.
+
+        When no file changed, the run's status is still decided anew (``run_status``, the rule of
+        ``inspect``): a writer killed without closing stops its heartbeat, and nothing changes
+        on disk, yet the run becomes ``interrupted``."""
         signature = self._files_signature()
         if signature == self._signature and not force:
+            status = run_status(self._meta)
+            if status != self.status.run_status:
+                self.status = replace(self.status, run_status=status)
             return []
         self._signature = signature
         run = load_run(self.path)
+        self._meta = run.meta
         found, _ = run_detectors(run, self.thresholds)
         flags = at_or_above(found, self.min_severity)
         self.flags = flags
@@ -180,10 +189,11 @@ class Watcher:
                         last_step=flag.last_step, message=f"stopped on {flag.kind} ({flag.severity})",
                         detail={"stop_on": stop_on, "source": self.source})
 
-    def close(self) -> None:
-        """Deliver pending alerts (waits up to 10 s)."""
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver pending alerts: wait until each was offered to every sink, each sink within its
+        own deadline (its ``timeout``), or at most ``timeout`` seconds when given."""
         if self.alerts is not None:
-            self.alerts.close()
+            self.alerts.close(timeout)
 
     # ------------------------------------------------------------------------------ internals
     def _files_signature(self) -> tuple:
