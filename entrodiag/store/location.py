@@ -10,6 +10,11 @@ A run location is a local path or a URL with one of the schemes in ``URL_SCHEMES
 Anything else with ``://`` (``http://``, ``hdfs://``, a typo such as ``s3:/bucket``) is refused
 with a message, so that a URL is never taken for a local folder named ``s3:``.
 
+Paths are literal: the part of a URL after the bucket names objects exactly as written, as the
+AWS CLI takes it (``s3://bucket/runs/lr[1e-6]`` is the prefix ``runs/lr[1e-6]``; ``[``, ``*``,
+``?``, ``#`` and ``%`` are characters of the name, never a pattern, a query string or an
+escape), and every reader hands explicit file lists to polars and DuckDB, never a pattern.
+
 Object stores have no rename and no partial objects: an object written here appears whole, under
 its final name, in one PUT (``Location.write_bytes``).
 """
@@ -26,6 +31,8 @@ import pyarrow.fs as pafs
 
 #: URL schemes a run location may use.
 URL_SCHEMES = ("s3", "gs", "gcs", "file")
+#: A bucket name (S3 and GCS allow less; anything else, e.g. a query string, is refused).
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(/*)")
 
@@ -159,12 +166,24 @@ def locate(location: str | os.PathLike | Location) -> Location:
         path = Path(location).expanduser()
         return Location(str(path), pafs.LocalFileSystem(), str(path.absolute()))
     url = str(location).rstrip("/") or str(location)
-    try:
-        fs, fs_path = pafs.FileSystem.from_uri(url)
+    scheme, rest = url.split("://", 1)
+    scheme = scheme.lower()
+    authority, slash, path = rest.partition("/")
+    path = (slash + path).rstrip("/")
+    if scheme == "file":
+        if authority not in ("", "localhost"):
+            raise LocationError(f"{url}: a file:// URL names a folder of this machine: file:///absolute/path")
+        return Location(url, pafs.LocalFileSystem(), path or "/")
+    if not _BUCKET.fullmatch(authority):
+        raise LocationError(f"{url}: {authority!r} is not a bucket name; a run location is "
+                            f"{scheme}://bucket/path (endpoint and credentials come from the environment, "
+                            "never from the URL)")
+    try:  # the filesystem of the bucket; the path below it is the user's, taken literally
+        fs, bucket = pafs.FileSystem.from_uri(f"{scheme}://{authority}")
     except (OSError, ValueError) as e:  # pyarrow's errors derive from these
         raise LocationError(f"{url}: cannot open this object store ({e}); check the URL and the "
                             "credentials/endpoint in the environment (AWS_*, GOOGLE_*)") from None
-    return Location(url, fs, fs_path.rstrip("/"))
+    return Location(url, fs, bucket.rstrip("/") + path)
 
 
 def run_path(location: str | os.PathLike) -> Path | str:
