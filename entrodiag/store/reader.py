@@ -12,6 +12,12 @@ A part file that cannot be decoded is skipped, named once in a warning, listed i
 
 - a bad footer (a truncated file, not Parquet at all) is found when the folder is listed (the
   footer is read anyway, for the schema);
+- so is schema drift: a part whose column cannot be read as the table's type (``step`` or
+  ``entropy_mean`` as text) is skipped; types that widen without loss (int -> float, int32 ->
+  int64, float32 -> float64) are read and cast (``schema.table_schema``);
+- a symbolic link to a missing file or to itself, or a part that cannot be opened, is skipped
+  when the folder is listed; a table folder that cannot be listed (no permission) leaves the
+  whole table out, named by the folder;
 - a corrupt data page behind a good footer shows only when the page is decoded, late, inside a
   lazy query. ``Run.scan`` therefore returns a LazyFrame whose scan is a small polars IO source:
   it runs the ordinary multi-file Parquet scan (projection, filter and row limit pushed down),
@@ -29,7 +35,10 @@ listing made while the compactor deletes the old parts cannot miss the new one, 
 files vanished under it lists again and reruns.
 
 Impossible values (negative or infinite entropies, NaN, ...) are read as null and counted
-(``entrodiag.store.values``).
+(``entrodiag.store.values``). run.json is checked once, when the run is opened (``check_meta``).
+
+Paths are literal: parts are listed here and polars is handed the explicit list with its glob
+off, so a run folder named ``run[1]`` or ``exp*`` reads exactly its own parts.
 
 A run may live on an object store (``s3://bucket/prefix/run``, ``gs://...``; see
 ``entrodiag.store.location``): ``Run.path`` is then a ``Location`` (joined with ``/`` like a
@@ -691,6 +700,18 @@ class _GuardedScan:
             if verdict.error:
                 self.run._skip(part, verdict.error)
                 found = True
+        if not found:  # every part decodes alone: one whose values the table's types cannot hold?
+            for part in parts:
+                try:
+                    pl.scan_parquet(_sources([part]), schema=self.schema, **_SCAN).collect()
+                except pl.exceptions.ColumnNotFoundError:
+                    raise
+                except _DECODE_ERRORS as e:
+                    if _key(part) is None:
+                        raise FileNotFoundError(part) from None
+                    self.run._skip(part, f"its columns cannot be read as the table's types (schema drift): "
+                                         f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                    found = True
         return found
 
 
