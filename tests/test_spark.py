@@ -110,3 +110,18 @@ def test_spark_reads_the_query_index_and_agrees_with_query(spark, root, tmp_path
     mine = got.filter(pl.col("run_id") == "two_rank")
     assert mine.height == two.height == 3
     assert mine["cov_mean"].to_list() == pytest.approx(two["cov_mean"].to_list(), rel=1e-12)
+
+
+def test_spark_reads_a_run_whose_name_is_a_pattern_when_escaped(spark, tmp_path):
+    """README's escape for Spark: ``runs/lr[1e-6]`` read with its pattern characters escaped reads
+    that run only, not ``runs/lr1`` (which the unescaped pattern matches)."""
+    copy_sample_run(tmp_path / "lr[1e-6]")
+    other = copy_sample_run(tmp_path / "lr1")
+    shutil.rmtree(other / "steps")
+    (other / "steps").mkdir()
+    pl.DataFrame({"step": [7], "entropy_mean": [2.0]}).write_parquet(other / "steps" / "part-r00000-000000.parquet")
+    path = re.sub(r"([\[\]{}*?\\])", r"\\\1", str(tmp_path / "lr[1e-6]")) + "/steps/"
+    got = _rows(spark.read.option("mergeSchema", "true").parquet(path).select("step", "entropy_mean").orderBy("step"))
+    want = load_run(tmp_path / "lr[1e-6]").steps
+    assert got["step"].to_list() == want["step"].to_list()
+    assert got["entropy_mean"].to_list() == pytest.approx(want["entropy_mean"].to_list(), rel=1e-12)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -169,3 +171,178 @@ def test_cli_runs_as_a_subprocess_on_a_damaged_run(damaged):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Traceback" not in r.stderr and tokens_part.name in r.stdout.replace("\n", "")
+
+
+# --------------------------------------------------------------- schema drift and filesystem faults
+def _rewrite(part: Path, **cols) -> int:
+    """Rewrite ``part`` with ``cols`` (name -> expression); returns its row count."""
+    df = pl.read_parquet(part).with_columns(**cols)
+    df.write_parquet(part, compression="zstd")
+    return df.height
+
+
+@pytest.fixture(scope="module")
+def drifted(tmp_path_factory) -> dict:
+    """A copy of the sample run with parts whose columns changed type (text where numbers belong,
+    int64 where float64 is expected, float64 where float32 is), a dangling symbolic link and one
+    that points to itself; returns what was done and the rows each table should keep."""
+    run = copy_sample_run(tmp_path_factory.mktemp("drift") / "run")
+    steps = sorted((run / "steps").glob("part-*"))
+    tokens = sorted((run / "tokens").glob("part-*"))
+    lost_steps = _rewrite(steps[2], entropy_mean=pl.col("entropy_mean").cast(pl.String))
+    lost_steps += _rewrite(steps[5], step=pl.col("step").cast(pl.String))
+    _rewrite(steps[8], entropy_mean=(pl.col("entropy_mean") * 10).round().cast(pl.Int64))  # widens: read
+    lost_steps += _rewrite(steps[11], step=pl.col("step").cast(pl.UInt64))  # found by the scan's guard
+    lost_tokens = _rewrite(tokens[3], entropy=pl.col("entropy").cast(pl.String))
+    _rewrite(tokens[4], entropy=pl.col("entropy").cast(pl.Float64))  # widens: read
+    total = {t: _rows(run, t) for t in ("steps", "tokens", "evals")}
+    dangling = run / "evals" / "part-r00000-999998.parquet"
+    dangling.symlink_to(run / "evals" / "gone.parquet")
+    loop = run / "evals" / "part-r00000-999999.parquet"
+    loop.symlink_to(loop)
+    import pyarrow.parquet as pq
+
+    widened = pq.read_table(steps[8]).to_pydict()  # the int64 values, read independently
+    skipped = {f"steps/{steps[2].name}": "schema drift", f"steps/{steps[5].name}": "schema drift",
+               f"steps/{steps[11].name}": "cannot be read as the table's types",
+               f"tokens/{tokens[3].name}": "schema drift", f"evals/{dangling.name}": "does not exist",
+               f"evals/{loop.name}": "points to itself"}
+    return {"run": run, "skipped": skipped, "widened": dict(zip(widened["step"], widened["entropy_mean"])),
+            "rows": {"steps": total["steps"] - lost_steps, "tokens": total["tokens"] - lost_tokens,
+                     "evals": total["evals"]}}
+
+
+def _assert_named(skipped: list[dict], want: dict) -> None:
+    got = {p["path"]: p["reason"] for p in skipped}
+    assert set(got) == set(want), got
+    for path, why in want.items():
+        assert why in got[path], (path, got[path])
+
+
+def test_schema_drift_and_broken_links_are_skipped_and_named(drifted):
+    with pytest.warns(UserWarning, match="schema drift"):
+        run = load_run(drifted["run"])
+        steps, tokens, evals = run.steps, run.tokens, run.evals
+    _assert_named(run.skipped(), drifted["skipped"])
+    assert steps.height == drifted["rows"]["steps"] and steps["entropy_mean"].dtype == pl.Float64
+    assert tokens.height == drifted["rows"]["tokens"]
+    assert run.scan("evals", raw=True).select(pl.len()).collect().item() == drifted["rows"]["evals"]
+    assert evals.height > 0
+    got = dict(zip(steps["step"].to_list(), steps["entropy_mean"].to_list()))
+    for step, value in drifted["widened"].items():  # int64 where float64 is expected: read as floats
+        assert got[step] == float(value)
+
+
+def test_every_command_goes_on_past_drift(drifted, tmp_path, capsys):
+    run_dir = drifted["run"]
+    assert main(["inspect", str(run_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    _assert_named(out["skipped_parts"], drifted["skipped"])
+    assert out["rows"]["tokens"] == drifted["rows"]["tokens"]
+    assert main(["analyze", str(run_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["run"]["steps"] == drifted["rows"]["steps"]
+    _assert_named(out["run"]["skipped_parts"], drifted["skipped"])
+    assert main(["watch", str(run_dir), "--no-events"]) == 0
+    capsys.readouterr()
+    assert main(["query", str(run_dir.parent), "select count(*) as n from steps", "--json",
+                 "--index", str(tmp_path / "idx")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == [{"n": drifted["rows"]["steps"]}]
+    assert "damaged part file(s) skipped" in captured.err
+
+
+def test_report_goes_on_past_drift(drifted, tmp_path):
+    pdf = tmp_path / "r.pdf"
+    assert main(["report", str(drifted["run"]), "-o", str(pdf)]) == 0
+    assert pdf.stat().st_size > 10_000
+
+
+@pytest.fixture
+def unlistable(tmp_path, monkeypatch):
+    """A run whose samples folder cannot be listed: as root permission bits do not stop a read, so
+    listing that folder raises PermissionError as it would for another user after chmod 000."""
+    run = copy_sample_run(tmp_path / "runs" / "run")
+    folder = run / "samples"
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    return run
+
+
+def test_a_table_folder_that_cannot_be_listed_is_left_out_and_named(unlistable, tmp_path, capsys):
+    with pytest.warns(UserWarning, match="cannot be listed"):
+        run = load_run(unlistable)
+        assert run.samples.height == 0
+    assert run.steps.height == _rows(unlistable, "steps")
+    assert run.skipped() == [{"path": "samples", "reason": run.skipped()[0]["reason"]}]
+    assert "Permission denied" in run.skipped()[0]["reason"]
+    assert main(["inspect", str(unlistable), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [p["path"] for p in out["skipped_parts"]] == ["samples"]
+    assert out["rows"]["tokens"] == _rows(unlistable, "tokens")
+    assert main(["analyze", str(unlistable)]) == 0
+    assert "samples" in capsys.readouterr().out
+    assert main(["watch", str(unlistable), "--no-events"]) == 0
+    capsys.readouterr()
+    assert main(["query", str(unlistable.parent), "select count(*) as n from samples", "--json",
+                 "--index", str(tmp_path / "idx")]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 0}]
+
+
+# ----------------------------------------------------------------------------- run.json fields
+def test_a_run_json_field_of_the_wrong_type_is_named_once_on_load(tmp_path, capsys):
+    run_dir = copy_sample_run(tmp_path / "runs" / "bad")
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["heartbeat_interval_s"] = "ten"
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(reader_mod.RunError, match=r"bad/run\.json: field 'heartbeat_interval_s' is \"ten\""):
+        load_run(run_dir)
+    assert main(["inspect", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "heartbeat_interval_s" in err and "run.json" in err and "Traceback" not in err
+    good = copy_sample_run(tmp_path / "runs" / "good")
+    assert main(["query", str(good.parent), "select run_id, status, error from runs order by run_id", "--json",
+                 "--index", str(tmp_path / "idx")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in rows] == ["unreadable", "finished"]
+    assert "heartbeat_interval_s" in rows[0]["error"] and rows[1]["error"] is None
+    for bad in ({"world_size": 0}, {"config": []}, {"heartbeat": None}, {"entropy_hist_edges": ["a"]}):
+        (run_dir / "run.json").write_text(json.dumps({**meta, "heartbeat_interval_s": 10.0, **bad}))
+        with pytest.raises(reader_mod.RunError, match=f"field '{next(iter(bad))}'"):
+            load_run(run_dir)
+
+
+def test_dashboard_pages_survive_a_bad_run_json_and_drift(drifted, tmp_path, monkeypatch):
+    """A run whose run.json has a field of the wrong type is listed as unreadable with the field
+    named; a drifted run and a healthy one beside it render on every page."""
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    root = tmp_path / "root"
+    good = copy_sample_run(root / "good")
+    bad = copy_sample_run(root / "bad")
+    meta = json.loads((bad / "run.json").read_text())
+    (bad / "run.json").write_text(json.dumps({**meta, "heartbeat_interval_s": "ten"}))
+    shutil.copytree(drifted["run"], root / "drift", symlinks=True)
+    monkeypatch.setenv("ENTRODIAG_RUNS_ROOT", str(root))
+    monkeypatch.setenv("ENTRODIAG_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"),
+                           default_timeout=60)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    rows = {r["run"]: r for r in at.dataframe[0].value.to_dict("records")}
+    assert rows["bad"]["status"] == "unreadable" and "heartbeat_interval_s" in rows["bad"]["error"]
+    assert rows["good"]["steps"] == _rows(good, "steps") and rows["drift"]["steps"] == drifted["rows"]["steps"]
+    for selected in ([str(root / "drift")], [str(root / "good"), str(root / "drift")]):
+        at.sidebar.multiselect[0].set_value(selected).run()
+        for name in ("page_runs.py", "page_dynamics.py", "page_law.py", "page_collapse.py", "page_tokens.py",
+                     "page_compare.py"):
+            at.switch_page(name)
+            at.run()
+            assert not at.exception, (name, [e.message for e in at.exception])

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -78,13 +79,14 @@ def _lock(run_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _groups(parts: list[tuple[tuple[int, int, int], Path]], max_bytes: int):
-    """Runs of consecutive readable parts of one rank, cut at damaged parts and at ``max_bytes``."""
+def _groups(parts: list[tuple[tuple[int, int, int], Path]], max_bytes: int, skipped: set[Path]):
+    """Runs of consecutive readable parts of one rank, cut at damaged parts (``skipped``: the ones
+    the reader leaves out, e.g. for schema drift) and at ``max_bytes``."""
     group: list[tuple[tuple[int, int, int], Path]] = []
     size = 0
     for ids, path in parts:
         key = _key(path)
-        if key is None or _decode(path, key).error:
+        if path in skipped or key is None or _decode(path, key).error:
             if group:
                 yield group, None
             yield [], path
@@ -137,7 +139,8 @@ def compact(
         raise CompactError(f"{run_dir} is on an object store: compaction needs a lock that object stores "
                            "do not have, so it works on local runs only; copy the run to a local folder, compact "
                            "it there and upload the compacted parts (readers of a URL skip the parts they replace)")
-    meta = load_run(run_dir).meta
+    run = load_run(run_dir)
+    meta = run.meta
     if meta.get("status") == "running" and _writer_alive(meta) and not force:
         raise CompactError(f"{run_dir} is live (status running, heartbeat fresh); compact it when it has "
                            "finished, or pass --force (its writer's new parts are left alone)")
@@ -148,8 +151,15 @@ def compact(
             folder = run_dir / table
             if not folder.is_dir():
                 continue
-            every = [(ids, folder / e.name) for e in os.scandir(folder) if (ids := parse_part_name(e.name))]
-            kept = list_parts(folder)
+            try:
+                every = [(ids, folder / e.name) for e in os.scandir(folder) if (ids := parse_part_name(e.name))]
+                kept = list_parts(folder)
+            except OSError:  # a folder that cannot be listed is left as it is (the reader names it)
+                result.damaged.append(folder)
+                continue
+            with warnings.catch_warnings():  # the reader's verdicts (drift, broken links) in skipped_parts
+                warnings.simplefilter("ignore")
+                run.parts(table)
             result.parts_before += len(kept)
             kept_paths = {p for _, p in kept}
             stale = [p for _, p in every if p not in kept_paths]  # replaced by a compacted part already
@@ -160,7 +170,7 @@ def compact(
                 work.append((folder, rank, [(ids, p) for ids, p in kept if ids[0] == rank]))
         bar = _progress(sum(len(parts) for *_, parts in work), progress)
         for folder, rank, parts in work:
-            for group, damaged in _groups(parts, max_bytes):
+            for group, damaged in _groups(parts, max_bytes, set(run.skipped_parts)):
                 if damaged is not None:
                     result.damaged.append(damaged)
                     bar.update(1)

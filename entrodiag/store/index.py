@@ -60,13 +60,13 @@ import polars as pl
 import pyarrow.fs as pafs
 
 from .location import Location, locate
-from .reader import SKIP_WARNING, Run, RunError, load_run
-from .schema import CORE_TYPES, RUN_JSON, SCHEMA, TABLES, parse_part_name
+from .reader import SKIP_WARNING, Run, RunError, check_meta, load_run
+from .schema import CORE_TYPES, RUN_JSON, TABLES, parse_part_name
 
 #: How deep below the root runs are looked for (root/sweep/run is depth 2), as the dashboard does.
 MAX_DEPTH = 3
 #: Bumped when the index's layout or the meaning of a cached table changes (old indexes rebuild).
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 _MANIFEST = "manifest.json"
 
 Fingerprint = str
@@ -272,11 +272,10 @@ class RunsIndex:
                 except (OSError, ValueError) as e:
                     entry["meta"], entry["error"] = {}, f"{run.url}/{RUN_JSON} is unreadable ({e})"
                 else:
-                    schema = str(entry["meta"].get("schema", ""))
-                    if not schema.startswith("entrodiag/"):
-                        entry["error"] = f"{run.url}/{RUN_JSON} is not an entrodiag run.json (no 'schema' field)"
-                    elif schema != SCHEMA:
-                        entry["error"] = f"{run.url} uses schema {schema}, this entrodiag reads {SCHEMA}; upgrade entrodiag"
+                    try:
+                        check_meta(entry["meta"], run.url)
+                    except RunError as e:
+                        entry["error"] = str(e)
                 entry["meta_fp"] = run.meta_fp
                 changed = True
             out[run.run_id] = entry["meta"]

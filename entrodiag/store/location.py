@@ -14,6 +14,11 @@ query string (``s3://bucket/runs?endpoint_override=HOST``) or with credentials b
 location typed into the dashboard or written in a file would then send requests, signed with this
 machine's credentials, to a host of its choosing. The environment is the one place for them.
 
+Paths are literal: the part of a URL after the bucket names objects exactly as written, as the
+AWS CLI takes it (``s3://bucket/runs/lr[1e-6]`` is the prefix ``runs/lr[1e-6]``; ``[``, ``*``,
+``?``, ``#`` and ``%`` are characters of the name, never a pattern, a query string or an
+escape), and every reader hands explicit file lists to polars and DuckDB, never a pattern.
+
 Object stores have no rename and no partial objects: an object written here appears whole, under
 its final name, in one PUT (``Location.write_bytes``).
 """
@@ -31,6 +36,9 @@ import pyarrow.fs as pafs
 
 #: URL schemes a run location may use.
 URL_SCHEMES = ("s3", "gs", "gcs", "file")
+#: A bucket name (S3 and GCS allow less; anything else, e.g. a query string, is refused).
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_QUERY = re.compile(r"\?[A-Za-z_][A-Za-z0-9_.-]*=")  # ?name=value: the shape of a query string
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(/*)")
 
@@ -165,27 +173,41 @@ def locate(location: str | os.PathLike | Location) -> Location:
         return Location(str(path), pafs.LocalFileSystem(), str(path.absolute()))
     url = str(location).rstrip("/") or str(location)
     check_url(url)
-    try:
-        fs, fs_path = pafs.FileSystem.from_uri(url)
+    scheme, rest = url.split("://", 1)
+    scheme = scheme.lower()
+    authority, slash, path = rest.partition("/")
+    path = (slash + path).rstrip("/")
+    if scheme == "file":
+        if authority not in ("", "localhost"):
+            raise LocationError(f"{url}: a file:// URL names a folder of this machine: file:///absolute/path")
+        return Location(url, pafs.LocalFileSystem(), path or "/")
+    if not _BUCKET.fullmatch(authority):
+        raise LocationError(f"{url}: {authority!r} is not a bucket name; a run location is "
+                            f"{scheme}://bucket/path (endpoint and credentials come from the environment, "
+                            "never from the URL)")
+    try:  # the filesystem of the bucket; the path below it is the user's, taken literally
+        fs, bucket = pafs.FileSystem.from_uri(f"{scheme}://{authority}")
     except (OSError, ValueError) as e:  # pyarrow's errors derive from these
         raise LocationError(f"{url}: cannot open this object store ({e}); check the URL and the "
                             "credentials/endpoint in the environment (AWS_*, GOOGLE_*)") from None
-    return Location(url, fs, fs_path.rstrip("/"))
+    return Location(url, fs, bucket.rstrip("/") + path)
 
 
 def check_url(url: str) -> None:
-    """Refuse (``LocationError``) a URL that carries store settings: a query string (pyarrow reads
-    ``endpoint_override``, ``scheme``, ``region``, keys... from it; ``file://`` drops it silently)
-    or credentials before the bucket. ``locate`` checks it before pyarrow sees the URL, so nothing
-    is sent; callers that only want the check (the dashboard's root box) call it alone."""
+    """Refuse (``LocationError``) a URL that carries store settings: a query string
+    (``?endpoint_override=HOST&scheme=http``: pyarrow would read the endpoint, scheme, region or keys
+    from it) or credentials before the bucket. Paths are otherwise literal, so a ``?`` inside a
+    name (``runs/q?``) stays a character of the name; what is refused is ``?NAME=VALUE``, the shape
+    of a query string. ``locate`` checks it before any store is opened, so nothing is sent; callers
+    that only want the check (the dashboard's root box) call it alone."""
     netloc = urllib.parse.urlsplit(url).netloc
-    settings = "query string" if "?" in url else "credentials before the bucket" if "@" in netloc else None
+    settings = ("query string" if _QUERY.search(url) else
+                "credentials before the bucket" if "@" in netloc else None)
     if settings:
         raise LocationError(
             f"{url}: a run URL takes no {settings}; the endpoint, region and credentials of an object "
             "store come only from the environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, "
-            "AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...); a '?' in a folder name is "
-            "written %3F")
+            "AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...)")
 
 
 def run_path(location: str | os.PathLike) -> Path | str:

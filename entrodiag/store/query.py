@@ -54,7 +54,7 @@ def runs_table(index: RunsIndex) -> pl.DataFrame:
     rows, kinds = [], {}
     for run in index.runs():
         meta = metas.get(run.run_id, {})
-        status = Run(path=Path(run.url), meta=meta).status if meta else "unreadable"
+        status = "unreadable" if run.run_id in errors or not meta else Run(path=Path(run.url), meta=meta).status
         row = {"run_id": run.run_id, "path": run.url, "status": status, "error": errors.get(run.run_id)}
         for k, v in meta.items():
             if k in ("run_id", "status"):
@@ -108,14 +108,39 @@ def connect(root: str | os.PathLike, sql: str | None = None, *, index_dir: str |
         con.register("_runs", runs_table(index).to_arrow())
         con.execute("create view runs as select * from _runs")
     files = index.table_files([t for t in wanted if t != "runs"])
+    names = _literal_names(con, index.dir, files)
     for table, paths in files.items():
         if paths:
-            listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+            listed = ", ".join(_sql_text(p) for p in names[table])
             con.execute(f"create view {table} as select * from read_parquet([{listed}], union_by_name=true)")
         else:
             con.register(f"_{table}", empty_table(table).to_arrow())
             con.execute(f"create view {table} as select * from _{table}")
     return con, index
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+#: What DuckDB's read_parquet takes for a pattern in a path.
+_PATTERN = re.compile(r"[*?\[\]]")
+
+
+def _literal_names(con, index_dir: Path, files: dict[str, list[Path]]) -> dict[str, list[str]]:
+    """The index's table files as DuckDB is to be given them, read literally. DuckDB reads a path
+    holding ``*``, ``?`` or ``[`` as a pattern (with no escape), and the index folder may hold them
+    (``--index``, ``$ENTRODIAG_CACHE`` or a home folder named so), so the files are named relative
+    to the index folder, which is DuckDB's ``file_search_path`` (taken literally; a comma separates
+    its entries, so a folder with a comma and no pattern character is named in full instead)."""
+    base = str(Path(index_dir).absolute())
+    if "," not in base:
+        con.execute(f"set file_search_path = {_sql_text(base)}")
+        return {t: [str(Path(p).absolute().relative_to(base)) for p in paths] for t, paths in files.items()}
+    if _PATTERN.search(base):
+        raise QueryError(f"{base}: the index folder's path holds a comma and one of * ? [ ], which DuckDB "
+                         "cannot read literally; pass --index with another folder")
+    return {t: [str(p) for p in paths] for t, paths in files.items()}
 
 
 def query(root: str | os.PathLike, sql: str, *, index_dir: str | os.PathLike | None = None,

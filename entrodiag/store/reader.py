@@ -12,6 +12,12 @@ A part file that cannot be decoded is skipped, named once in a warning, listed i
 
 - a bad footer (a truncated file, not Parquet at all) is found when the folder is listed (the
   footer is read anyway, for the schema);
+- so is schema drift: a part whose column cannot be read as the table's type (``step`` or
+  ``entropy_mean`` as text) is skipped; types that widen without loss (int -> float, int32 ->
+  int64, float32 -> float64) are read and cast (``schema.table_schema``);
+- a symbolic link to a missing file or to itself, or a part that cannot be opened, is skipped
+  when the folder is listed; a table folder that cannot be listed (no permission) leaves the
+  whole table out, named by the folder;
 - a corrupt data page behind a good footer shows only when the page is decoded, late, inside a
   lazy query. ``Run.scan`` therefore returns a LazyFrame whose scan is a small polars IO source:
   it runs the ordinary multi-file Parquet scan (projection, filter and row limit pushed down),
@@ -29,7 +35,10 @@ listing made while the compactor deletes the old parts cannot miss the new one, 
 files vanished under it lists again and reruns.
 
 Impossible values (negative or infinite entropies, NaN, ...) are read as null and counted
-(``entrodiag.store.values``).
+(``entrodiag.store.values``). run.json is checked once, when the run is opened (``check_meta``).
+
+Paths are literal: parts are listed here and polars is handed the explicit list with its glob
+off, so a run folder named ``run[1]`` or ``exp*`` reads exactly its own parts.
 
 A run may live on an object store (``s3://bucket/prefix/run``, ``gs://...``; see
 ``entrodiag.store.location``): ``Run.path`` is then a ``Location`` (joined with ``/`` like a
@@ -42,8 +51,10 @@ polars the parts' URLs (polars reads them with the same environment: ``AWS_ENDPO
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import math
 import os
 import socket
 import time
@@ -60,7 +71,7 @@ import pyarrow.parquet as pq
 from . import values
 from . import location
 from .location import Location, LocationError, locate
-from .schema import CORE_TYPES, RUN_JSON, SCHEMA, STEP_COLUMNS, TABLES, parse_part_name
+from .schema import CORE_TYPES, RUN_JSON, SCHEMA, STEP_COLUMNS, TABLES, parse_part_name, table_schema
 
 #: A running run whose heartbeat is older than this many heartbeat intervals is interrupted.
 STALE_HEARTBEATS = 3.0
@@ -137,13 +148,17 @@ def find_run_dir(path: str | os.PathLike | Location) -> RunPath:
         raise RunError(str(e)) from None
     if isinstance(p, Location):
         return _find_remote(p)
-    if not p.exists():
-        raise RunError(f"{p}: no such file or directory")
-    if not p.is_dir():
-        raise RunError(f"{p} is a file; a run is a directory holding run.json")
-    if (p / RUN_JSON).is_file():
-        return p
-    return _the_only_run(p, sorted(c for c in p.iterdir() if (c / RUN_JSON).is_file()))
+    try:
+        if not p.exists():
+            raise RunError(f"{p}: no such file or directory")
+        if not p.is_dir():
+            raise RunError(f"{p} is a file; a run is a directory holding run.json")
+        if (p / RUN_JSON).is_file():
+            return p
+        inside = sorted(c for c in p.iterdir() if (c / RUN_JSON).is_file())
+    except OSError as e:  # no permission to look inside
+        raise RunError(f"{p}: cannot be read ({_why(e)})") from None
+    return _the_only_run(p, inside)
 
 
 def _the_only_run(folder: RunPath, inside: list) -> RunPath:
@@ -164,12 +179,49 @@ def _read_meta(run_dir: RunPath) -> dict:
         meta = json.loads((run_dir / RUN_JSON).read_bytes().decode("utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunError(f"{run_dir / RUN_JSON} is unreadable ({e}); is the disk full or the file cut?") from None
+    return check_meta(meta, run_dir)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_TEXT = (lambda v: isinstance(v, str), "text")
+_OBJECT = (lambda v: isinstance(v, dict), "a JSON object")
+_LIST = (lambda v: isinstance(v, list), "a list")
+#: run.json fields the reader and the analyses interpret: the test each value must pass and what
+#: it must be. A null or absent field is always accepted, except the heartbeat's two (numbers).
+META_FIELDS: dict[str, tuple] = {
+    **{k: _TEXT for k in ("run_id", "status", "created", "finished", "source", "model", "task", "intervention",
+                          "host", "entrodiag_version", "entropy_control")},
+    **{k: _OBJECT for k in ("config", "recorder", "imported", "entropy_semantics")},
+    **{k: _LIST for k in ("resumed", "failed_checkpoints")},
+    "heartbeat": (_number, "a number (unix seconds)"),
+    "heartbeat_interval_s": (lambda v: _number(v) and v > 0, "a positive number of seconds"),
+    "entropy_temperature": (lambda v: _number(v) and v > 0, "a positive number"),
+    "pid": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a process id (an integer)"),
+    "world_size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
+    "entropy_hist_edges": (lambda v: isinstance(v, list) and all(x is None or _number(x) for x in v),
+                           "a list of numbers (the last may be null)"),
+}
+_NOT_NULL = ("heartbeat", "heartbeat_interval_s")
+
+
+def check_meta(meta, run_dir: RunPath | str) -> dict:
+    """``meta`` (run.json of the run at ``run_dir``) when it is an entrodiag run.json of this
+    schema whose fields (``META_FIELDS``) have the types the readers use; else ``RunError`` naming
+    the file and the first bad field, e.g. ``runs/a/run.json: field 'heartbeat_interval_s' is
+    "ten"; it must be a positive number of seconds``. Checked once, when run.json is read."""
+    where = f"{str(run_dir).rstrip('/')}/{RUN_JSON}"
     if not isinstance(meta, dict) or not str(meta.get("schema", "")).startswith("entrodiag/"):
-        raise RunError(f"{run_dir / RUN_JSON} is not an entrodiag run.json (no 'schema' field)")
+        raise RunError(f"{where} is not an entrodiag run.json (no 'schema' field)")
     if meta["schema"] != SCHEMA:
-        raise RunError(
-            f"{run_dir} uses schema {meta['schema']}, this entrodiag reads {SCHEMA}; upgrade entrodiag"
-        )
+        raise RunError(f"{run_dir} uses schema {meta['schema']}, this entrodiag reads {SCHEMA}; upgrade entrodiag")
+    for name, (ok, what) in META_FIELDS.items():
+        if name in meta and (meta[name] is not None or name in _NOT_NULL) and not ok(meta[name]):
+            shown = json.dumps(meta[name], default=str)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise RunError(f"{where}: field {name!r} is {shown}; it must be {what} (fix or remove the field)")
     return meta
 
 
@@ -288,7 +340,8 @@ def _decode(path: RunPath, key: _Key) -> _Verdict:
         except OSError as e:  # a store that cannot be reached: the part is not judged
             raise _unreachable(path, e) from None
     try:
-        pl.read_parquet(io.BytesIO(data) if isinstance(path, Location) else path)
+        pl.read_parquet(io.BytesIO(data) if isinstance(path, Location) else path, glob=False,
+                        hive_partitioning=False)
     except FileNotFoundError:
         raise
     except _DECODE_ERRORS as e:
@@ -298,6 +351,32 @@ def _decode(path: RunPath, key: _Key) -> _Verdict:
                                        error=f"a data page does not decode: {type(e).__name__}: {e}",
                                        decoded=True))
     return _remember(key, _Verdict(rows=verdict.rows, schema=verdict.schema, decoded=True))
+
+
+def _why(e: OSError) -> str:
+    return f"{type(e).__name__}: {e.strerror or e}"
+
+
+def _broken(path: RunPath) -> str | None:
+    """Why a listed local entry cannot be opened although it is still there (a symbolic link to a
+    missing file, a link loop, no permission), or ``None`` when it is gone (listed again)."""
+    if not isinstance(path, Path):
+        return None
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"cannot be opened: {_why(e)}"
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return f"a symbolic link to a file that does not exist ({os.readlink(path)})"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link that points to itself (a loop)"
+        return f"cannot be opened: {_why(e)}"
+    return None
 
 
 def _names(folder: RunPath) -> list[str]:
@@ -421,19 +500,32 @@ class Run:
         return self._list(table)
 
     def _list(self, table: str) -> tuple[list[RunPath], pa.Schema | None]:
-        good, schemas = [], []
-        for _, part in list_parts(self.path / table):
+        folder = self.path / table
+        try:
+            listed = list_parts(folder)
+        except OSError as e:  # a table folder that cannot be listed (permissions): the table is left out
+            self._skip(folder, f"the folder cannot be listed, the whole table is left out: {_why(e)}")
+            return [], None
+        found: list[tuple[RunPath, _Verdict]] = []
+        for _, part in listed:
             key = _listed_key(part)
             if key is None:
-                raise FileNotFoundError(part)
+                broken = _broken(part)
+                if broken is None:
+                    raise FileNotFoundError(part)  # gone since the listing (a compaction): list again
+                self._skip(part, broken)
+                continue
             verdict = _footer(part, key)
             if verdict.error:
                 self._skip(part, verdict.error)
             elif verdict.rows:
-                good.append(part)
-                schemas.append(verdict.schema)
-        schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else None
-        return good, schema
+                found.append((part, verdict))
+        if not found:
+            return [], None
+        schema, drift = table_schema(table, [v.schema for _, v in found], [v.rows for _, v in found])
+        for i, why in drift.items():
+            self._skip(found[i][0], why)
+        return [part for i, (part, _) in enumerate(found) if i not in drift], schema
 
     def _skip(self, part: RunPath, reason: str) -> None:
         if part not in self.skipped_parts:
@@ -479,7 +571,7 @@ class Run:
         pschema = polars_schema(schema)
         if register_io_source is None:  # pragma: no cover - older polars
             self.check((table,))
-            lf = pl.scan_parquet(_sources(self.parts(table)), schema=pschema, missing_columns="insert")
+            lf = pl.scan_parquet(_sources(self.parts(table)), schema=pschema, **_SCAN)
         else:
             lf = register_io_source(_GuardedScan(self, table, parts, pschema), schema=pschema,
                                     explain_name="entrodiag", explain_detail=f"{self.path.name}/{table}")
@@ -579,8 +671,7 @@ class _GuardedScan:
             if not parts:
                 yield pl.DataFrame(schema=self.schema).select(with_columns or pl.all())
                 return
-            lf = pl.scan_parquet(_sources(parts), schema=self.schema, missing_columns="insert",
-                                 extra_columns="ignore")
+            lf = pl.scan_parquet(_sources(parts), schema=self.schema, **_SCAN)
             if predicate is not None:
                 lf = lf.filter(predicate)
             if with_columns is not None:
@@ -619,11 +710,31 @@ class _GuardedScan:
             if verdict.error:
                 self.run._skip(part, verdict.error)
                 found = True
+        if not found:  # every part decodes alone: one whose values the table's types cannot hold?
+            for part in parts:
+                try:
+                    pl.scan_parquet(_sources([part]), schema=self.schema, **_SCAN).collect()
+                except pl.exceptions.ColumnNotFoundError:
+                    raise
+                except _DECODE_ERRORS as e:
+                    if _key(part) is None:
+                        raise FileNotFoundError(part) from None
+                    self.run._skip(part, f"its columns cannot be read as the table's types (schema drift): "
+                                         f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                    found = True
         return found
 
 
+#: How every multi-file scan reads the listed parts: paths literal (a run folder named ``run[1]``
+#: or ``exp*`` is not a pattern; no hive columns from ``lr=1e-6``), columns a part lacks read as
+#: null, and types that widen safely (int32 -> int64, int -> float, float32 -> float64) cast to
+#: the table's type (``schema.table_schema``).
+_SCAN = dict(glob=False, hive_partitioning=False, missing_columns="insert", extra_columns="ignore",
+             cast_options=pl.ScanCastOptions(integer_cast=["upcast", "allow-float"], float_cast="upcast"))
+
+
 def _sources(parts: list[RunPath]) -> list[Path] | list[str]:
-    """What polars' Parquet scan is given: local paths, or the objects' URLs."""
+    """What polars' Parquet scan is given: local paths, or the objects' URLs (both taken literally)."""
     return [str(p) for p in parts] if parts and isinstance(parts[0], Location) else parts
 
 

@@ -162,3 +162,79 @@ def parse_part_name(name: str) -> tuple[int, int, int] | None:
 
 
 PART_GLOB = "part-r*-*.parquet"
+
+
+# ------------------------------------------------------------------------- reading parts' schemas
+def _kind(t: pa.DataType) -> str:
+    """The family of a type: parts whose column is of one family read into one type."""
+    if pa.types.is_null(t):
+        return "null"
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"list<{_kind(t.value_type)}>"
+    return str(t)
+
+
+def _fits(kind: str, into: str) -> bool:
+    """Whether a column of family ``kind`` reads losslessly as family ``into`` (null reads as
+    anything; integers widen to floats; never the other way)."""
+    return kind in ("null", into) or (kind == "integer" and into == "float")
+
+
+def _shown(t: pa.DataType) -> str:
+    return str(t).replace("large_string", "string").replace("large_list", "list")
+
+
+def _widest(types: list[pa.DataType]) -> pa.DataType:
+    fields = [pa.schema([("x", t)]) for t in types]
+    try:
+        return pa.unify_schemas(fields, promote_options="permissive").field("x").type
+    except (pa.ArrowTypeError, pa.ArrowInvalid, NotImplementedError):
+        return types[0]
+
+
+def table_schema(table: str, found: list[pa.Schema],
+                 rows: list[int] | None = None) -> tuple[pa.Schema, dict[int, str]]:
+    """The schema a table is read with, from the schemas of its parts (``found``, with their row
+    counts ``rows``), and the parts that cannot be read with it: ``{index in found: why}``.
+
+    Each column gets one type. A core column (``CORE_TYPES``) keeps its family: a part whose
+    column is of another family (``entropy_mean`` or ``step`` as text, ``step`` as a float) does
+    not fit and is left out (schema drift is damage); within the family the widest type wins
+    (``int32`` and ``int64`` read as ``int64``, ``float32`` and ``float64`` as ``float64``) and
+    integers read as floats (a float column stored as ``int64`` by one part is read, not left
+    out). A column the writer does not know takes the family most rows have (integers and
+    floats together), and the parts of other families are left out. An all-null column fits
+    every type.
+    """
+    rows = rows if rows is not None else [1] * len(found)
+    core = CORE_TYPES.get(table, {})
+    names = list(dict.fromkeys(name for s in found for name in s.names))
+    fields, bad = [], {}
+    for name in names:
+        seen = [(i, s.field(name).type) for i, s in enumerate(found) if name in s.names]
+        if name in core:
+            into, base = _kind(core[name]), [core[name]]
+        else:
+            votes: dict[str, int] = {}
+            for i, t in seen:
+                family = "number" if _kind(t) in ("integer", "float") else _kind(t)
+                if family != "null":
+                    votes[family] = votes.get(family, 0) + max(rows[i], 1)
+            into, base = (max(votes, key=votes.get) if votes else "null"), []
+            if into == "number":
+                into = "float" if any(_kind(t) == "float" for _, t in seen) else "integer"
+        fit = [t for i, t in seen if _fits(_kind(t), into)]
+        dtype = _widest(base + fit) if base + fit else pa.null()
+        for i, t in seen:
+            if not _fits(_kind(t), into) and i not in bad:
+                bad[i] = f"column {name!r} is {_shown(t)} where the table's is {_shown(dtype)} (schema drift)"
+        fields.append(pa.field(name, dtype))
+    return pa.schema(fields), bad
