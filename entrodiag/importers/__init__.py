@@ -68,7 +68,11 @@ OWN_COLUMNS = frozenset({"step", "rank", "entropy_hist", "run_id"})
 
 
 class ImportFailure(ValueError):
-    """The source cannot be imported; the message says why and what to do."""
+    """The source cannot be imported; the message (one line, control characters of logged names
+    escaped) says why and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(shown(message, 4000))
 
 
 @dataclass
@@ -440,7 +444,11 @@ def _typed(path: Path, rows: list[dict], meta: dict, eval_where: str | None) -> 
     except ValueError as e:
         raise ImportFailure(str(e)) from None
     config = _sibling_config(path)
-    return out, {**meta, **typed_meta, **({"config": config} if config else {})}
+    bad = dict(meta.get("bad_values", {}))
+    for what, n in typed_meta.pop("bad_values", {}).items():
+        _count(bad, what, n)
+    notes = [*meta.get("notes", []), *typed_meta.pop("notes", [])]
+    return out, {**meta, **typed_meta, "bad_values": bad, "notes": notes, **({"config": config} if config else {})}
 
 
 def _sibling_config(path: Path) -> dict:
@@ -489,6 +497,22 @@ def _judge(v: Any) -> tuple[float | None, str | None]:
     if isinstance(v, float):
         return (v, None) if math.isfinite(v) else (None, NONFINITE)
     return None, (NONFINITE if _nonfinite(v) else NOT_NUMERIC)
+
+
+def _impossible(column: str, v: float) -> str | None:
+    """Why ``v`` cannot be a value of the step column ``column`` (the rules by which the reader reads
+    such a value as missing, ``store.values``), so that the import leaves it out and counts it."""
+    from ..store.values import COUNTS, LOGPROBS, NATS, SHARES, TOLERANCE
+
+    if column in NATS and v < -TOLERANCE:
+        return "negative entropy"
+    if column in LOGPROBS and v > TOLERANCE:
+        return "positive log-probability"
+    if column in SHARES and not 0 <= v <= 1:
+        return "a share outside [0, 1]"
+    if column in COUNTS and v < 0:
+        return "a negative count"
+    return None
 
 
 def _step_of(v: Any) -> tuple[int | None, str | None]:
@@ -630,8 +654,9 @@ def import_run(
                 count(f"{n}: {why}")
             if v is None:
                 continue
-            if t.name.startswith("entropy") and v < 0:
-                count(f"{n}: negative entropy (left out)")
+            impossible = t.kind == "step" and _impossible(t.name, v)
+            if impossible:
+                count(f"{n}: {impossible} (left out)")
                 continue
             if t.kind == "step" and str(STEP_COLUMNS.get(t.name, ("",))[0]).startswith("int"):
                 if abs(v) > INT64_MAX:

@@ -28,8 +28,11 @@ RAY_PREFIX = re.compile(r"^\s*\((?:[\w.-]+) pid=\d+(?:, ip=[\d.]+)?\)\s*")
 VERL_STEP = re.compile(r"^step:(\d+)\s+-\s+(.*)$")
 VERL_INITIAL = re.compile(r"Initial validation metrics:\s*(\{.*\})")
 TQDM_COUNTER = re.compile(r"\|\s*(\d+)/(\d+)\s*\[")
-#: a printed metrics dict: starts with a quoted key and a numeric value
+#: a printed metrics dict: starts with a quoted key and a numeric value (how a log is recognised)
 PRINTED_DICT = re.compile(r"\{'[^'\n]+':\s*[-+0-9.naif]")
+#: a printed dict read as metrics when it holds a number: its first value may also be text, a
+#: boolean or None (not a nested dict: a config dump)
+FLAT_DICT = re.compile(r"\{'[^'\n]+':\s*(?:[-+0-9.naif]|True|False|None|')")
 _PAIR = re.compile(r"'([^'\n]+)':\s*('[^'\n]*'|[^,}]+)")
 
 
@@ -140,7 +143,8 @@ def read_printed_dicts(path: Path, log_every: int | None = None) -> tuple[list[d
     pos = 0
     counters = [(m.start(), int(m.group(1))) for m in TQDM_COUNTER.finditer(text)]
     ci = 0
-    for m in PRINTED_DICT.finditer(text):
+    bad: dict[str, int] = {}
+    for m in FLAT_DICT.finditer(text):
         start = m.start()
         end = text.find("}", start)
         if end < 0:
@@ -152,7 +156,10 @@ def read_printed_dicts(path: Path, log_every: int | None = None) -> tuple[list[d
             last_counter = counters[ci][1]
             ci += 1
         d = parse_printed_dict(text[start:end + 1])
-        if not any(isinstance(v, (int, float)) for v in d.values()):
+        if not any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in d.values()):
+            for key in d:  # not a metrics dict (a printed config?): its values left out, counted
+                what = f"{key}: in a printed dict with no number (left out)"
+                bad[what] = bad.get(what, 0) + 1
             continue
         if any(k in d for k in ("train_runtime", "train_samples_per_second")) and "loss" not in d:
             continue  # the end-of-training summary
@@ -173,4 +180,4 @@ def read_printed_dicts(path: Path, log_every: int | None = None) -> tuple[list[d
     notes = [f"{len(rows)} printed metric dicts; {how}"]
     if not log_every and len(set(steps)) < len(steps):
         notes.append("some dicts share a progress counter (later value kept); --log-every N numbers them instead")
-    return rows, {"notes": notes, "step_rule": how}
+    return rows, {"notes": notes, "step_rule": how, "bad_values": bad}

@@ -250,7 +250,7 @@ def _plugin_name(metadata: bytes) -> str | None:
     return None
 
 
-def _summary_scalars(buf: bytes) -> Iterator[tuple[str, float]]:
+def _summary_scalars(buf: bytes) -> Iterator[tuple[str | None, float]]:
     for number, wire, value in fields(buf):
         if number != 1 or wire != 2:
             continue
@@ -266,8 +266,6 @@ def _summary_scalars(buf: bytes) -> Iterator[tuple[str, float]]:
                 tensor = v2
             elif n2 == 9 and w2 == 2:
                 plugin = _plugin_name(v2)
-        if tag is None:
-            continue
         if simple is not None:
             yield tag, float(simple)
         elif tensor is not None and plugin in (None, "scalars"):
@@ -346,7 +344,7 @@ def _event_scalars(payload: bytes) -> list[ScalarEvent]:
             summary = value
     if summary is None:
         return []
-    return [ScalarEvent(step, wall, tag, v) for tag, v in _summary_scalars(summary)]
+    return [ScalarEvent(step, wall, tag, v) for tag, v in _summary_scalars(summary)]  # tag None: no tag
 
 
 def scan_scalars(path: str | Path) -> EventScan:
@@ -357,19 +355,24 @@ def scan_scalars(path: str | Path) -> EventScan:
     with open(path, "rb") as f:
         payloads, crcs, problems = _split_records(f.read(), path)
     out: list[ScalarEvent] = []
-    bad_crc = bad_event = 0
+    bad_crc = bad_event = no_tag = 0
     for payload, crc, got in zip(payloads, crcs, crc32c_many(payloads)):
         if crc != mask(got):
             bad_crc += 1
             continue
         try:
-            out.extend(_event_scalars(payload))
+            events = _event_scalars(payload)
         except (EventFileError, struct.error):
             bad_event += 1
+            continue
+        no_tag += sum(e.tag is None for e in events)
+        out.extend(e for e in events if e.tag is not None)
     if bad_crc:
         problems["records with a bad data checksum (left out)"] = bad_crc
     if bad_event:
         problems["records that are no readable Event (left out)"] = bad_event
+    if no_tag:  # an empty tag: protobuf does not write an empty string
+        problems["scalars without a tag (left out)"] = no_tag
     return EventScan(out, len(payloads), problems)
 
 
