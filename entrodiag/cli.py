@@ -352,9 +352,11 @@ def _import_args(p: argparse.ArgumentParser) -> None:
                    help="map a logged column to a step column (entropy_mean, reward_mean, ...), an "
                    "evaluation (val/NAME), 'step' or 'skip'; repeat for more columns")
     p.add_argument("--format", default="auto",
-                   choices=("auto", "trainer_state", "verl", "verl_console", "console", "jsonl", "csv", "tensorboard"),
+                   choices=("auto", "trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv",
+                            "tensorboard"),
                    help="input format (default: detect from the name and content): verl_console = verl's "
-                   "'step:N - key:value' console lines; console = the metric dicts transformers/TRL print")
+                   "'step:N - key:value' console lines; console = the metric dicts transformers/TRL print; notebook = "
+                   "those dicts in a Jupyter notebook's cell outputs")
     p.add_argument("--log-every", type=int, metavar="N",
                    help="console dicts: number the k-th printed dict N*k (the trainer's logging_steps) instead "
                    "of reading the progress-bar counter printed before it")

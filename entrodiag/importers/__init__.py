@@ -14,7 +14,11 @@ Formats (``format=`` / ``--format``; ``auto`` picks one from the path and the co
 - ``verl_console``: verl's console output (``step:N - key:value - ...`` lines, with or without
   Ray's ``(main_task pid=...)`` prefix and colour codes; see ``console``).
 - ``console``: the metric dicts transformers/TRL print at each logging step; the step is the
-  progress counter printed before each, or ``log_every``·k (see ``console``).
+  progress counter printed before each, ``log_every``·k, or, where stdout was block-buffered into
+  the file (several dicts after one counter), the logging interval read off the log times k
+  (see ``console``). Numbers printed as text or inside numpy/torch/Decimal wrappers are numbers.
+- ``notebook``: a Jupyter notebook (``.ipynb``) whose cell outputs hold such dicts (the last
+  cell that trained with a reward is the run; see ``console.read_notebook``).
 
 A JSONL whose records name their kind (``type``/``split``/``phase``/``mode``...: train, rollout,
 eval...) is split by kind (see ``typed``): evaluation records become evaluations, the others step
@@ -46,7 +50,9 @@ from pathlib import Path
 from typing import Any
 
 from .columns import RESERVED_TARGETS, STEP_KEYS, Target, classify, normalise, parse_map
-from .console import looks_like_printed_dicts, looks_like_verl_console, read_printed_dicts, read_verl_console
+from .console import (
+    looks_like_printed_dicts, looks_like_verl_console, read_notebook, read_printed_dicts, read_verl_console,
+)
 from .semantics import entropy_semantics, guess_framework
 from .tfevents import EventFileError, find_event_files, scan_scalars
 from .typed import find_kind_field, split_typed
@@ -56,7 +62,7 @@ __all__ = [
     "read_history", "shown",
 ]
 
-FORMATS = ("trainer_state", "verl", "verl_console", "console", "jsonl", "csv", "tensorboard")
+FORMATS = ("trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv", "tensorboard")
 
 #: bytes read from the start of a text file to recognise a console log (verl prints a long config
 #: dump before the first step line)
@@ -133,6 +139,8 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
         return "tensorboard", p
     if name.endswith((".csv", ".tsv")):
         return "csv", p
+    if name.endswith(".ipynb"):
+        return "notebook", p
     head = _head(p)
     if name.endswith(".json") or head.startswith(("{", "[")):
         try:
@@ -143,6 +151,8 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
             return "trainer_state", p  # a trainer_state.json written on one line
         if isinstance(obj, dict):
             return ("verl" if isinstance(obj.get("data"), dict) and "step" in obj else "jsonl"), p
+        if head.lstrip().startswith("["):
+            return "jsonl", p  # a JSON list of records (a trainer's log history saved as a list)
         if name.endswith(".json") or head.lstrip().startswith("{"):
             return "trainer_state", p
         return "jsonl", p
@@ -268,8 +278,15 @@ def _read_json_list(path: Path) -> tuple[list[dict], dict]:
     if not isinstance(obj, list) or not all(isinstance(r, dict) for r in obj):
         raise ImportFailure(f"{path}: expected one JSON object per line, or a JSON list of objects")
     bad: dict[str, int] = {}
+    summary = {}
     try:
-        return [_flatten(r, bad) for r in obj], {"bad_values": bad}
+        rows = []
+        for r in obj:
+            if "train_runtime" in r and "loss" not in r:  # Hugging Face's end-of-training summary
+                summary = r
+            else:
+                rows.append(_flatten(r, bad))
+        return rows, {"bad_values": bad, **({"summary": summary} if summary else {})}
     except RecursionError:
         raise ImportFailure(f"{path}: JSON nested too deeply to read") from None
 
@@ -411,9 +428,9 @@ def read_history(
         rows, meta = _read_csv(path)
     elif format == "verl_console":
         rows, meta = read_verl_console(path)
-    elif format == "console":
+    elif format in ("console", "notebook"):
         try:
-            rows, meta = read_printed_dicts(path, log_every=log_every)
+            rows, meta = (read_printed_dicts if format == "console" else read_notebook)(path, log_every=log_every)
         except ValueError as e:
             raise ImportFailure(str(e)) from None
     else:
@@ -497,6 +514,27 @@ def _judge(v: Any) -> tuple[float | None, str | None]:
     if isinstance(v, float):
         return (v, None) if math.isfinite(v) else (None, NONFINITE)
     return None, (NONFINITE if _nonfinite(v) else NOT_NUMERIC)
+
+
+def _check_series_kept(path: Path, rows: list[dict], targets: dict[str, Target]) -> None:
+    """Refuse an import that would lose the entropy series, or an evaluation series, to parsing: more
+    than half of a column's logged values (at least two) are number-like text that did not parse
+    (a wrapper entrodiag does not know, e.g. ``jnp.float32(0.5)``); the message names the column
+    and shows a value. Single values cut short (a line truncated mid-number) are only counted."""
+    for n, t in targets.items():
+        if not (t.kind == "eval" or (t.kind == "step" and t.name == "entropy_mean")):
+            continue
+        values = [r[n] for r in rows if r.get(n) is not None]
+        texts = [v for v in values if isinstance(v, str) and len(v) <= 80 and re.search(r"\d", v)
+                 and _judge(v)[1] == NOT_NUMERIC]
+        logged = len(values)
+        if len(texts) >= 2 and len(texts) * 2 > logged:
+            what = "entropy" if t.kind == "step" else f"evaluation {t.name}"
+            raise ImportFailure(
+                f"{path}: the {what} series would be lost: {len(texts)} of {logged} values of {n!r} are not "
+                f"numbers entrodiag can read (e.g. {texts[0]!r}); convert them, or leave the column out with "
+                f"--map {n}=skip"
+            )
 
 
 def _impossible(column: str, v: float) -> str | None:
@@ -583,7 +621,7 @@ def import_run(
     if log_every is not None and log_every < 1:
         raise ImportFailure(f"--log-every must be a positive number of steps, got {log_every}")
     fmt, path, rows, src_meta = read_history(source, format, log_every=log_every, eval_where=eval_where)
-    if log_every is not None and fmt != "console":
+    if log_every is not None and fmt not in ("console", "notebook"):
         raise ImportFailure(f"--log-every applies to printed console dicts; {path} is read as {fmt}")
     if not rows:
         raise ImportFailure(f"{path}: the log is empty (no metric rows)")
@@ -671,6 +709,7 @@ def import_run(
             if old is not None and old != v:
                 count(f"{n}: step logged twice with different values (kept the last)")
             store[key] = v
+    _check_series_kept(path, rows, {n: targets[n] for n in names if n != step_col})
     if not steps and not evals:
         why = "; ".join(f"{c} x {k}" for k, c in list(bad.items())[:3])
         raise ImportFailure(f"{path}: no numeric metric values with a step in {step_col!r}"
