@@ -89,7 +89,10 @@ def histories(draw, fmt: str):
     recs = []
     for _ in range(draw(st.integers(1, 6))):
         keys = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=len(pool), unique=True))
-        recs.append((draw(step_st), {k: draw(values(fmt)) for k in keys if k != "step"}))
+        vals = {k: draw(values(fmt)) for k in keys if k != "step"}
+        if fmt == "console":  # transformers adds the epoch to every log it prints
+            vals["epoch"] = draw(st.floats(0, 10))
+        recs.append((draw(step_st), vals))
     return recs
 
 

@@ -142,7 +142,8 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
     if name.endswith(".ipynb"):
         return "notebook", p
     head = _head(p)
-    if name.endswith(".json") or head.startswith(("{", "[")):
+    printed = head.lstrip().startswith("{'")  # a printed Python dict (a console log), not JSON
+    if name.endswith(".json") or (head.startswith(("{", "[")) and not printed):
         try:
             obj = json.loads(_first_line(p))
         except (ValueError, RecursionError):

@@ -36,8 +36,9 @@ TQDM_COUNTER = re.compile(r"(?:\||\d%)\s*(\d+)/(\d+)\s*\[")
 PRINTED_DICT = re.compile(r"\{'[^'\n]+':\s*(?:[-+0-9.naif]|'[-+0-9.]|(?:np|numpy|torch)\.\w+\(|tensor\()")
 #: a printed dict read as metrics when it holds a number and its first value is one, or it has
 #: an ``epoch`` (transformers adds it to every log): its first value may also be quoted (recent
-#: transformers print ``'loss': '0.03732'``) or wrapped (``np.float64(0.1)``); not a nested dict
-FLAT_DICT = re.compile(r"\{'[^'\n]+':\s*(?:[-+0-9.naif]|'|[A-Za-z_][\w.]*\()")
+#: transformers print ``'loss': '0.03732'``), wrapped (``np.float64(0.1)``), a flag or None; not a
+#: nested dict (a config dump)
+FLAT_DICT = re.compile(r"\{'[^'\n]+':\s*(?:[-+0-9.naif]|'|True|False|None|[A-Za-z_][\w.]*\()")
 _PAIR = re.compile(r"'([^'\n]+)':\s*('[^'\n]*'|[A-Za-z_][\w.]*\((?:[^()]|\([^()]*\))*\)|[^,}]+)")
 #: a number printed inside a wrapper: numpy scalars (verl prints ``np.float64(0.035)``), torch
 #: tensors (``tensor(0.5)``, ``tensor(0.5, device='cuda:0')``), ``Decimal('0.1')``
@@ -172,7 +173,8 @@ def read_printed_dicts(path: Path, log_every: int | None = None, text: str | Non
     counters = [(m.start(), int(m.group(1)), int(m.group(2))) for m in TQDM_COUNTER.finditer(text)]
     # the training bar: the bar of the last counter before the first metrics dict (else the bar
     # printed most); other bars (dataset mapping, checkpoint loading, evaluation) are left aside
-    first = next((m.start() for m in FLAT_DICT.finditer(text) if "'loss'" in text[m.start():m.start() + 400]), None)
+    first = next((m.start() for m in FLAT_DICT.finditer(text)
+                  if re.search(r"'(loss|epoch)':", text[m.start():text.find("}", m.start())])), None)
     before_first = [t for pos, _, t in counters if first is not None and pos < first]
     totals = Counter(t for _, _, t in counters)
     main_total = before_first[-1] if before_first else max(totals, key=lambda t: (totals[t], t)) if totals else None
@@ -298,10 +300,12 @@ def _intervals(before: list[int | None], bar: list[tuple[int, int]], summary: di
 
 def _buffered_steps(before, bar, summary) -> tuple[list[int], int, str] | None:
     values = [c for _, c in bar]
-    if not values:
-        return None
+    candidates = _intervals(before, bar, summary)
+    if not values:  # no bar at all (tqdm disabled): only train_runtime can say, from step 0
+        interval, source = next(((i, src) for i, src in candidates if "train_runtime" in src), (None, None))
+        return None if interval is None else ([interval * (k + 1) for k in range(len(before))], interval, source)
     c_max, c_first = max(values), values[0]
-    for interval, source in _intervals(before, bar, summary):
+    for interval, source in candidates:
         for base in dict.fromkeys((c_first // interval * interval, 0)):
             steps = [base + interval * (k + 1) for k in range(len(before))]
             # (a counter of 0 is the bar's start: a notebook keeps only the bar's first and last state)
