@@ -136,12 +136,19 @@ def write(fmt: str, recs, folder: Path) -> Path:
     lines = ["banner"]
     for s, vals in recs:
         if fmt == "verl_console":
-            lines.append(f"step:{s} - " + " - ".join(f"{k}:{v!r}" for k, v in vals.items()))
+            lines.append(f"step:{s} - " + " - ".join(f"{k}:{_printed(v, i)}" for i, (k, v) in enumerate(vals.items())))
         else:
             lines.append(f" 50%|#####     | {s}/{10**6 + 1} [00:01<00:01, 1.00it/s]")
-            lines.append(str(dict(vals)))
+            lines.append("{" + ", ".join(f"{k!r}: {_printed(v, i)}" for i, (k, v) in enumerate(vals.items())) + "}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _printed(v, i: int) -> str:
+    """A value as a console prints it: its repr, a float sometimes inside a numpy or torch wrapper."""
+    if isinstance(v, float) and not isinstance(v, bool):
+        return (repr(v), f"np.float64({v!r})", f"tensor({v!r}, device='cuda:0')")[i % 3]
+    return repr(v)
 
 
 def _cell(v) -> str:

@@ -47,6 +47,7 @@ WRAPPED = re.compile(
     r"|(?:torch\.)?tensor\(\s*(?P<t>[^(),\[\]]*?)\s*(?:,.*)?\)"
     r"|Decimal\(\s*'(?P<d>[^']*)'\s*\))$"
 )
+_WRAPPED_ITEM = re.compile(r"^(.*?):(\s*(?:(?:np|numpy|torch)\.\w+|tensor|Decimal)\(.*\))$")
 _NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf|infinity)$", re.I)
 
 
@@ -108,6 +109,7 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
     rows: list[dict] = []
     initial: dict[str, Any] | None = None
     n_lines = 0
+    twice: dict[str, int] = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         for raw in f:
             line = clean_line(raw)
@@ -115,9 +117,13 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
             if m:
                 row: dict[str, Any] = {"step": int(m.group(1))}
                 for item in m.group(2).split(" - "):
-                    key, sep, value = item.strip().rpartition(":")
+                    wrapped = _WRAPPED_ITEM.match(item.strip())  # tensor(0.5, device='cuda:0') holds a ':'
+                    key, sep, value = (wrapped[1], ":", wrapped[2]) if wrapped else item.strip().rpartition(":")
                     if sep and key:
-                        row[key.strip()] = _value(value)
+                        key = key.strip()
+                        if key in row:
+                            twice[key] = twice.get(key, 0) + 1
+                        row[key] = _value(value)
                 rows.append(row)
                 n_lines += 1
                 continue
@@ -139,7 +145,8 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
             rows.insert(0, {"step": first, **extra})
             notes.append(f"'Initial validation metrics' (before training) taken as step {first}")
     config = _verl_config(path)
-    return rows, {"config": config, "notes": notes, "metric_lines": n_lines}
+    bad = {f"{k}: printed twice on one step line (kept the last)": n for k, n in twice.items()}
+    return rows, {"config": config, "notes": notes, "metric_lines": n_lines, "bad_values": bad}
 
 
 _CONFIG_KEYS = {"temperature": re.compile(r"'temperature':\s*([0-9.]+)"),
