@@ -370,15 +370,13 @@ def _read_tensorboard(path: Path) -> tuple[list[dict], dict]:
     by_step: dict[int, list[dict]] = {}
     wall: dict[int, float] = {}
     bad: dict[str, int] = {}
-    notes: list[str] = []
-    for f in files:  # in name order = creation order; a later file's value for a step wins
+    for f in files:  # in name order = creation order; a later file's value for a step wins (counted)
         try:
             scan = scan_scalars(f)
         except EventFileError as e:
             raise ImportFailure(str(e)) from None
-        for what, n in scan.problems.items():
+        for what, n in scan.problems.items():  # damaged or cut records: counted per file
             _count(bad, f"{f.name}: {what}", n)
-            notes.append(f"{f.name}: {n} x {what}")
         for e in scan.events:
             group = by_step.setdefault(e.step, [])
             row = next((r for r in group if e.tag not in r), None)
@@ -391,7 +389,7 @@ def _read_tensorboard(path: Path) -> tuple[list[dict], dict]:
         group = by_step[step]
         group[0].setdefault("wall_time", wall[step])  # unless a tag has that name
         rows.extend(group)
-    return rows, {"files": [str(f) for f in files], "bad_values": bad, "notes": notes}
+    return rows, {"files": [str(f) for f in files], "bad_values": bad}
 
 
 def read_history(

@@ -186,7 +186,8 @@ def read_printed_dicts(path: Path, log_every: int | None = None, text: str | Non
     totals = Counter(t for _, _, t in counters)
     main_total = before_first[-1] if before_first else max(totals, key=lambda t: (totals[t], t)) if totals else None
     bar = [(pos, c) for pos, c, t in counters if t == main_total]  # the training bar's counters
-    dicts: list[tuple[dict, int | None]] = []  # (dict, the training bar's counter printed before it)
+    # (dict, the training bar's counter printed before it, which printing of a counter that was)
+    dicts: list[tuple[dict, int | None, int]] = []
     summary: dict = {}
     pos = ci = 0
     last_counter: int | None = None
@@ -209,11 +210,11 @@ def read_printed_dicts(path: Path, log_every: int | None = None, text: str | Non
         if any(k in d for k in ("train_runtime", "train_samples_per_second")) and "loss" not in d:
             summary = d  # the end-of-training summary
             continue
-        dicts.append((d, last_counter))
+        dicts.append((d, last_counter, ci))
     steps, how, notes = _dict_steps(path, dicts, bar, summary, log_every)
-    rows = [{"step": step, **{k: v for k, v in d.items() if k != "step"}} for (d, _), step in zip(dicts, steps)]
+    rows = [{"step": step, **{k: v for k, v in d.items() if k != "step"}} for (d, _, _), step in zip(dicts, steps)]
     bad = {"step: printed inside a dict (the step read from the log used instead)":
-           sum("step" in d for d, _ in dicts)}
+           sum("step" in d for d, _, _ in dicts)}
     return rows, {"notes": [f"{len(rows)} printed metric dicts; {how}", *notes], "step_rule": how,
                   "bad_values": {k: n for k, n in bad.items() if n},
                   **({"summary": summary} if summary else {})}
@@ -234,7 +235,7 @@ def _dict_steps(path, dicts, bar, summary, log_every) -> tuple[list[int], str, l
     so ``base + L·k`` may not exceed the counter before it, nor the last counter; a finished run
     (the closing ``train_runtime`` dict) logged last at the last multiple of ``L``.
     """
-    train = [i for i, (d, _) in enumerate(dicts) if not _is_eval(d)]
+    train = [i for i, (d, _, _) in enumerate(dicts) if not _is_eval(d)]
     train_steps: list[int] | None = None
     notes: list[str] = []
     if log_every:
@@ -242,8 +243,11 @@ def _dict_steps(path, dicts, bar, summary, log_every) -> tuple[list[int], str, l
         how = f"step = {log_every} x the dict's index (--log-every {log_every})"
     else:
         before = [dicts[i][1] for i in train]
-        shared = len(before) - len({c for c in before if c is not None}) - before.count(None)
-        if shared <= 0 and None not in before:
+        # buffered: two training dicts with no counter printed between them (the same counter
+        # printed again before each is a redraw: two logs of one step, not a buffer)
+        occurrences = [dicts[i][2] for i in train]
+        shared = sum(1 for a, b in zip(occurrences, occurrences[1:]) if a == b and a > 0)
+        if shared == 0 and None not in before:
             train_steps = list(before)
             how = "step = the progress-bar counter printed before each dict"
         else:
@@ -268,7 +272,7 @@ def _dict_steps(path, dicts, bar, summary, log_every) -> tuple[list[int], str, l
     steps: list[int] = []
     it = iter(train_steps)
     last = None
-    for i, (d, counter) in enumerate(dicts):
+    for i, (d, counter, _) in enumerate(dicts):
         if not _is_eval(d):
             last = next(it)
             steps.append(last)
