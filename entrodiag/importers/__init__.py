@@ -591,13 +591,17 @@ def import_run(
         eval_where: record-typed JSONL only: ``FIELD=VALUE`` (values comma-separated) names the
             record-kind field and the kinds that are evaluations (default: detected).
 
-    Values that cannot be right are counted in ``ImportReport.bad_values`` and left out (not a
-    number or infinite, a negative entropy, a step that is not a number); a step logged twice with
-    different values for a column keeps the last one and is counted too.
+    Every value left out or changed is counted in ``ImportReport.bad_values`` by column and reason
+    (text, true/false, NaN or infinite, impossible for its column such as a negative entropy, a row
+    whose step is not a whole number >= 0 or lies beyond int64, an integer rounded into float64 or
+    into a count column, a damaged TensorBoard record, ...); a step logged twice with different
+    values for a column keeps the last one and is counted too. Nothing is written before the whole
+    log has been read and checked.
 
     Raises:
-        ImportFailure: missing file, unknown format, unreadable content, an empty log, or no
-            step column; the message says what to pass.
+        ImportFailure: missing file, unknown format, unreadable content, an empty log, no step
+            column, no value with a valid step, or an entropy or evaluation series that would be
+            lost to parsing (number-like text entrodiag cannot read); the message says what to pass.
         FileExistsError: ``out`` already holds a run.
 
     Example:

@@ -13,7 +13,14 @@ generations, progress bars. Pure Python (``re``, ``ast``).
 - **transformers/TRL console**: one printed Python dict per logging step (single quotes, no step
   key), e.g. ``{'loss': 0.07, 'entropy': 0.95, ..., 'epoch': 0.0}``, between tqdm bars. The step is
   the progress counter (``| 10/29790 [``) last printed before the dict; ``log_every`` replaces it
-  with ``log_every · k`` for the k-th dict (1-based), for logs captured without the bar.
+  with ``log_every · k`` for the k-th dict (1-based), for logs captured without the bar. Where
+  stdout was block-buffered into a file (tqdm writes to stderr, unbuffered), up to eight dicts
+  follow one counter: the logging interval is then read off the log (``_dict_steps``).
+- **Jupyter notebooks**: the same dicts in a cell's outputs (``read_notebook``).
+
+Numbers may be printed plain, quoted (``'0.5317'``, recent transformers) or inside a wrapper:
+``np.float64(0.035)`` (newer verl), ``tensor(0.5, device='cuda:0')``, ``Decimal('0.1')``
+(``number``).
 """
 
 from __future__ import annotations
