@@ -84,8 +84,9 @@ def test_bad_values_are_counted_and_left_out(tmp_path, capsys):
                    "4,0.7,0.5\n5,0.5,0.6\n")
     code, out, _ = _cli(capsys, "import", str(csv), "--out", str(tmp_path / "run"))
     assert code == 0
-    assert "bad values  4 in all" in out
+    assert "bad values  5 in all" in out
     for what in ("1 x entropy: negative entropy (left out)", "1 x entropy: not a number or infinite (left out)",
+                 "1 x reward: not a number or infinite (left out)",  # the nan cell
                  "1 x rows whose step (step) is not a whole number >= 0 (left out)",
                  "1 x entropy: step logged twice with different values (kept the last)"):
         assert what in out, what

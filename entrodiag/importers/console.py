@@ -13,13 +13,22 @@ generations, progress bars. Pure Python (``re``, ``ast``).
 - **transformers/TRL console**: one printed Python dict per logging step (single quotes, no step
   key), e.g. ``{'loss': 0.07, 'entropy': 0.95, ..., 'epoch': 0.0}``, between tqdm bars. The step is
   the progress counter (``| 10/29790 [``) last printed before the dict; ``log_every`` replaces it
-  with ``log_every · k`` for the k-th dict (1-based), for logs captured without the bar.
+  with ``log_every · k`` for the k-th dict (1-based), for logs captured without the bar. Where
+  stdout was block-buffered into a file (tqdm writes to stderr, unbuffered), up to eight dicts
+  follow one counter: the logging interval is then read off the log (``_dict_steps``).
+- **Jupyter notebooks**: the same dicts in a cell's outputs (``read_notebook``).
+
+Numbers may be printed plain, quoted (``'0.5317'``, recent transformers) or inside a wrapper:
+``np.float64(0.035)`` (newer verl), ``tensor(0.5, device='cuda:0')``, ``Decimal('0.1')``
+(``number``).
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +36,26 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 RAY_PREFIX = re.compile(r"^\s*\((?:[\w.-]+) pid=\d+(?:, ip=[\d.]+)?\)\s*")
 VERL_STEP = re.compile(r"^step:(\d+)\s+-\s+(.*)$")
 VERL_INITIAL = re.compile(r"Initial validation metrics:\s*(\{.*\})")
-TQDM_COUNTER = re.compile(r"\|\s*(\d+)/(\d+)\s*\[")
-#: a printed metrics dict: starts with a quoted key and a numeric value
-PRINTED_DICT = re.compile(r"\{'[^'\n]+':\s*[-+0-9.naif]")
-_PAIR = re.compile(r"'([^'\n]+)':\s*('[^'\n]*'|[^,}]+)")
+#: a tqdm counter ``| 10/200 [`` (Colab's text bars: ``10% 20/200 [``)
+TQDM_COUNTER = re.compile(r"(?:\||\d%)\s*(\d+)/(\d+)\s*\[")
+#: a printed metrics dict: starts with a quoted key and a number, plain, quoted or wrapped (how a
+#: log is recognised)
+PRINTED_DICT = re.compile(r"\{'[^'\n]+':\s*(?:[-+0-9.naif]|'[-+0-9.]|(?:np|numpy|torch)\.\w+\(|tensor\()")
+#: a printed dict read as metrics when it holds a number and its first value is one, or it has
+#: an ``epoch`` (transformers adds it to every log): its first value may also be quoted (recent
+#: transformers print ``'loss': '0.03732'``), wrapped (``np.float64(0.1)``), a flag or None; not a
+#: nested dict (a config dump)
+FLAT_DICT = re.compile(r"\{'[^'\n]+':\s*(?:[-+0-9.naif]|'|True|False|None|[A-Za-z_][\w.]*\()")
+_PAIR = re.compile(r"'([^'\n]+)':\s*('[^'\n]*'|[A-Za-z_][\w.]*\((?:[^()]|\([^()]*\))*\)|[^,}]+)")
+#: a number printed inside a wrapper: numpy scalars (verl prints ``np.float64(0.035)``), torch
+#: tensors (``tensor(0.5)``, ``tensor(0.5, device='cuda:0')``), ``Decimal('0.1')``
+WRAPPED = re.compile(
+    r"^(?:(?:np|numpy)\.(?:float|int|uint|bool_)\w*\(\s*(?P<np>[^(),]*?)\s*\)"
+    r"|(?:torch\.)?tensor\(\s*(?P<t>[^(),\[\]]*?)\s*(?:,.*)?\)"
+    r"|Decimal\(\s*'(?P<d>[^']*)'\s*\))$"
+)
+_WRAPPED_ITEM = re.compile(r"^(.*?):(\s*(?:(?:np|numpy|torch)\.\w+|tensor|Decimal)\(.*\))$")
+_NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf|infinity)$", re.I)
 
 
 def clean_line(line: str) -> str:
@@ -53,8 +78,24 @@ def _value(text: str) -> Any:
     text = text.strip()
     if text.startswith("'"):
         return text.strip("'")
+    return number(text)
+
+
+def number(text: Any) -> Any:
+    """A printed number as a float: plain (``0.5``, ``nan``), or inside a numpy, torch or Decimal
+    wrapper (see ``WRAPPED``); anything else is returned as it is."""
+    if not isinstance(text, str):
+        return text
+    t = text.strip()
+    m = WRAPPED.match(t)
+    if m:
+        t = next(g for g in m.groups() if g is not None)
+        if t in ("True", "False"):  # np.bool_(True), tensor(True): a flag, not a number
+            return t == "True"
+    if not _NUMBER.match(t):
+        return text
     try:
-        return float(text)  # also nan, inf
+        return float(t)
     except ValueError:
         return text
 
@@ -65,7 +106,7 @@ def parse_printed_dict(text: str) -> dict[str, Any]:
         obj = ast.literal_eval(text)
         if isinstance(obj, dict):
             return {str(k): v for k, v in obj.items()}
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
         pass
     return {k: _value(v) for k, v in _PAIR.findall(text)}
 
@@ -75,6 +116,7 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
     rows: list[dict] = []
     initial: dict[str, Any] | None = None
     n_lines = 0
+    twice: dict[str, int] = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         for raw in f:
             line = clean_line(raw)
@@ -82,9 +124,13 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
             if m:
                 row: dict[str, Any] = {"step": int(m.group(1))}
                 for item in m.group(2).split(" - "):
-                    key, sep, value = item.strip().rpartition(":")
+                    wrapped = _WRAPPED_ITEM.match(item.strip())  # tensor(0.5, device='cuda:0') holds a ':'
+                    key, sep, value = (wrapped[1], ":", wrapped[2]) if wrapped else item.strip().rpartition(":")
                     if sep and key:
-                        row[key.strip()] = _value(value)
+                        key = key.strip()
+                        if key in row:
+                            twice[key] = twice.get(key, 0) + 1
+                        row[key] = _value(value)
                 rows.append(row)
                 n_lines += 1
                 continue
@@ -106,7 +152,8 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
             rows.insert(0, {"step": first, **extra})
             notes.append(f"'Initial validation metrics' (before training) taken as step {first}")
     config = _verl_config(path)
-    return rows, {"config": config, "notes": notes, "metric_lines": n_lines}
+    bad = {f"{k}: printed twice on one step line (kept the last)": n for k, n in twice.items()}
+    return rows, {"config": config, "notes": notes, "metric_lines": n_lines, "bad_values": bad}
 
 
 _CONFIG_KEYS = {"temperature": re.compile(r"'temperature':\s*([0-9.]+)"),
@@ -127,20 +174,31 @@ def _verl_config(path: Path, limit: int = 200_000) -> dict:
     return out
 
 
-def read_printed_dicts(path: Path, log_every: int | None = None) -> tuple[list[dict], dict]:
-    """Rows of the metric dicts printed by transformers/TRL (see the module docstring).
+def read_printed_dicts(path: Path, log_every: int | None = None, text: str | None = None) -> tuple[list[dict], dict]:
+    """Rows of the metric dicts printed by transformers/TRL (see the module docstring); ``text``
+    (a notebook cell's output) instead of the file's content.
 
     Raises ``ValueError`` when a dict has no progress counter before it and ``log_every`` is not
     given (the message says to pass ``--log-every``).
     """
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    if text is None:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
     text = ANSI.sub("", text)
-    rows: list[dict] = []
+    counters = [(m.start(), int(m.group(1)), int(m.group(2))) for m in TQDM_COUNTER.finditer(text)]
+    # the training bar: the bar of the last counter before the first metrics dict (else the bar
+    # printed most); other bars (dataset mapping, checkpoint loading, evaluation) are left aside
+    first = next((m.start() for m in FLAT_DICT.finditer(text)
+                  if re.search(r"'(loss|epoch)':", text[m.start():text.find("}", m.start())])), None)
+    before_first = [t for pos, _, t in counters if first is not None and pos < first]
+    totals = Counter(t for _, _, t in counters)
+    main_total = before_first[-1] if before_first else max(totals, key=lambda t: (totals[t], t)) if totals else None
+    bar = [(pos, c) for pos, c, t in counters if t == main_total]  # the training bar's counters
+    # (dict, the training bar's counter printed before it, which printing of a counter that was)
+    dicts: list[tuple[dict, int | None, int]] = []
+    summary: dict = {}
+    pos = ci = 0
     last_counter: int | None = None
-    pos = 0
-    counters = [(m.start(), int(m.group(1))) for m in TQDM_COUNTER.finditer(text)]
-    ci = 0
-    for m in PRINTED_DICT.finditer(text):
+    for m in FLAT_DICT.finditer(text):
         start = m.start()
         end = text.find("}", start)
         if end < 0:
@@ -148,29 +206,185 @@ def read_printed_dicts(path: Path, log_every: int | None = None) -> tuple[list[d
         if start < pos:
             continue
         pos = end + 1
-        while ci < len(counters) and counters[ci][0] < start:
-            last_counter = counters[ci][1]
+        while ci < len(bar) and bar[ci][0] < start:
+            last_counter = bar[ci][1]
             ci += 1
-        d = parse_printed_dict(text[start:end + 1])
-        if not any(isinstance(v, (int, float)) for v in d.values()):
-            continue
+        d = {k: number(v) for k, v in parse_printed_dict(text[start:end + 1]).items()}
+        numbers = [v for v in d.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        first = next(iter(d.values()), None)
+        if not numbers or not (isinstance(first, (int, float)) or "epoch" in d):
+            continue  # not a metrics dict (a printed config, a generation config)
         if any(k in d for k in ("train_runtime", "train_samples_per_second")) and "loss" not in d:
-            continue  # the end-of-training summary
-        k = len(rows) + 1
-        if log_every:
-            step = log_every * k
-        elif last_counter is not None:
-            step = last_counter
+            summary = d  # the end-of-training summary
+            continue
+        dicts.append((d, last_counter, ci))
+    steps, how, notes = _dict_steps(path, dicts, bar, summary, log_every)
+    rows = [{"step": step, **{k: v for k, v in d.items() if k != "step"}} for (d, _, _), step in zip(dicts, steps)]
+    bad = {"step: printed inside a dict (the step read from the log used instead)":
+           sum("step" in d for d, _, _ in dicts)}
+    return rows, {"notes": [f"{len(rows)} printed metric dicts; {how}", *notes], "step_rule": how,
+                  "bad_values": {k: n for k, n in bad.items() if n},
+                  **({"summary": summary} if summary else {})}
+
+
+def _is_eval(d: dict) -> bool:
+    return all(k.startswith("eval_") or k == "epoch" for k in d)
+
+
+def _dict_steps(path, dicts, bar, summary, log_every) -> tuple[list[int], str, list[str]]:
+    """The step of each printed dict, how it was read, and notes.
+
+    An evaluation dict (``eval_*`` keys) takes the step of the training dict before it. A training
+    dict's step is the training bar's counter printed before it, unless several training dicts
+    come after one counter: stdout block-buffered into a file prints up to eight dicts at once
+    while tqdm (on stderr) runs on. Then the dicts are numbered ``base + L·k`` with the logging
+    interval ``L`` read off the log (``_intervals``) and checked: a dict is printed after its step,
+    so ``base + L·k`` may not exceed the counter before it, nor the last counter; a finished run
+    (the closing ``train_runtime`` dict) logged last at the last multiple of ``L``.
+    """
+    train = [i for i, (d, _, _) in enumerate(dicts) if not _is_eval(d)]
+    train_steps: list[int] | None = None
+    notes: list[str] = []
+    if log_every:
+        train_steps = [log_every * (k + 1) for k in range(len(train))]
+        how = f"step = {log_every} x the dict's index (--log-every {log_every})"
+    else:
+        before = [dicts[i][1] for i in train]
+        # buffered: two training dicts with no counter printed between them (the same counter
+        # printed again before each is a redraw: two logs of one step, not a buffer)
+        occurrences = [dicts[i][2] for i in train]
+        shared = sum(1 for a, b in zip(occurrences, occurrences[1:]) if a == b and a > 0)
+        if shared == 0 and None not in before:
+            train_steps = list(before)
+            how = "step = the progress-bar counter printed before each dict"
         else:
-            raise ValueError(
-                f"{path}: printed metric dict {k} has no progress counter before it, so its step is "
-                "unknown; pass --log-every N (the trainer's logging_steps)"
-            )
-        rows.append({"step": step, **{key: v for key, v in d.items() if key != "step"}})
-    how = (f"step = {log_every} x the dict's index (--log-every {log_every})" if log_every
-           else "step = the progress-bar counter printed before each dict")
-    steps = [r["step"] for r in rows]
-    notes = [f"{len(rows)} printed metric dicts; {how}"]
-    if not log_every and len(set(steps)) < len(steps):
-        notes.append("some dicts share a progress counter (later value kept); --log-every N numbers them instead")
-    return rows, {"notes": notes, "step_rule": how}
+            found = _buffered_steps(before, bar, summary)
+            if found is not None:
+                train_steps, interval, source = found
+                base = train_steps[0] - interval
+                how = (f"several dicts after one progress counter (stdout buffered into a file, or a notebook): step = "
+                       f"{f'{base} + ' if base else ''}{interval} x the dict's index, the logging interval "
+                       f"{interval} read from {source}")
+            elif None in before:
+                k = before.index(None) + 1
+                raise ValueError(
+                    f"{path}: printed metric dict {k} has no progress counter before it, so its step is "
+                    "unknown; pass --log-every N (the trainer's logging_steps)"
+                )
+            else:
+                train_steps = list(before)
+                how = "step = the progress-bar counter printed before each dict"
+                notes.append("several dicts share a progress counter and no logging interval fits the log (later "
+                             "value kept); --log-every N numbers them instead")
+    steps: list[int] = []
+    it = iter(train_steps)
+    last = None
+    for i, (d, counter, _) in enumerate(dicts):
+        if not _is_eval(d):
+            last = next(it)
+            steps.append(last)
+        elif last is not None:
+            steps.append(last)
+        elif counter is not None or log_every:
+            steps.append(counter if counter is not None else 0)
+        else:
+            raise ValueError(f"{path}: printed evaluation dict {i + 1} comes before any training dict or progress "
+                             "counter, so its step is unknown; pass --log-every N")
+    return steps, how, notes
+
+
+def _intervals(before: list[int | None], bar: list[tuple[int, int]], summary: dict) -> list[tuple[int, str]]:
+    """Candidate logging intervals, each with where it was read: the counter tqdm prints twice at
+    each logging step (the trainer's log redraws the bar), the last counter (or ``train_runtime`` x
+    ``train_steps_per_second``) over the number of dicts, the bar's total over the number of dicts."""
+    n = len(before)
+    out: list[tuple[int, str]] = []
+    values = [c for _, c in bar]
+    repeated = sorted({a for a, b in zip(values, values[1:]) if a == b and a > 0})
+    if len(repeated) >= 2:
+        g = 0
+        for r in repeated:
+            g = math.gcd(g, r)
+        out.append((g, f"the counter repeated at each logging step ({', '.join(map(str, repeated[:4]))}, ...)"))
+    if values and max(values) % n == 0:
+        out.append((max(values) // n, f"the last counter {max(values)} over {n} dicts"))
+    rt, sps = summary.get("train_runtime"), summary.get("train_steps_per_second")
+    if isinstance(rt, float) and isinstance(sps, float) and rt * sps >= n:
+        total = round(rt * sps)
+        if total % n == 0:
+            out.append((total // n, f"train_runtime x train_steps_per_second = {total} steps over {n} dicts"))
+    return [(L, src) for L, src in out if L >= 1]
+
+
+def _buffered_steps(before, bar, summary) -> tuple[list[int], int, str] | None:
+    values = [c for _, c in bar]
+    candidates = _intervals(before, bar, summary)
+    if not values:  # no bar at all (tqdm disabled): only train_runtime can say, from step 0
+        interval, source = next(((i, src) for i, src in candidates if "train_runtime" in src), (None, None))
+        return None if interval is None else ([interval * (k + 1) for k in range(len(before))], interval, source)
+    c_max, c_first = max(values), values[0]
+    for interval, source in candidates:
+        for base in dict.fromkeys((c_first // interval * interval, 0)):
+            steps = [base + interval * (k + 1) for k in range(len(before))]
+            # (a counter of 0 is the bar's start: a notebook keeps only the bar's first and last state)
+            if steps[-1] > c_max or any(c and s > c for s, c in zip(steps, before)):
+                continue
+            if summary and steps[-1] != c_max // interval * interval:
+                continue
+            return steps, interval, source
+    return None
+
+
+def notebook_cells(path: Path) -> list[str]:
+    """The printed output (stdout/stderr streams, plain-text results) of each code cell of a Jupyter
+    notebook; raises ``ValueError`` when the file is no notebook."""
+    import json
+
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+        cells = nb["cells"]
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a readable Jupyter notebook ({e})") from None
+    out = []
+    for cell in cells if isinstance(cells, list) else []:
+        parts = []
+        for o in cell.get("outputs", []) if isinstance(cell, dict) else []:
+            t = o.get("text") if isinstance(o, dict) else None
+            if t is None and isinstance(o, dict) and isinstance(o.get("data"), dict):
+                t = o["data"].get("text/plain")
+            if isinstance(t, list):
+                t = "".join(x for x in t if isinstance(x, str))
+            if isinstance(t, str):
+                parts.append(t)
+        out.append("".join(parts))
+    return out
+
+
+def read_notebook(path: Path, log_every: int | None = None) -> tuple[list[dict], dict]:
+    """Rows of the metric dicts printed in a Jupyter notebook's cell outputs (``read_printed_dicts``).
+
+    A notebook often trains twice (SFT, then RL): each cell is read on its own, and the run is the
+    last cell whose dicts log a reward (an RL run), else the last cell with metric dicts; the notes
+    name the cell and the others.
+    """
+    found, errors = [], []
+    for i, text in enumerate(notebook_cells(path)):
+        if not looks_like_printed_dicts(text):
+            continue
+        try:
+            rows, meta = read_printed_dicts(path, log_every, text=text)
+        except ValueError as e:
+            errors.append(f"cell {i}: {e}")
+            continue
+        if rows:
+            found.append((i, rows, meta))
+    if not found and errors:
+        raise ValueError(errors[-1])
+    if not found:
+        raise ValueError(f"{path}: no cell of this notebook printed metric dicts ({{'loss': ...}})")
+    rl = [f for f in found if any(k == "reward" or k.startswith(("rewards/", "critic/")) for r in f[1] for k in r)]
+    i, rows, meta = (rl or found)[-1]
+    others = [str(j) for j, _, _ in found if j != i]
+    note = (f"notebook cell {i} (counted from 0): its printed metric dicts"
+            + (f"; cell(s) {', '.join(others)} also printed some (another run), not imported" if others else ""))
+    return rows, {**meta, "notes": [note, *meta["notes"]]}

@@ -18,17 +18,24 @@ Scalars come either as ``simple_value`` (``torch.utils.tensorboard.SummaryWriter
 TF1) or as a one-element tensor with the ``scalars`` plugin (TF2 ``tf.summary.scalar``,
 ``add_scalar(..., new_style=True)``). Histograms, images, text and graphs are skipped.
 
-Integrity: the length CRC of every record is checked (a corrupt file raises); payload CRCs are not
-(pure-Python CRC-32C would cost ~1 s per MB), and a record cut short at the end of a file (a
-writer still running, or killed) ends that file quietly, as TensorBoard itself does.
+Integrity: both CRCs of every record are checked, as TensorBoard writes them (the masked CRC-32C
+of the 8 length bytes and of the payload). A record whose payload checksum fails, or whose payload
+is not a readable ``Event``, is left out and counted; a length checksum that fails at the start of
+the file means it is no event file (``EventFileError``), later it ends the file (the lengths after it
+cannot be trusted) and is counted; a record cut short at the end of a file (a writer still running,
+or killed) is counted too. ``scan_scalars`` returns the counts with the scalars; the importer puts
+them in its summary. CRC-32C is computed with numpy over all records of a file at once (see
+``crc32c_many``), some 30 MB/s, where a byte-at-a-time loop in Python manages 1 MB/s.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 # --------------------------------------------------------------------------- CRC-32C
 
@@ -55,10 +62,83 @@ def crc32c(data: bytes) -> int:
     return c ^ 0xFFFFFFFF
 
 
-def masked_crc32c(data: bytes) -> int:
-    """The CRC that TFRecord stores: rotated right by 15 bits plus a constant."""
-    c = crc32c(data)
+def mask(c: int) -> int:
+    """TFRecord's masking of a CRC: rotated right by 15 bits plus a constant."""
     return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def masked_crc32c(data: bytes) -> int:
+    """The CRC that TFRecord stores for ``data``."""
+    return mask(crc32c(data))
+
+
+# Many messages at once, with numpy. Three facts of a reflected CRC make it vectorise:
+# (1) the register's initial value 0xFFFFFFFF is the same as XOR-ing 0xFF into the first 4 bytes
+#     and starting from 0; (2) from 0, leading zero bytes change nothing, so every message can be
+#     left-padded to a whole number of CHUNK-byte chunks and all chunks of all messages computed
+#     together, one byte column at a time; (3) the CRC is linear, so a message's CRC is the fold
+#     ``acc = shift(acc) ^ chunk_crc`` over its chunks, where ``shift`` (running CHUNK zero bytes
+#     through the register) is a 32x32 bit matrix, applied as four 256-entry tables.
+_CHUNK = 64
+_T = np.array(_TABLE, dtype=np.uint32)
+
+
+def _zero_bytes(c: int, n: int) -> int:
+    for _ in range(n):
+        c = _TABLE[c & 0xFF] ^ (c >> 8)
+    return c
+
+
+def _shift_tables(n: int) -> np.ndarray:
+    """``S[k][v]``: the register after ``n`` zero bytes from ``v << 8k``; XOR the four for any value."""
+    bits = np.array([_zero_bytes(1 << b, n) for b in range(32)], dtype=np.uint32)
+    v = np.arange(256)
+    out = np.zeros((4, 256), dtype=np.uint32)
+    for k in range(4):
+        for j in range(8):
+            out[k] ^= np.where((v >> j) & 1, bits[8 * k + j], np.uint32(0)).astype(np.uint32)
+    return out
+
+
+_SHIFT = _shift_tables(_CHUNK)
+
+
+def crc32c_many(messages: list[bytes]) -> list[int]:
+    """CRC-32C of each message (the same numbers as ``crc32c``), vectorised with numpy."""
+    out = [0] * len(messages)
+    long = [i for i, m in enumerate(messages) if len(m) >= 4]
+    for i, m in enumerate(messages):
+        if len(m) < 4:
+            out[i] = crc32c(m)
+    if not long:
+        return out
+    n_chunks = np.array([-(-len(messages[i]) // _CHUNK) for i in long])
+    parts = []
+    for i in long:
+        m = messages[i]
+        pad = -len(m) % _CHUNK
+        parts.append(b"\0" * pad + (int.from_bytes(m[:4], "little") ^ 0xFFFFFFFF).to_bytes(4, "little") + m[4:])
+    buf = np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(-1, _CHUNK)
+    c = np.zeros(len(buf), dtype=np.uint32)
+    for j in range(_CHUNK):
+        c = _T[(c ^ buf[:, j]) & 0xFF] ^ (c >> 8)
+    first = np.concatenate(([0], np.cumsum(n_chunks)[:-1]))  # each message's first chunk
+    order = np.argsort(-n_chunks, kind="stable")  # longest first: the active ones are a prefix
+    n_sorted, first_sorted = n_chunks[order], first[order]
+    k_max, descending = int(n_sorted[0]), -n_sorted
+    acc = np.zeros(len(long), dtype=np.uint32)
+    for q in range(k_max):  # right-aligned: message i has a chunk at q once q >= k_max - n_i
+        active = int(np.searchsorted(descending, q - k_max, side="right"))
+        a = acc[:active]
+        a = (_SHIFT[0][a & 0xFF] ^ _SHIFT[1][(a >> 8) & 0xFF] ^ _SHIFT[2][(a >> 16) & 0xFF]
+             ^ _SHIFT[3][a >> 24])
+        idx = first_sorted[:active] + (q - (k_max - n_sorted[:active]))
+        acc[:active] = a ^ c[idx]
+    crcs = np.empty(len(long), dtype=np.uint32)
+    crcs[order] = acc ^ np.uint32(0xFFFFFFFF)
+    for i, v in zip(long, crcs.tolist()):
+        out[i] = v
+    return out
 
 
 # --------------------------------------------------------------------------- protobuf wire format
@@ -170,7 +250,7 @@ def _plugin_name(metadata: bytes) -> str | None:
     return None
 
 
-def _summary_scalars(buf: bytes) -> Iterator[tuple[str, float]]:
+def _summary_scalars(buf: bytes) -> Iterator[tuple[str | None, float]]:
     for number, wire, value in fields(buf):
         if number != 1 or wire != 2:
             continue
@@ -186,8 +266,6 @@ def _summary_scalars(buf: bytes) -> Iterator[tuple[str, float]]:
                 tensor = v2
             elif n2 == 9 and w2 == 2:
                 plugin = _plugin_name(v2)
-        if tag is None:
-            continue
         if simple is not None:
             yield tag, float(simple)
         elif tensor is not None and plugin in (None, "scalars"):
@@ -199,28 +277,6 @@ def _summary_scalars(buf: bytes) -> Iterator[tuple[str, float]]:
 # --------------------------------------------------------------------------- records and events
 
 
-def records(path: str | Path) -> Iterator[bytes]:
-    """Payloads of the TFRecord file at ``path``; raises ``EventFileError`` on a corrupt header."""
-    with open(path, "rb") as f:
-        data = f.read()
-    i, n = 0, len(data)
-    while i < n:
-        if n - i < 12:
-            return  # cut short while being written
-        header = data[i:i + 8]
-        (length,) = struct.unpack("<Q", header)
-        (crc,) = struct.unpack("<I", data[i + 8:i + 12])
-        if crc != masked_crc32c(header):
-            raise EventFileError(
-                f"{path}: not a TensorBoard event file, or corrupt at byte {i} (bad record length checksum)"
-            )
-        start = i + 12
-        if start + length + 4 > n:
-            return  # last record incomplete
-        yield data[start:start + length]
-        i = start + length + 4
-
-
 @dataclass
 class ScalarEvent:
     step: int
@@ -229,26 +285,106 @@ class ScalarEvent:
     value: float
 
 
+@dataclass
+class EventScan:
+    """What ``scan_scalars`` read from one event file: the scalars, and what it could not read
+    (``problems``: what → count, each a record left out, or the rest of the file)."""
+
+    events: list[ScalarEvent]
+    records: int = 0
+    problems: dict[str, int] = field(default_factory=dict)
+
+
+def _split_records(data: bytes, path) -> tuple[list[bytes], list[int], dict[str, int]]:
+    """``(payloads, stored payload CRCs, problems)``: the records of a TFRecord stream whose length
+    checksum holds; raises ``EventFileError`` when the very first one does not."""
+    payloads, crcs, problems = [], [], {}
+    i, n = 0, len(data)
+    while i < n:
+        if n - i < 12:
+            problems["record cut short at the end of the file (left out)"] = 1
+            break
+        header = data[i:i + 8]
+        (length,) = struct.unpack("<Q", header)
+        (crc,) = struct.unpack("<I", data[i + 8:i + 12])
+        if crc != masked_crc32c(header):
+            if i == 0:
+                raise EventFileError(f"{path}: not a TensorBoard event file, or corrupt from its first record "
+                                     "(bad record length checksum)")
+            problems[f"bad record length checksum at byte {i}: the remaining {n - i} bytes not read"] = 1
+            break
+        start = i + 12
+        if start + length + 4 > n:
+            problems["record cut short at the end of the file (left out)"] = 1
+            break
+        payloads.append(data[start:start + length])
+        crcs.append(struct.unpack("<I", data[start + length:start + length + 4])[0])
+        i = start + length + 4
+    return payloads, crcs, problems
+
+
+def records(path: str | Path) -> Iterator[bytes]:
+    """Payloads of the TFRecord file at ``path`` whose two checksums hold (see ``scan_scalars``
+    for what is left out); raises ``EventFileError`` when it is no TFRecord file."""
+    with open(path, "rb") as f:
+        payloads, crcs, _ = _split_records(f.read(), path)
+    for payload, crc, got in zip(payloads, crcs, crc32c_many(payloads)):
+        if crc == mask(got):
+            yield payload
+
+
+def _event_scalars(payload: bytes) -> list[ScalarEvent]:
+    wall, step, summary = 0.0, 0, None
+    for number, wire, value in fields(payload):
+        if number == 1 and wire == 1:
+            wall = struct.unpack("<d", value)[0]
+        elif number == 2 and wire == 0:
+            step = _signed64(value)
+        elif number == 5 and wire == 2:
+            summary = value
+    if summary is None:
+        return []
+    return [ScalarEvent(step, wall, tag, v) for tag, v in _summary_scalars(summary)]  # tag None: no tag
+
+
+def scan_scalars(path: str | Path) -> EventScan:
+    """Every scalar summary of the event file at ``path``, in file order, and what was left out:
+    records whose payload checksum fails or whose payload is no readable ``Event``, a record cut
+    short at the end, the rest of a file after a failed length checksum. Raises ``EventFileError``
+    when the file is no TFRecord file at all (the first length checksum fails)."""
+    with open(path, "rb") as f:
+        payloads, crcs, problems = _split_records(f.read(), path)
+    out: list[ScalarEvent] = []
+    bad_crc = bad_event = no_tag = 0
+    for payload, crc, got in zip(payloads, crcs, crc32c_many(payloads)):
+        if crc != mask(got):
+            bad_crc += 1
+            continue
+        try:
+            events = _event_scalars(payload)
+        except (EventFileError, struct.error):
+            bad_event += 1
+            continue
+        no_tag += sum(e.tag is None for e in events)
+        out.extend(e for e in events if e.tag is not None)
+    if bad_crc:
+        problems["records with a bad data checksum (left out)"] = bad_crc
+    if bad_event:
+        problems["records that are no readable Event (left out)"] = bad_event
+    if no_tag:  # an empty tag: protobuf does not write an empty string
+        problems["scalars without a tag (left out)"] = no_tag
+    return EventScan(out, len(payloads), problems)
+
+
 def read_scalars(path: str | Path) -> list[ScalarEvent]:
-    """Every scalar summary of the event file at ``path``, in file order.
+    """Every scalar summary of the event file at ``path`` whose record is intact, in file order
+    (``scan_scalars`` also says what was left out).
 
     Example:
         >>> for e in read_scalars("runs/x/events.out.tfevents.1700000000.host.1.0"):  # doctest: +SKIP
         ...     print(e.step, e.tag, e.value)
     """
-    out: list[ScalarEvent] = []
-    for payload in records(path):
-        wall, step, summary = 0.0, 0, None
-        for number, wire, value in fields(payload):
-            if number == 1 and wire == 1:
-                wall = struct.unpack("<d", value)[0]
-            elif number == 2 and wire == 0:
-                step = _signed64(value)
-            elif number == 5 and wire == 2:
-                summary = value
-        if summary is not None:
-            out.extend(ScalarEvent(step, wall, tag, v) for tag, v in _summary_scalars(summary))
-    return out
+    return scan_scalars(path).events
 
 
 def find_event_files(path: str | Path) -> list[Path]:

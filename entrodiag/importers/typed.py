@@ -9,7 +9,9 @@ validation accuracy of an eval record), so:
   every record and that has an evaluation-looking value (``EVAL_KINDS``); ``eval_where``
   (``--eval-where FIELD=VALUE``) names it and the evaluation value explicitly;
 - records of an evaluation kind become evaluations: each numeric field ``x`` becomes ``eval/x``
-  (then ``val/x`` through the column table, which keeps timings and counts out of the evaluations);
+  (then ``val/x`` through the column table); timings, counts, sampling settings and values that
+  are not numbers are left out, named and counted in a note;
+- a record without a kind is left out and counted;
 - records of other kinds become step columns under their own names; a name logged by two kinds
   is prefixed with its kind (``rollout/reward``) for every kind but the first that logged it;
 - several records of one training kind for one step (several optimizer epochs on one rollout
@@ -75,12 +77,14 @@ def split_typed(
             if k != field and k not in key_set:
                 owner.setdefault(k, kind)
     out: list[dict] = []
-    dropped: set[str] = set()
+    dropped: Counter = Counter()
+    no_kind = 0
     seen: dict[tuple[str, Any], int] = {}
     repeats: Counter = Counter()
     for r in rows:
         kind = r.get(field)
         if not isinstance(kind, str):
+            no_kind += 1
             continue
         step = r.get(step_key) if step_key else None
         row: dict[str, Any] = {k: r[k] for k in key_set if k in r}
@@ -89,7 +93,7 @@ def split_typed(
                 if k == field or k in key_set:
                     continue
                 if EVAL_DIAGNOSTIC.match(k.removeprefix('eval_')) or isinstance(v, bool) or not isinstance(v, (int, float)):
-                    dropped.add(k)  # timings, counts, sampling settings: not a performance
+                    dropped[k] += 1  # timings, counts, sampling settings: not a performance
                     continue
                 row[f"eval/{k}"] = v
             out.append(row)
@@ -112,11 +116,13 @@ def split_typed(
     notes = [f"records told apart by {field!r}: " + ", ".join(
         f"{k} ({n}{', evaluations' if k in eval_values else ''})" for k, n in kinds.items())]
     if dropped:
-        notes.append("left out of the evaluations (not a performance): " + ", ".join(sorted(dropped)))
+        notes.append("left out of the evaluations (not a performance; values per field): "
+                     + ", ".join(f"{k} ({n})" for k, n in sorted(dropped.items())))
     for kind, most in combined.items():
         notes.append(f"{per_kind[kind]} steps had up to {most} {kind!r} records each (several optimizer epochs "
                      "per rollout batch): kept the first record's values, the pass over the policy that "
                      "sampled the batch")
+    bad = {f"records without a {field!r} kind (left out)": no_kind} if no_kind else {}
     meta = {"kind_field": field, "kinds": dict(kinds), "eval_kinds": sorted(eval_values),
             "combined": {k: {"steps": per_kind[k], "records_per_step": combined[k]} for k in combined}}
-    return out, {"typed": meta, "notes": notes}
+    return out, {"typed": meta, "notes": notes, "bad_values": bad}

@@ -194,7 +194,9 @@ def describe_tables() -> str:
 def render(table: pa.Table, fmt: str = "table", *, max_rows: int = 100) -> str:
     """The result as text: ``table`` (aligned columns, at most ``max_rows`` rows with a note of the
     rest), ``json`` (an array of row objects; NaN and infinities as null) or ``csv`` (a header,
-    then one line per row; lists and structs as JSON text)."""
+    then one line per row; lists and structs as JSON text; a text cell or column name starting
+    with ``=``, ``+``, ``-``, ``@``, tab or CR gets a leading ``'``, so that a spreadsheet shows
+    it as text instead of running it as a formula)."""
     df = pl.from_arrow(table) if table.num_columns else pl.DataFrame()
     if isinstance(df, pl.Series):
         df = df.to_frame()
@@ -206,10 +208,10 @@ def render(table: pa.Table, fmt: str = "table", *, max_rows: int = 100) -> str:
 
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
-        w.writerow(df.columns)
+        w.writerow([_inert(c) for c in df.columns])
         for row in df.iter_rows():
-            w.writerow(["" if v is None else json.dumps(_plain(v), default=str) if isinstance(v, (list, dict))
-                        else v for v in row])
+            w.writerow(["" if v is None else _inert(json.dumps(_plain(v), default=str)) if isinstance(v, (list, dict))
+                        else _inert(v) for v in row])
         return out.getvalue().rstrip("\n")
     if df.width == 0:
         return "(no columns)"
@@ -220,6 +222,17 @@ def render(table: pa.Table, fmt: str = "table", *, max_rows: int = 100) -> str:
     note = f"\n{df.height} rows; {rest} more not shown (--csv or --json prints every row)" if rest > 0 else \
         f"\n{df.height} row{'s' if df.height != 1 else ''}"
     return text + note
+
+
+#: first characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(v):
+    """A text cell that a spreadsheet would run as a formula (``=HYPERLINK(...)``, ``@SUM(...)``; a
+    column or metric name from a logged file can be anything), behind a ``'`` that makes it text;
+    numbers and other text as they are."""
+    return "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
 
 
 def _plain(v):
