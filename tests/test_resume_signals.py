@@ -371,7 +371,7 @@ def test_sigterm_in_a_step_slower_than_the_grace_checkpoints_the_last_finished_s
     stop = run.events.filter(pl.col("kind") == "stop")
     detail = json.loads(stop["detail"][0])
     assert detail["abandoned_step"] == 1 and detail["checkpoint_step"] == 0 and detail["last_step"] == 0
-    assert 0 < detail["checkpoint_s"] < detail["checkpointed_after_s"] < grace and detail["stop_grace_s"] == grace
+    assert 0 < detail["checkpoint_s"] < detail["after_signal_s"] < grace and detail["stop_grace_s"] == grace
     assert run.meta["checkpoint_time"]["last_step"] == 0
     assert "checkpoint of step 0 written in" in stdout
     # the resume (no slow forward now) starts at step 1 and finishes

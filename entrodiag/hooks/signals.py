@@ -23,6 +23,14 @@ from typing import Any
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: the default stop deadline in seconds after the signal (Kubernetes' default grace is 30 s)
 DEFAULT_STOP_GRACE = 25.0
+#: seconds kept for closing the run and ending the process after the checkpoint (a quarter of
+#: the grace when that is shorter)
+CLOSE_RESERVE_S = 1.0
+
+
+def close_reserve(grace: float) -> float:
+    """Seconds kept after the checkpoint for closing the run and exiting."""
+    return min(CLOSE_RESERVE_S, grace / 4)
 
 
 class StepAbandoned(Exception):
@@ -104,6 +112,16 @@ class GracefulStop:
     def fits(self, seconds: float) -> bool:
         """Whether ``seconds`` more work still ends before the stop deadline (always, without a signal)."""
         return self.received is None or seconds <= self.left()
+
+    def must_abandon(self, rest: float, checkpoint_s: float) -> bool:
+        """With a signal received: whether ``rest`` more seconds of the step, a checkpoint of
+        ``checkpoint_s`` and closing the run (``close_reserve``) would end after the deadline."""
+        return self.received is not None and not self.fits(rest + checkpoint_s + close_reserve(self.grace))
+
+    @staticmethod
+    def room_for_checkpoint(grace: float, checkpoint_s: float) -> bool:
+        """Whether a checkpoint of ``checkpoint_s`` and closing the run fit a grace of ``grace``."""
+        return checkpoint_s + close_reserve(grace) <= grace
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is None:

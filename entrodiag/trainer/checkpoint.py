@@ -103,23 +103,21 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model, tokenizer, opt
 
 def state_bytes(model, optimizer=None) -> int:
     """About the bytes a checkpoint writes: the model's parameters and buffers, plus the
-    optimizer's state tensors (before its first step, when it holds none yet, two float32
-    moments per trainable parameter, as AdamW keeps)."""
+    optimizer's state tensors (without an optimizer, or before its first step when it holds
+    none yet, two float32 moments per trainable parameter, as AdamW keeps)."""
     total = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
-    if optimizer is None:
-        return total
-    state = [v for s in optimizer.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
+    state = [] if optimizer is None else [v for s in optimizer.state.values() for v in s.values()
+                                          if isinstance(v, torch.Tensor)]
     if state:
         return total + sum(t.numel() * t.element_size() for t in state)
     return total + sum(2 * 4 * p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def write_speed(run_dir: str | os.PathLike, size: int = 8 << 20) -> float:
-    """Bytes per second of writing ``size`` bytes where the run's checkpoints go: a probe file
-    (``checkpoints/.probe-<pid>``, an object on an object store), timed and removed. Random
-    bytes, so that a compressing file system does not flatter the speed."""
+def write_speed(root: Path | Location, size: int = 8 << 20) -> float:
+    """Bytes per second of writing ``size`` bytes into ``root`` (where checkpoints go, e.g.
+    ``checkpoint_dir(run)``): a probe file ``.probe-<pid>`` (an object on an object store), timed
+    and removed. Random bytes, so that a compressing file system does not flatter the speed."""
     data = os.urandom(size)
-    root = checkpoint_dir(run_dir)
     name = f".probe-{os.getpid()}"
     t0 = time.perf_counter()
     if isinstance(root, Location):

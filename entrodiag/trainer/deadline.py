@@ -1,7 +1,9 @@
 """The stop deadline of the built-in trainer: on SIGTERM/SIGINT, the last finished step is
 checkpointed and the run closed within ``stop_grace`` seconds of the signal.
 
-Design (the simplest one that keeps the checkpoint exact): cooperative checks, no second thread.
+Design (the simplest one that keeps the checkpoint exact): cooperative checks, no second thread
+(a watchdog thread could not write the model while the main thread changes it in place, and
+Python runs a signal handler only between bytecodes of the main thread anyway).
 
 - The signal handler (``hooks.signals.GracefulStop``) only notes the signal and its time; the
   deadline is that time plus ``stop_grace``.
@@ -10,10 +12,11 @@ Design (the simplest one that keeps the checkpoint exact): cooperative checks, n
   update, and before each optimizer step (every rank, agreeing through an all-reduce). With a
   signal pending, a check lets the step go on only if the rest of the step (the last step's
   duration in this process minus the time this one has run; unknown, or already overrun, counts
-  as too long), the checkpoint (``checkpoint_seconds``) and closing the run (``close_reserve``)
-  all end before the deadline; else it raises ``StepAbandoned``. Each check keeps that much time
-  in hand, so however wrong the estimate of the rest is, the run still closes in time as long as
-  one chunk of work (a token, a micro-batch) is shorter than ``close_reserve``.
+  as too long), the checkpoint (``checkpoint_seconds``) and closing the run
+  (``hooks.signals.close_reserve``: 1 s, or a quarter of a shorter grace) all end before the
+  deadline (``GracefulStop.must_abandon``); else it raises ``StepAbandoned``. Each check keeps
+  that much time in hand, so however wrong the estimate of the rest is, the run still closes in
+  time as long as one chunk of work (a token, a micro-batch) is shorter than ``close_reserve``.
 - The model must be the last finished step's when it is checkpointed. Until the step's first
   optimizer step nothing in the model or optimizer has changed (gradients are not saved), so
   abandoning there needs nothing. With ``epochs > 1`` an optimizer step is followed by more
@@ -21,7 +24,8 @@ Design (the simplest one that keeps the checkpoint exact): cooperative checks, n
   device just before the step's first optimizer step, and an abandon after it copies it back.
   That costs a copy of the model and its optimizer state (three times the fp32 parameters with
   AdamW) in device memory and one device-to-device copy a step; with ``epochs == 1`` the
-  optimizer step is the step's last change, and no snapshot is kept.
+  optimizer step is the step's last change, and no snapshot is kept (nor without signal
+  handlers: ``handle_signals=False`` or not the main thread).
 - After the last optimizer step the step is finished: what is left (the measured entropy after
   the update, skipped when it does not fit; recording) is short, and the checkpoint follows.
 
@@ -33,15 +37,6 @@ each checkpoint; both go to run.json as ``checkpoint_time``.
 from __future__ import annotations
 
 import torch
-
-#: seconds kept for closing the run and ending the process after the checkpoint (a quarter of
-#: the grace when that is shorter)
-CLOSE_RESERVE_S = 1.0
-
-
-def close_reserve(grace: float) -> float:
-    """Seconds kept after the checkpoint for closing the run and exiting."""
-    return min(CLOSE_RESERVE_S, grace / 4)
 
 
 class Snapshot:

@@ -26,14 +26,15 @@ from typing import Any
 import torch
 
 from ..hooks.recorder import Recorder
-from ..hooks.signals import GracefulStop, StepAbandoned, TrainingStopped, signal_name
+from ..hooks.signals import GracefulStop, StepAbandoned, TrainingStopped, close_reserve, signal_name
 from ..metrics import group_advantages
 from ..store.location import LocationError, check_store, locate, run_path
 from ..store.writer import truncate_run
-from .checkpoint import list_checkpoints, load_trainer_state, local_policy, save_checkpoint, state_bytes, write_speed
+from .checkpoint import (checkpoint_dir, list_checkpoints, load_trainer_state, local_policy, save_checkpoint,
+                         state_bytes, write_speed)
 from .config import TrainConfig
 from .controllers import CONTROLLERS, Knobs, from_config
-from .deadline import Snapshot, close_reserve
+from .deadline import Snapshot
 from .forward import response_logits
 from .losses import LOSSES, NEEDS_ENTROPY_GRAD, PolicyBatch, covariance_detach
 from .model import load_policy, n_params
@@ -478,8 +479,7 @@ class Trainer:
         stop = self._stop
         late = False
         if stop is not None and stop.signum is not None:
-            need = (self._rest_of_step() if rest is None else rest) + self.checkpoint_seconds
-            late = not stop.fits(need + close_reserve(stop.grace))
+            late = stop.must_abandon(self._rest_of_step() if rest is None else rest, self.checkpoint_seconds)
         if self.world > 1:
             t = torch.tensor([int(late)], device=self.device)
             torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
@@ -504,7 +504,7 @@ class Trainer:
         the stop grace."""
         size = state_bytes(self.model, self.opt)
         try:
-            speed = write_speed(self.out)
+            speed = write_speed(checkpoint_dir(self.out))
         except OSError as e:  # the checkpoint itself will fail and say so
             self.log(f"could not measure the checkpoint write speed ({_one_line(e)})")
             return
@@ -517,7 +517,7 @@ class Trainer:
 
     def _warn_if_too_slow(self, what: str) -> None:
         grace = self.cfg.stop_grace
-        if self.handle_signals and self.checkpoint_seconds + close_reserve(grace) > grace:
+        if self.handle_signals and not GracefulStop.room_for_checkpoint(grace, self.checkpoint_seconds):
             print(f"entrodiag train: warning: {what}, more than --stop-grace {grace:g} s leaves for it "
                   f"(with {close_reserve(grace):.1f} s to close the run): on SIGTERM the scheduler's SIGKILL would come "
                   "before the checkpoint is written. Raise --stop-grace and the scheduler's grace period "
@@ -553,7 +553,7 @@ class Trainer:
                                detail={"signal": name, "signum": signum, "source": "trainer",
                                        "last_step": done, "checkpoint_step": saved if saved >= 0 else None,
                                        "abandoned_step": abandoned, "checkpoint_s": took,
-                                       "checkpointed_after_s": after, "stop_grace_s": self.cfg.stop_grace})
+                                       "after_signal_s": after, "stop_grace_s": self.cfg.stop_grace})
 
     def watch(self, step: int, bar=None) -> str | None:
         """Run the collapse detectors on everything recorded up to ``step`` (rank 0 decides, every
