@@ -191,7 +191,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run directory to create: a local path or an object-store URL (s3://bucket/runs/x, "
                    "gs://...; credentials from the environment) (default: runs/<preset>-<intervention>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN (a path or URL) from its last checkpoint (its stored configuration; "
-                   "--steps may extend it)")
+                   "--steps may extend it, --stop-grace change)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _config_args(p)
 
@@ -207,23 +207,25 @@ def train_cmd(args: argparse.Namespace) -> int:
     `torchrun --nproc_per_node 2 --no-python entrodiag train --out runs/ddp` (DDP, one run directory);
     `entrodiag train --resume runs/ddp` after a crash.
 
-    SIGTERM or SIGINT (Ctrl-C) stops gracefully: the step in progress is finished (or abandoned
-    before its update), that step is checkpointed, the run is closed as `stopped` and the exit code
-    is 128 + the signal number (143, 130); `--resume` continues it. A second signal exits at once.
+    SIGTERM or SIGINT (Ctrl-C) stops gracefully within `--stop-grace` seconds: the step in progress
+    is finished if it fits, else abandoned, the last finished step is checkpointed, the run is closed
+    as `stopped` and the exit code is 128 + the signal number (143, 130); `--resume` continues it.
+    A second signal exits at once.
     """
     from .trainer import TrainingError, TrainingStopped, resume_config, train
     from .trainer.config import fields
 
     try:
         if args.resume:
-            typed = [f.name for f in fields() if f.name != "steps" and getattr(args, f.name) is not None]
+            changeable = ("steps", "stop_grace")
+            typed = [f.name for f in fields() if f.name not in changeable and getattr(args, f.name) is not None]
             if args.out:
                 typed.append("--out")
             if typed or args.config:
-                print(f"entrodiag train: --resume continues the stored configuration; only --steps may change "
-                      f"(got {', '.join(typed) or args.config})", file=sys.stderr)
+                print("entrodiag train: --resume continues the stored configuration; only --steps and --stop-grace "
+                      f"may change (got {', '.join(typed) or args.config})", file=sys.stderr)
                 return 2
-            cfg = resume_config(args.resume, steps=args.steps)
+            cfg = resume_config(args.resume, steps=args.steps, stop_grace=args.stop_grace)
             out = train(cfg, args.resume, resume=True, progress=not args.no_progress)
         else:
             cfg = _config_from_args(args)

@@ -338,3 +338,127 @@ def test_two_trainers_on_one_out_the_loser_gets_one_line(warm_start_cache, tmp_p
     assert "already holds a run" in err and "another trainer" in err and "--out" in err
     run = load_run(out)
     assert run.meta["model"] == "the-other-trainer" and run.steps.is_empty()  # untouched by the loser
+
+
+# --- the stop deadline (issue 24): a step slower than the grace period --------------------------
+
+SLOW_UPDATE = textwrap.dedent("""
+    import sys, time, torch
+    from entrodiag.cli import main
+    from entrodiag.trainer import loop
+    per_step, pause = int(sys.argv[1]), float(sys.argv[2])
+    real, calls = loop.response_logits, [0]
+    def slow(*args, **kwargs):  # the update's forward passes sleep from step 1 on (step 0 runs at full speed)
+        if torch.is_grad_enabled():
+            calls[0] += 1
+            if calls[0] > per_step:
+                print(f"slow forward {calls[0] - per_step}", file=sys.stderr, flush=True)
+                time.sleep(pause)
+        return real(*args, **kwargs)
+    loop.response_logits = slow
+    sys.argv = ["entrodiag", "train", *sys.argv[3:]]
+    sys.exit(main())  # as the console command (which leaves at once once stopped)
+""")
+
+
+def test_sigterm_in_a_step_slower_than_the_grace_checkpoints_the_last_finished_step(warm_start_cache, tmp_path):
+    """Step 1's update would take about 10 s (32 forward passes of 0.3 s: 2 epochs of 16 micro-batches);
+    SIGTERM comes in its second epoch, after its first optimizer step, with ``--stop-grace 2``: the
+    step is abandoned, the model and optimizer put back to step 0's, step 0 is checkpointed and the
+    run closed as ``stopped`` before the grace is over; the resume continues at step 1."""
+    out, grace, total = tmp_path / "run", 2.0, 3
+    args = [*TEST, "--steps", str(total), "--epochs", "2", "--micro-batch-size", "32", "--checkpoint-every", "25",
+            "--stop-grace", str(grace), "--no-progress", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_UPDATE, "32", "0.3", *args], cwd=tmp_path,
+                            env={**_env(warm_start_cache), "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    progress = _Progress(proc)
+    try:
+        deadline = time.time() + 300
+        while "slow forward 18\n" not in progress.text:  # the second epoch: an optimizer step was applied
+            assert proc.poll() is None, progress.text[-3000:]
+            assert time.time() < deadline, "the slow step never came"
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+    err = progress.join()
+    stdout = proc.stdout.read().decode()
+    print(f"SIGTERM to exit with a 10 s step and --stop-grace {grace:g}: {elapsed:.2f} s\n{stdout}")
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert elapsed < grace, f"the run took {elapsed:.2f} s to stop"
+    assert "Traceback" not in err
+    run = load_run(out)
+    assert run.status == "stopped" and run.steps["step"].to_list() == [0]
+    assert [s for s, _ in list_checkpoints(out)] == [0]
+    state = load_trainer_state(list_checkpoints(out)[0][1])
+    assert {int(s["step"]) for s in state["optimizer"]["state"].values()} == {2}  # step 0's two epochs, not a third
+    assert state["scheduler"]["last_epoch"] == 1
+    stop = run.events.filter(pl.col("kind") == "stop")
+    detail = json.loads(stop["detail"][0])
+    assert detail["abandoned_step"] == 1 and detail["checkpoint_step"] == 0 and detail["last_step"] == 0
+    assert 0 < detail["checkpoint_s"] < detail["after_signal_s"] < grace and detail["stop_grace_s"] == grace
+    assert run.meta["checkpoint_time"]["last_step"] == 0
+    assert "checkpoint of step 0 written in" in stdout
+    # the resume (no slow forward now) starts at step 1 and finishes
+    res = subprocess.run([EXE, "train", "--resume", str(out), "--no-progress"], cwd=tmp_path,
+                         env=_env(warm_start_cache), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"resuming {out} at step 1" in res.stdout
+    assert load_run(out).status == "finished"
+    assert_each_step_once(out, total, [0, 2])
+
+
+def test_a_checkpoint_that_cannot_fit_the_grace_is_said_at_start_up(warm_start_cache, tmp_path, monkeypatch, capsys):
+    """The start-up estimate is the checkpoint's bytes over the measured write speed: at 1 MB/s the
+    tiny model's 1.6 MB do not fit a 1 s grace (a warning, before any step), and do fit 25 s."""
+    from entrodiag.trainer import loop
+
+    monkeypatch.setattr(loop, "write_speed", lambda run_dir: 1e6)
+    for grace, warned in ((1.0, True), (25.0, False)):
+        out = tmp_path / f"run-{grace:g}"
+        assert main(["train", *TEST, "--steps", "1", "--stop-grace", str(grace), "--no-progress", "--out", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert ("warning: a checkpoint of this model" in err) == warned, err
+        if warned:
+            assert f"--stop-grace {grace:g} s" in err and "Traceback" not in err
+        timing = load_run(out).meta["checkpoint_time"]
+        written = sum(p.stat().st_size for p in list_checkpoints(out)[-1][1].iterdir())
+        assert abs(timing["bytes"] - written) < 0.05 * written  # the estimate's size is the checkpoint's
+        assert timing["estimate_s"] == pytest.approx(timing["bytes"] / 1e6, rel=1e-3)
+        assert timing["last_step"] == 0 and timing["last_s"] > 0
+
+
+def test_snapshot_restores_model_and_optimizer_exactly():
+    """``Snapshot`` taken before an optimizer step and restored after two: the parameters and the
+    AdamW state are bit for bit those before, and a fresh optimizer (no state yet) gets none back."""
+    import torch
+
+    from entrodiag.trainer.deadline import Snapshot
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 1))
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+
+    def opt_step():
+        opt.zero_grad()
+        model(torch.randn(16, 4)).pow(2).mean().backward()
+        opt.step()
+
+    snap = Snapshot()
+    snap.take(model, opt)  # before any step: no optimizer state
+    opt_step()
+    snap.restore(model, opt)
+    assert not opt.state
+    opt_step()
+    params = [p.detach().clone() for p in model.parameters()]
+    moments = {k: v.clone() for k, v in opt.state[next(model.parameters())].items()}
+    snap.take(model, opt)
+    opt_step()
+    opt_step()
+    snap.restore(model, opt)
+    assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))
+    assert all(torch.equal(v, opt.state[next(model.parameters())][k]) for k, v in moments.items())

@@ -309,6 +309,52 @@ def test_sigterm_saves_trls_checkpoint_and_stops_the_run(tmp_path):
     assert trainer.entrodiag_recorder is None  # closed
 
 
+def test_sigterm_in_a_step_that_cannot_finish_in_time_saves_the_last_finished_step(tmp_path):
+    """The reward function of the second generation batch sends SIGTERM, then takes 2.2 s (a
+    slow generation): with ``entrodiag_stop_grace=3`` step 2 cannot finish with its checkpoint
+    before the deadline, so it is abandoned before its update; TRL's checkpoint of step 1 is
+    saved and the run closed as ``stopped``, naming the abandoned step, within the grace."""
+    pytest.importorskip("trl")
+    import signal
+    import time
+
+    from entrodiag.hooks.signals import TrainingStopped
+
+    calls, sent = [], []
+
+    def reward(completions, **_):
+        calls.append(1)
+        if len(calls) == 2:
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(2.2)
+        return [float(c[:1] == "1") for c in completions]
+
+    grace = 3.0
+    trainer = _tiny_trainer(run_dir=tmp_path / "run", reward=reward, steps=6, entrodiag_stop_grace=grace)
+    with pytest.raises(TrainingStopped) as stopped:
+        trainer.train()
+    elapsed = time.monotonic() - sent[0]
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert elapsed < grace, f"stopped {elapsed:.2f} s after the signal"
+    assert trainer.state.global_step == 1
+    saved = tmp_path / "trl-out" / "checkpoint-1" / "trainer_state.json"
+    assert json.loads(saved.read_text())["global_step"] == 1
+    assert not (tmp_path / "trl-out" / "checkpoint-2").exists()
+    run = load_run(tmp_path / "run")
+    assert run.status == "stopped" and run.steps["step"].to_list() == [1]
+    stop = run.events.filter(run.events["kind"] == "stop")
+    detail = json.loads(stop["detail"][0])
+    assert stop.height == 1 and stop["step"][0] == 1 and detail["abandoned_step"] == 2
+    assert detail["checkpoint"].endswith("checkpoint-1") and detail["stop_grace_s"] == grace
+    assert 0 < detail["checkpoint_s"] < detail["after_signal_s"] < grace
+    timing = run.meta["checkpoint_time"]
+    assert timing["last_step"] == 1 and timing["last_s"] == pytest.approx(detail["checkpoint_s"], abs=0.05)
+    assert timing["bytes"] >= 3 * 4 * sum(p.numel() for p in trainer.model.parameters())  # weights and AdamW's moments
+    with pytest.raises(ValueError, match="entrodiag_stop_grace"):
+        _tiny_trainer(run_dir=tmp_path / "other", entrodiag_stop_grace=0)
+
+
 def test_entropy_control_sets_trls_coefficient_and_clip(tmp_path):
     """``entrodiag_entropy_control``: pi_coef drives TRL's own entropy_coef (TRL logs the value it
     applied, which must equal control/coef), pi_clip its epsilon_high and epsilon_low (the clip

@@ -5,12 +5,19 @@
                                    train_dataset=..., entrodiag_run_dir="runs/my-grpo")
     trainer.train()   # the run is closed ("finished", or "failed" if train() raises)
 
-SIGTERM or SIGINT during ``train()`` stops through TRL's own control flow: at the end of the
-optimizer step in progress the trainer sets ``should_save`` and ``should_training_stop``, TRL
-saves its checkpoint of that step (``<output_dir>/checkpoint-N``, for
-``train(resume_from_checkpoint=True)``), the run is closed as ``stopped`` with a ``stop`` event
-naming the signal, and ``train()`` raises ``entrodiag.hooks.signals.TrainingStopped`` (a
-``SystemExit`` with code 128 + signum). A second signal ends the process at once.
+SIGTERM or SIGINT during ``train()`` stops within ``entrodiag_stop_grace`` seconds (default 25):
+when the optimizer step in progress can finish in time (the last step's duration tells), it does,
+and TRL's own control flow stops (``should_save``, ``should_training_stop``) and saves its
+checkpoint of that step (``<output_dir>/checkpoint-N``, for ``train(resume_from_checkpoint=True)``);
+when it cannot, the step is abandoned before its optimizer step (checks before each generation
+batch is used and before each micro-batch's loss; one process only, as TRL's processes would
+have to agree) and the checkpoint of the last finished step is saved instead. Either way the run
+is closed as ``stopped`` with a ``stop`` event naming the signal (its detail: the checkpoint, its
+measured seconds, the seconds since the signal, an abandoned step), and ``train()`` raises
+``entrodiag.hooks.signals.TrainingStopped`` (a ``SystemExit`` with code 128 + signum). A second
+signal ends the process at once. At ``train()``'s start a checkpoint's time is estimated (model and
+AdamW state bytes over a measured write speed in ``output_dir``; a warning when it cannot fit the
+grace) and each checkpoint's time is measured: run.json ``checkpoint_time``.
 ``entrodiag_handle_signals=False`` keeps the process's own signal handling.
 
 A drop-in subclass of ``trl.GRPOTrainer``: same arguments, same training, plus one keyword,
@@ -53,11 +60,13 @@ import json
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..store.location import locate, run_path
+from .signals import DEFAULT_STOP_GRACE
 
 log = logging.getLogger("entrodiag")
 
@@ -125,7 +134,7 @@ def _build_class():
 
     from ..importers.columns import MEASURED_COLUMNS, classify
     from .recorder import Recorder
-    from .signals import GracefulStop, TrainingStopped, signal_name
+    from .signals import GracefulStop, StepAbandoned, TrainingStopped, signal_name
 
     class RecordingGRPOTrainer(GRPOTrainer):
         """``trl.GRPOTrainer`` that records its entropy dynamics into an entrodiag run.
@@ -157,6 +166,8 @@ def _build_class():
                 ``stopped``. ``trainer.entrodiag_watcher.on_flag(fn)`` adds callbacks.
             entrodiag_handle_signals: stop gracefully on SIGTERM/SIGINT during ``train()`` (see
                 the module doc; default True; only from the main thread).
+            entrodiag_stop_grace: seconds after the signal by which the checkpoint is saved and
+                the run closed (default 25; below the scheduler's grace before SIGKILL).
 
         Raises:
             RuntimeError: an unsupported TRL version.
@@ -170,8 +181,11 @@ def _build_class():
                      entrodiag_meta: dict | None = None, entrodiag_stop_on: str | None = None,
                      entrodiag_watch_every: int = 10, entrodiag_handle_signals: bool = True,
                      entrodiag_entropy_control: Any = None, entrodiag_control_args: dict | None = None,
-                     **kwargs) -> None:
+                     entrodiag_stop_grace: float = DEFAULT_STOP_GRACE, **kwargs) -> None:
             check_trl_version(trl.__version__)
+            if isinstance(entrodiag_stop_grace, bool) or not isinstance(entrodiag_stop_grace, (int, float)) \
+                    or not entrodiag_stop_grace > 0:
+                raise ValueError(f"entrodiag_stop_grace must be > 0 seconds, got {entrodiag_stop_grace!r}")
             if entrodiag_stop_on not in (None, "info", "warning", "critical"):
                 raise ValueError(f"entrodiag_stop_on must be info, warning or critical, got {entrodiag_stop_on!r}")
             if (entrodiag_run_dir is None) == (entrodiag_recorder is None):
@@ -192,6 +206,11 @@ def _build_class():
             self._ed_rewards = None
             self._ed_errors = 0
             self._ed_signal_step: int | None = None  # the signal that stopped train(), once acted on
+            self._ed_grace = float(entrodiag_stop_grace)
+            self._ed_step_started: float | None = None  # perf_counter() at the optimizer step's start
+            self._ed_last_step_s: float | None = None  # the last optimizer step's duration
+            self._ed_checkpoint_time: dict = {}  # run.json checkpoint_time
+            self._ed_checkpoint_s = 0.0  # the last measured checkpoint, else the estimate
             self._ed_control = None
             super().__init__(*args, **kwargs)
             for flag in ("use_liger_kernel", "use_liger_loss"):
@@ -248,10 +267,15 @@ def _build_class():
             if self._ed_rec is None and self._ed_owns:  # train() again: append to the same run
                 self._ed_rec = self._ed_open(resume=True)
             status = "failed"
-            with GracefulStop(self._ed_handle_signals) as self._ed_signals:
+            with GracefulStop(self._ed_handle_signals, self._ed_grace) as self._ed_signals:
+                if self._ed_signals.installed and self.accelerator.is_main_process:
+                    self._ed_guard(self._ed_estimate_checkpoint)
                 try:
                     out = super().train(*args, **kwargs)
                     status = "stopped" if self._ed_stopped else "finished"
+                except StepAbandoned:
+                    self._ed_abandoned()
+                    out, status = None, "stopped"
                 finally:
                     self._ed_finish(status)
                     signum, self._ed_signal_step = self._ed_signal_step, None
@@ -262,6 +286,8 @@ def _build_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             batch = self._ed_batch
             rows = inputs.get(ROW_KEY) if isinstance(inputs, dict) and batch is not None else None
+            if self.model.training:
+                self._ed_check()
             if rows is None or not self.model.training:
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                             num_items_in_batch=num_items_in_batch)
@@ -292,6 +318,8 @@ def _build_class():
             if self._ed_rec is not None and self.model.training and isinstance(out, dict):
                 self._ed_guard(self._ed_start, out)
             self._ed_rewards = None
+            if self.model.training:
+                self._ed_check()
             return out
 
         def _get_per_token_logps_and_entropies(self, *args, **kwargs):
@@ -302,7 +330,10 @@ def _build_class():
             return out
 
         def _save_checkpoint(self, model, trial):
+            t0 = time.perf_counter()
             super()._save_checkpoint(model, trial)
+            if self.accelerator.is_main_process:
+                self._ed_guard(self._ed_measured_checkpoint, self.state.global_step, time.perf_counter() - t0)
             if self._ed_control is not None and self.args.should_save:
                 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -316,6 +347,78 @@ def _build_class():
                 self._ed_control.load_state_dict(json.loads(path.read_text()))
 
         # ------------------------------------------------------------------------ internals
+        def _ed_check(self) -> None:
+            """Abandon the optimizer step in progress (``StepAbandoned``) when a stop signal came
+            and it cannot finish, with its checkpoint, before the stop deadline (one process
+            only: several would have to agree, and they stop at the step's end instead)."""
+            stop = self._ed_signals
+            if stop is None or stop.signum is None or self.accelerator.num_processes > 1:
+                return
+            rest = math.inf
+            if self._ed_last_step_s is not None and self._ed_step_started is not None:
+                rest = self._ed_last_step_s - (time.perf_counter() - self._ed_step_started)
+                rest = rest if rest > 0 else math.inf  # overrun: unknown
+            if stop.must_abandon(rest, self._ed_checkpoint_s):
+                raise StepAbandoned()
+
+        def _ed_estimate_checkpoint(self) -> None:
+            """At ``train()``'s start: a checkpoint's expected time (model and AdamW state bytes over
+            the write speed measured in ``output_dir``), in run.json; a warning when it cannot fit."""
+            from ..trainer.checkpoint import state_bytes, write_speed
+
+            folder = Path(self.args.output_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            size, speed = state_bytes(self.model, getattr(self, "optimizer", None)), write_speed(folder)
+            self._ed_checkpoint_s = size / speed
+            self._ed_checkpoint_time.update(estimate_s=round(size / speed, 4), bytes=size, write_bytes_per_s=round(speed))
+            if self._ed_rec is not None:
+                self._ed_rec.update_meta(checkpoint_time=self._ed_checkpoint_time)
+            if not GracefulStop.room_for_checkpoint(self._ed_grace, self._ed_checkpoint_s):
+                log.warning("entrodiag: a checkpoint of this model (%.0f MB at %.0f MB/s measured) takes about %.1f s, "
+                            "more than entrodiag_stop_grace=%g s leaves for it: on SIGTERM the scheduler's SIGKILL "
+                            "would come before it is saved. Raise entrodiag_stop_grace and the scheduler's grace "
+                            "period", size / 1e6, speed / 1e6, self._ed_checkpoint_s, self._ed_grace)
+
+        def _ed_measured_checkpoint(self, step: int, seconds: float) -> None:
+            self._ed_checkpoint_s = seconds
+            self._ed_checkpoint_time.update(last_s=round(seconds, 4), last_step=step)
+            if self._ed_rec is not None:
+                self._ed_rec.update_meta(checkpoint_time=self._ed_checkpoint_time)
+            if self._ed_signals is not None and self._ed_signals.signum is not None:
+                log.warning("entrodiag: checkpoint of step %d saved in %.2f s", step, seconds)
+            elif not GracefulStop.room_for_checkpoint(self._ed_grace, seconds):
+                log.warning("entrodiag: the checkpoint of step %d took %.1f s, more than entrodiag_stop_grace=%g s "
+                            "leaves for it", step, seconds, self._ed_grace)
+
+        def _ed_abandoned(self) -> None:
+            """A stop abandoned the optimizer step in progress: save the last finished step (TRL's
+            checkpoint; none before the first), record the ``stop`` event, note the signal."""
+            stop = self._ed_signals
+            signum, step = stop.signum, int(self.state.global_step)
+            name = signal_name(signum)
+            self._ed_signal_step, self._ed_stopped = signum, True
+            checkpoint, took = None, None
+            if step > 0:
+                from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+                checkpoint = os.path.join(str(self.args.output_dir), f"{PREFIX_CHECKPOINT_DIR}-{step}")
+                if not os.path.isdir(checkpoint):  # not saved at this step's end already
+                    t0 = time.perf_counter()
+                    self._save_checkpoint(self.model, trial=None)
+                    took = time.perf_counter() - t0
+            after = None if stop.received is None else round(time.monotonic() - stop.received, 3)
+            log.warning("entrodiag: %s received: step %d abandoned (it could not finish within entrodiag_stop_grace="
+                        "%g s); %s, %s s after the signal", name, step + 1, self._ed_grace,
+                        f"saved {checkpoint}" if checkpoint else "no step to save", after)
+            if self._ed_rec is not None and self.accelerator.is_main_process:
+                self._ed_guard(lambda: self._ed_rec.log_event(
+                    max(step, 0), "stop", name,
+                    message=f"stopped on {name} after step {step}; step {step + 1} abandoned; "
+                            + (f"TRL saved {checkpoint}" if checkpoint else "no checkpoint"),
+                    detail={"signal": name, "signum": signum, "source": "trl", "last_step": step,
+                            "abandoned_step": step + 1, "checkpoint": checkpoint, "checkpoint_s": took,
+                            "after_signal_s": after, "stop_grace_s": self._ed_grace}))
+
         def _ed_make_control(self, control, args: dict):
             from ..trainer.controllers import EntropyControl
 
@@ -544,7 +647,13 @@ def _build_class():
         def __init__(self, trainer: RecordingGRPOTrainer) -> None:
             self.trainer = trainer
 
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.trainer._ed_step_started = time.perf_counter()
+            return control
+
         def on_step_end(self, args, state, control, **kwargs):
+            if self.trainer._ed_step_started is not None:
+                self.trainer._ed_last_step_s = time.perf_counter() - self.trainer._ed_step_started
             if self.trainer._ed_signalled(state.global_step):
                 control.should_save = True
                 control.should_training_stop = True

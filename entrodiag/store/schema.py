@@ -28,7 +28,10 @@ Additions to the first design of v1 made by this implementation (all within v1):
   (bins ``[e_i, e_i+1)``, the last edge null = +inf), ``resumed`` (times of resumption),
   and at close ``finished``, ``writer_errors``, ``recorder_errors``, ``dropped_rows``;
   ``failed_checkpoints`` (the built-in trainer: ``[{"step", "error"}]`` of checkpoints that could
-  not be saved; the steps themselves are all recorded); ``closed_at_exit`` (true when the
+  not be saved; the steps themselves are all recorded); ``checkpoint_time`` (the built-in trainer
+  and the TRL drop-in: ``estimate_s``, ``bytes`` and ``write_bytes_per_s`` of the start-up estimate,
+  ``last_s`` and ``last_step`` of the last checkpoint saved; the stop deadline's budget);
+  ``closed_at_exit`` (true when the
   Recorder was closed by its ``atexit`` hook, not by ``close()``).
 - run.json ``status``: besides running | finished | failed, ``stopped`` (the trainer stopped on a
   collapse flag, ``--stop-on``, or on SIGTERM/SIGINT; resumable). A Recorder closed at

@@ -104,6 +104,8 @@ class TrainConfig:
     """Responses per step kept as token/sample/span rows (aggregates use every token)."""
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
+    stop_grace: float = 25.0
+    """Seconds after SIGTERM/SIGINT by which the run is checkpointed and closed (under the scheduler's grace period before SIGKILL: Kubernetes 30 s): the step in progress is finished only if it and the checkpoint fit, else abandoned and the last finished step checkpointed."""
 
     # --- acting on collapse flags (entrodiag.watch; the detectors of entrodiag.analysis)
     stop_on: str = ""
@@ -163,6 +165,8 @@ class TrainConfig:
         for name in ("stop_on", "on_collapse_severity"):
             if getattr(self, name) and getattr(self, name) not in ("info", "warning", "critical"):
                 problems.append(f"{name} must be info, warning or critical, got {getattr(self, name)!r}")
+        if isinstance(self.stop_grace, bool) or not isinstance(self.stop_grace, (int, float)) or not self.stop_grace > 0:
+            problems.append(f"stop_grace must be > 0 seconds, got {self.stop_grace}")
         if self.watch_every < 1:
             problems.append(f"watch_every must be >= 1, got {self.watch_every}")
         if self.prompt_format not in ("auto", "chat", "plain"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -25,13 +26,15 @@ from typing import Any
 import torch
 
 from ..hooks.recorder import Recorder
-from ..hooks.signals import GracefulStop, TrainingStopped, signal_name
+from ..hooks.signals import GracefulStop, StepAbandoned, TrainingStopped, close_reserve, signal_name
 from ..metrics import group_advantages
 from ..store.location import LocationError, check_store, locate, run_path
 from ..store.writer import RunExistsError, truncate_run
-from .checkpoint import list_checkpoints, load_trainer_state, local_policy, save_checkpoint
+from .checkpoint import (checkpoint_dir, list_checkpoints, load_trainer_state, local_policy, save_checkpoint,
+                         state_bytes, write_speed)
 from .config import TrainConfig
 from .controllers import CONTROLLERS, Knobs, from_config
+from .deadline import Snapshot
 from .forward import response_logits
 from .losses import LOSSES, NEEDS_ENTROPY_GRAD, PolicyBatch, covariance_detach
 from .model import load_policy, n_params
@@ -203,6 +206,17 @@ class Trainer:
         if resume and self.rank == 0:  # failures of checkpoints before the resume point stay on record
             earlier = json.loads(locate(self.out).child("run.json").read_text()).get("failed_checkpoints") or []
             self.failed_checkpoints = [f for f in earlier if isinstance(f, dict) and f.get("step", 0) < self.start]
+        # the stop deadline (trainer/deadline.py): what a checkpoint takes, a snapshot for multi-epoch updates
+        self._stop: GracefulStop | None = None
+        self._step_started: float | None = None  # perf_counter() at the start of the step in progress
+        self._last_step_s: float | None = None  # the last finished step's duration in this process
+        self.snapshot = Snapshot() if cfg.epochs > 1 and handle_signals else None
+        self._bar = None  # the progress bar while run() runs
+        self._entropy_after_s = 0.0  # the last measured entropy_after()
+        self.checkpoint_time: dict[str, Any] = {}
+        self.checkpoint_seconds = 0.0  # the last measured checkpoint, else the start-up estimate (rank 0)
+        if self.rank == 0:
+            self._estimate_checkpoint()
 
     def _load(self, path):
         """A policy from a checkpoint, a model folder, a GGUF file or a named model (rank 0 fetches
@@ -232,7 +246,8 @@ class Trainer:
         self.model.eval()
         with self.autocast:
             roll = generate(self.model, prompts, cfg.max_new_tokens, self.tok.eos_token_id, self.tok.pad_token_id,
-                            temperature=cfg.temperature, entropy_temperature=cfg.entropy_temperature, generator=gen)
+                            temperature=cfg.temperature, entropy_temperature=cfg.entropy_temperature, generator=gen,
+                            between_tokens=self._local_check)
         texts = decode_responses(self.tok, roll)
         rewards = score(self.task, texts, [self.task.train_answers[i] for i in idx.tolist()]).to(self.device)
         group_ids = (torch.arange(per_rank, device=self.device) + self.rank * per_rank).repeat_interleave(cfg.group_size)
@@ -257,46 +272,59 @@ class Trainer:
         mb = cfg.micro_batch_size or B
         n_tokens = roll.mask.sum().clamp(min=1)
         totals: dict[str, float] = {}
-        for _ in range(cfg.epochs):
+        applied = False  # an optimizer step of this update was applied (the snapshot then holds the state before)
+        try:
+            for epoch in range(cfg.epochs):
+                self.opt.zero_grad(set_to_none=True)
+                for lo in range(0, B, mb):
+                    sl = slice(lo, min(lo + mb, B))
+                    last = lo + mb >= B
+                    sync = contextlib.nullcontext() if last or self.world == 1 else self.policy.no_sync()
+                    with sync, self.autocast:
+                        part = prompts.take(sl)
+                        logits = response_logits(self.policy, part, roll.response[sl], roll.mask[sl], cfg.temperature,
+                                                 share_prompts=share, prompt_model=bare)
+                        logp_all = torch.log_softmax(logits, -1)
+                        logp = logp_all.gather(-1, roll.response[sl, :, None]).squeeze(-1)
+                        needs_h = self.intervention in NEEDS_ENTROPY_GRAD or bonus != 0
+                        entropy = -(logp_all.exp() * logp_all).sum(-1) if needs_h else None
+                        batch = PolicyBatch(logp, roll.old_logp[sl], adv[sl, None].expand_as(logp), roll.mask[sl],
+                                            roll.entropy[sl], entropy)
+                        out = loss_fn(batch, cfg)
+                        if detach or self.control.mode == "pi_clip":  # pi_clip logs detach_frac every step
+                            out = covariance_detach(batch, out, detach)
+                        loss_tok = out.loss
+                        if bonus:  # the controlled entropy bonus, as in losses.entropy_bonus
+                            loss_tok = torch.where(roll.mask[sl], loss_tok - bonus * entropy, 0.0)
+                        if self.ref is not None:
+                            with torch.no_grad():
+                                ref_logits = response_logits(self.ref, part, roll.response[sl], roll.mask[sl],
+                                                             cfg.temperature)
+                                ref_logp = torch.log_softmax(ref_logits, -1).gather(-1, roll.response[sl, :, None]).squeeze(-1)
+                            d = ref_logp - logp
+                            kl = torch.where(roll.mask[sl], torch.exp(d) - d - 1, 0.0)  # k3 estimator
+                            loss_tok = loss_tok + cfg.kl_coef * kl
+                            _add(totals, "kl", (kl.sum() / n_tokens).item() / cfg.epochs)
+                        loss = loss_tok.sum() / n_tokens
+                    loss.backward()
+                    w = (sl.stop - sl.start) / B / cfg.epochs
+                    _add(totals, "loss", loss.item() / cfg.epochs)
+                    for k, v in out.stats.items():
+                        _add(totals, k, v.item() * w)
+                    if not last:
+                        self._local_check()
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                _add(totals, "grad_norm", grad_norm.item() / cfg.epochs)
+                self._check()  # every rank: the last chance to abandon before this optimizer step
+                if epoch == 0 and self.snapshot is not None:
+                    self.snapshot.take(self.model, self.opt)
+                self.opt.step()
+                applied = True
+        except StepAbandoned:
+            if applied and self.snapshot is not None:  # the model is no step's state: put the last finished one's back
+                self.snapshot.restore(self.model, self.opt)
             self.opt.zero_grad(set_to_none=True)
-            for lo in range(0, B, mb):
-                sl = slice(lo, min(lo + mb, B))
-                last = lo + mb >= B
-                sync = contextlib.nullcontext() if last or self.world == 1 else self.policy.no_sync()
-                with sync, self.autocast:
-                    part = prompts.take(sl)
-                    logits = response_logits(self.policy, part, roll.response[sl], roll.mask[sl], cfg.temperature,
-                                             share_prompts=share, prompt_model=bare)
-                    logp_all = torch.log_softmax(logits, -1)
-                    logp = logp_all.gather(-1, roll.response[sl, :, None]).squeeze(-1)
-                    needs_h = self.intervention in NEEDS_ENTROPY_GRAD or bonus != 0
-                    entropy = -(logp_all.exp() * logp_all).sum(-1) if needs_h else None
-                    batch = PolicyBatch(logp, roll.old_logp[sl], adv[sl, None].expand_as(logp), roll.mask[sl],
-                                        roll.entropy[sl], entropy)
-                    out = loss_fn(batch, cfg)
-                    if detach or self.control.mode == "pi_clip":  # pi_clip logs detach_frac every step
-                        out = covariance_detach(batch, out, detach)
-                    loss_tok = out.loss
-                    if bonus:  # the controlled entropy bonus, as in losses.entropy_bonus
-                        loss_tok = torch.where(roll.mask[sl], loss_tok - bonus * entropy, 0.0)
-                    if self.ref is not None:
-                        with torch.no_grad():
-                            ref_logits = response_logits(self.ref, part, roll.response[sl], roll.mask[sl],
-                                                         cfg.temperature)
-                            ref_logp = torch.log_softmax(ref_logits, -1).gather(-1, roll.response[sl, :, None]).squeeze(-1)
-                        d = ref_logp - logp
-                        kl = torch.where(roll.mask[sl], torch.exp(d) - d - 1, 0.0)  # k3 estimator
-                        loss_tok = loss_tok + cfg.kl_coef * kl
-                        _add(totals, "kl", (kl.sum() / n_tokens).item() / cfg.epochs)
-                    loss = loss_tok.sum() / n_tokens
-                loss.backward()
-                w = (sl.stop - sl.start) / B / cfg.epochs
-                _add(totals, "loss", loss.item() / cfg.epochs)
-                for k, v in out.stats.items():
-                    _add(totals, k, v.item() * w)
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            _add(totals, "grad_norm", grad_norm.item() / cfg.epochs)
-            self.opt.step()
+            raise
         totals["lr"] = self.sched.get_last_lr()[0]
         self.sched.step()
         return totals
@@ -326,7 +354,8 @@ class Trainer:
         for name, greedy in (("val/accuracy_sampled", False), ("val/accuracy_greedy", True)):
             with self.autocast:
                 roll = generate(self.model, prompts, cfg.max_new_tokens, self.tok.eos_token_id,
-                                self.tok.pad_token_id, temperature=1.0, greedy=greedy, generator=gen)
+                                self.tok.pad_token_id, temperature=1.0, greedy=greedy, generator=gen,
+                                between_tokens=self._local_check)
             right = score(self.task, decode_responses(self.tok, roll), answers).sum()
             total = _sum_over(torch.stack([right, torch.tensor(float(len(answers)))]).to(self.device), self.world)
             result[name] = (total[0] / total[1]).item()
@@ -340,7 +369,8 @@ class Trainer:
 
         Raises:
             TrainingStopped: on SIGTERM or SIGINT (``handle_signals``), after checkpointing the
-                last step whose update was applied and closing the run as ``stopped``.
+                last step whose update was applied and closing the run as ``stopped``, within
+                ``cfg.stop_grace`` seconds of the signal (trainer/deadline.py).
         """
         cfg = self.cfg
         bar = None
@@ -353,29 +383,34 @@ class Trainer:
         status = "failed"
         done = saved = self.start - 1  # the last step updated and recorded; the last one checkpointed
         signum = abandoned = None
-        with GracefulStop(self.handle_signals) as stop:
+        with GracefulStop(self.handle_signals, cfg.stop_grace) as stop:
+            self._stop, self._bar = stop, bar
+            if not stop.installed:  # no signal can ask for a stop: no snapshot to keep
+                self.snapshot = None
             try:
                 for step in range(self.start, cfg.steps):
                     if (signum := self._signalled(stop)) is not None:
                         break
-                    t0 = time.perf_counter()
-                    torch.manual_seed(_step_seed(cfg.seed + 2, step, self.rank))  # Clip-Cov's random picks
-                    if self._evaluates(step):
-                        acc = self.evaluate(step)["val/accuracy_sampled"]
-                        if (signum := self._signalled(stop)) is not None:  # abandon the step (no update yet)
-                            abandoned = step
-                            break
-                    prompts, roll, texts, rewards, group_ids, adv, idx = self.rollout(step)
-                    if (signum := self._signalled(stop)) is not None:  # before the update: abandon the step
-                        abandoned = step
+                    t0 = self._step_started = time.perf_counter()
+                    try:  # abandoned (StepAbandoned) when a stop signal came and the step cannot finish in time
+                        torch.manual_seed(_step_seed(cfg.seed + 2, step, self.rank))  # Clip-Cov's random picks
+                        if self._evaluates(step):
+                            acc = self.evaluate(step)["val/accuracy_sampled"]
+                            self._check()
+                        prompts, roll, texts, rewards, group_ids, adv, idx = self.rollout(step)
+                        self._check()
+                        stats = self.update(prompts, roll, adv, self.control.knobs(step))
+                    except StepAbandoned:
+                        signum, abandoned = self._signalled(stop), step
                         break
-                    stats = self.update(prompts, roll, adv, self.control.knobs(step))
                     if self.control.measuring:  # no target, no controller: nothing to feed (no all-reduce)
                         h = _sum_over(torch.stack([(roll.entropy * roll.mask).sum(), roll.mask.sum().float()]),
                                       self.world)
                         stats.update(self.control.observe(step, (h[0] / h[1].clamp(min=1)).item()))
-                    if cfg.measure_entropy_change:
+                    if cfg.measure_entropy_change and not self._past_deadline(self._entropy_after_s):
+                        t1 = time.perf_counter()
                         stats["entropy_after"] = self.entropy_after(prompts, roll)
+                        self._entropy_after_s = time.perf_counter() - t1
                     stats["step_time"] = time.perf_counter() - t0
                     self.rec.record_batch(
                         step, token_ids=roll.response, response_mask=roll.mask, entropy=roll.entropy,
@@ -399,6 +434,7 @@ class Trainer:
                             f"entropy {h:.3f}  reward {rewards.mean().item():.3f}  acc {acc_text}  "
                             f"{time.perf_counter() - t0:.2f} s/step", refresh=False)
                         bar.update(1)
+                    self._last_step_s = time.perf_counter() - t0
                 else:
                     status = "finished"
                 if signum is not None:
@@ -423,12 +459,73 @@ class Trainer:
                     torch.distributed.destroy_process_group()
         if signum is not None:
             if stop.received is not None:
-                self.log(f"run closed as stopped {time.monotonic() - stop.received:.1f} s after {signal_name(signum)}")
+                self.log(f"run closed as stopped {time.monotonic() - stop.received:.1f} s after {signal_name(signum)} "
+                         f"(--stop-grace {cfg.stop_grace:g} s)")
             raise TrainingStopped(signum, self.out)
         return self.out
 
     def _evaluates(self, step: int) -> bool:
         return step % self.cfg.eval_every == 0 or step == self.cfg.steps - 1
+
+    # --- the stop deadline (trainer/deadline.py) ---------------------------------------------
+    def _rest_of_step(self) -> float:
+        """Seconds the step in progress still needs, from the last step's duration in this process
+        (``inf`` when there is none yet, or when this step has already taken longer)."""
+        if self._last_step_s is None or self._step_started is None:
+            return math.inf
+        rest = self._last_step_s - (time.perf_counter() - self._step_started)
+        return rest if rest > 0 else math.inf
+
+    def _past_deadline(self, rest: float | None = None) -> bool:
+        """With a stop signal pending (on any rank): whether ``rest`` more seconds of work (by
+        default the rest of the step in progress), the checkpoint and closing the run would end
+        after the stop deadline. Every rank calls it at the same points (an all-reduce)."""
+        stop = self._stop
+        late = False
+        if stop is not None and stop.signum is not None:
+            late = stop.must_abandon(self._rest_of_step() if rest is None else rest, self.checkpoint_seconds)
+        if self.world > 1:
+            t = torch.tensor([int(late)], device=self.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+            late = bool(t.item())
+        return late
+
+    def _check(self) -> None:
+        """Abandon the step (``StepAbandoned``) when it cannot finish before the stop deadline;
+        every rank calls it at the same points."""
+        if self._past_deadline():
+            raise StepAbandoned()
+
+    def _local_check(self) -> None:
+        """``_check`` between generated tokens and micro-batches: one process only (DDP ranks
+        agree at the coarser points, where each calls ``_check``)."""
+        if self.world == 1 and self._stop is not None and self._stop.signum is not None:
+            self._check()
+
+    def _estimate_checkpoint(self) -> None:
+        """Rank 0 at start-up: a checkpoint's expected time (its bytes over the write speed
+        measured where it goes), in run.json as ``checkpoint_time``; a warning when it cannot fit
+        the stop grace."""
+        size = state_bytes(self.model, self.opt)
+        try:
+            speed = write_speed(checkpoint_dir(self.out))
+        except OSError as e:  # the checkpoint itself will fail and say so
+            self.log(f"could not measure the checkpoint write speed ({_one_line(e)})")
+            return
+        self.checkpoint_seconds = size / speed
+        self.checkpoint_time = {"estimate_s": round(self.checkpoint_seconds, 4), "bytes": size,
+                                "write_bytes_per_s": round(speed)}
+        self.rec.update_meta(checkpoint_time=self.checkpoint_time)
+        self._warn_if_too_slow(f"a checkpoint of this model ({size / 1e6:.0f} MB at {speed / 1e6:.0f} MB/s measured) "
+                               f"takes about {self.checkpoint_seconds:.1f} s")
+
+    def _warn_if_too_slow(self, what: str) -> None:
+        grace = self.cfg.stop_grace
+        if self.handle_signals and not GracefulStop.room_for_checkpoint(grace, self.checkpoint_seconds):
+            print(f"entrodiag train: warning: {what}, more than --stop-grace {grace:g} s leaves for it "
+                  f"(with {close_reserve(grace):.1f} s to close the run): on SIGTERM the scheduler's SIGKILL would come "
+                  "before the checkpoint is written. Raise --stop-grace and the scheduler's grace period "
+                  "(Kubernetes terminationGracePeriodSeconds, SLURM --signal)", file=sys.stderr)
 
     def _signalled(self, stop: GracefulStop) -> int | None:
         """The stop signal received (by any rank: they agree through an all-reduce), else None."""
@@ -443,15 +540,24 @@ class Trainer:
         """Checkpoint the last step updated (unless it has one) and record the ``stop`` event."""
         name = signal_name(signum)
         self.log(f"{name}: stopping after step {done}"
-                 + (f" (step {abandoned} abandoned before its update)" if abandoned is not None else ""))
-        if done > saved and self.checkpoint(done):
-            saved = done
+                 + (f" (step {abandoned} abandoned, its update not applied)" if abandoned is not None else ""))
+        took = None
+        if done > saved:
+            t0 = time.perf_counter()
+            if self.checkpoint(done):
+                saved, took = done, time.perf_counter() - t0
         if self.rank == 0:
             where = f"checkpoint step-{saved:07d}" if saved >= 0 else "no checkpoint"
+            received = self._stop.received if self._stop is not None else None
+            after = None if received is None else round(time.monotonic() - received, 3)
+            if took is not None:
+                self.log(f"{name}: checkpoint of step {done} written in {took:.2f} s, {after} s after the signal "
+                         f"(--stop-grace {self.cfg.stop_grace:g} s)")
             self.rec.log_event(max(done, 0), "stop", name, message=f"stopped on {name} after step {done}; {where}",
                                detail={"signal": name, "signum": signum, "source": "trainer",
                                        "last_step": done, "checkpoint_step": saved if saved >= 0 else None,
-                                       "abandoned_step": abandoned})
+                                       "abandoned_step": abandoned, "checkpoint_s": took,
+                                       "after_signal_s": after, "stop_grace_s": self.cfg.stop_grace})
 
     def watch(self, step: int, bar=None) -> str | None:
         """Run the collapse detectors on everything recorded up to ``step`` (rank 0 decides, every
@@ -511,6 +617,7 @@ class Trainer:
         self.rec.flush()
         ok = True
         if self.rank == 0:
+            t0 = time.perf_counter()
             try:
                 save_checkpoint(self.out, step, self.model, self.tok, self.opt, self.sched,
                                 self.cfg.keep_checkpoints, intervention=self.intervention,
@@ -524,9 +631,25 @@ class Trainer:
                 self.rec.update_meta(failed_checkpoints=self.failed_checkpoints)
                 print(f"entrodiag train: the checkpoint of step {step} was not saved ({reason}); training goes on "
                       "and every step is still recorded", file=sys.stderr)
+            else:
+                self._measured_checkpoint(step, time.perf_counter() - t0)
         if self.world > 1:
             torch.distributed.barrier()
         return ok
+
+
+    def _measured_checkpoint(self, step: int, seconds: float) -> None:
+        """Keep a checkpoint's measured time (the stop deadline's next estimate, run.json's
+        ``checkpoint_time``); shown for the first checkpoint of this process, and as a warning
+        when it cannot fit the stop grace."""
+        first = "last_s" not in self.checkpoint_time
+        self.checkpoint_seconds = seconds
+        self.checkpoint_time.update(last_s=round(seconds, 4), last_step=step)
+        self.rec.update_meta(checkpoint_time=self.checkpoint_time)
+        if first:
+            msg = f"checkpoint of step {step}: {seconds:.2f} s (--stop-grace {self.cfg.stop_grace:g} s)"
+            (self._bar.write if self._bar is not None else self.log)(msg)
+            self._warn_if_too_slow(f"the checkpoint of step {step} took {seconds:.1f} s")
 
 
 def _one_line(e: BaseException, limit: int = 300) -> str:

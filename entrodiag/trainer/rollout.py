@@ -4,6 +4,7 @@ old log-probs), and responses masked after their ``<eos>``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -138,11 +139,14 @@ def generate(
     greedy: bool = False,
     generator: torch.Generator | None = None,
     share_prompts: bool = True,
+    between_tokens: Callable[[], None] | None = None,
 ) -> Rollout:
     """Sample (or pick greedily) up to ``max_new_tokens`` tokens per prompt with a KV cache.
 
     With ``share_prompts``, consecutive rows with the same prompt (a GRPO group) run their prompt
-    once and start from copies of its KV cache (the same numbers up to float rounding)."""
+    once and start from copies of its KV cache (the same numbers up to float rounding).
+    ``between_tokens`` is called after each token (the trainer's stop deadline check, which may
+    raise to abandon the generation)."""
     ids, attn = prompts.ids, prompts.mask.long()
     first = padding_kwargs(prompts.mask)
     padded = bool(first)
@@ -183,6 +187,8 @@ def generate(
         done = done | (nxt == eos_id)
         if bool(done.all()) or t == max_new_tokens - 1:
             break
+        if between_tokens is not None:
+            between_tokens()
         extra = {}
         if padded:
             attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
