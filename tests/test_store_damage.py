@@ -17,6 +17,7 @@ import pytest
 from run_damage import copy_sample_run, corrupt_page, truncate_part
 
 import entrodiag.store.reader as reader_mod
+import entrodiag.store.scan as scan_mod
 from entrodiag import load_run
 from entrodiag.analysis import analyze_run, compare_runs
 from entrodiag.cli import main
@@ -109,8 +110,8 @@ def test_watch_and_compare_go_on(damaged, capsys):
 def test_a_healthy_run_decodes_no_part_twice(tmp_path, monkeypatch):
     """The guard costs nothing on a healthy run: no part is decoded on its own."""
     calls = []
-    real = reader_mod._decode
-    monkeypatch.setattr(reader_mod, "_decode", lambda *a: calls.append(a) or real(*a))
+    real = scan_mod.decode_part
+    monkeypatch.setattr(scan_mod, "decode_part", lambda *a: calls.append(a) or real(*a))
     analyze_run(copy_sample_run(tmp_path / "run"))
     assert calls == []
 

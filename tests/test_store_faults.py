@@ -280,7 +280,7 @@ CHILD = textwrap.dedent('''
             os.kill(os.getpid(), signal.SIGKILL)
 
     real_open, real_write_table, real_fsync, real_replace, real_fsync_dir = (
-        open, w.pq.write_table, os.fsync, os.replace, w._fsync_dir)
+        open, w.pq.write_table, os.fsync, os.replace, w.fsync_dir)
 
     class File:
         def __init__(self, f):
@@ -320,7 +320,7 @@ CHILD = textwrap.dedent('''
         real_fsync_dir(path)
         die("dir-fsynced")
 
-    w.open, w.pq.write_table, w._fsync_dir = opened, write_table, fsync_dir
+    w.open, w.pq.write_table, w.fsync_dir = opened, write_table, fsync_dir
     w.os.fsync, w.os.replace = fsync, replace
 
     writer = w.RunWriter(run_dir, meta={"source": "custom"}, heartbeat_s=3600, flush_interval_s=3600)

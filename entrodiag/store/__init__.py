@@ -3,7 +3,9 @@
 Imports nothing else of the project and no torch.
 """
 
-from .reader import Run, RunError, find_run_dir, load_run, merge_ranks
+from .merge import merge_ranks
+from .run import Run, load_run
+from .rundir import RunError, find_run_dir
 from .schema import SCHEMA, TABLES
 from .writer import RunWriter, event_row, write_events
 

@@ -39,9 +39,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .location import Location
-from .reader import _decode, _key, _writer_alive, find_run_dir, list_parts, load_run
+from .meta import writer_alive
+from .parts import decode_part, file_key, list_parts
+from .rundir import find_run_dir
+from .run import load_run
 from .schema import TABLES, compacted_name, parse_part_name
-from .writer import _fsync_dir, write_atomic
+from .writer import fsync_dir, write_atomic
 
 #: Input bytes merged into one file at most (compressed Parquet; about the size of the output).
 MAX_BYTES = 256 * 2**20
@@ -85,8 +88,8 @@ def _groups(parts: list[tuple[tuple[int, int, int], Path]], max_bytes: int, skip
     group: list[tuple[tuple[int, int, int], Path]] = []
     size = 0
     for ids, path in parts:
-        key = _key(path)
-        if path in skipped or key is None or _decode(path, key).error:
+        key = file_key(path)
+        if path in skipped or key is None or decode_part(path, key).error:
             if group:
                 yield group, None
             yield [], path
@@ -141,7 +144,7 @@ def compact(
                            "it there and upload the compacted parts (readers of a URL skip the parts they replace)")
     run = load_run(run_dir)
     meta = run.meta
-    if meta.get("status") == "running" and _writer_alive(meta) and not force:
+    if meta.get("status") == "running" and writer_alive(meta) and not force:
         raise CompactError(f"{run_dir} is live (status running, heartbeat fresh); compact it when it has "
                            "finished, or pass --force (its writer's new parts are left alone)")
     result = CompactResult(run_dir=run_dir)
@@ -182,7 +185,7 @@ def compact(
                 for _, path in group:  # only now: readers already ignore them
                     path.unlink(missing_ok=True)
                     result.removed += 1
-                _fsync_dir(folder)
+                fsync_dir(folder)
                 bar.update(len(group))
         bar.close()
         result.parts_after = sum(len(list_parts(run_dir / t)) for t in TABLES)

@@ -60,7 +60,9 @@ import polars as pl
 import pyarrow.fs as pafs
 
 from .location import Location, locate
-from .reader import SKIP_WARNING, Run, RunError, check_meta, load_run
+from .meta import check_meta
+from .run import SKIP_WARNING, Run, load_run
+from .rundir import RunError
 from .schema import CORE_TYPES, RUN_JSON, TABLES, parse_part_name
 
 #: How deep below the root runs are looked for (root/sweep/run is depth 2), as the dashboard does.

@@ -32,7 +32,8 @@ import pyarrow as pa
 
 from .index import RootError, RunsIndex, empty_table
 from .location import LocationError
-from .reader import Run, RunError
+from .run import Run
+from .rundir import RunError
 from .schema import TABLES
 
 #: The tables a query can name, in the order ``--help`` lists them.

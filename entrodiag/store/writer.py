@@ -49,14 +49,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .location import Location, LocationError, check_store, is_url, locate
-from .schema import (
-    CORE_TYPES, EVENT_KINDS, OUTSIDE_RANK, PART_GLOB, RUN_JSON, SCHEMA, TABLES, parse_part_name, part_name,
-)
+from .rows import Batch, Rows, event_row, to_arrow, warm_up  # noqa: F401  (event_row: imported from here)
+from .schema import OUTSIDE_RANK, PART_GLOB, RUN_JSON, SCHEMA, TABLES, parse_part_name, part_name
 
 log = logging.getLogger("entrodiag")
-
-Rows = dict[str, Any]  # column name -> sequence (list or numpy array) of equal length
-Batch = list[tuple[str, Rows]]  # (table, columns) pairs
 
 _MAX_LOGGED_ERRORS = 10
 
@@ -97,7 +93,7 @@ def write_json_atomic(path: Path, data: dict, *, exclusive: bool = False) -> Non
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)  # no half-written file left behind (a full disk)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> Path:
@@ -115,7 +111,7 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> Path:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -144,7 +140,8 @@ def one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync the folder ``path`` (so a rename inside it is durable); silent where a folder cannot be."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -155,54 +152,6 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def to_arrow(table: str, columns: Rows) -> pa.Table:
-    """Columns to an Arrow table with every core column of ``table`` (``None`` or absent: nulls).
-
-    Core columns get their schema type; other numeric columns become float64, so a loop's extra
-    scalars keep one type across part files. NaN becomes null.
-    """
-    core = CORE_TYPES[table]
-    lengths = {len(v) for v in columns.values() if v is not None}
-    if len(lengths) > 1:
-        raise ValueError(f"{table}: columns of unequal length {sorted(lengths)}")
-    n = lengths.pop() if lengths else 0
-    arrays = {}
-    for name, dtype in core.items():
-        values = columns.get(name)
-        arrays[name] = pa.nulls(n, dtype) if values is None else pa.array(values, type=dtype, from_pandas=True)
-    for name, values in columns.items():
-        if name in core or values is None:
-            continue
-        arr = pa.array(values, from_pandas=True)
-        if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_null(arr.type):
-            arr = arr.cast(pa.float64())
-        arrays[name] = arr
-    return pa.Table.from_arrays(list(arrays.values()), names=list(arrays))
-
-
-def warm_up() -> None:
-    """Make pyarrow's first array conversion now: it imports pandas when installed (seconds on a
-    busy machine), which would otherwise delay the first part file written."""
-    pa.array([0.0])
-
-
-def event_row(
-    step: int, kind: str, name: str, *, rank: int = 0, severity: str | None = None,
-    first_step: int | None = None, last_step: int | None = None, message: str = "",
-    detail: dict | None = None, time_s: float | None = None,
-) -> Rows:
-    """One ``events`` row as columns (see ``entrodiag.store.schema``); ``detail`` becomes JSON."""
-    if kind not in EVENT_KINDS:
-        raise ValueError(f"unknown event kind {kind!r}; kinds are {', '.join(EVENT_KINDS)}")
-    return {
-        "step": [int(step)], "rank": [int(rank)], "time": [time.time() if time_s is None else float(time_s)],
-        "kind": [kind], "name": [str(name)], "severity": [severity],
-        "first_step": [None if first_step is None else int(first_step)],
-        "last_step": [None if last_step is None else int(last_step)],
-        "message": [str(message)], "detail": [json.dumps(detail or {}, default=str, sort_keys=True)],
-    }
 
 
 def write_events(run_dir: str | os.PathLike, rows: list[Rows], *, rank: int = OUTSIDE_RANK) -> Path | str | None:
@@ -519,5 +468,5 @@ def truncate_run(run_dir: str | os.PathLike, after_step: int) -> int:
             else:
                 put_object(part, lambda f, keep=keep: pq.write_table(keep, f, compression="zstd"))
         if run.is_local:
-            _fsync_dir(folder.local_path)
+            fsync_dir(folder.local_path)
     return removed

@@ -27,7 +27,7 @@ from ..analysis.forecast import EntropyForecast, forecast_entropy
 from ..analysis.law import fit_entropy_law
 from ..analysis.metric import choose_metric
 from ..analysis.summary import law_verdict
-from ..store.reader import Run, _key, load_run, run_status, stat_files
+from ..store.reader import Run, file_key, load_run, run_status, stat_files
 from ..store.schema import RUN_JSON
 from ..store.writer import event_row, warm_up, write_events
 
@@ -203,7 +203,7 @@ class Watcher:
         for table in ("steps", "evals"):
             entries += [(name, size) for name, _, size in stat_files(self.path / table)
                         if name.startswith("part-")]
-        key = _key(self.path / RUN_JSON)  # time and size: an object store's times have whole seconds
+        key = file_key(self.path / RUN_JSON)  # time and size: an object store's times have whole seconds
         return (tuple(entries), None if key is None else key[1:])
 
     def _new(self, flags: list[Flag], step: int) -> list[Flag]:

@@ -172,7 +172,7 @@ def finish_run(run_dir: str | os.PathLike, status: str = "finished", *, timeout:
     Raises:
         FileNotFoundError: ``run_dir`` holds no run.json (nothing was recorded there).
     """
-    from ...store.reader import _writer_alive
+    from ...store.meta import writer_alive
     from ...store.schema import RUN_JSON
     from ...store.writer import now_iso, put_json
 
@@ -193,7 +193,7 @@ def finish_run(run_dir: str | os.PathLike, status: str = "finished", *, timeout:
     while time.monotonic() < deadline:
         acks = acknowledged()
         meta = json.loads(meta_path.read_text())
-        if len(acks) >= world or (meta.get("status") == "running" and not _writer_alive(meta)):
+        if len(acks) >= world or (meta.get("status") == "running" and not writer_alive(meta)):
             break
         time.sleep(0.2)
     meta = json.loads(meta_path.read_text())

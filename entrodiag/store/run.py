@@ -1,0 +1,250 @@
+"""``Run``, a run directory read lazily, and ``load_run``, which opens one.
+
+Tables are read through ``Run.scan`` (the guarded scan of ``entrodiag.store.scan``) over the part
+files ``Run.parts`` lists (``entrodiag.store.parts``); step rows are merged across ranks by
+``entrodiag.store.merge``; impossible values are read as null and counted
+(``entrodiag.store.values``). The rules all readers share are in ``entrodiag.store.reader``'s notes.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import polars as pl
+import pyarrow as pa
+
+from . import values
+from .location import Location
+from .merge import coalesce, merge_ranks
+from .meta import read_meta, run_status
+from .parts import RERUNS, Verdict, broken_reason, decode_part, list_parts, listed_key, read_footer
+from .rundir import RunPath, find_run_dir, os_reason
+from .scan import GUARDED, GuardedScan, guarded_scan, polars_schema, scan_parts
+from .schema import CORE_TYPES, TABLES, table_schema
+
+#: The start of the warning that names a skipped part file.
+SKIP_WARNING = "entrodiag: skipping unreadable part file"
+#: The start of the warning that counts impossible values read as missing.
+BAD_VALUES_WARNING = "entrodiag: impossible values read as missing"
+
+
+@dataclass
+class Run:
+    """A run directory, read lazily. Tables are polars DataFrames; ``scan(table)`` is lazy.
+
+    ``skipped_parts``: the part files left out because they cannot be decoded (each named once in
+    a warning). A corrupt page is found when a query first decodes it, so the list grows as the
+    run is read; ``check()`` finds every one at once.
+    """
+
+    path: RunPath
+    meta: dict
+    skipped_parts: list[RunPath] = field(default_factory=list)
+    #: Only rows with ``step <= max_step`` are read (``until``); ``None``: every row.
+    max_step: int | None = None
+    _skip_reasons: dict[RunPath, str] = field(default_factory=dict, repr=False)
+    _bad: dict[str, dict] = field(default_factory=dict, repr=False)
+
+    def until(self, step: int) -> Run:
+        """The same run as it was after ``step``: every table without the rows of later steps
+        (to replay what an analysis said at that point, e.g. when a flag was first raised)."""
+        return Run(path=self.path, meta=self.meta, skipped_parts=self.skipped_parts, max_step=int(step),
+                   _skip_reasons=self._skip_reasons)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta.get("run_id", self.path.name))
+
+    @property
+    def status(self) -> str:
+        """running | finished | failed | stopped | interrupted (a writer that died without
+        closing): ``run_status`` of run.json, decided anew at each call."""
+        return run_status(self.meta)
+
+    def parts(self, table: str) -> list[RunPath]:
+        """Completed, readable part files of ``table`` (unreadable ones skipped with a warning)."""
+        return self._parts(table)[0]
+
+    def _parts(self, table: str) -> tuple[list[RunPath], pa.Schema | None]:
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
+        for _ in range(RERUNS):
+            try:
+                return self._list(table)
+            except FileNotFoundError:  # a part vanished between listing and reading its footer
+                continue
+        return self._list(table)
+
+    def _list(self, table: str) -> tuple[list[RunPath], pa.Schema | None]:
+        folder = self.path / table
+        try:
+            listed = list_parts(folder)
+        except OSError as e:  # a table folder that cannot be listed (permissions): the table is left out
+            self._skip(folder, f"the folder cannot be listed, the whole table is left out: {os_reason(e)}")
+            return [], None
+        found: list[tuple[RunPath, Verdict]] = []
+        for _, part in listed:
+            key = listed_key(part)
+            if key is None:
+                broken = broken_reason(part)
+                if broken is None:
+                    raise FileNotFoundError(part)  # gone since the listing (a compaction): list again
+                self._skip(part, broken)
+                continue
+            verdict = read_footer(part, key)
+            if verdict.error:
+                self._skip(part, verdict.error)
+            elif verdict.rows:
+                found.append((part, verdict))
+        if not found:
+            return [], None
+        schema, drift = table_schema(table, [v.schema for _, v in found], [v.rows for _, v in found])
+        for i, why in drift.items():
+            self._skip(found[i][0], why)
+        return [part for i, (part, _) in enumerate(found) if i not in drift], schema
+
+    def _skip(self, part: RunPath, reason: str) -> None:
+        if part not in self.skipped_parts:
+            self.skipped_parts.append(part)
+            self._skip_reasons[part] = reason
+            warnings.warn(f"{SKIP_WARNING} {part} ({reason})", stacklevel=4)
+
+    def skipped(self) -> list[dict[str, str]]:
+        """``skipped_parts`` as ``{"path": <path inside the run>, "reason": ...}`` (for summaries)."""
+        out = []
+        for part in self.skipped_parts:
+            try:
+                rel = str(part.relative_to(self.path))
+            except ValueError:
+                rel = str(part)
+            out.append({"path": rel, "reason": self._skip_reasons.get(part, "unreadable")})
+        return out
+
+    def check(self, tables: tuple[str, ...] = TABLES, *, progress: bool = False) -> list[RunPath]:
+        """Decode every page of every part of ``tables`` once (cached per file version) and return
+        ``skipped_parts``: what a full read of the run leaves out. ``progress``: a progress bar
+        on stderr when the check takes more than two seconds."""
+        parts = [part for table in tables for part in self.parts(table)]
+        if progress:
+            from tqdm import tqdm
+
+            parts = tqdm(parts, desc="checking part files", unit="part", delay=2.0, leave=False)
+        for part in parts:
+            key = listed_key(part)
+            if key is not None and (v := decode_part(part, key)).error:
+                self._skip(part, v.error)
+        return list(self.skipped_parts)
+
+    def scan(self, table: str, *, raw: bool = False) -> pl.LazyFrame:
+        """All completed part files of ``table`` as one LazyFrame (raw rows, ranks unmerged).
+
+        Impossible values are read as null and rows without a step dropped
+        (``entrodiag.store.values``); ``raw=True`` reads them as stored.
+        """
+        parts, schema = self._parts(table)
+        if not parts:
+            return pl.LazyFrame()
+        pschema = polars_schema(schema)
+        if not GUARDED:  # pragma: no cover - older polars
+            self.check((table,))
+            lf = scan_parts(self.parts(table), pschema)
+        else:
+            scan = GuardedScan(parts, pschema, skipped=self.skipped_parts, skip=self._skip,
+                               relist=lambda: self.parts(table))
+            lf = guarded_scan(scan, f"{self.path.name}/{table}")
+        if not raw:
+            lf = values.mask(lf, pschema)
+        return lf if self.max_step is None else lf.filter(pl.col("step") <= self.max_step)
+
+    def bad_values(self, tables: tuple[str, ...] = TABLES) -> dict[str, dict[str, dict[str, int]]]:
+        """Impossible values per table and column, by reason (``entrodiag.store.values``): what
+        the reader reads as null. Counted once per table and ``Run``: from the rows when the table
+        was already read whole, else in one lazy pass over its checked columns."""
+        out = {}
+        for table in tables:
+            if table not in self._bad:
+                lf = self.scan(table, raw=True) if self.parts(table) else None
+                self._bad[table] = values.count(lf, lf.collect_schema()) if lf is not None else {}
+            if self._bad[table]:
+                out[table] = self._bad[table]
+        return out
+
+    def _collect(self, table: str, *, warn: bool = False) -> pl.DataFrame:
+        """The whole table, impossible values read as null (counted from the same rows, and
+        named in a warning when ``warn``)."""
+        raw = self.scan(table, raw=True).collect()
+        if raw.width == 0:  # no rows yet: an empty table that still has the core columns
+            return pl.DataFrame(schema=polars_schema(pa.schema(CORE_TYPES[table])))
+        counts = values.count(raw.lazy(), raw.schema)
+        if self.max_step is None:
+            self._bad[table] = counts
+            if counts and warn:
+                warnings.warn(f"{BAD_VALUES_WARNING} in {self.path}: {values.describe({table: counts})}",
+                              stacklevel=3)
+        return values.mask(raw.lazy(), raw.schema).collect() if counts else raw
+
+    @cached_property
+    def steps_by_rank(self) -> pl.DataFrame:
+        """One row per (step, rank); repeated rows coalesced, the latest non-null value winning."""
+        df = self._collect("steps", warn=True)
+        if df.is_empty():
+            return df
+        return coalesce(df, ["step", "rank"])
+
+    @cached_property
+    def steps(self) -> pl.DataFrame:
+        """One row per step, ranks merged (token-weighted means, pooled stds, summed counts)."""
+        return merge_ranks(self.steps_by_rank)
+
+    @cached_property
+    def tokens(self) -> pl.DataFrame:
+        return self._collect("tokens")
+
+    @cached_property
+    def samples(self) -> pl.DataFrame:
+        return self._collect("samples")
+
+    @cached_property
+    def spans(self) -> pl.DataFrame:
+        return self._collect("spans")
+
+    @cached_property
+    def events(self) -> pl.DataFrame:
+        """Flags raised live, alerts sent, intervention switches and stops, in order of step."""
+        return self._collect("events").sort("step", "time")
+
+    @cached_property
+    def evals(self) -> pl.DataFrame:
+        """One row per (step, name): ranks merged by ``n``-weighted mean (plain mean without n)."""
+        df = self._collect("evals", warn=True)
+        if df.is_empty():
+            return df.select("step", "name", "value", "n")
+        df = coalesce(df, ["step", "name", "rank"])
+        w = pl.col("n").fill_null(1).cast(pl.Float64)
+        return (
+            df.group_by("step", "name")
+            .agg(
+                value=(pl.col("value") * w).sum() / w.filter(pl.col("value").is_not_null()).sum(),
+                n=pl.col("n").sum(),
+            )
+            .sort("step", "name")
+        )
+
+
+
+def load_run(path: str | os.PathLike | Location) -> Run:
+    """Open the run at ``path`` (or the only run inside ``path``): a local folder or a URL
+    (``s3://bucket/prefix/run``, ``gs://...``, ``file://...``; see ``entrodiag.store.location``).
+
+    Raises ``RunError`` with a one-line message when ``path`` is not a run (or the object store
+    cannot be read).
+
+    Example:
+        >>> run = load_run("runs/demo")            # doctest: +SKIP
+        >>> run.status, run.steps["entropy_mean"][-1]  # doctest: +SKIP
+    """
+    run_dir = find_run_dir(path)
+    return Run(path=run_dir, meta=read_meta(run_dir))
