@@ -228,6 +228,27 @@ def test_report_withholds_the_law_numbers(degenerate, tmp_path):
     assert _law_number(d, "99.9%") == "withheld (not applicable)"
 
 
+def test_dashboard_law_page_withholds_the_ceiling(degenerate, monkeypatch):
+    pytest.importorskip("streamlit")
+    pytest.importorskip("plotly")
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from entrodiag.dashboard import ROOT_ENV
+
+    monkeypatch.setenv(ROOT_ENV, str(degenerate.path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("page_law.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["ceiling b − a"] == "—" and shown["R̂ at the last step"] == "—"
+    assert "performance fell with entropy" in " ".join(str(w.value) for w in at.warning).replace("\\", "")
+    assert not at.slider and not at.table  # no early prediction
+
+
 def test_the_premise_uses_the_one_sided_bound_of_a():
     from entrodiag.analysis import fit_entropy_law
     from entrodiag.analysis.verdicts import judge_law
