@@ -212,7 +212,7 @@ class _Ctx:
     run: Run
     th: CollapseThresholds
     series: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    raised: list[str] = field(default_factory=list)  # kinds raised so far (for ceiling_exhausted)
+    raised: list[Flag] = field(default_factory=list)  # flags raised so far (ceiling_exhausted, entropy_decline)
     _late: dict | None | bool = False
 
     def late(self) -> dict | None:
@@ -324,8 +324,9 @@ def _early_collapse(c: _Ctx) -> Flag | None:
 def _entropy_decline(c: _Ctx) -> Flag | None:
     """A steady relative collapse: most of the start entropy lost and still falling, whatever the
     reward does (the floor flag wants a reward plateau, early_collapse a fast fall)."""
-    if {"early_collapse", "entropy_floor"} & set(c.raised):
-        return None  # the collapse is named already (fast, or at a floor)
+    if any(f.kind in ("early_collapse", "entropy_floor") or (f.kind == "positive_covariance" and f.severity != "info")
+           for f in c.raised):
+        return None  # the collapse is named already (fast, at a floor, or with its cause, positive covariance)
     steps, h, h0 = c.entropy()
     end = c.start_end(h)[1]
     lost = 1.0 - end / h0
@@ -550,7 +551,7 @@ def _ceiling_exhausted(c: _Ctx) -> Flag | None:
         fit = fit_entropy_law(c.run, metric=choice, smooth=c.th.smooth, n_boot=0)
     except AnalysisError as e:
         raise _Skip(str(e)) from None
-    verdict = judge_law(fit, c.raised, c.th.ceiling_min_r2)
+    verdict = judge_law(fit, [f.kind for f in c.raised], c.th.ceiling_min_r2)
     if not verdict.fits:
         raise _Skip(f"the law is {verdict.text}")
     if fit.gain_frac is None:
@@ -597,7 +598,7 @@ def run_detectors(
             continue
         if flag is not None:
             flags.append(flag)
-            ctx.raised.append(flag.kind)
+            ctx.raised.append(flag)
     flags.sort(key=lambda f: (-severity_rank(f.severity), f.first_step))
     return flags, skipped
 
