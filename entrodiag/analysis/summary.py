@@ -97,8 +97,13 @@ def analyze_run(
     ``hwe_spans``, ``entropy_distribution``, ``control`` (``control_summary``: the entropy
     controller's target, band, time in band, overshoot, settling), and ``missing``: one line per
     missing input. ``run`` also holds ``skipped_parts`` (damaged part files left out, with the
-    reason) and ``bad_values`` (impossible values read as missing, per table, column and reason;
-    ``Run.bad_values``).
+    reason), ``bad_values`` (impossible values read as missing, per table, column and reason;
+    ``Run.bad_values``) and ``late_start`` (``_common.late_start``: a log whose first step lies far
+    after step 1, also said in ``missing``). ``reward`` says which step column is the reward
+    (``sources.reward_series``: the task score where the logged reward holds a KL penalty) and
+    ``metric_notes`` what the framework's logged names mean. ``law["verdict"]`` is
+    ``verdicts.judge_law``'s; unless it fits, the law's ceiling, gain share, headroom, R̂ at the last
+    step, the early prediction and the forecast's ``accuracy_at_floor`` are ``null``.
 
     Example:
         >>> s = analyze_run("runs/demo")                          # doctest: +SKIP
