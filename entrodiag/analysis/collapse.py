@@ -553,7 +553,7 @@ def _ceiling_exhausted(c: _Ctx) -> Flag | None:
         raise _Skip(str(e)) from None
     verdict = judge_law(fit, [f.kind for f in c.raised], c.th.ceiling_min_r2)
     if not verdict.fits:
-        raise _Skip(f"the law is {verdict.text}")
+        raise _Skip(verdict.sentence())
     if fit.gain_frac is None:
         raise _Skip("the law leaves no gain to share (its ceiling equals its first prediction)")
     if fit.gain_frac < c.th.ceiling_gain:

@@ -58,6 +58,11 @@ class LawVerdict:
         """Whether the law's ceiling, gain share and early prediction may be shown as numbers."""
         return self.status == "fits"
 
+    def sentence(self) -> str:
+        """``the law fits poorly (...)`` / ``the law is not applicable (...)``, for a reason line."""
+        verb = {"fits": "fits", "poor fit": "fits poorly"}.get(self.status, f"is {self.status}")
+        return f"the law {verb}" + (f" ({self.reason})" if self.reason else "")
+
     def withheld(self) -> str:
         """What a renderer prints in place of a withheld number."""
         return f"withheld ({self.status})"
@@ -148,7 +153,7 @@ def withhold_early(section: dict, verdict: LawVerdict) -> dict:
         return section
     rows = [{**r, **{k: None for k in EARLY_NUMBERS if k in r}, "reason": verdict.withheld()}
             for r in section.get("rows", [])]
-    return {"status": "empty", "reason": f"no early prediction: the law is {verdict.text}", "rows": rows,
+    return {"status": "empty", "reason": f"no early prediction: {verdict.sentence()}", "rows": rows,
             "verdict": verdict.to_dict()}
 
 
