@@ -324,8 +324,8 @@ def _early_collapse(c: _Ctx) -> Flag | None:
 def _entropy_decline(c: _Ctx) -> Flag | None:
     """A steady relative collapse: most of the start entropy lost and still falling, whatever the
     reward does (the floor flag wants a reward plateau, early_collapse a fast fall)."""
-    if any(f.kind in ("early_collapse", "entropy_floor") or (f.kind == "positive_covariance" and f.severity != "info")
-           for f in c.raised):
+    if any(f.kind in ("early_collapse", "entropy_floor")
+           or (f.kind == "positive_covariance" and f.severity != "info") for f in c.raised):
         return None  # the collapse is named already (fast, at a floor, or with its cause, positive covariance)
     steps, h, h0 = c.entropy()
     end = c.start_end(h)[1]

@@ -23,7 +23,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ._common import DEFAULT_SMOOTH, AnalysisError, RunLike, as_run, clean, edge_size, edge_values, step_series, trailing_mean
+from ._common import (
+    DEFAULT_SMOOTH,
+    AnalysisError,
+    RunLike,
+    as_run,
+    clean,
+    edge_size,
+    edge_values,
+    step_series,
+    trailing_mean,
+)
 from ._stats import t_ppf
 from .law import fit_entropy_law, law_points
 

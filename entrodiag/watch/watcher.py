@@ -59,7 +59,8 @@ class WatchStatus:
         """A compact one-line status: step, entropy, reward, accuracy, ceiling, steps to the floor."""
         if self.step is None:
             return f"{self.run_status}: no step recorded yet"
-        parts = [f"step {self.step}", f"entropy {_f(self.entropy)}", f"{self.reward_label or 'reward'} {_f(self.reward)}"]
+        parts = [f"step {self.step}", f"entropy {_f(self.entropy)}",
+                 f"{self.reward_label or 'reward'} {_f(self.reward)}"]
         if self.metric:
             training = (self.metric_label or "").startswith("training")
             parts.append(f"{self.metric}{f' ({self.metric_label})' if training else ''} {_f(self.accuracy)}")
@@ -279,7 +280,8 @@ class Watcher:
             pass
         return WatchStatus(
             run_status=run.status, step=int(steps["step"].max()), entropy=recent("entropy_mean"),
-            reward=recent(reward.column if reward else "reward_mean"), metric=metric, accuracy=acc, ceiling=ceiling, law_status=law_status,
+            reward=recent(reward.column if reward else "reward_mean"), metric=metric, accuracy=acc,
+            ceiling=ceiling, law_status=law_status,
             forecast=fc, active_flags=n_flags, metric_label=choice.label if choice else None,
             metric_reason=choice.reason if choice else None,
             reward_label=reward.label if reward and reward.column != "reward_mean" else None,

@@ -17,7 +17,8 @@ the group ids (``uid``), and records the step there. The reward recorded is the 
 (``token_level_scores`` summed per response, verl's ``critic/score/mean``); with a KL penalty in
 the reward (``algorithm.use_kl_in_reward``) verl's ``token_level_rewards`` are that score minus
 β·KL per token, and their per-response sum is recorded beside it as the step column
-``reward_penalised_mean`` (verl's ``critic/rewards/mean``; without the penalty the two are equal). The entropy is at the rollout temperature (verl divides the
+``reward_penalised_mean`` (verl's ``critic/rewards/mean``; without the penalty the two are equal).
+The entropy is at the rollout temperature (verl divides the
 logits by it), which run.json records as ``entropy_temperature``. Steps count like verl's
 ``global_steps`` (1, 2, ...). The reference model's pass (no entropy) and the critic (no
 old-log-prob pass of its own) are not recorded. When old log-probs come from the rollout instead
@@ -98,8 +99,9 @@ def _record(rec: StepRecorder, pending: dict | None, batch: dict) -> None:
     scores, penalised = batch.get("token_level_scores"), batch.get("token_level_rewards")
     rewards = scores if scores is not None else penalised  # the task score; the penalised one beside it
     if scores is None and penalised is not None:
-        rec.warn_once("no-scores", "the actor update's batch has no token_level_scores; the reward recorded is "
-                                   "token_level_rewards, which holds the KL penalty when algorithm.use_kl_in_reward is on")
+        rec.warn_once("no-scores", "the actor update's batch has no token_level_scores; the reward recorded "
+                                   "is token_level_rewards, which holds the KL penalty when "
+                                   "algorithm.use_kl_in_reward is on")
     extra = {}
     if scores is not None and penalised is not None:
         extra["reward_penalised_mean"] = float(penalised.float().sum(-1).mean())
