@@ -226,6 +226,9 @@ def test_report_withholds_the_law_numbers(degenerate, tmp_path):
     from entrodiag.report.pages import _law_number
 
     assert _law_number(d, "99.9%") == "withheld (not applicable)"
+    from entrodiag.report import build_report
+
+    assert build_report(degenerate.path, tmp_path / "d.pdf").stat().st_size > 0  # the figure without a ceiling
 
 
 def test_dashboard_law_page_withholds_the_ceiling(degenerate, monkeypatch):

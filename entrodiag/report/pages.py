@@ -65,6 +65,7 @@ HEADLINES: dict[str, str] = {
 KEY_ROWS: dict[str, str] = {
     "entropy_mean": "entropy, token mean (nats)",
     "reward_mean": "reward",
+    "score_mean": "task score",
     "cov_mean": "cov(log p, A)",
     "high_entropy_frac": "share of tokens > 0.672 nats",
     "zero_adv_group_frac": "zero-advantage groups",
@@ -269,6 +270,7 @@ def _key_numbers(d: ReportData, flow: TextFlow) -> None:
         for name, label in KEY_ROWS.items():
             if name in by_name:
                 r = by_name[name]
+                label = r["label"] if name == "reward_mean" else label  # says when it holds a KL penalty
                 rows.append([label, fmt(r["start"]), fmt(r["end"]), fmt(r["change"], "+.3g"), ""])
         for name in d.eval_names:
             if name in by_name:
@@ -411,6 +413,9 @@ def _missing(d: ReportData, flow: TextFlow) -> None:
     if bad:
         lines.append(f"impossible values, read as missing: {describe_bad_values(bad)}")
     lines += [f"approximation: {w}" for w in d.section("entropy_semantics").get("warnings") or []]
+    reward = d.section("reward")
+    if reward.get("status") == "ok" and reward.get("reason"):
+        lines.append(f"reward series: {reward['column']} ({reward['label']}): {reward['reason']}")
     if not lines:
         return
     lines = _hints_once(d, lines)
