@@ -259,7 +259,7 @@ def runs_overview(root: str) -> dict[str, dict]:
     falls back to ``overview_row`` run by run."""
     from entrodiag import __version__
 
-    version = f"overview/1 entrodiag={__version__} metric={os.environ.get(METRIC_ENV) or ''}"
+    version = f"overview/2 entrodiag={__version__} metric={os.environ.get(METRIC_ENV) or ''}"
     try:
         return runs_index(root).rows("overview", _overview, tables=("steps", "evals"), version=version)
     except (OSError, RunError):

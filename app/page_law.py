@@ -12,10 +12,12 @@ import polars as pl
 import streamlit as st
 
 from entrodiag.analysis import EarlyPrediction, LawFit, early_prediction
+from entrodiag.analysis.verdicts import LawVerdict, judge_law
 
 
-def law_figure(fit: LawFit, curve: dict, early: EarlyPrediction, k: int) -> go.Figure:
-    """Points (filled: used by the early fit), the full fit with band, the early fit, both ceilings."""
+def law_figure(fit: LawFit, curve: dict, early: EarlyPrediction | None, k: int) -> go.Figure:
+    """Points (filled: used by the early fit), the full fit with band, the early fit, both ceilings
+    (``early=None``: no early fit and no ceiling, where the law does not describe the run)."""
     H, R, steps = np.asarray(fit.H), np.asarray(fit.R), list(fit.steps)
     fig = go.Figure()
     if curve.get("low") is not None:
@@ -26,9 +28,10 @@ def law_figure(fit: LawFit, curve: dict, early: EarlyPrediction, k: int) -> go.F
                                  name=f"{curve['level']:.0%} band"))
     fig.add_trace(go.Scatter(x=curve["H"], y=curve["R"], mode="lines", line={"color": "#1f4e79", "width": 2},
                              name=f"fit: R = −{fit.a:.3f}·e^H + {fit.b:.3f}"))
-    fig.add_hline(y=fit.ceiling, line={"color": "#1f4e79", "dash": "dash", "width": 1},
-                  annotation_text=f"ceiling {fit.ceiling:.3f}", annotation_position="top right")
-    if early.a is not None:
+    if early is not None:
+        fig.add_hline(y=fit.ceiling, line={"color": "#1f4e79", "dash": "dash", "width": 1},
+                      annotation_text=f"ceiling {fit.ceiling:.3f}", annotation_position="top right")
+    if early is not None and early.a is not None:
         grid = np.asarray(curve["H"])
         fig.add_trace(go.Scatter(x=grid, y=early.b - early.a * np.exp(grid), mode="lines",
                                  line={"color": "#f58518", "dash": "dash", "width": 2},
@@ -55,16 +58,23 @@ def law_figure(fit: LawFit, curve: dict, early: EarlyPrediction, k: int) -> go.F
     return fig
 
 
-def fit_metrics(fit: LawFit) -> None:
-    """a, b, ceiling with their intervals, R², RMSE, points."""
+def fit_metrics(fit: LawFit, verdict: LawVerdict) -> None:
+    """a, b, ceiling with their intervals, R², RMSE, points (no ceiling or R̂ where the law does
+    not describe the run)."""
     cols = st.columns(5)
     for col, (label, key) in zip(cols, (("a", "a"), ("b", "b"), ("ceiling b − a", "ceiling"))):
         lo, hi = fit.ci.get(key, (None, None))
+        if key == "ceiling" and not verdict.fits:
+            app_ui.note_metric(col, label, "—", verdict.withheld())
+            continue
         app_ui.note_metric(col, label, app_ui.fmt(getattr(fit, key)),
                            f"{fit.level:.0%} CI {app_ui.fmt(lo)}–{app_ui.fmt(hi)}")
     app_ui.note_metric(cols[3], "R²", app_ui.fmt(fit.r2), f"RMSE {fit.rmse:.4f}")
-    app_ui.note_metric(cols[4], "R̂ at the last step", app_ui.fmt(fit.r_last),
-                       f"{app_ui.fmt(fit.ceiling_frac, '.0%')} of the ceiling")
+    if verdict.fits:
+        app_ui.note_metric(cols[4], "R̂ at the last step", app_ui.fmt(fit.r_last),
+                           f"{app_ui.fmt(fit.ceiling_frac, '.0%')} of the ceiling")
+    else:
+        app_ui.note_metric(cols[4], "R̂ at the last step", "—", verdict.withheld())
 
 
 def early_metrics(early: EarlyPrediction) -> None:
@@ -104,7 +114,15 @@ def body(path: str) -> None:
         app_ui.empty(view.reason, "Entropy law")
         return
     fit = view.fit
-    fit_metrics(fit)
+    verdict = judge_law(fit, [f["kind"] for f in s["flags"]["items"]])  # the verdict on this R
+    if not verdict.fits and metric != s["law"].get("metric"):
+        st.warning(app_ui.md(f"Law on {metric}: {verdict.text}"))
+    fit_metrics(fit, verdict)
+    if not verdict.fits:  # no early prediction where the law does not describe the run
+        st.plotly_chart(law_figure(fit, view.curve, None, len(fit.H)), key="law")
+        st.caption(f"R = {app_ui.md(fit.metric)}, H = {app_ui.md(fit.entropy)} (trailing mean of {fit.smooth} "
+                   f"steps), {fit.n} evaluations; no ceiling or early prediction: {app_ui.md(verdict.text)}")
+        return
     pct = st.slider("Refit on the first x% of the evaluations (early prediction)", 10, 90, 30, step=5,
                     format="%d%%", key="law_frac")
     early = early_prediction(fit, fracs=[pct / 100])[0]

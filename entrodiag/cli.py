@@ -324,11 +324,14 @@ def demo(args: argparse.Namespace) -> int:
     for (name,), g in run.evals.sort("step").group_by("name", maintain_order=True):
         print(f"{name:<21} {g['value'][0]:.3f} -> {g['value'][-1]:.3f} (held-out, step {g['step'][0]} -> {g['step'][-1]})")
     if importlib.util.find_spec("entrodiag.analysis"):
-        from .analysis import fit_entropy_law
+        from .analysis import fit_entropy_law, run_detectors
+        from .analysis.verdicts import judge_law
 
         try:
             fit = fit_entropy_law(run)
-            print(f"entropy law           R = -{fit.a:.3f}*exp(H) + {fit.b:.3f}, ceiling {fit.ceiling:.3f}, "
+            verdict = judge_law(fit, [f.kind for f in run_detectors(run)[0]])
+            ceiling = f"ceiling {fit.ceiling:.3f}" if verdict.fits else f"ceiling {verdict.withheld()}"
+            print(f"entropy law           R = -{fit.a:.3f}*exp(H) + {fit.b:.3f}, {ceiling}, "
                   f"R^2 {fit.r2:.3f} (fitted on {fit.n} evaluations)")
         except ValueError as e:
             print(f"entropy law           not fitted: {e}")

@@ -283,7 +283,7 @@ def test_follow_with_an_alerts_file(tmp_path, webhook, capsys):
 
 
 def test_status_line_shows_no_ceiling_when_the_law_does_not_fit(tmp_path_factory):
-    """The ceiling is shown only when the law fits (``law_verdict``): evaluations that are noise
+    """The ceiling is shown only when the law fits (``verdicts.judge_law``): evaluations that are noise
     around a constant (R² near 0) give ``ceiling — (poor fit)``; the healthy run gives its number."""
     good = Watcher(cached_run(tmp_path_factory, "healthy", **healthy()).path, events=None)
     good.poll()

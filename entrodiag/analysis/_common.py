@@ -65,9 +65,81 @@ def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
+#: fewest points in a 'start' or 'end' window (a sparse log's start is never one logged point)
+MIN_EDGE = 3
+
+
 def edge_size(n: int, frac: float, cap: int) -> int:
-    """Steps in the 'start' (or 'end') window of an ``n``-step run: ``frac·n``, within [1, cap]."""
-    return int(max(1, min(cap, round(frac * n))))
+    """Points in the 'start' (or 'end') window of an ``n``-point series: ``frac·n``, at least
+    ``MIN_EDGE`` (a log of a few dozen points does not judge its start by one point), at most
+    ``cap`` and at most a quarter of the series; never below 1."""
+    k = min(int(cap), max(MIN_EDGE, round(frac * n)))
+    return int(max(1, min(k, n // 4)))
+
+
+def _edge(v: np.ndarray) -> float:
+    """The value at the edge ``v[0]`` from the ``k`` points ``v`` nearest to it: their median (one
+    odd point does not set it), unless they run monotonically away from the edge (a trend, as in a
+    collapse within the first logged points, where the median would lag the edge): then the median
+    of the third of them nearest to the edge."""
+    d = np.diff(v)
+    if len(v) >= 3 and (np.all(d <= 0) or np.all(d >= 0)):
+        return float(np.median(v[: max(1, -(-len(v) // 3))]))
+    return float(np.median(v))
+
+
+def edge_values(values: np.ndarray, k: int) -> tuple[float, float]:
+    """``(start, end)`` of a series from its first and last ``k`` values (see ``_edge``: their
+    median, or the points nearest the edge where they trend)."""
+    v = np.asarray(values, dtype=np.float64)
+    return _edge(v[:k]), _edge(v[::-1][:k])
+
+
+def effective_smooth(n: int, smooth: int) -> int:
+    """The trailing window actually used on an ``n``-point series: ``smooth``, but at most a tenth
+    of the series (at least 1), so that a sparse log (tens of points) is not averaged over a
+    sixth of its length."""
+    return int(max(1, min(int(smooth), n // 10)))
+
+
+def late_start(steps: np.ndarray) -> dict | None:
+    """A log whose first step is far from the start of training: ``{"first_step", "missing",
+    "interval", "text"}``, else ``None``. Far: the first logged step lies more than two logging
+    intervals (the median gap between logged steps) after step 1 (frameworks count from 0 or 1),
+    as in a resumed run whose log starts at step 101."""
+    s = np.unique(np.asarray(steps, dtype=np.int64))
+    if len(s) == 0:
+        return None
+    first = int(s[0])
+    interval = max(1, int(np.median(np.diff(s)))) if len(s) > 1 else 1
+    missing = first - 1
+    if first <= 1 or missing <= 2 * interval:
+        return None
+    return {"first_step": first, "missing": missing, "interval": interval,
+            "text": f"log starts at step {first}: the first {missing} steps are missing (a resumed run, or a "
+                    "log kept from a later point); 'start' below means step " + str(first) + ", not the start of "
+                    "training"}
+
+
+def change_point(x: np.ndarray, y: np.ndarray, *, max_candidates: int = 200) -> int:
+    """Index where a change of ``y`` begins: the ``k`` of the best least-squares fit of
+    ``y ≈ c0 + c1·max(0, x − x_k)`` (level until ``x_k``, then a linear trend), over at most
+    ``max_candidates`` candidates. 0 for fewer than 4 points."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    if n < 4:
+        return 0
+    cands = np.arange(0, n - 2)
+    if len(cands) > max_candidates:
+        cands = np.unique(np.linspace(0, n - 3, max_candidates).round().astype(np.int64))
+    z = np.maximum(0.0, x[None, :] - x[cands][:, None])  # [K, n]
+    zc = z - z.mean(axis=1, keepdims=True)
+    yc = y - y.mean()
+    szz = (zc * zc).sum(axis=1)
+    szy = zc @ yc
+    sse = float(yc @ yc) - np.where(szz > 0, szy * szy / np.where(szz > 0, szz, 1.0), 0.0)
+    return int(cands[int(np.argmin(np.round(sse, 12)))])
 
 
 def finite(x: Any) -> float | None:

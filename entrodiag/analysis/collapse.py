@@ -7,10 +7,17 @@ default lives in ``CollapseThresholds``; ``detect_collapse(run, name=value)`` ov
 
 Words used below:
 
-- *start* / *end*: the mean of a series over the first / last ``edge_frac`` of the recorded steps
-  (at least 1, at most ``edge_max`` steps: few, because per-step aggregates over a whole batch are
-  precise and a fast collapse would otherwise lower the start); H0 is the start entropy.
-- *smoothed*: trailing mean over ``smooth`` recorded steps.
+- *start* / *end*: the median of a series over the first / last ``edge_frac`` of the recorded
+  steps (at least 3 and at most a quarter of them, at most ``edge_max``: few, because per-step
+  aggregates over a whole batch are precise and a fast collapse would otherwise lower the start;
+  never one point, so that one odd point of a sparse log does not set it); H0 is the start
+  entropy. A log whose first step lies far after step 1 (a resumed run) is judged relative to
+  its first logged step, and the start-relative flags say so.
+- *smoothed*: trailing mean over ``smooth`` recorded steps (at most a tenth of the series, so
+  that a sparse log of a few dozen points is not averaged over a sixth of its length).
+- *onset*: the step where a collapse or an explosion begins, a change-point estimate (the level
+  until that step, a linear trend after it; ``_common.change_point``), not the global high or low.
+- *reward*: ``sources.reward_series``: the task score where the logged reward holds a KL penalty.
 - *reward scale*: the within-batch reward spread at the start (mean ``reward_std`` over the start
   window); without it, |start reward|, else 1. Reward changes are measured in this unit, so the
   thresholds mean the same for 0/1 rewards and for rewards on another scale.
@@ -35,7 +42,20 @@ from typing import Any
 import numpy as np
 
 from ..store.reader import Run
-from ._common import AnalysisError, RunLike, as_run, clean, edge_size, step_series, trailing_mean
+from ._common import (
+    AnalysisError,
+    RunLike,
+    as_run,
+    change_point,
+    clean,
+    edge_size,
+    edge_values,
+    effective_smooth,
+    late_start,
+    step_series,
+    trailing_mean,
+)
+from .sources import reward_series
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 
@@ -81,6 +101,10 @@ class CollapseThresholds:
         window_frac: 10% of the steps (at least 5), at least
         volatility: this (0.15) and
         volatility_ratio: at least this multiple of the start's (3).
+    entropy_decline (a steady relative collapse, whatever the reward does):
+        decline_drop: the end entropy has lost at least this share of H0 (0.6),
+        decline_tail: and it still falls: the fitted change over the last quarter of the points is
+            a loss of at least this share of H0 (0.02).
     length_collapse:
         length_ratio, length_ratio_critical: end mean response length over start (0.5, 0.25).
     ceiling_exhausted (the fitted law says little performance is left at the current entropy):
@@ -111,6 +135,8 @@ class CollapseThresholds:
     window_frac: float = 0.1
     volatility: float = 0.15
     volatility_ratio: float = 3.0
+    decline_drop: float = 0.6
+    decline_tail: float = 0.02
     length_ratio: float = 0.5
     length_ratio_critical: float = 0.25
     ceiling_gain: float = 0.9
@@ -186,6 +212,23 @@ class _Ctx:
     run: Run
     th: CollapseThresholds
     series: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    raised: list[Flag] = field(default_factory=list)  # flags raised so far (ceiling_exhausted, entropy_decline)
+    _late: dict | None | bool = False
+
+    def late(self) -> dict | None:
+        """``_common.late_start`` of the run's steps (cached)."""
+        if self._late is False:
+            steps = self.run.steps
+            self._late = late_start(steps["step"].to_numpy()) if not steps.is_empty() else None
+        return self._late  # type: ignore[return-value]
+
+    def origin(self) -> str:
+        """What the start-relative flags are relative to: '' for a log that starts at the start."""
+        late = self.late()
+        if late is None:
+            return ""
+        return (f" (relative to step {late['first_step']}, the first logged step: the first {late['missing']} "
+                "steps are missing)")
 
     def get(self, column: str, what: str) -> tuple[np.ndarray, np.ndarray]:
         if column not in self.series:
@@ -200,14 +243,13 @@ class _Ctx:
         return steps, values
 
     def smooth(self, values: np.ndarray) -> np.ndarray:
-        return trailing_mean(values, self.th.smooth)
+        return trailing_mean(values, effective_smooth(len(values), self.th.smooth))
 
     def edge(self, n: int) -> int:
         return edge_size(n, self.th.edge_frac, self.th.edge_max)
 
     def start_end(self, values: np.ndarray) -> tuple[float, float]:
-        k = self.edge(len(values))
-        return float(np.mean(values[:k])), float(np.mean(values[-k:]))
+        return edge_values(values, self.edge(len(values)))
 
     def total_steps(self, steps: np.ndarray) -> int:
         recorded = int(steps[-1] - steps[0] + 1)
@@ -225,14 +267,20 @@ class _Ctx:
             raise _Skip(f"start entropy is {h0:.3g} nats: nothing to lose")
         return steps, h, h0
 
+    def reward_label(self) -> str:
+        chosen = reward_series(self.run)
+        return chosen.label if chosen is not None else "reward"
+
     def reward(self) -> tuple[np.ndarray, np.ndarray, float]:
-        steps, r = self.get("reward_mean", "pass rewards= to record_batch")
+        chosen = reward_series(self.run)
+        steps, r = self.get(chosen.column if chosen else "reward_mean", "pass rewards= to record_batch")
         scale = None
-        try:
-            _, rstd = self.get("reward_std", "")
-            scale = self.start_end(rstd)[0]
-        except _Skip:
-            pass
+        if chosen is None or chosen.column == "reward_mean":
+            try:
+                _, rstd = self.get("reward_std", "")
+                scale = self.start_end(rstd)[0]
+            except _Skip:
+                pass
         if not scale or scale <= 1e-9:
             scale = abs(self.start_end(r)[0]) or 1.0
         return steps, r, float(scale)
@@ -259,14 +307,47 @@ def _early_collapse(c: _Ctx) -> Flag | None:
     i = int(hit[0])
     worst = float(gone[early].max())
     severity = "critical" if worst >= c.th.early_drop_critical else "warning"
+    onset = change_point(steps[: i + 1], h[: i + 1])
+    span = "of training" if not c.late() else "of the logged steps"
     return Flag(
-        "early_collapse", severity, steps[0], steps[i],
+        "early_collapse", severity, steps[onset], steps[i],
         {"entropy_start": h0, "entropy_at_step": hs[i], "share_gone": gone[i], "max_share_gone_early": worst,
-         "step": steps[i], "training_frac": (steps[i] - steps[0]) / max(c.total_steps(steps), 1)},
+         "step": steps[i], "onset_step": steps[onset],
+         "training_frac": (steps[i] - steps[0]) / max(c.total_steps(steps), 1), "first_logged_step": steps[0]},
         f"switch to {KL_COV} or {CLIP_COV} to keep entropy from collapsing; {CLIP_HIGHER} is the "
         "milder option",
         f"{gone[i]:.0%} of the starting entropy ({h0:.3g} nats) was gone by step {steps[i]}, within the "
-        f"first {c.th.early_frac:.0%} of training",
+        f"first {c.th.early_frac:.0%} {span}; the fall begins at step {steps[onset]}{c.origin()}",
+    )
+
+
+def _entropy_decline(c: _Ctx) -> Flag | None:
+    """A steady relative collapse: most of the start entropy lost and still falling, whatever the
+    reward does (the floor flag wants a reward plateau, early_collapse a fast fall)."""
+    if any(f.kind in ("early_collapse", "entropy_floor")
+           or (f.kind == "positive_covariance" and f.severity != "info") for f in c.raised):
+        return None  # the collapse is named already (fast, at a floor, or with its cause, positive covariance)
+    steps, h, h0 = c.entropy()
+    end = c.start_end(h)[1]
+    lost = 1.0 - end / h0
+    if lost < c.th.decline_drop:
+        return None
+    k = _tail(len(h), 0.25)
+    slope = float(np.polyfit(steps[-k:].astype(np.float64), h[-k:], 1)[0])
+    tail_change = slope * float(steps[-1] - steps[-k])
+    if tail_change > -c.th.decline_tail * h0:
+        return None  # no longer falling: a floor (entropy_floor judges it with the reward)
+    onset = change_point(steps, h)
+    half = np.nonzero(c.smooth(h) <= h0 - 0.5 * (h0 - end))[0]
+    return Flag(
+        "entropy_decline", "warning", steps[onset], steps[-1],
+        {"entropy_start": h0, "entropy_end": end, "share_lost": lost, "tail_change": tail_change,
+         "tail_points": k, "onset_step": steps[onset], "half_lost_step": steps[half[0]] if len(half) else None,
+         "first_logged_step": steps[0]},
+        f"entropy is still draining: add {CLIP_HIGHER} or {KL_COV} at the next restart, or stop before it "
+        "reaches a floor (entrodiag forecast says when)",
+        f"the entropy lost {lost:.0%} of its start ({h0:.3g} → {end:.3g} nats) from step {steps[onset]} on and is "
+        f"still falling ({tail_change / h0:+.0%} of the start over the last {k} points){c.origin()}",
     )
 
 
@@ -289,8 +370,8 @@ def _entropy_floor(c: _Ctx) -> Flag | None:
          "tail_steps": k},
         f"more steps of this recipe will not help: restart from a checkpoint before the collapse with "
         f"{KL_COV} or {CLIP_COV}",
-        f"entropy sits at {h_end / h0:.0%} of its start and no longer moves, and the reward has plateaued "
-        f"(gain {r_gain:+.3g} over the last {k} steps)",
+        f"entropy sits at {h_end / h0:.0%} of its start and no longer moves, and the {c.reward_label()} has "
+        f"plateaued (gain {r_gain:+.3g} over the last {k} steps){c.origin()}",
     )
 
 
@@ -333,15 +414,20 @@ def _entropy_explosion(c: _Ctx) -> Flag | None:
     hit = np.nonzero((dh >= c.th.explosion_rise * h0) & (dr <= -c.th.explosion_reward_drop * scale))[0]
     if len(hit) == 0:
         return None
-    first, last = int(trough[hit[0]]), int(hit[-1])
+    low, first_hit, last = int(trough[hit[0]]), int(hit[0]), int(hit[-1])
+    # the onset of the first rise that qualifies: where the level turns upwards between the low and
+    # the first step that meets the criterion (the low itself may lie long before)
+    first = low + change_point(steps[low: first_hit + 1], h[low: first_hit + 1])
     return Flag(
         "entropy_explosion", "critical", steps[first], steps[last],
-        {"entropy_start": h0, "entropy_low": float(hs[trough[hit[0]]]), "entropy_max": float(hs.max()),
+        {"entropy_start": h0, "entropy_low": float(hs[low]), "low_step": steps[low], "onset_step": steps[first],
+         "entropy_max": float(hs.max()),
          "max_rise": float(dh[hit].max()), "max_rise_ratio": float(dh[hit].max() / h0),
          "reward_drop": float(dr[hit].min()), "reward_scale": scale},
         _explosion_advice(_entropy_bonus(c.run)),
-        f"entropy rose by {dh[hit].max() / h0:.0%} of its start from its low at step {steps[first]} "
-        f"while the reward fell by {-dr[hit].min():.3g}",
+        f"entropy rose by {dh[hit].max() / h0:.0%} of its start from step {steps[first]}, where the rise begins "
+        f"(its low before: step {steps[low]}), while the {c.reward_label()} fell by {-dr[hit].min():.3g}"
+        f"{c.origin()}",
     )
 
 
@@ -406,7 +492,7 @@ def _high_entropy_extinction(c: _Ctx) -> Flag | None:
         {"high_entropy_start": start, "high_entropy_end": end, "ratio": ratio},
         f"the forking tokens are dying out: {CLIP_HIGHER} lets low-probability tokens grow; Lp-Reg "
         f"protects them; {KL_COV} keeps entropy where it matters",
-        f"the share of tokens above 0.672 nats fell from {start:.1%} to {end:.1%}",
+        f"the share of tokens above 0.672 nats fell from {start:.1%} to {end:.1%}{c.origin()}",
     )
 
 
@@ -448,13 +534,14 @@ def _length_collapse(c: _Ctx) -> Flag | None:
         {"length_start": start, "length_end": end, "ratio": ratio},
         "check the reward for a shortcut that short answers exploit; use token-mean loss aggregation "
         f"(DAPO) rather than per-sequence means; if entropy fell with it, {KL_COV}",
-        f"mean response length fell from {start:.3g} to {end:.3g} tokens ({ratio:.0%})",
+        f"mean response length fell from {start:.3g} to {end:.3g} tokens ({ratio:.0%}){c.origin()}",
     )
 
 
 def _ceiling_exhausted(c: _Ctx) -> Flag | None:
     from .law import _LOG_EVALS, choose_metric_or_explain, fit_entropy_law
     from .sources import log_hint
+    from .verdicts import judge_law
 
     try:
         choice = choose_metric_or_explain(c.run, None)
@@ -464,8 +551,11 @@ def _ceiling_exhausted(c: _Ctx) -> Flag | None:
         fit = fit_entropy_law(c.run, metric=choice, smooth=c.th.smooth, n_boot=0)
     except AnalysisError as e:
         raise _Skip(str(e)) from None
-    if fit.gain_frac is None or fit.r2 != fit.r2 or fit.r2 < c.th.ceiling_min_r2:
-        raise _Skip(f"the law fits poorly (R² = {fit.r2:.2f} < {c.th.ceiling_min_r2})")
+    verdict = judge_law(fit, [f.kind for f in c.raised], c.th.ceiling_min_r2)
+    if not verdict.fits:
+        raise _Skip(verdict.sentence())
+    if fit.gain_frac is None:
+        raise _Skip("the law leaves no gain to share (its ceiling equals its first prediction)")
     if fit.gain_frac < c.th.ceiling_gain:
         return None
     return Flag(
@@ -487,6 +577,7 @@ DETECTORS: dict[str, Callable[[_Ctx], Flag | None]] = {
     "vanishing_signal": _vanishing_signal,
     "high_entropy_extinction": _high_entropy_extinction,
     "entropy_volatility": _entropy_volatility,
+    "entropy_decline": _entropy_decline,
     "length_collapse": _length_collapse,
     "ceiling_exhausted": _ceiling_exhausted,
 }
@@ -507,6 +598,7 @@ def run_detectors(
             continue
         if flag is not None:
             flags.append(flag)
+            ctx.raised.append(flag)
     flags.sort(key=lambda f: (-severity_rank(f.severity), f.first_step))
     return flags, skipped
 
@@ -514,7 +606,8 @@ def run_detectors(
 def detect_collapse(run: RunLike, **thresholds: float) -> list[Flag]:
     """Collapse flags of a run, worst first (docs/definitions.md; thresholds in ``CollapseThresholds``).
 
-    Detectors: early collapse, entropy floor with a reward plateau, entropy explosion, persistently
+    Detectors: early collapse, a steady relative decline still under way, entropy floor with a
+    reward plateau, entropy explosion, persistently
     positive covariance (Cui et al. 2025), vanishing learning signal (zero-advantage groups, COPO),
     extinction of high-entropy tokens (share above 0.672 nats; Wang et al. 2025), entropy
     volatility (EPO), response-length collapse, and ceiling exhaustion (the fitted law). A detector

@@ -8,18 +8,20 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from ._common import AnalysisError, RunLike, as_run, edge_size, step_series
+from ._common import AnalysisError, RunLike, as_run, edge_size, edge_values, step_series
 from .collapse import CollapseThresholds, run_detectors
 from .law import eval_names, fit_entropy_law
 from .metric import choose_metric
 from .mechanism import mechanism_check
+from .verdicts import judge_law
 
 _COLUMNS: dict[str, pl.DataType] = {
     "run": pl.String, "intervention": pl.String, "status": pl.String, "steps": pl.Int64,
     "entropy_start": pl.Float64, "entropy_end": pl.Float64, "entropy_ratio": pl.Float64,
     "reward_start": pl.Float64, "reward_end": pl.Float64, "metric": pl.String,
     "eval_final": pl.Float64, "eval_best": pl.Float64, "law_a": pl.Float64, "law_b": pl.Float64,
-    "ceiling": pl.Float64, "law_r2": pl.Float64, "gain_frac": pl.Float64, "cov_pos_share": pl.Float64,
+    "ceiling": pl.Float64, "law_r2": pl.Float64, "gain_frac": pl.Float64, "law_verdict": pl.String,
+    "cov_pos_share": pl.Float64,
     "mechanism": pl.String, "n_critical": pl.Int64, "n_warning": pl.Int64, "n_info": pl.Int64,
     "flags": pl.String,
 }
@@ -33,12 +35,13 @@ def _row(run: RunLike, metric: str | None, th: CollapseThresholds) -> dict:
         _, v = step_series(run, col)
         if len(v):
             k = edge_size(len(v), th.edge_frac, th.edge_max)
-            row[f"{key}_start"], row[f"{key}_end"] = float(v[:k].mean()), float(v[-k:].mean())
+            row[f"{key}_start"], row[f"{key}_end"] = edge_values(v, k)
     if row.get("entropy_start"):
         row["entropy_ratio"] = row["entropy_end"] / row["entropy_start"]
     _, cov = step_series(run, "cov_mean")
     if len(cov):
         row["cov_pos_share"] = float((cov > 0).mean())
+    flags, _ = run_detectors(run, th)
     try:  # the run's own R when it lacks the requested metric (runs compared may log different ones)
         choice = choose_metric(run, metric if metric is not None and _has(run, metric) else None)
     except AnalysisError:
@@ -53,10 +56,12 @@ def _row(run: RunLike, metric: str | None, th: CollapseThresholds) -> dict:
             row.update(metric=m, eval_final=v[-1], eval_best=v.max())
         try:
             fit = fit_entropy_law(run, metric=choice, smooth=th.smooth, n_boot=0)
-            row.update(law_a=fit.a, law_b=fit.b, ceiling=fit.ceiling, law_r2=fit.r2, gain_frac=fit.gain_frac)
+            verdict = judge_law(fit, [f.kind for f in flags], th.ceiling_min_r2)
+            row.update(law_a=fit.a, law_b=fit.b, law_r2=fit.r2, law_verdict=verdict.status)
+            if verdict.fits:  # no ceiling or gain share where the law does not describe the run
+                row.update(ceiling=fit.ceiling, gain_frac=fit.gain_frac)
         except AnalysisError:
             pass
-    flags, _ = run_detectors(run, th)
     for sev in ("critical", "warning", "info"):
         row[f"n_{sev}"] = sum(f.severity == sev for f in flags)
     row["flags"] = ", ".join(f.kind for f in flags)
@@ -72,8 +77,9 @@ def compare_runs(runs: Sequence[RunLike], *, metric: str | None = None, **thresh
     """One row per run with the key numbers, for runs that differ in their intervention.
 
     Columns: ``run``, ``intervention`` (run.json), ``status``, ``steps``; ``entropy_start/end`` and
-    ``entropy_ratio`` (means of the first/last 5% of steps), ``reward_start/end``; ``metric``,
-    ``eval_final``, ``eval_best``; the law's ``law_a``, ``law_b``, ``ceiling``, ``law_r2``,
+    ``entropy_ratio`` (medians of the first/last steps, as the detectors take them),
+    ``reward_start/end``; ``metric``, ``eval_final``, ``eval_best``; the law's ``law_a``, ``law_b``,
+    ``law_r2``, ``law_verdict`` (``verdicts.judge_law``) and, only where it fits, ``ceiling`` and
     ``gain_frac`` (Cui et al. 2025); ``cov_pos_share``; the ``mechanism`` verdict; flag counts
     per severity and the flag kinds. Missing numbers are null. ``metric`` picks the evaluation
     (default as in ``fit_entropy_law``); ``thresholds`` go to the detectors.

@@ -23,7 +23,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ._common import DEFAULT_SMOOTH, AnalysisError, RunLike, as_run, clean, edge_size, step_series, trailing_mean
+from ._common import (
+    DEFAULT_SMOOTH,
+    AnalysisError,
+    RunLike,
+    as_run,
+    clean,
+    edge_size,
+    edge_values,
+    step_series,
+    trailing_mean,
+)
 from ._stats import t_ppf
 from .law import fit_entropy_law, law_points
 
@@ -77,8 +87,9 @@ class EntropyForecast:
         """JSON-ready dict (NaN → null)."""
         return clean(asdict(self))
 
-    def describe(self) -> str:
-        """One sentence for a status line, a report or an alert."""
+    def describe(self, law: bool = True) -> str:
+        """One sentence for a status line, a report or an alert; ``law=False`` leaves out the law's
+        accuracy at the floor (where the law does not describe the run, ``verdicts.judge_law``)."""
         what = f"entropy {self.current:.3f} nats at step {self.current_step}; floor {self.floor:.3f}"
         if self.floor_frac is not None:
             what += f" ({self.floor_frac:.0%} of the start {self.start:.3f})"
@@ -88,7 +99,7 @@ class EntropyForecast:
             return f"{what}: not falling fast enough to predict when it is reached"
         hi = "never" if self.predicted_high is None else str(self.predicted_high)
         text = f"{what}: reached at step ~{self.predicted_step} ({self.level:.0%} interval {self.predicted_low}–{hi})"
-        if self.accuracy_at_floor is not None:
+        if law and self.accuracy_at_floor is not None:
             text += f"; the law predicts {self.metric} {self.accuracy_at_floor:.3f} there"
         return text
 
@@ -141,7 +152,7 @@ def forecast_entropy(
             f"run {run.run_id} has {len(h)} step(s) with entropy; the forecast needs at least {min_window} "
             "(record every step with Recorder.record_batch)"
         )
-    start = float(h[: edge_size(len(h), _EDGE_FRAC, _EDGE_MAX)].mean())
+    start = edge_values(h, edge_size(len(h), _EDGE_FRAC, _EDGE_MAX))[0]
     floor_frac = None if floor is not None else float(floor_frac)
     floor = float(floor) if floor is not None else floor_frac * start
     if not floor > 0:

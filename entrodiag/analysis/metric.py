@@ -12,8 +12,14 @@ The law (Cui et al. 2025) ties *held-out* performance to the training entropy, s
    reward function's mean (``rewards/<fn>/mean``); the choice then says *training* everywhere,
    because a fit on the batches the policy trains on is not a statement about unseen problems.
 
-Never a time, length, rate, count, loss, entropy, KL or spread (``NOT_PERFORMANCE``), even when
-named with ``metric=`` (``--metric``).
+R is a *mean* score (the law is about the expected score of the sampling policy): a statistic
+of the samples of a prompt other than their mean (``best@k``, ``worst@k``, ``maj@k``, ``pass@k``
+for k > 1, a ``std``; ``NOT_MEAN``) is never chosen by default, only with ``metric=``. Among the
+candidates of a tier, a ``mean@N`` name comes first (verl's ``val-core/<data source>/<var>/mean@N``),
+and verl's ``val-aux/`` names (``val/aux/...``) come after its ``val-core/`` ones.
+
+Never a time, length, rate, count, loss, entropy or KL (``NOT_PERFORMANCE``), even when named with
+``metric=`` (``--metric``).
 """
 
 from __future__ import annotations
@@ -29,10 +35,14 @@ from ._common import AnalysisError
 #: names that are never a performance (matched anywhere in the name, case-insensitive)
 NOT_PERFORMANCE = re.compile(
     r"(seconds|runtime|timing|_time\b|time_|/time\b|per_second|throughput|mfu|perf/|length|(^|[_/])len([_/]|$)|tokens|learning_rate|(^|/)lr\b|count"
-    r"|(^|/|_)num_|(^|/)n_|(^|/)steps?\b|epoch|entropy|(^|/|_)kl\b|grad|loss|_std\b|/std\b|clip|frac"
+    r"|(^|/|_)num_|(^|/)n_|(^|/)steps?\b|epoch|entropy|(^|/|_)kl\b|grad|loss|clip|frac"
     r"|temperature|top_p|memory|gib\b|include_|max_tokens|examples)",
     re.IGNORECASE,
 )
+#: statistics of a prompt's samples that are not their mean score: R only when named with --metric
+NOT_MEAN = re.compile(r"((^|[/_@])(best|worst|maj)(@|_|\b)|pass@([2-9]|\d{2,})|pass_at_([2-9]|\d{2,})"
+                      r"|(^|[/_@])std(@|\b)|_std\b)", re.IGNORECASE)
+_MEAN_AT = re.compile(r"(^|/)mean@\d+$", re.IGNORECASE)
 _ACCURACY = re.compile(r"accuracy", re.IGNORECASE)
 _ACCURACY_LIKE = re.compile(r"(acc\b|acc/|acc@|pass|score|correct|solve|success|exact_match|(^|/)em\b)",
                             re.IGNORECASE)
@@ -70,6 +80,12 @@ def is_performance(name: str) -> bool:
     return not NOT_PERFORMANCE.search(bare)
 
 
+def is_mean_score(name: str) -> bool:
+    """Whether ``name`` is a mean score, not ``best@k``/``worst@k``/``maj@k``/``pass@k``/a std
+    (``NOT_MEAN``): only a mean score is chosen as R without ``--metric``."""
+    return not NOT_MEAN.search(name.removeprefix("val/"))
+
+
 def _eval_rank(name: str) -> int | None:
     if not is_performance(name):
         return None
@@ -93,15 +109,18 @@ def _eval_label(name: str) -> str:
 
 
 def rank_eval_metrics(names: list[str]) -> list[str]:
-    """The evaluation names that can be R, best first (stable within a tier)."""
-    ranked = [(r, i, n) for i, n in enumerate(names) if (r := _eval_rank(n)) is not None]
-    return [n for _, _, n in sorted(ranked)]
+    """The evaluation names that can be R without ``--metric``, best first: mean scores only
+    (``is_mean_score``), by tier, ``val-core`` before ``val-aux``, ``mean@N`` first within a tier,
+    else in logged order."""
+    ranked = [(n.startswith("val/aux/"), r, not _MEAN_AT.search(n), i, n) for i, n in enumerate(names)
+              if is_mean_score(n) and (r := _eval_rank(n)) is not None]
+    return [t[-1] for t in sorted(ranked)]
 
 
 def _train_rank(name: str) -> int | None:
     if name == "score_mean":
         return 0
-    if not is_performance(name) or name.startswith(("trl/", "eval/")):
+    if not is_performance(name) or not is_mean_score(name) or name.startswith(("trl/", "eval/")):
         return None
     if _ACCURACY.search(name) and not _FORMAT.search(name) and not name.startswith("best_"):
         return 1
@@ -156,9 +175,11 @@ def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
     ranked = rank_eval_metrics(evals)
     if ranked:
         name = ranked[0]
-        others = [n for n in evals if n != name]
+        others = [n for n in ranked if n != name]
+        stats = [n for n in evals if not is_mean_score(n) and _eval_rank(n) is not None]
         why = ("the law relates held-out performance to the training entropy"
-               + (f"; preferred over {', '.join(others)}" if others else ""))
+               + (f"; preferred over {', '.join(others)}" if others else "")
+               + (f"; not a mean score, so R only with --metric: {', '.join(stats)}" if stats else ""))
         return MetricChoice(name, "eval", _eval_label(name), why)
     cols = [(r, i, c) for i, c in enumerate(_step_columns(run)) if (r := _train_rank(c)) is not None]
     if cols:
@@ -174,4 +195,5 @@ def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
         + (f" (its evaluations {', '.join(evals)} are not a performance)" if evals else ""))
 
 
-__all__ = ["NOT_PERFORMANCE", "MetricChoice", "choose_metric", "is_performance", "rank_eval_metrics"]
+__all__ = ["NOT_MEAN", "NOT_PERFORMANCE", "MetricChoice", "choose_metric", "is_mean_score", "is_performance",
+           "rank_eval_metrics"]

@@ -12,7 +12,12 @@ when the law or a threshold is applied to an approximation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
 from ..store.reader import Run
+from ._common import step_series
 
 _TRL_CALLBACK = ("TRL does not log it; train with entrodiag.hooks.trl.RecordingGRPOTrainer (a drop-in "
                  "GRPOTrainer, see training_hooks/trl_grpo.py) to record it")
@@ -112,4 +117,67 @@ def entropy_notes(run: Run) -> tuple[str | None, list[str]]:
     return statement, warnings
 
 
-__all__ = ["HINTS", "entropy_notes", "framework", "log_hint"]
+@dataclass(frozen=True)
+class RewardSeries:
+    """The training series the detectors, the dynamics and watch read as the run's reward:
+    ``column`` (a step column), ``label`` (``reward``, ``task score``, ...), ``reason`` (why this
+    one; empty when there was no choice) and ``kl`` (whether ``reward_mean`` is known to hold a KL
+    penalty: True, False, or None when nothing says)."""
+
+    column: str
+    label: str
+    reason: str = ""
+    kl: bool | None = None
+
+    def to_dict(self) -> dict:
+        return {"column": self.column, "label": self.label, "reason": self.reason, "kl_in_reward": self.kl}
+
+
+def _logged(run: Run, column: str) -> str:
+    """The name the framework logged ``column`` under (run.json ``imported.columns``), else ``column``."""
+    cols = (run.meta.get("imported") or {}).get("columns") or {}
+    return next((k for k, v in cols.items() if v == column), column)
+
+
+def reward_series(run: Run) -> RewardSeries | None:
+    """Which step column is the run's reward, a task score free of a KL penalty where there is one.
+
+    verl with ``algorithm.use_kl_in_reward`` subtracts β·KL from the score per token: its
+    ``critic/rewards/mean`` (``reward_mean``) is then the score minus the penalty, and
+    ``critic/score/mean`` (``score_mean``) the task score. A reward is known to hold a KL penalty
+    when the run logged a nonzero ``reward_kl_penalty`` (verl's ``actor/reward_kl_penalty``) or
+    when its task score differs from it. Then the task score is the performance series when the
+    run has it; else the reward is used and the reason says it holds the penalty. ``None`` when
+    the run has neither.
+    """
+    _, r = step_series(run, "reward_mean")
+    s_steps, s = step_series(run, "score_mean")
+    _, pen = step_series(run, "reward_kl_penalty")
+    penalised = bool(len(pen)) and bool(np.any(np.abs(pen) > 1e-12))
+    r_name, s_name = _logged(run, "reward_mean"), _logged(run, "score_mean")
+    if len(r) and len(s):
+        r_steps, _ = step_series(run, "reward_mean")
+        common, ir, is_ = np.intersect1d(r_steps, s_steps, return_indices=True)
+        gap = float(np.max(np.abs(r[ir] - s[is_]))) if len(common) else 0.0
+        differs = gap > 1e-9 * max(1.0, float(np.max(np.abs(s))))
+        if differs or penalised:
+            why = (f"{r_name} differs from the task score by up to {gap:.3g}" if differs else "")
+            if penalised:
+                why = (why + "; " if why else "") + f"{_logged(run, 'reward_kl_penalty')} is nonzero"
+            return RewardSeries("score_mean", "task score",
+                                f"the task score {s_name}: the reward {r_name} holds a KL penalty ({why}), so its "
+                                "rise or fall is partly the penalty's", kl=True)
+        return RewardSeries("reward_mean", "reward", "", kl=False)
+    if len(r):
+        if penalised:
+            return RewardSeries("reward_mean", "reward (holds a KL penalty)",
+                                f"the reward {r_name} holds a KL penalty ({_logged(run, 'reward_kl_penalty')} is "
+                                "nonzero) and the run logged no task score: a change of it may be the penalty's",
+                                kl=True)
+        return RewardSeries("reward_mean", "reward")
+    if len(s):
+        return RewardSeries("score_mean", "task score", f"the run logged no reward, so its task score {s_name}")
+    return None
+
+
+__all__ = ["HINTS", "RewardSeries", "entropy_notes", "framework", "log_hint", "reward_series"]

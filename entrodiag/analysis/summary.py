@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import polars as pl
 
-from ._common import AnalysisError, RunLike, as_run, clean, edge_size, step_series
+from ._common import AnalysisError, RunLike, as_run, clean, edge_size, edge_values, late_start, step_series
 from .collapse import SEVERITIES, CollapseThresholds, run_detectors, severity_rank
 from .control import control_summary
 from .forecast import forecast_entropy
@@ -22,14 +22,17 @@ from .law import choose_metric_or_explain, early_prediction, eval_names, fit_ent
 from .mechanism import mechanism_check
 from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
 from ..store.values import describe as describe_bad_values
-from .sources import entropy_notes, framework, log_hint
+from ..importers.semantics import metric_notes
+from .sources import entropy_notes, framework, log_hint, reward_series
 from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
+from .verdicts import judge_law, withhold_early, withhold_law
 
 #: Step columns shown in the dynamics table (when the run has them), with their labels.
 DYNAMICS: dict[str, str] = {
     "entropy_mean": "entropy (token mean, nats)",
     "entropy_seq_mean": "entropy (seq mean, nats)",
     "reward_mean": "reward",
+    "score_mean": "task score",
     "cov_mean": "cov(log p, A)",
     "entropy_pressure": "entropy pressure",
     "high_entropy_frac": "share > 0.672 nats",
@@ -52,14 +55,19 @@ def _dynamics(run, th: CollapseThresholds) -> dict:
         return _empty("no step rows: a Recorder writes them on flush and on close")
     rows = []
     k = None
-    for col, label in DYNAMICS.items():
+    chosen = reward_series(run)
+    labels = dict(DYNAMICS)
+    if chosen is not None and chosen.kl:
+        labels["reward_mean"] = "reward (holds a KL penalty)"
+    for col, label in labels.items():
         s, v = step_series(run, col)
         if len(v) == 0:
             continue
         k = edge_size(len(v), th.edge_frac, th.edge_max)
-        start, end = float(v[:k].mean()), float(v[-k:].mean())
+        start, end = edge_values(v, k)
         rows.append({"name": col, "label": label, "start": start, "end": end, "change": end - start,
-                     "ratio": end / start if start else None, "window": k})
+                     "ratio": end / start if start else None, "window": k,
+                     **({"performance": True} if chosen is not None and col == chosen.column else {})})
     ev = run.evals
     for name in eval_names(run):
         e = ev.filter(pl.col("name") == name).drop_nulls("value").sort("step")
@@ -71,38 +79,8 @@ def _dynamics(run, th: CollapseThresholds) -> dict:
     if steps.height == 1:
         out["note"] = "one step: start and end are the same step"
     elif k:
-        out["note"] = f"start/end = mean of the first/last {k} step(s); evals: first/last value"
+        out["note"] = f"start/end = median of the first/last {k} step(s); evals: first/last value"
     return out
-
-
-#: flags that mean the entropy did not fall steadily, so the law (entropy spent for performance)
-#: does not describe the run, whatever its R²
-LAW_BREAKING_FLAGS = ("entropy_explosion", "entropy_volatility")
-
-
-def law_verdict(law: dict, flag_kinds: list[str], min_r2: float = 0.5) -> dict:
-    """``{"status": "fits"|"poor fit"|"not applicable", "text": ...}`` for a fitted law section.
-
-    ``not applicable`` when a flag says the entropy rose or swung (``LAW_BREAKING_FLAGS``): the law
-    trades falling entropy for performance, so a fit of such a run describes nothing; ``poor fit``
-    when R² < ``min_r2``; else ``fits``, said of the training batches when R is a training series.
-    """
-    choice = law.get("metric_choice") or {}
-    on = f"the {choice['label']} {law['metric']}" if choice.get("label") else str(law["metric"])
-    broken = [k for k in LAW_BREAKING_FLAGS if k in flag_kinds]
-    r2 = law.get("r2")
-    if broken:
-        what = " and ".join(k.replace("_", " ") for k in broken)
-        return {"status": "not applicable", "text": f"not applicable: the entropy did not fall steadily ({what}); "
-                "the law describes entropy traded for performance as it falls, so this fit, its ceiling and "
-                "its early prediction do not describe the run"}
-    if r2 is None or r2 < min_r2:
-        return {"status": "poor fit", "text": f"poor fit (R² = {_f(r2, '.2f')} < {min_r2}): {on} does not follow "
-                "R = −a·e^H + b here; do not read the ceiling or the early prediction as a forecast"}
-    text = f"fits {on} (R² = {r2:.2f})"
-    if choice.get("training"):
-        text += ", but on the training batches: it says nothing of accuracy on unseen problems"
-    return {"status": "fits", "text": text}
 
 
 def analyze_run(
@@ -119,8 +97,13 @@ def analyze_run(
     ``hwe_spans``, ``entropy_distribution``, ``control`` (``control_summary``: the entropy
     controller's target, band, time in band, overshoot, settling), and ``missing``: one line per
     missing input. ``run`` also holds ``skipped_parts`` (damaged part files left out, with the
-    reason) and ``bad_values`` (impossible values read as missing, per table, column and reason;
-    ``Run.bad_values``).
+    reason), ``bad_values`` (impossible values read as missing, per table, column and reason;
+    ``Run.bad_values``) and ``late_start`` (``_common.late_start``: a log whose first step lies far
+    after step 1, also said in ``missing``). ``reward`` says which step column is the reward
+    (``sources.reward_series``: the task score where the logged reward holds a KL penalty) and
+    ``metric_notes`` what the framework's logged names mean. ``law["verdict"]`` is
+    ``verdicts.judge_law``'s; unless it fits, the law's ceiling, gain share, headroom, R̂ at the last
+    step, the early prediction and the forecast's ``accuracy_at_floor`` are ``null``.
 
     Example:
         >>> s = analyze_run("runs/demo")                          # doctest: +SKIP
@@ -144,6 +127,10 @@ def analyze_run(
             }
         }
         missing = []
+        late = late_start(steps["step"].to_numpy()) if steps.height else None
+        out["run"]["late_start"] = late
+        if late is not None:
+            missing.append(late["text"])
         if steps.is_empty():
             missing.append("no step rows: nothing was recorded yet (Recorder.record_batch writes them)")
         elif steps.height == 1:
@@ -160,6 +147,12 @@ def analyze_run(
         statement, entropy_warnings = entropy_notes(run)
         out["entropy_semantics"] = {"statement": statement, "warnings": entropy_warnings,
                                     **(run.meta.get("entropy_semantics") or {})}
+        imported = run.meta.get("imported") or {}
+        logged = [*(imported.get("columns") or {}), *(imported.get("unrecognised") or [])]
+        out["metric_notes"] = metric_notes(framework(run), logged)
+        chosen = reward_series(run)
+        out["reward"] = ({"status": "ok", **chosen.to_dict()} if chosen is not None
+                         else _empty("no reward or task score in the step rows"))
 
         try:
             choice = choose_metric_or_explain(run, metric)
@@ -169,13 +162,16 @@ def analyze_run(
                 raise
             choice = None
             out["metric"] = _empty(str(e))
+        flags, skipped = run_detectors(run, th)
+        verdict = None
         try:
             if choice is None:
                 raise AnalysisError(out["metric"]["reason"])
             fit = fit_entropy_law(run, metric=choice, smooth=th.smooth)
-            out["law"] = {"status": "ok", **fit.to_dict(), "candidates": names}
+            verdict = judge_law(fit, [f.kind for f in flags], th.ceiling_min_r2)
+            out["law"] = withhold_law({"status": "ok", **fit.to_dict(), "candidates": names}, verdict)
             rows = [r.to_dict() for r in early_prediction(fit)]
-            out["early_prediction"] = {"status": "ok", "rows": rows}
+            out["early_prediction"] = withhold_early({"status": "ok", "rows": rows}, verdict)
         except AnalysisError as e:
             out["law"] = _empty(str(e))
             out["early_prediction"] = _empty("needs the law fit (see the law section)")
@@ -183,12 +179,12 @@ def analyze_run(
         try:
             fc = forecast_entropy(run, smooth=th.smooth)
             out["forecast"] = {"status": "ok", **fc.to_dict(), "text": fc.describe()}
+            if fc.accuracy_at_floor is not None and (verdict is None or not verdict.fits):
+                out["forecast"]["accuracy_at_floor"] = None  # the law does not describe the run
+                out["forecast"]["text"] = fc.describe(law=False)
         except AnalysisError as e:
             out["forecast"] = _empty(str(e))
 
-        flags, skipped = run_detectors(run, th)
-        if out["law"].get("status") == "ok":
-            out["law"]["verdict"] = law_verdict(out["law"], [f.kind for f in flags], th.ceiling_min_r2)
         out["flags"] = {"status": "ok", "items": [f.to_dict() for f in flags], "skipped": skipped,
                         "worst": flags[0].severity if flags else None}
 
@@ -266,11 +262,21 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
         con.print(f"[{style}]R[/] = {escape(m['name'])} ([{style}]{escape(m['label'])}[/]): {escape(m['reason'])}")
     elif m:
         con.print(f"[yellow]R[/]: {escape(str(m.get('reason')))}")
+    rw = summary.get("reward") or {}
+    if rw.get("status") == "ok" and rw.get("reason"):
+        con.print(f"[bold yellow]reward series[/] = {escape(rw['column'])} ({escape(rw['label'])}): "
+                  f"{escape(rw['reason'])}")
     sem = summary.get("entropy_semantics") or {}
     if sem.get("statement"):
         con.print(f"[dim]{escape(sem['statement'])}[/]")
     for line in sem.get("warnings", []):
         con.print(f"[yellow]approximation[/] {escape(line)}")
+    by_meaning: dict[str, list[str]] = {}
+    for name, meaning in (summary.get("metric_notes") or {}).items():
+        by_meaning.setdefault(meaning, []).append(name)
+    for meaning, logged in by_meaning.items():
+        shown = ", ".join(logged[:4]) + (f" and {len(logged) - 4} more" if len(logged) > 4 else "")
+        con.print(f"[dim]metric {escape(shown)}: {escape(meaning)}[/]")
     for line in summary.get("missing", []):
         con.print(f"[yellow]missing[/] {escape(line)}")
     for part in r.get("skipped_parts") or []:
@@ -307,15 +313,20 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
                   f"trailing mean of {law['smooth']} steps; Cui et al. 2025)", title_justify="left")
         for c in ("", "estimate", f"{law['level']:.0%} CI"):
             t.add_column(c, justify="left" if not c else "right")
+        v = law.get("verdict") or {}
+        held = None if v.get("numbers_shown", True) else f"withheld ({v.get('status')})"
+
+        def num(key: str, spec: str = ".4g") -> str:
+            return held if held and law.get(key) is None else _f(law.get(key), spec)
+
         for k, label in (("a", "a"), ("b", "b"), ("ceiling", "ceiling b − a")):
             ci = law["ci"].get(k)
-            t.add_row(label, _f(law[k]), f"[{_f(ci[0])}, {_f(ci[1])}]" if ci else "—")
+            t.add_row(label, num(k), f"[{_f(ci[0])}, {_f(ci[1])}]" if ci else "—")
         t.add_row("R² / RMSE / n", f"{_f(law['r2'], '.3f')} / {_f(law['rmse'])} / {law['n']}", "")
-        t.add_row("R̂ at the last step", _f(law["r_last"]), "")
-        t.add_row("fraction of the ceiling reached", _f(law["ceiling_frac"], ".1%"), "")
-        t.add_row("share of the attainable gain realised", _f(law["gain_frac"], ".1%"), "")
+        t.add_row("R̂ at the last step", num("r_last"), "")
+        t.add_row("fraction of the ceiling reached", num("ceiling_frac", ".1%"), "")
+        t.add_row("share of the attainable gain realised", num("gain_frac", ".1%"), "")
         con.print(t)
-        v = law.get("verdict")
         if v:
             style = "green" if v["status"] == "fits" else "bold yellow"
             con.print(f"law: [{style}]{escape(v['text'])}[/]")
@@ -337,12 +348,9 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
                           _f(row["predicted_final"], ".3f"), f"{_f(row.get('estimate'), '.3f')} ± {_f(half, '.3f')}",
                           _f(row["actual_final"], ".3f"), _f(row.get("estimate_error"), "+.3f") + miss)
             con.print(t)
-            if law.get("verdict", {}).get("status") not in (None, "fits"):
-                con.print("[yellow]the law does not describe this run (see above): read these as a backtest, "
-                          "not a forecast[/]")
         else:
             con.print("\n[bold]Early prediction[/]: fit the first f of the evaluations, predict the rest")
-        for row in ep["rows"]:
+        for row in ep.get("rows", []):
             if row.get("reason"):
                 con.print(f"[dim]  f = {row['frac']:.2f}: {escape(row['reason'])}[/]")
 

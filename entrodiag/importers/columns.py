@@ -20,6 +20,16 @@ Sources of the names (read in the frameworks' code):
   ``actor/ppo_kl``, ``actor/kl_loss``, ``actor/grad_norm``, ``actor/lr``, ``critic/rewards/mean``,
   ``critic/score/mean``, ``critic/advantages/mean``, ``response_length/mean``,
   ``val-core/<data source>/<variable>/<metric>``, ``val-aux/...``.
+- verl ≥ 0.6 (``RayPPOTrainer._validate``, ``process_validation_metrics``): ``val-core/<data
+  source>/<var>/mean@N`` (``<var>`` is ``acc`` when the reward function returns one, else
+  ``reward``; N the samples per prompt), with ``best@N/mean``, ``maj@N/mean`` of the core variable
+  at the largest N; ``val-aux/`` holds the rest (``std@N``, ``worst@N/...``, smaller N, other
+  variables). Both become evaluations (``val/<rest>``, ``val/aux/<rest>``); only a ``mean@N`` is
+  chosen as R by default (``analysis.metric``). ``critic/score/mean`` is the task score,
+  ``critic/rewards/mean`` the reward the advantages use: the score minus β·KL when
+  ``algorithm.use_kl_in_reward`` is on, whose penalty verl logs as ``actor/reward_kl_penalty``
+  (and its coefficient ``actor/reward_kl_penalty_coeff``); ``analysis.sources.reward_series``
+  then reads the task score as the run's reward.
 - verl before its 2025 renames (the console logs verl's docs link to, Dec 2024):
   ``actor/entropy_loss`` is the masked token-mean entropy (a positive number, not a loss),
   validation ``val/test_score/<data source>`` (printed as ``test_score/<data source>`` on some lines
@@ -76,6 +86,8 @@ STEP_ALIASES: dict[str, str] = {
     "critic/rewards/mean": "reward_mean",
     "critic/score/mean": "score_mean",
     "critic/advantages/mean": "advantage_mean",
+    "actor/reward_kl_penalty": "reward_kl_penalty",  # β·KL taken off the score in critic/rewards/mean
+    "actor/reward_kl_penalty_coeff": "reward_kl_coef",
     "response_length/mean": "resp_len_mean",
     "response_length/max": "resp_len_max",
     "response_length/min": "resp_len_min",
@@ -112,6 +124,7 @@ CANONICAL = frozenset(STEP_ALIASES.values()) | {
     "n_tokens", "n_responses", "n_groups", "entropy_seq_mean", "entropy_std", "entropy_p50",
     "entropy_p80", "entropy_p90", "entropy_p99", "high_entropy_frac", "logprob_mean", "cov_mean",
     "cov_pos_frac", "hwe_token_frac", "entropy_pressure",
+    "reward_penalised_mean",  # the verl attachment: token_level_rewards (score − β·KL) per response
 }
 
 #: candidate step columns, most specific first (the first one present is the step)

@@ -39,6 +39,11 @@ class ReportData:
         return law.get("metric") if law.get("status") == "ok" else None
 
     @property
+    def law_fits(self) -> bool:
+        """Whether the law's ceiling and early prediction may be shown (``verdicts.judge_law``)."""
+        return bool((self.summary.get("law", {}).get("verdict") or {}).get("numbers_shown"))
+
+    @property
     def eval_names(self) -> list[str]:
         return list(self.summary["run"].get("eval_metrics") or [])
 
@@ -69,7 +74,7 @@ def collect(run: RunLike, compare: Sequence[RunLike] | None = None, metric: str 
             choice = (MetricChoice(m["name"], m["source"], m["label"], m["reason"])
                       if m.get("status") == "ok" else law.get("metric"))
             data.fit = fit_entropy_law(run, metric=choice, smooth=law.get("smooth") or DEFAULT_SMOOTH)
-            data.early = early_prediction(data.fit)
+            data.early = early_prediction(data.fit) if data.law_fits else []  # none where the law fails
         except AnalysisError:
             data.fit = None
     if others:

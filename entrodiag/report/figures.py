@@ -216,11 +216,12 @@ def _early_curve(row: EarlyPrediction, H: np.ndarray) -> np.ndarray:
     return row.b - row.a * np.exp(H)
 
 
-def plot_law(ax: Axes, fit: LawFit, early: Sequence[EarlyPrediction]) -> object:
+def plot_law(ax: Axes, fit: LawFit, early: Sequence[EarlyPrediction], ceiling: bool = True) -> object:
     """R against training entropy coloured by step, the fitted law with a ±RMSE band, the
-    ceiling b − a at H = 0, and the early-prediction fits. Returns the scatter (for a colorbar)."""
+    ceiling b − a at H = 0 (``ceiling=False``: not drawn, where the law does not describe the run),
+    and the early-prediction fits. Returns the scatter (for a colorbar)."""
     H, R, steps = np.asarray(fit.H), np.asarray(fit.R), np.asarray(fit.steps)
-    grid = np.linspace(0.0, float(H.max()) * 1.08, 200)
+    grid = np.linspace(0.0 if ceiling else float(H.min()) * 0.95, float(H.max()) * 1.08, 200)
     pred = np.asarray(fit.predict(grid))
     ax.fill_between(grid, pred - fit.rmse, pred + fit.rmse, color=COLORS["law"], alpha=0.1, linewidth=0,
                     label=f"fit ± RMSE ({fmt(fit.rmse, '.2g')})")
@@ -232,6 +233,14 @@ def plot_law(ax: Axes, fit: LawFit, early: Sequence[EarlyPrediction]) -> object:
     sc = ax.scatter(H, R, c=steps, cmap="viridis", s=18, zorder=3, edgecolors="white", linewidths=0.4)
     lo, hi = float(R.min()), float(R.max())
     span = max(hi - lo, 1e-3)
+    if not ceiling:
+        ax.set_ylim(lo - 0.12 * span, hi + 0.18 * span)
+        ax.set_xlim(grid[0], grid[-1])
+        ax.set_xlabel(f"training entropy H (nats, trailing mean of {fit.smooth or 1} steps)")
+        ax.set_ylabel(visible(fit.metric or "R", limit=40))
+        ax.set_title("Performance against entropy (the law does not describe this run)")
+        _legend(ax, loc="lower left")
+        return sc
     top = max(hi, fit.ceiling) if fit.ceiling <= hi + 1.5 * span else hi
     bottom = min(lo, fit.ceiling) if fit.ceiling >= lo - 1.5 * span else lo
     ax.set_ylim(bottom - 0.12 * span, top + 0.18 * span)

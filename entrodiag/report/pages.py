@@ -65,6 +65,7 @@ HEADLINES: dict[str, str] = {
 KEY_ROWS: dict[str, str] = {
     "entropy_mean": "entropy, token mean (nats)",
     "reward_mean": "reward",
+    "score_mean": "task score",
     "cov_mean": "cov(log p, A)",
     "high_entropy_frac": "share of tokens > 0.672 nats",
     "zero_adv_group_frac": "zero-advantage groups",
@@ -269,6 +270,7 @@ def _key_numbers(d: ReportData, flow: TextFlow) -> None:
         for name, label in KEY_ROWS.items():
             if name in by_name:
                 r = by_name[name]
+                label = r["label"] if name == "reward_mean" else label  # says when it holds a KL penalty
                 rows.append([label, fmt(r["start"]), fmt(r["end"]), fmt(r["change"], "+.3g"), ""])
         for name in d.eval_names:
             if name in by_name:
@@ -300,11 +302,11 @@ def _key_numbers(d: ReportData, flow: TextFlow) -> None:
             [Column("", 2.25), Column("estimate", 1.35, "right"), Column(f"{level} interval", 1.6, "right")],
             [["a", fmt(law["a"]), fmt_ci(ci.get("a"))],
              ["b", fmt(law["b"]), fmt_ci(ci.get("b"))],
-             ["ceiling b − a (R at H = 0)", fmt(law["ceiling"]), fmt_ci(ci.get("ceiling"))],
+             ["ceiling b − a (R at H = 0)", _law_number(d, fmt(law["ceiling"])), fmt_ci(ci.get("ceiling"))],
              ["R² / RMSE / points", f"{fmt(law['r2'], '.3f')} / {fmt(law['rmse'], '.3g')} / {law['n']}", ""],
-             ["the law's R at the last step", fmt(law.get("r_last")), ""],
-             ["fraction of the ceiling reached", fmt_pct(law.get("ceiling_frac"), 1), ""],
-             ["share of the attainable gain realised", fmt_pct(law.get("gain_frac"), 1), ""]],
+             ["the law's R at the last step", _law_number(d, fmt(law.get("r_last"))), ""],
+             ["fraction of the ceiling reached", _law_number(d, fmt_pct(law.get("ceiling_frac"), 1)), ""],
+             ["share of the attainable gain realised", _law_number(d, fmt_pct(law.get("gain_frac"), 1)), ""]],
         )
         verdict = law.get("verdict") or {}
         if verdict:
@@ -314,6 +316,14 @@ def _key_numbers(d: ReportData, flow: TextFlow) -> None:
         right.line("Entropy law R = −a·e^H + b", size=SIZE["small"], weight="bold")
         right.para(f"Not fitted: {law.get('reason')}", size=SIZE["small"], color=COLORS["missing"])
     flow.y = min(left.y, right.y)
+
+
+def _law_number(d: ReportData, text: str) -> str:
+    """A number predicted by the law, or 'withheld (<verdict>)' where the law does not describe the
+    run (the analysis has nulled it; ``verdicts.judge_law``)."""
+    if d.law_fits:
+        return text
+    return f"withheld ({(d.section('law').get('verdict') or {}).get('status', 'no verdict')})"
 
 
 def _metric_short(d: ReportData) -> str:
@@ -403,6 +413,9 @@ def _missing(d: ReportData, flow: TextFlow) -> None:
     if bad:
         lines.append(f"impossible values, read as missing: {describe_bad_values(bad)}")
     lines += [f"approximation: {w}" for w in d.section("entropy_semantics").get("warnings") or []]
+    reward = d.section("reward")
+    if reward.get("status") == "ok" and reward.get("reason"):
+        lines.append(f"reward series: {reward['column']} ({reward['label']}): {reward['reason']}")
     if not lines:
         return
     lines = _hints_once(d, lines)
@@ -480,7 +493,7 @@ def law_pages(d: ReportData) -> list[Page]:
     gs = page.chart_grid(1, 2, bottom=page.bottom + text_h, gap_x=1.65, width_ratios=[1.25, 1.0])
     ax_law = page.fig.add_subplot(gs[0, 0])
     ax_steps = page.fig.add_subplot(gs[0, 1])
-    sc = plot_law(ax_law, fit, d.early)
+    sc = plot_law(ax_law, fit, d.early, ceiling=d.law_fits)
     page.colorbar(sc, [ax_law], "step")
     plot_law_steps(ax_steps, fit, d.early)
 
@@ -493,11 +506,11 @@ def law_pages(d: ReportData) -> list[Page]:
     left.table([Column("", 1.9), Column("estimate", 0.9, "right"), Column(f"{fmt_pct(law.get('level'))} interval",
                                                                            1.5, "right")],
                [["a", fmt(law["a"]), fmt_ci(ci.get("a"))], ["b", fmt(law["b"]), fmt_ci(ci.get("b"))],
-                ["ceiling b − a", fmt(law["ceiling"]), fmt_ci(ci.get("ceiling"))],
+                ["ceiling b − a", _law_number(d, fmt(law["ceiling"])), fmt_ci(ci.get("ceiling"))],
                 ["R²", fmt(law["r2"], ".3f"), ""],
                 ["RMSE (fitted points)", fmt(law["rmse"], ".3g"), f"{law['n']} points"],
-                ["fraction of ceiling reached", fmt_pct(law.get("ceiling_frac"), 1), ""],
-                ["headroom to the ceiling", fmt(law.get("headroom"), ".3g"), ""]])
+                ["fraction of ceiling reached", _law_number(d, fmt_pct(law.get("ceiling_frac"), 1)), ""],
+                ["headroom to the ceiling", _law_number(d, fmt(law.get("headroom"), ".3g")), ""]])
     m = d.section("metric")
     if m.get("training"):
         left.para(f"Why this R: {m['reason']}", size=SIZE["tiny"], color=COLORS["missing"])
@@ -687,7 +700,8 @@ def comparison_pages(d: ReportData) -> list[Page]:
     if table is None:
         return [page]
     flow = TextFlow([page], None, page=page, top=page.bottom + text_h - 0.1)
-    flow.line("compare_runs: start/end = means of the first/last steps; the law fitted per run", size=SIZE["small"],
+    flow.line("compare_runs: start/end = medians of the first/last steps; the law fitted per run (ceiling only "
+              "where it fits)", size=SIZE["small"],
               weight="bold")
     rows, row_colors = [], []
     for i, r in enumerate(table.iter_rows(named=True)):

@@ -26,7 +26,8 @@ from ..analysis.collapse import CollapseThresholds, Flag, at_or_above, run_detec
 from ..analysis.forecast import EntropyForecast, forecast_entropy
 from ..analysis.law import fit_entropy_law
 from ..analysis.metric import choose_metric
-from ..analysis.summary import law_verdict
+from ..analysis.sources import reward_series
+from ..analysis.verdicts import judge_law
 from ..store.reader import Run, file_key, load_run, run_status, stat_files
 from ..store.schema import RUN_JSON
 from ..store.writer import event_row, warm_up, write_events
@@ -47,17 +48,19 @@ class WatchStatus:
     metric: str | None = None
     accuracy: float | None = None
     ceiling: float | None = None
-    law_status: str | None = None  # "poor fit" or "not applicable" (law_verdict): no ceiling is shown
+    law_status: str | None = None  # "poor fit" or "not applicable" (verdicts.judge_law): no ceiling is shown
     forecast: EntropyForecast | None = None
     active_flags: int = 0
     metric_label: str | None = None  # "validation accuracy", "training reward", ... (choose_metric)
     metric_reason: str | None = None
+    reward_label: str | None = None  # "task score" where the logged reward holds a KL penalty (reward_series)
 
     def line(self) -> str:
         """A compact one-line status: step, entropy, reward, accuracy, ceiling, steps to the floor."""
         if self.step is None:
             return f"{self.run_status}: no step recorded yet"
-        parts = [f"step {self.step}", f"entropy {_f(self.entropy)}", f"reward {_f(self.reward)}"]
+        parts = [f"step {self.step}", f"entropy {_f(self.entropy)}",
+                 f"{self.reward_label or 'reward'} {_f(self.reward)}"]
         if self.metric:
             training = (self.metric_label or "").startswith("training")
             parts.append(f"{self.metric}{f' ({self.metric_label})' if training else ''} {_f(self.accuracy)}")
@@ -263,6 +266,7 @@ class Watcher:
             return float(trailing_mean(v, self.thresholds.smooth)[-1]) if len(v) else None
 
         acc = ceiling = law_status = fc = choice = None
+        reward = reward_series(run)  # the task score where the logged reward holds a KL penalty
         try:
             choice = choose_metric(run, self.metric)
         except AnalysisError:
@@ -276,8 +280,8 @@ class Watcher:
             acc = recent(metric)
         try:
             law = fit_entropy_law(run, metric=metric, smooth=self.thresholds.smooth, n_boot=0)
-            verdict = law_verdict({"r2": law.r2, "metric": metric}, flag_kinds)["status"]
-            ceiling, law_status = (law.ceiling, None) if verdict == "fits" else (None, verdict)
+            verdict = judge_law(law, flag_kinds, self.thresholds.ceiling_min_r2)
+            ceiling, law_status = (law.ceiling, None) if verdict.fits else (None, verdict.status)
         except (AnalysisError, ValueError):
             pass
         try:
@@ -286,9 +290,11 @@ class Watcher:
             pass
         return WatchStatus(
             run_status=run.status, step=int(steps["step"].max()), entropy=recent("entropy_mean"),
-            reward=recent("reward_mean"), metric=metric, accuracy=acc, ceiling=ceiling, law_status=law_status,
+            reward=recent(reward.column if reward else "reward_mean"), metric=metric, accuracy=acc,
+            ceiling=ceiling, law_status=law_status,
             forecast=fc, active_flags=n_flags, metric_label=choice.label if choice else None,
             metric_reason=choice.reason if choice else None,
+            reward_label=reward.label if reward and reward.column != "reward_mean" else None,
         )
 
 

@@ -12,9 +12,13 @@
 Nothing is computed twice. The old-log-prob pass (``compute_log_prob``, always with
 ``calculate_entropy=True``) yields the token entropy and log-probs before the update, the very
 values verl aggregates into ``actor/entropy``; the attachment keeps them for the batch until the
-actor update of the same batch, which brings the advantages, the response mask, the rewards
-(``token_level_rewards`` summed per response, verl's ``critic/rewards/mean``) and the group ids
-(``uid``), and records the step there. The entropy is at the rollout temperature (verl divides the
+actor update of the same batch, which brings the advantages, the response mask, the rewards and
+the group ids (``uid``), and records the step there. The reward recorded is the task score
+(``token_level_scores`` summed per response, verl's ``critic/score/mean``); with a KL penalty in
+the reward (``algorithm.use_kl_in_reward``) verl's ``token_level_rewards`` are that score minus
+β·KL per token, and their per-response sum is recorded beside it as the step column
+``reward_penalised_mean`` (verl's ``critic/rewards/mean``; without the penalty the two are equal).
+The entropy is at the rollout temperature (verl divides the
 logits by it), which run.json records as ``entropy_temperature``. Steps count like verl's
 ``global_steps`` (1, 2, ...). The reference model's pass (no entropy) and the critic (no
 old-log-prob pass of its own) are not recorded. When old log-probs come from the rollout instead
@@ -72,6 +76,11 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
     return Attachment("verl", rec, version, patch(rec), kind=kind)
 
 
+#: what the actor update's batch gives the recorded step
+_BATCH_KEYS = ("responses", "response_mask", "advantages", "old_log_probs", "token_level_scores",
+               "token_level_rewards")
+
+
 def _record(rec: StepRecorder, pending: dict | None, batch: dict) -> None:
     """Record one actor update from its batch and the entropy kept from its old-log-prob pass."""
     if pending is None:
@@ -87,13 +96,21 @@ def _record(rec: StepRecorder, pending: dict | None, batch: dict) -> None:
         rec.warn_once("mismatch", "the actor update's old_log_probs are not those of the last "
                                   "old-log-prob pass; the step is not recorded")
         return
-    rewards = batch.get("token_level_rewards")
+    scores, penalised = batch.get("token_level_scores"), batch.get("token_level_rewards")
+    rewards = scores if scores is not None else penalised  # the task score; the penalised one beside it
+    if scores is None and penalised is not None:
+        rec.warn_once("no-scores", "the actor update's batch has no token_level_scores; the reward recorded "
+                                   "is token_level_rewards, which holds the KL penalty when "
+                                   "algorithm.use_kl_in_reward is on")
+    extra = {}
+    if scores is not None and penalised is not None:
+        extra["reward_penalised_mean"] = float(penalised.float().sum(-1).mean())
     rec.record(
         token_ids=batch["responses"], response_mask=batch["response_mask"].to(device).bool(),
         entropy=pending["entropy"].float(), logprobs=pending["logprobs"].float(),
         advantages=batch["advantages"].to(device).float(),
         rewards=None if rewards is None else rewards.float().sum(-1),
-        group_ids=group_ids(batch.get("uid")), entropy_temperature=batch.get("temperature", 1.0),
+        group_ids=group_ids(batch.get("uid")), entropy_temperature=batch.get("temperature", 1.0), **extra,
     )
 
 
@@ -120,8 +137,7 @@ def _patch_dp_actor(rec: StepRecorder) -> list:
     def _update_policy(self, data, *args, **kwargs):
         try:
             b = data.batch
-            batch = {k: b[k] for k in ("responses", "response_mask", "advantages", "old_log_probs",
-                                       "token_level_rewards") if k in b.keys()}
+            batch = {k: b[k] for k in _BATCH_KEYS if k in b.keys()}
             batch["uid"] = data.non_tensor_batch.get("uid")
             batch["temperature"] = data.meta_info.get("temperature", 1.0)
         except Exception:
@@ -172,8 +188,7 @@ def _patch_engine(rec: StepRecorder) -> list:
         batch = None
         if id(self) in pending:  # the actor (the critic has no entropy pass of its own)
             try:
-                batch = {k: data[k] for k in ("responses", "response_mask", "advantages", "old_log_probs",
-                                              "token_level_rewards") if k in data.keys()}
+                batch = {k: data[k] for k in _BATCH_KEYS if k in data.keys()}
                 batch["uid"] = tu.get(data, "uid")
                 batch["temperature"] = tu.get(data, "temperature", default=1.0)
             except Exception:

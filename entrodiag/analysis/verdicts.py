@@ -1,0 +1,161 @@
+"""Whether the entropy law describes a run: the one decision that analyze (text and JSON), report,
+dashboard, compare and watch all take from here, and what may be printed after it.
+
+The law R = −a·e^H + b (Cui et al. 2025, arXiv 2505.22617) describes entropy *traded* for
+performance: as the policy's entropy falls, performance rises (a > 0). A fit says nothing where
+that premise fails, however high its R². ``judge_law`` checks, in order:
+
+1. ``not applicable``: a flag says the entropy rose or swung (``LAW_BREAKING_FLAGS``);
+2. ``poor fit``: R² < ``min_r2`` (the points do not follow the curve; the sign of a means little);
+3. ``not applicable``: a > 0 does not hold within its interval: the one-sided lower bound of a at
+   ``PREMISE_LEVEL`` (from the fit's bootstrap interval) is not above 0. With a < 0 and entropy
+   falling, performance fell with entropy: degeneration, not the entropy–performance trade-off;
+4. else ``fits`` (said of the training batches when R is a training series).
+
+Under ``poor fit`` and ``not applicable`` no ceiling, share of the attainable gain, fraction of
+the ceiling, headroom, R̂ at the last step or early prediction is given as a number anywhere:
+``withhold_law`` and ``withhold_early`` null them in the analysis dict (JSON gives ``null`` and the
+verdict), and every renderer prints the verdict instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _stats
+from .law import LawFit
+
+#: flags that mean the entropy did not fall steadily, so the law (entropy spent for performance)
+#: does not describe the run, whatever its R²
+LAW_BREAKING_FLAGS = ("entropy_explosion", "entropy_volatility")
+
+#: one-sided confidence that a > 0 (the premise is one-sided: performance rises as entropy falls)
+PREMISE_LEVEL = 0.95
+
+#: the law section's numbers that are predictions from the law (withheld unless it fits)
+LAW_NUMBERS = ("ceiling", "ceiling_frac", "gain_frac", "headroom", "r_last")
+
+#: an early-prediction row's numbers (withheld unless the law fits)
+EARLY_NUMBERS = ("a", "b", "ceiling", "rmse", "predicted_final", "final_error", "estimate", "lo", "hi",
+                 "covered", "estimate_error")
+
+
+@dataclass(frozen=True)
+class LawVerdict:
+    """``status`` (``fits`` | ``poor fit`` | ``not applicable``), a one-sentence ``text`` for the
+    reader and the bare ``reason`` (empty when the law fits)."""
+
+    status: str
+    text: str
+    reason: str = ""
+
+    @property
+    def fits(self) -> bool:
+        """Whether the law's ceiling, gain share and early prediction may be shown as numbers."""
+        return self.status == "fits"
+
+    def sentence(self) -> str:
+        """``the law fits poorly (...)`` / ``the law is not applicable (...)``, for a reason line."""
+        verb = {"fits": "fits", "poor fit": "fits poorly"}.get(self.status, f"is {self.status}")
+        return f"the law {verb}" + (f" ({self.reason})" if self.reason else "")
+
+    def withheld(self) -> str:
+        """What a renderer prints in place of a withheld number."""
+        return f"withheld ({self.status})"
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, "text": self.text, "reason": self.reason, "numbers_shown": self.fits}
+
+
+def a_lower_bound(fit: LawFit, level: float = PREMISE_LEVEL) -> float | None:
+    """One-sided ``level`` lower bound of a: a − t(level, n−2)·se, se from the fit's bootstrap
+    interval of a (recomputed with ``fit_entropy_law``'s defaults when the fit has none)."""
+    ci = fit.ci.get("a")
+    fit_level = fit.level
+    if ci is None or not all(map(math.isfinite, ci)):
+        if len(fit.H) < 3:
+            return None
+        from .law import _fit
+
+        ref = _fit(np.asarray(fit.H), np.asarray(fit.R), n_boot=1000, level=0.95, seed=0)
+        ci, fit_level = ref.ci.get("a"), ref.level
+        if ci is None or not all(map(math.isfinite, ci)):
+            return None
+    df = max(fit.n - 2, 1)
+    se = (ci[1] - ci[0]) / 2 / _stats.t_ppf(0.5 + fit_level / 2, df)
+    return float(fit.a - _stats.t_ppf(level, df) * se)
+
+
+def _on(fit: LawFit) -> str:
+    choice = fit.metric_choice
+    if choice is not None:
+        return f"the {choice.label} {fit.metric}"
+    return str(fit.metric) if fit.metric else "R"
+
+
+def judge_law(fit: LawFit, flag_kinds: Iterable[str] = (), min_r2: float = 0.5) -> LawVerdict:
+    """The verdict on ``fit`` given the flags raised on its run (see the module docstring)."""
+    kinds = set(flag_kinds)
+    broken = [k for k in LAW_BREAKING_FLAGS if k in kinds]
+    on = _on(fit)
+    if broken:
+        what = " and ".join(k.replace("_", " ") for k in broken)
+        reason = f"the entropy did not fall steadily ({what})"
+        return LawVerdict("not applicable", f"not applicable: {reason}; the law describes entropy traded for "
+                          "performance as it falls, so this fit, its ceiling and its early prediction do not "
+                          "describe the run", reason)
+    r2 = fit.r2
+    if r2 is None or not math.isfinite(r2) or r2 < min_r2:
+        r2s = "—" if r2 is None or not math.isfinite(r2) else f"{r2:.2f}"
+        reason = f"R² = {r2s} < {min_r2}"
+        return LawVerdict("poor fit", f"poor fit ({reason}): {on} does not follow R = −a·e^H + b here; no "
+                          "ceiling or early prediction is given", reason)
+    lower = a_lower_bound(fit)
+    if lower is None or lower <= 0:
+        H = np.asarray(fit.H)
+        fell = len(H) > 1 and H[-1] < H[0]
+        bound = "" if lower is None else f", its one-sided {PREMISE_LEVEL:.0%} lower bound {lower:.3g}"
+        if fit.a < 0 and fell:
+            reason = (f"performance fell with entropy (a = {fit.a:.3g}{bound}): degeneration, not the "
+                      "entropy–performance trade-off")
+        elif fit.a < 0:
+            reason = (f"performance moved with entropy (a = {fit.a:.3g}{bound}), not against it: not the "
+                      "entropy–performance trade-off")
+        else:
+            reason = (f"performance did not clearly rise as entropy fell (a = {fit.a:.3g}{bound} ≤ 0)")
+        return LawVerdict("not applicable", f"not applicable to {on}: {reason}; the law's ceiling and early "
+                          "prediction are not given", reason)
+    text = f"fits {on} (R² = {r2:.2f})"
+    if fit.metric_choice is not None and fit.metric_choice.is_training:
+        text += ", but on the training batches: it says nothing of accuracy on unseen problems"
+    return LawVerdict("fits", text)
+
+
+def withhold_law(law: dict, verdict: LawVerdict) -> dict:
+    """The law section with ``verdict`` (``law["verdict"]``) and, unless it fits, its predictions
+    (``LAW_NUMBERS``) set to ``None`` and the ceiling's interval left out."""
+    out = {**law, "verdict": verdict.to_dict()}
+    if not verdict.fits:
+        out.update({k: None for k in LAW_NUMBERS if k in out})
+        if isinstance(out.get("ci"), dict):  # the ceiling's interval goes with it
+            out["ci"] = {k: v for k, v in out["ci"].items() if k != "ceiling"}
+    return out
+
+
+def withhold_early(section: dict, verdict: LawVerdict) -> dict:
+    """The early-prediction section; unless the law fits, every row's numbers are ``None`` and the
+    section is ``empty`` with the verdict as its reason."""
+    if verdict.fits or section.get("status") != "ok":
+        return section
+    rows = [{**r, **{k: None for k in EARLY_NUMBERS if k in r}, "reason": verdict.withheld()}
+            for r in section.get("rows", [])]
+    return {"status": "empty", "reason": f"no early prediction: {verdict.sentence()}", "rows": rows,
+            "verdict": verdict.to_dict()}
+
+
+__all__ = ["EARLY_NUMBERS", "LAW_BREAKING_FLAGS", "LAW_NUMBERS", "PREMISE_LEVEL", "LawVerdict", "a_lower_bound",
+           "judge_law", "withhold_early", "withhold_law"]
