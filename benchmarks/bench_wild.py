@@ -33,34 +33,18 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WILD = ROOT / "tests" / "data" / "wild"
+sys.path.insert(0, str(ROOT / "tests"))
+from wild import manifest, source  # noqa: E402  (the corpus's one reader, shared with the tests)
+
 COLLAPSE = ("early_collapse", "entropy_floor", "entropy_decline")
 EXPLOSION = ("entropy_explosion", "entropy_volatility")
-
-
-def logs_folder() -> Path:
-    return Path(os.environ.get("ENTRODIAG_WILD_LOGS") or ROOT.parent / "shared" / "wild-logs")
-
-
-def source(run: dict) -> tuple[Path | None, str]:
-    """The run's first file, or None and why not (absent, or not the manifest's bytes)."""
-    for folder in (WILD / run["name"], logs_folder() / run["name"]):
-        paths = [folder / f["name"] for f in run["files"]]
-        if all(p.is_file() for p in paths):
-            for p, f in zip(paths, run["files"]):
-                if hashlib.sha256(p.read_bytes()).hexdigest() != f["sha256"]:
-                    return None, f"{p} differs from the manifest's sha256"
-            return paths[0], ""
-    return None, f"files absent (set ENTRODIAG_WILD_LOGS; looked in {WILD / run['name']} and {logs_folder()})"
 
 
 def expected_r(run: dict) -> str:
@@ -116,6 +100,8 @@ def evaluate(run: dict, tmp: Path) -> dict:
         ev = imported.evals.filter(imported.evals["name"] == classify(run["val_key"]).name)
         if ev["step"].n_unique() != run["n_val"]:
             misses.append(f"validation points {ev['step'].n_unique()} (want {run['n_val']})")
+    if len(h) == 0:
+        return {**row, "import_ok": False, "import_detail": "; ".join(misses) + "; no entropy: not judged"}
     summary = analyze_run(imported)
     kinds = {f["kind"] for f in (summary.get("flags") or {}).get("items", [])}
     law = ((summary.get("law") or {}).get("verdict") or {}).get("status")
@@ -163,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--half", choices=("tune", "heldout", "all"), default="all")
     ap.add_argument("--json", help="also write the rows as JSON here")
     args = ap.parse_args(argv)
-    runs = json.loads((WILD / "manifest.json").read_text())
+    runs = manifest()
     runs = [r for r in runs if args.half == "all" or r["half"] == args.half]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

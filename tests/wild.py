@@ -1,0 +1,41 @@
+"""The wild corpus (``tests/data/wild/``): its manifest and where each run's files are.
+
+Runs made here are committed with their files (``tests/data/wild/<name>/``). The public runs'
+files are not in the repository (third-party files, some without a licence): they are read from
+the folder named by ``ENTRODIAG_WILD_LOGS``, else ``../shared/wild-logs/`` beside the checkout,
+one sub-folder per run. A run whose files are absent or differ from the manifest's sha256 has no
+source, and the reason says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WILD = REPO / "tests" / "data" / "wild"
+
+
+def manifest() -> list[dict]:
+    """Every run of the corpus (both halves), as ``manifest.json`` lists them."""
+    path = WILD / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def logs_folder() -> Path:
+    return Path(os.environ.get("ENTRODIAG_WILD_LOGS") or REPO.parent / "shared" / "wild-logs")
+
+
+def source(run: dict) -> tuple[Path | None, str]:
+    """The run's first file (the one ``entrodiag import`` is given), or ``None`` and why not."""
+    for folder in (WILD / run["name"], logs_folder() / run["name"]):
+        paths = [folder / f["name"] for f in run["files"]]
+        if all(p.is_file() for p in paths):
+            for p, f in zip(paths, run["files"]):
+                if hashlib.sha256(p.read_bytes()).hexdigest() != f["sha256"]:
+                    return None, f"{p} differs from the sha256 in the manifest"
+            return paths[0], ""
+    return None, (f"the files of {run['name']} are absent (set ENTRODIAG_WILD_LOGS to the folder of the "
+                  f"corpus logs; looked in {WILD / run['name']} and {logs_folder() / run['name']})")
