@@ -1,0 +1,107 @@
+"""Which format a log is in: ``detect_format`` reads the path's name and the start of its content.
+
+A folder is a Hugging Face output folder (``trainer_state.json`` or ``checkpoint-N/``, the newest
+checkpoint read) or a TensorBoard log folder; a file is told by its name (``tfevents``, ``.csv``,
+``.ipynb``, ``.json``, ``.jsonl``) and, failing that, by its first line or its first megabyte (a
+verl console log, printed Python dicts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from .console import looks_like_printed_dicts, looks_like_verl_console
+from .failure import ImportFailure
+from .tfevents import EventFileError, find_event_files
+
+FORMATS = ("trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv", "tensorboard")
+
+#: bytes read from the start of a text file to recognise a console log (verl prints a long config
+#: dump before the first step line)
+CONSOLE_HEAD = 1 << 20
+
+
+def newest_checkpoint_state(folder: Path) -> Path | None:
+    """``folder/trainer_state.json``, else that of the highest ``checkpoint-N``, else ``None``."""
+    if (folder / "trainer_state.json").is_file():
+        return folder / "trainer_state.json"
+    states = []
+    for d in folder.glob("checkpoint-*"):
+        m = re.fullmatch(r"checkpoint-(\d+)", d.name)
+        if m and (d / "trainer_state.json").is_file():
+            states.append((int(m.group(1)), d / "trainer_state.json"))
+    return max(states)[1] if states else None
+
+
+def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
+    """``(format, path to read)`` for ``source``; raises ``ImportFailure`` when unknown."""
+    p = Path(source)
+    if not p.exists():
+        raise ImportFailure(f"{p}: no such file or directory")
+    if p.is_dir():
+        state = newest_checkpoint_state(p)
+        if state is not None:
+            return "trainer_state", state
+        try:
+            if find_event_files(p):
+                return "tensorboard", p
+        except EventFileError as e:
+            raise ImportFailure(str(e)) from None
+        raise ImportFailure(
+            f"{p} is a folder without trainer_state.json, checkpoint-*/trainer_state.json or "
+            "TensorBoard event files; name the log file itself"
+        )
+    name = p.name.lower()
+    if "tfevents" in name:
+        return "tensorboard", p
+    if name.endswith((".csv", ".tsv")):
+        return "csv", p
+    if name.endswith(".ipynb"):
+        return "notebook", p
+    head = read_head(p)
+    printed = head.lstrip().startswith("{'")  # a printed Python dict (a console log), not JSON
+    if name.endswith(".json") or (head.startswith(("{", "[")) and not printed):
+        try:
+            obj = json.loads(_first_line(p))
+        except (ValueError, RecursionError):
+            obj = None  # a multi-line JSON document (or no JSON)
+        if isinstance(obj, dict) and isinstance(obj.get("log_history"), list):
+            return "trainer_state", p  # a trainer_state.json written on one line
+        if isinstance(obj, dict):
+            return ("verl" if isinstance(obj.get("data"), dict) and "step" in obj else "jsonl"), p
+        if head.lstrip().startswith("["):
+            return "jsonl", p  # a JSON list of records (a trainer's log history saved as a list)
+        if name.endswith(".json") or head.lstrip().startswith("{"):
+            return "trainer_state", p
+        return "jsonl", p
+    if name.endswith((".jsonl", ".ndjson")):
+        return "jsonl", p
+    text = read_head(p, CONSOLE_HEAD)
+    if looks_like_verl_console(text):
+        return "verl_console", p
+    if looks_like_printed_dicts(text):
+        return "console", p
+    raise ImportFailure(
+        f"{p}: cannot tell the format from the name or the content; pass --format "
+        f"({', '.join(FORMATS)})"
+    )
+
+
+def read_head(p: Path, size: int = 4096) -> str:
+    """The first ``size`` bytes of ``p`` as text (undecodable bytes replaced, a BOM dropped)."""
+    with open(p, "rb") as f:
+        return f.read(size).decode("utf-8", "replace").lstrip("\ufeff")
+
+
+def _first_line(p: Path) -> str:
+    """The first non-blank line of ``p``, whole however long (verl's and W&B's JSONL put over a
+    hundred metrics on a line; a one-line trainer_state.json is all one line)."""
+    with open(p, "rb") as f:
+        for line in f:
+            if line.strip():
+                return line.decode("utf-8", "replace").lstrip("\ufeff")
+    return ""
+

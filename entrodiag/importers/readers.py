@@ -1,0 +1,314 @@
+"""The per-format readers: a log file (or folder) in, the raw logged rows out.
+
+``read_history`` reads ``source`` in one of ``FORMATS`` (``auto``: see ``detect``) and returns
+``(format, path, rows, meta)``. Each row is a dict of logged name -> value holding the step under
+one of ``columns.STEP_KEYS`` (or under the name the user maps to ``step``); no column mapping is
+applied here. ``meta`` may hold ``config``, ``summary``, ``files``, ``typed``, ``notes`` and
+``bad_values`` (what the reader left out or overwrote, counted). Console logs and notebooks are
+read by ``console``, TensorBoard event files parsed by ``tfevents``, record-typed JSONL split by
+``typed``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .columns import STEP_KEYS
+from .console import read_notebook, read_printed_dicts, read_verl_console
+from .detect import FORMATS, detect_format, newest_checkpoint_state, read_head
+from .failure import ImportFailure, listing
+from .tfevents import EventFileError, find_event_files, scan_scalars
+from .typed import find_kind_field, split_typed
+from .values import count
+
+
+def _flatten(obj: dict, bad: dict[str, int] | None = None, prefix: str = "") -> dict[str, Any]:
+    """Nested objects joined with ``/``; a name met twice in one record (``"a/b"`` and
+    ``{"a": {"b": ...}}``) keeps the last value and is counted in ``bad``."""
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        items = _flatten(v, None, key + "/").items() if isinstance(v, dict) else [(key, v)]
+        for name, value in items:
+            if name in out and bad is not None:
+                count(bad, f"{name}: logged twice in one record (kept the last)")
+            out[name] = value
+    return out
+
+
+
+def _read_trainer_state(path: Path) -> tuple[list[dict], dict]:
+    state = _load_json(path)
+    if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
+        raise ImportFailure(f"{path}: no 'log_history' list; is it a Hugging Face trainer_state.json?")
+    rows, summary, bad = [], {}, {}
+    for entry in state["log_history"]:
+        if not isinstance(entry, dict):
+            count(bad, "log_history entries that are not objects (left out)")
+            continue
+        if "train_runtime" in entry:  # the end-of-training summary, not a step
+            summary = entry
+            continue
+        rows.append(_flatten(entry, bad))
+    config = {k: v for k, v in state.items() if k != "log_history" and not isinstance(v, (dict, list))}
+    return rows, {"config": config, "summary": summary, "bad_values": bad}
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # ValueError: JSONDecodeError, 4300-digit ints
+        raise ImportFailure(f"{path}: not readable JSON ({e})") from None
+    except RecursionError:
+        raise ImportFailure(f"{path}: JSON nested too deeply to read") from None
+
+
+def _read_jsonl(path: Path, verl: bool) -> tuple[list[dict], dict]:
+    rows: list[dict] = []
+    bad: dict[str, int] = {}
+    notes: list[str] = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").strip().lstrip("\ufeff")
+            except UnicodeDecodeError as e:
+                raise ImportFailure(f"{path}:{lineno}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except (ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, 4300-digit ints
+                if rows and not f.readline():  # a last line cut short by a running writer
+                    notes.append(f"line {lineno}, the last, is not whole JSON (a writer still running?): left out")
+                    count(bad, "last line cut short (left out)")
+                    break
+                why = e.msg if isinstance(e, json.JSONDecodeError) else str(e) or "nested too deeply"
+                raise ImportFailure(f"{path}:{lineno}: not JSON ({why})") from None
+            if not isinstance(obj, dict):
+                raise ImportFailure(f"{path}:{lineno}: expected a JSON object per line")
+            try:
+                if verl:
+                    if not isinstance(obj.get("data"), dict) or "step" not in obj:
+                        expected = '{"step": N, "data": {...}}'
+                        raise ImportFailure(f"{path}:{lineno}: not a verl file-logger line ({expected})")
+                    row = _flatten(obj["data"], bad)
+                    if "step" in row:
+                        count(bad, "step: logged in 'data' beside the line's own step (the line's kept)")
+                    row["step"] = obj["step"]
+                else:
+                    row = _flatten(obj, bad)
+            except RecursionError:
+                raise ImportFailure(f"{path}:{lineno}: JSON nested too deeply to read") from None
+            rows.append(row)
+    return rows, {"bad_values": bad, "notes": notes}
+
+
+def _read_json_list(path: Path) -> tuple[list[dict], dict]:
+    obj = _load_json(path)
+    if not isinstance(obj, list) or not all(isinstance(r, dict) for r in obj):
+        raise ImportFailure(f"{path}: expected one JSON object per line, or a JSON list of objects")
+    bad: dict[str, int] = {}
+    summary = {}
+    try:
+        rows = []
+        for r in obj:
+            if "train_runtime" in r and "loss" not in r:  # Hugging Face's end-of-training summary
+                summary = r
+            else:
+                rows.append(_flatten(r, bad))
+        return rows, {"bad_values": bad, **({"summary": summary} if summary else {})}
+    except RecursionError:
+        raise ImportFailure(f"{path}: JSON nested too deeply to read") from None
+
+
+_WANDB_PANEL = re.compile(r"^(?P<run>.+?) - (?P<metric>.+)$")
+
+
+def _read_csv(path: Path) -> tuple[list[dict], dict]:
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            sample = f.read(8192)
+            f.seek(0)
+            tabs = path.name.lower().endswith(".tsv") or sample.count("\t") > sample.count(",")
+            return _csv_rows(path, csv.reader(f, delimiter="\t" if tabs else ","))
+    except UnicodeDecodeError as e:
+        raise ImportFailure(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+
+
+def _csv_rows(path: Path, reader) -> tuple[list[dict], dict]:
+    limit = csv.field_size_limit()
+    csv.field_size_limit(1 << 30)  # a cell of logged text (a completion, a config) may be long
+    try:
+        header = next(reader, None)
+        if not header:
+            raise ImportFailure(f"{path}: empty CSV (no header row)")
+        header = [h.strip() for h in header]
+        # W&B panel exports name columns "<run name> - <metric>": drop a prefix common to all
+        panel = [_WANDB_PANEL.match(h) for h in header]
+        runs = {m.group("run") for m in panel if m}
+        if len(runs) == 1 and sum(bool(m) for m in panel) >= 1:
+            header = [m.group("metric") if m else h for h, m in zip(header, panel)]
+        bad: dict[str, int] = {}
+        twice = sorted({h for h in header if header.count(h) > 1}) if len(set(header)) < len(header) else []
+        rows = []
+        for line in reader:
+            if not any(cell.strip() for cell in line):
+                continue
+            row: dict[str, Any] = {}
+            for h, c in zip(header, line):
+                value = _cell(c)
+                if h in row and value is not None:
+                    count(bad, f"{h}: two columns of this name (kept the last)")
+                if value is not None or h not in row:
+                    row[h] = value
+            extra = sum(1 for c in line[len(header):] if c.strip())
+            if extra:
+                count(bad, "cells beyond the header's columns (left out)", extra)
+            rows.append(row)
+    except csv.Error as e:
+        raise ImportFailure(f"{path}:{reader.line_num}: not readable CSV ({e})") from None
+    finally:
+        csv.field_size_limit(limit)
+    notes = [f"columns named twice in the header: {listing(twice, 10)}"] if twice else []
+    return rows, {"bad_values": bad, "notes": notes}
+
+
+def _cell(text: str) -> Any:
+    """A CSV cell: ``None`` when empty (or ``null``/``none``), else an int, a float (``nan`` too:
+    the importer counts it) or the text."""
+    text = text.strip()
+    if text == "" or text.lower() in ("none", "null"):
+        return None
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text) if len(text) < 4000 else float(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _read_tensorboard(path: Path) -> tuple[list[dict], dict]:
+    try:
+        files = find_event_files(path)
+    except EventFileError as e:
+        raise ImportFailure(str(e)) from None
+    if not files:
+        raise ImportFailure(f"{path}: no TensorBoard event files (events.out.tfevents.*)")
+    # one row per step and occurrence: a tag logged again at a step (a resumed writer, a later
+    # file) goes to the step's next row, so that the merge counts a changed value
+    by_step: dict[int, list[dict]] = {}
+    wall: dict[int, float] = {}
+    bad: dict[str, int] = {}
+    for f in files:  # in name order = creation order; a later file's value for a step wins (counted)
+        try:
+            scan = scan_scalars(f)
+        except EventFileError as e:
+            raise ImportFailure(str(e)) from None
+        for what, n in scan.problems.items():  # damaged or cut records: counted per file
+            count(bad, f"{f.name}: {what}", n)
+        for e in scan.events:
+            group = by_step.setdefault(e.step, [])
+            row = next((r for r in group if e.tag not in r), None)
+            if row is None:
+                group.append(row := {"step": e.step})
+            row[e.tag] = e.value
+            wall[e.step] = max(wall.get(e.step, e.wall_time), e.wall_time)
+    rows = []
+    for step in sorted(by_step):
+        group = by_step[step]
+        group[0].setdefault("wall_time", wall[step])  # unless a tag has that name
+        rows.extend(group)
+    return rows, {"files": [str(f) for f in files], "bad_values": bad}
+
+
+def read_history(
+    source: str | os.PathLike, format: str = "auto", *, log_every: int | None = None,
+    eval_where: str | None = None,
+) -> tuple[str, Path, list[dict], dict]:
+    """``(format, path, rows, meta)``: the raw logged rows of ``source`` (no mapping applied).
+
+    ``log_every`` numbers printed console dicts ``log_every·k``; ``eval_where`` (``FIELD=VALUE``)
+    names the record-kind field of a typed JSONL and its evaluation value.
+    """
+    if format == "auto":
+        format, path = detect_format(source)
+    else:
+        if format not in FORMATS:
+            raise ImportFailure(f"unknown format {format!r}; formats are {', '.join(FORMATS)}")
+        path = Path(source)
+        if not path.exists():
+            raise ImportFailure(f"{path}: no such file or directory")
+        if format == "trainer_state" and path.is_dir():
+            state = newest_checkpoint_state(path)
+            if state is None:
+                raise ImportFailure(f"{path}: no trainer_state.json in it or in checkpoint-*/")
+            path = state
+    if path.is_dir() and format != "tensorboard":
+        raise ImportFailure(f"{path} is a folder; format {format} reads a file")
+    if format == "trainer_state":
+        rows, meta = _read_trainer_state(path)
+    elif format in ("verl", "jsonl"):
+        if format == "jsonl" and read_head(path).lstrip().startswith("["):
+            rows, meta = _read_json_list(path)
+        else:
+            rows, meta = _read_jsonl(path, verl=format == "verl")
+    elif format == "csv":
+        rows, meta = _read_csv(path)
+    elif format == "verl_console":
+        rows, meta = read_verl_console(path)
+    elif format in ("console", "notebook"):
+        try:
+            rows, meta = (read_printed_dicts if format == "console" else read_notebook)(path, log_every=log_every)
+        except ValueError as e:
+            raise ImportFailure(str(e)) from None
+    else:
+        rows, meta = _read_tensorboard(path)
+    if eval_where is not None and format not in ("jsonl", "verl"):
+        raise ImportFailure(f"--eval-where applies to record-typed JSONL; {path} is read as {format}")
+    if format == "jsonl":
+        rows, meta = _typed(path, rows, meta, eval_where)
+    return format, path, rows, meta
+
+
+def _typed(path: Path, rows: list[dict], meta: dict, eval_where: str | None) -> tuple[list[dict], dict]:
+    """Split record-typed JSONL rows by their kind field (see ``typed``); others pass through."""
+    if eval_where is not None:
+        field_name, sep, value = eval_where.partition("=")
+        field_name, value = field_name.strip(), value.strip()
+        if not sep or not field_name or not value:
+            raise ImportFailure(f"--eval-where expects FIELD=VALUE (e.g. type=eval), got {eval_where!r}")
+        if not any(field_name in r for r in rows):
+            raise ImportFailure(f"--eval-where {eval_where}: no record has a field {field_name!r}")
+        kind_field, evals = field_name, {v.strip() for v in value.split(",")}
+    else:
+        kind_field, evals = find_kind_field(rows), None
+        if kind_field is None:
+            return rows, meta
+    try:
+        out, typed_meta = split_typed(rows, kind_field, evals, STEP_KEYS)
+    except ValueError as e:
+        raise ImportFailure(str(e)) from None
+    config = _sibling_config(path)
+    bad = dict(meta.get("bad_values", {}))
+    for what, n in typed_meta.pop("bad_values", {}).items():
+        count(bad, what, n)
+    notes = [*meta.get("notes", []), *typed_meta.pop("notes", [])]
+    return out, {**meta, **typed_meta, "bad_values": bad, "notes": notes, **({"config": config} if config else {})}
+
+
+def _sibling_config(path: Path) -> dict:
+    """The flat settings of a ``config.json`` beside the log (custom loops often write one)."""
+    cfg = path.parent / "config.json"
+    if not cfg.is_file() or cfg == path:
+        return {}
+    try:
+        obj = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return {k: v for k, v in obj.items() if not isinstance(v, (dict, list))} if isinstance(obj, dict) else {}
+
