@@ -14,7 +14,6 @@ from a checkpoint continues exactly as it would have.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -36,7 +35,7 @@ from .config import TrainConfig
 from .controllers import CONTROLLERS, Knobs, from_config
 from .deadline import Snapshot
 from .forward import response_logits
-from .losses import LOSSES, NEEDS_ENTROPY_GRAD, PolicyBatch, covariance_detach
+from .losses import PolicyBatch, compose
 from .model import load_policy, n_params
 from .rollout import Prompts, decode_responses, encode_prompts, generate, score
 from .tasks import make_task
@@ -255,18 +254,13 @@ class Trainer:
         return prompts, roll, texts, rewards, group_ids, adv, idx
 
     def update(self, prompts: Prompts, roll, adv: torch.Tensor, knobs: Knobs | None = None) -> dict[str, float]:
-        """``epochs`` optimizer passes over the batch; ``knobs`` (from the entropy controller) set
-        the entropy-bonus coefficient (a −coef·H_t term on top of any loss), the clip bounds and the
-        share of tokens detached by covariance (``losses.covariance_detach``, pi_clip)."""
+        """``epochs`` optimizer passes over the batch, on the objective ``losses.compose`` builds
+        from the loss mode in use and the entropy controller's ``knobs``."""
         cfg = self.cfg
-        if knobs is not None and knobs != self.control.base:
-            cfg = dataclasses.replace(cfg, clip_high=knobs.clip_high, clip_higher=knobs.clip_high,
-                                      clip_low=knobs.clip_low, entropy_coef=knobs.coef)
-        detach = knobs.detach if knobs is not None else 0.0  # pi_clip's covariance clip
-        bonus = knobs.coef if knobs is not None and self.intervention != "entropy_bonus" else 0.0
+        objective = compose(cfg, self.intervention, knobs, base=self.control.base,
+                            log_detach=self.control.mode == "pi_clip")  # pi_clip logs detach_frac every step
         self.model.train()
-        loss_fn = LOSSES[self.intervention]
-        share = not cfg.gradient_checkpointing  # a checkpointed model keeps no cache
+        share_prompts = not cfg.gradient_checkpointing  # a checkpointed model keeps no cache
         bare = self.model if self.policy is not self.model else None  # DDP: the shared prompts run bare
         B = roll.response.shape[0]
         mb = cfg.micro_batch_size or B
@@ -283,31 +277,24 @@ class Trainer:
                     with sync, self.autocast:
                         part = prompts.take(sl)
                         logits = response_logits(self.policy, part, roll.response[sl], roll.mask[sl], cfg.temperature,
-                                                 share_prompts=share, prompt_model=bare)
+                                                 share_prompts=share_prompts, prompt_model=bare)
                         logp_all = torch.log_softmax(logits, -1)
                         logp = logp_all.gather(-1, roll.response[sl, :, None]).squeeze(-1)
-                        needs_h = self.intervention in NEEDS_ENTROPY_GRAD or bonus != 0
-                        entropy = -(logp_all.exp() * logp_all).sum(-1) if needs_h else None
+                        entropy = -(logp_all.exp() * logp_all).sum(-1) if objective.needs_entropy else None
                         batch = PolicyBatch(logp, roll.old_logp[sl], adv[sl, None].expand_as(logp), roll.mask[sl],
                                             roll.entropy[sl], entropy)
-                        out = loss_fn(batch, cfg)
-                        if detach or self.control.mode == "pi_clip":  # pi_clip logs detach_frac every step
-                            out = covariance_detach(batch, out, detach)
-                        loss_tok = out.loss
-                        if bonus:  # the controlled entropy bonus, as in losses.entropy_bonus
-                            loss_tok = torch.where(roll.mask[sl], loss_tok - bonus * entropy, 0.0)
+                        ref_logp = None
                         if self.ref is not None:
                             with torch.no_grad():
                                 ref_logits = response_logits(self.ref, part, roll.response[sl], roll.mask[sl],
                                                              cfg.temperature)
                                 ref_logp = torch.log_softmax(ref_logits, -1).gather(-1, roll.response[sl, :, None]).squeeze(-1)
-                            d = ref_logp - logp
-                            kl = torch.where(roll.mask[sl], torch.exp(d) - d - 1, 0.0)  # k3 estimator
-                            loss_tok = loss_tok + cfg.kl_coef * kl
-                            _add(totals, "kl", (kl.sum() / n_tokens).item() / cfg.epochs)
-                        loss = loss_tok.sum() / n_tokens
+                        out = objective(batch, n_tokens, ref_logp)
+                        loss = out.loss
                     loss.backward()
                     w = (sl.stop - sl.start) / B / cfg.epochs
+                    if out.kl is not None:
+                        _add(totals, "kl", out.kl.item() / cfg.epochs)
                     _add(totals, "loss", loss.item() / cfg.epochs)
                     for k, v in out.stats.items():
                         _add(totals, k, v.item() * w)
