@@ -25,7 +25,7 @@ import pyarrow.fs as pafs
 import torch
 
 from ..store.location import Location, locate, run_path
-from .model import save_policy
+from .policy_files import save_policy
 
 _NAME = re.compile(r"^step-(\d+)$")
 #: The object written last into a checkpoint on an object store: the checkpoint is complete.

@@ -35,6 +35,7 @@ from .config import TrainConfig
 from .controllers import CONTROLLERS, Knobs, from_config
 from .deadline import Snapshot
 from .forward import response_logits
+from .hf_models import ModelFetchError, is_named
 from .losses import PolicyBatch, compose
 from .model import load_policy, n_params
 from .rollout import Prompts, decode_responses, encode_prompts, generate, score
@@ -220,8 +221,6 @@ class Trainer:
     def _load(self, path):
         """A policy from a checkpoint, a model folder, a GGUF file or a named model (rank 0 fetches
         and converts a named model first; the others wait, then read the cache)."""
-        from .hf_models import ModelFetchError, is_named
-
         cfg = self.cfg
         if is_named(str(path)) and self.world > 1 and self.rank != 0:
             torch.distributed.barrier()
