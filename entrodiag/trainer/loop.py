@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 import torch
 
 from ..hooks.recorder import Recorder
-from ..hooks.signals import GracefulStop, StepAbandoned, TrainingStopped, close_reserve, signal_name
+from ..hooks.signals import GracefulStop, StepAbandoned, TrainingStopped, signal_name
 from ..metrics import group_advantages
 from ..store.location import LocationError, check_store, locate, run_path
 from ..store.writer import RunExistsError, truncate_run
@@ -33,71 +31,18 @@ from .checkpoint import (checkpoint_dir, list_checkpoints, load_trainer_state, l
                          state_bytes, write_speed)
 from .config import TrainConfig
 from .controllers import CONTROLLERS, Knobs, from_config
-from .deadline import Snapshot
+from .deadline import DeadlineChecks, Snapshot
 from .forward import response_logits
 from .hf_models import ModelFetchError, is_named
 from .losses import PolicyBatch, compose
 from .model import load_policy, n_params
 from .rollout import Prompts, decode_responses, encode_prompts, generate, score
+from .runtime import TrainingError, adamw, cpu_has_bf16, pick_device, setup_distributed, step_seed, sum_over
 from .tasks import make_task
 from .warmstart import tiny_policy
 
 
-class TrainingError(RuntimeError):
-    """A run that cannot start or continue, with a message that says why."""
-
-
-def _step_seed(seed: int, step: int, rank: int) -> int:
-    return (seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63 - 1)
-
-
-def _device(cfg: TrainConfig) -> torch.device:
-    """CUDA (this process's ``LOCAL_RANK`` under torchrun) when asked for or available, else CPU."""
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device=cuda was asked for but CUDA is not available")
-    if cfg.device == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-    torch.cuda.set_device(device)
-    return device
-
-
-def cpu_has_bf16() -> bool:
-    """Whether the CPU computes bf16 natively (x86 AVX512-BF16 or AMX; read from /proc/cpuinfo)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _setup_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size); initialises the process group under torchrun (NCCL on GPU, gloo on CPU)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _adamw(params: list, **kw) -> torch.optim.AdamW:
-    """AdamW, fused (one kernel over all parameters: 0.85 against 1.3 ms a step for the tiny model
-    on one CPU thread) where this torch has it for the device, else the default implementation."""
-    try:
-        return torch.optim.AdamW(params, fused=True, **kw)
-    except (RuntimeError, TypeError, ValueError):  # an older torch, or a device without the fused kernel
-        return torch.optim.AdamW(params, **kw)
-
-
-def _sum_over(t: torch.Tensor, world: int) -> torch.Tensor:
-    if world > 1:
-        torch.distributed.all_reduce(t)
-    return t
-
-
-class Trainer:
+class Trainer(DeadlineChecks):
     """Holds the state of one run; :meth:`run` trains it to ``cfg.steps``."""
 
     def __init__(self, cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
@@ -106,8 +51,8 @@ class Trainer:
         self.out: Path | str = run_path(out)  # a local folder, or an object-store URL (s3://, gs://)
         self.handle_signals = handle_signals
         self.failed_checkpoints: list[dict] = []
-        self.device = _device(cfg)
-        self.rank, self.world = _setup_distributed(self.device)
+        self.device = pick_device(cfg)
+        self.rank, self.world = setup_distributed(self.device)
         self.log = log if self.rank == 0 else (lambda *a, **k: None)
         try:
             taken = check_store(self.out).child("run.json").exists()
@@ -160,7 +105,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             self.policy = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.opt = _adamw(list(self.model.parameters()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = adamw(list(self.model.parameters()), lr=cfg.lr, weight_decay=cfg.weight_decay)
         warm = max(cfg.warmup_steps, 0)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
         self.intervention = cfg.intervention  # the loss mode in use: --on-collapse may switch it
@@ -236,7 +181,7 @@ class Trainer:
     # --- one step -------------------------------------------------------------------------
     def rollout(self, step: int):
         cfg = self.cfg
-        gen = torch.Generator(self.device).manual_seed(_step_seed(cfg.seed, step, self.rank))
+        gen = torch.Generator(self.device).manual_seed(step_seed(cfg.seed, step, self.rank))
         per_rank = cfg.prompts_per_step // self.world
         idx = torch.randint(len(self.task.train_prompts), (per_rank,), generator=gen, device=self.device).cpu()
         idx = idx.repeat_interleave(cfg.group_size)
@@ -324,7 +269,7 @@ class Trainer:
         with self.autocast:
             logits = response_logits(self.model, prompts, roll.response, roll.mask, 1.0)
         h, _ = entropy_and_logprobs(logits, roll.response, temperature=self.cfg.entropy_temperature)
-        s = _sum_over(torch.stack([(h * roll.mask).sum(), roll.mask.sum().float()]), self.world)
+        s = sum_over(torch.stack([(h * roll.mask).sum(), roll.mask.sum().float()]), self.world)
         return (s[0] / s[1].clamp(min=1)).item()
 
     @torch.no_grad()
@@ -335,7 +280,7 @@ class Trainer:
         shard = torch.arange(self.rank, len(self.task.val_prompts), self.world)
         prompts = self.val_prompts.take(shard).to(self.device)
         answers = [self.task.val_answers[i] for i in shard.tolist()]
-        gen = torch.Generator(self.device).manual_seed(_step_seed(cfg.seed + 1, step, self.rank))
+        gen = torch.Generator(self.device).manual_seed(step_seed(cfg.seed + 1, step, self.rank))
         result = {}
         for name, greedy in (("val/accuracy_sampled", False), ("val/accuracy_greedy", True)):
             with self.autocast:
@@ -343,7 +288,7 @@ class Trainer:
                                 self.tok.pad_token_id, temperature=1.0, greedy=greedy, generator=gen,
                                 between_tokens=self._local_check)
             right = score(self.task, decode_responses(self.tok, roll), answers).sum()
-            total = _sum_over(torch.stack([right, torch.tensor(float(len(answers)))]).to(self.device), self.world)
+            total = sum_over(torch.stack([right, torch.tensor(float(len(answers)))]).to(self.device), self.world)
             result[name] = (total[0] / total[1]).item()
             if self.rank == 0:
                 self.rec.log_eval(step, name, result[name], n=len(self.task.val_prompts))
@@ -379,7 +324,7 @@ class Trainer:
                         break
                     t0 = self._step_started = time.perf_counter()
                     try:  # abandoned (StepAbandoned) when a stop signal came and the step cannot finish in time
-                        torch.manual_seed(_step_seed(cfg.seed + 2, step, self.rank))  # Clip-Cov's random picks
+                        torch.manual_seed(step_seed(cfg.seed + 2, step, self.rank))  # Clip-Cov's random picks
                         if self._evaluates(step):
                             acc = self.evaluate(step)["val/accuracy_sampled"]
                             self._check()
@@ -390,7 +335,7 @@ class Trainer:
                         signum, abandoned = self._signalled(stop), step
                         break
                     if self.control.measuring:  # no target, no controller: nothing to feed (no all-reduce)
-                        h = _sum_over(torch.stack([(roll.entropy * roll.mask).sum(), roll.mask.sum().float()]),
+                        h = sum_over(torch.stack([(roll.entropy * roll.mask).sum(), roll.mask.sum().float()]),
                                       self.world)
                         stats.update(self.control.observe(step, (h[0] / h[1].clamp(min=1)).item()))
                     if cfg.measure_entropy_change and not self._past_deadline(self._entropy_after_s):
@@ -453,41 +398,6 @@ class Trainer:
     def _evaluates(self, step: int) -> bool:
         return step % self.cfg.eval_every == 0 or step == self.cfg.steps - 1
 
-    # --- the stop deadline (trainer/deadline.py) ---------------------------------------------
-    def _rest_of_step(self) -> float:
-        """Seconds the step in progress still needs, from the last step's duration in this process
-        (``inf`` when there is none yet, or when this step has already taken longer)."""
-        if self._last_step_s is None or self._step_started is None:
-            return math.inf
-        rest = self._last_step_s - (time.perf_counter() - self._step_started)
-        return rest if rest > 0 else math.inf
-
-    def _past_deadline(self, rest: float | None = None) -> bool:
-        """With a stop signal pending (on any rank): whether ``rest`` more seconds of work (by
-        default the rest of the step in progress), the checkpoint and closing the run would end
-        after the stop deadline. Every rank calls it at the same points (an all-reduce)."""
-        stop = self._stop
-        late = False
-        if stop is not None and stop.signum is not None:
-            late = stop.must_abandon(self._rest_of_step() if rest is None else rest, self.checkpoint_seconds)
-        if self.world > 1:
-            t = torch.tensor([int(late)], device=self.device)
-            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-            late = bool(t.item())
-        return late
-
-    def _check(self) -> None:
-        """Abandon the step (``StepAbandoned``) when it cannot finish before the stop deadline;
-        every rank calls it at the same points."""
-        if self._past_deadline():
-            raise StepAbandoned()
-
-    def _local_check(self) -> None:
-        """``_check`` between generated tokens and micro-batches: one process only (DDP ranks
-        agree at the coarser points, where each calls ``_check``)."""
-        if self.world == 1 and self._stop is not None and self._stop.signum is not None:
-            self._check()
-
     def _estimate_checkpoint(self) -> None:
         """Rank 0 at start-up: a checkpoint's expected time (its bytes over the write speed
         measured where it goes), in run.json as ``checkpoint_time``; a warning when it cannot fit
@@ -504,46 +414,6 @@ class Trainer:
         self.rec.update_meta(checkpoint_time=self.checkpoint_time)
         self._warn_if_too_slow(f"a checkpoint of this model ({size / 1e6:.0f} MB at {speed / 1e6:.0f} MB/s measured) "
                                f"takes about {self.checkpoint_seconds:.1f} s")
-
-    def _warn_if_too_slow(self, what: str) -> None:
-        grace = self.cfg.stop_grace
-        if self.handle_signals and not GracefulStop.room_for_checkpoint(grace, self.checkpoint_seconds):
-            print(f"entrodiag train: warning: {what}, more than --stop-grace {grace:g} s leaves for it "
-                  f"(with {close_reserve(grace):.1f} s to close the run): on SIGTERM the scheduler's SIGKILL would come "
-                  "before the checkpoint is written. Raise --stop-grace and the scheduler's grace period "
-                  "(Kubernetes terminationGracePeriodSeconds, SLURM --signal)", file=sys.stderr)
-
-    def _signalled(self, stop: GracefulStop) -> int | None:
-        """The stop signal received (by any rank: they agree through an all-reduce), else None."""
-        signum = stop.signum or 0
-        if self.world > 1:
-            t = torch.tensor([signum], device=self.device)
-            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-            signum = int(t.item())
-        return signum or None
-
-    def _stop_on_signal(self, signum: int, done: int, saved: int, abandoned: int | None) -> None:
-        """Checkpoint the last step updated (unless it has one) and record the ``stop`` event."""
-        name = signal_name(signum)
-        self.log(f"{name}: stopping after step {done}"
-                 + (f" (step {abandoned} abandoned, its update not applied)" if abandoned is not None else ""))
-        took = None
-        if done > saved:
-            t0 = time.perf_counter()
-            if self.checkpoint(done):
-                saved, took = done, time.perf_counter() - t0
-        if self.rank == 0:
-            where = f"checkpoint step-{saved:07d}" if saved >= 0 else "no checkpoint"
-            received = self._stop.received if self._stop is not None else None
-            after = None if received is None else round(time.monotonic() - received, 3)
-            if took is not None:
-                self.log(f"{name}: checkpoint of step {done} written in {took:.2f} s, {after} s after the signal "
-                         f"(--stop-grace {self.cfg.stop_grace:g} s)")
-            self.rec.log_event(max(done, 0), "stop", name, message=f"stopped on {name} after step {done}; {where}",
-                               detail={"signal": name, "signum": signum, "source": "trainer",
-                                       "last_step": done, "checkpoint_step": saved if saved >= 0 else None,
-                                       "abandoned_step": abandoned, "checkpoint_s": took,
-                                       "after_signal_s": after, "stop_grace_s": self.cfg.stop_grace})
 
     def watch(self, step: int, bar=None) -> str | None:
         """Run the collapse detectors on everything recorded up to ``step`` (rank 0 decides, every
@@ -622,20 +492,6 @@ class Trainer:
         if self.world > 1:
             torch.distributed.barrier()
         return ok
-
-
-    def _measured_checkpoint(self, step: int, seconds: float) -> None:
-        """Keep a checkpoint's measured time (the stop deadline's next estimate, run.json's
-        ``checkpoint_time``); shown for the first checkpoint of this process, and as a warning
-        when it cannot fit the stop grace."""
-        first = "last_s" not in self.checkpoint_time
-        self.checkpoint_seconds = seconds
-        self.checkpoint_time.update(last_s=round(seconds, 4), last_step=step)
-        self.rec.update_meta(checkpoint_time=self.checkpoint_time)
-        if first:
-            msg = f"checkpoint of step {step}: {seconds:.2f} s (--stop-grace {self.cfg.stop_grace:g} s)"
-            (self._bar.write if self._bar is not None else self.log)(msg)
-            self._warn_if_too_slow(f"the checkpoint of step {step} took {seconds:.1f} s")
 
 
 def _one_line(e: BaseException, limit: int = 300) -> str:
