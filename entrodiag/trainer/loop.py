@@ -27,10 +27,10 @@ from ..hooks.signals import GracefulStop, StepAbandoned, TrainingStopped, signal
 from ..metrics import group_advantages
 from ..store.location import LocationError, check_store, locate, run_path
 from ..store.writer import RunExistsError, truncate_run
-from .checkpoint import (checkpoint_dir, list_checkpoints, load_trainer_state, local_policy, save_checkpoint,
-                         state_bytes, write_speed)
+from .checkpoint import (checkpoint_dir, list_checkpoints, load_trainer_state, local_policy,
+                         resume_config, save_checkpoint, state_bytes, write_speed)
 from .config import TrainConfig
-from .controllers import CONTROLLERS, Knobs, from_config
+from .controllers import Knobs, from_config
 from .deadline import DeadlineChecks, Snapshot
 from .forward import response_logits
 from .hf_models import ModelFetchError, is_named
@@ -40,9 +40,12 @@ from .rollout import Prompts, decode_responses, encode_prompts, generate, score
 from .runtime import TrainingError, adamw, cpu_has_bf16, pick_device, setup_distributed, step_seed, sum_over
 from .tasks import make_task
 from .warmstart import tiny_policy
+from .watching import CollapseWatch, WatchDecision
+
+__all__ = ["Trainer", "TrainingError", "TrainingStopped", "resume_config", "train"]  # the last three re-exported
 
 
-class Trainer(DeadlineChecks):
+class Trainer(DeadlineChecks, CollapseWatch):
     """Holds the state of one run; :meth:`run` trains it to ``cfg.steps``."""
 
     def __init__(self, cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
@@ -351,7 +354,7 @@ class Trainer(DeadlineChecks):
                     done = step
                     # watch before the checkpoint, so that it holds a loss mode switched at this step
                     flagged = (self.watching and (step + 1) % cfg.watch_every == 0
-                               and self.watch(step, bar) == "stop")
+                               and self.watch(step, bar) is WatchDecision.STOP)
                     if flagged or (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1:
                         if self.checkpoint(step):
                             saved = step
@@ -415,54 +418,6 @@ class Trainer(DeadlineChecks):
         self._warn_if_too_slow(f"a checkpoint of this model ({size / 1e6:.0f} MB at {speed / 1e6:.0f} MB/s measured) "
                                f"takes about {self.checkpoint_seconds:.1f} s")
 
-    def watch(self, step: int, bar=None) -> str | None:
-        """Run the collapse detectors on everything recorded up to ``step`` (rank 0 decides, every
-        rank follows): ``"stop"`` on a new flag at ``stop_on`` or worse; ``"switch"`` (the loss
-        mode becomes ``on_collapse`` from the next step, recorded as an event) on the first new
-        flag at ``on_collapse_severity`` or worse; else ``None``."""
-        from ..analysis.collapse import at_or_above
-        from ..watch import describe_flag
-
-        cfg = self.cfg
-        self.rec.flush()
-        if self.world > 1:
-            torch.distributed.barrier()
-        decision = 0
-        if self.rank == 0:
-            new = self.watcher.poll()
-            for flag in new:
-                (bar.write if bar is not None else self.log)(describe_flag(flag, step))
-            stops = at_or_above(new, cfg.stop_on) if cfg.stop_on else []
-            if stops:
-                self.watcher.record_stop(step, stops[0], cfg.stop_on)
-                decision = 1
-            elif cfg.on_collapse and self.intervention != cfg.on_collapse and self.control.mode != cfg.on_collapse:
-                hits = at_or_above(new, cfg.on_collapse_severity)
-                if hits:
-                    was = self.control.mode if _switches_controller(cfg) else self.intervention
-                    self.rec.log_event(step, "switch", cfg.on_collapse, severity=hits[0].severity,
-                                       first_step=hits[0].first_step, last_step=hits[0].last_step,
-                                       message=f"{was} -> {cfg.on_collapse} on {hits[0].kind}",
-                                       detail={"from": was, "to": cfg.on_collapse,
-                                               "flag": hits[0].kind, "from_step": step + 1})
-                    decision = 2
-        if self.world > 1:
-            t = torch.tensor([decision], device=self.device)
-            torch.distributed.broadcast(t, 0)
-            decision = int(t.item())
-        if decision == 2 and _switches_controller(cfg):
-            self.log(f"step {step}: switching the entropy controller {self.control.mode} -> {cfg.on_collapse}")
-            self.control = self.control.hand_over(from_config(cfg, cfg.on_collapse), step + 1)
-            self.rec.update_meta(entropy_control=cfg.on_collapse)
-        elif decision == 2:
-            self.log(f"step {step}: switching the policy loss {self.intervention} -> {cfg.on_collapse}")
-            self.intervention = cfg.on_collapse
-            self.rec.update_meta(intervention=self.intervention)
-        if decision == 1:
-            self.log(f"step {step}: stopping on a flag at {cfg.stop_on} or worse (--stop-on); "
-                     f"checkpoint saved, resume with --resume {self.out}")
-        return {0: None, 1: "stop", 2: "switch"}[decision]
-
     def checkpoint(self, step: int) -> bool:
         """Save after the update of ``step``; every rank's rows up to it are on disk first.
 
@@ -500,11 +455,6 @@ def _one_line(e: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _switches_controller(cfg: TrainConfig) -> bool:
-    """Whether ``on_collapse`` names an entropy controller (else a policy loss, ``none`` included)."""
-    return cfg.on_collapse in CONTROLLERS and cfg.on_collapse != "none"
-
-
 def _add(d: dict[str, float], key: str, value: float) -> None:
     d[key] = d.get(key, 0.0) + value
 
@@ -526,22 +476,3 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         >>> train(load_config("tiny-arith-test"), "runs/t")       # doctest: +SKIP
     """
     return Trainer(cfg, out, resume=resume, progress=progress, log=log, handle_signals=handle_signals).run()
-
-
-def resume_config(out: str | Path, **overrides: Any) -> TrainConfig:
-    """The configuration stored in a run's run.json, with ``overrides`` (e.g. more ``steps``)."""
-    from ..store.reader import load_run
-
-    path = run_path(out)
-    if isinstance(path, str):  # an object store: the configuration is in run.json
-        try:
-            meta = json.loads(locate(path).child("run.json").read_text())
-        except FileNotFoundError:
-            raise TrainingError(f"{out} holds no run (no run.json there)") from None
-        except OSError as e:
-            raise TrainingError(f"{out}: cannot read run.json ({' '.join(str(e).split())})") from None
-    else:
-        meta = load_run(out).meta
-    if meta.get("source") != "builtin":
-        raise TrainingError(f"{out} was not written by the built-in trainer (source {meta.get('source')!r})")
-    return TrainConfig(**{**meta["config"], **{k: v for k, v in overrides.items() if v is not None}})
