@@ -2,13 +2,15 @@
 
 One step: each rank samples its share of ``prompts_per_step`` prompts, G responses each (KV cache,
 keeping the sampling log-probs and entropies), scores them, normalises rewards within each group,
-then takes ``epochs`` optimizer passes over the batch with the chosen loss (``losses.LOSSES``).
-The Recorder always records the step; evaluation (sampled and greedy held-out accuracy, R of the
+then takes ``epochs`` optimizer passes over the batch on the objective ``losses.compose`` builds
+(the chosen loss mode, the entropy controller's knobs, the reference KL). The Recorder always records the step; evaluation (sampled and greedy held-out accuracy, R of the
 entropy law) runs before the update of every ``eval_every``-th step and of the last one, so each
 evaluation pairs with the entropy of the policy that was evaluated.
 
 Every random draw of a step comes from a generator seeded by (seed, step, rank), so a run resumed
-from a checkpoint continues exactly as it would have.
+from a checkpoint continues exactly as it would have (``runtime.step_seed``). The stop deadline's
+checks (``deadline.DeadlineChecks``) and the watch of the run's own collapse flags
+(``watching.CollapseWatch``) are parts of ``Trainer`` kept in their own modules.
 """
 
 from __future__ import annotations
