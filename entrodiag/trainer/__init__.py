@@ -11,7 +11,8 @@ import importlib
 _EXPORTS = {
     "PRESETS": "config", "TrainConfig": "config", "load_config": "config",
     "LOSSES": "losses", "register_policy_loss": "losses",
-    "Trainer": "loop", "TrainingError": "loop", "TrainingStopped": "loop", "resume_config": "loop", "train": "loop",
+    "Trainer": "loop", "TrainingError": "runtime", "TrainingStopped": "loop", "resume_config": "checkpoint",
+    "train": "loop",
 }
 __all__ = sorted(_EXPORTS)
 

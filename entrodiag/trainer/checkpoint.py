@@ -6,7 +6,8 @@ Local run: a checkpoint is written under a temporary name and renamed into place
 complete one is always usable after a crash. Object store (``s3://...``, ``gs://...``; no rename
 there): each file is uploaded as one whole object, then the marker object ``COMPLETE`` last; a
 checkpoint without its marker (an upload cut short) is never listed, so never resumed. An old
-checkpoint loses its marker first when pruned."""
+checkpoint loses its marker first when pruned. A resumed run takes its configuration from run.json
+(:func:`resume_config`)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow.fs as pafs
 import torch
 
 from ..store.location import Location, locate, run_path
-from .model import save_policy
+from .config import TrainConfig
+from .policy_files import save_policy
+from .runtime import TrainingError
 
 _NAME = re.compile(r"^step-(\d+)$")
 #: The object written last into a checkpoint on an object store: the checkpoint is complete.
@@ -170,3 +174,22 @@ def local_policy(folder: Checkpoint) -> Iterator[Path]:
             (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
             (Path(tmp) / rel).write_bytes(Location(info.path, folder.fs, info.path).read_bytes())
         yield Path(tmp)
+
+
+def resume_config(out: str | Path, **overrides: Any) -> TrainConfig:
+    """The configuration stored in a run's run.json, with ``overrides`` (e.g. more ``steps``)."""
+    from ..store.reader import load_run
+
+    path = run_path(out)
+    if isinstance(path, str):  # an object store: the configuration is in run.json
+        try:
+            meta = json.loads(locate(path).child("run.json").read_text())
+        except FileNotFoundError:
+            raise TrainingError(f"{out} holds no run (no run.json there)") from None
+        except OSError as e:
+            raise TrainingError(f"{out}: cannot read run.json ({' '.join(str(e).split())})") from None
+    else:
+        meta = load_run(out).meta
+    if meta.get("source") != "builtin":
+        raise TrainingError(f"{out} was not written by the built-in trainer (source {meta.get('source')!r})")
+    return TrainConfig(**{**meta["config"], **{k: v for k, v in overrides.items() if v is not None}})

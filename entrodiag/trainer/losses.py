@@ -1,7 +1,10 @@
-"""Policy-loss modes, registered by name: each entropy intervention is one small function.
+"""Policy-loss modes, registered by name: each entropy intervention is one small function; and
+:func:`compose`, the whole objective of an update built on the mode in use.
 
 A mode maps a :class:`PolicyBatch` to a per-token loss ``[B, T]`` (zero where ``mask`` is False)
-and a few statistics; the loop takes the token mean over the valid tokens of the whole batch.
+and a few statistics. :func:`compose` adds what the entropy controller and the configuration ask
+for on top of it (the covariance detach, the entropy bonus, the reference KL) and takes the token
+mean over the valid tokens of the whole batch; the loop only runs the optimizer on it.
 Exact semantics: docs/interventions.md (Cui et al. 2025, arXiv 2505.22617; verl's
 ``core_algos.py``): the covariance and the token selections are local to the batch the loss sees
 (a micro-batch under gradient accumulation, one rank under DDP), as in verl.
@@ -9,8 +12,10 @@ Exact semantics: docs/interventions.md (Cui et al. 2025, arXiv 2505.22617; verl'
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -193,3 +198,81 @@ def forking_only(b: PolicyBatch, cfg) -> LossOut:
 
 
 LOSSES["grpo"] = plain_grpo  # the same loss under its algorithm's name
+
+
+@dataclass
+class ObjectiveOut:
+    """One micro-batch's share of the objective."""
+
+    loss: torch.Tensor
+    """The scalar to back-propagate: the per-token objective summed over the micro-batch's valid
+    tokens and divided by the valid tokens of the whole batch."""
+    stats: dict[str, torch.Tensor]
+    """The loss mode's statistics (shares of valid tokens), ``detach_frac`` with the detach."""
+    selected: torch.Tensor | None
+    """Tokens the intervention and the detach acted on."""
+    kl: torch.Tensor | None = None
+    """The reference KL's part (k3, summed the same way as ``loss``); None without a reference."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The whole objective of one update; call it on each micro-batch.
+
+    Per valid token: the registered loss of ``intervention`` under ``cfg``; then the loss of the
+    ``detach`` share of tokens zeroed by covariance (:func:`covariance_detach`, ``pi_clip``; with
+    ``log_detach`` its ``detach_frac`` is logged at a zero share too); minus ``bonus``·H_t (the
+    controlled entropy bonus, as in :func:`entropy_bonus`); plus ``kl_coef`` times the k3
+    estimate of KL(π‖π_ref), exp(d) − d − 1 with d = log π_ref − log π (Schulman 2020).
+    """
+
+    cfg: Any
+    """The ``TrainConfig``, with the controller's clip bounds and entropy coefficient."""
+    intervention: str
+    detach: float = 0.0
+    log_detach: bool = False
+    bonus: float = 0.0
+    kl_coef: float = 0.0
+
+    @property
+    def needs_entropy(self) -> bool:
+        """Whether the batch must carry the current entropy with gradient (``PolicyBatch.entropy``)."""
+        return self.intervention in NEEDS_ENTROPY_GRAD or self.bonus != 0
+
+    def __call__(self, b: PolicyBatch, n_tokens: torch.Tensor, ref_logp: torch.Tensor | None = None) -> ObjectiveOut:
+        """The objective on micro-batch ``b``; ``n_tokens``: the valid tokens of the whole batch;
+        ``ref_logp``: log-probabilities of the sampled tokens under the reference policy (needed
+        when ``kl_coef`` > 0)."""
+        out = LOSSES[self.intervention](b, self.cfg)
+        if self.detach or self.log_detach:
+            out = covariance_detach(b, out, self.detach)
+        loss_tok = out.loss
+        if self.bonus:
+            loss_tok = torch.where(b.mask, loss_tok - self.bonus * b.entropy, 0.0)
+        kl = None
+        if self.kl_coef > 0:
+            if ref_logp is None:
+                raise ValueError("an objective with kl_coef > 0 needs the reference log-probabilities (ref_logp)")
+            d = ref_logp - b.logp
+            kl_tok = torch.where(b.mask, torch.exp(d) - d - 1, 0.0)  # k3 estimator
+            loss_tok = loss_tok + self.kl_coef * kl_tok
+            kl = kl_tok.sum() / n_tokens
+        return ObjectiveOut(loss_tok.sum() / n_tokens, out.stats, out.selected, kl)
+
+
+def compose(cfg, intervention: str, knobs=None, *, base=None, log_detach: bool = False) -> Objective:
+    """The objective of an update with loss mode ``intervention``, set by the entropy
+    controller's ``knobs`` (``controllers.Knobs``: entropy-bonus coefficient, clip bounds,
+    covariance-detach share; ``None``: the configuration's own).
+
+    Knobs other than the controller's ``base`` replace the configuration's clip bounds and
+    entropy coefficient; the coefficient is a bonus term on top of any loss but
+    ``entropy_bonus`` (which has its own); ``log_detach`` (``pi_clip``) logs the detached share
+    every step. The reference KL's coefficient is ``cfg.kl_coef``.
+    """
+    if knobs is not None and knobs != base:
+        cfg = dataclasses.replace(cfg, clip_high=knobs.clip_high, clip_higher=knobs.clip_high,
+                                  clip_low=knobs.clip_low, entropy_coef=knobs.coef)
+    detach = knobs.detach if knobs is not None else 0.0
+    bonus = knobs.coef if knobs is not None and intervention != "entropy_bonus" else 0.0
+    return Objective(cfg, intervention, detach=detach, log_detach=log_detach, bonus=bonus, kl_coef=cfg.kl_coef)

@@ -71,7 +71,7 @@ def padding_kwargs(mask: torch.Tensor) -> dict:
     return {"attention_mask": mask.long(), "position_ids": positions(mask)}
 
 
-def _cache_kwarg(model) -> str:
+def cache_kwarg(model) -> str:
     """Name of the KV-cache argument: ``cache`` in transformers >= 5.x, ``past_key_values`` before."""
     import inspect
 
@@ -151,7 +151,7 @@ def generate(
     first = padding_kwargs(prompts.mask)
     padded = bool(first)
     pos = positions(prompts.mask)
-    cache_kw = _cache_kwarg(model)
+    cache_kw = cache_kwarg(model)
     keep = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}  # the prompt's last position only
     past = None
     runs, counts = prompt_runs(prompts)

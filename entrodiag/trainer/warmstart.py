@@ -18,15 +18,13 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from .model import CharTokenizer, load_policy, save_policy, tiny_config
+from .cache import cache_root
+from .model import load_policy, tiny_config
+from .policy_files import save_policy
 from .rollout import decode_responses, encode_prompts, generate, score
+from .tokenizers import CharTokenizer
 
 WARM_START_VERSION = 1
-
-
-def cache_root() -> Path:
-    """``$ENTRODIAG_CACHE`` or ``~/.cache/entrodiag``."""
-    return Path(os.environ.get("ENTRODIAG_CACHE") or Path.home() / ".cache" / "entrodiag")
 
 
 def _key(cfg, task) -> str:
