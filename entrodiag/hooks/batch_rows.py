@@ -92,7 +92,7 @@ def step_row(step: int, rank: int, wall: float, t: dict[str, torch.Tensor], extr
     def token_mean(value: float, needs_lp: bool = False) -> float | None:
         return None if n == 0 or (needs_lp and not has_lp) else value / n
 
-    step_row: dict[str, Any] = {
+    row: dict[str, Any] = {
         "step": step, "rank": rank, "n_tokens": n, "n_responses": batch,
         "nonfinite_tokens": int(s["nonfinite"]),
         "entropy_mean": token_mean(s["entropy_sum"]),
@@ -116,16 +116,16 @@ def step_row(step: int, rank: int, wall: float, t: dict[str, torch.Tensor], extr
     }
     rewards = t.get("rewards")
     if rewards is not None and batch:
-        step_row["reward_mean"] = float(rewards.mean())
-        step_row["reward_std"] = float(rewards.std(correction=0))
+        row["reward_mean"] = float(rewards.mean())
+        row["reward_std"] = float(rewards.std(correction=0))
     groups = t.get("group_ids")
     signal = rewards if rewards is not None else t["row_adv"].double()
     if groups is not None and batch:
         frac, n_groups = zero_advantage_group_frac(signal, groups)
-        step_row["zero_adv_group_frac"] = float(frac)
-        step_row["n_groups"] = n_groups
-    step_row.update(extra.row())
-    return step_row
+        row["zero_adv_group_frac"] = float(frac)
+        row["n_groups"] = n_groups
+    row.update(extra.row())
+    return row
 
 
 def sample_rows(step: int, rank: int, t: dict[str, torch.Tensor], pick: list[int], texts: list[str] | None,

@@ -39,7 +39,7 @@ from ..metrics import (
     window_entropy,
 )
 from ..store.writer import Batch, RunWriter, event_row
-from .batch_rows import QUANTILES, SCALARS, HostCopy, Scalars, finite_or_none, sample_rows, step_row
+from .batch_rows import QUANTILES, HostCopy, Scalars, finite_or_none, sample_rows, step_row
 
 log = logging.getLogger("entrodiag")
 
