@@ -5,7 +5,8 @@ aggregate of docs/run-directory.md on the tensors' own device over all valid tok
 responses for token/sample/span rows, and hands the small results to the writer thread, which
 moves them to the host, decodes text and writes Parquet. The training loop never waits for disk
 and, on a GPU, never synchronises with the device (copies go to pinned memory behind a CUDA
-event). Errors after the first call are logged and counted (``errors``), never raised.
+event). Errors after the first call are logged and counted (``errors``), never raised. The writer
+thread's side, from host tensors to rows, is :mod:`entrodiag.hooks.batch_rows`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .. import __version__
@@ -33,75 +33,21 @@ from ..metrics import (
     entropy_discriminator,
     entropy_histogram,
     hwe_mask,
-    hwe_spans,
     masked_quantiles,
     per_token,
     token_covariance,
     window_entropy,
-    zero_advantage_group_frac,
 )
 from ..store.writer import Batch, RunWriter, event_row
+from .batch_rows import QUANTILES, HostCopy, Scalars, finite_or_none, sample_rows, step_row
 
 log = logging.getLogger("entrodiag")
-
-QUANTILES = (0.5, 0.8, 0.9, 0.99)
-# Scalars computed on the device, moved to the host in one copy (order matters).
-_SCALARS = (
-    "n", "nonfinite", "entropy_sum", "entropy_sq_dev", "logprob_sum", "adv_sum", "cov_mean",
-    "cov_pos", "high", "hwe", "hwe_threshold", "pressure_sum", "q50", "q80", "q90", "q99",
-)
 
 
 def _dist_rank_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
-
-
-class _HostCopy:
-    """Tensors on their way to the host: on CUDA a non-blocking copy into pinned memory behind
-    an event (the caller does not wait); on CPU the tensors themselves."""
-
-    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.event = None
-        if any(t.is_cuda for t in tensors.values()):
-            self.tensors = {}
-            for k, t in tensors.items():
-                host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-                host.copy_(t, non_blocking=True)
-                self.tensors[k] = host
-            self.event = torch.cuda.Event()
-            self.event.record()
-        else:
-            self.tensors = tensors
-
-    def get(self) -> dict[str, torch.Tensor]:
-        if self.event is not None:
-            self.event.synchronize()
-        return self.tensors
-
-
-class _Scalars:
-    """Extra step columns (``loss=...``): numbers, and 1-element tensors on their way to the host.
-
-    Raises ``ValueError`` at construction for anything else, so a bad value fails in the caller.
-    """
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        for name, v in values.items():
-            if isinstance(v, torch.Tensor) and v.numel() != 1:
-                raise ValueError(f"scalar {name!r} must be a number or a 1-element tensor, got shape {tuple(v.shape)}")
-            if not isinstance(v, (torch.Tensor, int, float)) or isinstance(v, bool):
-                raise ValueError(f"scalar {name!r} must be a number, got {type(v).__name__}")
-        self.plain = {k: v for k, v in values.items() if not isinstance(v, torch.Tensor)}
-        self.tensors = _HostCopy(
-            {k: v.detach().reshape(()).clone() for k, v in values.items() if isinstance(v, torch.Tensor)}
-        )
-
-    def row(self) -> dict[str, float | None]:
-        """Column values (writer thread: waits for the tensors' copies)."""
-        host = {k: v.item() for k, v in self.tensors.get().items()}
-        return {k: _num(v) for k, v in {**self.plain, **host}.items()}
 
 
 class Recorder:
@@ -265,7 +211,7 @@ class Recorder:
         args = (token_ids, response_mask, advantages, logits, entropy, logprobs, rewards, group_ids,
                 texts, prompts, prompt_ids)
         self._validate(step, *args)
-        extra = _Scalars(scalars)
+        extra = Scalars(scalars)
         if self._last_step == step:
             warnings.warn(
                 f"record_batch called twice for step {step}: the step row keeps the last call; "
@@ -288,7 +234,7 @@ class Recorder:
         """Add columns to the step row of ``step`` (``loss=..., kl=..., lr=...``)."""
         if not values:
             return
-        extra = _Scalars(values)
+        extra = Scalars(values)
         self.writer.submit(lambda: [(
             "steps", {"step": [int(step)], "rank": [self.rank], **{k: [v] for k, v in extra.row().items()}}
         )])
@@ -297,7 +243,8 @@ class Recorder:
         """Log an evaluation metric (e.g. ``val/accuracy``): R of the entropy law."""
         self.writer.append(
             "evals",
-            {"step": [int(step)], "rank": [self.rank], "name": [str(name)], "value": [_num(value)],
+            {"step": [int(step)], "rank": [self.rank], "name": [str(name)],
+             "value": [finite_or_none(value)],
              "n": [None if n is None else int(n)]},
         )
 
@@ -395,7 +342,7 @@ class Recorder:
 
     @torch.no_grad()
     def _compute(self, step, token_ids, response_mask, advantages, logits, entropy, logprobs,
-                 rewards, group_ids, texts, prompts, prompt_ids, extra: _Scalars):
+                 rewards, group_ids, texts, prompts, prompt_ids, extra: Scalars):
         wall = time.time()
         mask = response_mask.bool()
         if logits is not None:
@@ -462,7 +409,7 @@ class Recorder:
                 tok_mask=mask.index_select(0, idx), tok_valid=valid.index_select(0, idx),
                 tok_hwe=is_hwe.index_select(0, idx), tok_fork=is_forking.index_select(0, idx),
             )
-        host = _HostCopy(to_host)
+        host = HostCopy(to_host)
         texts = None if texts is None else list(texts)
         prompts = None if prompts is None else list(prompts)
         has_lp = lp is not None
@@ -477,105 +424,16 @@ class Recorder:
 
     # --------------------------------------------------------------- writer thread only
     def _rows(self, step, wall, t, pick, extra, texts, prompts, has_lp) -> Batch:
-        s = dict(zip(_SCALARS, t["scalars"].tolist()))
-        n = int(s["n"])
-        row_len = t["row_len"].double()
-        row_valid = t["row_valid"]
-        batch = len(row_len)
-
-        def token_mean(value: float, needs_lp: bool = False) -> float | None:
-            return None if n == 0 or (needs_lp and not has_lp) else value / n
-
-        step_row: dict[str, Any] = {
-            "step": step, "rank": self.rank, "n_tokens": n, "n_responses": batch,
-            "nonfinite_tokens": int(s["nonfinite"]),
-            "entropy_mean": token_mean(s["entropy_sum"]),
-            "entropy_seq_mean": (
-                float((t["row_hsum"] / row_valid.clamp(min=1))[row_valid > 0].mean())
-                if bool((row_valid > 0).any()) else None
-            ),
-            "entropy_std": None if n == 0 else math.sqrt(s["entropy_sq_dev"] / n),
-            **{f"entropy_p{round(q * 100)}": None if n == 0 else s[f"q{round(q * 100)}"] for q in QUANTILES},
-            "entropy_hist": t["hist"].tolist(),
-            "high_entropy_frac": token_mean(s["high"]),
-            "logprob_mean": token_mean(s["logprob_sum"], needs_lp=True),
-            "advantage_mean": token_mean(s["adv_sum"]),
-            "cov_mean": None if n == 0 or not has_lp else s["cov_mean"],
-            "cov_pos_frac": token_mean(s["cov_pos"], needs_lp=True),
-            "resp_len_mean": float(row_len.mean()) if batch else None,
-            "hwe_token_frac": token_mean(s["hwe"]),
-            "hwe_threshold": None if n == 0 or not math.isfinite(s["hwe_threshold"]) else s["hwe_threshold"],
-            "entropy_pressure": token_mean(s["pressure_sum"], needs_lp=True),
-            "wall_time": wall,
-        }
-        rewards = t.get("rewards")
-        if rewards is not None and batch:
-            step_row["reward_mean"] = float(rewards.mean())
-            step_row["reward_std"] = float(rewards.std(correction=0))
-        groups = t.get("group_ids")
-        signal = rewards if rewards is not None else t["row_adv"].double()
-        if groups is not None and batch:
-            frac, n_groups = zero_advantage_group_frac(signal, groups)
-            step_row["zero_adv_group_frac"] = float(frac)
-            step_row["n_groups"] = n_groups
-        step_row.update(extra.row())
-        out: Batch = [("steps", {k: [v] for k, v in step_row.items()})]
+        row = step_row(step, self.rank, wall, t, extra, has_lp)
+        out: Batch = [("steps", {k: [v] for k, v in row.items()})]
         if pick:
             try:
-                out += self._sample_rows(step, t, pick, texts, prompts, has_lp)
+                out += sample_rows(step, self.rank, t, pick, texts, prompts, has_lp, self._decode,
+                                   self._decode_each)
             except Exception:  # keep the step row even if decoding or a token row fails
                 self._errors += 1
                 log.exception("entrodiag: token/sample rows of step %s failed; step row kept", step)
         return out
-
-    def _sample_rows(self, step, t, pick, texts, prompts, has_lp) -> Batch:
-        f = t["tok_float"].numpy()  # [6, k, T]: entropy, logprob, advantage, cov, s_star, window
-        ids, mask, valid = t["tok_ids"].numpy(), t["tok_mask"].numpy(), t["tok_valid"].numpy()
-        rewards, groups, prompt_ids = t.get("rewards"), t.get("group_ids"), t.get("prompt_ids")
-        r_i, c_i = mask.nonzero()
-        picked = np.asarray(pick)
-        ok = valid[r_i, c_i]
-
-        def col(i: int, needs_lp: bool = False):  # NaN (stored as null) at non-finite tokens
-            if needs_lp and not has_lp:
-                return np.full(len(r_i), np.nan, dtype=np.float32)
-            return np.where(ok, f[i, r_i, c_i], np.nan).astype(np.float32)
-
-        group_of = None if groups is None else groups.numpy()[picked]
-        token_ids = ids[r_i, c_i]
-        tokens = {
-            "step": np.full(len(r_i), step), "rank": np.full(len(r_i), self.rank),
-            "sample_id": picked[r_i], "group_id": None if group_of is None else group_of[r_i],
-            "pos": c_i, "token_id": token_ids, "token": self._decode_each(token_ids.tolist()),
-            "entropy": col(0), "logprob": col(1, True), "advantage": f[2, r_i, c_i],
-            "cov": col(3, True), "s_star": col(4, True), "window_entropy": col(5),
-            "is_hwe": t["tok_hwe"].numpy()[r_i, c_i], "is_forking": t["tok_fork"].numpy()[r_i, c_i],
-        }
-        lengths = mask.sum(-1)
-        n_valid = valid.sum(-1)
-        h_sum = np.where(valid, f[0], 0.0).sum(-1)
-        samples = {
-            "step": [step] * len(pick), "rank": [self.rank] * len(pick), "sample_id": pick,
-            "group_id": None if group_of is None else group_of,
-            "prompt_id": None if prompt_ids is None else prompt_ids.numpy()[picked],
-            "prompt": None if prompts is None else [prompts[b] for b in pick],
-            "response": [texts[b] for b in pick] if texts is not None
-            else [self._decode(ids[r][mask[r]].tolist()) for r in range(len(pick))],
-            "reward": None if rewards is None else rewards.numpy()[picked],
-            "advantage": t["row_adv"].double().numpy()[picked],
-            "length": lengths,
-            "entropy_mean": np.where(n_valid > 0, h_sum / np.maximum(n_valid, 1), np.nan),
-        }
-        found = hwe_spans(t["tok_hwe"])
-        spans = {
-            "step": [step] * len(found), "rank": [self.rank] * len(found),
-            "sample_id": [pick[r] for r, _, _ in found],
-            "start": [s for _, s, _ in found], "end": [e for _, _, e in found],
-            "mean_window_entropy": [float(f[5, r, s:e].mean()) for r, s, e in found],
-            "max_entropy": [float(f[0, r, s:e].max()) for r, s, e in found],
-            "text": [self._decode(ids[r, s:e].tolist()) for r, s, e in found],
-        }
-        return [("tokens", tokens), ("samples", samples), ("spans", spans)]
 
     def _decode(self, ids: list[int]) -> str | None:
         if self.tokenizer is None:
@@ -589,11 +447,6 @@ class Recorder:
         for i in set(ids) - cache.keys():
             cache[i] = self.tokenizer.decode([i])
         return [cache[i] for i in ids]
-
-
-def _num(v: Any) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def _tensor(name, t, shape=None, device=None, floating: bool | None = False) -> None:

@@ -454,7 +454,7 @@ def plot_control(ax: Axes, knob_ax: Axes, control: pl.DataFrame, summary: dict) 
         knob_ax.set_title(f"Controller output: {name}")
         knob_ax.set_ylabel(name.split(" ")[-1])
         if knob == "control/effort":  # pi_clip: what the effort set (clip bounds, then the detached share)
-            from ..trainer.controllers import PIClip
+            from ..entropy_control import PIClip
 
             knob_ax.axhspan(-PIClip.CLIP_SPAN, PIClip.CLIP_SPAN, color=COLORS["grid"], alpha=0.25, linewidth=0)
             for col, label, style in (("control/clip_high", "ε_high", "--"), ("control/clip_low", "ε_low", ":"),

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import pyarrow.fs as pafs
 import torch
 
+from ..hooks.checkpoint_time import state_bytes, write_speed  # noqa: F401  (re-exported: their old home)
 from ..store.location import Location, locate, run_path
 from .config import TrainConfig
 from .policy_files import save_policy
@@ -103,43 +103,6 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model, tokenizer, opt
     for _, old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def state_bytes(model, optimizer=None) -> int:
-    """About the bytes a checkpoint writes: the model's parameters and buffers, plus the
-    optimizer's state tensors (without an optimizer, or before its first step when it holds
-    none yet, two float32 moments per trainable parameter, as AdamW keeps)."""
-    total = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
-    state = [] if optimizer is None else [v for s in optimizer.state.values() for v in s.values()
-                                          if isinstance(v, torch.Tensor)]
-    if state:
-        return total + sum(t.numel() * t.element_size() for t in state)
-    return total + sum(2 * 4 * p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def write_speed(root: Path | Location, size: int = 8 << 20) -> float:
-    """Bytes per second of writing ``size`` bytes into ``root`` (where checkpoints go, e.g.
-    ``checkpoint_dir(run)``): a probe file ``.probe-<pid>`` (an object on an object store), timed
-    and removed. Random bytes, so that a compressing file system does not flatter the speed."""
-    data = os.urandom(size)
-    name = f".probe-{os.getpid()}"
-    t0 = time.perf_counter()
-    if isinstance(root, Location):
-        probe = root.child(name)
-        probe.write_bytes(data)
-        seconds = time.perf_counter() - t0
-        with contextlib.suppress(OSError):
-            probe.delete()
-    else:
-        root.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(root / name, "wb") as f:
-                f.write(data)
-            seconds = time.perf_counter() - t0
-        finally:
-            with contextlib.suppress(OSError):
-                (root / name).unlink()
-    return size / max(seconds, 1e-6)
 
 
 def _delete(folder: Location) -> None:

@@ -29,9 +29,9 @@ Python runs a signal handler only between bytecodes of the main thread anyway).
 - After the last optimizer step the step is finished: what is left (the measured entropy after
   the update, skipped when it does not fit; recording) is short, and the checkpoint follows.
 
-The checkpoint's time is estimated at start-up (``checkpoint.state_bytes`` over a measured
-``checkpoint.write_speed``; a start-up warning when it cannot fit the grace) and then measured at
-each checkpoint; both go to run.json as ``checkpoint_time``.
+The checkpoint's time is estimated at start-up (``checkpoint_time.state_bytes`` over a measured
+``checkpoint_time.write_speed``; a start-up warning when it cannot fit the grace) and then measured
+at each checkpoint; both go to run.json as ``checkpoint_time``.
 
 :class:`DeadlineChecks` holds these checks and the stop itself as methods of the ``Trainer``;
 :class:`Snapshot` the copy of the model and optimizer.
