@@ -22,7 +22,7 @@ from .law import choose_metric_or_explain, early_prediction, eval_names, fit_ent
 from .mechanism import mechanism_check
 from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
 from ..store.values import describe as describe_bad_values
-from ..importers.semantics import metric_notes
+from ..metric_names import metric_notes
 from .sources import entropy_notes, framework, log_hint, reward_series
 from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
 from .verdicts import judge_law, withhold_early, withhold_law
