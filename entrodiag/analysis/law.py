@@ -240,7 +240,7 @@ def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return _stats.linregress(x, y)
 
 
-def _bootstrap(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+def bootstrap_fits(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     """Pairs-bootstrap OLS estimates, shape ``[k, 2]`` of (slope, intercept), vectorised."""
     n = len(x)
     rng = np.random.default_rng(seed)
@@ -280,7 +280,7 @@ def _fit(H: np.ndarray, R: np.ndarray, *, n_boot: int, level: float, seed: int, 
     ci: dict[str, tuple[float, float]] = {}
     n = len(H)
     if n_boot > 0:
-        boot = _bootstrap(x, R, n_boot, seed)
+        boot = bootstrap_fits(x, R, n_boot, seed)
         # Bootstrap standard errors with a Student-t critical value: est ± t(n−2)·se. The pairs
         # bootstrap's spread underestimates an OLS fit's sampling spread by sqrt((n−2)/n) (divisor
         # n vs n − 2), hence the factor; plain percentile intervals covered only ~89% at n = 20.
