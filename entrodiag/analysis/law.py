@@ -41,7 +41,8 @@ PREFERRED_METRICS: tuple[str, ...] = ("val/accuracy_sampled", "val/accuracy")
 
 MIN_POINTS = 4
 
-_LOG_EVALS = (
+#: what to do when a run has no evaluations (the law and the ceiling need a held-out R)
+LOG_EVALS = (
     "log a validation metric every few steps with Recorder.log_eval(step, 'val/accuracy', value) "
     "(the built-in trainer logs val/accuracy_sampled)"
 )
@@ -186,7 +187,7 @@ def choose_metric_or_explain(run: Run, metric: str | MetricChoice | None) -> Met
             from .sources import log_hint
 
             raise AnalysisError(f"run {run.run_id} has no evaluations, so R of the law is unknown: "
-                                f"{log_hint(run, 'evals') or _LOG_EVALS}") from None
+                                f"{log_hint(run, 'evals') or LOG_EVALS}") from None
         raise e
 
 

@@ -1,4 +1,4 @@
-"""A run's whole analysis as one JSON-ready dict, its rich rendering, and ``entrodiag analyze``.
+"""A run's whole analysis as one JSON-ready dict (``analyze_run``; printed by ``analysis.render``).
 
 Every section of ``analyze_run`` is ``{"status": "ok", ...}`` or ``{"status": "empty", "reason":
 ...}``: a run with no evaluations, no token rows or a single step still gives a summary, and says
@@ -7,21 +7,17 @@ what is missing and why a section is empty.
 
 from __future__ import annotations
 
-import json
-import sys
 import warnings
-from typing import IO, Any
+from typing import Any
 
 import polars as pl
 
 from ._common import AnalysisError, RunLike, as_run, clean, edge_size, edge_values, late_start, step_series
-from .collapse import SEVERITIES, CollapseThresholds, run_detectors, severity_rank
+from .collapse import SEVERITIES, CollapseThresholds, run_detectors
 from .control import control_summary
 from .forecast import forecast_entropy
 from .law import choose_metric_or_explain, early_prediction, eval_names, fit_entropy_law
 from .mechanism import mechanism_check
-from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
-from ..store.values import describe as describe_bad_values
 from ..metric_names import metric_notes
 from .sources import entropy_notes, framework, log_hint, reward_series
 from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
