@@ -268,7 +268,10 @@ def _check_points(H: np.ndarray, R: np.ndarray, what: str) -> None:
         )
 
 
-def _fit(H: np.ndarray, R: np.ndarray, *, n_boot: int, level: float, seed: int, **meta) -> LawFit:
+def fit_arrays(H: np.ndarray, R: np.ndarray, *, n_boot: int, level: float, seed: int, **meta) -> LawFit:
+    """The law R = −a·e^H + b fitted by OLS to the points ``(H, R)`` (finite, already smoothed where the
+    caller smooths), with ``n_boot`` bootstrap draws for its ``level`` intervals; ``meta`` fills
+    the ``LawFit``'s other fields."""
     x = np.exp(H)
     slope, inter = _ols(x, R)
     a, b = -slope, inter
@@ -352,11 +355,11 @@ def fit_entropy_law(
         ok = np.isfinite(H) & np.isfinite(R)
         H, R = H[ok], R[ok]
         _check_points(H, R, "(H, R)")
-        return _fit(H, R, n_boot=n_boot, level=level, seed=seed, steps=tuple(range(len(H))))
+        return fit_arrays(H, R, n_boot=n_boot, level=level, seed=seed, steps=tuple(range(len(H))))
     run = as_run(data)
     steps, H, R, choice = _points(run, choose_metric_or_explain(run, metric), entropy, smooth)
     _check_points(H, R, f"run {run.run_id}, metric {choice.name}")
-    return _fit(
+    return fit_arrays(
         H, R, n_boot=n_boot, level=level, seed=seed, metric=choice.name, entropy=entropy, smooth=smooth,
         steps=tuple(int(s) for s in steps), metric_choice=choice,
     )
@@ -440,7 +443,7 @@ def early_prediction(
             out.append(EarlyPrediction(frac=f, n_fit=k, n_test=n - k,
                                        reason="entropy does not change over the prefix"))
             continue
-        sub = _fit(H[:k], R[:k], n_boot=0, level=fit.level, seed=0)
+        sub = fit_arrays(H[:k], R[:k], n_boot=0, level=fit.level, seed=0)
         pred = np.asarray(sub.predict(H[k:]))
         est, lo, hi = prediction_interval(H[:k], R[:k], float(H[-1]))
         out.append(EarlyPrediction(
