@@ -30,13 +30,7 @@ ROOT_PACKAGE = "entrodiag"
 
 #: Today's violations of the table, each (importing file, imported module) with the reason it is
 #: still there. Remove an entry when its import is gone; the test fails on a stale entry.
-KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("entrodiag/hooks/trl_logs.py", "entrodiag.importers.columns"):
-        "the TRL drop-in takes the column-name table from the importers (to move where both meet)",
-    ("entrodiag/analysis/summary.py", "entrodiag.importers.semantics"):
-        "analyze prints what an imported metric means (a torch-free table; to move, with the column-name "
-        "table, where importers and analysis meet)",
-}
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ PREFERRED_METRICS: tuple[str, ...] = ("val/accuracy_sampled", "val/accuracy")
 
 MIN_POINTS = 4
 
-_LOG_EVALS = (
+#: what to do when a run has no evaluations (the law and the ceiling need a held-out R)
+LOG_EVALS = (
     "log a validation metric every few steps with Recorder.log_eval(step, 'val/accuracy', value) "
     "(the built-in trainer logs val/accuracy_sampled)"
 )
@@ -186,7 +187,7 @@ def choose_metric_or_explain(run: Run, metric: str | MetricChoice | None) -> Met
             from .sources import log_hint
 
             raise AnalysisError(f"run {run.run_id} has no evaluations, so R of the law is unknown: "
-                                f"{log_hint(run, 'evals') or _LOG_EVALS}") from None
+                                f"{log_hint(run, 'evals') or LOG_EVALS}") from None
         raise e
 
 
@@ -240,7 +241,7 @@ def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return _stats.linregress(x, y)
 
 
-def _bootstrap(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+def bootstrap_fits(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     """Pairs-bootstrap OLS estimates, shape ``[k, 2]`` of (slope, intercept), vectorised."""
     n = len(x)
     rng = np.random.default_rng(seed)
@@ -267,7 +268,10 @@ def _check_points(H: np.ndarray, R: np.ndarray, what: str) -> None:
         )
 
 
-def _fit(H: np.ndarray, R: np.ndarray, *, n_boot: int, level: float, seed: int, **meta) -> LawFit:
+def fit_arrays(H: np.ndarray, R: np.ndarray, *, n_boot: int, level: float, seed: int, **meta) -> LawFit:
+    """The law R = −a·e^H + b fitted by OLS to the points ``(H, R)`` (finite, already smoothed where the
+    caller smooths), with ``n_boot`` bootstrap draws for its ``level`` intervals; ``meta`` fills
+    the ``LawFit``'s other fields."""
     x = np.exp(H)
     slope, inter = _ols(x, R)
     a, b = -slope, inter
@@ -280,7 +284,7 @@ def _fit(H: np.ndarray, R: np.ndarray, *, n_boot: int, level: float, seed: int, 
     ci: dict[str, tuple[float, float]] = {}
     n = len(H)
     if n_boot > 0:
-        boot = _bootstrap(x, R, n_boot, seed)
+        boot = bootstrap_fits(x, R, n_boot, seed)
         # Bootstrap standard errors with a Student-t critical value: est ± t(n−2)·se. The pairs
         # bootstrap's spread underestimates an OLS fit's sampling spread by sqrt((n−2)/n) (divisor
         # n vs n − 2), hence the factor; plain percentile intervals covered only ~89% at n = 20.
@@ -351,11 +355,11 @@ def fit_entropy_law(
         ok = np.isfinite(H) & np.isfinite(R)
         H, R = H[ok], R[ok]
         _check_points(H, R, "(H, R)")
-        return _fit(H, R, n_boot=n_boot, level=level, seed=seed, steps=tuple(range(len(H))))
+        return fit_arrays(H, R, n_boot=n_boot, level=level, seed=seed, steps=tuple(range(len(H))))
     run = as_run(data)
     steps, H, R, choice = _points(run, choose_metric_or_explain(run, metric), entropy, smooth)
     _check_points(H, R, f"run {run.run_id}, metric {choice.name}")
-    return _fit(
+    return fit_arrays(
         H, R, n_boot=n_boot, level=level, seed=seed, metric=choice.name, entropy=entropy, smooth=smooth,
         steps=tuple(int(s) for s in steps), metric_choice=choice,
     )
@@ -439,7 +443,7 @@ def early_prediction(
             out.append(EarlyPrediction(frac=f, n_fit=k, n_test=n - k,
                                        reason="entropy does not change over the prefix"))
             continue
-        sub = _fit(H[:k], R[:k], n_boot=0, level=fit.level, seed=0)
+        sub = fit_arrays(H[:k], R[:k], n_boot=0, level=fit.level, seed=0)
         pred = np.asarray(sub.predict(H[k:]))
         est, lo, hi = prediction_interval(H[:k], R[:k], float(H[-1]))
         out.append(EarlyPrediction(

@@ -79,9 +79,9 @@ def a_lower_bound(fit: LawFit, level: float = PREMISE_LEVEL) -> float | None:
     if ci is None or not all(map(math.isfinite, ci)):
         if len(fit.H) < 3:
             return None
-        from .law import _fit
+        from .law import fit_arrays
 
-        ref = _fit(np.asarray(fit.H), np.asarray(fit.R), n_boot=1000, level=0.95, seed=0)
+        ref = fit_arrays(np.asarray(fit.H), np.asarray(fit.R), n_boot=1000, level=0.95, seed=0)
         ci, fit_level = ref.ci.get("a"), ref.level
         if ci is None or not all(map(math.isfinite, ci)):
             return None

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _stats
 from ._common import clean
-from .law import LawFit, _bootstrap
+from .law import LawFit, bootstrap_fits
 
 
 def law_band(fit: LawFit, *, lo: float | None = None, hi: float | None = None, points: int = 120,
@@ -50,7 +50,7 @@ def law_band(fit: LawFit, *, lo: float | None = None, hi: float | None = None, p
     out: dict = {"H": grid, "R": mean, "low": None, "high": None, "level": fit.level}
     n = len(H)
     if n_boot > 0 and n > 2:
-        boot = _bootstrap(np.exp(H), R, n_boot, seed)  # (slope, intercept) draws
+        boot = bootstrap_fits(np.exp(H), R, n_boot, seed)  # (slope, intercept) draws
         if len(boot) > 1:
             draws = boot[:, 1][:, None] + boot[:, 0][:, None] * np.exp(grid)[None, :]
             se = draws.std(axis=0, ddof=1) * math.sqrt(n / (n - 2))

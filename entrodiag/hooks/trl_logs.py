@@ -2,7 +2,7 @@
 
 Every number TRL logs goes under entrodiag's name where one exists and the Recorder does not
 measure it itself (``loss``, ``kl``, ``lr``, ...), otherwise as ``trl/<name>``; evaluation
-metrics (``eval_*``) become evals. The name table is the importers' (``entrodiag.importers.columns``).
+metrics (``eval_*``) become evals. The name table is ``entrodiag.metric_names`` (shared with the importers).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..importers.columns import MEASURED_COLUMNS, classify
+from ..metric_names import MEASURED_COLUMNS, classify
 
 
 def is_num(v: Any) -> bool:

@@ -26,6 +26,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..metric_names import metric_notes
+
+__all__ = ["FRAMEWORKS", "entropy_semantics", "guess_framework", "metric_notes"]
+
 #: names of frameworks as written in run.json's ``imported.framework``
 FRAMEWORKS = ("verl", "trl", "openrlhf", "custom")
 
@@ -41,38 +45,6 @@ def guess_framework(fmt: str, names: list[str]) -> str:
     if names_set & {"policy_loss", "actor_lr", "actor_grad_norm", "entropy_loss"}:
         return "openrlhf"
     return "custom"
-
-
-#: what a logged name means, for the run's metric notes (verl ≥ 0.6 names; read in verl's
-#: ``compute_data_metrics``, ``apply_kl_penalty`` and ``process_validation_metrics``)
-_VERL_NOTES: tuple[tuple[str, str], ...] = (
-    (r"^critic/score/mean$", "the task score (token_level_scores per response): the performance series"),
-    (r"^critic/rewards/mean$", "the reward the advantages use (token_level_rewards per response): the task "
-                               "score minus β·KL when algorithm.use_kl_in_reward is on, else equal to it"),
-    (r"^actor/reward_kl_penalty$", "β·KL taken off the task score in critic/rewards/mean (KL in the reward)"),
-    (r"^actor/reward_kl_penalty_coeff$", "β of the KL penalty in the reward"),
-    (r"^val-core/.+/mean@\d+$", "validation: the mean score over N samples per prompt (a candidate for R)"),
-    (r"^val-core/.+/(best|maj)@\d+/(mean|std)$", "validation: the best or majority-vote score of N samples, "
-                                                    "bootstrapped (not a mean score: R only with --metric)"),
-    (r"^val-aux/", "validation, auxiliary: other sample counts, spreads (std@N) and worst@N (R only with --metric)"),
-)
-
-
-def metric_notes(framework: str | None, names: list[str]) -> dict[str, str]:
-    """``{logged name: what it means}`` for the names of ``framework`` whose meaning is known and
-    matters to the analysis (verl's task score against its KL-penalised reward, its validation
-    statistics); empty for others."""
-    import re
-
-    if framework != "verl":
-        return {}
-    out = {}
-    for name in names:
-        for pattern, meaning in _VERL_NOTES:
-            if re.search(pattern, name):
-                out[name] = meaning
-                break
-    return out
 
 
 def _temperature(config: dict[str, Any]) -> float | None:
