@@ -4,8 +4,6 @@ refits on the first x% of the evaluations to show how early the ceiling could ha
 
 from __future__ import annotations
 
-import app_data
-import app_ui
 import numpy as np
 import plotly.graph_objects as go
 import polars as pl
@@ -14,6 +12,7 @@ import streamlit as st
 from entrodiag.analysis import EarlyPrediction, LawFit, early_prediction
 from entrodiag.analysis.early_curve import early_curve
 from entrodiag.analysis.verdicts import LawVerdict, judge_law
+from entrodiag.app import app_data, app_ui
 
 
 def law_figure(fit: LawFit, curve: dict, early: EarlyPrediction | None, k: int) -> go.Figure:

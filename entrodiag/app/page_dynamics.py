@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-import app_data
-import app_ui
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from entrodiag.app import app_data, app_ui
 from entrodiag.entropy_control import EFFORT_LABELS, KNOB_LABELS, PIClip
 
 #: Start → end numbers shown above the charts (``analyze_run``'s dynamics rows).
