@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-APP = REPO / "app" / "streamlit_app.py"
+APP = REPO / "entrodiag" / "app" / "streamlit_app.py"
 SAMPLE = REPO / "data" / "sample-run"
 STEPS, RESPONSES, LENGTH, GROUP, VOCAB = 1000, 50, 20, 5, 32000
 STEPS_PER_PART = 20

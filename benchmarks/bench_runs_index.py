@@ -78,13 +78,12 @@ def make_root(root: Path, n: int) -> None:
 
 _PRELUDE = f"""
 import sys, time, os, json
-sys.path.insert(0, {str(REPO / 'app')!r})
 import warnings; warnings.simplefilter('ignore')
 import polars as pl
 from entrodiag import load_run
 from entrodiag.store.index import RunsIndex
 from entrodiag.store.query import query
-import app_data
+from entrodiag.app import app_data
 """
 
 _WORK = {
@@ -141,7 +140,7 @@ st.cache_data.clear(); st.cache_resource.clear(); app_data._indexes.clear()
 def trial(kind: str, root: Path, index: Path) -> tuple[float, int]:
     """Seconds of one ``kind`` of work in a fresh process, and the number of rows it produced."""
     code = _PRELUDE + f"root = __import__('pathlib').Path({str(root)!r}); index = {str(index)!r}\n" + \
-        f"APP = {str(REPO / 'app' / 'streamlit_app.py')!r}; SAMPLE = {str(SAMPLE)!r}\n" + \
+        f"APP = {str(REPO / 'entrodiag' / 'app' / 'streamlit_app.py')!r}; SAMPLE = {str(SAMPLE)!r}\n" + \
         (_PAGE_SETUP if kind == "page" else "") + \
         "t0 = time.perf_counter()\n" + _WORK[kind] + "print(json.dumps([time.perf_counter() - t0, n]))\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,11 +1,10 @@
 """``entrodiag dashboard``: find the Streamlit app and start it on a runs root.
 
-The app's files live in ``app/`` of a checkout and ship inside the installed package as
-``entrodiag/app/`` (``pyproject.toml`` maps ``app/`` to ``entrodiag.app``), so the launcher looks
-in both places. The runs root reaches the app through the environment variable ``ROOT_ENV``,
-which ``streamlit run app/streamlit_app.py`` from a checkout can set too (default: ``runs``).
+The app is the package ``entrodiag.app`` (``entrodiag/app/``, in a checkout and in the installed
+package alike). The runs root reaches the app through the environment variable ``ROOT_ENV``,
+which ``streamlit run entrodiag/app/streamlit_app.py`` from a checkout can set too (default: ``runs``).
 
-The launcher runs ``app/dashboard_server.py`` (the app behind a Host and Origin check, against DNS
+The launcher runs ``entrodiag/app/dashboard_server.py`` (the app behind a Host and Origin check, against DNS
 rebinding) and pins Streamlit's own protections on the command line, where a ``config.toml`` cannot
 loosen them: XSRF protection and CORS on, the agent API off, ``server.allowedHosts`` the names of
 the bound address (``allowed_hosts``).
@@ -41,15 +40,11 @@ class DashboardError(RuntimeError):
 
 
 def app_dir() -> Path:
-    """The folder holding the app: ``entrodiag/app`` when installed, else ``app/`` of the checkout."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "app", package.parent / "app"):
-        if (candidate / APP_ENTRY).is_file() and (candidate / SERVER_ENTRY).is_file():
-            return candidate
-    raise DashboardError(
-        f"the dashboard's files ({APP_ENTRY}) are neither in {package / 'app'} (installed package) nor in "
-        f"{package.parent / 'app'} (checkout); reinstall entrodiag"
-    )
+    """The folder holding the app: the package ``entrodiag.app`` (found without importing it)."""
+    folder = Path(__file__).resolve().parent / "app"
+    if (folder / APP_ENTRY).is_file() and (folder / SERVER_ENTRY).is_file():
+        return folder
+    raise DashboardError(f"the dashboard's files ({APP_ENTRY}, {SERVER_ENTRY}) are not in {folder}; reinstall entrodiag")
 
 
 def allowed_hosts(host: str) -> list[str]:

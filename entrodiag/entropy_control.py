@@ -275,6 +275,14 @@ class PIClip(_PI):
         return Knobs(coef=base.coef, clip_high=clip_high, clip_low=clip_low, detach=detach)
 
 
+#: What each controller output column is, as the dashboard and the report label it.
+KNOB_LABELS = {"control/coef": "entropy-bonus coefficient α", "control/clip_high": "upper clip bound ε_high",
+               "control/effort": "clip effort u"}
+#: What pi_clip's effort sets, drawn beside it (|u| <= ``PIClip.CLIP_SPAN``: the clip bounds; beyond:
+#: the detached share).
+EFFORT_LABELS = {"control/clip_high": "ε_high", "control/clip_low": "ε_low", "control/detach": "detached share"}
+
+
 def parse_pair(text: str, what: str) -> tuple[float, float] | None:
     """``"LOW,HIGH"`` -> (LOW, HIGH); empty -> None; anything else: ValueError naming ``what``."""
     if isinstance(text, (list, tuple)):

@@ -241,7 +241,7 @@ def test_dashboard_law_page_withholds_the_ceiling(degenerate, monkeypatch):
     from entrodiag.dashboard import ROOT_ENV
 
     monkeypatch.setenv(ROOT_ENV, str(degenerate.path))
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"), default_timeout=60)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "entrodiag" / "app" / "streamlit_app.py"), default_timeout=60)
     at.run()
     at.switch_page("page_law.py")
     at.run()

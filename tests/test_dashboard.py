@@ -1,4 +1,4 @@
-"""The Streamlit dashboard (app/), rendered with ``streamlit.testing.v1.AppTest`` against the sample
+"""The Streamlit dashboard (entrodiag/app/), rendered with ``streamlit.testing.v1.AppTest`` against the sample
 run shipped in ``data/sample-run``: every page, its key numbers checked against the same numbers
 computed here through ``entrodiag.analysis``; the empty states; live refresh; the cache keyed on
 the run's files; the launcher and the packaging of the app files.
@@ -35,7 +35,7 @@ from entrodiag.analysis.views import law_band  # noqa: E402
 from entrodiag.store import event_row, load_run, write_events  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-APP = REPO / "app" / "streamlit_app.py"
+APP = REPO / "entrodiag" / "app" / "streamlit_app.py"
 SAMPLE = REPO / "data" / "sample-run"
 ROOT_ENV = "ENTRODIAG_RUNS_ROOT"
 PAGES = ("page_runs.py", "page_dynamics.py", "page_law.py", "page_collapse.py", "page_tokens.py",
@@ -479,10 +479,13 @@ def test_launcher_binds_localhost_and_finds_the_app() -> None:
 
 def test_every_app_file_is_packaged() -> None:
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    from setuptools import find_packages
+
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert config["package-dir"]["entrodiag.app"] == "app"
-    listed = {m.removeprefix("entrodiag.app.") for m in config["py-modules"]}
-    assert listed == {p.stem for p in APP.parent.glob("*.py")}
+    assert "py-modules" not in config and "package-dir" not in config  # no hand-kept list, no remapping
+    packages = find_packages(str(REPO), include=config["packages"]["find"]["include"])
+    assert "entrodiag.app" in packages and APP.parent == REPO / "entrodiag" / "app"
+    assert {p.name for p in APP.parent.glob("page_*.py")} >= set(PAGES)  # every page a file of the package
 
 
 def test_law_band_matches_the_fit() -> None:

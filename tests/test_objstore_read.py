@@ -295,7 +295,7 @@ def test_dashboard_reads_a_runs_root_given_as_a_url(store, monkeypatch):
     pytest.importorskip("plotly")
     from streamlit.testing.v1 import AppTest
 
-    app = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
+    app = Path(__file__).resolve().parents[1] / "entrodiag" / "app" / "streamlit_app.py"
     monkeypatch.setenv("ENTRODIAG_RUNS_ROOT", store["root"])
     at = AppTest.from_file(str(app), default_timeout=120)
     at.run()
@@ -335,7 +335,7 @@ def test_dashboard_pages_of_a_run_given_as_a_url(store, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("ENTRODIAG_RUNS_ROOT", store["sample"])
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"), default_timeout=120)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "entrodiag" / "app" / "streamlit_app.py"), default_timeout=120)
     at.run()
     assert at.dataframe[0].value["run"].tolist() == ["sample"]  # named after its last path segment
     at.switch_page("page_dynamics.py")

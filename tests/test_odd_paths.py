@@ -97,7 +97,7 @@ def test_dashboard_runs_page_reads_odd_names(root, expected, monkeypatch):
 
     monkeypatch.setenv("ENTRODIAG_RUNS_ROOT", str(root))
     monkeypatch.setenv("ENTRODIAG_CACHE", str(root.parent / "cache"))
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"),
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "entrodiag" / "app" / "streamlit_app.py"),
                            default_timeout=60)
     at.run()
     assert not at.exception, [e.message for e in at.exception]

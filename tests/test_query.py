@@ -289,11 +289,7 @@ def test_dashboard_runs_table_from_the_index(root, tmp_path, monkeypatch):
     """The Runs page's rows come from the index: equal to opening each run (``overview_row``), and
     a second render opens no run; the sidebar's discovery lists the same runs and statuses."""
     pytest.importorskip("streamlit", reason="the dashboard needs streamlit (pip install 'entrodiag[dashboard]')")
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
-    import app_data
+    from entrodiag.app import app_data
 
     monkeypatch.setenv("ENTRODIAG_CACHE", str(tmp_path / "cache"))
     base = tmp_path / "root"

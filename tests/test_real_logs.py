@@ -251,7 +251,7 @@ def test_dashboard_law_page_names_a_training_reward(runs, monkeypatch):
 
     from entrodiag.dashboard import METRIC_ENV, ROOT_ENV
 
-    app = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
+    app = Path(__file__).resolve().parents[1] / "entrodiag" / "app" / "streamlit_app.py"
 
     def law_page(run_dir: Path) -> AppTest:
         monkeypatch.setenv(ROOT_ENV, str(run_dir))

@@ -333,7 +333,7 @@ def test_dashboard_pages_survive_a_bad_run_json_and_drift(drifted, tmp_path, mon
     shutil.copytree(drifted["run"], root / "drift", symlinks=True)
     monkeypatch.setenv("ENTRODIAG_RUNS_ROOT", str(root))
     monkeypatch.setenv("ENTRODIAG_CACHE", str(tmp_path / "cache"))
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"),
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "entrodiag" / "app" / "streamlit_app.py"),
                            default_timeout=60)
     at.run()
     assert not at.exception, [e.message for e in at.exception]

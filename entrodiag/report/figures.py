@@ -14,8 +14,10 @@ from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import PercentFormatter
 
+from ..analysis.early_curve import early_curve
 from ..analysis.law import EarlyPrediction, LawFit
 from ..analysis.sources import log_hint
+from ..entropy_control import EFFORT_LABELS, KNOB_LABELS, PIClip
 from ..store.reader import Run
 from .data import series, smoothed
 from .style import (
@@ -212,10 +214,6 @@ def plot_shares(ax: Axes, run: Run, *, xlabel: bool = True) -> bool:
 
 
 # ------------------------------------------------------------------------------------- law
-def _early_curve(row: EarlyPrediction, H: np.ndarray) -> np.ndarray:
-    return row.b - row.a * np.exp(H)
-
-
 def plot_law(ax: Axes, fit: LawFit, early: Sequence[EarlyPrediction], ceiling: bool = True) -> object:
     """R against training entropy coloured by step, the fitted law with a ±RMSE band, the
     ceiling b − a at H = 0 (``ceiling=False``: not drawn, where the law does not describe the run),
@@ -228,7 +226,7 @@ def plot_law(ax: Axes, fit: LawFit, early: Sequence[EarlyPrediction], ceiling: b
     ax.plot(grid, pred, color=COLORS["law"], linewidth=1.5, label="R = −a·e^H + b (all points)")
     for i, row in enumerate(r for r in early if r.a is not None):
         color, dash = EARLY_STYLES[i % len(EARLY_STYLES)]
-        ax.plot(grid, _early_curve(row, grid), color=color, linestyle=dash, linewidth=1.1,
+        ax.plot(grid, early_curve(row, grid), color=color, linestyle=dash, linewidth=1.1,
                 label=f"fit on first {row.frac:.0%} ({row.n_fit} points)")
     sc = ax.scatter(H, R, c=steps, cmap="viridis", s=18, zorder=3, edgecolors="white", linewidths=0.4)
     lo, hi = float(R.min()), float(R.max())
@@ -272,7 +270,7 @@ def plot_law_steps(ax: Axes, fit: LawFit, early: Sequence[EarlyPrediction]) -> N
     for i, row in enumerate(r for r in early if r.a is not None):
         color, dash = EARLY_STYLES[i % len(EARLY_STYLES)]
         k = row.n_fit
-        ax.plot(steps[k - 1:], _early_curve(row, H[k - 1:]), color=color, linestyle=dash, linewidth=1.1,
+        ax.plot(steps[k - 1:], early_curve(row, H[k - 1:]), color=color, linestyle=dash, linewidth=1.1,
                 label=f"first {row.frac:.0%} → rest (RMSE {fmt(row.rmse, '.2g')})")
         ax.axvline(steps[k - 1], color=color, linewidth=0.6, linestyle=":")
     ax.set_xlabel("step")
@@ -446,19 +444,15 @@ def plot_control(ax: Axes, knob_ax: Axes, control: pl.DataFrame, summary: dict) 
     _steps_axis(ax, False)
     knob = summary.get("knob")
     if knob and knob in control.columns:
-        name = {"control/coef": "entropy-bonus coefficient α", "control/clip_high": "upper clip bound ε_high",
-                "control/effort": "clip effort u"}[knob]
+        name = KNOB_LABELS[knob]
         knob_ax.plot(steps, control[knob].to_numpy(), color=COLORS["clip_high"], drawstyle="steps-post",
                      label=name)
         knob_ax.axhline(0, color=COLORS["grid"], linewidth=0.8)
         knob_ax.set_title(f"Controller output: {name}")
         knob_ax.set_ylabel(name.split(" ")[-1])
         if knob == "control/effort":  # pi_clip: what the effort set (clip bounds, then the detached share)
-            from ..entropy_control import PIClip
-
             knob_ax.axhspan(-PIClip.CLIP_SPAN, PIClip.CLIP_SPAN, color=COLORS["grid"], alpha=0.25, linewidth=0)
-            for col, label, style in (("control/clip_high", "ε_high", "--"), ("control/clip_low", "ε_low", ":"),
-                                      ("control/detach", "detached share", "-.")):
+            for (col, label), style in zip(EFFORT_LABELS.items(), ("--", ":", "-.")):
                 if col in control.columns:
                     knob_ax.plot(steps, control[col].to_numpy(), color=COLORS["muted"], linestyle=style,
                                  linewidth=0.9, drawstyle="steps-post", label=label)

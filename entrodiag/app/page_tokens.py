@@ -7,13 +7,12 @@ Every piece of run text (prompt, tokens) is ``html.escape``d before it goes into
 
 from __future__ import annotations
 
-import app_data
-import app_ui
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
 from entrodiag.analysis.tokens import shown_token
+from entrodiag.app import app_data, app_ui
 
 RANKINGS = {"forking": "forking count", "forking_rate": "forking rate", "mean_entropy": "mean entropy"}
 

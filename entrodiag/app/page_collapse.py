@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 
-import app_data
-import app_ui
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
+
+from entrodiag.app import app_data, app_ui
 
 
 def timeline_figure(flags: list[dict], events: pl.DataFrame, last_step: int | None) -> go.Figure:

@@ -31,6 +31,7 @@ from entrodiag.analysis import (
     forking_leaderboard,
     hwe_span_stats,
 )
+from entrodiag.analysis.control import control_series
 from entrodiag.analysis.views import law_band
 from entrodiag.store import Run, RunError, load_run
 from entrodiag.store.location import LocationError, check_url, is_url, locate
@@ -292,6 +293,13 @@ def events(run_dir: str, fp: Fingerprint) -> pl.DataFrame:
 def distribution(run_dir: str, fp: Fingerprint, segments: int) -> dict:
     """``entropy_distribution`` with ``segments`` consecutive parts (the heatmap's columns)."""
     return entropy_distribution(open_run(run_dir), segments=segments)
+
+
+@by_files
+@st.cache_data(max_entries=32, show_spinner=False)
+def control(run_dir: str, fp: Fingerprint) -> pl.DataFrame:
+    """``control_series``: entropy and the control columns, one row per step (rank means)."""
+    return control_series(open_run(run_dir))
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,10 @@ accuracy, ceiling, flags) and a summary of each selected run, with the entropy f
 
 from __future__ import annotations
 
-import app_data
-import app_ui
 import polars as pl
 import streamlit as st
 
+from entrodiag.app import app_data, app_ui
 from entrodiag.store.reader import SKIP_WARNING
 
 

@@ -4,15 +4,15 @@ refits on the first x% of the evaluations to show how early the ceiling could ha
 
 from __future__ import annotations
 
-import app_data
-import app_ui
 import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
 from entrodiag.analysis import EarlyPrediction, LawFit, early_prediction
+from entrodiag.analysis.early_curve import early_curve
 from entrodiag.analysis.verdicts import LawVerdict, judge_law
+from entrodiag.app import app_data, app_ui
 
 
 def law_figure(fit: LawFit, curve: dict, early: EarlyPrediction | None, k: int) -> go.Figure:
@@ -33,7 +33,7 @@ def law_figure(fit: LawFit, curve: dict, early: EarlyPrediction | None, k: int) 
                       annotation_text=f"ceiling {fit.ceiling:.3f}", annotation_position="top right")
     if early is not None and early.a is not None:
         grid = np.asarray(curve["H"])
-        fig.add_trace(go.Scatter(x=grid, y=early.b - early.a * np.exp(grid), mode="lines",
+        fig.add_trace(go.Scatter(x=grid, y=early_curve(early, grid), mode="lines",
                                  line={"color": "#f58518", "dash": "dash", "width": 2},
                                  name=f"fit on the first {k} points"))
         fig.add_hline(y=early.ceiling, line={"color": "#f58518", "dash": "dot", "width": 1},

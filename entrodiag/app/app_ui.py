@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import app_data
 import streamlit as st
 
+from entrodiag.app import app_data
 from entrodiag.store import RunError
 
 #: Refresh intervals offered for live runs (seconds).

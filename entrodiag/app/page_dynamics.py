@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-import app_data
-import app_ui
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 from plotly.subplots import make_subplots
+
+from entrodiag.app import app_data, app_ui
+from entrodiag.entropy_control import EFFORT_LABELS, KNOB_LABELS, PIClip
 
 #: Start → end numbers shown above the charts (``analyze_run``'s dynamics rows).
 HEADLINE = ("entropy_mean", "reward_mean", "cov_mean", "resp_len_mean", "zero_adv_group_frac")
@@ -139,32 +140,26 @@ def heatmap_figure(dist: dict) -> go.Figure | None:
     return fig
 
 
-KNOB_NAMES = {"control/coef": "entropy-bonus coefficient α", "control/clip_high": "upper clip bound ε_high",
-              "control/effort": "clip effort u"}
-#: What pi_clip's effort sets, drawn beside it (|u| <= 0.25: the clip bounds; beyond: the detached share).
-EFFORT_PARTS = {"control/clip_high": "ε_high", "control/clip_low": "ε_low", "control/detach": "detached share"}
-
-
-def control_figure(steps: pl.DataFrame, c: dict) -> go.Figure:
-    """Entropy against the target and its band, and the controller's output (the knob it sets)."""
-    df = steps.group_by("step").agg(pl.col("entropy_mean").mean(), *[pl.col(k).mean() for k in {**KNOB_NAMES, **EFFORT_PARTS}
-                                                                     if k in steps.columns]).sort("step")
+def control_figure(df: pl.DataFrame, c: dict) -> go.Figure:
+    """Entropy against the target and its band, and the controller's output (the knob it sets), from
+    ``analysis.control.control_series`` (``df``) and the ``control`` section of ``analyze_run`` (``c``)."""
     x = df["step"].to_list()
     knob = c.get("knob") if c.get("knob") in df.columns else None
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, subplot_titles=(
         f"Entropy under {app_ui.plot_text(c['mode'])}: target and band",
-        "Controller output: " + (KNOB_NAMES[knob] if knob else "none (measured only)")))
+        "Controller output: " + (KNOB_LABELS[knob] if knob else "none (measured only)")))
     lo, hi = c["band"]
     fig.add_hrect(y0=lo, y1=hi, fillcolor="rgba(46,139,58,0.15)", line_width=0, row=1, col=1)
     fig.add_hline(y=c["target"], line={"color": "#2e8b3a", "dash": "dash"}, row=1, col=1)
     fig.add_trace(go.Scatter(x=x, y=df["entropy_mean"].to_list(), mode="lines", name="entropy",
                              line={"color": "#1f4e79"}), row=1, col=1)
     if knob:
-        fig.add_trace(go.Scatter(x=x, y=df[knob].to_list(), mode="lines", name=KNOB_NAMES[knob],
+        fig.add_trace(go.Scatter(x=x, y=df[knob].to_list(), mode="lines", name=KNOB_LABELS[knob],
                                  line={"color": "#b03030", "shape": "hv"}), row=2, col=1)
     if knob == "control/effort":
-        fig.add_hrect(y0=-0.25, y1=0.25, fillcolor="rgba(128,128,128,0.12)", line_width=0, row=2, col=1)
-        for col, name in EFFORT_PARTS.items():
+        fig.add_hrect(y0=-PIClip.CLIP_SPAN, y1=PIClip.CLIP_SPAN, fillcolor="rgba(128,128,128,0.12)", line_width=0,
+                      row=2, col=1)
+        for col, name in EFFORT_LABELS.items():
             if col in df.columns:
                 fig.add_trace(go.Scatter(x=x, y=df[col].to_list(), mode="lines", name=name,
                                          line={"color": "gray", "width": 1, "dash": "dot", "shape": "hv"}), row=2, col=1)
@@ -176,7 +171,7 @@ def control_figure(steps: pl.DataFrame, c: dict) -> go.Figure:
     return fig
 
 
-def control_section(path: str, steps: pl.DataFrame) -> None:
+def control_section(path: str) -> None:
     """The entropy controller's numbers and chart (only for runs trained with an entropy target)."""
     c = app_data.summary(path).get("control") or {}
     if c.get("status") != "ok":
@@ -194,7 +189,7 @@ def control_section(path: str, steps: pl.DataFrame) -> None:
                        f"from step {c['control_from']}")
     app_ui.note_metric(cols[4], "controller", app_ui.md(c["mode"]),
                        None if c.get("knob_end") is None else f"output now {c['knob_end']:.4g}")
-    st.plotly_chart(control_figure(steps, c), key="control")
+    st.plotly_chart(control_figure(app_data.control(path), c), key="control")
 
 
 def body(path: str) -> None:
@@ -205,7 +200,7 @@ def body(path: str) -> None:
         return
     headline(path)
     st.plotly_chart(entropy_figure(steps, app_data.events(path)), key="entropy")
-    control_section(path, steps)
+    control_section(path)
     st.plotly_chart(panels_figure(steps, app_data.evals(path)), key="panels")
     fig = heatmap_figure(app_data.distribution(path, min(steps.height, HEATMAP_SEGMENTS)))
     if fig is None:

@@ -1,23 +1,16 @@
 """entrodiag dashboard: the entry script (``entrodiag dashboard`` runs it; from a checkout,
-``ENTRODIAG_RUNS_ROOT=runs streamlit run app/streamlit_app.py`` works too).
+``ENTRODIAG_RUNS_ROOT=runs streamlit run entrodiag/app/streamlit_app.py`` works too).
 
 Draws the sidebar (runs root, runs, live refresh) and runs the chosen page; each page is one file
-beside this one and takes its numbers from ``entrodiag.analysis`` through the cached loaders of
-``app_data``.
+beside this one in the package ``entrodiag.app`` and takes its numbers from ``entrodiag.analysis``
+through the cached loaders of ``app_data``.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import streamlit as st
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # the pages import app_data / app_ui from this folder
-    sys.path.insert(0, str(HERE))
-
-import app_ui  # noqa: E402
+from entrodiag.app import app_ui
 
 PAGES = [
     st.Page("page_runs.py", url_path="runs", title="Runs", icon=":material/table_rows:", default=True),

@@ -3,12 +3,12 @@ reward, the evaluation metric and the covariance (e.g. none vs clip_cov vs kl_co
 
 from __future__ import annotations
 
-import app_data
-import app_ui
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 from plotly.subplots import make_subplots
+
+from entrodiag.app import app_data, app_ui
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
