@@ -181,11 +181,9 @@ def test_report_of_a_url(store, tmp_path):
     pdf = tmp_path / "x.pdf"
     assert main(["report", store["sample"], "-o", str(pdf)]) == 0
     assert pdf.stat().st_size > 10_000
-    pytest.importorskip("pypdf") if shutil.which("pdftotext") is None else None
-    import subprocess
+    from test_report import pdf_text  # pdftotext, else pypdf; skips without either
 
-    text = subprocess.run(["pdftotext", "-layout", "-l", "1", str(pdf), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    text = pdf_text(pdf)
     law = analyze_run(SAMPLE_RUN)["law"]
     assert store["sample"] in text  # the report says where the run was read from
     for number in (law["ceiling"], law["r2"]):
