@@ -128,8 +128,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def add_watch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--follow", action="store_true",
-                   help="keep polling until the run ends (else read it once); exits 3 when it ends interrupted "
-                   "(its trainer died without closing it: seen from the heartbeat even when no file changes)")
+                   help="keep polling until the run ends (else read it once); the exit code says how it ended: "
+                   "0 finished, 3 interrupted (its trainer died without closing it: seen from the heartbeat even "
+                   "when no file changes), 4 failed, 5 stopped, 6 removed (its run.json disappeared)")
     p.add_argument("--interval", type=float, default=10.0, metavar="S",
                    help="seconds between polls with --follow (default: %(default)s)")
     p.add_argument("--fail-on", choices=("info", "warning", "critical"), default=None, metavar="SEVERITY",
@@ -149,10 +150,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
     """Follow a (running) run: print each new collapse flag once with its evidence and advice,
     a live status line (step, entropy, reward, accuracy, the law's ceiling, steps until the
     entropy reaches the floor), record flags and alerts in the run's events/ table and send
-    alerts. Exit codes: 0 the run ended (or was read once), 1 a flag at --fail-on's severity (so a
-    scheduler can stop the job), 2 a path that is not a run, 3 with --follow a run that ended
-    interrupted (its trainer died: killed, out of memory; decided from the heartbeat, the rule of
-    inspect). Each alert sink gets its own deadline (its timeout, default 10 s): one that does not
+    alerts. Exit codes: 0 finished (with --follow: the run ended finished; without it: the run was
+    read), 1 a flag at --fail-on's severity (so a scheduler can stop the job), 2 not a run (or bad
+    input); with --follow, how the run ended otherwise: 3 interrupted (its trainer died: killed, out
+    of memory; decided from the heartbeat, the rule of inspect), 4 failed (its trainer recorded a
+    failure), 5 stopped (on a flag with --stop-on, or on SIGTERM/SIGINT; train --resume continues
+    it), 6 removed (its run.json disappeared while followed). Each alert sink gets its own deadline (its timeout, default 10 s): one that does not
     answer is recorded as alert_failed and the next sinks are still tried."""
     from ..watch.follow import follow
 

@@ -49,6 +49,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .location import Location, LocationError, check_store, is_url, locate
+from .meta import STALE_HEARTBEATS, run_status
 from .rows import Batch, Rows, event_row, to_arrow, warm_up  # noqa: F401  (event_row: imported from here)
 from .schema import OUTSIDE_RANK, PART_GLOB, RUN_JSON, SCHEMA, TABLES, parse_part_name, part_name
 
@@ -64,6 +65,53 @@ def now_iso() -> str:
 class RunExistsError(FileExistsError):
     """The run directory already holds a run (its run.json exists), e.g. claimed a moment ago by
     another process writing the same directory."""
+
+
+class RunInUseError(RunExistsError):
+    """The run is still being written: its run.json says ``running`` and its writer is alive (a
+    fresh heartbeat, and on this host a live pid; in this process, an open ``RunWriter``). A
+    resume must wait for it to end: two writers on one run would interleave their rows."""
+
+
+#: rank-0 writers open in this process (a writer whose run.json names this process's pid is live
+#: only while one of them writes that run)
+_OPEN_WRITERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _run_key(location: Location) -> tuple[str, str]:
+    path = str(Path(location.fs_path).resolve()) if location.is_local else location.fs_path.rstrip("/")
+    return type(location.fs).__name__, path
+
+
+def check_no_live_writer(run_dir: str | os.PathLike | Location, meta: dict | None = None) -> None:
+    """Raise ``RunInUseError`` (one line: who writes it, how to go on) when the run at ``run_dir``
+    is still being written by a live writer; return quietly for a run that ended, one whose
+    writer died (killed, out of memory: ``run_status`` says ``interrupted``) and a folder
+    without run.json. ``meta``: its run.json when already read. The rule a resume obeys (the
+    trainer's ``--resume``, ``Recorder(resume=True)``, ``truncate_run``); a new run is kept
+    apart from a live one by creating run.json exclusively."""
+    location = run_dir if isinstance(run_dir, Location) else locate(run_dir)
+    if meta is None:
+        target = location.child(RUN_JSON)
+        try:
+            meta = json.loads(target.read_bytes())
+        except (OSError, ValueError):
+            return  # no run.json (nothing to take over) or an unreadable one (the reader says so)
+    if not isinstance(meta, dict) or run_status(meta) != "running":
+        return
+    if meta.get("host") == socket.gethostname() and meta.get("pid") == os.getpid():
+        key = _run_key(location)
+        if not any(not w._closed and _run_key(w.location) == key for w in list(_OPEN_WRITERS)):
+            return  # this process wrote it and no longer does
+    try:
+        age = f"{max(0.0, time.time() - float(meta.get('heartbeat'))):.0f} s ago"
+        stale = STALE_HEARTBEATS * float(meta.get("heartbeat_interval_s") or 10.0) + 1.0
+    except (TypeError, ValueError):
+        age, stale = "at an unknown time", STALE_HEARTBEATS * 10.0 + 1.0
+    raise RunInUseError(
+        f"{location.url} is still being written (status running; writer pid {meta.get('pid')} on "
+        f"{meta.get('host')}, last heartbeat {age}): wait for it to end or stop it, then resume (a writer "
+        f"that died is seen at once on its host, elsewhere once its heartbeat is {stale:.0f} s old)")
 
 
 def write_json_atomic(path: Path, data: dict, *, exclusive: bool = False) -> None:
@@ -223,6 +271,7 @@ class RunWriter:
             self.path.mkdir(parents=True, exist_ok=True)
             if self.rank == 0:
                 self._meta = self._open_meta(meta or {}, resume)
+                _OPEN_WRITERS.add(self)
             for t in TABLES:
                 (self.path / t).mkdir(exist_ok=True)
                 for stale in (self.path / t).glob(f".part-r{self.rank:05d}-*.tmp"):
@@ -233,7 +282,10 @@ class RunWriter:
             try:
                 if self.rank == 0:
                     self._meta = self._open_meta(meta or {}, resume)
+                    _OPEN_WRITERS.add(self)
                 self._seq = self._next_seq()
+            except RunExistsError:
+                raise
             except OSError as e:
                 raise LocationError(
                     f"{self.path}: cannot write the run there ({one_line(e)}); check that the bucket exists and "
@@ -294,6 +346,7 @@ class RunWriter:
             if not resume:
                 raise taken
             old = json.loads(path.read_text())
+            check_no_live_writer(self.location, old)
             merged = {**old, **meta, "run_id": old.get("run_id"), "created": old.get("created")}
             merged["resumed"] = [*old.get("resumed", []), now_iso()]
         else:
@@ -444,10 +497,11 @@ def truncate_run(run_dir: str | os.PathLike, after_step: int) -> int:
     the checkpoint of ``after_step``, so no step is recorded twice). Each changed part is
     rewritten atomically (a whole-object overwrite on an object store), or deleted when nothing
     is left; unreadable parts are left alone (the reader skips them). Returns the number of rows
-    removed. Call it while no writer is open."""
+    removed. ``RunInUseError`` while a live writer still writes the run (``check_no_live_writer``)."""
     import pyarrow.compute as pc
 
     run = locate(run_dir)
+    check_no_live_writer(run)
     removed = 0
     for table in TABLES:
         folder = run.child(table)

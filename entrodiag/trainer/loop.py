@@ -28,7 +28,7 @@ from ..hooks.recorder import Recorder
 from ..hooks.signals import GracefulStop, StepAbandoned, TrainingStopped, signal_name
 from ..metrics import group_advantages
 from ..store.location import LocationError, check_store, locate, run_path
-from ..store.writer import RunExistsError, truncate_run
+from ..store.writer import RunExistsError, RunInUseError, check_no_live_writer, truncate_run
 from .checkpoint import (checkpoint_dir, list_checkpoints, load_trainer_state, local_policy,
                          resume_config, save_checkpoint, state_bytes, write_speed)
 from .config import TrainConfig
@@ -65,6 +65,8 @@ class Trainer(DeadlineChecks, CollapseWatch):
             raise TrainingError(str(e)) from None
         if not resume and taken:
             raise TrainingError(f"{self.out} already holds a run: pass a new --out, or --resume {self.out}")
+        if resume and self.rank == 0:  # before loading anything: a live trainer keeps its run
+            self._refuse_live_writer()
         if cfg.prompts_per_step % self.world:
             raise TrainingError(f"prompts_per_step ({cfg.prompts_per_step}) must divide among {self.world} ranks")
         if self.device.type == "cuda":
@@ -124,6 +126,7 @@ class Trainer(DeadlineChecks, CollapseWatch):
             self.opt.load_state_dict(state["optimizer"])
             self.sched.load_state_dict(state["scheduler"])
             if self.rank == 0:
+                self._refuse_live_writer()  # again: it may have started while this one loaded
                 removed = truncate_run(self.out, self.start - 1)
                 self.log(f"resuming {self.out} at step {self.start} from {ckpt.name}"
                          + (f"; dropped {removed} rows recorded after it" if removed else ""))
@@ -137,6 +140,8 @@ class Trainer(DeadlineChecks, CollapseWatch):
                 model=model_name, task=self.task.name, intervention=self.intervention,
                 n_params=n_params(self.model), device=str(self.device),
             )
+        except RunInUseError as e:  # --resume: another writer took the run over meanwhile
+            raise TrainingError(str(e)) from None
         except RunExistsError:  # two trainers on one --out: the other claimed it while this one loaded
             raise TrainingError(f"{self.out} already holds a run: another trainer started writing it while this "
                                 "one was loading its model; pass a new --out") from None
@@ -167,6 +172,13 @@ class Trainer(DeadlineChecks, CollapseWatch):
         self.checkpoint_seconds = 0.0  # the last measured checkpoint, else the start-up estimate (rank 0)
         if self.rank == 0:
             self._estimate_checkpoint()
+
+    def _refuse_live_writer(self) -> None:
+        """``TrainingError`` (one line) when another writer is still live on the run to resume."""
+        try:
+            check_no_live_writer(self.out)
+        except RunInUseError as e:
+            raise TrainingError(str(e)) from None
 
     def _load(self, path):
         """A policy from a checkpoint, a model folder, a GGUF file or a named model (rank 0 fetches
