@@ -105,13 +105,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write a PDF diagnostic report of a run: summary with verdict, flags and advice, dynamics,
     the entropy law, the entropy distribution and forking tokens, example responses, the mechanism
     check and the configuration; --compare adds a page with other runs side by side. A path that
-    is not a run exits 2."""
+    is not a run, or a run without step rows (nothing recorded yet), exits 2."""
     from pathlib import Path
 
     from ..report import build_report
     from ..store import load_run
 
     run = load_run(args.run)
+    if run.steps.is_empty():  # a report of nothing would read "no collapse detected"
+        damaged = (f"; {len(run.skipped_parts)} damaged part file(s) skipped (entrodiag inspect names them)"
+                   if run.skipped_parts else "")
+        print(f"entrodiag report: {args.run} (status {run.status}) has no step rows{damaged}: nothing to report"
+              f"{' yet' if run.status == 'running' else ''}; entrodiag analyze {args.run} says what is missing",
+              file=sys.stderr)
+        return 2
     out = Path(args.output) if args.output else Path("reports") / f"{run.run_id}.pdf"
     try:
         pdf = build_report(run, out, compare=args.compare, metric=args.metric)

@@ -34,6 +34,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Build a run (steps and evals) from metrics another tool logged: TRL/HF, verl, OpenRLHF, TensorBoard, W&B."""
     from ..importers import ImportFailure, import_run, listing, shown
 
+    refused = _refused(args.source, args.out)
+    if refused:
+        print(f"entrodiag import: {refused}", file=sys.stderr)
+        return 2
     try:
         report = import_run(args.source, args.out, format=args.format, mapping=args.map,
                             log_every=args.log_every, eval_where=args.eval_where)
@@ -72,3 +76,22 @@ def cmd_import(args: argparse.Namespace) -> int:
               "output); map a held-out metric with --map COLUMN=val/NAME if the log has one")
     print(f"next: entrodiag inspect {report.run_dir}")
     return 0
+
+
+def _refused(source: str, out: str) -> str | None:
+    """Why ``import SOURCE --out OUT`` cannot work, said before any reading: SOURCE is already an
+    entrodiag run (or its run.json), or OUT is a file. None when neither."""
+    from pathlib import Path
+
+    from ..store.location import is_url
+    from ..store.schema import RUN_JSON
+
+    if not is_url(source):
+        src = Path(source)
+        run = src if src.is_dir() else src.parent if src.name == RUN_JSON else None
+        if run is not None and (run / RUN_JSON).is_file():
+            return (f"{run} is already an entrodiag run (it has {RUN_JSON}): nothing to import; read it with "
+                    f"entrodiag inspect {run} or entrodiag analyze {run}")
+    if not is_url(out) and Path(out).exists() and not Path(out).is_dir():
+        return f"--out {out} is a file; name a run directory to create"
+    return None

@@ -90,7 +90,7 @@ def connect(root: str | os.PathLike, sql: str | None = None, *, index_dir: str |
     tables ``sql`` names, when given; all of them otherwise), and the ``RunsIndex`` they came from
     (``index.skipped()``: damaged part files left out, as ``load_run`` leaves them out).
 
-    Raises ``QueryError`` when the root holds no runs.
+    Raises ``QueryError`` when the root holds no runs, or none that can be read.
     """
     import duckdb
 
@@ -103,6 +103,11 @@ def connect(root: str | os.PathLike, sql: str | None = None, *, index_dir: str |
         raise QueryError(f"{index.root.url} holds no entrodiag runs (no run.json in it or in the folders below "
                          "it, 3 levels deep); a run directory is written by `entrodiag train`, `entrodiag import` "
                          "or entrodiag.Recorder")
+    bad = index.errors()
+    if all(r.run_id in bad for r in runs):  # else every table is empty: a count of 0 that means nothing
+        first = bad[runs[0].run_id]
+        more = f" (and {len(runs) - 1} more unreadable run(s))" if len(runs) > 1 else ""
+        raise QueryError(f"{index.root.url} holds no readable entrodiag run: {first}{more}")
     wanted = _tables_named(sql) if sql is not None else list(QUERY_TABLES)
     con = duckdb.connect()
     if "runs" in wanted:
@@ -150,7 +155,7 @@ def query(root: str | os.PathLike, sql: str, *, index_dir: str | os.PathLike | N
     the result as an Arrow table. See the module docstring for the tables.
 
     Raises ``QueryError`` with a one-line message for SQL that does not run (naming the tables)
-    and for a root without runs.
+    and for a root without runs (or without a readable one).
 
     Example:
         >>> query("runs", "select run_id, max(step) from steps group by run_id")   # doctest: +SKIP
