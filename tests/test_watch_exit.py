@@ -77,7 +77,7 @@ def test_watch_help_and_the_docs_list_every_exit_code():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     text = " ".join(sub.choices["watch"].format_help().split())
     for code, meaning in [(0, "finished"), (1, "a flag"), (2, "not a run"), (3, "interrupted"), (4, "failed"),
-                          (5, "stopped"), (6, "removed")]:
+                          (5, "stopped"), (6, "removed"), (130, "the watch itself was stopped")]:
         assert f"{code} {meaning}" in text, (code, meaning)
     doc = (Path(__file__).resolve().parents[1] / "docs" / "run-directory.md").read_text()
     for code, word in [(0, "finished"), (3, "interrupted"), (4, "failed"), (5, "stopped"), (6, "removed")]:

@@ -162,7 +162,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     input); with --follow, how the run ended otherwise: 3 interrupted (its trainer died: killed, out
     of memory; decided from the heartbeat, the rule of inspect), 4 failed (its trainer recorded a
     failure), 5 stopped (on a flag with --stop-on, or on SIGTERM/SIGINT; train --resume continues
-    it), 6 removed (its run.json disappeared while followed). Each alert sink gets its own deadline (its timeout, default 10 s): one that does not
+    it), 6 removed (its run.json disappeared while followed); 130 the watch itself was stopped
+    (Ctrl-C). Each alert sink gets its own deadline (its timeout, default 10 s): one that does not
     answer is recorded as alert_failed and the next sinks are still tried."""
     from ..watch.follow import follow
 
