@@ -101,3 +101,22 @@ def test_liveness_of_a_writer_on_another_host_is_its_heartbeat(tmp_path):
     meta = json.loads((run / "run.json").read_text())
     for status in ("finished", "failed", "stopped"):  # an ended run has no writer
         check_no_live_writer(run, {**meta, "status": status})
+
+
+def test_on_an_object_store_a_live_writer_refuses_the_resume_with_its_own_error(s3_env):
+    """Before, on s3:// a refusal came out as "cannot write the run there ... check the bucket"."""
+    from entrodiag.store.location import locate
+
+    url = f"s3://{s3_env}/runs/live"
+    RunWriter(url, meta={"source": "custom"}).close()
+    target = locate(url).child("run.json")
+    meta = json.loads(target.read_bytes())
+    live = {**meta, "status": "running", "host": "elsewhere.invalid", "heartbeat": time.time()}
+    target.write_bytes(json.dumps(live).encode())
+    with pytest.raises(RunInUseError, match="still being written"):
+        Recorder(url, resume=True)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        RunWriter(url, meta={})  # a new run there: the plain refusal, not a store error
+    target.write_bytes(json.dumps({**live, "heartbeat": time.time() - 60}).encode())  # stale: its writer died
+    Recorder(url, resume=True).close()
+    assert json.loads(target.read_bytes())["status"] == "finished"
