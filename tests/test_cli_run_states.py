@@ -53,8 +53,9 @@ def _one_line(capsys) -> str:
 @pytest.mark.parametrize("command", ["analyze", "report", "query"])
 def test_not_a_run_is_one_line_and_exit_2(runs, tmp_path, capsys, command, name):
     """Before, for query of a run whose run.json is cut: exit 0 and a count of 0 steps."""
-    args = {"analyze": ["analyze", str(runs[name])], "report": ["report", str(runs[name]), "-o", str(tmp_path / "r.pdf")],
-            "query": ["query", str(runs[name]), "select count(*) from steps", "--index", str(tmp_path / "i")]}[command]
+    path, pdf, index = str(runs[name]), str(tmp_path / "r.pdf"), str(tmp_path / "i")
+    args = {"analyze": ["analyze", path], "report": ["report", path, "-o", pdf],
+            "query": ["query", path, "select count(*) from steps", "--index", index]}[command]
     assert main(args) == 2
     _one_line(capsys)
     assert not (tmp_path / "r.pdf").exists()
@@ -75,8 +76,8 @@ def test_analyze_and_query_read_a_run_in_any_state_and_say_its_status(runs, tmp_
     assert main(["analyze", str(runs[name]), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["run"]["status"] == status and summary["run"]["steps"] == (0 if name == "empty" else 12)
-    assert main(["query", str(runs[name]), "select status, (select count(*) from steps) n from runs", "--json",
-                 "--index", str(tmp_path / "i")]) == 0
+    sql = "select status, (select count(*) from steps) n from runs"
+    assert main(["query", str(runs[name]), sql, "--json", "--index", str(tmp_path / "i")]) == 0
     assert json.loads(capsys.readouterr().out) == [{"status": status, "n": 0 if name == "empty" else 12}]
 
 

@@ -31,8 +31,8 @@ def other_process():
 def _claim(run: Path, pid: int, *, host: str | None = None, heartbeat_age: float = 0.0) -> None:
     """Make run.json say what a live writer's says: running, its pid and host, a fresh heartbeat."""
     meta = json.loads((run / "run.json").read_text())
-    meta.update(status="running", pid=pid, host=host or socket.gethostname(), heartbeat=time.time() - heartbeat_age,
-                heartbeat_interval_s=10.0)
+    meta.update(status="running", pid=pid, host=host or socket.gethostname(),
+                heartbeat=time.time() - heartbeat_age, heartbeat_interval_s=10.0)
     (run / "run.json").write_text(json.dumps(meta))
 
 

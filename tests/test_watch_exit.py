@@ -41,7 +41,8 @@ def test_follow_exits_with_the_code_of_how_the_run_ended(tmp_path, capsys, statu
     """Before: a failed or stopped run ended the follow with exit 0, like a finished one."""
     meta = {"status": status}
     if status == "interrupted":  # recorded as running, its writer dead (the pid on this host)
-        meta = {"status": "running", "host": socket.gethostname(), "pid": _dead_pid(), "heartbeat": time.time()}
+        meta = {"status": "running", "host": socket.gethostname(), "pid": _dead_pid(),
+                "heartbeat": time.time()}
     run = _run(tmp_path / "run", **meta)
     assert main(["watch", str(run), "--follow", "--interval", "0.01", "--no-events"]) == code
     out = capsys.readouterr().out

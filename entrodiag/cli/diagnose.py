@@ -115,9 +115,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if run.steps.is_empty():  # a report of nothing would read "no collapse detected"
         damaged = (f"; {len(run.skipped_parts)} damaged part file(s) skipped (entrodiag inspect names them)"
                    if run.skipped_parts else "")
-        print(f"entrodiag report: {args.run} (status {run.status}) has no step rows{damaged}: nothing to report"
-              f"{' yet' if run.status == 'running' else ''}; entrodiag analyze {args.run} says what is missing",
-              file=sys.stderr)
+        yet = " yet" if run.status == "running" else ""
+        print(f"entrodiag report: {args.run} (status {run.status}) has no step rows{damaged}: nothing to "
+              f"report{yet}; entrodiag analyze {args.run} says what is missing", file=sys.stderr)
         return 2
     out = Path(args.output) if args.output else Path("reports") / f"{run.run_id}.pdf"
     try:
@@ -135,9 +135,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def add_watch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--follow", action="store_true",
-                   help="keep polling until the run ends (else read it once); the exit code says how it ended: "
-                   "0 finished, 3 interrupted (its trainer died without closing it: seen from the heartbeat even "
-                   "when no file changes), 4 failed, 5 stopped, 6 removed (its run.json disappeared)")
+                   help="keep polling until the run ends (else read it once); the exit code says how it "
+                   "ended: 0 finished, 3 interrupted (its trainer died without closing it: seen from the "
+                   "heartbeat even when no file changes), 4 failed, 5 stopped, 6 removed (its run.json "
+                   "disappeared)")
     p.add_argument("--interval", type=float, default=10.0, metavar="S",
                    help="seconds between polls with --follow (default: %(default)s)")
     p.add_argument("--fail-on", choices=("info", "warning", "critical"), default=None, metavar="SEVERITY",
