@@ -20,6 +20,7 @@ from entrodiag.analysis.verdicts import LAW_NUMBERS
 from entrodiag.importers import import_run
 from entrodiag.report.layout import Page, TextFlow, line_height
 from entrodiag.report.style import SIZE
+from entrodiag.report.summary_page import LAW_ROWS
 
 WILD = Path(__file__).resolve().parent / "data" / "wild" / "made-trl-tiny-addition-grpo-entropy-collapse"
 
@@ -60,9 +61,10 @@ def test_withheld_law_numbers_are_shown_whole_in_the_same_rows_on_both_pages(deg
     assert law["verdict"]["status"] == "not applicable"
     text = degenerate_text
     # each prediction of the law, on the summary and on the law page, in full words (never cut to "withheld (no…")
-    assert text.count("withheld (not applicable)") == 2 * len(LAW_NUMBERS)
+    predictions = [key for _, key, _ in LAW_ROWS if key in LAW_NUMBERS]
+    assert len(predictions) >= 4 and text.count("withheld (not applicable)") == 2 * len(predictions)
     assert not re.search(r"withheld \([^)]*…", text)
-    for row in ("share of the attainable gain realised", "headroom to the ceiling", "the law's R at the last step",
+    for row in ("share of the attainable gain realised", "the law's R at the last step",
                 "fraction of the ceiling reached"):
         assert text.count(row) == 2, row  # the same words on both pages
     assert format(law["a"], ".4g") in text and format(law["b"], ".4g") in text  # the fit itself is shown

@@ -212,7 +212,8 @@ def _key_numbers(d: ReportData, flow: TextFlow) -> None:
 
 
 #: The law's rows on every page that shows them: (label, key, format); the keys in
-#: ``verdicts.LAW_NUMBERS`` are predictions of the law, withheld unless it fits.
+#: ``verdicts.LAW_NUMBERS`` are predictions of the law, withheld unless it fits (the headroom is
+#: the ceiling less the law's R at the last step, both shown).
 LAW_ROWS: tuple[tuple[str, str, str], ...] = (
     ("a", "a", ".4g"),
     ("b", "b", ".4g"),
@@ -221,7 +222,6 @@ LAW_ROWS: tuple[tuple[str, str, str], ...] = (
     ("the law's R at the last step", "r_last", ".4g"),
     ("fraction of the ceiling reached", "ceiling_frac", "%"),
     ("share of the attainable gain realised", "gain_frac", "%"),
-    ("headroom to the ceiling", "headroom", ".3g"),
 )
 
 
