@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_analysis_premises import wiggle, write_run
+from test_analysis_premises import verl_log, wiggle, write_run
 from test_report import build, pdf_text
 
 from entrodiag.analysis import analyze_run
@@ -126,3 +126,23 @@ def test_a_paragraph_is_not_split_across_pages():
     assert len(pages) == 2
     assert not any("Not judged" in t or "metrics file" in t for t in lines(pages[0]))
     assert sum("metrics file" in t for t in lines(pages[1])) >= 2  # the whole paragraph, on the next page
+
+
+def test_the_reward_panel_draws_the_series_the_analysis_reads(tmp_path):
+    """verl's logged reward holds a KL penalty: the analysis reads the task score, and so does the
+    Dynamics page's reward panel (not the penalised reward the detectors ignore)."""
+    n = 40
+    steps = np.arange(1, n + 1)
+    u = np.linspace(0, 1, n)
+    score = 0.2 + 0.5 * u + wiggle(n, 0.01, 1)
+    penalty = 0.3 * (1 - u)
+    log = verl_log(tmp_path / "verl.jsonl", steps, {
+        "actor/entropy": 0.8 - 0.4 * u, "critic/score/mean": score, "critic/rewards/mean": score - penalty,
+        "actor/reward_kl_penalty": penalty, "actor/reward_kl_penalty_coeff": np.full(n, 0.05),
+        "response_length/mean": np.full(n, 100.0)})
+    import_run(log, tmp_path / "run")
+    reward = analyze_run(tmp_path / "run")["reward"]
+    assert reward["column"] == "score_mean" and reward["label"] == "task score"
+    text = " ".join(pdf_text(build(tmp_path / "run", tmp_path / "kl.pdf")).split())
+    assert "Training task score" in text and "mean task score" in text
+    assert "Training reward" not in text

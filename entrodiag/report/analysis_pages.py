@@ -41,7 +41,9 @@ def dynamics_pages(d: ReportData) -> list[Page]:
     axes = [fig.add_subplot(gs[i, j]) for i in range(2) for j in range(3)]
     law_reason = d.section("law").get("reason") if not d.eval_names else None
     plot_entropy(axes[0], d.run, d.run.events, xlabel=False)
-    plot_reward(axes[1], d.run, xlabel=False)
+    reward = d.section("reward")  # the task score where the logged reward holds a KL penalty
+    plot_reward(axes[1], d.run, xlabel=False, **({"column": reward["column"], "label": reward["label"]}
+                                                  if reward.get("status") == "ok" else {}))
     plot_evals(axes[2], d.run, d.eval_names, d.metric, xlabel=False, reason=law_reason)
     plot_covariance(axes[3], d.run)
     plot_length(axes[4], d.run)

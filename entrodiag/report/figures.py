@@ -123,15 +123,17 @@ def plot_events(ax: Axes, events: pl.DataFrame) -> None:
                 clip_on=False, linestyle="none")
 
 
-def plot_reward(ax: Axes, run: Run, *, xlabel: bool = True) -> bool:
-    """Mean training reward per step."""
-    steps, r = series(run, "reward_mean")
+def plot_reward(ax: Axes, run: Run, *, xlabel: bool = True, column: str = "reward_mean",
+                label: str = "reward") -> bool:
+    """The training reward per step: ``column``, the series the analysis reads as the reward
+    (``analysis.sources.reward_series``: the task score where the logged reward holds a KL penalty)."""
+    steps, r = series(run, column)
     if len(r) == 0:
         missing(ax, "Reward", "no reward in the step rows: " + _hint(run, "reward_mean", "pass rewards= to record_batch"))
         return False
-    _line(ax, steps, r, COLORS["reward"], "mean reward" + (" (trailing mean)" if len(r) > SMOOTH_ABOVE else ""))
-    ax.set_title("Training reward")
-    ax.set_ylabel("reward")
+    _line(ax, steps, r, COLORS["reward"], f"mean {label}" + (" (trailing mean)" if len(r) > SMOOTH_ABOVE else ""))
+    ax.set_title(f"Training {label}")
+    ax.set_ylabel(label)
     _legend(ax, loc="lower right")
     _steps_axis(ax, xlabel)
     return True
