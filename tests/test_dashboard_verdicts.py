@@ -8,31 +8,23 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
-from test_analysis_premises import wiggle, write_run  # noqa: E402
-from test_dashboard import app, figures, metrics, page  # noqa: E402
+from test_dashboard import app, figures, page  # noqa: E402
+from test_report_pages import degenerate_run  # noqa: E402
 
 from entrodiag.analysis import analyze_run, fit_entropy_law  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def degenerate(tmp_path_factory):
-    """Entropy falls 1.0 -> 0.3 and the validation accuracy falls with it: not applicable. No
-    covariance, shares or entropy quantiles were logged; three long evaluation names."""
-    n = 60
-    steps = np.arange(1, n + 1)
-    H = np.linspace(1.0, 0.3, n)
-    ev = steps[::3]
-    R = 0.1 + 0.25 * np.exp(H[ev]) + wiggle(len(ev), 0.004, 3)
-    return write_run(tmp_path_factory.mktemp("degen") / "run", steps, {
-        "entropy_mean": H, "reward_mean": 0.2 + wiggle(n, 0.02, 4)}, {
-        "val/accuracy": (ev, R), "val/format_accuracy_of_the_answers": (ev, R + 0.1),
-        "val/reward_from_the_grader_model": (ev, R - 0.05)})
+    """The law is not applicable (``degenerate_run``); no covariance, shares or entropy quantiles
+    logged; three evaluation names, two long ones."""
+    return degenerate_run(tmp_path_factory.mktemp("degen") / "run", {
+        "val/format_accuracy_of_the_answers": 0.1, "val/reward_from_the_grader_model": -0.05})
 
 
 @pytest.fixture(scope="module")

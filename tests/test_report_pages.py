@@ -25,17 +25,22 @@ from entrodiag.report.summary_page import LAW_ROWS
 WILD = Path(__file__).resolve().parent / "data" / "wild" / "made-trl-tiny-addition-grpo-entropy-collapse"
 
 
-@pytest.fixture(scope="module")
-def degenerate(tmp_path_factory):
+def degenerate_run(path: Path, more_evals: dict[str, float] | None = None):
     """Entropy falls 1.0 -> 0.3 and the validation accuracy falls with it (a < 0 on a clean fit):
-    the law is not applicable."""
+    the law is not applicable. Only entropy, reward and evaluations are logged; ``more_evals``:
+    more evaluation names, each val/accuracy plus its offset."""
     n = 60
     steps = np.arange(1, n + 1)
     H = np.linspace(1.0, 0.3, n)
     ev = steps[::3]
     R = 0.1 + 0.25 * np.exp(H[ev]) + wiggle(len(ev), 0.004, 3)
-    return write_run(tmp_path_factory.mktemp("degen") / "run", steps, {
-        "entropy_mean": H, "reward_mean": 0.2 + wiggle(n, 0.02, 4)}, {"val/accuracy": (ev, R)})
+    evals = {"val/accuracy": (ev, R), **{k: (ev, R + dv) for k, dv in (more_evals or {}).items()}}
+    return write_run(path, steps, {"entropy_mean": H, "reward_mean": 0.2 + wiggle(n, 0.02, 4)}, evals)
+
+
+@pytest.fixture(scope="module")
+def degenerate(tmp_path_factory):
+    return degenerate_run(tmp_path_factory.mktemp("degen") / "run")
 
 
 @pytest.fixture(scope="module")
