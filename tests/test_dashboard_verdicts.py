@@ -53,9 +53,11 @@ def test_dynamics_page_says_what_an_empty_panel_lacks(degenerate, summary, monke
     # no legend entry for a series the run never logged (the store keeps the column, all null)
     assert {t.get("name") for t in entropy["data"]} == {"mean"}
     notes = [a["text"].replace("<br>", " ") for a in panels["layout"]["annotations"]]
-    for column in ("cov_mean or entropy_pressure", "resp_len_mean", "zero_adv_group_frac", "high_entropy_frac"):
+    empty = ("cov_mean or entropy_pressure", "resp_len_mean", "zero_adv_group_frac", "high_entropy_frac")
+    for column in empty:
         assert any(f"no {column} in the step rows" in n for n in notes), (column, notes)
-    assert not any("reward_mean" in n or "evaluations" in n for n in notes)  # the panels with data say nothing
+    # the panels with data say nothing
+    assert not any("reward_mean" in n or "evaluations" in n for n in notes)
     # the evaluation panel's title is broken into lines instead of running off its panel
     title = next(a["text"] for a in panels["layout"]["annotations"] if a["text"].startswith("Evaluation"))
     assert title.count("<br>") >= 1

@@ -65,7 +65,8 @@ def test_withheld_law_numbers_are_shown_whole_in_the_same_rows_on_both_pages(deg
     law = analyze_run(degenerate)["law"]
     assert law["verdict"]["status"] == "not applicable"
     text = degenerate_text
-    # each prediction of the law, on the summary and on the law page, in full words (never cut to "withheld (no…")
+    # each prediction of the law, on the summary and on the law page, in full words
+    # (never cut to "withheld (no…")
     predictions = [key for _, key, _ in LAW_ROWS if key in LAW_NUMBERS]
     assert len(predictions) >= 4 and text.count("withheld (not applicable)") == 2 * len(predictions)
     assert not re.search(r"withheld \([^)]*…", text)
@@ -122,7 +123,8 @@ def test_a_paragraph_is_not_split_across_pages():
     lh = line_height(SIZE["small"])
     heading = 0.06 + line_height(SIZE["heading"]) + 0.04  # TextFlow.heading: gap, line, gap
     # room for the heading, the "no flag" line and one line and a half of the two-line paragraph
-    flow = TextFlow(pages, make, page=pages[0], top=pages[0].bottom + heading + line_height(SIZE["body"]) + 1.5 * lh)
+    top = pages[0].bottom + heading + line_height(SIZE["body"]) + 1.5 * lh
+    flow = TextFlow(pages, make, page=pages[0], top=top)
     _flags(_Flags({"positive_covariance": why}), flow)
 
     def lines(page: Page) -> list[str]:

@@ -106,8 +106,8 @@ PANELS: dict[tuple[int, int], tuple[str, ...]] = {
 }
 
 
-def panels_figure(steps: pl.DataFrame, evals: pl.DataFrame, hint: Callable[[str], str | None] = lambda c: None,
-                  ) -> go.Figure:
+def panels_figure(steps: pl.DataFrame, evals: pl.DataFrame,
+                  hint: Callable[[str], str | None] = lambda c: None) -> go.Figure:
     """Reward, evaluations, covariance, response length, zero-advantage and high-entropy shares.
 
     Panels with two or more series name them in the title, in the series' colours. A panel the

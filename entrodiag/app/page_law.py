@@ -50,7 +50,8 @@ def law_figure(fit: LawFit, curve: dict, early: EarlyPrediction | None, k: int) 
                       annotation_position="bottom right")
     hover = [f"step {s}<br>H {h:.4f}<br>R {r:.4f}" for s, h, r in zip(steps, H, R)]
     points = points_word(fit)
-    for used, name, symbol in ((True, f"{points} in the early fit" if early is not None else points, "circle"),
+    used_name = f"{points} in the early fit" if early is not None else points
+    for used, name, symbol in ((True, used_name, "circle"),
                                (False, "held out", "circle-open")):
         idx = np.arange(len(H)) < k if used else np.arange(len(H)) >= k
         if idx.any():
@@ -131,7 +132,8 @@ def body(path: str) -> None:
     if not verdict.fits:  # no early prediction where the law does not describe the run
         st.plotly_chart(law_figure(fit, view.curve, None, len(fit.H)), key="law")
         st.caption(f"R = {app_ui.md(fit.metric)}, H = {app_ui.md(fit.entropy)} (trailing mean of {fit.smooth} "
-                   f"steps), {fit.n} {points_word(fit)}; no ceiling or early prediction: {app_ui.md(verdict.text)}")
+                   f"steps), {fit.n} {points_word(fit)}; no ceiling or early prediction: "
+                   f"{app_ui.md(verdict.text)}")
         return
     pct = st.slider(f"Refit on the first x% of the {points_word(fit)} (early prediction)", 10, 90, 30, step=5,
                     format="%d%%", key="law_frac")

@@ -116,7 +116,8 @@ def forecast(fc: dict | None, withheld: str | None = None) -> None:
     app_ui.note_metric(cols[2], "Steps left", app_ui.fmt(fc.get("steps_left"), "d"),
                        f"from step {fc['current_step']} (H = {fc['current']:.3f})")
     acc = fc.get("accuracy_at_floor")
-    app_ui.note_metric(cols[3], "Accuracy at the floor (law)", app_ui.fmt(acc), withheld if acc is None else None)
+    app_ui.note_metric(cols[3], "Accuracy at the floor (law)", app_ui.fmt(acc),
+                       withheld if acc is None else None)
 
 
 def body(ctx: app_ui.Context) -> None:

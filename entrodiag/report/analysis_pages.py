@@ -93,9 +93,9 @@ def law_pages(d: ReportData) -> list[Page]:
     fit = d.fit
     assert fit is not None
     points = "steps" if d.section("metric").get("training") else "evaluations"
-    early = (f"Early fits use the first 15/30/50% of the {points} and predict the rest. " if d.law_fits else "")
-    page = Page("The entropy law", "Cui et al. 2025: performance R = −a·e^H + b in the training entropy H; at "
-                f"H = 0 the law's ceiling is b − a. {early}{metric_short(d)}.")
+    early = f"Early fits use the first 15/30/50% of the {points} and predict the rest. " if d.law_fits else ""
+    page = Page("The entropy law", "Cui et al. 2025: performance R = −a·e^H + b in the training entropy H; "
+                f"at H = 0 the law's ceiling is b − a. {early}{metric_short(d)}.")
     text_h = 2.3
     gs = page.chart_grid(1, 2, bottom=page.bottom + text_h, gap_x=1.65, width_ratios=[1.25, 1.0])
     ax_law = page.fig.add_subplot(gs[0, 0])
@@ -174,7 +174,8 @@ def distribution_pages(d: ReportData) -> list[Page]:
                      note="tokens most often among their step's top 20% by entropy")
     if ft is not None:
         rows = [[visible(shown_token(r["token"]), mono=True, limit=18), str(r["token_id"]), f"{r['count']:,}",
-                 f"{r['forking']:,}", fmt_pct(r["forking_rate"]), fmt(r["mean_entropy"], ".3f")] for r in ft["rows"]]
+                 f"{r['forking']:,}", fmt_pct(r["forking_rate"]), fmt(r["mean_entropy"], ".3f")]
+                for r in ft["rows"]]
         flow.table([Column("token", 1.2, mono=True), Column("id", 0.5, "right"), Column("seen", 0.6, "right"),
                     Column("forking", 0.62, "right"), Column("rate", 0.55, "right"),
                     Column("mean H (nats)", 1.0, "right")], rows)

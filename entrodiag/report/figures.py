@@ -131,7 +131,8 @@ def plot_reward(ax: Axes, run: Run, *, xlabel: bool = True, column: str = "rewar
     if len(r) == 0:
         missing(ax, "Reward", "no reward in the step rows: " + _hint(run, "reward_mean", "pass rewards= to record_batch"))
         return False
-    _line(ax, steps, r, COLORS["reward"], f"mean {label}" + (" (trailing mean)" if len(r) > SMOOTH_ABOVE else ""))
+    smooth = " (trailing mean)" if len(r) > SMOOTH_ABOVE else ""
+    _line(ax, steps, r, COLORS["reward"], f"mean {label}{smooth}")
     ax.set_title(f"Training {label}")
     ax.set_ylabel(label)
     _legend(ax, loc="lower right")

@@ -238,7 +238,7 @@ def law_table(d: ReportData, flow: TextFlow, size: float = SIZE["small"]) -> Non
         elif spec == "%":
             value = law_number(d, fmt_pct(law.get(key), 1))
         else:
-            value = law_number(d, fmt(law.get(key), spec)) if key not in ("a", "b") else fmt(law.get(key), spec)
+            value = fmt(law.get(key), spec) if key in ("a", "b") else law_number(d, fmt(law.get(key), spec))
         rows.append([label, value, fmt_ci(ci.get(key)) if key in ("a", "b", "ceiling") else ""])
     width = flow.x1 - flow.x0  # 4.9 inches or more: no label, verdict or interval is cut
     estimate, interval = 1.5, 1.25
@@ -292,8 +292,8 @@ def _flags(d: ReportData, flow: TextFlow) -> None:
     for kind, why in skipped.items():
         by_reason.setdefault(why, []).append(kind)
     for why, kinds in by_reason.items():
-        flow.para(f"Not judged: {', '.join(kinds)}: {why}", size=SIZE["small"], color=COLORS["muted"], hang=0.15,
-                  keep=True)
+        flow.para(f"Not judged: {', '.join(kinds)}: {why}", size=SIZE["small"], color=COLORS["muted"],
+                  hang=0.15, keep=True)
 
 
 def event_lines(d: ReportData, limit: int = 12) -> list[tuple[str, str]]:
