@@ -5,6 +5,8 @@ entropy histogram over training as a heatmap."""
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Callable
 from itertools import pairwise
 
 import plotly.graph_objects as go
@@ -12,6 +14,7 @@ import polars as pl
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from entrodiag.analysis.sources import log_hint
 from entrodiag.app import app_data, app_ui
 from entrodiag.entropy_control import EFFORT_LABELS, KNOB_LABELS, PIClip
 
@@ -42,12 +45,12 @@ def entropy_figure(steps: pl.DataFrame, events: pl.DataFrame) -> go.Figure:
     (one row per kind of event)."""
     fig = go.Figure()
     x = steps["step"].to_list()
-    if {"entropy_p50", "entropy_p90"} <= set(steps.columns):
+    if logged(steps, "entropy_p50") and logged(steps, "entropy_p90"):
         fig.add_trace(go.Scatter(x=x, y=steps["entropy_p90"].to_list(), mode="lines", line={"width": 0},
                                  showlegend=False, hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=x, y=steps["entropy_p50"].to_list(), mode="lines", line={"width": 0},
                                  fill="tonexty", fillcolor="rgba(76,120,168,0.2)", name="p50–p90"))
-    if "entropy_p99" in steps.columns:
+    if logged(steps, "entropy_p99"):
         fig.add_trace(go.Scatter(x=x, y=steps["entropy_p99"].to_list(), mode="lines", name="p99",
                                  line={"dash": "dot", "color": "#9ecae9"}))
     fig.add_trace(go.Scatter(x=x, y=steps["entropy_mean"].to_list(), mode="lines", name="mean",
@@ -70,20 +73,50 @@ def entropy_figure(steps: pl.DataFrame, events: pl.DataFrame) -> go.Figure:
     return fig
 
 
+def logged(steps: pl.DataFrame, column: str) -> bool:
+    """Whether the run logged ``column`` at some step (an imported run may have it, all null)."""
+    return column in steps.columns and steps[column].drop_nulls().len() > 0
+
+
+def eval_title(eval_colors: dict[str, str], width: int = 48) -> str:
+    """``Evaluation: a, b, c`` with each name in its colour, broken into lines of about ``width``
+    characters so that it stays over its panel."""
+    lines, line, used, count = [], "Evaluation:", len("Evaluation:"), 0
+    last = list(eval_colors)[-1] if eval_colors else None
+    for name, color in eval_colors.items():
+        piece = colored(app_ui.plot_text(name), color) + ("" if name == last else ",")
+        if count and used + len(name) + 2 > width:  # a name never shares a line it would overflow
+            lines.append(line)
+            line, used, count = piece, len(name) + 1, 1
+        else:
+            line, used, count = f"{line} {piece}", used + len(name) + 2, count + 1
+    return "<br>".join([*lines, line])
+
+
 def colored(text: str, color: str) -> str:
     """A word of a panel title in its series' colour (the panels have no legends)."""
     return f'<span style="color:{color}">{text}</span>'
 
 
-def panels_figure(steps: pl.DataFrame, evals: pl.DataFrame) -> go.Figure:
+#: The panels under the entropy chart: (row, col) -> the step columns it draws ("evals": the
+#: evaluations), for the note on a panel the run logged nothing for.
+PANELS: dict[tuple[int, int], tuple[str, ...]] = {
+    (1, 1): ("reward_mean",), (1, 2): ("evals",), (2, 1): ("cov_mean", "entropy_pressure"),
+    (2, 2): ("resp_len_mean",), (3, 1): ("zero_adv_group_frac",), (3, 2): ("high_entropy_frac",),
+}
+
+
+def panels_figure(steps: pl.DataFrame, evals: pl.DataFrame,
+                  hint: Callable[[str], str | None] = lambda c: None) -> go.Figure:
     """Reward, evaluations, covariance, response length, zero-advantage and high-entropy shares.
 
-    Panels with two or more series name them in the title, in the series' colours."""
-    names = evals["name"].unique(maintain_order=True).to_list()
+    Panels with two or more series name them in the title, in the series' colours. A panel the
+    run logged nothing for says so, with ``hint(column)`` (what to log; ``None``: nothing to add)."""
+    names = evals["name"].unique(maintain_order=True).to_list() if "name" in evals.columns else []
     eval_colors = dict(zip(names, EVAL_COLORS * (len(names) // len(EVAL_COLORS) + 1)))
     titles = (
         "Reward (mean ± std)",
-        "Evaluation: " + ", ".join(colored(app_ui.plot_text(n), c) for n, c in eval_colors.items()),
+        eval_title(eval_colors) if names else "Evaluation",
         colored("cov(log p, A)", "#e45756") + " and " + colored("entropy pressure", "#b279a2"),
         "Response length (tokens)", "Zero-advantage groups (share)", "Tokens above 0.672 nats (share)",
     )
@@ -112,6 +145,17 @@ def panels_figure(steps: pl.DataFrame, evals: pl.DataFrame) -> go.Figure:
     line("resp_len_mean", 2, 2, "response length", "#72b7b2")
     line("zero_adv_group_frac", 3, 1, "zero-advantage groups", "#f58518")
     line("high_entropy_frac", 3, 2, "share > 0.672 nats", "#4c78a8")
+    for (row, col), columns in PANELS.items():
+        if any(names if c == "evals" else logged(steps, c) for c in columns):
+            continue
+        what = "no evaluations" if columns == ("evals",) else f"no {' or '.join(columns)} in the step rows"
+        more = hint(columns[0])
+        note = "<br>".join(textwrap.wrap(app_ui.plot_text(what + (f": {more}" if more else "")), 55))
+        axes = fig.get_subplot(row, col)  # the middle of the panel, in paper coordinates
+        (x0, x1), (y0, y1) = axes.xaxis.domain, axes.yaxis.domain
+        fig.add_annotation(text=note, x=(x0 + x1) / 2, y=(y0 + y1) / 2, xref="paper", yref="paper",
+                           xanchor="center", yanchor="middle", showarrow=False, align="center",
+                           font={"color": "#8a6d00", "size": 12})
     fig.update_layout(height=760, margin={"t": 40, "b": 30, "l": 50, "r": 10}, hovermode="x unified",
                       showlegend=False)
     fig.update_xaxes(title="step", row=3)
@@ -201,7 +245,9 @@ def body(path: str) -> None:
     headline(path)
     st.plotly_chart(entropy_figure(steps, app_data.events(path)), key="entropy")
     control_section(path)
-    st.plotly_chart(panels_figure(steps, app_data.evals(path)), key="panels")
+    run = app_data.open_run(path)
+    st.plotly_chart(panels_figure(steps, app_data.evals(path), lambda column: log_hint(run, column)),
+                    key="panels")
     fig = heatmap_figure(app_data.distribution(path, min(steps.height, HEATMAP_SEGMENTS)))
     if fig is None:
         app_ui.empty("no entropy histograms in the step rows", "Entropy histogram")

@@ -15,10 +15,19 @@ from entrodiag.analysis.verdicts import LawVerdict, judge_law
 from entrodiag.app import app_data, app_ui
 
 
+def points_word(fit: LawFit) -> str:
+    """What the fit's points are: ``steps`` when R is a training series, else ``evaluations``."""
+    return "steps" if fit.metric_choice is not None and fit.metric_choice.is_training else "evaluations"
+
+
 def law_figure(fit: LawFit, curve: dict, early: EarlyPrediction | None, k: int) -> go.Figure:
     """Points (filled: used by the early fit), the full fit with band, the early fit, both ceilings
     (``early=None``: no early fit and no ceiling, where the law does not describe the run)."""
     H, R, steps = np.asarray(fit.H), np.asarray(fit.R), list(fit.steps)
+    if early is None:  # no ceiling: the curve is not drawn down to H = 0, only over the points' entropy
+        keep = [i for i, h in enumerate(curve["H"]) if h >= 0.95 * float(H.min())]
+        curve = {**curve, **{k: [curve[k][i] for i in keep] for k in ("H", "R", "low", "high")
+                             if curve.get(k) is not None}}
     fig = go.Figure()
     if curve.get("low") is not None:
         fig.add_trace(go.Scatter(x=curve["H"], y=curve["high"], mode="lines", line={"width": 0},
@@ -40,7 +49,9 @@ def law_figure(fit: LawFit, curve: dict, early: EarlyPrediction | None, k: int) 
                       annotation_text=f"early ceiling {early.ceiling:.3f}",
                       annotation_position="bottom right")
     hover = [f"step {s}<br>H {h:.4f}<br>R {r:.4f}" for s, h, r in zip(steps, H, R)]
-    for used, name, symbol in ((True, "evaluations in the early fit", "circle"),
+    points = points_word(fit)
+    used_name = f"{points} in the early fit" if early is not None else points
+    for used, name, symbol in ((True, used_name, "circle"),
                                (False, "held out", "circle-open")):
         idx = np.arange(len(H)) < k if used else np.arange(len(H)) >= k
         if idx.any():
@@ -121,9 +132,10 @@ def body(path: str) -> None:
     if not verdict.fits:  # no early prediction where the law does not describe the run
         st.plotly_chart(law_figure(fit, view.curve, None, len(fit.H)), key="law")
         st.caption(f"R = {app_ui.md(fit.metric)}, H = {app_ui.md(fit.entropy)} (trailing mean of {fit.smooth} "
-                   f"steps), {fit.n} evaluations; no ceiling or early prediction: {app_ui.md(verdict.text)}")
+                   f"steps), {fit.n} {points_word(fit)}; no ceiling or early prediction: "
+                   f"{app_ui.md(verdict.text)}")
         return
-    pct = st.slider("Refit on the first x% of the evaluations (early prediction)", 10, 90, 30, step=5,
+    pct = st.slider(f"Refit on the first x% of the {points_word(fit)} (early prediction)", 10, 90, 30, step=5,
                     format="%d%%", key="law_frac")
     early = early_prediction(fit, fracs=[pct / 100])[0]
     st.plotly_chart(law_figure(fit, view.curve, early, early.n_fit), key="law")
@@ -148,7 +160,7 @@ def body(path: str) -> None:
                    "rest)")
         st.table(table)
     st.caption(f"R = {app_ui.md(fit.metric)}, H = {app_ui.md(fit.entropy)} (trailing mean of {fit.smooth} "
-               f"steps), {fit.n} evaluations; band and intervals from a pairs bootstrap.")
+               f"steps), {fit.n} {points_word(fit)}; band and intervals from a pairs bootstrap.")
 
 
 ctx = app_ui.context()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
+from entrodiag.analysis.verdicts import LawVerdict
 from entrodiag.app import app_data, app_ui
 from entrodiag.store.reader import SKIP_WARNING
 
@@ -28,6 +29,7 @@ def runs_table(ctx: app_ui.Context) -> pl.DataFrame:
             row.update(
                 intervention=o["intervention"], steps=o["steps"], entropy_start=o["entropy_start"],
                 entropy_now=o["entropy_end"], accuracy=o["eval_final"], ceiling=o["ceiling"],
+                law=o.get("law_verdict"),
                 flags=o["n_critical"] + o["n_warning"] + o["n_info"],
                 worst=next((s for s in ("critical", "warning", "info") if o[f"n_{s}"]), None),
                 metric=o["metric"], source=o["source"], model=o["model"],
@@ -63,10 +65,11 @@ def run_summary(ctx: app_ui.Context, path: str) -> None:
     cols[1].metric(label, app_ui.fmt(ev and ev["end"]),
                    help=app_ui.md(m.get("text") or metric or "no evaluations"),
                    delta=None if ev is None else f"{ev['change']:+.3f} from {ev['start']:.3f}")
+    withheld = withheld_note(law)
     if law["status"] == "ok":
         lo, hi = law["ci"].get("ceiling", [None, None])
         app_ui.note_metric(cols[2], "Ceiling b − a", app_ui.fmt(law["ceiling"]),
-                           f"{law['level']:.0%} CI {app_ui.fmt(lo)}–{app_ui.fmt(hi)}")
+                           withheld or f"{law['level']:.0%} CI {app_ui.fmt(lo)}–{app_ui.fmt(hi)}")
         app_ui.note_metric(cols[3], "Law R²", app_ui.fmt(law["r2"]), f"{law['n']} evaluations")
     else:
         cols[2].metric("Ceiling b − a", "—")
@@ -75,7 +78,7 @@ def run_summary(ctx: app_ui.Context, path: str) -> None:
     bad = worst in ("warning", "critical")  # then the note is red
     cols[4].metric("Flags", str(len(flags)), delta=f"worst: {worst}" if worst else "none raised",
                    delta_color="inverse" if bad else "off", delta_arrow="off")
-    forecast(s.get("forecast"))
+    forecast(s.get("forecast"), withheld)
     for line in s.get("missing", []):
         st.caption(f"missing: {app_ui.md(line)}")
     for w in s.get("warnings", []):
@@ -83,8 +86,18 @@ def run_summary(ctx: app_ui.Context, path: str) -> None:
             st.warning(app_ui.md(w))
 
 
-def forecast(fc: dict | None) -> None:
-    """The entropy forecast (when the analysis layer provides one and it is ok)."""
+def withheld_note(law: dict) -> str | None:
+    """``withheld (<verdict>)`` when the law's verdict withholds its predictions (the ceiling, the
+    accuracy at the floor), else ``None`` (``analysis.verdicts``)."""
+    v = law.get("verdict") if law.get("status") == "ok" else None
+    if not v or v.get("numbers_shown", True):
+        return None
+    return LawVerdict(v["status"], v.get("text", ""), v.get("reason", "")).withheld()
+
+
+def forecast(fc: dict | None, withheld: str | None = None) -> None:
+    """The entropy forecast (when the analysis layer provides one and it is ok); ``withheld``: why
+    the law's accuracy at the floor is not given."""
     if not fc or fc.get("status") != "ok":
         return
     level = fc.get("level", 0.9)
@@ -102,7 +115,9 @@ def forecast(fc: dict | None) -> None:
         app_ui.note_metric(cols[1], "Floor predicted at step", app_ui.fmt(fc.get("predicted_step"), "d"), rng)
     app_ui.note_metric(cols[2], "Steps left", app_ui.fmt(fc.get("steps_left"), "d"),
                        f"from step {fc['current_step']} (H = {fc['current']:.3f})")
-    cols[3].metric("Accuracy at the floor (law)", app_ui.fmt(fc.get("accuracy_at_floor")))
+    acc = fc.get("accuracy_at_floor")
+    app_ui.note_metric(cols[3], "Accuracy at the floor (law)", app_ui.fmt(acc),
+                       withheld if acc is None else None)
 
 
 def body(ctx: app_ui.Context) -> None:
@@ -116,7 +131,9 @@ def body(ctx: app_ui.Context) -> None:
             "accuracy": st.column_config.NumberColumn("accuracy", format="%.3f",
                                                       help="last evaluation of `metric`"),
             "ceiling": st.column_config.NumberColumn("ceiling", format="%.3f",
-                                                     help="b − a of the entropy law"),
+                                                     help="b − a of the entropy law, where the law fits"),
+            "law": st.column_config.TextColumn("law", help="whether the entropy law describes the run: fits, "
+                                               "poor fit or not applicable (then no ceiling)"),
             "flags": st.column_config.NumberColumn("flags", format="%d"),
         },
     )

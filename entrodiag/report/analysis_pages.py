@@ -23,24 +23,27 @@ from .figures import (
     share_colorbar,
 )
 from .layout import Column, Page, TextFlow, line_height
-from .style import COLORS, RUN_PALETTE, SEVERITY_COLORS, SIZE, fmt, fmt_ci, fmt_pct, visible
-from .summary_page import event_lines, law_number, metric_short
+from .style import COLORS, RUN_PALETTE, SEVERITY_COLORS, SIZE, fmt, fmt_pct, visible
+from .summary_page import event_lines, law_table, metric_short
 
 
 # --------------------------------------------------------------------------------- dynamics
 def dynamics_pages(d: ReportData) -> list[Page]:
     """Entropy (mean and quantile band, with events), reward, evaluations, covariance,
     response length and shares against step."""
-    page = Page("Dynamics", "Per-step aggregates over every valid token of the step (long series: faint per "
-                "step, solid trailing mean of 5 steps); markers on the entropy plot are events recorded live.")
     lines = event_lines(d, limit=6)
+    page = Page("Dynamics", "Per-step aggregates over every valid token of the step (long series: faint per "
+                "step, solid trailing mean of 5 steps)"
+                + ("; markers on the entropy plot are events recorded live." if lines else "."))
     bottom = page.bottom + (len(lines) + 1) * line_height(SIZE["small"]) + 0.2 if lines else page.bottom
     gs = page.chart_grid(2, 3, bottom=bottom)
     fig = page.fig
     axes = [fig.add_subplot(gs[i, j]) for i in range(2) for j in range(3)]
     law_reason = d.section("law").get("reason") if not d.eval_names else None
     plot_entropy(axes[0], d.run, d.run.events, xlabel=False)
-    plot_reward(axes[1], d.run, xlabel=False)
+    reward = d.section("reward")  # the task score where the logged reward holds a KL penalty
+    plot_reward(axes[1], d.run, xlabel=False, **({"column": reward["column"], "label": reward["label"]}
+                                                  if reward.get("status") == "ok" else {}))
     plot_evals(axes[2], d.run, d.eval_names, d.metric, xlabel=False, reason=law_reason)
     plot_covariance(axes[3], d.run)
     plot_length(axes[4], d.run)
@@ -89,46 +92,37 @@ def law_pages(d: ReportData) -> list[Page]:
     fits; the same against step; the numbers below."""
     fit = d.fit
     assert fit is not None
-    page = Page("The entropy law", "Cui et al. 2025: validation performance R = −a·e^H + b in the training "
-                "entropy H; at H = 0 the law's ceiling is b − a. Early fits use the first 15/30/50% of the "
-                "evaluations and predict the rest. " + metric_short(d) + ".")
+    points = "steps" if d.section("metric").get("training") else "evaluations"
+    early = f"Early fits use the first 15/30/50% of the {points} and predict the rest. " if d.law_fits else ""
+    page = Page("The entropy law", "Cui et al. 2025: performance R = −a·e^H + b in the training entropy H; "
+                f"at H = 0 the law's ceiling is b − a. {early}{metric_short(d)}.")
     text_h = 2.3
     gs = page.chart_grid(1, 2, bottom=page.bottom + text_h, gap_x=1.65, width_ratios=[1.25, 1.0])
     ax_law = page.fig.add_subplot(gs[0, 0])
     ax_steps = page.fig.add_subplot(gs[0, 1])
     sc = plot_law(ax_law, fit, d.early, ceiling=d.law_fits)
     page.colorbar(sc, [ax_law], "step")
-    plot_law_steps(ax_steps, fit, d.early)
+    plot_law_steps(ax_steps, fit, d.early, law=d.law_fits)
 
     law = d.section("law")
     top = page.bottom + text_h - 0.1
-    mid = page.left + 4.6
+    mid = page.left + 5.1
     left = TextFlow([page], None, page=page, top=top, x1=mid - 0.2)
-    left.line("Fitted on all evaluations", size=SIZE["small"], weight="bold")
-    ci = law.get("ci", {})
-    left.table([Column("", 1.9), Column("estimate", 0.9, "right"), Column(f"{fmt_pct(law.get('level'))} interval",
-                                                                           1.5, "right")],
-               [["a", fmt(law["a"]), fmt_ci(ci.get("a"))], ["b", fmt(law["b"]), fmt_ci(ci.get("b"))],
-                ["ceiling b − a", law_number(d, fmt(law["ceiling"])), fmt_ci(ci.get("ceiling"))],
-                ["R²", fmt(law["r2"], ".3f"), ""],
-                ["RMSE (fitted points)", fmt(law["rmse"], ".3g"), f"{law['n']} points"],
-                ["fraction of ceiling reached", law_number(d, fmt_pct(law.get("ceiling_frac"), 1)), ""],
-                ["headroom to the ceiling", law_number(d, fmt(law.get("headroom"), ".3g")), ""]])
+    left.line(f"Fitted on all {law['n']} {points}", size=SIZE["small"], weight="bold")
+    law_table(d, left, size=SIZE["small"])
     m = d.section("metric")
     if m.get("training"):
         left.para(f"Why this R: {m['reason']}", size=SIZE["tiny"], color=COLORS["missing"])
-    verdict = law.get("verdict") or {}
-    if verdict:
-        left.para(f"Law: {verdict['text']}", size=SIZE["tiny"],
-                  color="#2e6b30" if verdict["status"] == "fits" else COLORS["missing"])
     right = TextFlow([page], None, page=page, top=top, x0=mid)
-    right.line("Early prediction: fit the first f of the evaluations, predict the rest", size=SIZE["small"],
+    right.line(f"Early prediction: fit the first f of the {points}, predict the rest", size=SIZE["small"],
                weight="bold")
     ep = d.section("early_prediction")
+    withheld = f"withheld ({(law.get('verdict') or {}).get('status')})"
     rows, notes = [], []
     for r in ep.get("rows", []):
         if r.get("reason"):
-            notes.append(f"f = {r['frac']:.2f}: {r['reason']}")
+            if r["reason"] != withheld:  # the verdict's withholding is said once, below
+                notes.append(f"f = {r['frac']:.2f}: {r['reason']}")
             continue
         half = None if r.get("hi") is None else (r["hi"] - r["lo"]) / 2
         rows.append([f"{r['frac']:.2f}", f"{r['n_fit']} / {r['n_test']}", fmt(r["rmse"], ".3g"),
@@ -140,8 +134,7 @@ def law_pages(d: ReportData) -> list[Page]:
         right.table([Column("f", 0.4, "right"), Column("fit / test", 0.7, "right"), Column("RMSE", 0.6, "right"),
                      Column("law final", 0.75, "right"), Column(f"estimate ± {level}", 1.25, "right"),
                      Column("actual", 0.6, "right"), Column("error", 0.75, "right")], rows)
-        verdict = law.get("verdict") or {}
-        if verdict.get("status") not in (None, "fits"):
+        if not d.law_fits:
             right.para("The law does not describe this run: read these rows as a backtest, not a forecast.",
                        size=SIZE["small"], color=COLORS["missing"])
     for note in notes:
@@ -168,34 +161,27 @@ def distribution_pages(d: ReportData) -> list[Page]:
         share_colorbar(page, mesh, ax)
 
     flow = TextFlow([page], None, page=page, x0=split + 0.25)
-    dist = d.section("entropy_distribution")
-    flow.line("Share of tokens by entropy, by training segment", size=SIZE["body"], weight="bold")
-    if dist.get("status") == "ok":
+    dist = _subsection(flow, d, "entropy_distribution", "Share of tokens by entropy, by training segment",
+                       first=True)
+    if dist is not None:
         names = list(dist["segments"][0]["coarse"])
         rows = [[f"{s['first_step']}–{s['last_step']}", *[fmt_pct(s["coarse"][n], 1) for n in names],
                  fmt(s.get("entropy_p50"), ".3f"), fmt(s.get("entropy_p90"), ".3f")] for s in dist["segments"]]
         flow.table([Column("steps", 0.85), *[Column(n, 0.78, "right") for n in names],
                     Column("p50", 0.55, "right"), Column("p90", 0.55, "right")], rows)
         flow.line("shares in nats; p50/p90: mean of the step quantiles", size=SIZE["tiny"], color=COLORS["muted"])
-    else:
-        flow.para(f"Not available: {dist.get('reason')}", size=SIZE["small"], color=COLORS["missing"])
-    flow.gap(0.15)
-    ft = d.section("forking_tokens")
-    flow.line("Forking-token leaderboard", size=SIZE["body"], weight="bold")
-    flow.line("tokens most often among their step's top 20% by entropy", size=SIZE["tiny"], color=COLORS["muted"])
-    if ft.get("status") == "ok":
-        rows = [[visible(shown_token(r["token"]), mono=True, limit=18), str(r["token_id"]), f"{r['count']:,}", f"{r['forking']:,}",
-                 fmt_pct(r["forking_rate"]), fmt(r["mean_entropy"], ".3f")] for r in ft["rows"]]
+    ft = _subsection(flow, d, "forking_tokens", "Forking-token leaderboard",
+                     note="tokens most often among their step's top 20% by entropy")
+    if ft is not None:
+        rows = [[visible(shown_token(r["token"]), mono=True, limit=18), str(r["token_id"]), f"{r['count']:,}",
+                 f"{r['forking']:,}", fmt_pct(r["forking_rate"]), fmt(r["mean_entropy"], ".3f")]
+                for r in ft["rows"]]
         flow.table([Column("token", 1.2, mono=True), Column("id", 0.5, "right"), Column("seen", 0.6, "right"),
                     Column("forking", 0.62, "right"), Column("rate", 0.55, "right"),
                     Column("mean H (nats)", 1.0, "right")], rows)
         flow.line("from the token rows (a sample of responses per step)", size=SIZE["tiny"], color=COLORS["muted"])
-    else:
-        flow.para(f"Not shown: {ft.get('reason')}", size=SIZE["small"], color=COLORS["missing"])
-    flow.gap(0.15)
-    hs = d.section("hwe_spans")
-    flow.line("High-window-entropy spans (ARES, w = 4)", size=SIZE["body"], weight="bold")
-    if hs.get("status") == "ok":
+    hs = _subsection(flow, d, "hwe_spans", "High-window-entropy spans (ARES, w = 4)")
+    if hs is not None:
         text = (f"{hs['n_spans']:,} spans in the sampled responses, mean length {fmt(hs.get('mean_length'), '.2f')} "
                 f"tokens, mean window entropy {fmt(hs.get('mean_window_entropy'), '.3f')} nats")
         if hs.get("spans_per_response_start") is not None:
@@ -205,9 +191,24 @@ def distribution_pages(d: ReportData) -> list[Page]:
             text += (f"; HWE token share {fmt_pct(hs['hwe_token_frac_start'], 1)} → "
                      f"{fmt_pct(hs.get('hwe_token_frac_end'), 1)}")
         flow.para(text + ".", size=SIZE["small"])
-    else:
-        flow.para(f"Not shown: {hs.get('reason')}", size=SIZE["small"], color=COLORS["missing"])
     return [page]
+
+
+def _subsection(flow: TextFlow, d: ReportData, name: str, title: str, *, note: str | None = None,
+                first: bool = False) -> dict | None:
+    """A titled block of a text column (``note``: a tiny line under the title) for the analysis
+    section ``name``: the section when it has something to show, else ``None`` after one line
+    saying why not."""
+    if not first:
+        flow.gap(0.15)
+    flow.line(title, size=SIZE["body"], weight="bold")
+    if note:
+        flow.line(note, size=SIZE["tiny"], color=COLORS["muted"])
+    section = d.section(name)
+    if section.get("status") == "ok":
+        return section
+    flow.para(f"Not shown: {section.get('reason')}", size=SIZE["small"], color=COLORS["missing"])
+    return None
 
 
 # -------------------------------------------------------------------------------- examples

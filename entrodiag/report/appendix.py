@@ -31,7 +31,7 @@ def _value(v: Any, key: str = "") -> str:
         import time
 
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(v)) + "Z"
-    if isinstance(v, (dict, list)):
+    if v is None or isinstance(v, (bool, dict, list)):  # as run.json writes them: null, true, [...]
         return json.dumps(v, default=str, ensure_ascii=False)
     if isinstance(v, float):
         return fmt(v, ".6g")

@@ -123,15 +123,18 @@ def plot_events(ax: Axes, events: pl.DataFrame) -> None:
                 clip_on=False, linestyle="none")
 
 
-def plot_reward(ax: Axes, run: Run, *, xlabel: bool = True) -> bool:
-    """Mean training reward per step."""
-    steps, r = series(run, "reward_mean")
+def plot_reward(ax: Axes, run: Run, *, xlabel: bool = True, column: str = "reward_mean",
+                label: str = "reward") -> bool:
+    """The training reward per step: ``column``, the series the analysis reads as the reward
+    (``analysis.sources.reward_series``: the task score where the logged reward holds a KL penalty)."""
+    steps, r = series(run, column)
     if len(r) == 0:
         missing(ax, "Reward", "no reward in the step rows: " + _hint(run, "reward_mean", "pass rewards= to record_batch"))
         return False
-    _line(ax, steps, r, COLORS["reward"], "mean reward" + (" (trailing mean)" if len(r) > SMOOTH_ABOVE else ""))
-    ax.set_title("Training reward")
-    ax.set_ylabel("reward")
+    smooth = " (trailing mean)" if len(r) > SMOOTH_ABOVE else ""
+    _line(ax, steps, r, COLORS["reward"], f"mean {label}{smooth}")
+    ax.set_title(f"Training {label}")
+    ax.set_ylabel(label)
     _legend(ax, loc="lower right")
     _steps_axis(ax, xlabel)
     return True
@@ -142,7 +145,8 @@ def plot_evals(ax: Axes, run: Run, names: Sequence[str], law_metric: str | None,
     """Every evaluation metric against step (the law's metric in the accuracy colour)."""
     ev = run.evals
     if not names or ev.is_empty():
-        missing(ax, "Evaluation", reason or "no evaluations: log Recorder.log_eval(step, 'val/accuracy', value)")
+        missing(ax, "Evaluation", reason or "no evaluations: "
+                + _hint(run, "evals", "log Recorder.log_eval(step, 'val/accuracy', value)"))
         return False
     for name in names:
         e = ev.filter(pl.col("name") == name).drop_nulls("value").sort("step")
@@ -156,12 +160,22 @@ def plot_evals(ax: Axes, run: Run, names: Sequence[str], law_metric: str | None,
     return True
 
 
+def _series_or_missing(ax: Axes, run: Run, column: str, title: str, default: str) -> tuple | None:
+    """``(steps, values)`` of a step column, or ``None`` after drawing ``missing`` with what to log
+    (in the run's framework for an imported run, else ``default``)."""
+    steps, values = series(run, column)
+    if len(values) == 0:
+        missing(ax, title, f"no {column} in the step rows: " + _hint(run, column, default))
+        return None
+    return steps, values
+
+
 def plot_covariance(ax: Axes, run: Run, *, xlabel: bool = True) -> bool:
     """cov(log p, A) per step with the zero line (positive covariance drains entropy)."""
-    steps, c = series(run, "cov_mean")
-    if len(c) == 0:
-        missing(ax, "Covariance", "no cov_mean in the step rows: " + _hint(run, "cov_mean", "pass logprobs (or logits) to record_batch"))
+    got = _series_or_missing(ax, run, "cov_mean", "Covariance", "pass logprobs (or logits) to record_batch")
+    if got is None:
         return False
+    steps, c = got
     ax.axhline(0, color="#444444", linewidth=0.7)
     _line(ax, steps, c, COLORS["covariance"], "cov_mean" + (" (trailing mean)" if len(c) > SMOOTH_ABOVE else ""))
     ax.set_title("Covariance (> 0 drains entropy)")
@@ -173,10 +187,10 @@ def plot_covariance(ax: Axes, run: Run, *, xlabel: bool = True) -> bool:
 
 def plot_length(ax: Axes, run: Run, *, xlabel: bool = True) -> bool:
     """Mean response length per step."""
-    steps, length = series(run, "resp_len_mean")
-    if len(length) == 0:
-        missing(ax, "Response length", "no resp_len_mean in the step rows: " + _hint(run, "resp_len_mean", "record rollouts with record_batch"))
+    got = _series_or_missing(ax, run, "resp_len_mean", "Response length", "record rollouts with record_batch")
+    if got is None:
         return False
+    steps, length = got
     _line(ax, steps, length, COLORS["length"], None, smooth=False)
     ax.set_title("Response length")
     ax.set_ylabel("tokens (mean)")
@@ -260,12 +274,19 @@ def plot_law(ax: Axes, fit: LawFit, early: Sequence[EarlyPrediction], ceiling: b
     return sc
 
 
-def plot_law_steps(ax: Axes, fit: LawFit, early: Sequence[EarlyPrediction]) -> None:
+def plot_law_steps(ax: Axes, fit: LawFit, early: Sequence[EarlyPrediction], law: bool = True) -> None:
     """R against step with the law's R̂ at each evaluation, and each early fit's prediction of
-    the points it did not see (from its cut, dotted)."""
+    the points it did not see (from its cut, dotted). ``law=False`` (the law does not describe the
+    run, so its R̂ is withheld): the measured R alone."""
     H, R, steps = np.asarray(fit.H), np.asarray(fit.R), np.asarray(fit.steps)
     ax.plot(steps, R, color=COLORS["accuracy"], marker="o", markersize=3, linewidth=0.9,
             label=f"measured {visible(fit.metric or 'R', limit=30)}")
+    ax.set_xlabel("step")
+    ax.set_ylabel(visible(fit.metric or "R", limit=40))
+    if not law:
+        ax.set_title("Measured, by step (no law prediction)")
+        _legend(ax, loc="lower right")
+        return
     ax.plot(steps, np.asarray(fit.predict(H)), color=COLORS["law"], linewidth=1.3, label="law (all points)")
     for i, row in enumerate(r for r in early if r.a is not None):
         color, dash = EARLY_STYLES[i % len(EARLY_STYLES)]
@@ -273,8 +294,6 @@ def plot_law_steps(ax: Axes, fit: LawFit, early: Sequence[EarlyPrediction]) -> N
         ax.plot(steps[k - 1:], early_curve(row, H[k - 1:]), color=color, linestyle=dash, linewidth=1.1,
                 label=f"first {row.frac:.0%} → rest (RMSE {fmt(row.rmse, '.2g')})")
         ax.axvline(steps[k - 1], color=color, linewidth=0.6, linestyle=":")
-    ax.set_xlabel("step")
-    ax.set_ylabel(visible(fit.metric or "R", limit=40))
     ax.set_title("Measured and predicted, by step")
     _legend(ax, loc="lower right")
 

@@ -78,17 +78,19 @@ def _meta_rows(d: ReportData) -> list[tuple[str, str]]:
     rows = r.get("rows", {})
     counts = ", ".join(f"{k} {v:,}" for k, v in rows.items())
     events = d.run.events.height
+    sem = d.section("entropy_semantics")
     return [
         ("run", r["run_id"]), ("path", r["path"]),
         ("status", r["status"]), ("source", r.get("source")),
         ("model", r.get("model")), ("task", r.get("task")),
         ("intervention", r.get("intervention") or "none"), ("steps", steps),
-        ("world size", r.get("world_size")), ("entropy temperature", meta.get("entropy_temperature")),
+        ("world size", r.get("world_size")),
+        # an imported run's entropy line (below) says its temperature; run.json's own is for recorded runs
+        *([] if sem.get("statement") else [("entropy temperature", meta.get("entropy_temperature"))]),
         ("created", meta.get("created")), ("rows", counts + (f", events {events}" if events else "")),
         ("evaluations", ", ".join(r.get("eval_metrics") or []) or "none"),
         ("entrodiag", meta.get("entrodiag_version")),
-        *([("entropy", _entropy_short(d.section("entropy_semantics")))]
-          if d.section("entropy_semantics").get("statement") else []),
+        *([("entropy", _entropy_short(sem))] if sem.get("statement") else []),
     ]
 
 
@@ -185,7 +187,7 @@ def _key_numbers(d: ReportData, flow: TextFlow) -> None:
                 rows.append([visible(name, limit=40) + (" (R)" if name == d.metric else ""), fmt(r["start"]),
                              fmt(r["end"]), fmt(r["change"], "+.3g"), f"best {fmt(r.get('best'))}"])
     n_left = len(rows) + 2
-    n_right = 11 if law.get("status") == "ok" else 3
+    n_right = 4 + len(LAW_ROWS) if law.get("status") == "ok" else 3
     flow.heading("Key numbers")
     flow.ensure(max(n_left, n_right) * line_height(SIZE["small"]) + 0.3)
     top = flow.y
@@ -199,30 +201,53 @@ def _key_numbers(d: ReportData, flow: TextFlow) -> None:
     else:
         left.para(f"Dynamics not available: {dyn.get('reason')}", size=SIZE["small"], color=COLORS["missing"])
     right = TextFlow(flow.pages, flow.make_page, page=flow.page, top=top, x0=mid)
+    right.line("Entropy law R = −a·e^H + b", size=SIZE["small"], weight="bold")
     if law.get("status") == "ok":
-        right.line("Entropy law R = −a·e^H + b", size=SIZE["small"], weight="bold")
         right.para(metric_line(d), size=SIZE["tiny"],
                    color=COLORS["missing"] if (law.get("metric_choice") or {}).get("training") else COLORS["muted"])
-        level = fmt_pct(law.get("level", 0.95))
-        ci = law.get("ci", {})
-        right.table(
-            [Column("", 2.25), Column("estimate", 1.35, "right"), Column(f"{level} interval", 1.6, "right")],
-            [["a", fmt(law["a"]), fmt_ci(ci.get("a"))],
-             ["b", fmt(law["b"]), fmt_ci(ci.get("b"))],
-             ["ceiling b − a (R at H = 0)", law_number(d, fmt(law["ceiling"])), fmt_ci(ci.get("ceiling"))],
-             ["R² / RMSE / points", f"{fmt(law['r2'], '.3f')} / {fmt(law['rmse'], '.3g')} / {law['n']}", ""],
-             ["the law's R at the last step", law_number(d, fmt(law.get("r_last"))), ""],
-             ["fraction of the ceiling reached", law_number(d, fmt_pct(law.get("ceiling_frac"), 1)), ""],
-             ["share of the attainable gain realised", law_number(d, fmt_pct(law.get("gain_frac"), 1)), ""]],
-        )
-        verdict = law.get("verdict") or {}
-        if verdict:
-            right.para(f"Law: {verdict['text']}", size=SIZE["small"],
-                       color="#2e6b30" if verdict["status"] == "fits" else COLORS["missing"])
+        law_table(d, right, size=SIZE["small"])
     else:
-        right.line("Entropy law R = −a·e^H + b", size=SIZE["small"], weight="bold")
         right.para(f"Not fitted: {law.get('reason')}", size=SIZE["small"], color=COLORS["missing"])
     flow.y = min(left.y, right.y)
+
+
+#: The law's rows on every page that shows them: (label, key, format); the keys in
+#: ``verdicts.LAW_NUMBERS`` are predictions of the law, withheld unless it fits (the headroom is
+#: the ceiling less the law's R at the last step, both shown).
+LAW_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("a", "a", ".4g"),
+    ("b", "b", ".4g"),
+    ("ceiling b − a (R at H = 0)", "ceiling", ".4g"),
+    ("R² / RMSE / points", "r2", ""),
+    ("the law's R at the last step", "r_last", ".4g"),
+    ("fraction of the ceiling reached", "ceiling_frac", "%"),
+    ("share of the attainable gain realised", "gain_frac", "%"),
+)
+
+
+def law_table(d: ReportData, flow: TextFlow, size: float = SIZE["small"]) -> None:
+    """The law's numbers as one table (the same rows and words on the summary and the law page),
+    each prediction of the law replaced by ``withheld (<verdict>)`` where the law does not describe
+    the run, then the verdict in one line. Fills the flow's width."""
+    law = d.section("law")
+    ci = law.get("ci", {})
+    rows = []
+    for label, key, spec in LAW_ROWS:
+        if key == "r2":
+            value = f"{fmt(law['r2'], '.3f')} / {fmt(law['rmse'], '.3g')} / {law['n']}"
+        elif spec == "%":
+            value = law_number(d, fmt_pct(law.get(key), 1))
+        else:
+            value = fmt(law.get(key), spec) if key in ("a", "b") else law_number(d, fmt(law.get(key), spec))
+        rows.append([label, value, fmt_ci(ci.get(key)) if key in ("a", "b", "ceiling") else ""])
+    width = flow.x1 - flow.x0  # 4.9 inches or more: no label, verdict or interval is cut
+    estimate, interval = 1.5, 1.25
+    flow.table([Column("", width - estimate - interval), Column("estimate", estimate, "right"),
+                Column(f"{fmt_pct(law.get('level', 0.95))} interval", interval, "right")], rows, size=size)
+    verdict = law.get("verdict") or {}
+    if verdict:
+        flow.para(f"Law: {verdict['text']}", size=size,
+                  color="#2e6b30" if verdict["status"] == "fits" else COLORS["missing"])
 
 
 def law_number(d: ReportData, text: str) -> str:
@@ -267,7 +292,8 @@ def _flags(d: ReportData, flow: TextFlow) -> None:
     for kind, why in skipped.items():
         by_reason.setdefault(why, []).append(kind)
     for why, kinds in by_reason.items():
-        flow.para(f"Not judged: {', '.join(kinds)}: {why}", size=SIZE["small"], color=COLORS["muted"], hang=0.15)
+        flow.para(f"Not judged: {', '.join(kinds)}: {why}", size=SIZE["small"], color=COLORS["muted"],
+                  hang=0.15, keep=True)
 
 
 def event_lines(d: ReportData, limit: int = 12) -> list[tuple[str, str]]:
@@ -292,7 +318,7 @@ def _events(d: ReportData, flow: TextFlow) -> None:
         return
     flow.heading("Events recorded during training")
     for line, color in lines:
-        flow.para(line, size=SIZE["small"], hang=0.15, color=color)
+        flow.para(line, size=SIZE["small"], hang=0.15, color=color, keep=True)
 
 
 def _hints_once(d: ReportData, lines: list[str]) -> list[str]:
@@ -327,4 +353,4 @@ def _missing(d: ReportData, flow: TextFlow) -> None:
     lines = _hints_once(d, lines)
     flow.heading("What this report cannot show", color=COLORS["missing"])
     for line in lines:
-        flow.para(f"• {line}", size=SIZE["small"], hang=0.12, color=COLORS["missing"])
+        flow.para(f"• {line}", size=SIZE["small"], hang=0.12, color=COLORS["missing"], keep=True)
