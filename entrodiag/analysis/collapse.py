@@ -8,7 +8,8 @@ default lives in ``CollapseThresholds``; ``detect_collapse(run, name=value)`` ov
 Words used below:
 
 - *start* / *end*: the median of a series over the first / last ``edge_frac`` of the recorded
-  steps (at least 3 and at most a quarter of them, at most ``edge_max``: few, because per-step
+  steps (at least 3 and at most a quarter of them, at most ``edge_max`` or a tenth of them,
+  whichever is larger, so that a long noisy log's start is not a handful of points: few, because per-step
   aggregates over a whole batch are precise and a fast collapse would otherwise lower the start;
   never one point, so that one odd point of a sparse log does not set it); H0 is the start
   entropy. A log whose first step lies far after step 1 (a resumed run) is judged relative to

@@ -25,7 +25,8 @@ class CollapseThresholds:
 
     General:
         min_steps: recorded steps a detector needs before it judges (10).
-        edge_frac, edge_max: size of the start/end windows: 3% of the steps, at most 10 steps.
+        edge_frac, edge_max: size of the start/end windows: 3% of the steps, at most 10 steps or a
+            tenth of the steps, whichever is larger (``_common.edge_size``).
         smooth, smooth_frac: the smoothed series is a trailing median over
             max(min(smooth, n/10), smooth_frac·n) of its n points (5; 0.1): a tenth of the series,
             so that the window grows with a long, noisy log (``_common.effective_smooth``).

@@ -59,6 +59,10 @@ def series_lost(rows: list[dict], targets: dict[str, Target], cut: dict | None =
     cut_lost = (cut or {}).get("lost") or {}
     why_cut = f"lines cut at {cut['cap']} characters" if cut else ""
     out: dict[str, dict] = {}
+    from ..metric_names import classify
+
+    # a key that only ever came after a cut was never read: classified here, to say what it lost
+    targets = {**targets, **{n: classify(n) for n in cut_lost if n not in targets}}
     for n, t in targets.items():
         if t.kind not in ("step", "eval"):
             continue
