@@ -115,6 +115,7 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
     """Rows ``{"step": N, key: value, ...}`` of a verl console log (see the module docstring)."""
     rows: list[dict] = []
     lengths: list[int] = []  # each step line's length as written (a line cut by a logger has a fixed one)
+    tails: list[bool] = []  # whether each step line's last item read as key:value
     initial: dict[str, Any] | None = None
     n_lines = 0
     twice: dict[str, int] = {}
@@ -128,12 +129,14 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
                 for item in m.group(2).split(" - "):
                     wrapped = _WRAPPED_ITEM.match(item.strip())  # tensor(0.5, device='cuda:0') holds a ':'
                     key, sep, value = (wrapped[1], ":", wrapped[2]) if wrapped else item.strip().rpartition(":")
+                    tail_read = bool(sep and key)  # False when a cut fell inside the last key
                     if sep and key:
                         key = key.strip()
                         if key in row:
                             twice[key] = twice.get(key, 0) + 1
                         row[key] = _value(value)
                 rows.append(row)
+                tails.append(tail_read)
                 n_lines += 1
                 continue
             if initial is None:
@@ -141,7 +144,7 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
                 if mi:
                     initial = parse_printed_dict(mi.group(1))
     notes = []
-    cut = cut_lines(rows, lengths)
+    cut = cut_lines(rows, lengths, tails)
     logged = {k for r in rows for k in r}
     # verl printed validation values without the val/ prefix its other step lines use on some lines
     # (gemma's "step:0 - test_score/...") and in the initial dict: one name for one metric
@@ -168,7 +171,7 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
 MIN_CUT = 1024
 
 
-def cut_lines(rows: list[dict], lengths: list[int]) -> dict | None:
+def cut_lines(rows: list[dict], lengths: list[int], tails: list[bool] | None = None) -> dict | None:
     """Step lines cut short by a logger that caps line length (W&B's ``files/output.log`` cuts
     every line at 4,096 characters), found and accounted for; ``rows`` is changed in place.
 
@@ -176,7 +179,8 @@ def cut_lines(rows: list[dict], lengths: list[int]) -> dict | None:
     characters, and either two or more lines share that length (a cap) or its last value is
     number-like text that does not read as a number (cut mid-value). The last item of a cut line
     is left out, even when what is left of it reads as a number (``-0.4213`` cut from
-    ``-0.42134``): it is counted as lost. The keys after the cut are lost too: a key counts as
+    ``-0.42134``): it is counted as lost (unless the cut fell inside the key after it, ``tails``:
+    then the last value read is whole). The keys after the cut are lost too: a key counts as
     lost on a cut line when another step line that holds the cut line's keys shows it after the
     last of them (verl prints the metrics of every step in one order). Returns ``{"cap", "lines",
     "steps", "lost": {key: cut lines that lost it}}``, or ``None`` when no line is cut."""
@@ -201,9 +205,11 @@ def cut_lines(rows: list[dict], lengths: list[int]) -> dict | None:
         keys = rows_keys(rows[i])
         if not keys:
             continue
-        rows[i].pop(keys[-1])  # the value cut short
         held = set(keys)
-        gone = {keys[-1]}
+        gone = set()
+        if tails is None or tails[i]:
+            rows[i].pop(keys[-1])  # the value cut short
+            gone.add(keys[-1])
         for order in orders:
             pos = [j for j, k in enumerate(order) if k in held]
             if pos:
