@@ -135,6 +135,8 @@ def test_lines_cut_at_4096_characters_import_and_say_what_they_lost(tmp_path):
             assert got_v.to_list() == [float(value.removeprefix("np.float64(").rstrip(")"))], (step, key)
     s = analyze_run(tmp_path / "run")
     assert s["metric"]["name"] == "val/x/acc/mean@32"
+    said = next(m for m in s["missing"] if m.startswith("values lost to parsing on import"))
+    assert "lines cut at 4096 characters" in said
 
 
 def test_a_cut_that_takes_the_entropy_or_every_mean_score_stops_the_import(tmp_path):
