@@ -47,6 +47,19 @@ Sources of the names (read in the frameworks' code):
   evaluations ``eval/eval_<dataset>_pass1`` and friends; 0.11 adds ``rollout/reward_mean``,
   ``rollout/reward_std``, ``rollout/response_length_mean``, ``rollout/truncated_rate``.
 
+- Tinker (tinker-cookbook's RL loop, ``metrics.jsonl``, one row per step with ``step``):
+  ``optim/entropy`` is −(mean log p of the sampled action tokens) under the sampling policy
+  (``compute_kl_sample_train``: a sampled estimate of the token entropy, token mean over the
+  batch), ``optim/kl_sample_train_v1``/``v2`` the sampler–learner log-prob mismatch (not a KL
+  penalty), ``optim/lr``; ``env/all/reward/total`` the mean total reward per episode,
+  ``env/all/correct`` the task score of the cookbook's problem environments (the reward adds a
+  format term to it), ``env/all/format``, ``env/all/ac_tokens_per_turn`` (action tokens per turn:
+  the response length), ``env/all/by_group/frac_{mixed,all_good,all_bad}`` (groups whose rewards
+  differ / are all good / all bad: the last two give no advantage), ``kl_policy_base`` (the KL to
+  the base model that ``incorporate_kl_penalty`` adds to the advantages, not to the reward),
+  ``teacher_kl`` (on-policy distillation: the reverse KL to the teacher, the objective, not a
+  score), ``progress/batch`` (the step again), ``time/*``; evaluations ``test/env/all/...``.
+
 Checked against logs written by the real classes (verl 0.9.1 and 0.7.1's ``FileLogger``, OpenRLHF
 0.11.2's ``TensorboardLogger``) in ``tests/test_frameworks_verl.py`` and ``test_frameworks_openrlhf.py``.
 """
@@ -117,6 +130,12 @@ STEP_ALIASES: dict[str, str] = {
     "rollout/reward_std": "reward_std",
     "rollout/response_length_mean": "resp_len_mean",
     "rollout/truncated_rate": "resp_clipped_frac",
+    # --- Tinker (tinker-cookbook's RL loop, metrics.jsonl)
+    "optim/entropy": "entropy_mean",  # −mean log p of the sampled action tokens: a sampled estimate
+    "optim/lr": "lr",
+    "env/all/reward/total": "reward_mean",
+    "env/all/correct": "score_mean",  # the problem environments' correctness; the reward adds a format term
+    "env/all/ac_tokens_per_turn": "resp_len_mean",
     # --- W&B export
     "_timestamp": "wall_time",
 }
@@ -133,7 +152,7 @@ CANONICAL = frozenset(STEP_ALIASES.values()) | {
 STEP_KEYS = (
     "step", "global_step", "train/global_step", "trainer/global_step", "training/global_step",
     "grpo_step", "train_step", "training_step", "update_step", "rollout_step",
-    "_step", "Step", "iteration", "iter",
+    "_step", "Step", "iteration", "iter", "progress/batch",
 )
 
 #: recognised names kept as logged (after normalisation): TRL's per-function rewards and its
@@ -155,6 +174,31 @@ EVAL_DIAGNOSTIC = re.compile(
     r"|frac_reward_zero_std|reward_std|rewards/.*/std|clip_ratio/.*|completions/.*|entropy_coef"
     r"|global_step|epoch|step|optimizer_step|.*seconds|.*_time|num_.*|temperature|top_p|top_k|max_tokens|include_.*|stop)$"
 )
+
+#: names that are never a performance (matched anywhere in the name, case-insensitive): what the
+#: analysis may take as R (``analysis.metric``) and which series the importer guards as R's source
+NOT_PERFORMANCE = re.compile(
+    r"(seconds|runtime|timing|_time\b|time_|/time\b|per_second|throughput|mfu|perf/|length|(^|[_/])len([_/]|$)|tokens|learning_rate|(^|/)lr\b|count"
+    r"|(^|/|_)num_|(^|/)n_|(^|/)steps?\b|epoch|entropy|(^|/|_)kl\b|grad|loss|clip|frac"
+    r"|temperature|top_p|memory|gib\b|include_|max_tokens|examples)",
+    re.IGNORECASE,
+)
+#: statistics of a prompt's samples that are not their mean score: R only when named with --metric
+NOT_MEAN = re.compile(r"((^|[/_@])(best|worst|maj)(@|_|\b)|pass@([2-9]|\d{2,})|pass_at_([2-9]|\d{2,})"
+                      r"|(^|[/_@])std(@|\b)|_std\b)", re.IGNORECASE)
+
+
+def is_performance(name: str) -> bool:
+    """Whether ``name`` may be R (not a time, length, rate, count, loss, entropy, ...)."""
+    bare = name.removeprefix("val/")
+    return not NOT_PERFORMANCE.search(bare)
+
+
+def is_mean_score(name: str) -> bool:
+    """Whether ``name`` is a mean score, not ``best@k``/``worst@k``/``maj@k``/``pass@k``/a std
+    (``NOT_MEAN``): only a mean score is chosen as R without ``--metric``."""
+    return not NOT_MEAN.search(name.removeprefix("val/"))
+
 
 _EVAL_PREFIXES = ("val-core/", "val-aux/", "eval/", "eval_", "val/", "val_", "test/", "test_")
 _STRIP_PREFIXES = ("train/",)
@@ -264,15 +308,41 @@ VERL_NOTES: tuple[tuple[str, str], ...] = (
 )
 
 
+#: what a logged Tinker name means (read in tinker-cookbook's ``rl/metrics.py``, ``rl/metric_util.py``
+#: and ``rl/problem_env.py``)
+TINKER_NOTES: tuple[tuple[str, str], ...] = (
+    (r"^optim/entropy$", "−(mean log p of the sampled action tokens) under the sampling policy: a sampled "
+                         "estimate of the token entropy (the entropy series)"),
+    (r"^optim/kl_sample_train_v[12]$", "the log-prob mismatch between the sampler and the learner on the same "
+                                       "tokens (off-policy drift), not a KL penalty"),
+    (r"^env/all/correct$", "the task score (share of correct answers): the performance series"),
+    (r"^env/all/reward/total$", "the mean total reward per episode: the task score plus the environment's other "
+                                "terms (e.g. a format penalty)"),
+    (r"^env/all/format$", "the share of answers in the expected format (part of the reward, not the task score)"),
+    (r"^env/all/by_group/frac_(all_good|all_bad)$", "groups whose rewards are all equal (all good / all bad): "
+                                                    "they give no advantage"),
+    (r"^env/all/by_group/frac_mixed$", "groups whose rewards differ: the only ones that give a gradient"),
+    (r"^kl_policy_base$", "the KL to the base model that the KL penalty adds to the advantages (not to the "
+                          "logged reward)"),
+    (r"^teacher_kl(/.*)?$", "on-policy distillation: the reverse KL to the teacher, the objective the run "
+                            "minimises, not a task score"),
+    (r"^test/", "evaluation on the test set (Tinker's evaluator)"),
+)
+
+#: framework → its notes (``metric_notes``)
+NOTES: dict[str, tuple[tuple[str, str], ...]] = {"verl": VERL_NOTES, "tinker": TINKER_NOTES}
+
+
 def metric_notes(framework: str | None, names: list[str]) -> dict[str, str]:
     """``{logged name: what it means}`` for the names of ``framework`` whose meaning is known and
     matters to the analysis (verl's task score against its KL-penalised reward, its validation
-    statistics); empty for others."""
-    if framework != "verl":
+    statistics; Tinker's sampled entropy, task score and reward); empty for others."""
+    notes = NOTES.get(framework or "")
+    if not notes:
         return {}
     out = {}
     for name in names:
-        for pattern, meaning in VERL_NOTES:
+        for pattern, meaning in notes:
             if re.search(pattern, name):
                 out[name] = meaning
                 break

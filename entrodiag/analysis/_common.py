@@ -72,8 +72,10 @@ MIN_EDGE = 3
 def edge_size(n: int, frac: float, cap: int) -> int:
     """Points in the 'start' (or 'end') window of an ``n``-point series: ``frac·n``, at least
     ``MIN_EDGE`` (a log of a few dozen points does not judge its start by one point), at most
-    ``cap`` and at most a quarter of the series; never below 1."""
-    k = min(int(cap), max(MIN_EDGE, round(frac * n)))
+    ``cap`` or a tenth of the series, whichever is larger (a long log's start is not judged by a
+    handful of its noisiest points: 2,400 points give 72 at 3%), at most a quarter of the series;
+    never below 1."""
+    k = min(max(int(cap), n // 10), max(MIN_EDGE, round(frac * n)))
     return int(max(1, min(k, n // 4)))
 
 
@@ -95,11 +97,28 @@ def edge_values(values: np.ndarray, k: int) -> tuple[float, float]:
     return _edge(v[:k]), _edge(v[::-1][:k])
 
 
-def effective_smooth(n: int, smooth: int) -> int:
-    """The trailing window actually used on an ``n``-point series: ``smooth``, but at most a tenth
-    of the series (at least 1), so that a sparse log (tens of points) is not averaged over a
-    sixth of its length."""
-    return int(max(1, min(int(smooth), n // 10)))
+#: share of a series' points in the collapse detectors' smoothing window (``effective_smooth``)
+SMOOTH_FRAC = 0.1
+
+
+def effective_smooth(n: int, smooth: int, frac: float = SMOOTH_FRAC) -> int:
+    """The trailing window the collapse detectors smooth an ``n``-point series over:
+    ``w = max(min(smooth, ⌊n/10⌋), round(frac·n), 1)``: a fixed share of the series (a tenth by
+    default: 40 points → 4, 200 → 20, 2,400 → 240), at least ``smooth`` where that is at most a
+    tenth of the series. A window that grows with the series keeps the number of independent windows
+    fixed, so that the chance that noise alone makes a low and a later high (an "explosion") or a
+    dip below the start (an "early collapse") does not grow with the number of logged points; a
+    sparse log (tens of points) is not averaged over more than a tenth of its length."""
+    return int(max(1, min(int(smooth), n // 10), round(frac * n)))
+
+
+def trailing_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Median of the last ``window`` values up to and including each position (fewer at the start):
+    one outlying step (a batch of a few responses) does not move it, unlike a trailing mean."""
+    v = np.asarray(values, dtype=np.float64)
+    if window <= 1 or len(v) == 0:
+        return v.copy()
+    return pl.Series(v).rolling_median(window_size=int(window), min_samples=1).to_numpy().astype(np.float64)
 
 
 def late_start(steps: np.ndarray) -> dict | None:

@@ -8,13 +8,19 @@ default lives in ``CollapseThresholds``; ``detect_collapse(run, name=value)`` ov
 Words used below:
 
 - *start* / *end*: the median of a series over the first / last ``edge_frac`` of the recorded
-  steps (at least 3 and at most a quarter of them, at most ``edge_max``: few, because per-step
+  steps (at least 3 and at most a quarter of them, at most ``edge_max`` or a tenth of them,
+  whichever is larger, so that a long noisy log's start is not a handful of points: few, because per-step
   aggregates over a whole batch are precise and a fast collapse would otherwise lower the start;
   never one point, so that one odd point of a sparse log does not set it); H0 is the start
   entropy. A log whose first step lies far after step 1 (a resumed run) is judged relative to
   its first logged step, and the start-relative flags say so.
-- *smoothed*: trailing mean over ``smooth`` recorded steps (at most a tenth of the series, so
-  that a sparse log of a few dozen points is not averaged over a sixth of its length).
+- *smoothed*: trailing median over w = max(min(``smooth``, n/10), ``smooth_frac``·n) of the n
+  recorded points (``_common.effective_smooth``): a tenth of the series by default (40 points: 4;
+  2,400: 240), so that the window grows with the series and one outlying step does not move it.
+  The start-relative flags (``early_collapse``, ``entropy_explosion``) read the start value in
+  place of the smoothed one until the first window is whole (``Context.settled``), so that a
+  median of the first one or two noisy points is never read as a collapse or as the low before
+  an explosion, while a change within the first window still shows against the start.
 - *onset*: the step where a collapse or an explosion begins, a change-point estimate (the level
   until that step, a linear trend after it; ``_common.change_point``), not the global high or low.
 - *reward*: ``sources.reward_series``: the task score where the logged reward holds a KL penalty.
@@ -60,7 +66,7 @@ def _window(n: int, frac: float) -> int:
 # ------------------------------------------------------------------------------------ detectors
 def _early_collapse(c: Context) -> Flag | None:
     steps, h, h0 = c.entropy()
-    hs = c.smooth(h)
+    hs = c.settled(h)
     horizon = steps[0] + c.th.early_frac * c.total_steps(steps)
     early = steps <= horizon
     gone = 1.0 - hs / h0
@@ -169,7 +175,7 @@ def _entropy_explosion(c: Context) -> Flag | None:
         steps, h, r = common, h[ih], r[ir]
         if len(steps) < c.th.min_steps:
             raise Skip("entropy and reward share too few steps")
-    hs, rs = c.smooth(h), c.smooth(r)
+    hs, rs = c.settled(h), c.settled(r)
     idx = np.arange(len(hs))  # index of the lowest smoothed entropy so far, at each step
     trough = np.maximum.accumulate(np.where(hs <= np.minimum.accumulate(hs), idx, 0))
     dh = hs - hs[trough]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..store.reader import Run
-from ._common import clean, edge_size, edge_values, effective_smooth, late_start, step_series, trailing_mean
+from ._common import clean, edge_size, edge_values, effective_smooth, late_start, step_series, trailing_median
 from .sources import reward_series
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
@@ -25,8 +25,11 @@ class CollapseThresholds:
 
     General:
         min_steps: recorded steps a detector needs before it judges (10).
-        edge_frac, edge_max: size of the start/end windows: 3% of the steps, at most 10 steps.
-        smooth: trailing window (steps) of the smoothed series (5).
+        edge_frac, edge_max: size of the start/end windows: 3% of the steps, at most 10 steps or a
+            tenth of the steps, whichever is larger (``_common.edge_size``).
+        smooth, smooth_frac: the smoothed series is a trailing median over
+            max(min(smooth, n/10), smooth_frac·n) of its n points (5; 0.1): a tenth of the series,
+            so that the window grows with a long, noisy log (``_common.effective_smooth``).
     early_collapse (Cui et al.: 73% of the entropy is consumed in the first 1/12 of training):
         early_frac: "the first part of training" = the first 20% of the training length.
         early_drop: warning when the smoothed entropy has lost this share of H0 by then (0.75).
@@ -70,6 +73,7 @@ class CollapseThresholds:
     edge_frac: float = 0.03
     edge_max: int = 10
     smooth: int = 5
+    smooth_frac: float = 0.1
     early_frac: float = 0.2
     early_drop: float = 0.75
     early_drop_critical: float = 0.9
@@ -199,8 +203,22 @@ class Context:
             raise Skip(f"{len(values)} step(s) with {column}; needs {self.th.min_steps}")
         return steps, values
 
+    def window(self, n: int) -> int:
+        """The smoothing window of an ``n``-point series (``_common.effective_smooth``)."""
+        return effective_smooth(n, self.th.smooth, self.th.smooth_frac)
+
     def smooth(self, values: np.ndarray) -> np.ndarray:
-        return trailing_mean(values, effective_smooth(len(values), self.th.smooth))
+        """The trailing median of ``values`` over ``window(len(values))`` points (fewer at the start)."""
+        return trailing_median(values, self.window(len(values)))
+
+    def settled(self, values: np.ndarray) -> np.ndarray:
+        """``smooth(values)`` where a whole window lies behind a position; before that (the first
+        ``window − 1`` positions, medians of one or two noisy points) the start value
+        (``start_end``), so that a single early step is never read as a low or a collapse, while a
+        change within the first window still shows against the start."""
+        s = self.smooth(values)
+        s[: self.window(len(values)) - 1] = self.start_end(values)[0]
+        return s
 
     def edge(self, n: int) -> int:
         return edge_size(n, self.th.edge_frac, self.th.edge_max)

@@ -12,6 +12,9 @@ The law (Cui et al. 2025) ties *held-out* performance to the training entropy, s
    reward function's mean (``rewards/<fn>/mean``); the choice then says *training* everywhere,
    because a fit on the batches the policy trains on is not a statement about unseen problems.
 
+A series that lost most of its values to parsing on import (``lost_to_parsing``: e.g. the
+validation keys after the 4,096th character of lines W&B's ``output.log`` cut) is not a candidate.
+
 R is a *mean* score (the law is about the expected score of the sampling policy): a statistic
 of the samples of a prompt other than their mean (``best@k``, ``worst@k``, ``maj@k``, ``pass@k``
 for k > 1, a ``std``; ``NOT_MEAN``) is never chosen by default, only with ``metric=``. Among the
@@ -30,18 +33,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from ..store.reader import Run
+from ..metric_names import NOT_MEAN, NOT_PERFORMANCE, is_mean_score, is_performance
 from ._common import AnalysisError
 
-#: names that are never a performance (matched anywhere in the name, case-insensitive)
-NOT_PERFORMANCE = re.compile(
-    r"(seconds|runtime|timing|_time\b|time_|/time\b|per_second|throughput|mfu|perf/|length|(^|[_/])len([_/]|$)|tokens|learning_rate|(^|/)lr\b|count"
-    r"|(^|/|_)num_|(^|/)n_|(^|/)steps?\b|epoch|entropy|(^|/|_)kl\b|grad|loss|clip|frac"
-    r"|temperature|top_p|memory|gib\b|include_|max_tokens|examples)",
-    re.IGNORECASE,
-)
-#: statistics of a prompt's samples that are not their mean score: R only when named with --metric
-NOT_MEAN = re.compile(r"((^|[/_@])(best|worst|maj)(@|_|\b)|pass@([2-9]|\d{2,})|pass_at_([2-9]|\d{2,})"
-                      r"|(^|[/_@])std(@|\b)|_std\b)", re.IGNORECASE)
 _MEAN_AT = re.compile(r"(^|/)mean@\d+$", re.IGNORECASE)
 _ACCURACY = re.compile(r"accuracy", re.IGNORECASE)
 _ACCURACY_LIKE = re.compile(r"(acc\b|acc/|acc@|pass|score|correct|solve|success|exact_match|(^|/)em\b)",
@@ -72,18 +66,6 @@ class MetricChoice:
     def to_dict(self) -> dict:
         return {"name": self.name, "source": self.source, "label": self.label, "reason": self.reason,
                 "training": self.is_training}
-
-
-def is_performance(name: str) -> bool:
-    """Whether ``name`` may be R (not a time, length, rate, count, loss, entropy, ...)."""
-    bare = name.removeprefix("val/")
-    return not NOT_PERFORMANCE.search(bare)
-
-
-def is_mean_score(name: str) -> bool:
-    """Whether ``name`` is a mean score, not ``best@k``/``worst@k``/``maj@k``/``pass@k``/a std
-    (``NOT_MEAN``): only a mean score is chosen as R without ``--metric``."""
-    return not NOT_MEAN.search(name.removeprefix("val/"))
 
 
 def _eval_rank(name: str) -> int | None:
@@ -149,6 +131,15 @@ def _step_columns(run: Run) -> list[str]:
             if c not in ("step", "rank") and steps[c].dtype.is_numeric() and steps[c].drop_nulls().len() > 0]
 
 
+def lost_to_parsing(run: Run) -> dict[str, str]:
+    """``{evaluation or step column: why}`` for the series of an imported run that lost most of
+    their values to parsing (run.json ``imported.lost``, written by the importer: lines a logger
+    cut short, text that is not a number): what is left of such a series is not taken as R."""
+    lost = (run.meta.get("imported") or {}).get("lost") or {}
+    return {e["name"]: f"{k} lost {e['lost']} of {e['of']} values: {e['why']}" for k, e in lost.items()
+            if isinstance(e, dict) and e.get("lost", 0) >= 2 and 2 * e["lost"] > e.get("of", 0)}
+
+
 def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
     """R of the law for ``run`` (see the module docstring); ``metric`` names it explicitly.
 
@@ -172,13 +163,16 @@ def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
             f"run {run.run_id} has no evaluation or step column named {metric!r}; evaluations: "
             f"{', '.join(evals) or 'none'}; step columns that can be R: "
             f"{', '.join(sorted((c for c in cols if _train_rank(c) is not None), key=_train_rank)) or 'none'}")
-    ranked = rank_eval_metrics(evals)
+    lost = lost_to_parsing(run)
+    ranked = [n for n in rank_eval_metrics(evals) if n not in lost]
     if ranked:
         name = ranked[0]
         others = [n for n in ranked if n != name]
         stats = [n for n in evals if not is_mean_score(n) and _eval_rank(n) is not None]
+        gone = [f"{n} ({lost[n]})" for n in rank_eval_metrics(evals) if n in lost]
         why = ("the law relates held-out performance to the training entropy"
                + (f"; preferred over {', '.join(others)}" if others else "")
+               + (f"; not R, most of its values lost to parsing: {', '.join(gone)}" if gone else "")
                + (f"; not a mean score, so R only with --metric: {', '.join(stats)}" if stats else ""))
         return MetricChoice(name, "eval", _eval_label(name), why)
     cols = [(r, i, c) for i, c in enumerate(_step_columns(run)) if (r := _train_rank(c)) is not None]
@@ -196,4 +190,4 @@ def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
 
 
 __all__ = ["NOT_MEAN", "NOT_PERFORMANCE", "MetricChoice", "choose_metric", "is_mean_score", "is_performance",
-           "rank_eval_metrics"]
+           "lost_to_parsing", "rank_eval_metrics"]

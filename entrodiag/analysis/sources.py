@@ -54,6 +54,16 @@ HINTS: dict[str, dict[str, str]] = {
         "resp_len_mean": "OpenRLHF logs 'response_length'",
         "*": _OPENRLHF_HOOK,
     },
+    "tinker": {
+        "evals": "give the cookbook's RL loop a test-set evaluator (RLTestSetEvaluator) and eval_every=N; it logs "
+                 "test/env/all/correct",
+        "entropy_mean": "Tinker's cookbook logs 'optim/entropy' (a sampled estimate)",
+        "reward_mean": "Tinker's cookbook logs 'env/all/reward/total'",
+        "resp_len_mean": "Tinker's cookbook logs 'env/all/ac_tokens_per_turn'",
+        "tokens": "token rows come only from a loop recorded with entrodiag.Recorder (token_sample > 0); "
+                  "Tinker's metrics.jsonl has none",
+        "*": "Tinker's cookbook does not log {what}; record the loop with entrodiag.Recorder",
+    },
     "custom": {
         "evals": "log a validation accuracy every few steps (in a typed JSONL, as records of kind 'eval' "
                  "with an 'accuracy' field); entrodiag import reads it as val/accuracy",
@@ -66,7 +76,7 @@ HINTS: dict[str, dict[str, str]] = {
 
 
 def framework(run: Run) -> str | None:
-    """``trl``/``verl``/``openrlhf``/``custom`` for an imported run, ``None`` for entrodiag's own."""
+    """``trl``/``verl``/``openrlhf``/``tinker``/``custom`` for an imported run, ``None`` for entrodiag's own."""
     source = str(run.meta.get("source") or "")
     if not source.startswith("import:"):
         return None
@@ -133,6 +143,12 @@ class RewardSeries:
         return {"column": self.column, "label": self.label, "reason": self.reason, "kl_in_reward": self.kl}
 
 
+#: frameworks whose logged reward never holds a KL penalty (Tinker's cookbook adds its KL penalty to the
+#: advantages, ``incorporate_kl_penalty``): there a reward that differs from the task score adds other
+#: terms to it (a format penalty), and the reason says so
+REWARD_WITHOUT_KL = frozenset({"tinker"})
+
+
 def _logged(run: Run, column: str) -> str:
     """The name the framework logged ``column`` under (run.json ``imported.columns``), else ``column``."""
     cols = (run.meta.get("imported") or {}).get("columns") or {}
@@ -146,7 +162,10 @@ def reward_series(run: Run) -> RewardSeries | None:
     ``critic/rewards/mean`` (``reward_mean``) is then the score minus the penalty, and
     ``critic/score/mean`` (``score_mean``) the task score. A reward is known to hold a KL penalty
     when the run logged a nonzero ``reward_kl_penalty`` (verl's ``actor/reward_kl_penalty``) or
-    when its task score differs from it. Then the task score is the performance series when the
+    when its task score differs from it, except in a framework whose reward never holds one
+    (``REWARD_WITHOUT_KL``: Tinker's ``env/all/reward/total`` is ``env/all/correct`` plus a format
+    term): there the task score is still the performance series, and the reason says so without
+    naming a KL penalty (``kl`` is ``None``). Then the task score is the performance series when the
     run has it; else the reward is used and the reason says it holds the penalty. ``None`` when
     the run has neither.
     """
@@ -160,13 +179,18 @@ def reward_series(run: Run) -> RewardSeries | None:
         common, ir, is_ = np.intersect1d(r_steps, s_steps, return_indices=True)
         gap = float(np.max(np.abs(r[ir] - s[is_]))) if len(common) else 0.0
         differs = gap > 1e-9 * max(1.0, float(np.max(np.abs(s))))
-        if differs or penalised:
+        other_terms = framework(run) in REWARD_WITHOUT_KL  # the reward differs by other terms, never by a KL
+        if (differs and not other_terms) or penalised:
             why = (f"{r_name} differs from the task score by up to {gap:.3g}" if differs else "")
             if penalised:
                 why = (why + "; " if why else "") + f"{_logged(run, 'reward_kl_penalty')} is nonzero"
             return RewardSeries("score_mean", "task score",
                                 f"the task score {s_name}: the reward {r_name} holds a KL penalty ({why}), so its "
                                 "rise or fall is partly the penalty's", kl=True)
+        if differs:  # a framework whose reward adds other terms to the score (Tinker's format term)
+            return RewardSeries("score_mean", "task score",
+                                f"the task score {s_name}: the reward {r_name} differs from it by up to {gap:.3g} "
+                                "(it adds other terms to the score), so the score is the performance series")
         return RewardSeries("reward_mean", "reward", "", kl=False)
     if len(r):
         if penalised:
@@ -180,4 +204,4 @@ def reward_series(run: Run) -> RewardSeries | None:
     return None
 
 
-__all__ = ["HINTS", "RewardSeries", "entropy_notes", "framework", "log_hint", "reward_series"]
+__all__ = ["HINTS", "REWARD_WITHOUT_KL", "RewardSeries", "entropy_notes", "framework", "log_hint", "reward_series"]

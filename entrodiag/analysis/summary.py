@@ -96,7 +96,8 @@ def analyze_run(
     missing input. ``run`` also holds ``skipped_parts`` (damaged part files left out, with the
     reason), ``bad_values`` (impossible values read as missing, per table, column and reason;
     ``Run.bad_values``) and ``late_start`` (``_common.late_start``: a log whose first step lies far
-    after step 1, also said in ``missing``). ``reward`` says which step column is the reward
+    after step 1, also said in ``missing``; the series an import lost values of to parsing, run.json
+    ``imported.lost``, are said there too). ``reward`` says which step column is the reward
     (``sources.reward_series``: the task score where the logged reward holds a KL penalty) and
     ``metric_notes`` what the framework's logged names mean. ``law["verdict"]`` is
     ``verdicts.judge_law``'s; unless it fits, the law's ceiling, gain share, headroom, R̂ at the last
@@ -128,6 +129,12 @@ def analyze_run(
         out["run"]["late_start"] = late
         if late is not None:
             missing.append(late["text"])
+        lost = (run.meta.get("imported") or {}).get("lost") or {}
+        if lost:  # what the importer could not read (lines a logger cut short, text that is not a number)
+            worst = sorted(lost.items(), key=lambda kv: (-kv[1]["lost"] / max(kv[1]["of"], 1), kv[0]))
+            missing.append(f"values lost to parsing on import, {len(lost)} series (run.json imported.lost): "
+                           + "; ".join(f"{k} lost {e['lost']} of {e['of']} ({e['why']})" for k, e in worst[:5])
+                           + (f"; and {len(lost) - 5} more" if len(lost) > 5 else ""))
         if steps.is_empty():
             missing.append("no step rows: nothing was recorded yet (Recorder.record_batch writes them)")
         elif steps.height == 1:

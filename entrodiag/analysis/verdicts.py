@@ -7,10 +7,18 @@ that premise fails, however high its R². ``judge_law`` checks, in order:
 
 1. ``not applicable``: a flag says the entropy rose or swung (``LAW_BREAKING_FLAGS``);
 2. ``poor fit``: R² < ``min_r2`` (the points do not follow the curve; the sign of a means little);
-3. ``not applicable``: a > 0 does not hold within its interval: the one-sided lower bound of a at
-   ``PREMISE_LEVEL`` (from the fit's bootstrap interval) is not above 0. With a < 0 and entropy
-   falling, performance fell with entropy: degeneration, not the entropy–performance trade-off;
-4. else ``fits`` (said of the training batches when R is a training series).
+3. ``not applicable``: the premise positively fails: a < 0 beyond its interval (the one-sided
+   upper bound of a at ``PREMISE_LEVEL``, from the fit's bootstrap interval, is below 0). With
+   entropy falling, performance fell with entropy: degeneration, not the entropy–performance
+   trade-off;
+4. ``poor fit`` (too few or too noisy evaluations): a > 0 is not established either (its one-sided
+   lower bound is not above 0, or the fit has too few points for an interval). This is missing
+   evidence, not evidence against the law: six evaluations of a run whose score rose as its
+   entropy fell do not make it "not applicable";
+5. else ``fits`` (said of the training batches when R is a training series).
+
+``not applicable`` therefore always rests on positive evidence that the premise fails (a flag, or a
+significantly below 0); too little evidence to tell reads ``poor fit``.
 
 Under ``poor fit`` and ``not applicable`` no ceiling, share of the attainable gain, fraction of
 the ceiling, headroom, R̂ at the last step or early prediction is given as a number anywhere:
@@ -71,9 +79,10 @@ class LawVerdict:
         return {"status": self.status, "text": self.text, "reason": self.reason, "numbers_shown": self.fits}
 
 
-def a_lower_bound(fit: LawFit, level: float = PREMISE_LEVEL) -> float | None:
-    """One-sided ``level`` lower bound of a: a − t(level, n−2)·se, se from the fit's bootstrap
-    interval of a (recomputed with ``fit_entropy_law``'s defaults when the fit has none)."""
+def a_bounds(fit: LawFit, level: float = PREMISE_LEVEL) -> tuple[float, float] | None:
+    """One-sided ``level`` lower and upper bounds of a: a ∓ t(level, n−2)·se, se from the fit's
+    bootstrap interval of a (recomputed with ``fit_entropy_law``'s defaults when the fit has
+    none); ``None`` when the fit has too few points for an interval."""
     ci = fit.ci.get("a")
     fit_level = fit.level
     if ci is None or not all(map(math.isfinite, ci)):
@@ -87,7 +96,14 @@ def a_lower_bound(fit: LawFit, level: float = PREMISE_LEVEL) -> float | None:
             return None
     df = max(fit.n - 2, 1)
     se = (ci[1] - ci[0]) / 2 / _stats.t_ppf(0.5 + fit_level / 2, df)
-    return float(fit.a - _stats.t_ppf(level, df) * se)
+    half = _stats.t_ppf(level, df) * se
+    return float(fit.a - half), float(fit.a + half)
+
+
+def a_lower_bound(fit: LawFit, level: float = PREMISE_LEVEL) -> float | None:
+    """One-sided ``level`` lower bound of a (``a_bounds``), ``None`` without an interval."""
+    bounds = a_bounds(fit, level)
+    return None if bounds is None else bounds[0]
 
 
 def _on(fit: LawFit) -> str:
@@ -114,21 +130,26 @@ def judge_law(fit: LawFit, flag_kinds: Iterable[str] = (), min_r2: float = 0.5) 
         reason = f"R² = {r2s} < {min_r2}"
         return LawVerdict("poor fit", f"poor fit ({reason}): {on} does not follow R = −a·e^H + b here; no "
                           "ceiling or early prediction is given", reason)
-    lower = a_lower_bound(fit)
-    if lower is None or lower <= 0:
+    bounds = a_bounds(fit)
+    lower, upper = bounds if bounds is not None else (None, None)
+    if upper is not None and upper < 0:  # positive evidence: performance moved with entropy, not against it
         H = np.asarray(fit.H)
         fell = len(H) > 1 and H[-1] < H[0]
-        bound = "" if lower is None else f", its one-sided {PREMISE_LEVEL:.0%} lower bound {lower:.3g}"
-        if fit.a < 0 and fell:
+        bound = f", its one-sided {PREMISE_LEVEL:.0%} upper bound {upper:.3g} < 0"
+        if fell:
             reason = (f"performance fell with entropy (a = {fit.a:.3g}{bound}): degeneration, not the "
                       "entropy–performance trade-off")
-        elif fit.a < 0:
+        else:
             reason = (f"performance moved with entropy (a = {fit.a:.3g}{bound}), not against it: not the "
                       "entropy–performance trade-off")
-        else:
-            reason = (f"performance did not clearly rise as entropy fell (a = {fit.a:.3g}{bound} ≤ 0)")
         return LawVerdict("not applicable", f"not applicable to {on}: {reason}; the law's ceiling and early "
                           "prediction are not given", reason)
+    if lower is None or lower <= 0:  # no evidence either way: too few or too noisy evaluations
+        bound = ("too few points for an interval of a" if lower is None
+                 else f"a = {fit.a:.3g}, its one-sided {PREMISE_LEVEL:.0%} lower bound {lower:.3g} ≤ 0")
+        reason = (f"too few evaluations to establish the premise ({fit.n} points: {bound}); performance rising "
+                  "as entropy falls is neither shown nor refuted")
+        return LawVerdict("poor fit", f"poor fit: {reason}; no ceiling or early prediction is given", reason)
     text = f"fits {on} (R² = {r2:.2f})"
     if fit.metric_choice is not None and fit.metric_choice.is_training:
         text += ", but on the training batches: it says nothing of accuracy on unseen problems"
@@ -157,5 +178,5 @@ def withhold_early(section: dict, verdict: LawVerdict) -> dict:
             "verdict": verdict.to_dict()}
 
 
-__all__ = ["EARLY_NUMBERS", "LAW_BREAKING_FLAGS", "LAW_NUMBERS", "PREMISE_LEVEL", "LawVerdict", "a_lower_bound",
+__all__ = ["EARLY_NUMBERS", "LAW_BREAKING_FLAGS", "LAW_NUMBERS", "PREMISE_LEVEL", "LawVerdict", "a_bounds", "a_lower_bound",
            "judge_law", "withhold_early", "withhold_law"]

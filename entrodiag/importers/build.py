@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..metric_names import is_mean_score, is_performance
 from .columns import RESERVED_TARGETS, normalise, parse_map
 from .failure import ImportFailure
 from .plan import ColumnPlan, plan_columns
 from .readers import read_history
 from .semantics import entropy_semantics, guess_framework
-from .values import INT64_MAX, check_series_kept, count, impossible, judge, step_of
+from .values import INT64_MAX, check_series_kept, count, impossible, judge, lost_summary, series_lost, step_of
 
 
 @dataclass
@@ -79,8 +80,11 @@ def import_run(
 
     Raises:
         ImportFailure: missing file, unknown format, unreadable content, an empty log, no step
-            column, no value with a valid step, or an entropy or evaluation series that would be
-            lost to parsing (number-like text entrodiag cannot read); the message says what to pass.
+            column, no value with a valid step, or an entropy series, or the series R would come
+            from (every validation mean score; without one, the task score), that would be lost to
+            parsing (number-like text entrodiag cannot read, lines cut short by a logger); the
+            message says what to pass. Any other series' losses are imported and said by key
+            (``notes``, ``bad_values``, run.json ``imported.lost``).
         FileExistsError: ``out`` already holds a run.
 
     Example:
@@ -101,7 +105,18 @@ def import_run(
     notes = [*src_meta.get("notes", []), *plan.notes]
     bad: dict[str, int] = dict(src_meta.get("bad_values", {}))
     steps, evals = _collect(rows, plan, bad)
-    check_series_kept(path, rows, {n: plan.targets[n] for n in plan.names if n != plan.step_column})
+    cut = src_meta.get("cut")
+    # every series the log holds (a column of text only is skipped by the plan, and still guarded)
+    series = {**{n: plan.targets[n] for n in plan.names if n != plan.step_column}, **plan.used}
+    lost = series_lost(rows, series, cut)
+    check_series_kept(path, rows, series, lost)
+    if cut:
+        for n, k in cut["lost"].items():
+            if n in plan.used:
+                count(bad, f"{n}: on a line cut at {cut['cap']} characters (lost)", k)
+    guarded = tuple(n for n, t in series.items() if t.name in ("entropy_mean", "score_mean", "reward_mean")
+                    or (t.kind == "eval" and is_performance(t.name) and is_mean_score(t.name)))
+    notes += lost_summary(lost, cut, first=guarded)
     if not steps and not evals:
         why = "; ".join(f"{c} x {k}" for k, c in list(bad.items())[:3])
         raise ImportFailure(f"{path}: no numeric metric values with a step in {plan.step_column!r}"
@@ -110,6 +125,8 @@ def import_run(
     framework = guess_framework(fmt, [normalise(n) for n in plan.names])
     semantics = entropy_semantics(framework, plan.entropy_column, {**src_meta.get("config", {})})
     imported = _imported(fmt, path, src_meta, plan, notes, bad, framework)
+    if lost:
+        imported["lost"] = lost
     _write_run(out, _run_meta(fmt, src_meta, semantics, imported, meta), steps, evals)
     return ImportReport(
         run_dir=out, source=Path(path), format=fmt, steps=len(steps), evals=len(evals),

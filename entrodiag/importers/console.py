@@ -114,6 +114,8 @@ def parse_printed_dict(text: str) -> dict[str, Any]:
 def read_verl_console(path: Path) -> tuple[list[dict], dict]:
     """Rows ``{"step": N, key: value, ...}`` of a verl console log (see the module docstring)."""
     rows: list[dict] = []
+    lengths: list[int] = []  # each step line's length as written (a line cut by a logger has a fixed one)
+    tails: list[bool] = []  # whether each step line's last item read as key:value
     initial: dict[str, Any] | None = None
     n_lines = 0
     twice: dict[str, int] = {}
@@ -122,16 +124,19 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
             line = clean_line(raw)
             m = VERL_STEP.match(line)
             if m:
+                lengths.append(len(raw.rstrip("\r\n")))
                 row: dict[str, Any] = {"step": int(m.group(1))}
                 for item in m.group(2).split(" - "):
                     wrapped = _WRAPPED_ITEM.match(item.strip())  # tensor(0.5, device='cuda:0') holds a ':'
                     key, sep, value = (wrapped[1], ":", wrapped[2]) if wrapped else item.strip().rpartition(":")
+                    tail_read = bool(sep and key)  # False when a cut fell inside the last key
                     if sep and key:
                         key = key.strip()
                         if key in row:
                             twice[key] = twice.get(key, 0) + 1
                         row[key] = _value(value)
                 rows.append(row)
+                tails.append(tail_read)
                 n_lines += 1
                 continue
             if initial is None:
@@ -139,6 +144,7 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
                 if mi:
                     initial = parse_printed_dict(mi.group(1))
     notes = []
+    cut = cut_lines(rows, lengths, tails)
     logged = {k for r in rows for k in r}
     # verl printed validation values without the val/ prefix its other step lines use on some lines
     # (gemma's "step:0 - test_score/...") and in the initial dict: one name for one metric
@@ -153,7 +159,68 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
             notes.append(f"'Initial validation metrics' (before training) taken as step {first}")
     config = _verl_config(path)
     bad = {f"{k}: printed twice on one step line (kept the last)": n for k, n in twice.items()}
-    return rows, {"config": config, "notes": notes, "metric_lines": n_lines, "bad_values": bad}
+    meta = {"config": config, "notes": notes, "metric_lines": n_lines, "bad_values": bad}
+    if cut:
+        rename = {k: f"val/{k}" for k in logged if f"val/{k}" in logged}
+        cut["lost"] = {rename.get(k, k): n for k, n in cut["lost"].items()}
+        meta["cut"] = cut
+    return rows, meta
+
+
+#: shortest line length read as a logger's cap on line length (W&B's output.log: 4,096 characters)
+MIN_CUT = 1024
+
+
+def cut_lines(rows: list[dict], lengths: list[int], tails: list[bool] | None = None) -> dict | None:
+    """Step lines cut short by a logger that caps line length (W&B's ``files/output.log`` cuts
+    every line at 4,096 characters), found and accounted for; ``rows`` is changed in place.
+
+    A line is cut when its length is the longest of the log's step lines, at least ``MIN_CUT``
+    characters, and either two or more lines share that length (a cap) or its last value is
+    number-like text that does not read as a number (cut mid-value). The last item of a cut line
+    is left out, even when what is left of it reads as a number (``-0.4213`` cut from
+    ``-0.42134``): it is counted as lost (unless the cut fell inside the key after it, ``tails``:
+    then the last value read is whole). The keys after the cut are lost too: a key counts as
+    lost on a cut line when another step line that holds the cut line's keys shows it after the
+    last of them (verl prints the metrics of every step in one order). Returns ``{"cap", "lines",
+    "steps", "lost": {key: cut lines that lost it}}``, or ``None`` when no line is cut."""
+    if not lengths:
+        return None
+    cap = max(lengths)
+    at_cap = [i for i, n in enumerate(lengths) if n == cap]
+    if cap < MIN_CUT:
+        return None
+
+    def cut_mid_value(row: dict) -> bool:
+        last = rows_keys(row)[-1:]
+        v = row.get(last[0]) if last else None
+        return isinstance(v, str) and bool(re.search(r"\d", v)) and not isinstance(number(v), float)
+
+    cut = [i for i in at_cap if len(at_cap) >= 2 or cut_mid_value(rows[i])]
+    if not cut:
+        return None
+    orders = {tuple(rows_keys(r)) for r in rows}  # the key orders the log shows
+    lost: Counter = Counter()
+    for i in cut:
+        keys = rows_keys(rows[i])
+        if not keys:
+            continue
+        held = set(keys)
+        gone = set()
+        if tails is None or tails[i]:
+            rows[i].pop(keys[-1])  # the value cut short
+            gone.add(keys[-1])
+        for order in orders:
+            pos = [j for j, k in enumerate(order) if k in held]
+            if pos:
+                gone.update(k for k in order[pos[-1] + 1:] if k not in held)
+        lost.update(gone)
+    return {"cap": cap, "lines": len(cut), "steps": [rows[i]["step"] for i in cut], "lost": dict(sorted(lost.items()))}
+
+
+def rows_keys(row: dict) -> list[str]:
+    """The metric keys of a step row, in the order printed (without ``step``)."""
+    return [k for k in row if k != "step"]
 
 
 _CONFIG_KEYS = {"temperature": re.compile(r"'temperature':\s*([0-9.]+)"),

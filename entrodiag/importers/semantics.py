@@ -19,7 +19,9 @@ logits divided by the rollout temperature and aggregates with a masked mean over
 ``logits / temperature`` per completion token and logs the masked mean over completion tokens;
 TRL's old ``PPOTrainer``/``RLOOTrainer`` logged ``objective/entropy`` = the sum over a response of
 −log p of its sampled tokens, averaged over responses. OpenRLHF logs ``entropy_loss``, the masked
-token mean of the full-vocabulary entropy.
+token mean of the full-vocabulary entropy. Tinker's cookbook logs ``optim/entropy`` = −(mean log p of
+the sampled action tokens) under the sampling policy, over all action tokens of the batch
+(``compute_kl_sample_train``): a sampled estimate, token mean.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..metric_names import metric_notes
 __all__ = ["FRAMEWORKS", "entropy_semantics", "guess_framework", "metric_notes"]
 
 #: names of frameworks as written in run.json's ``imported.framework``
-FRAMEWORKS = ("verl", "trl", "openrlhf", "custom")
+FRAMEWORKS = ("verl", "trl", "openrlhf", "tinker", "custom")
 
 
 def guess_framework(fmt: str, names: list[str]) -> str:
@@ -44,6 +46,8 @@ def guess_framework(fmt: str, names: list[str]) -> str:
         return "trl"
     if names_set & {"policy_loss", "actor_lr", "actor_grad_norm", "entropy_loss"}:
         return "openrlhf"
+    if "optim/entropy" in names_set or any(n.startswith(("env/all/", "optim/kl_sample_train")) for n in names):
+        return "tinker"
     return "custom"
 
 
@@ -75,6 +79,10 @@ def entropy_semantics(framework: str, column: str | None, config: dict[str, Any]
         out.update(kind="token_entropy", aggregation="token_mean",
                    basis=f"TRL GRPOTrainer {column}: full-vocabulary entropy of logits/temperature, "
                    "masked mean over completion tokens")
+    elif framework == "tinker" and base == "optim/entropy":
+        out.update(kind="sampled_neglogp", aggregation="token_mean",
+                   basis="Tinker cookbook optim/entropy: −mean log p of the sampled action tokens under the "
+                   "sampling policy, over all action tokens of the batch")
     elif framework == "openrlhf":
         out.update(kind="token_entropy", aggregation="token_mean",
                    basis=f"OpenRLHF {column}: full-vocabulary entropy, masked token mean")

@@ -3,8 +3,9 @@
 Every value the import leaves out or changes is counted by column and reason in
 ``ImportReport.bad_values`` (``count``); the reasons are the constants below. ``judge`` reads a
 logged value, ``impossible`` applies the store's rules for values that cannot be right (a negative
-entropy, a share outside [0, 1]), ``step_of`` reads a step, and ``check_series_kept`` refuses an
-import that would lose the entropy or an evaluation series to parsing.
+entropy, a share outside [0, 1]), ``step_of`` reads a step, ``series_lost`` counts by key what
+parsing lost (text that is not a number, lines a logger cut short), and ``check_series_kept``
+refuses an import that would lose the entropy, or the series R would come from, to parsing.
 """
 
 from __future__ import annotations
@@ -50,25 +51,95 @@ def judge(v: Any) -> tuple[float | None, str | None]:
     return None, (NONFINITE if _nonfinite(v) else NOT_NUMERIC)
 
 
-def check_series_kept(path: Path, rows: list[dict], targets: dict[str, Target]) -> None:
-    """Refuse an import that would lose the entropy series, or an evaluation series, to parsing: more
-    than half of a column's logged values (at least two) are number-like text that did not parse
-    (a wrapper entrodiag does not know, e.g. ``jnp.float32(0.5)``); the message names the column
-    and shows a value. Single values cut short (a line truncated mid-number) are only counted."""
+def series_lost(rows: list[dict], targets: dict[str, Target], cut: dict | None = None) -> dict[str, dict]:
+    """``{logged name: {"name", "lost", "of", "why"}}`` for every series that lost values to parsing:
+    number-like text that did not read as a number (a wrapper entrodiag does not know, e.g.
+    ``jnp.float32(0.5)``), and values on lines a logger cut short (``cut``: ``console.cut_lines``).
+    ``of`` counts the values read plus those lost; ``name`` is the series' step column or evaluation."""
+    cut_lost = (cut or {}).get("lost") or {}
+    why_cut = f"lines cut at {cut['cap']} characters" if cut else ""
+    out: dict[str, dict] = {}
+    from ..metric_names import classify
+
+    # a key that only ever came after a cut was never read: classified here, to say what it lost
+    targets = {**targets, **{n: classify(n) for n in cut_lost if n not in targets}}
     for n, t in targets.items():
-        if not (t.kind == "eval" or (t.kind == "step" and t.name == "entropy_mean")):
+        if t.kind not in ("step", "eval"):
             continue
         values = [r[n] for r in rows if r.get(n) is not None]
-        texts = [v for v in values if isinstance(v, str) and len(v) <= 80 and re.search(r"\d", v)
-                 and judge(v)[1] == NOT_NUMERIC]
-        logged = len(values)
-        if len(texts) >= 2 and len(texts) * 2 > logged:
-            what = "entropy" if t.kind == "step" else f"evaluation {t.name}"
-            raise ImportFailure(
-                f"{path}: the {what} series would be lost: {len(texts)} of {logged} values of {n!r} are not "
-                f"numbers entrodiag can read (e.g. {texts[0]!r}); convert them, or leave the column out with "
-                f"--map {n}=skip"
-            )
+        texts = sum(1 for v in values if isinstance(v, str) and len(v) <= 80 and re.search(r"\d", v)
+                    and judge(v)[1] == NOT_NUMERIC)
+        read = sum(1 for v in values if judge(v)[0] is not None)
+        on_cut = int(cut_lost.get(n, 0))
+        if texts + on_cut:
+            why = " and ".join(w for w, k in (("text that is not a number", texts), (why_cut, on_cut)) if k)
+            out[n] = {"name": t.name, "lost": texts + on_cut, "of": read + texts + on_cut, "why": why}
+    return out
+
+
+def is_lost(entry: dict) -> bool:
+    """Whether a series is lost to parsing: more than half of its values (at least two) gone."""
+    return entry["lost"] >= 2 and entry["lost"] * 2 > entry["of"]
+
+
+def check_series_kept(path: Path, rows: list[dict], targets: dict[str, Target], lost: dict[str, dict]) -> None:
+    """Refuse an import that would lose to parsing (``is_lost``) the entropy series or the series R
+    would come from: every validation series that is a mean score (``metric_names.is_mean_score``,
+    a performance), or, in a run with none, its task score (else its reward). Any other series
+    that loses values (a ``best@k`` or ``std`` statistic, a timing) is imported, and the loss is
+    said by key (``series_lost``); a validation mean score lost beside another that is kept is not
+    taken as R (``analysis.metric``). The message names the column and shows a value."""
+    from ..metric_names import is_mean_score, is_performance
+
+    def refuse(n: str, what: str) -> None:
+        e = lost[n]
+        texts = [v for r in rows if isinstance(v := r.get(n), str) and judge(v)[1] == NOT_NUMERIC]
+        shown = f" (e.g. {texts[0]!r})" if texts else ""
+        raise ImportFailure(
+            f"{path}: the {what} series would be lost: {e['lost']} of {e['of']} values of {n!r} are lost to "
+            f"parsing ({e['why']}){shown}; convert them, or leave the column out with --map {n}=skip"
+        )
+
+    for n, t in targets.items():
+        if t.kind == "step" and t.name == "entropy_mean" and n in lost and is_lost(lost[n]):
+            refuse(n, "entropy")
+    scores = [n for n, t in targets.items() if t.kind == "eval" and is_performance(t.name) and is_mean_score(t.name)]
+    if scores:
+        if all(n in lost and is_lost(lost[n]) for n in scores):
+            refuse(scores[0], f"evaluation {targets[scores[0]].name}" + (
+                f" (and every other validation mean score: {', '.join(scores[1:])})" if scores[1:] else ""))
+        return
+    for column in ("score_mean", "reward_mean"):
+        named = [n for n, t in targets.items() if t.kind == "step" and t.name == column]
+        if named:
+            if named[0] in lost and is_lost(lost[named[0]]):
+                refuse(named[0], "task score" if column == "score_mean" else "reward")
+            return
+
+
+def lost_summary(lost: dict[str, dict], cut: dict | None, first: tuple[str, ...] = ()) -> list[str]:
+    """The import's notes on what parsing lost, by key: one line for the cut lines (how many, at
+    which length, the steps) with the keys they lost (``first`` first, then by loss), one for
+    number-like text that did not read."""
+    notes = []
+    def order(item):  # the guarded series first, then by the share of values lost
+        n, e = item
+        return (n not in first, -e["lost"] / max(e["of"], 1), -e["lost"], n)
+
+    if cut:
+        keys = sorted(((n, e) for n, e in lost.items() if "cut" in e["why"]), key=order)
+        steps = cut["steps"]
+        where = ", ".join(map(str, steps[:6])) + (f", … ({len(steps)} in all)" if len(steps) > 6 else "")
+        listed = ", ".join(f"{n} lost {e['lost']} of {e['of']} values" for n, e in keys[:8])
+        more = f", and {len(keys) - 8} more keys (run.json: imported.lost)" if len(keys) > 8 else ""
+        notes.append(f"{cut['lines']} lines cut at {cut['cap']} characters (a logger's cap on line length, "
+                     f"e.g. W&B's output.log; steps {where}): {listed or 'the value cut short'}{more}")
+    texts = sorted(((n, e) for n, e in lost.items() if "not a number" in e["why"]), key=order)
+    if texts:
+        notes.append("number-like text that is not a number: " + ", ".join(
+            f"{n} lost {e['lost'] - int(((cut or {}).get('lost') or {}).get(n, 0))} of {e['of']} values"
+            for n, e in texts[:8]) + (f", and {len(texts) - 8} more keys" if len(texts) > 8 else ""))
+    return notes
 
 
 def impossible(column: str, v: float) -> str | None:
