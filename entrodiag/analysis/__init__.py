@@ -9,7 +9,8 @@ runs from any source: the built-in trainer, a custom loop, TRL, probes.
     flags = detect_collapse("runs/demo")          # [Flag(kind, severity, ..., advice)]
 """
 
-from ._common import DEFAULT_SMOOTH, AnalysisError
+from .runs import AnalysisError
+from .series import DEFAULT_SMOOTH
 from .collapse import SEVERITIES, CollapseThresholds, Flag, detect_collapse, run_detectors
 from .compare import compare_runs
 from .control import ControlSummary, control_summary

@@ -16,7 +16,7 @@ Words used below:
 - *smoothed*: trailing mean over ``smooth`` recorded steps (at most a tenth of the series, so
   that a sparse log of a few dozen points is not averaged over a sixth of its length).
 - *onset*: the step where a collapse or an explosion begins, a change-point estimate (the level
-  until that step, a linear trend after it; ``_common.change_point``), not the global high or low.
+  until that step, a linear trend after it; ``series.change_point``), not the global high or low.
 - *reward*: ``sources.reward_series``: the task score where the logged reward holds a KL penalty.
 - *reward scale*: the within-batch reward spread at the start (mean ``reward_std`` over the start
   window); without it, |start reward|, else 1. Reward changes are measured in this unit, so the
@@ -39,7 +39,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ..store.reader import Run
-from ._common import AnalysisError, RunLike, as_run, change_point
+from .runs import AnalysisError, RunLike, as_run
+from .series import change_point
 from .collapse_context import (SEVERITIES, CollapseThresholds, Context, Flag, Skip, at_or_above,
                                severity_rank)
 

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..store.reader import Run
-from ._common import clean, edge_size, edge_values, effective_smooth, late_start, step_series, trailing_mean
+from .jsonable import clean
+from .series import edge_size, edge_values, effective_smooth, late_start, step_series, trailing_mean
 from .sources import reward_series
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
@@ -173,7 +174,7 @@ class Context:
     _late: dict | None | bool = False
 
     def late(self) -> dict | None:
-        """``_common.late_start`` of the run's steps (cached)."""
+        """``series.late_start`` of the run's steps (cached)."""
         if self._late is False:
             steps = self.run.steps
             self._late = late_start(steps["step"].to_numpy()) if not steps.is_empty() else None

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from ._common import AnalysisError, RunLike, as_run, edge_size, edge_values, step_series
+from .runs import AnalysisError, RunLike, as_run
+from .series import edge_size, edge_values, step_series
 from .collapse import CollapseThresholds, run_detectors
 from .law import eval_names, fit_entropy_law
 from .metric import choose_metric

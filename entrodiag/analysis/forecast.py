@@ -23,18 +23,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ._common import (
-    DEFAULT_SMOOTH,
-    AnalysisError,
-    RunLike,
-    as_run,
-    clean,
-    edge_size,
-    edge_values,
-    step_series,
-    trailing_mean,
-)
-from ._stats import t_ppf
+from .jsonable import clean
+from .runs import AnalysisError, RunLike, as_run
+from .series import DEFAULT_SMOOTH, edge_size, edge_values, step_series, trailing_mean
+from .stats import t_ppf
 from .law import fit_entropy_law, law_points
 
 _Z975 = 1.959963984540054  # the normal 97.5% quantile

@@ -28,8 +28,10 @@ import numpy as np
 import polars as pl
 
 from ..store.reader import Run
-from . import _stats
-from ._common import DEFAULT_SMOOTH, AnalysisError, RunLike, as_run, clean, trailing_mean
+from . import stats
+from .jsonable import clean
+from .runs import AnalysisError, RunLike, as_run
+from .series import DEFAULT_SMOOTH, trailing_mean
 from .metric import MetricChoice, choose_metric, rank_eval_metrics
 
 #: Fractions of the evaluation points used for the early prediction (Cui et al. fit the first
@@ -238,7 +240,7 @@ def _points(
 # ------------------------------------------------------------------------------------------ fit
 def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(slope, intercept) of y on x by ordinary least squares."""
-    return _stats.linregress(x, y)
+    return stats.linregress(x, y)
 
 
 def bootstrap_fits(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -289,7 +291,7 @@ def fit_arrays(H: np.ndarray, R: np.ndarray, *, n_boot: int, level: float, seed:
         # bootstrap's spread underestimates an OLS fit's sampling spread by sqrt((n−2)/n) (divisor
         # n vs n − 2), hence the factor; plain percentile intervals covered only ~89% at n = 20.
         widen = math.sqrt(n / (n - 2)) if n > 2 else 1.0
-        t = _stats.t_ppf(0.5 + level / 2, max(n - 2, 1))
+        t = stats.t_ppf(0.5 + level / 2, max(n - 2, 1))
         for name, est, draws in (
             ("a", a, -boot[:, 0]), ("b", b, boot[:, 1]), ("ceiling", ceiling, boot[:, 1] + boot[:, 0])
         ):
@@ -389,7 +391,7 @@ def prediction_interval(
     n = len(H)
     x, xn = np.exp(H), math.exp(h_new)
     half = max(MIN_POINTS, n // 2)
-    t = _stats.t_ppf(0.5 + level / 2, max(n - 2, 1))
+    t = stats.t_ppf(0.5 + level / 2, max(n - 2, 1))
 
     def fit_pi(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
         slope, inter = _ols(xs, ys)
@@ -397,7 +399,7 @@ def prediction_interval(
         resid = ys - (inter + slope * xs)
         s = math.sqrt(float((resid**2).sum()) / max(k - 2, 1))
         sxx = float(((xs - xs.mean()) ** 2).sum())
-        tk = _stats.t_ppf(0.5 + level / 2, max(k - 2, 1))
+        tk = stats.t_ppf(0.5 + level / 2, max(k - 2, 1))
         lever = 1 + 1 / k + ((xn - xs.mean()) ** 2 / sxx if sxx > 0 else 0.0)
         return inter + slope * xn, tk * s * math.sqrt(lever)
 

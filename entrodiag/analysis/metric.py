@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from ..store.reader import Run
-from ._common import AnalysisError
+from .runs import AnalysisError
 
 #: names that are never a performance (matched anywhere in the name, case-insensitive)
 NOT_PERFORMANCE = re.compile(

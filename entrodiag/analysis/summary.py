@@ -12,7 +12,9 @@ from typing import Any
 
 import polars as pl
 
-from ._common import AnalysisError, RunLike, as_run, clean, edge_size, edge_values, late_start, step_series
+from .jsonable import clean
+from .runs import AnalysisError, RunLike, as_run
+from .series import edge_size, edge_values, late_start, step_series
 from .collapse import SEVERITIES, CollapseThresholds, run_detectors
 from .control import control_summary
 from .forecast import forecast_entropy
@@ -95,7 +97,7 @@ def analyze_run(
     controller's target, band, time in band, overshoot, settling), and ``missing``: one line per
     missing input. ``run`` also holds ``skipped_parts`` (damaged part files left out, with the
     reason), ``bad_values`` (impossible values read as missing, per table, column and reason;
-    ``Run.bad_values``) and ``late_start`` (``_common.late_start``: a log whose first step lies far
+    ``Run.bad_values``) and ``late_start`` (``series.late_start``: a log whose first step lies far
     after step 1, also said in ``missing``). ``reward`` says which step column is the reward
     (``sources.reward_series``: the task score where the logged reward holds a KL penalty) and
     ``metric_notes`` what the framework's logged names mean. ``law["verdict"]`` is

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _stats
+from . import stats as _stats
 from .law import LawFit
 
 #: flags that mean the entropy did not fall steadily, so the law (entropy spent for performance)

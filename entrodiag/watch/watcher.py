@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis._common import AnalysisError, trailing_mean
+from ..analysis.runs import AnalysisError
+from ..analysis.series import trailing_mean
 from ..analysis.collapse import CollapseThresholds, Flag, at_or_above, run_detectors, severity_rank
 from ..analysis.forecast import EntropyForecast, forecast_entropy
 from ..analysis.law import fit_entropy_law
