@@ -39,10 +39,10 @@ from collections.abc import Callable
 import numpy as np
 
 from ..store.reader import Run
-from .runs import AnalysisError, RunLike, as_run
-from .series import change_point
 from .collapse_context import (SEVERITIES, CollapseThresholds, Context, Flag, Skip, at_or_above,
                                severity_rank)
+from .runs import AnalysisError, RunLike, as_run
+from .series import change_point
 
 KL_COV = "kl_cov (k=2e-3 for 7B-scale models, 2e-4 for 32B; β=1)"
 CLIP_COV = "clip_cov (r=2e-4, 1<cov<5)"

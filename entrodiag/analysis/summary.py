@@ -12,15 +12,16 @@ from typing import Any
 
 import polars as pl
 
-from .jsonable import clean
-from .runs import AnalysisError, RunLike, as_run
-from .series import edge_size, edge_values, late_start, step_series
 from .collapse import SEVERITIES, CollapseThresholds, run_detectors
 from .control import control_summary
 from .forecast import forecast_entropy
-from .law import choose_metric_or_explain, early_prediction, eval_names, fit_entropy_law
+from .jsonable import clean
+from .law import choose_metric_or_explain, early_prediction, fit_entropy_law
 from .mechanism import mechanism_check
+from .metric import eval_names
 from ..metric_names import metric_notes
+from .runs import AnalysisError, RunLike, as_run
+from .series import edge_size, edge_values, late_start, step_series
 from .sources import entropy_notes, framework, log_hint, reward_series
 from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
 from .verdicts import judge_law, withhold_early, withhold_law
