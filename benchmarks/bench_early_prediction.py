@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from entrodiag import load_run
-from entrodiag.analysis import _stats
+from entrodiag.analysis import stats
 from entrodiag.analysis.law import PREDICTION_LEVEL, law_points, prediction_interval
 from entrodiag.importers import import_run
 
@@ -69,7 +69,7 @@ def _ols(x, y, w=None):
 
 
 def law(H, R, hn):
-    s, i = _stats.linregress(np.exp(H), R)
+    s, i = stats.linregress(np.exp(H), R)
     return i + s * math.exp(hn)
 
 
@@ -81,7 +81,7 @@ def weighted(H, R, hn):
 def log_gap(H, R, hn):
     best = None
     for b in np.linspace(R.max() + 1e-3, R.max() + 1.0, 400):
-        m, c = _stats.linregress(H, np.log(b - R))
+        m, c = stats.linregress(H, np.log(b - R))
         sse = float(((R - (b - np.exp(c + m * H))) ** 2).sum())
         if best is None or sse < best[0]:
             best = (sse, b, c, m)
@@ -92,7 +92,7 @@ def log_gap(H, R, hn):
 def shrunk(H, R, hn, prior):
     a0, tau = prior
     x = np.exp(H)
-    s, i = _stats.linregress(x, R)
+    s, i = stats.linregress(x, R)
     resid = R - (i + s * x)
     se2 = float((resid**2).sum()) / max(len(x) - 2, 1) / float(((x - x.mean()) ** 2).sum())
     a_hat = -s
@@ -108,7 +108,7 @@ def backtest(runs: dict[str, Path]) -> list[dict]:
         _, H, R, metric = law_points(run)
         _, H1, R1, _ = law_points(run, smooth=1)
         x = np.exp(H)
-        s, i = _stats.linregress(x, R)
+        s, i = stats.linregress(x, R)
         r2 = 1 - float(((R - (i + s * x)) ** 2).sum()) / float(((R - R.mean()) ** 2).sum())
         pts[name] = (H, R, H1, R1, metric, r2, -s)
     rows = []

@@ -328,35 +328,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", type=int, default=32000, help="vocabulary size (columns)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="dtype of the logits")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per worker process")
-    p.add_argument(
-        "--trials",
-        type=int,
-        default=3,
-        help="fresh worker processes per method (methods interleaved); the table gives medians",
-    )
-    p.add_argument(
-        "--chunk-rows",
-        type=_parse_chunk_rows,
-        default=[],
-        metavar="N[,N...]",
-        help="also run entropy_and_logprobs with these explicit chunk_rows values",
-    )
-    p.add_argument(
-        "--threads", type=int, default=_default_threads(), help="torch.set_num_threads in every worker"
-    )
+    p.add_argument("--trials", type=int, default=3,
+                   help="fresh worker processes per method (methods interleaved); the table gives medians")
+    p.add_argument("--chunk-rows", type=_parse_chunk_rows, default=[], metavar="N[,N...]",
+                   help="also run entropy_and_logprobs with these explicit chunk_rows values")
+    p.add_argument("--threads", type=int, default=_default_threads(), help="torch.set_num_threads in every worker")
     p.add_argument("--json", metavar="OUT", help="also write the raw results and summary as JSON here")
-    p.add_argument(
-        "--warmup-rows", type=int, default=64, help="rows of the small pre-baseline warm-up call"
-    )
+    p.add_argument("--warmup-rows", type=int, default=64, help="rows of the small pre-baseline warm-up call")
     p.add_argument("--check-rows", type=int, default=512, help="rows of the agreement check")
     p.add_argument("--scale", type=float, default=4.0, help="logits = scale * N(0, 1)")
-    p.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="before each worker, wait up to S seconds until other processes use < 0.2 CPU",
-    )
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                   help="before each worker, wait up to S seconds until other processes use < 0.2 CPU")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     return p
 

@@ -81,7 +81,7 @@ def test_compare_runs_side_by_side(tmp_path_factory):
 def test_light_statistics_match_scipy_stats():
     from scipy import stats
 
-    from entrodiag.analysis import _stats
+    from entrodiag.analysis import stats as _stats  # scipy.stats is `stats` here
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=40)

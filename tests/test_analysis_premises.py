@@ -318,7 +318,7 @@ def test_a_collapse_flag_names_its_onset(tmp_path):
 
 
 def test_change_point_finds_a_known_onset():
-    from entrodiag.analysis._common import change_point
+    from entrodiag.analysis.series import change_point
 
     x = np.arange(100.0)
     for k in (0, 25, 70):

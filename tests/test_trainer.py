@@ -57,23 +57,10 @@ def test_tiny_arith_test_preset_learns(tiny_run):
 
 def _hf_model(folder: Path) -> None:
     """A random 1-layer Llama with a character-level fast tokenizer, saved like any HF model."""
-    import torch
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from char_llama import save_char_llama
 
-    chars = "0123456789+-=?. abcdefghijklmnopqrstuvwxyzW"
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **{c: i + 4 for i, c in enumerate(chars)}}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tk.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                  unk_token="<unk>")
-    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-                      bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
+    save_char_llama(folder, "0123456789+-=?. abcdefghijklmnopqrstuvwxyzW", hidden_size=32, intermediate_size=64,
+                    num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
 
 
 def test_hugging_face_model_from_a_local_path_with_a_jsonl_task(tmp_path, capsys):

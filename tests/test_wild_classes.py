@@ -227,7 +227,7 @@ def test_a_long_noisy_flat_log_raises_no_explosion_and_no_early_collapse(tmp_pat
 
 
 def test_the_smoothing_window_is_a_tenth_of_the_series_with_a_floor():
-    from entrodiag.analysis._common import effective_smooth, trailing_median
+    from entrodiag.analysis.series import effective_smooth, trailing_median
 
     assert [effective_smooth(n, 5) for n in (9, 30, 40, 60, 200, 2400)] == [1, 3, 4, 6, 20, 240]
     assert effective_smooth(200, 30) == 20 and effective_smooth(2400, 5, frac=0.05) == 120

@@ -9,7 +9,6 @@ runs from any source: the built-in trainer, a custom loop, TRL, probes.
     flags = detect_collapse("runs/demo")          # [Flag(kind, severity, ..., advice)]
 """
 
-from ._common import DEFAULT_SMOOTH, AnalysisError
 from .collapse import SEVERITIES, CollapseThresholds, Flag, detect_collapse, run_detectors
 from .compare import compare_runs
 from .control import ControlSummary, control_summary
@@ -26,6 +25,8 @@ from .law import (
 )
 from .metric import MetricChoice, choose_metric
 from .mechanism import MechanismCheck, mechanism_check
+from .runs import AnalysisError
+from .series import DEFAULT_SMOOTH
 from .summary import analyze_run, render_summary
 from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
 

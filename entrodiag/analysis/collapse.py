@@ -15,14 +15,14 @@ Words used below:
   entropy. A log whose first step lies far after step 1 (a resumed run) is judged relative to
   its first logged step, and the start-relative flags say so.
 - *smoothed*: trailing median over w = max(min(``smooth``, n/10), ``smooth_frac``·n) of the n
-  recorded points (``_common.effective_smooth``): a tenth of the series by default (40 points: 4;
+  recorded points (``series.effective_smooth``): a tenth of the series by default (40 points: 4;
   2,400: 240), so that the window grows with the series and one outlying step does not move it.
   The start-relative flags (``early_collapse``, ``entropy_explosion``) read the start value in
   place of the smoothed one until the first window is whole (``Context.settled``), so that a
   median of the first one or two noisy points is never read as a collapse or as the low before
   an explosion, while a change within the first window still shows against the start.
 - *onset*: the step where a collapse or an explosion begins, a change-point estimate (the level
-  until that step, a linear trend after it; ``_common.change_point``), not the global high or low.
+  until that step, a linear trend after it; ``series.change_point``), not the global high or low.
 - *reward*: ``sources.reward_series``: the task score where the logged reward holds a KL penalty.
 - *reward scale*: the within-batch reward spread at the start (mean ``reward_std`` over the start
   window); without it, |start reward|, else 1. Reward changes are measured in this unit, so the
@@ -45,9 +45,10 @@ from collections.abc import Callable
 import numpy as np
 
 from ..store.reader import Run
-from ._common import AnalysisError, RunLike, as_run, change_point
 from .collapse_context import (SEVERITIES, CollapseThresholds, Context, Flag, Skip, at_or_above,
                                severity_rank)
+from .runs import AnalysisError, RunLike, as_run
+from .series import change_point
 
 KL_COV = "kl_cov (k=2e-3 for 7B-scale models, 2e-4 for 32B; β=1)"
 CLIP_COV = "clip_cov (r=2e-4, 1<cov<5)"

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..store.reader import Run
-from ._common import clean, edge_size, edge_values, effective_smooth, late_start, step_series, trailing_median
+from .jsonable import clean
+from .series import edge_size, edge_values, effective_smooth, late_start, step_series, trailing_median
 from .sources import reward_series
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
@@ -26,10 +27,10 @@ class CollapseThresholds:
     General:
         min_steps: recorded steps a detector needs before it judges (10).
         edge_frac, edge_max: size of the start/end windows: 3% of the steps, at most 10 steps or a
-            tenth of the steps, whichever is larger (``_common.edge_size``).
+            tenth of the steps, whichever is larger (``series.edge_size``).
         smooth, smooth_frac: the smoothed series is a trailing median over
             max(min(smooth, n/10), smooth_frac·n) of its n points (5; 0.1): a tenth of the series,
-            so that the window grows with a long, noisy log (``_common.effective_smooth``).
+            so that the window grows with a long, noisy log (``series.effective_smooth``).
     early_collapse (Cui et al.: 73% of the entropy is consumed in the first 1/12 of training):
         early_frac: "the first part of training" = the first 20% of the training length.
         early_drop: warning when the smoothed entropy has lost this share of H0 by then (0.75).
@@ -177,7 +178,7 @@ class Context:
     _late: dict | None | bool = False
 
     def late(self) -> dict | None:
-        """``_common.late_start`` of the run's steps (cached)."""
+        """``series.late_start`` of the run's steps (cached)."""
         if self._late is False:
             steps = self.run.steps
             self._late = late_start(steps["step"].to_numpy()) if not steps.is_empty() else None
@@ -204,7 +205,7 @@ class Context:
         return steps, values
 
     def window(self, n: int) -> int:
-        """The smoothing window of an ``n``-point series (``_common.effective_smooth``)."""
+        """The smoothing window of an ``n``-point series (``series.effective_smooth``)."""
         return effective_smooth(n, self.th.smooth, self.th.smooth_frac)
 
     def smooth(self, values: np.ndarray) -> np.ndarray:

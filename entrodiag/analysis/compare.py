@@ -8,11 +8,12 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from ._common import AnalysisError, RunLike, as_run, edge_size, edge_values, step_series
 from .collapse import CollapseThresholds, run_detectors
-from .law import eval_names, fit_entropy_law
-from .metric import choose_metric
+from .law import fit_entropy_law
+from .metric import choose_metric, eval_names
 from .mechanism import mechanism_check
+from .runs import AnalysisError, RunLike, as_run
+from .series import edge_size, edge_values, step_series
 from .verdicts import judge_law
 
 _COLUMNS: dict[str, pl.DataType] = {

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import polars as pl
 
-from ._common import AnalysisError, RunLike, as_run, clean
+from .jsonable import clean
+from .runs import AnalysisError, RunLike, as_run
 
 COLUMNS = ("control/target", "control/band_low", "control/band_high", "control/active", "control/coef",
            "control/clip_high", "control/clip_low", "control/detach", "control/effort", "control/error",

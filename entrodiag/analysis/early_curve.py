@@ -1,7 +1,8 @@
 """The curve of an early-prediction fit (``law.EarlyPrediction``), for the figures that draw it.
 
 An early fit is the entropy law R̂(H) = b − a·e^H (Cui et al. 2025, Eq. 6) fitted to the first part
-of the evaluations; :func:`early_curve` evaluates it as ``LawFit.predict`` evaluates the full fit.
+of the evaluations; :func:`early_curve` evaluates it with ``law.law_value``, as ``LawFit.predict``
+evaluates the full fit.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .law import EarlyPrediction
+from .law import EarlyPrediction, law_value
 
 
 def early_curve(early: EarlyPrediction, H: float | Sequence[float] | np.ndarray) -> np.ndarray:
@@ -26,4 +27,4 @@ def early_curve(early: EarlyPrediction, H: float | Sequence[float] | np.ndarray)
     """
     if early.a is None or early.b is None:
         raise ValueError(f"the early fit on the first {early.frac:.0%} has no law: {early.reason}")
-    return early.b - early.a * np.exp(np.asarray(H, dtype=np.float64))
+    return np.asarray(law_value(early.a, early.b, H))

@@ -28,9 +28,11 @@ import numpy as np
 import polars as pl
 
 from ..store.reader import Run
-from . import _stats
-from ._common import DEFAULT_SMOOTH, AnalysisError, RunLike, as_run, clean, trailing_mean
-from .metric import MetricChoice, choose_metric, rank_eval_metrics
+from . import stats
+from .jsonable import clean
+from .metric import MetricChoice, choose_metric, eval_names, rank_eval_metrics
+from .runs import AnalysisError, RunLike, as_run
+from .series import DEFAULT_SMOOTH, trailing_mean
 
 #: Fractions of the evaluation points used for the early prediction (Cui et al. fit the first
 #: ~15% of steps and predicted the rest with RMSE ≈ 1%).
@@ -46,6 +48,14 @@ LOG_EVALS = (
     "log a validation metric every few steps with Recorder.log_eval(step, 'val/accuracy', value) "
     "(the built-in trainer logs val/accuracy_sampled)"
 )
+
+
+def law_value(a: float, b: float, H: float | Sequence[float] | np.ndarray) -> float | np.ndarray:
+    """The law's performance R = b − a·e^H at entropy ``H``: a float for a number, an array for a
+    sequence or an array (the one place the law is evaluated: ``LawFit.predict``, ``early_curve``)."""
+    if np.ndim(H) == 0:
+        return float(b - a * math.exp(float(H)))
+    return b - a * np.exp(np.asarray(H, dtype=np.float64))
 
 
 @dataclass(frozen=True)
@@ -87,10 +97,8 @@ class LawFit:
     R: tuple[float, ...] = field(default=(), repr=False)
 
     def predict(self, H: float | Sequence[float] | np.ndarray) -> float | np.ndarray:
-        """Predicted performance −a·e^H + b at entropy ``H`` (a number or an array)."""
-        if np.ndim(H) == 0:
-            return float(self.b - self.a * math.exp(float(H)))
-        return self.b - self.a * np.exp(np.asarray(H, dtype=np.float64))
+        """Predicted performance −a·e^H + b at entropy ``H`` (a number or an array): ``law_value``."""
+        return law_value(self.a, self.b, H)
 
     def to_dict(self, points: bool = False) -> dict:
         """JSON-ready dict (NaN → None); ``points=True`` adds the fitted (step, H, R) points."""
@@ -143,15 +151,6 @@ class EarlyPrediction:
 
 
 # --------------------------------------------------------------------------------- metric choice
-def eval_names(run: Run) -> list[str]:
-    """Evaluation metric names in the order the run first logged them."""
-    ev = run.evals
-    if ev.is_empty():
-        return []
-    first = ev.drop_nulls("value").group_by("name").agg(pl.col("step").min()).sort("step", "name")
-    return first["name"].to_list()
-
-
 def pick_eval_metric(names: Sequence[str]) -> str | None:
     """The default R of the law among ``names`` (see the module docstring); ``None`` if empty."""
     ranked = rank_eval_metrics(list(names))
@@ -238,7 +237,7 @@ def _points(
 # ------------------------------------------------------------------------------------------ fit
 def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(slope, intercept) of y on x by ordinary least squares."""
-    return _stats.linregress(x, y)
+    return stats.linregress(x, y)
 
 
 def bootstrap_fits(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -289,14 +288,13 @@ def fit_arrays(H: np.ndarray, R: np.ndarray, *, n_boot: int, level: float, seed:
         # bootstrap's spread underestimates an OLS fit's sampling spread by sqrt((n−2)/n) (divisor
         # n vs n − 2), hence the factor; plain percentile intervals covered only ~89% at n = 20.
         widen = math.sqrt(n / (n - 2)) if n > 2 else 1.0
-        t = _stats.t_ppf(0.5 + level / 2, max(n - 2, 1))
+        t = stats.t_ppf(0.5 + level / 2, max(n - 2, 1))
         for name, est, draws in (
             ("a", a, -boot[:, 0]), ("b", b, boot[:, 1]), ("ceiling", ceiling, boot[:, 1] + boot[:, 0])
         ):
             se = float(draws.std(ddof=1)) * widen if len(draws) > 1 else float("nan")
             ci[name] = (float(est - t * se), float(est + t * se))
-    r_last = float(b - a * math.exp(float(H[-1])))
-    r_first = float(b - a * math.exp(float(H[0])))
+    r_last, r_first = law_value(a, b, float(H[-1])), law_value(a, b, float(H[0]))
     gain = ceiling - r_first
     return LawFit(
         a=float(a), b=float(b), ceiling=float(ceiling), r2=r2, rmse=rmse, n=n, ci=ci, r_last=r_last,
@@ -389,7 +387,7 @@ def prediction_interval(
     n = len(H)
     x, xn = np.exp(H), math.exp(h_new)
     half = max(MIN_POINTS, n // 2)
-    t = _stats.t_ppf(0.5 + level / 2, max(n - 2, 1))
+    t = stats.t_ppf(0.5 + level / 2, max(n - 2, 1))
 
     def fit_pi(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
         slope, inter = _ols(xs, ys)
@@ -397,7 +395,7 @@ def prediction_interval(
         resid = ys - (inter + slope * xs)
         s = math.sqrt(float((resid**2).sum()) / max(k - 2, 1))
         sxx = float(((xs - xs.mean()) ** 2).sum())
-        tk = _stats.t_ppf(0.5 + level / 2, max(k - 2, 1))
+        tk = stats.t_ppf(0.5 + level / 2, max(k - 2, 1))
         lever = 1 + 1 / k + ((xn - xs.mean()) ** 2 / sxx if sxx > 0 else 0.0)
         return inter + slope * xn, tk * s * math.sqrt(lever)
 
@@ -457,5 +455,5 @@ def early_prediction(
 
 __all__ = [
     "EARLY_FRACTIONS", "PREDICTION_LEVEL", "EarlyPrediction", "LawFit", "early_prediction", "eval_names",
-    "fit_entropy_law", "law_points", "pick_eval_metric", "prediction_interval",
+    "fit_entropy_law", "law_points", "law_value", "pick_eval_metric", "prediction_interval",
 ]

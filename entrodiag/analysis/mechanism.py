@@ -34,8 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _stats
-from ._common import RunLike, as_run, clean, step_series
+from . import stats
+from .jsonable import clean
+from .runs import RunLike, as_run
+from .series import step_series
 
 #: Step columns read as the entropy of the same batch after the update, in order of preference.
 AFTER_UPDATE_COLUMNS: tuple[str, ...] = ("entropy_after", "entropy_after_update")
@@ -74,8 +76,8 @@ def _corr(x: np.ndarray, y: np.ndarray) -> dict:
     out: dict = dict.fromkeys(("pearson", "pearson_p", "spearman", "sign_agreement", "sign_chance", "sign_p"))
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return out
-    r, p = _stats.pearson(x, y)
-    out.update(pearson=r, pearson_p=p, spearman=_stats.spearman(x, y))
+    r, p = stats.pearson(x, y)
+    out.update(pearson=r, pearson_p=p, spearman=stats.spearman(x, y))
     nz = (x != 0) & (y != 0)
     if nz.any():
         sx, sy = np.sign(x[nz]) > 0, np.sign(y[nz]) > 0
@@ -83,7 +85,7 @@ def _corr(x: np.ndarray, y: np.ndarray) -> dict:
         px, py = float(sx.mean()), float(sy.mean())
         chance = px * py + (1 - px) * (1 - py)
         out.update(sign_agreement=agree / len(sx), sign_chance=chance,
-                   sign_p=_stats.binom_p_greater(agree, len(sx), min(max(chance, 1e-12), 1.0)))
+                   sign_p=stats.binom_p_greater(agree, len(sx), min(max(chance, 1e-12), 1.0)))
     return out
 
 
@@ -91,7 +93,7 @@ def _nonzero_mean(x: np.ndarray) -> bool:
     """The mean of ``x`` differs from 0 (one-sample t-test, p < 0.01)."""
     if len(x) < 3 or np.ptp(x) == 0:
         return bool(len(x) and x[0] != 0)
-    return bool(_stats.ttest_1samp_p(x) < 0.01)
+    return bool(stats.ttest_1samp_p(x) < 0.01)
 
 
 def _verdict(n: int, c: dict, dh: np.ndarray, neg_cov: np.ndarray) -> tuple[str, str]:

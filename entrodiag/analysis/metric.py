@@ -34,7 +34,7 @@ import polars as pl
 
 from ..store.reader import Run
 from ..metric_names import NOT_MEAN, NOT_PERFORMANCE, is_mean_score, is_performance
-from ._common import AnalysisError
+from .runs import AnalysisError
 
 _MEAN_AT = re.compile(r"(^|/)mean@\d+$", re.IGNORECASE)
 _ACCURACY = re.compile(r"accuracy", re.IGNORECASE)
@@ -117,7 +117,8 @@ def _train_label(name: str) -> str:
     return "training accuracy" if (_train_rank(name) or 0) <= 1 else "training reward"
 
 
-def _eval_names(run: Run) -> list[str]:
+def eval_names(run: Run) -> list[str]:
+    """Evaluation metric names in the order the run first logged them."""
     ev = run.evals
     if ev.is_empty():
         return []
@@ -147,7 +148,7 @@ def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
         AnalysisError: ``metric`` is not logged or is not a performance, or the run has neither a
             validation metric nor a training reward/accuracy; the message lists what it has.
     """
-    evals = _eval_names(run)
+    evals = eval_names(run)
     if metric is not None:
         if not is_performance(metric):
             raise AnalysisError(
@@ -189,5 +190,5 @@ def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
         + (f" (its evaluations {', '.join(evals)} are not a performance)" if evals else ""))
 
 
-__all__ = ["NOT_MEAN", "NOT_PERFORMANCE", "MetricChoice", "choose_metric", "is_mean_score", "is_performance",
-           "lost_to_parsing", "rank_eval_metrics"]
+__all__ = ["NOT_MEAN", "NOT_PERFORMANCE", "MetricChoice", "choose_metric", "eval_names", "is_mean_score",
+           "is_performance", "lost_to_parsing", "rank_eval_metrics"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..store.reader import Run
-from ._common import step_series
+from .series import step_series
 
 _TRL_CALLBACK = ("TRL does not log it; train with entrodiag.hooks.trl.RecordingGRPOTrainer (a drop-in "
                  "GRPOTrainer, see training_hooks/trl_grpo.py) to record it")

@@ -12,13 +12,16 @@ from typing import Any
 
 import polars as pl
 
-from ._common import AnalysisError, RunLike, as_run, clean, edge_size, edge_values, late_start, step_series
 from .collapse import SEVERITIES, CollapseThresholds, run_detectors
 from .control import control_summary
 from .forecast import forecast_entropy
-from .law import choose_metric_or_explain, early_prediction, eval_names, fit_entropy_law
+from .jsonable import clean
+from .law import choose_metric_or_explain, early_prediction, fit_entropy_law
 from .mechanism import mechanism_check
+from .metric import eval_names
 from ..metric_names import metric_notes
+from .runs import AnalysisError, RunLike, as_run
+from .series import edge_size, edge_values, late_start, step_series
 from .sources import entropy_notes, framework, log_hint, reward_series
 from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
 from .verdicts import judge_law, withhold_early, withhold_law
@@ -95,7 +98,7 @@ def analyze_run(
     controller's target, band, time in band, overshoot, settling), and ``missing``: one line per
     missing input. ``run`` also holds ``skipped_parts`` (damaged part files left out, with the
     reason), ``bad_values`` (impossible values read as missing, per table, column and reason;
-    ``Run.bad_values``) and ``late_start`` (``_common.late_start``: a log whose first step lies far
+    ``Run.bad_values``) and ``late_start`` (``series.late_start``: a log whose first step lies far
     after step 1, also said in ``missing``; the series an import lost values of to parsing, run.json
     ``imported.lost``, are said there too). ``reward`` says which step column is the reward
     (``sources.reward_series``: the task score where the logged reward holds a KL penalty) and

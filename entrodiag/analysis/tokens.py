@@ -19,7 +19,9 @@ import math
 import numpy as np
 import polars as pl
 
-from ._common import RunLike, as_run, clean, edge_size, step_series
+from .jsonable import clean
+from .runs import RunLike, as_run
+from .series import edge_size, step_series
 
 _LEADERBOARD_SCHEMA = {
     "token": pl.String, "token_id": pl.Int64, "count": pl.UInt32, "forking": pl.UInt32,

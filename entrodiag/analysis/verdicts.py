@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _stats
+from . import stats
 from .law import LawFit
 
 #: flags that mean the entropy did not fall steadily, so the law (entropy spent for performance)
@@ -95,8 +95,8 @@ def a_bounds(fit: LawFit, level: float = PREMISE_LEVEL) -> tuple[float, float] |
         if ci is None or not all(map(math.isfinite, ci)):
             return None
     df = max(fit.n - 2, 1)
-    se = (ci[1] - ci[0]) / 2 / _stats.t_ppf(0.5 + fit_level / 2, df)
-    half = _stats.t_ppf(level, df) * se
+    se = (ci[1] - ci[0]) / 2 / stats.t_ppf(0.5 + fit_level / 2, df)
+    half = stats.t_ppf(level, df) * se
     return float(fit.a - half), float(fit.a + half)
 
 

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from . import _stats
-from ._common import clean
+from . import stats
+from .jsonable import clean
 from .law import LawFit, bootstrap_fits
 
 
@@ -54,7 +54,7 @@ def law_band(fit: LawFit, *, lo: float | None = None, hi: float | None = None, p
         if len(boot) > 1:
             draws = boot[:, 1][:, None] + boot[:, 0][:, None] * np.exp(grid)[None, :]
             se = draws.std(axis=0, ddof=1) * math.sqrt(n / (n - 2))
-            t = _stats.t_ppf(0.5 + fit.level / 2, n - 2)
+            t = stats.t_ppf(0.5 + fit.level / 2, n - 2)
             out["low"], out["high"] = mean - t * se, mean + t * se
     return clean(out)
 

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from ..analysis import AnalysisError, analyze_run, compare_runs, early_prediction, fit_entropy_law
-from ..analysis._common import DEFAULT_SMOOTH, step_series, trailing_mean
+from ..analysis.series import DEFAULT_SMOOTH, step_series, trailing_mean
 from ..analysis.law import EarlyPrediction, LawFit
 from ..analysis.metric import MetricChoice
 from ..analysis.mechanism import AFTER_UPDATE_COLUMNS

@@ -148,32 +148,37 @@ WORD_ARITH_DEFAULT_LEVEL = 1
 WORD_ARITH_SUFFIX = " Answer with a single number."
 
 
+def _sum_or_difference(a: int, b: int, add: bool, plus: str, minus: str) -> tuple[str, int]:
+    """``plus`` with ``a + b``, or (``add`` false) ``minus`` with the larger number first and their
+    difference (never negative); the templates name the numbers ``{a}`` and ``{b}``."""
+    if add:
+        return plus.format(a=a, b=b), a + b
+    a, b = max(a, b), min(a, b)
+    return minus.format(a=a, b=b), a - b
+
+
 def _word_problem(rng: random.Random, level: int) -> tuple[str, int]:
     """One seeded word problem of ``level`` and its integer answer (never negative)."""
     name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
     if level == 1:
         a, b = rng.randint(1, 20), rng.randint(1, 20)
-        if rng.random() < 0.5:
-            return f"What is {a} plus {b}?", a + b
-        a, b = max(a, b), min(a, b)
-        return f"What is {a} minus {b}?", a - b
+        return _sum_or_difference(a, b, rng.random() < 0.5, "What is {a} plus {b}?", "What is {a} minus {b}?")
     if level == 2:
         a, b = rng.randint(1, 9), rng.randint(1, 9)
-        if rng.random() < 0.5:
-            return f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?", a + b
-        a, b = max(a, b), min(a, b)
-        return f"{name} has {a} {item} and gives away {b} of them. How many {item} does {name} have left?", a - b
+        return _sum_or_difference(a, b, rng.random() < 0.5,
+                                  f"{name} has {{a}} {item} and gets {{b}} more. How many {item} does {name} have now?",
+                                  f"{name} has {{a}} {item} and gives away {{b}} of them. How many {item} does {name} "
+                                  "have left?")
     if level == 3:
         op = rng.choice("+-*")
         if op == "*":
             a, b = rng.randint(2, 9), rng.randint(2, 12)
             return f"{name} buys {a} boxes with {b} {item} in each box. How many {item} does {name} buy?", a * b
         a, b = rng.randint(10, 60), rng.randint(10, 60)
-        if op == "+":
-            return (f"{name} collected {a} {item} on Monday and {b} {item} on Tuesday. How many {item} did {name} "
-                    f"collect in total?"), a + b
-        a, b = max(a, b), min(a, b)
-        return f"{name} had {a} {item} and lost {b} of them. How many {item} are left?", a - b
+        return _sum_or_difference(a, b, op == "+",
+                                  f"{name} collected {{a}} {item} on Monday and {{b}} {item} on Tuesday. How many "
+                                  f"{item} did {name} collect in total?",
+                                  f"{name} had {{a}} {item} and lost {{b}} of them. How many {item} are left?")
     if level == 4:
         a, b, c = rng.randint(5, 60), rng.randint(2, 6), rng.randint(2, 10)
         if rng.random() < 0.5:

@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis._common import AnalysisError, trailing_mean
 from ..analysis.collapse import CollapseThresholds, Flag, at_or_above, run_detectors, severity_rank
 from ..analysis.forecast import EntropyForecast, forecast_entropy
 from ..analysis.law import fit_entropy_law
 from ..analysis.metric import choose_metric
+from ..analysis.runs import AnalysisError
+from ..analysis.series import trailing_mean
 from ..analysis.sources import reward_series
 from ..analysis.verdicts import judge_law
 from ..store.reader import Run, file_key, load_run, run_status, stat_files

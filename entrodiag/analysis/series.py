@@ -1,4 +1,5 @@
-"""Helpers shared by the analysis modules: run resolution, the error type, step series, smoothing.
+"""Step series and the helpers that read them: smoothing, the start and end of a series, late
+starts, change points.
 
 Imports polars and numpy only (never torch): ``entrodiag.analysis`` must load where no training
 stack is installed (a laptop reading runs copied from a cluster).
@@ -6,35 +7,16 @@ stack is installed (a laptop reading runs copied from a cluster).
 
 from __future__ import annotations
 
-import math
-import os
-from typing import Any, Union
-
 import numpy as np
 import polars as pl
 
-from ..store.reader import Run, load_run
-
-RunLike = Union[Run, str, "os.PathLike[str]"]
+from ..store.reader import Run
 
 #: Default trailing window (in recorded steps) over which training entropy and reward are averaged
 #: before they are compared or paired with an evaluation. Per-step batch entropy is noisy (a few
 #: hundred responses); 5 steps removes most of that noise without lagging a collapse by more than
 #: ~2 steps. Cui et al. (2025) validated every 4 steps; a window of about that length matches.
 DEFAULT_SMOOTH = 5
-
-
-class AnalysisError(ValueError):
-    """The run (or data) cannot support this analysis; the message says what to log or change."""
-
-
-def as_run(run: RunLike) -> Run:
-    """A ``Run`` as is; a path through ``load_run`` (a run dir or a folder holding one run)."""
-    if isinstance(run, Run):
-        return run
-    if isinstance(run, (str, os.PathLike)):
-        return load_run(run)
-    raise TypeError(f"expected a Run or a path to a run directory, got {type(run).__name__}")
 
 
 def step_series(run: Run, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -159,31 +141,3 @@ def change_point(x: np.ndarray, y: np.ndarray, *, max_candidates: int = 200) -> 
     szy = zc @ yc
     sse = float(yc @ yc) - np.where(szz > 0, szy * szy / np.where(szz > 0, szz, 1.0), 0.0)
     return int(cands[int(np.argmin(np.round(sse, 12)))])
-
-
-def finite(x: Any) -> float | None:
-    """``float(x)`` or ``None`` when missing or not finite (JSON has no NaN)."""
-    if x is None:
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def clean(obj: Any) -> Any:
-    """Recursively turn numpy scalars/arrays into Python values and NaN/inf into ``None``."""
-    if isinstance(obj, dict):
-        return {str(k): clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [clean(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return finite(obj)
-    return obj
