@@ -111,7 +111,8 @@ def test_recorder_to_s3_equals_a_local_recorder_and_ranks_write_only_their_parts
 
 
 def test_write_events_and_truncate_run_on_s3(s3_env, tmp_path):
-    from entrodiag.store.writer import event_row, truncate_run, write_events
+    from entrodiag.store.truncate import truncate_run
+    from entrodiag.store.writer import event_row, write_events
 
     url = f"s3://{s3_env}/runs/trunc"
     _record(url, rank=0, world=1, steps=5).close()

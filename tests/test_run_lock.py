@@ -16,7 +16,8 @@ import pytest
 from entrodiag import Recorder, load_run
 from entrodiag.cli import main
 from entrodiag.store import RunWriter
-from entrodiag.store.writer import RunInUseError, check_no_live_writer, truncate_run
+from entrodiag.store.truncate import truncate_run
+from entrodiag.store.writer import RunInUseError, check_no_live_writer
 
 @pytest.fixture
 def other_process():

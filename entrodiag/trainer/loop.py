@@ -28,7 +28,8 @@ from ..hooks.recorder import Recorder
 from ..hooks.signals import GracefulStop, StepAbandoned, TrainingStopped, signal_name
 from ..metrics import group_advantages
 from ..store.location import LocationError, check_store, locate, run_path
-from ..store.writer import RunExistsError, RunInUseError, check_no_live_writer, truncate_run
+from ..store.truncate import truncate_run
+from ..store.writer import RunExistsError, RunInUseError, check_no_live_writer
 from .checkpoint import (checkpoint_dir, list_checkpoints, load_trainer_state, local_policy,
                          resume_config, save_checkpoint, state_bytes, write_speed)
 from .config import TrainConfig
