@@ -418,3 +418,18 @@ def test_private_and_circle_scans_catch_their_cases(tmp_path: Path, monkeypatch)
     assert find_circle(graph) == ["entrodiag.analysis.a", "entrodiag.analysis.b", "entrodiag.analysis.a"]
     (pkg / "analysis" / "b.py").write_text("def f():\n    from .a import f\n")
     assert find_circle(import_graph()) == []
+
+
+#: a module grows past this many lines only with a reason written here (none today)
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_over_the_line_limit() -> None:
+    """One file, one job: a module over ``MAX_MODULE_LINES`` lines is split by job (see
+    docs/architecture.md) before it grows further."""
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in sorted((REPO / ROOT_PACKAGE).rglob("*.py"))
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
