@@ -46,8 +46,8 @@ def exploded(tmp_path_factory):
 def test_an_exploding_entropy_gets_no_forecast_but_the_reason(exploded):
     fc = forecast_entropy(exploded)
     assert fc.current > 2 * fc.start  # the premise visibly fails: rising, far above half the start
-    assert not fc.applies and fc.rate > 0
     assert fc.reached_step is None and fc.predicted_step is None and fc.steps_left is None
+    assert not fc.applies and fc.rate > 0
     assert fc.accuracy_at_floor is None
     assert "rising" in fc.reason and "climbed back" in fc.reason
     assert "does not apply" in fc.describe() and "reached at step" not in fc.describe()
@@ -65,8 +65,9 @@ def test_an_ended_run_is_forecast_as_what_would_have_happened(tmp_path):
     h = 0.8 * np.exp(-np.arange(40) / 150)  # still above half its start when the run ended
     run = write_run(tmp_path / "r", h, status="finished")
     fc = forecast_entropy(run)
-    assert fc.ended and fc.applies and fc.predicted_step is not None and fc.predicted_step > 40
+    assert fc.predicted_step is not None and fc.predicted_step > 40
     assert "after its end" in fc.describe() and "would have" in fc.describe()
+    assert fc.ended and fc.applies
     line = _forecast_line(report(analyze_run(run)))
     assert "from now" not in line and "after its end" in line
     assert not forecast_entropy(run, upto_step=30).ended  # as of step 30 the run was still going
@@ -83,9 +84,29 @@ def test_the_missing_line_says_the_law_uses_the_training_reward(tmp_path):
 def test_a_run_too_short_for_every_detector_is_not_judged(tmp_path):
     run = write_run(tmp_path / "r", [0.9, 0.5, 0.2, 0.1, 0.05], reward=[0.1, 0.2, 0.3, 0.3, 0.3])
     s = analyze_run(run)
-    assert s["flags"]["items"] == [] and s["flags"]["judged"] == 0
     text, _ = _verdict(report(s))
     assert "not judged" in text and "No collapse detected" not in text
+    assert s["flags"]["items"] == [] and s["flags"]["judged"] == 0
     out = io.StringIO()
     render_summary(s, file=out, width=200)
     assert "not judged yet" in out.getvalue() and "none raised" not in out.getvalue()
+
+
+def test_the_dashboard_gives_no_steps_left_for_an_exploding_entropy(exploded, monkeypatch):
+    pytest.importorskip("streamlit")
+    from test_dashboard import app, metrics, texts
+
+    at = app(exploded.path, monkeypatch)
+    assert not at.exception, [e.message for e in at.exception]
+    shown = metrics(at)
+    assert shown["Floor predicted at step"] == "—" and shown["Steps left"] == "—"
+    assert "The forecast does not apply: the entropy is rising" in texts(at)
+
+
+def test_the_dashboard_says_a_run_too_short_for_every_detector_is_not_judged(tmp_path, monkeypatch):
+    pytest.importorskip("streamlit")
+    from test_dashboard import app, page, texts
+
+    run = write_run(tmp_path / "r", [0.9, 0.5, 0.2, 0.1, 0.05], reward=[0.1, 0.2, 0.3, 0.3, 0.3])
+    text = texts(page(app(run.path, monkeypatch), "page_collapse.py"))
+    assert "Not judged yet" in text and "No collapse flag raised" not in text
