@@ -113,8 +113,9 @@ class EntropyForecast:
         hi = "never" if self.predicted_high is None else str(self.predicted_high)
         interval = f"{self.level:.0%} interval {self.predicted_low}–{hi}"
         if self.ended:
-            text = (f"{what}: the run ended at step {self.current_step}; at its final trend it would have reached "
-                    f"the floor at step ~{self.predicted_step} ({interval}), {self.steps_left} steps after its end")
+            text = (f"{what}: the run ended at step {self.current_step}; at its final trend it would have "
+                    f"reached the floor at step ~{self.predicted_step} ({interval}), {self.steps_left} steps "
+                    "after its end")
         else:
             text = f"{what}: reached at step ~{self.predicted_step} ({interval})"
         if law and self.accuracy_at_floor is not None:
@@ -228,8 +229,8 @@ def forecast_entropy(
 def _not_falling(steps, sm, below, floor: float, start: float, beta: float, window: tuple[int, int]) -> str:
     """Why a forecast of the floor does not apply to an entropy above it that is not falling."""
     trend = "rising" if beta > 0 else "flat"
-    why = (f"the entropy is {trend} at the end, by {beta:+.2g} log-nats per step over steps {window[0]}–{window[1]}, "
-           f"{sm[-1]:.3f} nats at the last step")
+    why = (f"the entropy is {trend} at the end, by {beta:+.2g} log-nats per step over steps "
+           f"{window[0]}–{window[1]}, {sm[-1]:.3f} nats at the last step")
     if sm[-1] > start:
         why += f", above its start {start:.3f}"
     if len(below):

@@ -92,9 +92,10 @@ def analyze_run(
     Sections: ``run`` (identity, row counts), ``dynamics`` (start → end of the key step series
     and the evaluations), ``law`` (``fit_entropy_law``: a, b, ceiling, CIs, R², RMSE),
     ``early_prediction`` (f = 0.15, 0.3, 0.5), ``forecast`` (``forecast_entropy``: the step at
-    which entropy reaches half its start, and the law's accuracy there), ``flags`` (``detect_collapse`` plus the detectors
-    that could not judge and why), ``mechanism`` (``mechanism_check``), ``forking_tokens``,
-    ``hwe_spans``, ``entropy_distribution``, ``control`` (``control_summary``: the entropy
+    which entropy reaches half its start, and the law's accuracy there; or, where its premise
+    fails, why it does not apply), ``flags`` (``detect_collapse`` plus the detectors that could
+    not judge and why; ``judged`` counts those that could, 0: nothing judged yet), ``mechanism``
+    (``mechanism_check``), ``forking_tokens``, ``hwe_spans``, ``entropy_distribution``, ``control`` (``control_summary``: the entropy
     controller's target, band, time in band, overshoot, settling), and ``missing``: one line per
     missing input. ``run`` also holds ``skipped_parts`` (damaged part files left out, with the
     reason), ``bad_values`` (impossible values read as missing, per table, column and reason;

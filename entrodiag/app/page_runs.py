@@ -119,7 +119,8 @@ def forecast(fc: dict | None, withheld: str | None = None) -> None:
     ended = applies and fc.get("ended") and fc.get("reached_step") is None
     app_ui.note_metric(cols[2], "Steps after the run's end" if ended else "Steps left",
                        app_ui.fmt(fc.get("steps_left"), "d"),
-                       f"{'ended at' if ended else 'from'} step {fc['current_step']} (H = {fc['current']:.3f})")
+                       f"{'ended at' if ended else 'from'} step {fc['current_step']} "
+                       f"(H = {fc['current']:.3f})")
     acc = fc.get("accuracy_at_floor")
     app_ui.note_metric(cols[3], "Accuracy at the floor (law)", app_ui.fmt(acc),
                        (withheld or ("no forecast" if not applies else None)) if acc is None else None)

@@ -116,7 +116,8 @@ def _forecast_line(d: ReportData) -> str | None:
     law = f"; the law predicts {d.metric or 'accuracy'} {fmt(acc, '.3g')} there" if acc is not None else ""
     floor = f"{fmt(fc.get('floor'), '.3g')} nats"
     if fc.get("applies") is False:
-        return f"The entropy forecast (when it reaches half its start, {floor}) does not apply: {fc.get('reason')}."
+        return (f"The entropy forecast (when it reaches half its start, {floor}) does not apply: "
+                f"{fc.get('reason')}.")
     if fc.get("reached_step") is not None:
         return f"Entropy already fell below half its start ({floor}) at step {fc['reached_step']}{law}."
     if fc.get("predicted_step") is not None:
@@ -124,8 +125,8 @@ def _forecast_line(d: ReportData) -> str | None:
         interval = f" (interval {lo}–{hi})" if lo is not None and hi is not None else ""
         if fc.get("ended"):
             left = f", {fc['steps_left']} steps after its end" if fc.get("steps_left") is not None else ""
-            return (f"The run ended at step {fc.get('current_step')}; at its final trend the entropy would have reached "
-                    f"half its start ({floor}) at step {fc['predicted_step']}{interval}{left}{law}.")
+            return (f"The run ended at step {fc.get('current_step')}; at its final trend the entropy "
+                    f"would have reached half its start ({floor}) at step {fc['predicted_step']}{interval}{left}{law}.")
         left = f", {fc['steps_left']} steps from now" if fc.get("steps_left") is not None else ""
         return f"Entropy reaches half its start ({floor}) at step {fc['predicted_step']}{interval}{left}{law}."
     return f"Entropy is not forecast to reach half its start ({floor}) from its current trend."

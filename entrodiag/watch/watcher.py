@@ -76,8 +76,10 @@ class WatchStatus:
                 parts.append(f"floor {fc.floor:.3f}: not in sight")
             else:
                 hi = "∞" if fc.predicted_high is None else fc.predicted_high
-                when = f"would have been ~{fc.steps_left} steps after the end" if fc.ended else f"in ~{fc.steps_left} steps"
-                parts.append(f"floor {fc.floor:.3f} {when} (step {fc.predicted_step}, {fc.predicted_low}–{hi})")
+                when = (f"would have been ~{fc.steps_left} steps after the end" if fc.ended
+                        else f"in ~{fc.steps_left} steps")
+                parts.append(f"floor {fc.floor:.3f} {when} "
+                             f"(step {fc.predicted_step}, {fc.predicted_low}–{hi})")
         parts.append(f"flags {self.active_flags}")
         return f"[{self.run_status}] " + " | ".join(parts)
 
