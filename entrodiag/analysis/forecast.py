@@ -13,6 +13,16 @@ never cross. When the median crossing lies beyond 10 times the steps seen so far
 step is predicted ("not in sight"); when the upper bound does, it is ``None`` ("may never reach
 it"): an exponential fitted to a few hundred steps says nothing about a step 10 times further.
 
+The premise: the entropy falls toward the floor. The floor counts as reached only when the smoothed
+entropy is at or below it *now* (a dip below it that the entropy climbed back from is no crossing),
+and a crossing is only forecast while the entropy falls at the end (β < 0 over the recent window).
+Otherwise the forecast does not apply (``applies`` false, ``reason`` says why) and gives no step,
+no steps left and no accuracy at the floor, as ``verdicts.judge_law`` withholds the law's numbers
+where its premise fails: an exploding entropy has no step at which it falls to half its start.
+
+For a run that has ended (``store.meta.ENDED``) the predicted step is what would have happened had
+it gone on: ``ended`` is true and ``steps_left`` counts the steps after its end, not from now.
+
 What the entropy law then says: ``accuracy_at_floor`` is ``R = −a·e^H + b`` evaluated at the floor
 with the law fitted on the evaluations so far (``None`` without enough evaluations).
 """
@@ -28,6 +38,7 @@ from .law import fit_entropy_law, law_points
 from .runs import AnalysisError, RunLike, as_run
 from .series import DEFAULT_SMOOTH, edge_size, edge_values, step_series, trailing_mean
 from .stats import t_ppf
+from ..store.meta import ENDED
 
 _Z975 = 1.959963984540054  # the normal 97.5% quantile
 #: No step is predicted beyond this many times the steps seen so far (the model is local).
@@ -45,16 +56,21 @@ class EntropyForecast:
         floor_frac: the floor as a share of the start entropy (``None`` when given in nats).
         start: H0, mean token entropy over the first steps (nats).
         current, current_step: smoothed entropy at the last step used.
-        reached_step: the first step at which the smoothed entropy was at or below the floor, or
-            ``None`` if not yet (then the prediction fields are set).
+        reached_step: the first step at which the smoothed entropy was at or below the floor, set
+            only while it is at or below it at the last step (else ``None``: the prediction
+            fields are set where the forecast applies).
         predicted_step, predicted_low, predicted_high: the predicted crossing step and its
             ``level`` interval (``predicted_high`` ``None``: may never reach it; all ``None``:
             entropy is not falling fast enough to predict a crossing).
-        steps_left: ``predicted_step − current_step`` (0 once reached).
+        steps_left: ``predicted_step − current_step`` (0 once reached; for an ended run, the steps
+            after its end).
         rate: β, the fitted change of log entropy per step (negative = falling).
         half_life: steps for the entropy to halve at that rate (``None`` if not falling).
         accuracy_at_floor: the entropy law's R at the floor, ``metric`` its evaluation name.
         n, window: points and (first, last) step of the fit.
+        applies: whether the premise holds (the entropy at or below the floor now, or falling at
+            the end); if not, ``reason`` says why and no step, steps left or accuracy is given.
+        ended: the run had ended (finished, failed, interrupted, stopped) when forecast.
     """
 
     floor: float
@@ -74,6 +90,9 @@ class EntropyForecast:
     level: float
     n: int
     window: tuple[int, int]
+    applies: bool = True
+    reason: str | None = None
+    ended: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready dict (NaN → null)."""
@@ -85,12 +104,20 @@ class EntropyForecast:
         what = f"entropy {self.current:.3f} nats at step {self.current_step}; floor {self.floor:.3f}"
         if self.floor_frac is not None:
             what += f" ({self.floor_frac:.0%} of the start {self.start:.3f})"
+        if not self.applies:
+            return f"{what}. The forecast does not apply: {self.reason}"
         if self.reached_step is not None:
             return f"{what}: reached at step {self.reached_step}"
         if self.predicted_step is None:
             return f"{what}: not falling fast enough to predict when it is reached"
         hi = "never" if self.predicted_high is None else str(self.predicted_high)
-        text = f"{what}: reached at step ~{self.predicted_step} ({self.level:.0%} interval {self.predicted_low}–{hi})"
+        interval = f"{self.level:.0%} interval {self.predicted_low}–{hi}"
+        if self.ended:
+            text = (f"{what}: the run ended at step {self.current_step}; at its final trend it would have "
+                    f"reached the floor at step ~{self.predicted_step} ({interval}), {self.steps_left} steps "
+                    "after its end")
+        else:
+            text = f"{what}: reached at step ~{self.predicted_step} ({interval})"
         if law and self.accuracy_at_floor is not None:
             text += f"; the law predicts {self.metric} {self.accuracy_at_floor:.3f} there"
         return text
@@ -136,6 +163,8 @@ def forecast_entropy(
         raise ValueError("need 0 < level < 1, 0 < window_frac <= 1 and min_window >= 3")
     run = as_run(run)
     steps, h = step_series(run, "entropy_mean")
+    # ended as of the forecast: a forecast as of an earlier step (upto_step) is one made while it ran
+    ended = run.status in ENDED and (upto_step is None or not len(steps) or upto_step >= steps[-1])
     if upto_step is not None:
         keep = steps <= upto_step
         steps, h = steps[keep], h[keep]
@@ -151,7 +180,8 @@ def forecast_entropy(
         raise AnalysisError(f"the entropy floor must be positive, got {floor}")
     sm = trailing_mean(h, smooth)
     below = np.flatnonzero(sm <= floor)
-    reached = int(steps[below[0]]) if len(below) else None
+    # reached only if below the floor now: a dip the entropy climbed back from is no crossing
+    reached = int(steps[below[0]]) if len(below) and sm[-1] <= floor else None
 
     # fit log H on raw per-step values (smoothing would fake precision), twice: over every step
     # so far (the average decay rate) and over the recent window (the current rate); the draws of
@@ -164,8 +194,13 @@ def forecast_entropy(
     common = dict(
         floor=floor, floor_frac=floor_frac, start=start, current=float(sm[-1]), current_step=int(t_now),
         rate=beta, half_life=float(np.log(2) / -beta) if beta < 0 else None, level=level, n=m,
-        window=(int(steps[-m]), int(t_now)),
+        window=(int(steps[-m]), int(t_now)), ended=bool(ended),
     )
+    if reached is None and not beta < 0:
+        return EntropyForecast(**common, reached_step=None, predicted_step=None, predicted_low=None,
+                               predicted_high=None, steps_left=None, accuracy_at_floor=None,
+                               metric=metric, applies=False,
+                               reason=_not_falling(steps, sm, below, floor, start, beta, common["window"]))
     acc, metric = _law_at(run, floor, upto_step, metric, smooth)
     if reached is not None:
         return EntropyForecast(**common, reached_step=reached, predicted_step=reached, predicted_low=None,
@@ -189,6 +224,18 @@ def forecast_entropy(
         steps_left=None if predicted is None else predicted - int(t_now),
         accuracy_at_floor=acc, metric=metric,
     )
+
+
+def _not_falling(steps, sm, below, floor: float, start: float, beta: float, window: tuple[int, int]) -> str:
+    """Why a forecast of the floor does not apply to an entropy above it that is not falling."""
+    trend = "rising" if beta > 0 else "flat"
+    why = (f"the entropy is {trend} at the end, by {beta:+.2g} log-nats per step over steps "
+           f"{window[0]}–{window[1]}, {sm[-1]:.3f} nats at the last step")
+    if sm[-1] > start:
+        why += f", above its start {start:.3f}"
+    if len(below):
+        why += f"; it dipped to the floor at step {int(steps[below[0]])} and climbed back"
+    return why + ": no step at which it reaches the floor can be forecast"
 
 
 def _ols_with_autocorrelation(t: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:

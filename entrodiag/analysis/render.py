@@ -149,6 +149,8 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
             con.print(f"[{_SEV_STYLE[f['severity']]}]{f['severity'].upper():<8}[/] [bold]{f['kind']}[/] "
                       f"(steps {f['first_step']}–{f['last_step']}): {escape(f['message'])}")
             con.print(Padding(f"[green]→ {escape(f['advice'])}[/]", (0, 0, 0, 9)))
+    elif fl.get("judged") == 0:  # every detector is in the not-judged list below
+        con.print("\n[bold]Flags[/]: not judged yet (no detector could judge the run)")
     else:
         con.print("\n[bold]Flags[/]: [green]none raised[/]")
     by_reason: dict[str, list[str]] = {}

@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from .collapse import SEVERITIES, CollapseThresholds, run_detectors
+from .collapse import DETECTORS, SEVERITIES, CollapseThresholds, run_detectors
 from .control import control_summary
 from .forecast import forecast_entropy
 from .jsonable import clean
@@ -92,9 +92,10 @@ def analyze_run(
     Sections: ``run`` (identity, row counts), ``dynamics`` (start → end of the key step series
     and the evaluations), ``law`` (``fit_entropy_law``: a, b, ceiling, CIs, R², RMSE),
     ``early_prediction`` (f = 0.15, 0.3, 0.5), ``forecast`` (``forecast_entropy``: the step at
-    which entropy reaches half its start, and the law's accuracy there), ``flags`` (``detect_collapse`` plus the detectors
-    that could not judge and why), ``mechanism`` (``mechanism_check``), ``forking_tokens``,
-    ``hwe_spans``, ``entropy_distribution``, ``control`` (``control_summary``: the entropy
+    which entropy reaches half its start, and the law's accuracy there; or, where its premise
+    fails, why it does not apply), ``flags`` (``detect_collapse`` plus the detectors that could
+    not judge and why; ``judged`` counts those that could, 0: nothing judged yet), ``mechanism``
+    (``mechanism_check``), ``forking_tokens``, ``hwe_spans``, ``entropy_distribution``, ``control`` (``control_summary``: the entropy
     controller's target, band, time in band, overshoot, settling), and ``missing``: one line per
     missing input. ``run`` also holds ``skipped_parts`` (damaged part files left out, with the
     reason), ``bad_values`` (impossible values read as missing, per table, column and reason;
@@ -142,10 +143,7 @@ def analyze_run(
             missing.append("no step rows: nothing was recorded yet (Recorder.record_batch writes them)")
         elif steps.height == 1:
             missing.append("a single step: trends, the law and the detectors need more steps")
-        if not names:
-            missing.append("no evaluations: the law and the early prediction need a held-out R; "
-                           + (log_hint(run, "evals") or "log Recorder.log_eval(step, 'val/accuracy', value) "
-                              "every few steps"))
+        no_evals_at = len(missing) if not names else None  # its line is said once R is chosen (below)
         if not has_tokens:
             missing.append("no token rows: the forking-token leaderboard needs them ("
                            + (log_hint(run, "tokens") or "Recorder's token_sample > 0 keeps a few responses "
@@ -169,6 +167,14 @@ def analyze_run(
                 raise
             choice = None
             out["metric"] = _empty(str(e))
+        if no_evals_at is not None:  # what the law and the early prediction stand on without evaluations
+            uses = (f"the law and the early prediction use the {choice.label} {choice.name} instead, "
+                    "a series the policy trained on (a held-out R is better)"
+                    if choice is not None and choice.is_training
+                    else "the law and the early prediction need a held-out R")
+            missing.insert(no_evals_at, f"no evaluations: {uses}; "
+                           + (log_hint(run, "evals") or "log Recorder.log_eval(step, 'val/accuracy', value) "
+                              "every few steps"))
         flags, skipped = run_detectors(run, th)
         verdict = None
         try:
@@ -193,7 +199,8 @@ def analyze_run(
             out["forecast"] = _empty(str(e))
 
         out["flags"] = {"status": "ok", "items": [f.to_dict() for f in flags], "skipped": skipped,
-                        "worst": flags[0].severity if flags else None}
+                        "worst": flags[0].severity if flags else None,
+                        "judged": len(DETECTORS) - len(skipped)}  # 0: no detector could judge the run
 
         m = mechanism_check(run)
         out["mechanism"] = {"status": "ok" if m.verdict != "insufficient data" else "empty", **m.to_dict()}

@@ -87,7 +87,10 @@ def body(path: str) -> None:
     cols[3].metric("events recorded", str(events.height))
     if flags or events.height:
         st.plotly_chart(timeline_figure(flags, events, s["run"]["last_step"]), key="timeline")
-    if not flags:
+    if not flags and s["flags"].get("judged") == 0:
+        st.info("Not judged yet: no detector could judge this run (why: under Not judged).",
+                icon=":material/hourglass_empty:")
+    elif not flags:
         st.success("No collapse flag raised by the detectors on the recorded steps.",
                    icon=":material/check_circle:")
     for f in flags:

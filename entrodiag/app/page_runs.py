@@ -106,18 +106,26 @@ def forecast(fc: dict | None, withheld: str | None = None) -> None:
     cols = st.columns(4)
     share = f"{fc['floor_frac']:.0%} of the start {fc['start']:.3f}" if fc.get("floor_frac") else None
     app_ui.note_metric(cols[0], "Entropy floor (nats)", app_ui.fmt(fc["floor"]), share)
-    if fc.get("reached_step") is not None:
+    applies = fc.get("applies") is not False  # False: the premise fails (e.g. the entropy rises)
+    if not applies:
+        app_ui.note_metric(cols[1], "Floor predicted at step", "—", "does not apply (below)")
+    elif fc.get("reached_step") is not None:
         cols[1].metric("Floor reached at step", str(fc["reached_step"]))
     else:
         lo, hi = fc.get("predicted_low"), fc.get("predicted_high")
         upper = "never" if hi is None and lo is not None else app_ui.fmt(hi, "d")
         rng = f"{level:.0%} interval {app_ui.fmt(lo, 'd')}–{upper}"
         app_ui.note_metric(cols[1], "Floor predicted at step", app_ui.fmt(fc.get("predicted_step"), "d"), rng)
-    app_ui.note_metric(cols[2], "Steps left", app_ui.fmt(fc.get("steps_left"), "d"),
-                       f"from step {fc['current_step']} (H = {fc['current']:.3f})")
+    ended = applies and fc.get("ended") and fc.get("reached_step") is None
+    app_ui.note_metric(cols[2], "Steps after the run's end" if ended else "Steps left",
+                       app_ui.fmt(fc.get("steps_left"), "d"),
+                       f"{'ended at' if ended else 'from'} step {fc['current_step']} "
+                       f"(H = {fc['current']:.3f})")
     acc = fc.get("accuracy_at_floor")
     app_ui.note_metric(cols[3], "Accuracy at the floor (law)", app_ui.fmt(acc),
-                       withheld if acc is None else None)
+                       (withheld or ("no forecast" if not applies else None)) if acc is None else None)
+    if not applies:
+        st.caption(f"The forecast does not apply: {app_ui.md(fc.get('reason') or '')}")
 
 
 def body(ctx: app_ui.Context) -> None:

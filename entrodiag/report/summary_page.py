@@ -67,6 +67,10 @@ def _verdict(d: ReportData) -> tuple[str, str]:
         parts.append(f"the run reached {fmt_pct(law['ceiling_frac'])} of the law's ceiling"
                      + (" (on the training reward)" if (law.get("metric_choice") or {}).get("training") else ""))
     info = d.section("flags").get("items", [])
+    if d.section("flags").get("judged") == 0:  # every detector in the not-judged list: nothing was checked
+        why = "; ".join(dict.fromkeys(d.section("flags").get("skipped", {}).values()))
+        head = f"Collapse not judged yet: no detector could judge this run ({why})"
+        return head + (": " + ", ".join(parts) if parts else "") + ".", COLORS["text"]
     head = "No collapse detected" + (f" (only {len(info)} informational flag(s))" if info else "")
     return head + (": " + ", ".join(parts) if parts else "") + ".", "#2e6b30"
 
@@ -111,11 +115,18 @@ def _forecast_line(d: ReportData) -> str | None:
         acc = None  # the law does not describe the run: no prediction from it
     law = f"; the law predicts {d.metric or 'accuracy'} {fmt(acc, '.3g')} there" if acc is not None else ""
     floor = f"{fmt(fc.get('floor'), '.3g')} nats"
+    if fc.get("applies") is False:
+        return (f"The entropy forecast (when it reaches half its start, {floor}) does not apply: "
+                f"{fc.get('reason')}.")
     if fc.get("reached_step") is not None:
         return f"Entropy already fell below half its start ({floor}) at step {fc['reached_step']}{law}."
     if fc.get("predicted_step") is not None:
         lo, hi = fc.get("predicted_low"), fc.get("predicted_high")
         interval = f" (interval {lo}–{hi})" if lo is not None and hi is not None else ""
+        if fc.get("ended"):
+            left = f", {fc['steps_left']} steps after its end" if fc.get("steps_left") is not None else ""
+            return (f"The run ended at step {fc.get('current_step')}; at its final trend the entropy "
+                    f"would have reached half its start ({floor}) at step {fc['predicted_step']}{interval}{left}{law}.")
         left = f", {fc['steps_left']} steps from now" if fc.get("steps_left") is not None else ""
         return f"Entropy reaches half its start ({floor}) at step {fc['predicted_step']}{interval}{left}{law}."
     return f"Entropy is not forecast to reach half its start ({floor}) from its current trend."
@@ -277,7 +288,9 @@ def _flags(d: ReportData, flow: TextFlow) -> None:
     fl = d.section("flags")
     items = fl.get("items", [])
     flow.heading(f"Flags ({len(items)}, worst first)" if items else "Flags")
-    if not items:
+    if not items and fl.get("judged") == 0:
+        flow.para("Not judged yet: no detector could judge this run (why: below).")
+    elif not items:
         flow.para("No collapse flag raised by the detectors that could judge this run.", color="#2e6b30")
     for f in items:
         color = SEVERITY_COLORS.get(f["severity"], COLORS["text"])

@@ -86,6 +86,10 @@ def writer_alive(meta: dict) -> bool:
     return True
 
 
+#: Run statuses after which nothing more will be written (``run_status``).
+ENDED = ("finished", "failed", "interrupted", "stopped")
+
+
 def run_status(meta: dict) -> str:
     """A run's status from its run.json: the recorded one (running | finished | failed | stopped),
     except that a ``running`` run whose writer is known dead (a heartbeat older than

@@ -8,12 +8,11 @@ import time
 from typing import IO
 
 from ..analysis.collapse import at_or_above, severity_rank
+from ..store.meta import ENDED
 from ..store.rundir import RunError
 from ..store.schema import RUN_JSON
 from .watcher import Watcher, describe_flag
 
-#: Run statuses after which nothing more will be written.
-ENDED = ("finished", "failed", "interrupted", "stopped")
 #: ``watch --follow``'s exit code when the run ends ``interrupted`` (its writer died without
 #: closing the run: killed, out of memory, the node lost).
 EXIT_INTERRUPTED = 3

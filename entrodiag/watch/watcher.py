@@ -68,13 +68,17 @@ class WatchStatus:
         parts.append(f"ceiling — ({self.law_status})" if self.law_status else f"ceiling {_f(self.ceiling)}")
         fc = self.forecast
         if fc is not None:
-            if fc.reached_step is not None:
+            if not fc.applies:
+                parts.append(f"floor {fc.floor:.3f}: no forecast (entropy not falling)")
+            elif fc.reached_step is not None:
                 parts.append(f"floor {fc.floor:.3f} reached at step {fc.reached_step}")
             elif fc.predicted_step is None:
                 parts.append(f"floor {fc.floor:.3f}: not in sight")
             else:
                 hi = "∞" if fc.predicted_high is None else fc.predicted_high
-                parts.append(f"floor {fc.floor:.3f} in ~{fc.steps_left} steps "
+                when = (f"would have been ~{fc.steps_left} steps after the end" if fc.ended
+                        else f"in ~{fc.steps_left} steps")
+                parts.append(f"floor {fc.floor:.3f} {when} "
                              f"(step {fc.predicted_step}, {fc.predicted_low}–{hi})")
         parts.append(f"flags {self.active_flags}")
         return f"[{self.run_status}] " + " | ".join(parts)
