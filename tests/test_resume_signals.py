@@ -1,8 +1,8 @@
 """Resume from any checkpoint, graceful stop on SIGTERM/SIGINT, a Recorder closed at exit, and a
 checkpoint that fails without failing the run (issue 13, the trainer's half).
 
-Every trainer run here uses the ``tiny-arith-test`` preset with ``--val-size 100`` (one warm start
-for the file) and a handful of steps. Signals go to subprocesses; "every step exactly once" is
+Every trainer run here uses the ``tiny-arith-test`` preset with ``--val-size 100`` (the session's
+``warm_start_val100``) and a handful of steps. Signals go to subprocesses; "every step exactly once" is
 checked in the part files themselves, not only after the reader's coalescing.
 """
 
