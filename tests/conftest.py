@@ -65,6 +65,25 @@ def warm_start_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def warm_start_val100(warm_start_cache):
+    """The session's warm-start cache holding the tiny model's warm start for ``--val-size 100``
+    (the runs of test_resume_signals, test_trainer_watch, test_entropy_control, test_trainer), built
+    here, in this process, before any test trains on it.
+
+    Its weights depend on the thread count of the process that trains it (a subprocess with
+    ``OMP_NUM_THREADS=1`` sums in another order than this one), and the collapse tests' step numbers
+    depend on those weights: built by whichever test came first, a test passed alone and failed
+    after a test whose subprocess had built it."""
+    from entrodiag.trainer import load_config
+    from entrodiag.trainer.tasks import make_task
+    from entrodiag.trainer.warmstart import tiny_policy
+
+    cfg = load_config("tiny-arith-test", val_size=100)
+    tiny_policy(cfg, make_task(cfg.task, cfg.val_size, cfg.seed), log=lambda *a, **k: None)
+    return warm_start_cache
+
+
+@pytest.fixture(scope="session")
 def tiny_run(warm_start_cache, tmp_path_factory):
     """A finished ``tiny-arith-test`` run of the built-in trainer (trained once per session) and
     the seconds it took, warm start included."""

@@ -235,12 +235,12 @@ def test_band_stats_hand_computed():
 
 
 FAST = ["train", "--preset", "tiny-arith-test", "--prompts-per-step", "16", "--group-size", "4",
-        "--val-size", "50", "--eval-every", "100", "--no-measure-entropy-change", "--token-sample", "1",
+        "--val-size", "100", "--eval-every", "100", "--no-measure-entropy-change", "--token-sample", "1",
         "--entropy-control", "pi_clip", "--entropy-target", "0.6", "--entropy-control-from", "2",
         "--control-gains", "1,0.1", "--no-progress"]
 
 
-def test_resumed_run_continues_the_controller_exactly(warm_start_cache, tmp_path, capsys):
+def test_resumed_run_continues_the_controller_exactly(warm_start_val100, tmp_path, capsys):
     """A run stopped after its checkpoint at step 5 and resumed logs the same control columns,
     and the same entropy, as the uninterrupted run (all draws are seeded per step)."""
     from entrodiag.cli import main
@@ -280,7 +280,7 @@ def test_resumed_run_continues_the_controller_exactly(warm_start_cache, tmp_path
     assert "Entropy control" in capsys.readouterr().out
 
 
-def test_pi_clip_detaches_tokens_in_the_trainer(warm_start_cache, tmp_path):
+def test_pi_clip_detaches_tokens_in_the_trainer(warm_start_val100, tmp_path):
     """In the loop: a target far above the entropy drives pi_clip's effort to its bound 1 at
     once, so ε_high = 0.5, ε_low = 0.02 and half of the valid tokens are detached by covariance;
     the loss reports the share it actually zeroed (``detach_frac``, every micro-batch and epoch)."""
@@ -389,7 +389,7 @@ def test_toml_fields_and_help(tmp_path, capsys):
         assert flag in out
 
 
-def test_on_collapse_switches_a_controller_on_in_the_trainer(warm_start_cache, tmp_path):
+def test_on_collapse_switches_a_controller_on_in_the_trainer(warm_start_val100, tmp_path):
     """``--on-collapse pi_coef`` on a collapsing run (lr 3e-3, as in test_trainer_watch): at the
     first critical flag the controller starts acting, the switch is an event, and the checkpoint
     holds the controller."""

@@ -240,47 +240,47 @@ def test_map_option(tmp_path, capsys):
     assert "noise" not in run.steps.columns and run.meta["imported"]["unrecognised"] == []
 
 
-@pytest.mark.parametrize("case", ["missing", "unknown", "empty_state", "empty_csv", "no_step", "bad_map",
-                                  "unknown_map_column", "corrupt_tfevents", "exists", "bad_json"])
+def _file(name: str, content: str | bytes):
+    """A case's source: a file ``name`` holding ``content``."""
+
+    def write(tmp_path):
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return path
+    return write
+
+
+def _imported_csv(tmp_path):
+    """A case's source: a CSV already imported into the run the case then imports into again."""
+    src = write_csv(tmp_path / "h.csv")
+    assert import_run(src, tmp_path / "run").steps == len(STEPS)
+    return src
+
+
+#: case -> (writes the source into tmp_path and returns it, extra arguments, what the one-line error says)
+BAD_IMPORTS = {
+    "missing": (lambda tmp_path: tmp_path / "nope.json", [], "no such file"),
+    "unknown": (_file("log.txt", "hello world\n"), [], "--format"),
+    "empty_state": (_file("trainer_state.json", json.dumps({"log_history": [], "global_step": 0})), [], "empty"),
+    "empty_csv": (_file("h.csv", "step,train/entropy\n"), [], "empty"),
+    "no_step": (_file("h.csv", "entropy,reward\n0.5,0.1\n0.4,0.2\n"), [], "--map COLUMN=step"),
+    "bad_map": (lambda tmp_path: write_csv(tmp_path / "h.csv"), ["--map", "entropy"], "COLUMN=FIELD"),
+    "unknown_map_column": (lambda tmp_path: write_csv(tmp_path / "h.csv"), ["--map", "nothere=entropy_mean"],
+                           "no column 'nothere'"),
+    "corrupt_tfevents": (_file("events.out.tfevents.123.host", b"\x05" * 64), [], "corrupt"),
+    "exists": (_imported_csv, [], "already holds a run"),
+    "bad_json": (_file("trainer_state.json", "{not json"), [], "not readable JSON"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_IMPORTS))
 def test_clear_errors(case, tmp_path, capsys):
     out = tmp_path / "run"
-    args = []
-    if case == "missing":
-        src, expect = tmp_path / "nope.json", "no such file"
-    elif case == "unknown":
-        src = tmp_path / "log.txt"
-        src.write_text("hello world\n")
-        expect = "--format"
-    elif case == "empty_state":
-        src = tmp_path / "trainer_state.json"
-        src.write_text(json.dumps({"log_history": [], "global_step": 0}))
-        expect = "empty"
-    elif case == "empty_csv":
-        src = tmp_path / "h.csv"
-        src.write_text("step,train/entropy\n")
-        expect = "empty"
-    elif case == "no_step":
-        src = tmp_path / "h.csv"
-        src.write_text("entropy,reward\n0.5,0.1\n0.4,0.2\n")
-        expect = "--map COLUMN=step"
-    elif case == "bad_map":
-        src = write_csv(tmp_path / "h.csv")
-        args, expect = ["--map", "entropy"], "COLUMN=FIELD"
-    elif case == "unknown_map_column":
-        src = write_csv(tmp_path / "h.csv")
-        args, expect = ["--map", "nothere=entropy_mean"], "no column 'nothere'"
-    elif case == "corrupt_tfevents":
-        src = tmp_path / "events.out.tfevents.123.host"
-        src.write_bytes(b"\x05" * 64)
-        expect = "corrupt"
-    elif case == "exists":
-        src = write_csv(tmp_path / "h.csv")
-        assert import_run(src, out).steps == len(STEPS)
-        expect = "already holds a run"
-    else:
-        src = tmp_path / "trainer_state.json"
-        src.write_text("{not json")
-        expect = "not readable JSON"
+    write, args, expect = BAD_IMPORTS[case]
+    src = write(tmp_path)
     code, _, err = _cli(capsys, "import", str(src), "--out", str(out), *args)
     assert code == 2
     assert expect in err, err

@@ -1,8 +1,8 @@
 """Resume from any checkpoint, graceful stop on SIGTERM/SIGINT, a Recorder closed at exit, and a
 checkpoint that fails without failing the run (issue 13, the trainer's half).
 
-Every trainer run here uses the ``tiny-arith-test`` preset with ``--val-size 100`` (one warm start
-for the file) and a handful of steps. Signals go to subprocesses; "every step exactly once" is
+Every trainer run here uses the ``tiny-arith-test`` preset with ``--val-size 100`` (the session's
+``warm_start_val100``) and a handful of steps. Signals go to subprocesses; "every step exactly once" is
 checked in the part files themselves, not only after the reader's coalescing.
 """
 
@@ -54,6 +54,14 @@ def assert_each_step_once(out: Path, steps: int, evals: list[int]) -> None:
     assert sorted(greedy["step"].to_list()) == evals
 
 
+def sigterm_and_time(proc: subprocess.Popen, timeout: float) -> float:
+    """Send ``proc`` SIGTERM and return the seconds until it exits (``TimeoutExpired`` after ``timeout``)."""
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=timeout)
+    return time.monotonic() - t0
+
+
 class _Progress:
     """Reads a child's stderr as it comes; ``steps()`` is the progress bar's count of done steps."""
 
@@ -82,12 +90,12 @@ class _Progress:
         return self.text
 
 
-def test_resume_after_sigkill_at_a_step_between_evaluations(warm_start_cache, tmp_path, capsys):
+def test_resume_after_sigkill_at_a_step_between_evaluations(warm_start_val100, tmp_path, capsys):
     """Killed right after the checkpoint of step 3 appears (evaluations every 5 steps): the resume
     starts at step 4, which is not an evaluation step, shows the progress bar, and finishes."""
     out = tmp_path / "run"
     args = [*TEST, "--steps", "10", "--checkpoint-every", "4", "--eval-every", "5", "--no-progress"]
-    proc = subprocess.Popen([EXE, "train", *args, "--out", str(out)], cwd=tmp_path, env=_env(warm_start_cache),
+    proc = subprocess.Popen([EXE, "train", *args, "--out", str(out)], cwd=tmp_path, env=_env(warm_start_val100),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 600
@@ -107,7 +115,7 @@ def test_resume_after_sigkill_at_a_step_between_evaluations(warm_start_cache, tm
     assert_each_step_once(out, 10, [0, 5, 9])
 
 
-def test_stop_on_between_evaluations_then_resume_finishes(warm_start_cache, tmp_path):
+def test_stop_on_between_evaluations_then_resume_finishes(warm_start_val100, tmp_path):
     """``--stop-on`` stops at a watch step (every 5th: 4, 9, ...), never an evaluation step here
     (every 10th); the resume takes note of the flags raised before, so it does not stop on them
     again, and finishes."""
@@ -130,7 +138,7 @@ def test_stop_on_between_evaluations_then_resume_finishes(warm_start_cache, tmp_
     assert flags.group_by("name", "severity").len()["len"].max() == 1  # no flag reported twice
 
 
-def test_resume_after_a_switch_keeps_the_new_loss(warm_start_cache, tmp_path):
+def test_resume_after_a_switch_keeps_the_new_loss(warm_start_val100, tmp_path):
     """The checkpoint of the step that switched the loss (``--on-collapse``) holds the new mode,
     so a run resumed from it goes on with it, and the detectors do not switch a second time."""
     out = tmp_path / "run"
@@ -154,18 +162,15 @@ def test_resume_after_a_switch_keeps_the_new_loss(warm_start_cache, tmp_path):
     assert selected[: at + 1].is_null().all() and selected[at + 1:].is_not_null().all()
 
 
-def test_sigterm_checkpoints_the_current_step_stops_and_resumes(warm_start_cache, tmp_path):
+def test_sigterm_checkpoints_the_current_step_stops_and_resumes(warm_start_val100, tmp_path):
     out = tmp_path / "run"
     total = 12
     proc = subprocess.Popen([EXE, "train", *TEST, "--steps", str(total), "--eval-every", "5", "--out", str(out)],
-                            cwd=tmp_path, env=_env(warm_start_cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=tmp_path, env=_env(warm_start_val100), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     progress = _Progress(proc)
     try:
         progress.wait(total, 3, proc)  # steps 0, 1, 2 done (the preset checkpoints every 25)
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        elapsed = time.monotonic() - t0
+        elapsed = sigterm_and_time(proc, timeout=60)
     finally:
         proc.kill()
     err = progress.join()
@@ -181,9 +186,7 @@ def test_sigterm_checkpoints_the_current_step_stops_and_resumes(warm_start_cache
     stop = run.events.filter(pl.col("kind") == "stop")
     assert stop.height == 1 and stop["name"][0] == "SIGTERM" and stop["step"][0] == last
     assert json.loads(stop["detail"][0])["checkpoint_step"] == last
-    res = subprocess.run([EXE, "train", "--resume", str(out), "--no-progress"], cwd=tmp_path,
-                         env=_env(warm_start_cache), capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0  # in this process: the stop was the point
     assert load_run(out).status == "finished"
     assert_each_step_once(out, total, [0, 5, 10, 11])
 
@@ -208,10 +211,7 @@ def test_a_second_signal_ends_the_process_at_once(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", SECOND_SIGNAL, str(ROOT)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().split() == ["first", str(int(signal.SIGTERM))]  # the first only asked
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
-        elapsed = time.monotonic() - t0
+        elapsed = sigterm_and_time(proc, timeout=10)
     finally:
         proc.kill()
     assert proc.returncode == -signal.SIGTERM and elapsed < 5
@@ -281,7 +281,7 @@ def test_recorder_at_exit_hook_does_not_keep_it_alive_and_close_twice_is_safe(tm
     assert load_run(tmp_path / "b").meta["status"] == "stopped" and "closed_at_exit" not in load_run(tmp_path / "b").meta
 
 
-def test_a_failed_checkpoint_is_an_event_and_the_run_finishes(warm_start_cache, tmp_path, monkeypatch, capsys):
+def test_a_failed_checkpoint_is_an_event_and_the_run_finishes(warm_start_val100, tmp_path, monkeypatch, capsys):
     """The first save (step 2) fails as ``save_pretrained`` does on a model it refuses; training
     goes on, the next checkpoint (step 5) is saved, and the run is ``finished`` with the failure
     on record."""
@@ -311,7 +311,7 @@ def test_a_failed_checkpoint_is_an_event_and_the_run_finishes(warm_start_cache, 
     assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".tmp-")]  # no partial folder
 
 
-def test_two_trainers_on_one_out_the_loser_gets_one_line(warm_start_cache, tmp_path, capsys, monkeypatch):
+def test_two_trainers_on_one_out_the_loser_gets_one_line(warm_start_val100, tmp_path, capsys, monkeypatch):
     """Two ``train`` on one --out, both past the start-up check: while this one loads its model,
     the other opens the run. This one stops with one line and exit 2, and leaves the other's run
     alone (before: a FileExistsError traceback out of the Recorder)."""
@@ -361,7 +361,9 @@ SLOW_UPDATE = textwrap.dedent("""
 """)
 
 
-def test_sigterm_in_a_step_slower_than_the_grace_checkpoints_the_last_finished_step(warm_start_cache, tmp_path):
+def test_sigterm_in_a_step_slower_than_the_grace_checkpoints_the_last_finished_step(
+    warm_start_val100, tmp_path, capsys
+):
     """Step 1's update would take about 10 s (32 forward passes of 0.3 s: 2 epochs of 16 micro-batches);
     SIGTERM comes in its second epoch, after its first optimizer step, with ``--stop-grace 2``: the
     step is abandoned, the model and optimizer put back to step 0's, step 0 is checkpointed and the
@@ -370,7 +372,7 @@ def test_sigterm_in_a_step_slower_than_the_grace_checkpoints_the_last_finished_s
     args = [*TEST, "--steps", str(total), "--epochs", "2", "--micro-batch-size", "32", "--checkpoint-every", "25",
             "--stop-grace", str(grace), "--no-progress", "--out", str(out)]
     proc = subprocess.Popen([sys.executable, "-c", SLOW_UPDATE, "32", "0.3", *args], cwd=tmp_path,
-                            env={**_env(warm_start_cache), "PYTHONPATH": str(ROOT)},
+                            env={**_env(warm_start_val100), "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     progress = _Progress(proc)
     try:
@@ -379,10 +381,7 @@ def test_sigterm_in_a_step_slower_than_the_grace_checkpoints_the_last_finished_s
             assert proc.poll() is None, progress.text[-3000:]
             assert time.time() < deadline, "the slow step never came"
             time.sleep(0.02)
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        elapsed = time.monotonic() - t0
+        elapsed = sigterm_and_time(proc, timeout=30)
     finally:
         proc.kill()
     err = progress.join()
@@ -404,15 +403,14 @@ def test_sigterm_in_a_step_slower_than_the_grace_checkpoints_the_last_finished_s
     assert run.meta["checkpoint_time"]["last_step"] == 0
     assert "checkpoint of step 0 written in" in stdout
     # the resume (no slow forward now) starts at step 1 and finishes
-    res = subprocess.run([EXE, "train", "--resume", str(out), "--no-progress"], cwd=tmp_path,
-                         env=_env(warm_start_cache), capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert f"resuming {out} at step 1" in res.stdout
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0  # in this process
+    assert f"resuming {out} at step 1" in capsys.readouterr().out
     assert load_run(out).status == "finished"
     assert_each_step_once(out, total, [0, 2])
 
 
-def test_a_checkpoint_that_cannot_fit_the_grace_is_said_at_start_up(warm_start_cache, tmp_path, monkeypatch, capsys):
+def test_a_checkpoint_that_cannot_fit_the_grace_is_said_at_start_up(warm_start_val100, tmp_path, monkeypatch, capsys):
     """The start-up estimate is the checkpoint's bytes over the measured write speed: at 1 MB/s the
     tiny model's 1.6 MB do not fit a 1 s grace (a warning, before any step), and do fit 25 s."""
     from entrodiag.trainer import loop

@@ -21,7 +21,7 @@ COLLAPSING = ["train", "--preset", "tiny-arith-test", "--lr", "3e-3", "--watch-e
               "--no-progress"]
 
 
-def test_stop_on_critical_stops_cleanly_with_a_checkpoint(warm_start_cache, tmp_path, capsys):
+def test_stop_on_critical_stops_cleanly_with_a_checkpoint(warm_start_val100, tmp_path, capsys):
     out = tmp_path / "run"
     assert main([*COLLAPSING, "--steps", "40", "--stop-on", "critical", "--out", str(out)]) == 0
     run = load_run(out)
@@ -59,7 +59,7 @@ def failing_webhook():
 
 
 def test_on_collapse_switches_the_loss_and_failing_alerts_do_not_stop_training(
-    warm_start_cache, tmp_path, failing_webhook, caplog
+    warm_start_val100, tmp_path, failing_webhook, caplog
 ):
     alerts = tmp_path / "alerts.toml"
     alerts.write_text(f'[alerts]\ncooldown_steps = 5\n[[alerts.sink]]\ntype = "webhook"\nurl = "{failing_webhook}"\n')
