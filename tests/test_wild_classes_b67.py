@@ -86,9 +86,10 @@ def _trl_run(path, fns: dict[str, np.ndarray], weights: dict[str, float] | None 
 
 def test_the_correctness_function_not_the_total_is_r_when_format_terms_are_summed_in(tmp_path):
     acc = 0.5 + 0.3 * _u
-    run = _trl_run(tmp_path / "mc", {"mc_idx_reward": acc, "think_format_reward": np.where(_u < 0.1, 0.15, 0.0),
-                                     "mdi_reward": np.full(N, -1.0)}, {"mc_idx_reward": 4.0,
-                                                                         "think_format_reward": 1.0, "mdi_reward": 1.0})
+    fns = {"mc_idx_reward": acc, "think_format_reward": np.where(_u < 0.1, 0.15, 0.0),
+           "attention_penalty": np.full(N, -1.0)}
+    weights = {"mc_idx_reward": 4.0, "think_format_reward": 1.0, "attention_penalty": 1.0}
+    run = _trl_run(tmp_path / "mc", fns, weights)
     choice = choose_metric(run)
     assert choice.name == "rewards/mc_idx_reward/mean" and choice.is_training
     assert "not reward_mean" in choice.reason and "think_format_reward" in choice.reason
@@ -99,11 +100,14 @@ def test_the_correctness_function_not_the_total_is_r_when_format_terms_are_summe
 
 @pytest.mark.parametrize("fns, why", [
     # no function named for correctness: the total stays R, and the reason says so
-    ({"think_format_reward": np.full(N, 0.5), "length_penalty": np.full(N, -0.1)}, "none is named for correctness"),
+    ({"think_format_reward": np.full(N, 0.5), "length_penalty": np.full(N, -0.1)},
+     "none is named for correctness"),
     # two correctness-named functions: no single task score
-    ({"correctness_reward_func": np.full(N, 0.5), "exact_match_reward": np.full(N, 0.4)}, "several are named"),
+    ({"correctness_reward_func": np.full(N, 0.5), "exact_match_reward": np.full(N, 0.4)},
+     "several are named"),
     # a correctness-named function on another scale than a share of correct samples
-    ({"correctness_reward_func": np.full(N, 2.0), "xmlcount_reward_func": np.full(N, 0.3)}, "not within [0, 1]"),
+    ({"correctness_reward_func": np.full(N, 2.0), "xmlcount_reward_func": np.full(N, 0.3)},
+     "not within [0, 1]"),
 ])
 def test_the_total_stays_r_with_its_reason_where_no_function_is_the_task_score(tmp_path, fns, why):
     choice = choose_metric(_trl_run(tmp_path / "run", fns))
@@ -118,18 +122,19 @@ def test_one_reward_function_keeps_the_total_without_comment(tmp_path):
 
 def test_a_trl_console_log_with_format_rewards_imports_with_the_correctness_function_as_r(tmp_path):
     # TRL's console dicts after its progress bar, as the GRPOTrainer prints them (logging every step;
-    # reward = 4·mc_idx + think_format + mdi)
+    # reward = 4·mc_idx + think_format + attention_penalty)
     lines = []
     for i in range(N):
         acc, fmt = round(0.5 + 0.3 * _u[i], 4), (0.15 if i < 3 else 0.0)
         lines.append(f" {100 * (i + 1) // N}%|#| {i + 1}/{N} [00:{i:02d}<00:10,  1.00it/s]")
-        lines.append(str({"loss": 0.01, "grad_norm": 1.0, "learning_rate": 1e-5, "num_tokens": 1000.0 * (i + 1),
-                          "completions/mean_length": 20.0, "rewards/mc_idx_reward/mean": acc,
-                          "rewards/mc_idx_reward/std": 0.3, "rewards/think_format_reward/mean": fmt,
-                          "rewards/think_format_reward/std": 0.1, "rewards/mdi_reward/mean": -1.0,
-                          "rewards/mdi_reward/std": 0.0, "reward": round(4 * acc + fmt - 1.0, 4), "reward_std": 0.5,
-                          "frac_reward_zero_std": 0.2, "entropy": round(0.9 - 0.5 * _u[i], 4),
-                          "epoch": round((i + 1) / N, 2)}))
+        d = {"loss": 0.01, "grad_norm": 1.0, "learning_rate": 1e-5, "num_tokens": 1000.0 * (i + 1),
+             "completions/mean_length": 20.0, "rewards/mc_idx_reward/mean": acc,
+             "rewards/mc_idx_reward/std": 0.3,
+             "rewards/think_format_reward/mean": fmt, "rewards/think_format_reward/std": 0.1,
+             "rewards/attention_penalty/mean": -1.0, "rewards/attention_penalty/std": 0.0,
+             "reward": round(4 * acc + fmt - 1.0, 4), "reward_std": 0.5, "frac_reward_zero_std": 0.2,
+             "entropy": round(0.9 - 0.5 * _u[i], 4), "epoch": round((i + 1) / N, 2)}
+        lines.append(str(d))
     log = tmp_path / "console.log"
     log.write_text("\n".join(lines) + "\n")
     import_run(log, tmp_path / "run")

@@ -49,9 +49,9 @@ _FORMAT = re.compile(r"format", re.IGNORECASE)
 _REWARD_FN = re.compile(r"^rewards/([^/]+)/mean$")
 # a reward function named for the task's correctness (TRL's accuracy_reward, correctness_reward_func,
 # an exact-match or multiple-choice answer-index reward) and one named for a format or shape term
-_CORRECTNESS_FN = re.compile(r"(accura|correct|exact|match|answer|solv|pass|(^|_)acc(_|$)|(^|_)idx(_|$)|(^|_)em(_|$))",
-                             re.IGNORECASE)
-_SHAPE_FN = re.compile(r"(format|think|tag|xml|length|len(_|$)|penalty|style|strict|soft|count|diversity|mdi)",
+_CORRECTNESS_FN = re.compile(
+    r"(accura|correct|exact|match|answer|solv|pass|(^|_)acc(_|$)|(^|_)idx(_|$)|(^|_)em(_|$))", re.IGNORECASE)
+_SHAPE_FN = re.compile(r"(format|think|tag|xml|length|len(_|$)|penalty|style|strict|soft|count|diversity)",
                        re.IGNORECASE)
 
 
@@ -167,13 +167,14 @@ def _task_reward_function(run: Run) -> tuple[str, str]:
     if len(task) == 1:
         v = run.steps[task[0]].drop_nulls().to_numpy()
         if len(v) and float(v.min()) >= 0.0 and float(v.max()) <= 1.0:
-            return task[0], (f"; not reward_mean, the weighted total of the reward functions {listed}, which "
-                             f"holds format or shape terms: {task[0]} is the one function named for correctness, "
-                             "its values within [0, 1] (the share of correct samples)")
+            return task[0], (f"; not reward_mean, the weighted total of the reward functions {listed}, "
+                             f"which holds format or shape terms: {task[0]} is the one function named for "
+                             "correctness, its values within [0, 1] (the share of correct samples)")
     why = ("several are named for correctness" if len(task) > 1 else
            "its values are not within [0, 1]" if task else "none is named for correctness")
-    return "reward_mean", (f"; reward_mean is the weighted total of the reward functions {listed} and may hold "
-                           f"format or shape terms, but no one of them is identifiable as the task score ({why})")
+    return "reward_mean", (f"; reward_mean is the weighted total of the reward functions {listed} and may "
+                           "hold format or shape terms, but no one of them is identifiable as the task score "
+                           f"({why})")
 
 
 def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
