@@ -183,8 +183,10 @@ def test_r_is_validation_accuracy_where_present_else_a_named_training_reward(run
         m = s["metric"]
         if name in want:
             assert (m["name"], m["label"], m["training"]) == (want[name], "validation accuracy", False), name
-        else:  # the TRL runs log no validation metric
-            assert m["training"] and m["label"] == "training reward" and m["name"] == "reward_mean", name
+        else:  # the TRL runs log no validation metric; the VL run's total adds format and attention
+            # terms to the answer's correctness (rewards/mc_idx_reward/mean), which is then R
+            task = "rewards/mc_idx_reward/mean" if name.startswith("trl-vl") else "reward_mean"
+            assert m["training"] and m["label"] == "training reward" and m["name"] == task, name
             assert s["law"]["metric_choice"]["training"]
     code = main(["analyze", str(runs["trl-gptoss"])])
     text = capsys.readouterr().out
@@ -194,7 +196,8 @@ def test_r_is_validation_accuracy_where_present_else_a_named_training_reward(run
     # watch says it too, and --metric names another R (here verl's training score)
     code = main(["watch", str(runs["trl-vl-tb"]), "--no-events"])
     out = capsys.readouterr().out
-    assert code == 0 and "R = reward_mean (training reward)" in out and "reward_mean (training reward) " in out
+    assert code == 0 and "R = rewards/mc_idx_reward/mean (training reward)" in out
+    assert "rewards/mc_idx_reward/mean (training reward) " in out and "not reward_mean" in out
     code = main(["analyze", str(runs["verl-qwen"]), "--metric", "score_mean", "--json"])
     s = json.loads(capsys.readouterr().out)
     assert code == 0 and s["metric"]["name"] == "score_mean" and s["metric"]["label"] == "training accuracy"

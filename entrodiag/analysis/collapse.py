@@ -49,6 +49,7 @@ from .collapse_context import (SEVERITIES, CollapseThresholds, Context, Flag, Sk
                                severity_rank)
 from .runs import AnalysisError, RunLike, as_run
 from .series import change_point
+from .stats import binom_p_greater
 
 KL_COV = "kl_cov (k=2e-3 for 7B-scale models, 2e-4 for 32B; β=1)"
 CLIP_COV = "clip_cov (r=2e-4, 1<cov<5)"
@@ -277,15 +278,20 @@ def _entropy_volatility(c: Context) -> Flag | None:
     med = np.median(windows, axis=1)
     v0 = float(med[0])
     limit = max(c.th.volatility, c.th.volatility_ratio * v0)
-    hit = np.nonzero(med >= limit)[0]
+    # the premise "the window's median change is above the limit", judged with the few points a
+    # window has: a one-sided sign test, so that a short flat noisy series whose median of 5 changes
+    # touches the limit by chance is not volatile (5 points: 4 of them at or above the limit)
+    above = (windows >= limit).sum(axis=1)
+    hit = np.nonzero([binom_p_greater(int(k), w, 0.5) <= c.th.volatility_alpha for k in above])[0]
     if len(hit) == 0:
         return None
     return Flag(
         "entropy_volatility", "warning", steps[hit[0] + 1], steps[hit[-1] + w],
-        {"volatility_max": float(med.max()), "volatility_start": v0, "limit": limit, "window_steps": w},
+        {"volatility_max": float(med[hit].max()), "volatility_start": v0, "limit": limit, "window_steps": w,
+         "window_share_above": float(above[hit].max() / w)},
         f"smooth the entropy: an EPO-style regulariser (penalise tokens outside [0.8, 1.2]× the historical "
         f"mean entropy), {ENTROPY_BONUS}, or a lower learning rate",
-        f"entropy changes by a median {med.max():.0%} from one step to the next (start: {v0:.0%})",
+        f"entropy changes by a median {med[hit].max():.0%} from one step to the next (start: {v0:.0%})",
     )
 
 

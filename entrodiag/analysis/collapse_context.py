@@ -58,7 +58,10 @@ class CollapseThresholds:
     entropy_volatility (EPO): step-to-step relative change |ΔH|/H, median over a window of
         window_frac: 10% of the steps (at least 5), at least
         volatility: this (0.15) and
-        volatility_ratio: at least this multiple of the start's (3).
+        volatility_ratio: at least this multiple of the start's (3),
+        volatility_alpha: in enough of the window's changes that a one-sided sign test says the
+            window's median is above that limit at this level (0.2; 5 points: 4 of them; 18: 12),
+            so that a short flat series whose noise touches the limit in a few points is not volatile.
     entropy_decline (a steady relative collapse, whatever the reward does):
         decline_drop: the end entropy has lost at least this share of H0 (0.6),
         decline_tail: and it still falls: the fitted change over the last quarter of the points is
@@ -94,6 +97,7 @@ class CollapseThresholds:
     window_frac: float = 0.1
     volatility: float = 0.15
     volatility_ratio: float = 3.0
+    volatility_alpha: float = 0.2
     decline_drop: float = 0.6
     decline_tail: float = 0.02
     length_ratio: float = 0.5

@@ -11,6 +11,11 @@ The law (Cui et al. 2025) ties *held-out* performance to the training entropy, s
    (``score_mean``, a name with ``accuracy``), else the training reward ``reward_mean``, else one
    reward function's mean (``rewards/<fn>/mean``); the choice then says *training* everywhere,
    because a fit on the batches the policy trains on is not a statement about unseen problems.
+   Where the run logs several reward functions, ``reward_mean`` is their weighted total (TRL),
+   which holds format or shape terms; R is then the one function named for correctness (accuracy,
+   correct, exact match, answer, an answer index, ...; not format/think/length/penalty terms) whose
+   values lie in [0, 1], and the total only where no single function is identifiable, the reason
+   saying which it used and why.
 
 A series that lost most of its values to parsing on import (``lost_to_parsing``: e.g. the
 validation keys after the 4,096th character of lines W&B's ``output.log`` cut) is not a candidate.
@@ -41,7 +46,13 @@ _ACCURACY = re.compile(r"accuracy", re.IGNORECASE)
 _ACCURACY_LIKE = re.compile(r"(acc\b|acc/|acc@|pass|score|correct|solve|success|exact_match|(^|/)em\b)",
                             re.IGNORECASE)
 _FORMAT = re.compile(r"format", re.IGNORECASE)
-_REWARD_FN = re.compile(r"^rewards/[^/]+/mean$")
+_REWARD_FN = re.compile(r"^rewards/([^/]+)/mean$")
+# a reward function named for the task's correctness (TRL's accuracy_reward, correctness_reward_func,
+# an exact-match or multiple-choice answer-index reward) and one named for a format or shape term
+_CORRECTNESS_FN = re.compile(
+    r"(accura|correct|exact|match|answer|solv|pass|(^|_)acc(_|$)|(^|_)idx(_|$)|(^|_)em(_|$))", re.IGNORECASE)
+_SHAPE_FN = re.compile(r"(format|think|tag|xml|length|len(_|$)|penalty|style|strict|soft|count|diversity)",
+                       re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -141,6 +152,31 @@ def lost_to_parsing(run: Run) -> dict[str, str]:
             if isinstance(e, dict) and e.get("lost", 0) >= 2 and 2 * e["lost"] > e.get("of", 0)}
 
 
+def _task_reward_function(run: Run) -> tuple[str, str]:
+    """The training R where the total reward ``reward_mean`` would be it and the run logs several
+    reward functions (TRL's ``rewards/<fn>/mean``; ``reward_mean`` is their weighted sum): the one
+    function named for correctness (``_CORRECTNESS_FN``, not a format or shape term), provided its
+    values lie in [0, 1] as a mean of per-sample correctness does; else the total. Returns
+    ``(name, the clause of the reason that says which and why)``."""
+    fns = [c for c in _step_columns(run) if _REWARD_FN.match(c)]
+    if len(fns) < 2:
+        return "reward_mean", ""
+    short = [_REWARD_FN.match(c).group(1) for c in fns]
+    task = [c for c, f in zip(fns, short) if _CORRECTNESS_FN.search(f) and not _SHAPE_FN.search(f)]
+    listed = ", ".join(short)
+    if len(task) == 1:
+        v = run.steps[task[0]].drop_nulls().to_numpy()
+        if len(v) and float(v.min()) >= 0.0 and float(v.max()) <= 1.0:
+            return task[0], (f"; not reward_mean, the weighted total of the reward functions {listed}, "
+                             f"which holds format or shape terms: {task[0]} is the one function named for "
+                             "correctness, its values within [0, 1] (the share of correct samples)")
+    why = ("several are named for correctness" if len(task) > 1 else
+           "its values are not within [0, 1]" if task else "none is named for correctness")
+    return "reward_mean", (f"; reward_mean is the weighted total of the reward functions {listed} and may "
+                           "hold format or shape terms, but no one of them is identifiable as the task score "
+                           f"({why})")
+
+
 def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
     """R of the law for ``run`` (see the module docstring); ``metric`` names it explicitly.
 
@@ -179,12 +215,15 @@ def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
     cols = [(r, i, c) for i, c in enumerate(_step_columns(run)) if (r := _train_rank(c)) is not None]
     if cols:
         name = sorted(cols)[0][2]
+        total = ""
+        if name == "reward_mean":
+            name, total = _task_reward_function(run)
         label = _train_label(name)
         skipped = f" (its evaluations {', '.join(evals)} are not a performance)" if evals else ""
         return MetricChoice(
             name, "train", label,
             f"the run logged no validation metric{skipped}, so R is the {label} on the training batches: "
-            "the fit and its ceiling describe the training batches, not accuracy on unseen problems")
+            "the fit and its ceiling describe the training batches, not accuracy on unseen problems" + total)
     raise AnalysisError(
         f"run {run.run_id} has no validation metric and no training reward or accuracy to use as R"
         + (f" (its evaluations {', '.join(evals)} are not a performance)" if evals else ""))
