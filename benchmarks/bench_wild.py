@@ -8,7 +8,9 @@ here, else from ``$ENTRODIAG_WILD_LOGS`` or ``../shared/wild-logs``), with no fl
   number of validation points equal the manifest's (our own parse of the raw file, not
   entrodiag's);
 - **R**: the series ``analyze`` chose as R is the run's mean task score: the manifest's validation
-  key when it has one, else its task score (``score_key``; never a KL-penalised reward);
+  key when it has one, else its task score (``score_key``; never a KL-penalised reward), or a
+  series equal to it at every logged point (one number printed under two names; a rule added
+  after batches 6-7 were first run, for Tinker's ``pass_rate`` = ``reward/total``);
 - **verdict agrees with the raw numbers**, by one rule per reading of the manifest, written before
   the held-out half was run (flags by kind; ``law`` is the law verdict's status):
 
@@ -41,7 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from wild import manifest, source  # noqa: E402  (the corpus's one reader, shared with the tests)
+from wild import manifest, r_is_the_manifests, source  # noqa: E402  (the corpus's one reader, shared with the tests)
 
 COLLAPSE = ("early_collapse", "entropy_floor", "entropy_decline")
 EXPLOSION = ("entropy_explosion", "entropy_volatility")
@@ -112,7 +114,7 @@ def evaluate(run: dict, tmp: Path) -> dict:
         if r.get("frac") in (0.3, 0.5) and r.get("covered") is not None and run["val_key"] and law == "fits":
             early[r["frac"]] = bool(r["covered"])
     return {**row, "import_ok": not misses, "import_detail": "; ".join(misses), "r": r_name,
-            "r_ok": r_name == expected_r(run), "r_want": expected_r(run), "flags": sorted(kinds), "law": law,
+            "r_ok": r_is_the_manifests(imported, r_name, run), "r_want": expected_r(run), "flags": sorted(kinds), "law": law,
             "late": late, "agrees": agrees(run["reading"], kinds, law, late), "early": early}
 
 
@@ -127,7 +129,8 @@ def table(rows: list[dict]) -> str:
         if "r" not in r:
             out.append(f"| {r['name']} | {r['half']} | {r['reading']} | {imp} | | | | | |")
             continue
-        r_txt = f"`{r['r']}`" + ("" if r["r_ok"] else f" **(want `{r['r_want']}`)**")
+        r_txt = f"`{r['r']}`" + ("" if r["r"] == r["r_want"] else
+                                 f" (= `{r['r_want']}` at every point)" if r["r_ok"] else f" **(want `{r['r_want']}`)**")
         early = " / ".join({True: "in", False: "**out**"}.get(r["early"].get(f), "—") for f in (0.3, 0.5))
         out.append(f"| {r['name']} | {r['half']} | {r['reading']} | {imp} | {r_txt} | {', '.join(r['flags']) or '—'} "
                    f"| {r['law'] or '—'} | {'yes' if r['agrees'] else '**no**'} | {early} |")

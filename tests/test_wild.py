@@ -20,7 +20,7 @@ import pytest
 from entrodiag import load_run
 from entrodiag.analysis import analyze_run
 from entrodiag.importers import classify, import_run
-from wild import manifest, source
+from wild import manifest, r_is_the_manifests, source
 
 RUNS = manifest()
 pytestmark = pytest.mark.skipif(not RUNS, reason="no wild-corpus manifest in tests/data/wild")
@@ -28,8 +28,14 @@ pytestmark = pytest.mark.skipif(not RUNS, reason="no wild-corpus manifest in tes
 #: held-out runs that miss (benchmarks/README.md, "The wild corpus"): reported, fixed in a later change.
 #: Empty since the change that fixed batches 1-5's four held-out misses (Tinker's names, lines cut at
 #: 4,096 characters, too few evaluations read as "not applicable", a long noisy log's windows): those
-#: runs have been looked at and count as tuned on from then on.
-HELDOUT_MISSES: dict[str, str] = {}
+#: runs have been looked at and count as tuned on from then on. Batches 6-7's held-out half, first
+#: run after the fixes from batches 1-5 and from batches 6-7's tune half:
+HELDOUT_MISSES: dict[str, str] = {
+    "verl-ppo-qwen2.5-0.5b-gsm8k-getting-started-notebook-healthy":
+        "refused on import: \"cell 15: ... printed metric dict 1 has no progress\"",
+    "trl-qwen2.5vl-3b-aokvqa-grpo-5pts-length-cap-degeneration":
+        "the closing train_runtime dict also holds the last step's metrics (4 of 5 points read)",
+}
 
 
 def _param(run: dict):
@@ -64,4 +70,5 @@ def test_run_imports_with_its_full_series_and_r_is_its_mean_score(run, tmp_path)
         assert ev["step"].n_unique() == run["n_val"], sorted(imported.evals["name"].unique())[:20]
     if run["format"].startswith("trl-console") and run["n_steps"] > 1:
         assert "logged twice" not in " ".join(report.bad_values), report.bad_values  # one step per dict
-    assert analyze_run(imported)["metric"]["name"] == classify(run["val_key"] or run["score_key"]).name
+    chosen = analyze_run(imported)["metric"]["name"]
+    assert r_is_the_manifests(imported, chosen, run), (chosen, run["val_key"] or run["score_key"])

@@ -39,3 +39,28 @@ def source(run: dict) -> tuple[Path | None, str]:
             return paths[0], ""
     return None, (f"the files of {run['name']} are absent (set ENTRODIAG_WILD_LOGS to the folder of the "
                   f"corpus logs; looked in {WILD / run['name']} and {logs_folder() / run['name']})")
+
+
+def r_is_the_manifests(imported, chosen: str, run: dict) -> bool:
+    """Whether the R that ``analyze`` chose (column or evaluation name ``chosen``) is the run's mean
+    task score: the manifest's validation key (else its task score), or a series equal to it at
+    every logged point (two names a logger prints for one number, e.g. Tinker's ``pass_rate`` and
+    ``reward/total`` where the environment's reward is its pass rate)."""
+    from entrodiag.importers import classify
+
+    wanted = classify(run["val_key"] or run["score_key"]).name
+    if chosen == wanted:
+        return True
+
+    def points(name: str) -> list[tuple[int, float]]:
+        ev = imported.evals.filter(imported.evals["name"] == name)
+        if ev.height:
+            return sorted(zip(ev["step"].to_list(), ev["value"].to_list()))
+        steps = imported.steps
+        if name not in steps.columns:
+            return []
+        kept = steps.filter(steps[name].is_not_null())
+        return sorted(zip(kept["step"].to_list(), kept[name].to_list()))
+
+    mine = points(chosen)
+    return bool(mine) and mine == points(wanted)
