@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from char_llama import save_char_llama  # noqa: E402
+from char_llama import save_char_llama
 
 
 def main(folder: str) -> None:

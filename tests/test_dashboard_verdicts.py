@@ -13,10 +13,10 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
-from test_dashboard import app, figures, page  # noqa: E402
-from test_report_pages import degenerate_run  # noqa: E402
+from test_dashboard import app, figures, page
+from test_report_pages import degenerate_run
 
-from entrodiag.analysis import analyze_run, fit_entropy_law  # noqa: E402
+from entrodiag.analysis import analyze_run, fit_entropy_law
 
 
 @pytest.fixture(scope="module")

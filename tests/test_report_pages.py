@@ -119,7 +119,7 @@ def test_a_paragraph_is_not_split_across_pages():
 
     why = "no cov_mean in the step rows " + "(log a column named cov_mean in the metrics file) " * 4
     pages = [Page("first")]
-    make = lambda: Page("continued")  # noqa: E731
+    make = lambda: Page("continued")
     lh = line_height(SIZE["small"])
     heading = 0.06 + line_height(SIZE["heading"]) + 0.04  # TextFlow.heading: gap, line, gap
     # room for the heading, the "no flag" line and one line and a half of the two-line paragraph

@@ -19,6 +19,7 @@ from entrodiag.store import RunWriter
 from entrodiag.store.truncate import truncate_run
 from entrodiag.store.writer import RunInUseError, check_no_live_writer
 
+
 @pytest.fixture
 def other_process():
     """A live process that is not this one (stands for a trainer still writing the run); killed

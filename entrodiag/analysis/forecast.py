@@ -33,12 +33,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..store.meta import ENDED
 from .jsonable import clean
 from .law import fit_entropy_law, law_points
 from .runs import AnalysisError, RunLike, as_run
 from .series import DEFAULT_SMOOTH, edge_size, edge_values, step_series, trailing_mean
 from .stats import t_ppf
-from ..store.meta import ENDED
 
 _Z975 = 1.959963984540054  # the normal 97.5% quantile
 #: No step is predicted beyond this many times the steps seen so far (the model is local).

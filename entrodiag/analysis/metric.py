@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ..store.reader import Run
 from ..metric_names import NOT_MEAN, NOT_PERFORMANCE, is_mean_score, is_performance
+from ..store.reader import Run
 from .runs import AnalysisError
 
 _MEAN_AT = re.compile(r"(^|/)mean@\d+$", re.IGNORECASE)
