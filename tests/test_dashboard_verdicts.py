@@ -74,3 +74,11 @@ def test_law_page_draws_no_early_fit_and_no_curve_to_zero(degenerate, summary, m
     # the curve covers the points' entropy; its value at H = 0 (the withheld ceiling) is not drawn
     assert min(curve["x"]) >= 0.95 * min(fit.H) - 1e-9 and min(curve["x"]) > 0
     assert json.dumps(fig).count(f"{fit.ceiling:.3f}") == 0
+
+
+def test_compare_page_says_what_an_empty_panel_lacks(degenerate, monkeypatch):
+    at = page(app(degenerate.path, monkeypatch), "page_compare.py")
+    overlay = figures(at)[0]
+    notes = [a["text"].replace("<br>", " ") for a in overlay["layout"].get("annotations", [])
+             if "selected run" in a["text"].replace("<br>", " ")]
+    assert notes == ["no cov_mean in the step rows of any selected run"], notes  # the other three have data

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import math
 import re
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -233,3 +234,14 @@ def damage_warning(slot: Any, ctx: Context, paths: Sequence[str]) -> None:
         slot.warning(f"**{len(lines)} damaged part file(s) skipped**: their rows are left out of this page "
                      "(`entrodiag inspect RUN` checks every file).\n\n" + "\n".join(lines),
                      icon=":material/broken_image:")
+
+
+def panel_note(fig: Any, row: int, col: int, text: str) -> None:
+    """Write ``text`` (plain run text allowed: it is made safe for Plotly) in the middle of the empty
+    panel (``row``, ``col``) of a subplot figure, wrapped, in the colour of a warning."""
+    note = "<br>".join(textwrap.wrap(plot_text(text), 55))
+    axes = fig.get_subplot(row, col)  # the middle of the panel, in paper coordinates
+    (x0, x1), (y0, y1) = axes.xaxis.domain, axes.yaxis.domain
+    fig.add_annotation(text=note, x=(x0 + x1) / 2, y=(y0 + y1) / 2, xref="paper", yref="paper",
+                       xanchor="center", yanchor="middle", showarrow=False, align="center",
+                       font={"color": "#8a6d00", "size": 12})

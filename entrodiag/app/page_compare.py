@@ -54,6 +54,11 @@ def overlay_figure(ctx: app_ui.Context, paths: list[str]) -> go.Figure:
                                      name=name, legendgroup=name, showlegend=False, marker={"size": 4},
                                      line={"color": color},
                                      hovertext=[app_ui.plot_text(o["metric"])] * ev.height), row=2, col=1)
+    for (r, c), what in (((1, 1), "entropy_mean"), ((1, 2), "reward_mean"), ((2, 1), "evals"),
+                         ((2, 2), "cov_mean")):
+        if not any(v is not None for t in fig.select_traces(row=r, col=c) for v in (t.y or ())):
+            app_ui.panel_note(fig, r, c, "no evaluation metric in any selected run" if what == "evals" else
+                              f"no {what} in the step rows of any selected run")
     fig.add_hline(y=0, line={"color": "gray", "width": 1, "dash": "dot"}, row=2, col=2)
     fig.update_layout(height=640, margin={"t": 70, "b": 30, "l": 50, "r": 10}, hovermode="x unified",
                       legend={"orientation": "h", "y": 1.06, "yanchor": "bottom", "x": 0})

@@ -5,7 +5,6 @@ entropy histogram over training as a heatmap."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 from itertools import pairwise
 
@@ -150,12 +149,7 @@ def panels_figure(steps: pl.DataFrame, evals: pl.DataFrame,
             continue
         what = "no evaluations" if columns == ("evals",) else f"no {' or '.join(columns)} in the step rows"
         more = hint(columns[0])
-        note = "<br>".join(textwrap.wrap(app_ui.plot_text(what + (f": {more}" if more else "")), 55))
-        axes = fig.get_subplot(row, col)  # the middle of the panel, in paper coordinates
-        (x0, x1), (y0, y1) = axes.xaxis.domain, axes.yaxis.domain
-        fig.add_annotation(text=note, x=(x0 + x1) / 2, y=(y0 + y1) / 2, xref="paper", yref="paper",
-                           xanchor="center", yanchor="middle", showarrow=False, align="center",
-                           font={"color": "#8a6d00", "size": 12})
+        app_ui.panel_note(fig, row, col, what + (f": {more}" if more else ""))
     fig.update_layout(height=760, margin={"t": 40, "b": 30, "l": 50, "r": 10}, hovermode="x unified",
                       showlegend=False)
     fig.update_xaxes(title="step", row=3)
