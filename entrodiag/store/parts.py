@@ -53,8 +53,6 @@ _MAX_VERDICTS = 200_000
 #: (URL, mtime, size) of the objects in the latest listing of each object-store folder, so that a
 #: read does not ask the store about each part again (one HEAD request per part).
 _LISTED: dict[str, Key] = {}
-_NOT_FOUND = pafs.FileType.NotFound
-_DIRECTORY = pafs.FileType.Directory
 
 
 def file_key(path: RunPath) -> Key | None:

@@ -59,15 +59,15 @@ from __future__ import annotations
 import time  # noqa: F401  (``reader.time``: what tests of the heartbeat's clock patch)
 
 from .merge import merge_ranks
-from .meta import META_FIELDS, STALE_HEARTBEATS, check_meta, run_status, writer_alive
-from .parts import VERDICTS, decode_part, file_key, list_parts, stat_files
+from .meta import META_FIELDS, STALE_HEARTBEATS, check_meta, run_status
+from .parts import VERDICTS, list_parts, stat_files
 from .rundir import RunError, RunPath, find_run_dir, run_path
 from .run import BAD_VALUES_WARNING, SKIP_WARNING, Run, load_run
 from .scan import polars_schema
 from .schema import TABLES
 
-#: The names these moved under before (kept for old imports: tests and benchmarks).
-_VERDICTS, _decode, _key, _writer_alive = VERDICTS, decode_part, file_key, writer_alive
+#: The verdict cache under its old name (tests and benchmarks clear and inspect it).
+_VERDICTS = VERDICTS
 
 __all__ = [
     "BAD_VALUES_WARNING", "META_FIELDS", "SKIP_WARNING", "STALE_HEARTBEATS", "TABLES", "Run", "RunError",

@@ -25,7 +25,6 @@ from typing import Any
 import pyarrow.fs as pafs
 import torch
 
-from ..hooks.checkpoint_time import state_bytes, write_speed  # noqa: F401  (re-exported: their old home)
 from ..store.location import Location, locate, run_path
 from .config import TrainConfig
 from .policy_files import save_policy

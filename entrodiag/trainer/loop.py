@@ -30,8 +30,9 @@ from ..metrics import group_advantages
 from ..store.location import LocationError, check_store, locate, run_path
 from ..store.truncate import truncate_run
 from ..store.writer import RunExistsError, RunInUseError, check_no_live_writer
+from ..hooks.checkpoint_time import state_bytes, write_speed
 from .checkpoint import (checkpoint_dir, list_checkpoints, load_trainer_state, local_policy,
-                         resume_config, save_checkpoint, state_bytes, write_speed)
+                         resume_config, save_checkpoint)
 from .config import TrainConfig
 from .controllers import Knobs, from_config
 from .deadline import DeadlineChecks, Snapshot

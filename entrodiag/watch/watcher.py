@@ -29,7 +29,8 @@ from ..analysis.runs import AnalysisError
 from ..analysis.series import trailing_mean
 from ..analysis.sources import reward_series
 from ..analysis.verdicts import judge_law
-from ..store.reader import Run, file_key, load_run, run_status, stat_files
+from ..store.parts import file_key
+from ..store.reader import Run, load_run, run_status, stat_files
 from ..store.schema import RUN_JSON
 from ..store.writer import event_row, warm_up, write_events
 

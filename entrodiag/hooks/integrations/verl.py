@@ -104,7 +104,7 @@ def _record(rec: StepRecorder, pending: dict | None, batch: dict) -> None:
                                    "algorithm.use_kl_in_reward is on")
     extra = {}
     if scores is not None and penalised is not None:
-        extra["reward_penalised_mean"] = float(penalised.float().sum(-1).mean())
+        extra["reward_penalised_mean"] = penalised.float().sum(-1).mean()  # copied to the host off the step
     rec.record(
         token_ids=batch["responses"], response_mask=batch["response_mask"].to(device).bool(),
         entropy=pending["entropy"].float(), logprobs=pending["logprobs"].float(),
