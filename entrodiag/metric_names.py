@@ -347,3 +347,9 @@ def metric_notes(framework: str | None, names: list[str]) -> dict[str, str]:
                 out[name] = meaning
                 break
     return out
+
+
+def is_lost(entry: dict) -> bool:
+    """Whether a series is lost to parsing (an entry of run.json ``imported.lost``: ``lost`` of ``of``
+    values): more than half of its values, at least two, gone."""
+    return entry.get("lost", 0) >= 2 and entry["lost"] * 2 > entry.get("of", 0)

@@ -365,7 +365,7 @@ def run_detectors(
     """Every detector on ``run``: ``(flags, skipped)``, ``skipped`` mapping a detector that could
     not judge the run to the reason (missing column, too few steps, ...)."""
     ctx = Context(as_run(run), thresholds or CollapseThresholds())
-    flags, skipped = [], {}
+    skipped = {}
     for kind, detector in DETECTORS.items():
         try:
             flag = detector(ctx)
@@ -373,10 +373,8 @@ def run_detectors(
             skipped[kind] = str(e)
             continue
         if flag is not None:
-            flags.append(flag)
-            ctx.raised.append(flag)
-    flags.sort(key=lambda f: (-severity_rank(f.severity), f.first_step))
-    return flags, skipped
+            ctx.raised.append(flag)  # later detectors read the flags raised so far
+    return sorted(ctx.raised, key=lambda f: (-severity_rank(f.severity), f.first_step)), skipped
 
 
 def detect_collapse(run: RunLike, **thresholds: float) -> list[Flag]:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ..metric_names import NOT_MEAN, NOT_PERFORMANCE, is_mean_score, is_performance
+from ..metric_names import NOT_MEAN, NOT_PERFORMANCE, is_lost, is_mean_score, is_performance
 from ..store.reader import Run
 from .runs import AnalysisError
 
@@ -149,7 +149,7 @@ def lost_to_parsing(run: Run) -> dict[str, str]:
     cut short, text that is not a number): what is left of such a series is not taken as R."""
     lost = (run.meta.get("imported") or {}).get("lost") or {}
     return {e["name"]: f"{k} lost {e['lost']} of {e['of']} values: {e['why']}" for k, e in lost.items()
-            if isinstance(e, dict) and e.get("lost", 0) >= 2 and 2 * e["lost"] > e.get("of", 0)}
+            if isinstance(e, dict) and is_lost(e)}
 
 
 def _task_reward_function(run: Run) -> tuple[str, str]:

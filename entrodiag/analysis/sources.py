@@ -169,13 +169,12 @@ def reward_series(run: Run) -> RewardSeries | None:
     run has it; else the reward is used and the reason says it holds the penalty. ``None`` when
     the run has neither.
     """
-    _, r = step_series(run, "reward_mean")
+    r_steps, r = step_series(run, "reward_mean")
     s_steps, s = step_series(run, "score_mean")
     _, pen = step_series(run, "reward_kl_penalty")
     penalised = bool(len(pen)) and bool(np.any(np.abs(pen) > 1e-12))
     r_name, s_name = _logged(run, "reward_mean"), _logged(run, "score_mean")
     if len(r) and len(s):
-        r_steps, _ = step_series(run, "reward_mean")
         common, ir, is_ = np.intersect1d(r_steps, s_steps, return_indices=True)
         gap = float(np.max(np.abs(r[ir] - s[is_]))) if len(common) else 0.0
         differs = gap > 1e-9 * max(1.0, float(np.max(np.abs(s))))

@@ -100,12 +100,6 @@ def a_bounds(fit: LawFit, level: float = PREMISE_LEVEL) -> tuple[float, float] |
     return float(fit.a - half), float(fit.a + half)
 
 
-def a_lower_bound(fit: LawFit, level: float = PREMISE_LEVEL) -> float | None:
-    """One-sided ``level`` lower bound of a (``a_bounds``), ``None`` without an interval."""
-    bounds = a_bounds(fit, level)
-    return None if bounds is None else bounds[0]
-
-
 def _on(fit: LawFit) -> str:
     choice = fit.metric_choice
     if choice is not None:
@@ -178,5 +172,5 @@ def withhold_early(section: dict, verdict: LawVerdict) -> dict:
             "verdict": verdict.to_dict()}
 
 
-__all__ = ["EARLY_NUMBERS", "LAW_BREAKING_FLAGS", "LAW_NUMBERS", "PREMISE_LEVEL", "LawVerdict", "a_bounds", "a_lower_bound",
+__all__ = ["EARLY_NUMBERS", "LAW_BREAKING_FLAGS", "LAW_NUMBERS", "PREMISE_LEVEL", "LawVerdict", "a_bounds",
            "judge_law", "withhold_early", "withhold_law"]

@@ -65,13 +65,12 @@ def clean_line(line: str) -> str:
 
 def looks_like_verl_console(text: str) -> bool:
     """Whether ``text`` (the start of a file) holds verl ``step:N - key:value`` lines."""
-    return any(VERL_STEP.match(clean_line(line)) and ":" in VERL_STEP.match(clean_line(line)).group(2)
-               for line in text.splitlines())
+    return any((m := VERL_STEP.match(clean_line(line))) and ":" in m.group(2) for line in text.splitlines())
 
 
 def looks_like_printed_dicts(text: str) -> bool:
     """Whether ``text`` holds printed transformers/TRL metric dicts (``{'loss': ...}``)."""
-    return sum(1 for _ in PRINTED_DICT.finditer(text)) >= 1
+    return PRINTED_DICT.search(text) is not None
 
 
 def _value(text: str) -> Any:

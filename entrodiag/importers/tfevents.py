@@ -323,16 +323,6 @@ def _split_records(data: bytes, path) -> tuple[list[bytes], list[int], dict[str,
     return payloads, crcs, problems
 
 
-def records(path: str | Path) -> Iterator[bytes]:
-    """Payloads of the TFRecord file at ``path`` whose two checksums hold (see ``scan_scalars``
-    for what is left out); raises ``EventFileError`` when it is no TFRecord file."""
-    with open(path, "rb") as f:
-        payloads, crcs, _ = _split_records(f.read(), path)
-    for payload, crc, got in zip(payloads, crcs, crc32c_many(payloads)):
-        if crc == mask(got):
-            yield payload
-
-
 def _event_scalars(payload: bytes) -> list[ScalarEvent]:
     wall, step, summary = 0.0, 0, None
     for number, wire, value in fields(payload):

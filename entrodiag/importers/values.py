@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..metric_names import is_lost
 from .columns import Target
 from .failure import ImportFailure
 
@@ -75,11 +76,6 @@ def series_lost(rows: list[dict], targets: dict[str, Target], cut: dict | None =
             why = " and ".join(w for w, k in (("text that is not a number", texts), (why_cut, on_cut)) if k)
             out[n] = {"name": t.name, "lost": texts + on_cut, "of": read + texts + on_cut, "why": why}
     return out
-
-
-def is_lost(entry: dict) -> bool:
-    """Whether a series is lost to parsing: more than half of its values (at least two) gone."""
-    return entry["lost"] >= 2 and entry["lost"] * 2 > entry["of"]
 
 
 def check_series_kept(path: Path, rows: list[dict], targets: dict[str, Target], lost: dict[str, dict]) -> None:
