@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import stats
+from .collapse_context import CollapseThresholds
 from .law import LawFit
 
 #: flags that mean the entropy did not fall steadily, so the law (entropy spent for performance)
@@ -73,7 +74,7 @@ class LawVerdict:
 
     def withheld(self) -> str:
         """What a renderer prints in place of a withheld number."""
-        return f"withheld ({self.status})"
+        return withheld_text(self.to_dict())
 
     def to_dict(self) -> dict:
         return {"status": self.status, "text": self.text, "reason": self.reason, "numbers_shown": self.fits}
@@ -107,8 +108,11 @@ def _on(fit: LawFit) -> str:
     return str(fit.metric) if fit.metric else "R"
 
 
-def judge_law(fit: LawFit, flag_kinds: Iterable[str] = (), min_r2: float = 0.5) -> LawVerdict:
-    """The verdict on ``fit`` given the flags raised on its run (see the module docstring)."""
+def judge_law(fit: LawFit, flag_kinds: Iterable[str] = (), min_r2: float | None = None) -> LawVerdict:
+    """The verdict on ``fit`` given the flags raised on its run (see the module docstring);
+    ``min_r2`` defaults to ``CollapseThresholds.ceiling_min_r2``, the one threshold every caller reads."""
+    if min_r2 is None:
+        min_r2 = CollapseThresholds.ceiling_min_r2
     kinds = set(flag_kinds)
     broken = [k for k in LAW_BREAKING_FLAGS if k in kinds]
     on = _on(fit)
@@ -161,6 +165,12 @@ def withhold_law(law: dict, verdict: LawVerdict) -> dict:
     return out
 
 
+def withheld_text(verdict: dict | None) -> str:
+    """``withheld (<status>)``: what a renderer prints in place of a number the verdict (a
+    ``LawVerdict.to_dict()``, as the analysis's JSON holds it) withholds."""
+    return f"withheld ({(verdict or {}).get('status', 'no verdict')})"
+
+
 def withhold_early(section: dict, verdict: LawVerdict) -> dict:
     """The early-prediction section; unless the law fits, every row's numbers are ``None`` and the
     section is ``empty`` with the verdict as its reason."""
@@ -173,4 +183,4 @@ def withhold_early(section: dict, verdict: LawVerdict) -> dict:
 
 
 __all__ = ["EARLY_NUMBERS", "LAW_BREAKING_FLAGS", "LAW_NUMBERS", "PREMISE_LEVEL", "LawVerdict", "a_bounds",
-           "judge_law", "withhold_early", "withhold_law"]
+           "judge_law", "withheld_text", "withhold_early", "withhold_law"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from entrodiag.analysis.verdicts import LawVerdict
+from entrodiag.analysis.verdicts import withheld_text
 from entrodiag.app import app_data, app_ui
 from entrodiag.store.reader import SKIP_WARNING
 
@@ -92,7 +92,7 @@ def withheld_note(law: dict) -> str | None:
     v = law.get("verdict") if law.get("status") == "ok" else None
     if not v or v.get("numbers_shown", True):
         return None
-    return LawVerdict(v["status"], v.get("text", ""), v.get("reason", "")).withheld()
+    return withheld_text(v)
 
 
 def forecast(fc: dict | None, withheld: str | None = None) -> None:

@@ -193,7 +193,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from ..report import build_report
 
         pdf = Path("reports") / f"{run.run_id}.pdf"
-        build_report(out, pdf)
+        build_report(run, pdf)  # the run already loaded
         print(f"report                {pdf}")
     print(f"next                  entrodiag analyze {out}")
     if importlib.util.find_spec("streamlit"):

@@ -5,6 +5,7 @@ the entropy distribution and forking tokens, example responses, the mechanism ch
 from __future__ import annotations
 
 from ..analysis.tokens import shown_token
+from ..analysis.verdicts import withheld_text
 from .data import ReportData, mechanism_points
 from .examples import draw_examples, fit_examples, pick_examples
 from .figures import (
@@ -117,7 +118,7 @@ def law_pages(d: ReportData) -> list[Page]:
     right.line(f"Early prediction: fit the first f of the {points}, predict the rest", size=SIZE["small"],
                weight="bold")
     ep = d.section("early_prediction")
-    withheld = f"withheld ({(law.get('verdict') or {}).get('status')})"
+    withheld = withheld_text(law.get("verdict"))
     rows, notes = [], []
     for r in ep.get("rows", []):
         if r.get("reason"):

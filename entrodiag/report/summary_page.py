@@ -6,6 +6,7 @@ and the lines other pages share (the law's numbers or why they are withheld, whi
 from __future__ import annotations
 
 from ..analysis.sources import HINTS, framework
+from ..analysis.verdicts import withheld_text
 from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
 from ..store.values import describe as describe_bad_values
 from .contents import contents
@@ -266,7 +267,7 @@ def law_number(d: ReportData, text: str) -> str:
     run (the analysis has nulled it; ``verdicts.judge_law``)."""
     if d.law_fits:
         return text
-    return f"withheld ({(d.section('law').get('verdict') or {}).get('status', 'no verdict')})"
+    return withheld_text(d.section("law").get("verdict"))
 
 
 def metric_short(d: ReportData) -> str:
