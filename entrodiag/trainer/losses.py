@@ -12,7 +12,7 @@ Exact semantics: docs/interventions.md (Cui et al. 2025, arXiv 2505.22617; verl'
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,8 +271,11 @@ def compose(cfg, intervention: str, knobs=None, *, base=None, log_detach: bool =
     every step. The reference KL's coefficient is ``cfg.kl_coef``.
     """
     if knobs is not None and knobs != base:
-        cfg = dataclasses.replace(cfg, clip_high=knobs.clip_high, clip_higher=knobs.clip_high,
-                                  clip_low=knobs.clip_low, entropy_coef=knobs.coef)
+        # a shallow copy with four numbers set (every step while a controller moves them):
+        # dataclasses.replace would validate the whole configuration and rebuild its controllers again
+        cfg = copy.copy(cfg)
+        cfg.clip_high = cfg.clip_higher = knobs.clip_high
+        cfg.clip_low, cfg.entropy_coef = knobs.clip_low, knobs.coef
     detach = knobs.detach if knobs is not None else 0.0
     bonus = knobs.coef if knobs is not None and intervention != "entropy_bonus" else 0.0
     return Objective(cfg, intervention, detach=detach, log_detach=log_detach, bonus=bonus, kl_coef=cfg.kl_coef)
