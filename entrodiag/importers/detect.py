@@ -15,9 +15,11 @@ from pathlib import Path
 
 from .console import looks_like_printed_dicts, looks_like_verl_console
 from .failure import ImportFailure
+from .frameworks import FRAMEWORK_FORMATS, detect_framework
 from .tfevents import EventFileError, find_event_files
 
-FORMATS = ("trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv", "tensorboard")
+FORMATS = ("trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv", "tensorboard",
+           *FRAMEWORK_FORMATS)
 
 #: bytes read from the start of a text file to recognise a console log (verl prints a long config
 #: dump before the first step line)
@@ -50,6 +52,8 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
                 return "tensorboard", p
         except EventFileError as e:
             raise ImportFailure(str(e)) from None
+        if (fmt := detect_framework(p)) is not None:
+            return fmt, p
         raise ImportFailure(
             f"{p} is a folder without trainer_state.json, checkpoint-*/trainer_state.json or "
             "TensorBoard event files; name the log file itself"
@@ -61,6 +65,8 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
         return "csv", p
     if name.endswith(".ipynb"):
         return "notebook", p
+    if (fmt := detect_framework(p, read_head(p, CONSOLE_HEAD))) is not None:
+        return fmt, p
     head = read_head(p)
     printed = head.lstrip().startswith("{'")  # a printed Python dict (a console log), not JSON
     if name.endswith(".json") or (head.startswith(("{", "[")) and not printed):
