@@ -183,3 +183,18 @@ def test_tinker_rollout_summaries_and_metrics(runs) -> None:
         assert row["n_responses"] == len(recs) and row["n_groups"] == len({r["group_idx"] for r in recs})
         assert row["entropy_mean"] == metrics[step]["optim/entropy"]
         assert math.isclose(row["reward_mean"], metrics[step]["env/all/reward/total"])
+
+
+def test_cli_names_every_format_and_says_surprisal(tmp_path, capsys) -> None:
+    import argparse as ap
+
+    from entrodiag.cli import main
+    from entrodiag.cli.import_logs import add_import_args
+    from entrodiag.importers import FORMATS
+
+    parser = ap.ArgumentParser()
+    add_import_args(parser)
+    fmt = next(a for a in parser._actions if a.dest == "format")
+    assert set(fmt.choices) == {"auto", *FORMATS}
+    assert main(["import", str(SOURCES["nemo_rl"][1]), "--out", str(tmp_path / "run")]) == 0
+    assert "surprisal" in capsys.readouterr().out
