@@ -60,6 +60,17 @@ Sources of the names (read in the frameworks' code):
   ``teacher_kl`` (on-policy distillation: the reverse KL to the teacher, the objective, not a
   score), ``progress/batch`` (the step again), ``time/*``; evaluations ``test/env/all/...``.
 
+- ROLL (``roll/utils/tracking.py`` stdout tracker, its pipelines' ``compute_data_metrics``):
+  ``critic/entropy/mean`` (the old policy's token-mean entropy), ``critic/score/mean``,
+  ``critic/rewards/mean``, ``tokens/response_length/mean``, ``actor/ppo_ratio_clipfrac``,
+  ``actor_train/grad_norm``, ``actor/approxkl``. AReaL (``stats_tracker`` scopes):
+  ``ppo_actor/update/entropy/avg`` (``/min``, ``/max``), ``ppo_actor/task_reward/avg``,
+  ``ppo_actor/update/clip_ratio/avg``, ``ppo_actor/update/grad_norm``, ``rollout/reward``.
+  NeMo-RL: ``train/approx_entropy`` (an estimate); its dumps give ``surprisal_mean`` (the mean −log p
+  of the sampled tokens: not an entropy). slime: ``train/entropy_loss`` (the mean entropy),
+  ``rollout/entropy``, ``rollout/raw_reward`` (the reward before group normalisation; ``rollout/rewards``
+  after it).
+
 Checked against logs written by the real classes (verl 0.9.1 and 0.7.1's ``FileLogger``, OpenRLHF
 0.11.2's ``TensorboardLogger``) in ``tests/test_frameworks_verl.py`` and ``test_frameworks_openrlhf.py``.
 """

@@ -3,7 +3,9 @@
 A folder is a Hugging Face output folder (``trainer_state.json`` or ``checkpoint-N/``, the newest
 checkpoint read) or a TensorBoard log folder; a file is told by its name (``tfevents``, ``.csv``,
 ``.ipynb``, ``.json``, ``.jsonl``) and, failing that, by its first line or its first megabyte (a
-verl console log, printed Python dicts).
+verl console log, printed Python dicts). The other frameworks' logs and dumps (a slime dump folder,
+NeMo-RL's ``train_data_step*.jsonl``, ROLL's ``metrics_tag`` lines, ...) are told by
+``frameworks.detect_framework`` first.
 """
 
 from __future__ import annotations
