@@ -57,8 +57,9 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
         if (fmt := detect_framework(p)) is not None:
             return fmt, p
         raise ImportFailure(
-            f"{p} is a folder without trainer_state.json, checkpoint-*/trainer_state.json or "
-            "TensorBoard event files; name the log file itself"
+            f"{p} is a folder without trainer_state.json, checkpoint-*/trainer_state.json, TensorBoard event "
+            "files or a framework dump (slime --dump-details, NeMo-RL train_data_step*.jsonl, verl "
+            "rollout_data_dir, Tinker iteration_*/, AReaL dump_dir); name the log file itself"
         )
     name = p.name.lower()
     if "tfevents" in name:

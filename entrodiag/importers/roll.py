@@ -47,6 +47,8 @@ def read_roll_console(path: Path) -> tuple[list[dict], dict]:
         for line in f:
             m = METRICS_TAG.search(ANSI.sub("", line))
             if not m:
+                if "metrics_tag:" in line:
+                    count(bad, "metrics_tag lines cut short (left out)")
                 continue
             try:
                 obj = json.loads(m.group(1))

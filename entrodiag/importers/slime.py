@@ -68,11 +68,14 @@ def load_dump(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
         why = str(e).strip().splitlines()
-        detail = next((ln for ln in why if "Unsupported global" in ln or "GLOBAL" in ln), why[0] if why else type(e).__name__)
-        raise ImportFailure(
-            f"{path}: refused: torch.load(weights_only=True) cannot read it ({detail.strip()[:200]}); entrodiag loads "
-            "dumps only that way, since loading it in full would run the code it names"
-        ) from None
+        named = next((ln.strip() for ln in why if "Unsupported global" in ln or "GLOBAL" in ln), None)
+        if named is not None or "weights only" in str(e).lower():
+            raise ImportFailure(
+                f"{path}: refused: torch.load(weights_only=True) will not load it ({(named or why[0])[:200]}); the "
+                "dump holds objects other than tensors and plain containers, and entrodiag loads dumps only that "
+                "way, since loading it in full would run the code it names"
+            ) from None
+        raise ImportFailure(f"{path}: not a readable torch file ({(why[0] if why else type(e).__name__)[:200]})") from None
 
 
 def _listed(v: Any) -> list | None:
