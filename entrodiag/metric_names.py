@@ -162,7 +162,9 @@ STEP_ALIASES: dict[str, str] = {
     "approx_entropy": "entropy_mean",  # an estimate from the sampled tokens, as its name says
     # --- slime (rollout/ and train/ to W&B and TensorBoard)
     "rollout/raw_reward": "reward_mean",  # before the group normalisation (rollout/rewards is after it)
+    "rollout/response_lengths": "resp_len_mean",
     "pg_clipfrac": "clip_frac",
+    "pg_loss": "loss",
     # --- W&B export
     "_timestamp": "wall_time",
 }

@@ -198,3 +198,21 @@ def test_cli_names_every_format_and_says_surprisal(tmp_path, capsys) -> None:
     assert set(fmt.choices) == {"auto", *FORMATS}
     assert main(["import", str(SOURCES["nemo_rl"][1]), "--out", str(tmp_path / "run")]) == 0
     assert "surprisal" in capsys.readouterr().out
+
+
+def test_slime_tensorboard_names(tmp_path) -> None:
+    """slime's TensorBoard scalars (made with torch's SummaryWriter as slime's adapter writes them), read back
+    with tensorboard's own EventAccumulator: train/entropy_loss is the entropy, rollout/raw_reward the reward."""
+    ea_mod = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    folder = DATA / "slime" / "tensorboard"
+    acc = ea_mod.EventAccumulator(str(folder))
+    acc.Reload()
+    report = import_run(folder, tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    assert report.framework == "slime" and report.format == "tensorboard"
+    for tag, column in (("train/entropy_loss", "entropy_mean"), ("rollout/raw_reward", "reward_mean"),
+                        ("rollout/response_lengths", "resp_len_mean"), ("rollout/entropy", "rollout/entropy")):
+        for ev in acc.Scalars(tag):
+            assert _step(run, ev.step)[column] == pytest.approx(ev.value, abs=1e-6), tag
+    sem = run.meta["entropy_semantics"]
+    assert sem["column"] == "train/entropy_loss" and sem["kind"] == "token_entropy" and "slime" in sem["basis"]

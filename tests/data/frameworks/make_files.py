@@ -2,7 +2,7 @@
 own writer code writes it (the code cited in each folder's SOURCE.md), with made-up numbers.
 
     python tests/data/frameworks/make_files.py roll areal nemo_rl verl tinker   # plain Python (areal: tabulate)
-    python tests/data/frameworks/make_files.py slime                            # needs torch
+    python tests/data/frameworks/make_files.py slime slime_tb                   # needs torch (and tensorboard)
 
 Deterministic (random.Random(seed)); rerunning rewrites the same bytes.
 """
@@ -189,6 +189,28 @@ def slime() -> None:
         path = HERE / "slime" / "dump" / "train_data" / f"{rid}_0.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"rollout_id": rid, "rank": 0, "rollout_data": rollout_data}, path)
+
+
+def slime_tb() -> None:
+    """slime's TensorBoard logging (slime/utils/tensorboard_utils.py, _TensorboardAdapter.log: add_scalar per key
+    at the dict's step): the rollout dicts (rollout/..., at rollout/step) and the train dicts (train/..., at
+    train/step), one train step per rollout."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    rng = random.Random(6)
+    folder = HERE / "slime" / "tensorboard"
+    for old in folder.glob("events.out.tfevents.*"):
+        old.unlink()
+    writer = SummaryWriter(str(folder), filename_suffix=".made")
+    for rid in range(4):
+        rollout = {"rollout/raw_reward": 0.2 + 0.15 * rid, "rollout/rewards": rng.uniform(-0.01, 0.01),
+                   "rollout/response_lengths": 300.0 - 20 * rid, "rollout/entropy": 0.9 - 0.12 * rid, "rollout/step": rid}
+        train = {"train/entropy_loss": 0.88 - 0.12 * rid, "train/pg_loss": rng.uniform(-0.05, 0.05),
+                 "train/pg_clipfrac": rng.uniform(0, 0.02), "train/step": rid}
+        for data in (rollout, train):
+            for key in data:
+                writer.add_scalar(key, data[key], rid)
+    writer.close()
 
 
 def _write(path: Path, text: str) -> None:
