@@ -14,7 +14,8 @@ Monte-Carlo sample of the entropy at that position. The token rows therefore hol
 ``surprisal_mean`` (the mean −log p over the generated tokens), never ``entropy_mean``;
 run.json's ``entropy_semantics.tokens`` says ``surprisal`` and the analysis says so. The step
 rows also hold ``reward_mean``/``reward_std`` (over sequences), ``resp_len_mean`` (generated
-tokens per sequence), ``advantage_mean`` (over generated tokens) and ``logprob_mean``.
+tokens per sequence), ``advantage_mean`` (over generated tokens) and ``logprob_mean``. A sample's
+``response`` holds NeMo-RL's ``content``: the sequence's messages as one text (prompt included).
 """
 
 from __future__ import annotations
