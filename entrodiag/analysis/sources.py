@@ -107,8 +107,7 @@ def entropy_notes(run: Run) -> tuple[str | None, list[str]]:
     """
     sem = run.meta.get("entropy_semantics")
     if isinstance(sem, dict) and sem.get("tokens") == "surprisal" and not sem.get("column"):
-        return (f"no entropy was logged; the token rows hold surprisal (−log p of each sampled token), not entropy "
-                f"({sem.get('basis')})",
+        return ("no entropy was logged; the token rows hold surprisal (−log p of each sampled token), not entropy",
                 ["the token rows are surprisal (−log p of the sampled token: one noisy sample of the entropy at each "
                  "position), not the full-vocabulary entropy: there is no entropy series for the law or the collapse "
                  "thresholds"])
