@@ -216,3 +216,16 @@ def test_slime_tensorboard_names(tmp_path) -> None:
             assert _step(run, ev.step)[column] == pytest.approx(ev.value, abs=1e-6), tag
     sem = run.meta["entropy_semantics"]
     assert sem["column"] == "train/entropy_loss" and sem["kind"] == "token_entropy" and "slime" in sem["basis"]
+
+
+def test_cut_and_broken_dumps_are_said(tmp_path) -> None:
+    log = tmp_path / "roll.log"
+    log.write_text('I metrics_tag: {"step": 0, "metrics": {"critic/entropy/mean": 1.5}}\n'
+                   'I metrics_tag: {"step": 1, "metrics": {"critic/entr\n')
+    report = import_run(log, tmp_path / "roll")
+    assert report.steps == 1 and report.bad_values == {"metrics_tag lines cut short (left out)": 1}
+    nemo = tmp_path / "nemo"
+    nemo.mkdir()
+    (nemo / "train_data_step3.jsonl").write_text('{"rewards": [1.0], "idx": 0}\n{"rewards": [0.\n')
+    with pytest.raises(ImportFailure, match=r"train_data_step3\.jsonl:2: not JSON$"):
+        import_run(nemo, tmp_path / "nemo_run")
