@@ -229,3 +229,20 @@ def test_cut_and_broken_dumps_are_said(tmp_path) -> None:
     (nemo / "train_data_step3.jsonl").write_text('{"rewards": [1.0], "idx": 0}\n{"rewards": [0.\n')
     with pytest.raises(ImportFailure, match=r"train_data_step3\.jsonl:2: not JSON$"):
         import_run(nemo, tmp_path / "nemo_run")
+
+
+def test_nemo_rl_approx_entropy_is_marked_an_estimate(tmp_path) -> None:
+    """NeMo-RL's logged ``train/approx_entropy`` (here as a tracker's JSONL history): the entropy column,
+    marked a sampled estimate, never the full-vocabulary entropy."""
+    from entrodiag.analysis.sources import entropy_notes
+
+    history = tmp_path / "history.jsonl"
+    values = [(1, 0.71, 0.2), (2, 0.65, 0.4)]
+    history.write_text("".join(json.dumps({"_step": s, "train/approx_entropy": e, "train/reward": r}) + "\n"
+                               for s, e, r in values))
+    report = import_run(history, tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    assert report.framework == "nemo_rl"
+    assert run.steps["entropy_mean"].to_list() == [e for _, e, _ in values]
+    assert run.meta["entropy_semantics"]["kind"] == "sampled_neglogp"
+    assert any("sampled" in w for w in entropy_notes(run)[1])
