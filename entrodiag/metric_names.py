@@ -60,6 +60,17 @@ Sources of the names (read in the frameworks' code):
   ``teacher_kl`` (on-policy distillation: the reverse KL to the teacher, the objective, not a
   score), ``progress/batch`` (the step again), ``time/*``; evaluations ``test/env/all/...``.
 
+- ROLL (``roll/utils/tracking.py`` stdout tracker, its pipelines' ``compute_data_metrics``):
+  ``critic/entropy/mean`` (the old policy's token-mean entropy), ``critic/score/mean``,
+  ``critic/rewards/mean``, ``tokens/response_length/mean``, ``actor/ppo_ratio_clipfrac``,
+  ``actor_train/grad_norm``, ``actor/approxkl``. AReaL (``stats_tracker`` scopes):
+  ``ppo_actor/update/entropy/avg`` (``/min``, ``/max``), ``ppo_actor/task_reward/avg``,
+  ``ppo_actor/update/clip_ratio/avg``, ``ppo_actor/update/grad_norm``, ``rollout/reward``.
+  NeMo-RL: ``train/approx_entropy`` (an estimate); its dumps give ``surprisal_mean`` (the mean −log p
+  of the sampled tokens: not an entropy). slime: ``train/entropy_loss`` (the mean entropy),
+  ``rollout/entropy``, ``rollout/raw_reward`` (the reward before group normalisation; ``rollout/rewards``
+  after it).
+
 Checked against logs written by the real classes (verl 0.9.1 and 0.7.1's ``FileLogger``, OpenRLHF
 0.11.2's ``TensorboardLogger``) in ``tests/test_frameworks_verl.py`` and ``test_frameworks_openrlhf.py``.
 """
@@ -136,6 +147,24 @@ STEP_ALIASES: dict[str, str] = {
     "env/all/reward/total": "reward_mean",
     "env/all/correct": "score_mean",  # the problem environments' correctness; the reward adds a format term
     "env/all/ac_tokens_per_turn": "resp_len_mean",
+    # --- ROLL (its compute_data_metrics and the old-policy log-prob pass)
+    "critic/entropy/mean": "entropy_mean",  # the old policy's token-mean entropy, before the update
+    "tokens/response_length/mean": "resp_len_mean",
+    "actor/ppo_ratio_clipfrac": "clip_frac",
+    "actor_train/grad_norm": "grad_norm",
+    "actor/approxkl": "ppo_kl",
+    # --- AReaL (stats_tracker scopes ppo_actor and rollout)
+    "ppo_actor/update/entropy/avg": "entropy_mean",
+    "ppo_actor/task_reward/avg": "reward_mean",
+    "ppo_actor/update/clip_ratio/avg": "clip_frac",
+    "ppo_actor/update/grad_norm": "grad_norm",
+    # --- NeMo-RL (train/<name> to its loggers)
+    "approx_entropy": "entropy_mean",  # an estimate from the sampled tokens, as its name says
+    # --- slime (rollout/ and train/ to W&B and TensorBoard)
+    "rollout/raw_reward": "reward_mean",  # before the group normalisation (rollout/rewards is after it)
+    "rollout/response_lengths": "resp_len_mean",
+    "pg_clipfrac": "clip_frac",
+    "pg_loss": "loss",
     # --- W&B export
     "_timestamp": "wall_time",
 }
@@ -146,6 +175,7 @@ CANONICAL = frozenset(STEP_ALIASES.values()) | {
     "entropy_p80", "entropy_p90", "entropy_p99", "high_entropy_frac", "logprob_mean", "cov_mean",
     "cov_pos_frac", "hwe_token_frac", "entropy_pressure",
     "reward_penalised_mean",  # the verl attachment: token_level_rewards (score − β·KL) per response
+    "surprisal_mean",  # NeMo-RL's dumps: the mean −log p of the sampled tokens (not an entropy)
 }
 
 #: candidate step columns, most specific first (the first one present is the step)
@@ -179,7 +209,7 @@ EVAL_DIAGNOSTIC = re.compile(
 #: analysis may take as R (``analysis.metric``) and which series the importer guards as R's source
 NOT_PERFORMANCE = re.compile(
     r"(seconds|runtime|timing|_time\b|time_|/time\b|per_second|throughput|mfu|perf/|length|(^|[_/])len([_/]|$)|tokens|learning_rate|(^|/)lr\b|count"
-    r"|(^|/|_)num_|(^|/)n_|(^|/)steps?\b|epoch|entropy|(^|/|_)kl\b|grad|loss|clip|frac"
+    r"|(^|/|_)num_|(^|/)n_|(^|/)steps?\b|epoch|entropy|surprisal|(^|/|_)kl\b|grad|loss|clip|frac"
     r"|temperature|top_p|memory|gib\b|include_|max_tokens|examples)",
     re.IGNORECASE,
 )
@@ -329,8 +359,22 @@ TINKER_NOTES: tuple[tuple[str, str], ...] = (
     (r"^test/", "evaluation on the test set (Tinker's evaluator)"),
 )
 
+#: what a logged name of ROLL, AReaL, NeMo-RL and slime means (read in their code: ROLL's pipelines,
+#: AReaL's ``stats_logger``/``rlvr``, NeMo-RL's ``grpo.py``, slime's ``arguments.py``/rollout logging)
+OTHER_NOTES: dict[str, tuple[tuple[str, str], ...]] = {
+    "roll": ((r"^critic/entropy/mean$", "the old policy's token-mean entropy (log-prob pass before the update): "
+                                          "the entropy series"),),
+    "areal": ((r"^ppo_actor/update/entropy/(min|max)$", "the smallest / largest token entropy of the update"),),
+    "nemo_rl": ((r"^(train/)?approx_entropy$", "an estimate of the entropy from the sampled tokens, not the "
+                                               "full-vocabulary entropy"),
+                (r"^surprisal_mean$", "the mean −log p of the sampled tokens (surprisal): one Monte-Carlo "
+                                      "sample of the entropy per token, not the entropy")),
+    "slime": ((r"^rollout/entropy$", "the per-token entropy of the rollout batch under the policy before the update"),
+              (r"^rollout/rewards$", "the rewards after the group normalisation (not the task score)")),
+}
+
 #: framework → its notes (``metric_notes``)
-NOTES: dict[str, tuple[tuple[str, str], ...]] = {"verl": VERL_NOTES, "tinker": TINKER_NOTES}
+NOTES: dict[str, tuple[tuple[str, str], ...]] = {"verl": VERL_NOTES, "tinker": TINKER_NOTES, **OTHER_NOTES}
 
 
 def metric_notes(framework: str | None, names: list[str]) -> dict[str, str]:

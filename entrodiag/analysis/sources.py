@@ -106,6 +106,11 @@ def entropy_notes(run: Run) -> tuple[str | None, list[str]]:
     Runs entrodiag recorded itself measure full-vocabulary token entropy: no statement.
     """
     sem = run.meta.get("entropy_semantics")
+    if isinstance(sem, dict) and sem.get("tokens") == "surprisal" and not sem.get("column"):
+        return ("no entropy was logged; the token rows hold surprisal (−log p of each sampled token), not entropy",
+                ["the token rows are surprisal (−log p of the sampled token: one noisy sample of the entropy at each "
+                 "position), not the full-vocabulary entropy: there is no entropy series for the law or the collapse "
+                 "thresholds"])
     if not isinstance(sem, dict) or not sem.get("column"):
         return None, []
     kind, agg, temp = sem.get("kind"), sem.get("aggregation"), sem.get("temperature")

@@ -18,10 +18,12 @@ def add_import_args(p: argparse.ArgumentParser) -> None:
                    "evaluation (val/NAME), 'step' or 'skip'; repeat for more columns")
     p.add_argument("--format", default="auto",
                    choices=("auto", "trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv",
-                            "tensorboard"),
+                            "tensorboard", "roll_console", "areal_console", "areal_dumps", "nemo_rl", "slime_dumps",
+                            "verl_rollouts", "tinker_rollouts"),
                    help="input format (default: detect from the name and content): verl_console = verl's "
                    "'step:N - key:value' console lines; console = the metric dicts transformers/TRL print; notebook = "
-                   "those dicts in a Jupyter notebook's cell outputs")
+                   "those dicts in a Jupyter notebook's cell outputs; the other frameworks' logs and dumps: see the "
+                   "README's framework table")
     p.add_argument("--log-every", type=int, metavar="N",
                    help="console dicts: number the k-th printed dict N*k (the trainer's logging_steps) instead "
                    "of reading the progress-bar counter printed before it")
@@ -57,6 +59,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         print("entropy     " + shown(f"{sem['column']}: {sem.get('kind') or 'kind unknown'}, "
               f"{sem.get('aggregation') or 'aggregation unknown'}, temperature {sem.get('temperature') or 'unknown'} "
               f"({sem.get('basis')})", 1000))
+    elif sem.get("tokens") == "surprisal":
+        print("tokens      " + shown(str(sem.get("basis")), 1000))
     if report.bad_values:
         print(f"bad values  {sum(report.bad_values.values())} in all:")
         for what, n in list(report.bad_values.items())[:30]:

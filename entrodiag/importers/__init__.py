@@ -19,6 +19,12 @@ Formats (``format=`` / ``--format``; ``auto`` picks one from the path and the co
   (see ``console``). Numbers printed as text or inside numpy/torch/Decimal wrappers are numbers.
 - ``notebook``: a Jupyter notebook (``.ipynb``) whose cell outputs hold such dicts (the last
   cell that trained with a reward is the run; see ``console.read_notebook``).
+- the other RL frameworks (see ``frameworks``): ``roll_console`` (ROLL's ``metrics_tag`` lines),
+  ``areal_console`` and ``areal_dumps`` (AReaL's stats tables; its rollout dumps), ``nemo_rl``
+  (``train_data_step{N}.jsonl``: token rows of surprisal, not entropy), ``slime_dumps``
+  (``--dump-details`` ``.pt`` files, ``torch.load(weights_only=True)`` only), ``verl_rollouts``
+  (``rollout_data_dir/{step}.jsonl``) and ``tinker_rollouts`` (``train_rollout_summaries.jsonl``);
+  their dumps also fill the run's ``samples`` and ``tokens`` tables (``dump_tables``).
 
 A JSONL whose records name their kind (``type``/``split``/``phase``/``mode``...: train, rollout,
 eval...) is split by kind (see ``typed``): evaluation records become evaluations, the others step

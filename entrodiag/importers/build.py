@@ -122,12 +122,13 @@ def import_run(
         raise ImportFailure(f"{path}: no numeric metric values with a step in {plan.step_column!r}"
                             + (f" ({why})" if why else ""))
 
-    framework = guess_framework(fmt, [normalise(n) for n in plan.names])
-    semantics = entropy_semantics(framework, plan.entropy_column, {**src_meta.get("config", {})})
+    framework = src_meta.get("framework") or guess_framework(fmt, [normalise(n) for n in plan.names])
+    semantics = entropy_semantics(framework, plan.entropy_column, {**src_meta.get("config", {})},
+                                  tokens=src_meta.get("token_semantics"))
     imported = _imported(fmt, path, src_meta, plan, notes, bad, framework)
     if lost:
         imported["lost"] = lost
-    _write_run(out, _run_meta(fmt, src_meta, semantics, imported, meta), steps, evals)
+    _write_run(out, _run_meta(fmt, src_meta, semantics, imported, meta), steps, evals, src_meta.get("tables"))
     return ImportReport(
         run_dir=out, source=Path(path), format=fmt, steps=len(steps), evals=len(evals),
         step_column=plan.step_column, columns=plan.mapped,
@@ -239,8 +240,9 @@ def _run_meta(fmt: str, src_meta: dict, semantics: dict[str, Any], imported: dic
 
 
 def _write_run(out: Path | str, run_meta: dict[str, Any], steps: dict[int, dict[str, float]],
-               evals: dict[tuple[int, str], float]) -> None:
-    """Write the run: run.json, one steps part and one evals part; marks it failed on an error."""
+               evals: dict[tuple[int, str], float], tables: dict[str, dict[str, list]] | None = None) -> None:
+    """Write the run: run.json, one steps part, one evals part and one part of each of ``tables``
+    (a framework dump's ``samples``/``tokens``); marks it failed on an error."""
     from ..store.writer import RunWriter
 
     step_list = sorted(steps)
@@ -258,6 +260,9 @@ def _write_run(out: Path | str, run_meta: dict[str, Any], steps: dict[int, dict[
                 "name": [n for _, n in eval_keys], "value": [evals[k] for k in eval_keys],
                 "n": [None] * len(eval_keys),
             })
+        for name, columns in (tables or {}).items():
+            if columns.get("step"):
+                writer.append(name, columns)
         writer.flush(timeout=None)
     except BaseException:
         writer.close("failed")

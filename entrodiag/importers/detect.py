@@ -3,7 +3,9 @@
 A folder is a Hugging Face output folder (``trainer_state.json`` or ``checkpoint-N/``, the newest
 checkpoint read) or a TensorBoard log folder; a file is told by its name (``tfevents``, ``.csv``,
 ``.ipynb``, ``.json``, ``.jsonl``) and, failing that, by its first line or its first megabyte (a
-verl console log, printed Python dicts).
+verl console log, printed Python dicts). The other frameworks' logs and dumps (a slime dump folder,
+NeMo-RL's ``train_data_step*.jsonl``, ROLL's ``metrics_tag`` lines, ...) are told by
+``frameworks.detect_framework`` first.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from pathlib import Path
 
 from .console import looks_like_printed_dicts, looks_like_verl_console
 from .failure import ImportFailure
+from .frameworks import FRAMEWORK_FORMATS, detect_framework
 from .tfevents import EventFileError, find_event_files
 
-FORMATS = ("trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv", "tensorboard")
+FORMATS = ("trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv", "tensorboard",
+           *FRAMEWORK_FORMATS)
 
 #: bytes read from the start of a text file to recognise a console log (verl prints a long config
 #: dump before the first step line)
@@ -50,9 +54,12 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
                 return "tensorboard", p
         except EventFileError as e:
             raise ImportFailure(str(e)) from None
+        if (fmt := detect_framework(p)) is not None:
+            return fmt, p
         raise ImportFailure(
-            f"{p} is a folder without trainer_state.json, checkpoint-*/trainer_state.json or "
-            "TensorBoard event files; name the log file itself"
+            f"{p} is a folder without trainer_state.json, checkpoint-*/trainer_state.json, TensorBoard event "
+            "files or a framework dump (slime --dump-details, NeMo-RL train_data_step*.jsonl, verl "
+            "rollout_data_dir, Tinker iteration_*/, AReaL dump_dir); name the log file itself"
         )
     name = p.name.lower()
     if "tfevents" in name:
@@ -61,6 +68,8 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
         return "csv", p
     if name.endswith(".ipynb"):
         return "notebook", p
+    if (fmt := detect_framework(p, read_head(p, CONSOLE_HEAD))) is not None:
+        return fmt, p
     head = read_head(p)
     printed = head.lstrip().startswith("{'")  # a printed Python dict (a console log), not JSON
     if name.endswith(".json") or (head.startswith(("{", "[")) and not printed):

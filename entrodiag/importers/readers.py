@@ -22,6 +22,7 @@ from .columns import STEP_KEYS
 from .console import read_notebook, read_printed_dicts, read_verl_console
 from .detect import FORMATS, detect_format, newest_checkpoint_state, read_head
 from .failure import ImportFailure, listing
+from .frameworks import FOLDER_FORMATS, READERS
 from .tfevents import EventFileError, find_event_files, scan_scalars
 from .typed import find_kind_field, split_typed
 from .values import count
@@ -248,7 +249,7 @@ def read_history(
             if state is None:
                 raise ImportFailure(f"{path}: no trainer_state.json in it or in checkpoint-*/")
             path = state
-    if path.is_dir() and format != "tensorboard":
+    if path.is_dir() and format != "tensorboard" and format not in FOLDER_FORMATS:
         raise ImportFailure(f"{path} is a folder; format {format} reads a file")
     if format == "trainer_state":
         rows, meta = _read_trainer_state(path)
@@ -261,6 +262,8 @@ def read_history(
         rows, meta = _read_csv(path)
     elif format == "verl_console":
         rows, meta = read_verl_console(path)
+    elif format in READERS:
+        rows, meta = READERS[format](path)
     elif format in ("console", "notebook"):
         try:
             rows, meta = (read_printed_dicts if format == "console" else read_notebook)(path, log_every=log_every)

@@ -21,7 +21,13 @@ TRL's old ``PPOTrainer``/``RLOOTrainer`` logged ``objective/entropy`` = the sum 
 −log p of its sampled tokens, averaged over responses. OpenRLHF logs ``entropy_loss``, the masked
 token mean of the full-vocabulary entropy. Tinker's cookbook logs ``optim/entropy`` = −(mean log p of
 the sampled action tokens) under the sampling policy, over all action tokens of the batch
-(``compute_kl_sample_train``): a sampled estimate, token mean.
+(``compute_kl_sample_train``): a sampled estimate, token mean. ROLL logs ``critic/entropy/mean``: the
+token mean (``agg_loss`` token-mean over the response mask) of the per-token entropy from the old
+policy's log-prob pass, before the update. AReaL logs ``ppo_actor/update/entropy/avg`` in its PPO
+update (a token average by its stats tracker's name; not checked further). NeMo-RL's
+``train/approx_entropy`` is, by its name, an approximation: read as a sampled estimate; its
+``train_data_step`` dumps hold −log p of sampled tokens (surprisal), never entropy: ``tokens``
+says ``surprisal``. slime logs ``train/entropy_loss``, the masked mean entropy of the update.
 """
 
 from __future__ import annotations
@@ -33,12 +39,20 @@ from ..metric_names import metric_notes
 __all__ = ["FRAMEWORKS", "entropy_semantics", "guess_framework", "metric_notes"]
 
 #: names of frameworks as written in run.json's ``imported.framework``
-FRAMEWORKS = ("verl", "trl", "openrlhf", "tinker", "custom")
+FRAMEWORKS = ("verl", "trl", "openrlhf", "tinker", "roll", "areal", "nemo_rl", "slime", "custom")
 
 
 def guess_framework(fmt: str, names: list[str]) -> str:
     """The framework that wrote a log, from its format and (normalised) metric names."""
     names_set = set(names)
+    if "critic/entropy/mean" in names_set:
+        return "roll"
+    if any(n.startswith("ppo_actor/") for n in names):
+        return "areal"
+    if "approx_entropy" in names_set:
+        return "nemo_rl"
+    if names_set & {"rollout/raw_reward", "rollout/step"}:
+        return "slime"
     if fmt in ("verl", "verl_console") or any(n.startswith(("actor/", "critic/", "val-core/")) for n in names):
         return "verl"
     if (fmt in ("trainer_state", "console") or names_set & {"completions/mean_length", "frac_reward_zero_std"}
@@ -51,6 +65,31 @@ def guess_framework(fmt: str, names: list[str]) -> str:
     return "custom"
 
 
+def base_name(column: str) -> str:
+    """A logged entropy name without W&B's/OpenRLHF's ``train/`` prefix."""
+    return column.removeprefix("train/")
+
+
+#: (framework, entropy name) -> (kind, aggregation, basis) for the frameworks read from their own code
+_FRAMEWORK_BASIS: dict[tuple[str, str], tuple[str | None, str | None, str]] = {
+    ("roll", "critic/entropy/mean"): (
+        "token_entropy", "token_mean", "ROLL critic/entropy/mean: the old policy's per-token entropy from its "
+        "log-prob pass before the update, token mean over the response mask (agg_loss token-mean)"),
+    ("areal", "ppo_actor/update/entropy/avg"): (
+        "token_entropy", "token_mean", "AReaL ppo_actor/update/entropy/avg: the entropy of the PPO update, averaged "
+        "over tokens by its stats tracker (read from the name; full-vocabulary not checked in its code)"),
+    ("nemo_rl", "approx_entropy"): (
+        "sampled_neglogp", "token_mean", "NeMo-RL train/approx_entropy: an estimate of the entropy from the sampled "
+        "tokens' log-probabilities, as its name says, not the full-vocabulary entropy"),
+    ("slime", "entropy_loss"): (
+        "token_entropy", "token_mean", "slime train/entropy_loss: the mean per-token entropy of the update, a "
+        "positive number despite the name"),
+    ("slime", "entropy_mean"): (
+        "token_entropy", "token_mean", "slime --dump-details train_data: the per-token entropy the actor computed, "
+        "token mean over the loss mask"),
+}
+
+
 def _temperature(config: dict[str, Any]) -> float | None:
     for key in ("temperature", "sampling_temperature", "rollout_temperature"):
         v = config.get(key)
@@ -59,16 +98,30 @@ def _temperature(config: dict[str, Any]) -> float | None:
     return None
 
 
-def entropy_semantics(framework: str, column: str | None, config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """run.json's ``entropy_semantics`` for the logged entropy ``column`` of ``framework``."""
+def entropy_semantics(framework: str, column: str | None, config: dict[str, Any] | None = None,
+                      tokens: str | None = None) -> dict[str, Any]:
+    """run.json's ``entropy_semantics`` for the logged entropy ``column`` of ``framework``;
+    ``tokens`` (``surprisal``) says what the imported token rows hold when it is not entropy."""
     config = config or {}
     temp = _temperature(config)
     out: dict[str, Any] = {"column": column, "kind": None, "aggregation": None, "temperature": temp,
                            "basis": None}
+    if tokens is not None:
+        out["tokens"] = tokens
     if column is None:
         out["basis"] = "no entropy column in the log"
+        if tokens == "surprisal":
+            out["basis"] += ("; the token rows hold −log p of each sampled token (surprisal: one sample of the "
+                             "entropy at its position), not the entropy")
         return out
-    base = column.removeprefix("train/")
+    frame = _FRAMEWORK_BASIS.get((framework, base_name(column)))
+    if frame is not None:
+        kind, agg, basis = frame
+        out.update(kind=kind, aggregation=agg, basis=basis)
+        if temp is None:
+            out["basis"] += "; temperature not in the log"
+        return out
+    base = base_name(column)
     if base == "objective/entropy":
         out.update(kind="sampled_neglogp", aggregation="seq_sum",
                    basis="TRL PPO/RLOO objective/entropy: −log p of the sampled tokens, summed per response")
