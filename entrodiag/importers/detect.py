@@ -1,9 +1,11 @@
 """Which format a log is in: ``detect_format`` reads the path's name and the start of its content.
 
 A folder is a Hugging Face output folder (``trainer_state.json`` or ``checkpoint-N/``, the newest
-checkpoint read) or a TensorBoard log folder; a file is told by its name (``tfevents``, ``.csv``,
-``.ipynb``, ``.json``, ``.jsonl``) and, failing that, by its first line or its first megabyte (a
-verl console log, printed Python dicts).
+checkpoint read), a W&B run folder or an MLflow ``mlruns`` folder, or a TensorBoard log folder; a
+tracker's URI (``sqlite:///``, ``http://``, ``wandb:``, ``trackio:``), a ``.wandb`` file or a
+tracker's SQLite file names that tracker's store (see ``trackers``); a file is told by its name
+(``tfevents``, ``.csv``, ``.ipynb``, ``.json``, ``.jsonl``) and, failing that, by its first line or
+its first megabyte (a verl console log, printed Python dicts).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from pathlib import Path
 from .console import looks_like_printed_dicts, looks_like_verl_console
 from .failure import ImportFailure
 from .tfevents import EventFileError, find_event_files
+from .trackers import TRACKER_FORMATS, tracker_of_file, tracker_of_folder, tracker_uri
 
-FORMATS = ("trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv", "tensorboard")
+FORMATS = ("trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv", "tensorboard",
+           *TRACKER_FORMATS)
 
 #: bytes read from the start of a text file to recognise a console log (verl prints a long config
 #: dump before the first step line)
@@ -36,8 +40,11 @@ def newest_checkpoint_state(folder: Path) -> Path | None:
     return max(states)[1] if states else None
 
 
-def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
-    """``(format, path to read)`` for ``source``; raises ``ImportFailure`` when unknown."""
+def detect_format(source: str | os.PathLike) -> tuple[str, Path | str]:
+    """``(format, path to read)`` for ``source`` (a tracker's URI is returned as given, see
+    ``trackers``); raises ``ImportFailure`` when unknown."""
+    if isinstance(source, str) and tracker_uri(source) is not None:
+        return tracker_uri(source), source
     p = Path(source)
     if not p.exists():
         raise ImportFailure(f"{p}: no such file or directory")
@@ -45,18 +52,24 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
         state = newest_checkpoint_state(p)
         if state is not None:
             return "trainer_state", state
+        tracker = tracker_of_folder(p)
+        if tracker is not None:
+            return tracker, p
         try:
             if find_event_files(p):
                 return "tensorboard", p
         except EventFileError as e:
             raise ImportFailure(str(e)) from None
         raise ImportFailure(
-            f"{p} is a folder without trainer_state.json, checkpoint-*/trainer_state.json or "
-            "TensorBoard event files; name the log file itself"
+            f"{p} is a folder without trainer_state.json, checkpoint-*/trainer_state.json, "
+            "TensorBoard event files, a W&B run or an MLflow mlruns layout; name the log file itself"
         )
     name = p.name.lower()
     if "tfevents" in name:
         return "tensorboard", p
+    tracker = tracker_of_file(p)
+    if tracker is not None:
+        return tracker, p
     if name.endswith((".csv", ".tsv")):
         return "csv", p
     if name.endswith(".ipynb"):
