@@ -16,6 +16,7 @@ a round trip through a real ``mlflow server`` takes 20 s here, beyond the suite'
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -29,11 +30,12 @@ import pytest
 from entrodiag import load_run
 from entrodiag.cli import main
 from entrodiag.importers import ImportFailure, detect_format, import_run
-from entrodiag.importers.wandb_store import run_file
+from entrodiag.importers.wandb_store import run_files
 
-pytest.importorskip("wandb")
-pytest.importorskip("trackio")
-pytest.importorskip("mlflow")
+# found, not imported: importing the three costs two seconds at collection
+pytestmark = pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("wandb", "mlflow", "trackio")),
+    reason="needs the wandb, mlflow and trackio packages (pip install -e '.[test]')")
 
 #: the known series: (step, entropy, reward); an evaluation every 4th step
 STEPS = [2 * k for k in range(9)]
@@ -62,6 +64,15 @@ for s, e, r in zip(steps, entropy, reward):
         run.log({"train/global_step": s, "eval/accuracy": accuracy[s]})
 run.summary["best_accuracy"] = max(accuracy.values())
 run.finish()
+# resumed (a preempted job): W&B writes a second folder for the same run id, named by the second
+import time
+time.sleep(1.01 - time.time() % 1)
+run = wandb.init(mode="offline", dir=out, project="grpo", id=run.id, resume="allow",
+                 settings=wandb.Settings(silent=True, console="off", x_disable_stats=True))
+s, e, r = steps[-1], entropy[-1], reward[-1]
+run.log({"train/global_step": s, "train/entropy": e, "train/reward": r})  # logged again, the same
+run.log({"train/global_step": s + 2, "train/entropy": e / 2, "train/reward": r + 0.5})
+run.finish()
 for name, temp, scale in (("first", 1.0, 2.0), ("second", 0.6, 1.0)):
     trackio.init(project="grpo", name=name, config={"temperature": temp})
     for s, e, r in zip(steps, entropy, reward):
@@ -87,41 +98,50 @@ def logged(tmp_path_factory):
     done = subprocess.run([sys.executable, "-c", LOGGER, str(root), series], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    (run_dir,) = (root / "wandb").glob("offline-run-*")
-    return {"wandb": run_dir, "trackio": root / "trackio" / "grpo.db"}
+    first, resumed = sorted((root / "wandb").glob("offline-run-*"))
+    return {"wandb": first, "trackio": root / "trackio" / "grpo.db"}
 
 
-def _check_series(run, entropy_scale: float = 1.0):
+def _check_series(run, entropy_scale: float = 1.0, more: tuple = ()):
+    """The run holds the known series (entropy times ``entropy_scale``), then the ``more`` rows
+    ``(step, entropy, reward)``."""
     steps = run.steps.sort("step")
-    assert steps["step"].to_list() == STEPS
-    assert steps["entropy_mean"].to_list() == pytest.approx([e * entropy_scale for e in ENTROPY], abs=1e-12)
-    assert steps["reward_mean"].to_list() == pytest.approx(REWARD, abs=1e-12)
+    assert steps["step"].to_list() == [*STEPS, *(m[0] for m in more)]
+    assert steps["entropy_mean"].to_list() == pytest.approx(
+        [*(e * entropy_scale for e in ENTROPY), *(m[1] for m in more)], abs=1e-12)
+    assert steps["reward_mean"].to_list() == pytest.approx([*REWARD, *(m[2] for m in more)], abs=1e-12)
     ev = run.evals.sort("step")
     assert ev["name"].unique().to_list() == ["val/accuracy"]
     assert dict(zip(ev["step"].to_list(), ev["value"].to_list())) == pytest.approx(ACCURACY, abs=1e-12)
 
 
 def test_wandb_offline_run_folder(logged, tmp_path, capsys):
-    folder = logged["wandb"]
-    assert detect_format(folder)[0] == "wandb" and detect_format(next(folder.glob("*.wandb")))[0] == "wandb"
-    code, out, err = _cli(capsys, "import", str(folder), "--out", str(tmp_path / "a"))
+    folder = logged["wandb"]  # the run's first folder; its resumed part is the second one
+    (file,) = folder.glob("run-*.wandb")
+    run_id = file.stem.removeprefix("run-")
+    for source in (folder, file, folder.parent):
+        assert detect_format(source)[0] == "wandb"
+    assert run_files(folder) == run_files(file) == [file]
+    assert run_files(folder.parent, run=run_id)[0] == file and len(run_files(folder.parent, run=run_id)) == 2
+    # the wandb/ folder: the run named by its id, with its resumed part
+    code, out, err = _cli(capsys, "import", str(folder.parent), "--run", run_id, "--out", str(tmp_path / "a"))
     assert code == 0, err
     assert "format wandb" in out and "step column 'train/global_step'" in out
     run = load_run(tmp_path / "a")
-    _check_series(run)
-    steps = run.steps.sort("step")
-    assert steps["resp_len_mean"].to_list() == [10 + s for s in STEPS]
+    _check_series(run, more=[(STEPS[-1] + 2, ENTROPY[-1] / 2, REWARD[-1] + 0.5)])
+    assert run.steps.sort("step")["resp_len_mean"].to_list() == [10 + s for s in STEPS] + [None]
     imported = run.meta["imported"]
     assert imported["summary"]["best_accuracy"] == max(ACCURACY.values())
     assert imported["run"]["project"] == "grpo" and imported["run"]["display_name"] == "tiny"
     assert run.meta["config"]["model"] == {"name": "tiny", "layers": 2}
     sem = run.meta["entropy_semantics"]
     assert imported["framework"] == "trl" and sem["temperature"] == 0.7 and sem["kind"] == "token_entropy"
+    # the NaN counted; the last step logged again after the resumption, with the same values: not counted
     assert imported["bad_values"] == {"train/loss: not a number or infinite (left out)": 1}
     assert any("media values left out" in n and "train/logits" in n for n in imported["notes"])
-    # a wandb/ folder of runs: the run named by its id (the only one, here)
-    assert detect_format(folder.parent)[0] == "wandb"
-    assert run_file(folder.parent, run=imported["run"]["run_id"]) == run_file(folder.parent) == run_file(folder)
+    assert any("2 folders of run" in n and "resumed" in n for n in imported["notes"])
+    with pytest.raises(ImportFailure, match="holds 2 W&B run folders; name the run with --run ID"):
+        import_run(folder.parent, tmp_path / "c")
     with pytest.raises(ImportFailure, match="no W&B run of that id"):
         import_run(folder.parent, tmp_path / "c", run="nosuchid")
 

@@ -32,6 +32,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .columns import STEP_KEYS
 from .failure import ImportFailure, listing, missing_package
 from .trackers import plain_row, wandb_url_path
 
@@ -58,78 +59,89 @@ def read_wandb(source: str | Path, run: str | None = None) -> tuple[list[dict], 
     return read_wandb_online(path.strip("/"), base_url=base)
 
 
-def run_file(path: Path, run: str | None = None) -> Path:
-    """The ``run-*.wandb`` file of ``path``: the file itself, the one in a run folder, or the one
-    of run ``run`` (a run id) in a ``wandb/`` folder; raises ``ImportFailure`` naming the choices."""
+def run_files(path: Path, run: str | None = None) -> list[Path]:
+    """The ``run-*.wandb`` files of ``path``: the file itself, the one in a run folder, or those of
+    run ``run`` (a run id) in a ``wandb/`` folder, oldest first (a resumed run writes one folder per
+    resumption); raises ``ImportFailure`` naming the choices."""
     if path.is_file():
         if path.suffix != ".wandb":
             raise ImportFailure(f"{path}: not a W&B .wandb file")
-        return path
+        return [path]
     own = sorted(path.glob("run-*.wandb"))
     if own and run is None:
         if len(own) > 1:
             raise ImportFailure(f"{path} holds {len(own)} .wandb files; name one: {listing([f.name for f in own])}")
-        return own[0]
-    found = sorted(f for f in path.glob("*/run-*.wandb") if not f.parent.is_symlink())
+        return own
+    # run folders are named <kind>-<YYYYMMDD_HHMMSS>-<id>: by name is by start time
+    found = sorted((f for f in path.glob("*/run-*.wandb") if not f.parent.is_symlink()),
+                   key=lambda f: f.parent.name.partition("-")[2])
     if run is not None:
         mine = [f for f in [*own, *found] if f.stem == f"run-{run}"]
         if not mine:
-            raise ImportFailure(f"--run {run}: no W&B run of that id in {path}; runs: "
-                                f"{listing([f.stem.removeprefix('run-') for f in [*own, *found]])}")
-        return mine[-1]  # the newest folder of that id (folders are named by start time)
+            ids = sorted({f.stem.removeprefix("run-") for f in [*own, *found]})
+            raise ImportFailure(f"--run {run}: no W&B run of that id in {path}; runs: {listing(ids)}")
+        return mine
     if len(found) == 1:
-        return found[0]
+        return found
     if not found:
         raise ImportFailure(f"{path}: no W&B run (no run-*.wandb file in it or in its run folders)")
-    raise ImportFailure(f"{path} holds {len(found)} W&B runs; name one with --run ID or pass its folder: "
-                        + listing([f.parent.name for f in found]))
+    raise ImportFailure(f"{path} holds {len(found)} W&B run folders; name the run with --run ID or pass its "
+                        "folder: " + listing([f.parent.name for f in found]))
 
 
 def read_wandb_folder(path: Path, run: str | None = None) -> tuple[list[dict], dict]:
     """``(rows, meta)`` of the local W&B run at ``path`` (see the module docstring)."""
-    file = run_file(path, run)
-    records, cut = _records(file)
+    files = run_files(path, run)
     rows: list[dict] = []
     config: dict[str, Any] = {}
     summary: dict[str, Any] = {}
     media: set[str] = set()
     step_metrics: set[str] = set()
     info: dict[str, Any] = {}
-    for rec in records:
-        kind = rec.get("type")
-        body = rec.get(kind) if isinstance(kind, str) else None
-        if not isinstance(body, dict):
-            continue
-        if kind == "history":
-            row = plain_row(body.get("item") or {}, media)
-            row.pop("_runtime", None)  # seconds since the start: _timestamp (wall_time) says it
-            rows.append(row)
-        elif kind == "run":
-            info.update({k: body[k] for k in ("run_id", "project", "entity", "display_name", "start_time")
-                         if isinstance(body.get(k), str)})
-            _apply(config, body.get("config") or {})
-        elif kind == "config":
-            _apply(config, body)
-        elif kind == "summary":
-            _apply(summary, body)
-        elif kind == "metric" and isinstance(body.get("step_metric"), str):
-            step_metrics.add(body["step_metric"])
-        elif kind == "exit":
-            info["exit_code"] = body.get("exit_code", 0)
-    notes = [f"W&B run {info.get('run_id', file.stem.removeprefix('run-'))}"
-             + (f" ({info['display_name']})" if info.get("display_name") else "")
-             + f": {len(rows)} history rows read from {file.name} with wandb leet inspect"]
-    if cut:
-        notes.append(f"{file.name} ends in an incomplete record (the run still running, or stopped): "
-                     "read up to its last whole record")
+    notes: list[str] = []
+    for file in files:
+        records, cut = _records(file)
+        first = len(rows)
+        for rec in records:
+            kind = rec.get("type")
+            body = rec.get(kind) if isinstance(kind, str) else None
+            if not isinstance(body, dict):
+                continue
+            if kind == "history":
+                row = plain_row(body.get("item") or {}, media)
+                row.pop("_runtime", None)  # seconds since the start: _timestamp (wall_time) says it
+                rows.append(row)
+            elif kind == "run":
+                info.update({k: body[k] for k in ("run_id", "project", "entity", "display_name", "start_time")
+                             if isinstance(body.get(k), str) and k not in info})
+                _apply(config, body.get("config") or {})
+            elif kind == "config":
+                _apply(config, body)
+            elif kind == "summary":
+                _apply(summary, body)
+            elif kind == "metric" and isinstance(body.get("step_metric"), str):
+                step_metrics.add(body["step_metric"])
+            elif kind == "exit":
+                info["exit_code"] = body.get("exit_code", 0)
+        notes.append(f"W&B run {info.get('run_id', file.stem.removeprefix('run-'))}"
+                     + (f" ({info['display_name']})" if info.get("display_name") else "")
+                     + f": {len(rows) - first} history rows read from {file.parent.name}/{file.name} "
+                     "with wandb leet inspect")
+        if cut:
+            notes.append(f"{file.name} ends in an incomplete record (the run still running, or stopped): "
+                         "read up to its last whole record")
+    if len(files) > 1:
+        notes.append(f"{len(files)} folders of run {run} (resumed): read oldest first; a step logged again "
+                     "keeps the later value, counted where it differs")
     if media:
         notes.append(f"media values left out (histograms, images, tables): {listing(sorted(media))}")
-    if step_metrics:
-        notes.append(f"step metric declared with define_metric: {listing(sorted(step_metrics))}; the step "
-                     "column is chosen as for any log (pass --map NAME=step to use another)")
+    unknown = sorted(m for m in step_metrics if m not in STEP_KEYS)
+    if unknown:
+        notes.append(f"step metric declared with define_metric: {listing(unknown)}; pass --map NAME=step to "
+                     f"number the steps by it (otherwise the first logged of {', '.join(STEP_KEYS[:4])}, ..., _step)")
     config.pop("_wandb", None)
     return rows, {"config": config, "summary": _scalars(summary), "notes": notes, "run": info,
-                  "from": str(file.resolve())}
+                  "from": ", ".join(str(f.resolve()) for f in files)}
 
 
 def _records(file: Path) -> tuple[list[dict], bool]:
