@@ -96,9 +96,9 @@ def logged(tmp_path_factory):
            "WANDB_ERROR_REPORTING": "false", "HF_HUB_OFFLINE": "1"}
     series = json.dumps([STEPS, ENTROPY, REWARD, ACCURACY])
     done = subprocess.run([sys.executable, "-c", LOGGER, str(root), series], env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    first, resumed = sorted((root / "wandb").glob("offline-run-*"))
+    first, _resumed = sorted((root / "wandb").glob("offline-run-*"))
     return {"wandb": first, "trackio": root / "trackio" / "grpo.db"}
 
 
@@ -140,6 +140,14 @@ def test_wandb_offline_run_folder(logged, tmp_path, capsys):
     assert imported["bad_values"] == {"train/loss: not a number or infinite (left out)": 1}
     assert any("media values left out" in n and "train/logits" in n for n in imported["notes"])
     assert any("2 folders of run" in n and "resumed" in n for n in imported["notes"])
+    # a .wandb file cut short (a run still writing, or killed): read to its last whole record, said
+    cut = tmp_path / "cut" / file.name
+    cut.parent.mkdir()
+    cut.write_bytes(file.read_bytes()[: file.stat().st_size * 2 // 3])
+    part = load_run(import_run(cut, tmp_path / "d").run_dir).steps.sort("step")
+    assert 0 < part.height < len(STEPS) and part["step"].to_list() == STEPS[: part.height]
+    assert part["entropy_mean"].to_list() == pytest.approx(ENTROPY[: part.height], abs=1e-12)
+    assert any("incomplete record" in n for n in load_run(tmp_path / "d").meta["imported"]["notes"])
     with pytest.raises(ImportFailure, match="holds 2 W&B run folders; name the run with --run ID"):
         import_run(folder.parent, tmp_path / "c")
     with pytest.raises(ImportFailure, match="no W&B run of that id"):
@@ -153,7 +161,7 @@ def test_wandb_run_path_without_credentials(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens: no request leaves
     for source in ("wandb:someone/grpo/abc123", "https://wandb.ai/someone/grpo/runs/abc123"):
         assert detect_format(source)[0] == "wandb"
-        code, out, err = _cli(capsys, "import", source, "--out", str(tmp_path / "x"))
+        code, _, err = _cli(capsys, "import", source, "--out", str(tmp_path / "x"))
         assert code == 2 and len(err.strip().splitlines()) == 1
         assert "credentials" in err and "WANDB_API_KEY" in err and "someone/grpo/abc123" in err
     assert not (tmp_path / "x").exists()
@@ -281,7 +289,7 @@ def test_trackio_project(logged, tmp_path, capsys, monkeypatch):
     ("wandb", "wandb:someone/grpo/abc123"), ("mlflow", "sqlite:///x.db"), ("trackio", "trackio:grpo")])
 def test_missing_tracker_package(extra, source, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, extra, None)  # import fails as if not installed
-    code, out, err = _cli(capsys, "import", source, "--out", str(tmp_path / "x"))
+    code, _, err = _cli(capsys, "import", source, "--out", str(tmp_path / "x"))
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"pip install 'entrodiag[{extra}]'" in err
 

@@ -60,6 +60,6 @@ from .readers import read_history
 from .trackers import TRACKER_FORMATS, tracker_uri
 
 __all__ = [
-    "FORMATS", "ImportFailure", "ImportReport", "TRACKER_FORMATS", "classify", "detect_format",
+    "FORMATS", "TRACKER_FORMATS", "ImportFailure", "ImportReport", "classify", "detect_format",
     "import_run", "listing", "parse_map", "read_history", "shown", "tracker_uri",
 ]

@@ -142,9 +142,10 @@ def _pick_run(client: Any, run: str | None, experiment: str | None, shown: str) 
     if experiment is None:
         raise ImportFailure(f"{shown} holds several runs; name one with --run ID or --experiment NAME (its newest "
                             f"run): {runs[0].info.run_id} ({runs[0].info.run_name}), {others}")
-    return runs[0], [f"experiment {experiment!r} holds {'over ' if len(runs) > _LISTED else ''}"
-                     f"{min(len(runs), _LISTED)} runs: imported the newest, {runs[0].info.run_id} "
-                     f"({runs[0].info.run_name}); pass --run ID for another ({others})"]
+    note = (f"experiment {experiment!r} holds {'over ' if len(runs) > _LISTED else ''}"
+            f"{min(len(runs), _LISTED)} runs: imported the newest, {runs[0].info.run_id} "
+            f"({runs[0].info.run_name}); pass --run ID for another ({others})")
+    return runs[0], [note]
 
 
 @contextmanager

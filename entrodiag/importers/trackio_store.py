@@ -92,8 +92,9 @@ def _pick_run(project: str, runs: list[Any], created: dict[str, str], run: str |
     ordered = sorted(runs, key=lambda r: created.get(str(r.id), ""), reverse=True)
     if len(ordered) == 1:
         return ordered[0], []
-    return ordered[0], [f"Trackio project {project!r} holds {len(runs)} runs: imported the newest, "
-                        f"{ordered[0].name}; pass --run NAME for another ({listing([r.name for r in ordered[1:]])})"]
+    note = (f"Trackio project {project!r} holds {len(runs)} runs: imported the newest, {ordered[0].name}; "
+            f"pass --run NAME for another ({listing([r.name for r in ordered[1:]])})")
+    return ordered[0], [note]
 
 
 def _seconds(stamp: Any) -> float | None:

@@ -29,12 +29,14 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .columns import STEP_KEYS
 from .failure import ImportFailure, listing, missing_package
 from .trackers import plain_row, wandb_url_path
+
 
 def read_wandb(source: str | Path, run: str | None = None) -> tuple[list[dict], dict]:
     """``(rows, meta)`` of a W&B run: a local folder or ``.wandb`` file, or an online run path."""
@@ -100,9 +102,8 @@ def read_wandb_folder(path: Path, run: str | None = None) -> tuple[list[dict], d
     info: dict[str, Any] = {}
     notes: list[str] = []
     for file in files:
-        records, cut = _records(file)
-        first = len(rows)
-        for rec in records:
+        first, said = len(rows), []
+        for rec in _records(file, said):
             kind = rec.get("type")
             body = rec.get(kind) if isinstance(kind, str) else None
             if not isinstance(body, dict):
@@ -127,7 +128,7 @@ def read_wandb_folder(path: Path, run: str | None = None) -> tuple[list[dict], d
                      + (f" ({info['display_name']})" if info.get("display_name") else "")
                      + f": {len(rows) - first} history rows read from {file.parent.name}/{file.name} "
                      "with wandb leet inspect")
-        if cut:
+        if "incomplete" in said[0]:  # wandb: "reached the end of an incomplete .wandb file"
             notes.append(f"{file.name} ends in an incomplete record (the run still running, or stopped): "
                          "read up to its last whole record")
     if len(files) > 1:
@@ -144,14 +145,14 @@ def read_wandb_folder(path: Path, run: str | None = None) -> tuple[list[dict], d
                   "from": ", ".join(str(f.resolve()) for f in files)}
 
 
-def _records(file: Path) -> tuple[list[dict], bool]:
-    """The records of ``file`` through ``wandb leet inspect --json``, and whether it ended cut short."""
+def _records(file: Path, said: list[str]) -> Iterator[dict]:
+    """The records of ``file`` through ``wandb leet inspect --json``, one at a time (a long run's
+    records are not all held at once); what the reader printed on stderr is added to ``said``."""
     if importlib.util.find_spec("wandb") is None:
         raise missing_package("wandb", "reading a W&B run")
     cmd = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(file)]
     # no error reports sent from a read (the CLI passes --no-observability), no banner
     env = {**os.environ, "WANDB_ERROR_REPORTING": "false", "WANDB_SILENT": "true"}
-    records: list[dict] = []
     with tempfile.TemporaryFile() as err:
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env) as proc:
             assert proc.stdout is not None
@@ -161,15 +162,15 @@ def _records(file: Path) -> tuple[list[dict], bool]:
                 except ValueError:
                     continue  # not a record (a warning printed on stdout)
                 if isinstance(rec, dict):
-                    records.append(rec)
+                    yield rec
         err.seek(0)
-        said = err.read().decode("utf-8", "replace").strip()
+        text = err.read().decode("utf-8", "replace").strip()
+    said.append(text)
     if proc.returncode != 0:
-        why = said.splitlines()[-1] if said else f"exit status {proc.returncode}"
-        if "No such command" in said or "No such option" in said:
+        why = text.splitlines()[-1] if text else f"exit status {proc.returncode}"
+        if "No such command" in text or "No such option" in text:
             why = "this wandb has no 'wandb leet inspect' (W&B >= 0.29 reads .wandb files): pip install -U wandb"
         raise ImportFailure(f"{file}: W&B could not read it ({why})")
-    return records, "incomplete" in said
 
 
 def _apply(into: dict[str, Any], record: dict) -> None:
@@ -198,17 +199,19 @@ def read_wandb_online(path: str, base_url: str | None = None) -> tuple[list[dict
         raise missing_package("wandb", "reading a W&B run") from None
     try:
         api = wandb.Api(overrides={"base_url": base_url} if base_url else None, timeout=60)
-    except wandb.errors.UsageError as e:
-        raise ImportFailure(f"W&B run {path}: no W&B credentials ({str(e).strip()}); set WANDB_API_KEY or run "
-                            "`wandb login`, or import the run's local folder (wandb/run-*)") from None
+    except wandb.errors.UsageError:  # no API key
+        raise ImportFailure(f"W&B run {path}: no W&B credentials; set WANDB_API_KEY or run `wandb login`, or "
+                            "import the run's local folder (wandb/run-*)") from None
     try:
         online = api.run(path)
         rows = [plain_row(dict(r)) for r in online.scan_history(page_size=1000)]
         config = {k: v for k, v in dict(online.config).items() if not k.startswith("_")}
-        summary = _scalars(dict(online.summary._json_dict))
+        summary = _scalars(dict(online.summary_metrics))
     except (wandb.errors.Error, ValueError, OSError) as e:  # OSError: requests' connection errors
-        raise ImportFailure(f"W&B run {path}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") \
-            from None
+        said = str(e).strip()
+        raise ImportFailure(f"W&B run {path}: {said.splitlines()[0] if said else type(e).__name__}") from None
+    for row in rows:
+        row.pop("_runtime", None)
     info = {"run_id": online.id, "project": online.project, "entity": online.entity,
             "display_name": online.name}
     return rows, {"config": config, "summary": summary, "run": info, "from": f"wandb:{path}",
