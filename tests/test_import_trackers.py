@@ -30,6 +30,7 @@ import pytest
 from entrodiag import load_run
 from entrodiag.cli import main
 from entrodiag.importers import ImportFailure, detect_format, import_run
+from entrodiag.importers.trackers import redacted, tracker_uri
 from entrodiag.importers.wandb_store import run_files
 
 # found, not imported: importing the three costs two seconds at collection
@@ -305,3 +306,30 @@ def test_flags_of_a_tracker_refused_elsewhere(tmp_path):
     log.write_text('{"step": 1, "entropy": 0.5}\n')
     with pytest.raises(ImportFailure, match="--run applies to a tracker's store"):
         import_run(log, tmp_path / "a", run="x")
+
+
+def test_mlflow_server_that_does_not_answer(tmp_path, monkeypatch, capsys):
+    """The same reads as the SQLite store, from a URL where nothing listens: one line, at once
+    (no retries here; ``benchmarks/check_mlflow_server_import.py`` reads from a real server)."""
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    code, _, err = _cli(capsys, "import", "http://user:secret@127.0.0.1:9", "--run", "abc", "--out",
+                        str(tmp_path / "x"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "MLflow store http://user:***@127.0.0.1:9" in err and "secret" not in err
+
+
+@pytest.mark.parametrize("source, tracker", [
+    ("wandb:team/grpo/abc123", "wandb"), ("https://wandb.ai/team/grpo/runs/abc123", "wandb"),
+    ("https://wandb.example.org/team/grpo/runs/abc123", "wandb"), ("trackio:grpo", "trackio"),
+    ("http://127.0.0.1:5000", "mlflow"), ("https://mlflow.example.org/", "mlflow"),
+    ("sqlite:///mlflow.db", "mlflow"), ("postgresql+psycopg2://me:pw@db/mlflow", "mlflow"),
+    ("s3://bucket/runs/a", None), ("runs/trainer_state.json", None), ("team/grpo/abc123", None),
+])
+def test_tracker_named_by_a_uri(source, tracker):
+    assert tracker_uri(source) == tracker
+
+
+def test_password_masked():
+    assert redacted("postgresql://me:secret@db:5432/mlflow") == "postgresql://me:***@db:5432/mlflow"
+    assert redacted("http://127.0.0.1:5000") == "http://127.0.0.1:5000"

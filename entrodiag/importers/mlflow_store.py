@@ -55,9 +55,9 @@ def read_mlflow(source: str | Path, run: str | None = None, experiment: str | No
                     points.append((m.step, key, m.value, m.timestamp / 1000 if m.timestamp else None))
             exp = client.get_experiment(found.info.experiment_id)
     except MlflowException as e:
-        raise ImportFailure(f"MLflow store {shown}: {_first_line(e.message)}") from None
+        raise ImportFailure(f"MLflow store {shown}: {redacted(_first_line(e.message))}") from None
     except OSError as e:  # a server that does not answer, a folder that cannot be read
-        raise ImportFailure(f"MLflow store {shown}: {_first_line(str(e)) or type(e).__name__}") from None
+        raise ImportFailure(f"MLflow store {shown}: {redacted(_first_line(str(e))) or type(e).__name__}") from None
     info = {"run_id": run_id, "run_name": found.info.run_name, "experiment": exp.name if exp else None,
             "experiment_id": found.info.experiment_id, "status": found.info.status,
             "start_time": found.info.start_time,

@@ -24,7 +24,7 @@ from .detect import FORMATS, detect_format, newest_checkpoint_state, read_head
 from .failure import ImportFailure, listing
 from .points import rows_by_step
 from .tfevents import EventFileError, find_event_files, scan_scalars
-from .trackers import TRACKER_FORMATS, read_tracker
+from .trackers import TRACKER_FORMATS, read_tracker, redacted
 from .typed import find_kind_field, split_typed
 from .values import count
 
@@ -246,7 +246,7 @@ def read_history(
             raise ImportFailure(f"--{'eval-where' if eval_where is not None else 'log-every'} does not apply to "
                                 f"a tracker's store; {path} is read as {format}")
         rows, meta = read_tracker(format, path, run=run, experiment=experiment)
-        return format, path, rows, meta
+        return format, redacted(path) if isinstance(path, str) else path, rows, meta
     if run is not None or experiment is not None:
         raise ImportFailure(f"--{'run' if run is not None else 'experiment'} applies to a tracker's store (W&B, "
                             f"MLflow, Trackio); {path} is read as {format}")

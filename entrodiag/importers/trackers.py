@@ -39,6 +39,7 @@ MLFLOW_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql")
 #: a W&B run's URL path: /ENTITY/PROJECT/runs/RUN_ID
 _WANDB_RUN_URL = re.compile(r"^/(?P<entity>[^/]+)/(?P<project>[^/]+)/runs/(?P<run>[^/?#]+)/?$")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
 _FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 
 
@@ -110,13 +111,10 @@ def sqlite_tables(p: Path) -> set[str]:
         return set()
 
 
-def redacted(uri: str) -> str:
-    """``uri`` with the password of its user part masked (``postgresql://me:***@host/db``)."""
-    parts = urllib.parse.urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+def redacted(text: str) -> str:
+    """``text`` with the password of every URI's user part masked (``postgresql://me:***@host/db``):
+    for a URI given by the user, and for a tracker's messages that repeat it."""
+    return _PASSWORD.sub(r"\1***@", text)
 
 
 def plain_row(item: dict, media: set[str] | None = None, prefix: str = "") -> dict[str, Any]:
