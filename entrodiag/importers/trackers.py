@@ -47,7 +47,7 @@ def tracker_uri(source: str) -> str | None:
     """The tracker a source that is not a local path names (``wandb``, ``mlflow``, ``trackio``),
     from its scheme: ``wandb:``, ``trackio:``, a W&B run URL, an MLflow URI; else ``None``."""
     low = source.lower()
-    if low.startswith("wandb:") and not low.startswith("wandb://"):
+    if low.startswith("wandb:"):
         return "wandb"
     if low.startswith("trackio:"):
         return "trackio"
