@@ -10,7 +10,11 @@ import sys
 def add_import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SOURCE", help="trainer_state.json (or a folder with checkpoint-*/), a verl "
                    "JSONL log or console log, a captured TRL/transformers console, TensorBoard event file(s), a "
-                   "CSV/JSONL history (e.g. a W&B export), a JSONL whose records name their kind (type/split/...)")
+                   "CSV/JSONL history (e.g. a W&B export), a JSONL whose records name their kind (type/split/...); "
+                   "or a tracker's store: a W&B run folder (wandb/run-*, wandb/offline-run-*) or "
+                   "wandb:ENTITY/PROJECT/RUN_ID (online, needs W&B credentials); an MLflow tracking URI (an mlruns "
+                   "folder, an SQLite file or sqlite:///PATH, http://HOST:PORT) with --run or --experiment; a "
+                   "Trackio project (its PROJECT.db file, or trackio:PROJECT in Trackio's own store)")
     p.add_argument("--out", required=True, metavar="RUN", help="run directory to create (must not hold a run): a local "
                    "path or an object-store URL (s3://bucket/runs/x, gs://...; credentials from the environment)")
     p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
@@ -19,7 +23,7 @@ def add_import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="auto",
                    choices=("auto", "trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv",
                             "tensorboard", "roll_console", "areal_console", "areal_dumps", "nemo_rl", "slime_dumps",
-                            "verl_rollouts", "tinker_rollouts"),
+                            "verl_rollouts", "tinker_rollouts", "wandb", "mlflow", "trackio"),
                    help="input format (default: detect from the name and content): verl_console = verl's "
                    "'step:N - key:value' console lines; console = the metric dicts transformers/TRL print; notebook = "
                    "those dicts in a Jupyter notebook's cell outputs; the other frameworks' logs and dumps: see the "
@@ -30,10 +34,16 @@ def add_import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-where", metavar="FIELD=VALUE",
                    help="record-typed JSONL: the field naming each record's kind and the value(s) (comma-"
                    "separated) of evaluation records, e.g. type=eval (default: detected from type/split/phase/mode)")
+    p.add_argument("--run", metavar="ID", help="a tracker's store: the run to import, by id or name (MLflow, "
+                   "Trackio; the run id in a wandb/ folder of several runs). Default: the only run, or the "
+                   "newest of the experiment or project (said)")
+    p.add_argument("--experiment", metavar="NAME", help="an MLflow store: the experiment (name or id) whose newest "
+                   "run to import, unless --run names one")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    """Build a run (steps and evals) from metrics another tool logged: TRL/HF, verl, OpenRLHF, TensorBoard, W&B."""
+    """Build a run (steps and evals) from metrics another tool logged: TRL/HF, verl, OpenRLHF, TensorBoard, W&B,
+    MLflow, Trackio."""
     from ..importers import ImportFailure, import_run, listing, shown
 
     refused = _refused(args.source, args.out)
@@ -42,7 +52,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     try:
         report = import_run(args.source, args.out, format=args.format, mapping=args.map,
-                            log_every=args.log_every, eval_where=args.eval_where)
+                            log_every=args.log_every, eval_where=args.eval_where, run=args.run,
+                            experiment=args.experiment)
     except (ImportFailure, ValueError, FileExistsError, OSError) as e:
         print(f"entrodiag import: {shown(str(e), 2000)}", file=sys.stderr)
         return 2
@@ -87,10 +98,11 @@ def _refused(source: str, out: str) -> str | None:
     entrodiag run (or its run.json), or OUT is a file. None when neither."""
     from pathlib import Path
 
+    from ..importers import tracker_uri
     from ..store.location import is_url
     from ..store.schema import RUN_JSON
 
-    if not is_url(source):
+    if tracker_uri(source) is None and not is_url(source):
         src = Path(source)
         run = src if src.is_dir() else src.parent if src.name == RUN_JSON else None
         if run is not None and (run / RUN_JSON).is_file():

@@ -26,6 +26,10 @@ Formats (``format=`` / ``--format``; ``auto`` picks one from the path and the co
   (``rollout_data_dir/{step}.jsonl``) and ``tinker_rollouts`` (``train_rollout_summaries.jsonl``);
   their dumps also fill the run's ``samples`` and ``tokens`` tables (``dump_tables``).
 
+- ``wandb``, ``mlflow``, ``trackio``: a tracker's own store, read with the tracker's reader (an
+  optional extra each; see ``trackers``): a W&B run folder or run path, an MLflow tracking URI
+  with ``run=``/``experiment=``, a Trackio project.
+
 A JSONL whose records name their kind (``type``/``split``/``phase``/``mode``...: train, rollout,
 eval...) is split by kind (see ``typed``): evaluation records become evaluations, the others step
 columns, several training records for one step are combined (``eval_where`` overrides the
@@ -44,7 +48,9 @@ The run is written through the store's ``RunWriter`` (no torch import), with
 ``source="import:<format>"`` in run.json and the column mapping under ``imported``.
 
 The code, one job a module: ``detect`` (which format), ``readers`` (the per-format readers;
-``console``, ``tfevents`` and ``typed`` for the harder ones), ``columns`` (the column-name table),
+``console``, ``tfevents`` and ``typed`` for the harder ones; ``trackers`` with ``wandb_store``,
+``mlflow_store`` and ``trackio_store`` for the trackers' stores, ``points`` for stores of one
+series per metric), ``columns`` (the column-name table),
 ``plan`` (where each logged column goes), ``values`` (what a logged value is worth, and what was
 left out, counted), ``semantics`` (what the entropy column measures), ``build`` (``import_run``
 itself) and ``failure`` (``ImportFailure``, names shown safely).
@@ -57,8 +63,9 @@ from .columns import classify, parse_map
 from .detect import FORMATS, detect_format
 from .failure import ImportFailure, listing, shown
 from .readers import read_history
+from .trackers import TRACKER_FORMATS, tracker_uri
 
 __all__ = [
-    "FORMATS", "ImportFailure", "ImportReport", "classify", "detect_format", "import_run", "listing", "parse_map",
-    "read_history", "shown",
+    "FORMATS", "TRACKER_FORMATS", "ImportFailure", "ImportReport", "classify", "detect_format",
+    "import_run", "listing", "parse_map", "read_history", "shown", "tracker_uri",
 ]

@@ -29,7 +29,7 @@ class ImportReport:
     """What ``import_run`` did."""
 
     run_dir: Path | str  # a local folder, or the URL of one on an object store
-    source: Path
+    source: Path | str  # a file or folder, or a tracker's URI as given
     format: str
     steps: int
     evals: int  # evaluation values (steps x names)
@@ -54,6 +54,8 @@ def import_run(
     meta: dict | None = None,
     log_every: int | None = None,
     eval_where: str | None = None,
+    run: str | None = None,
+    experiment: str | None = None,
 ) -> ImportReport:
     """Build the run directory ``out`` from the metrics logged in ``source``.
 
@@ -70,6 +72,8 @@ def import_run(
             the progress-bar counter printed before it).
         eval_where: record-typed JSONL only: ``FIELD=VALUE`` (values comma-separated) names the
             record-kind field and the kinds that are evaluations (default: detected).
+        run: a tracker's store only (W&B folder of runs, MLflow, Trackio): the run's id or name.
+        experiment: MLflow only: the experiment (name or id) whose newest run to read.
 
     Every value left out or changed is counted in ``ImportReport.bad_values`` by column and reason
     (text, true/false, NaN or infinite, impossible for its column such as a negative entropy, a row
@@ -95,7 +99,8 @@ def import_run(
     out = _new_run(out)
     if log_every is not None and log_every < 1:
         raise ImportFailure(f"--log-every must be a positive number of steps, got {log_every}")
-    fmt, path, rows, src_meta = read_history(source, format, log_every=log_every, eval_where=eval_where)
+    fmt, path, rows, src_meta = read_history(source, format, log_every=log_every, eval_where=eval_where,
+                                             run=run, experiment=experiment)
     if log_every is not None and fmt not in ("console", "notebook"):
         raise ImportFailure(f"--log-every applies to printed console dicts; {path} is read as {fmt}")
     if not rows:
@@ -130,7 +135,7 @@ def import_run(
         imported["lost"] = lost
     _write_run(out, _run_meta(fmt, src_meta, semantics, imported, meta), steps, evals, src_meta.get("tables"))
     return ImportReport(
-        run_dir=out, source=Path(path), format=fmt, steps=len(steps), evals=len(evals),
+        run_dir=out, source=path, format=fmt, steps=len(steps), evals=len(evals),
         step_column=plan.step_column, columns=plan.mapped,
         unrecognised=plan.unrecognised, skipped=plan.skipped, eval_names=sorted({name for _, name in evals}),
         eval_steps=len({s for s, _ in evals}), notes=notes, bad_values=bad, framework=framework,
@@ -164,7 +169,8 @@ def _collect(
     """``(steps, evals)``: step -> {step column: value} and (step, evaluation name) -> value.
 
     Each value left out or changed on the way is counted in ``bad`` (see ``values``); a step
-    logged twice with different values keeps the last one, counted too.
+    logged twice with different values keeps the last one, counted too, except its wall time
+    (the latest kept: a step's training and evaluation rows are logged at different times).
     """
     from ..store.schema import STEP_COLUMNS
 
@@ -197,17 +203,19 @@ def _collect(
             store = evals if t.kind == "eval" else steps.setdefault(step, {})
             key = (step, t.name) if t.kind == "eval" else t.name
             old = store.get(key)
-            if old is not None and old != v:
+            if key == "wall_time" and old is not None:  # a step's rows (train, eval) logged at two times
+                v = max(old, v)
+            elif old is not None and old != v:
                 count(bad, f"{n}: step logged twice with different values (kept the last)")
             store[key] = v
     return steps, evals
 
 
-def _imported(fmt: str, path: Path, src_meta: dict, plan: ColumnPlan, notes: list[str],
+def _imported(fmt: str, path: Path | str, src_meta: dict, plan: ColumnPlan, notes: list[str],
               bad: dict[str, int], framework: str | None) -> dict[str, Any]:
     """run.json's ``imported``: where the run came from and how its columns were read."""
     return {
-        "from": str(Path(path).resolve()),
+        "from": src_meta.get("from") or str(Path(path).resolve()),
         "format": fmt,
         "framework": framework,
         "notes": notes,
@@ -218,6 +226,7 @@ def _imported(fmt: str, path: Path, src_meta: dict, plan: ColumnPlan, notes: lis
         "unrecognised": plan.unrecognised,
         "skipped": plan.skipped,
         **({"summary": src_meta["summary"]} if src_meta.get("summary") else {}),
+        **({"run": src_meta["run"]} if src_meta.get("run") else {}),  # a tracker's id and name of the run
         **({"files": src_meta["files"]} if src_meta.get("files") else {}),
     }
 

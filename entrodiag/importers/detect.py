@@ -1,11 +1,13 @@
 """Which format a log is in: ``detect_format`` reads the path's name and the start of its content.
 
 A folder is a Hugging Face output folder (``trainer_state.json`` or ``checkpoint-N/``, the newest
-checkpoint read) or a TensorBoard log folder; a file is told by its name (``tfevents``, ``.csv``,
-``.ipynb``, ``.json``, ``.jsonl``) and, failing that, by its first line or its first megabyte (a
-verl console log, printed Python dicts). The other frameworks' logs and dumps (a slime dump folder,
-NeMo-RL's ``train_data_step*.jsonl``, ROLL's ``metrics_tag`` lines, ...) are told by
-``frameworks.detect_framework`` first.
+checkpoint read), a W&B run folder or an MLflow ``mlruns`` folder, or a TensorBoard log folder; a
+tracker's URI (``sqlite:///``, ``http://``, ``wandb:``, ``trackio:``), a ``.wandb`` file or a
+tracker's SQLite file names that tracker's store (see ``trackers``); a file is told by its name
+(``tfevents``, ``.csv``, ``.ipynb``, ``.json``, ``.jsonl``) and, failing that, by its first line or
+its first megabyte (a verl console log, printed Python dicts). The other frameworks' logs and dumps
+(a slime dump folder, NeMo-RL's ``train_data_step*.jsonl``, ROLL's ``metrics_tag`` lines, ...) are
+told by ``frameworks.detect_framework`` first.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from .console import looks_like_printed_dicts, looks_like_verl_console
 from .failure import ImportFailure
 from .frameworks import FRAMEWORK_FORMATS, detect_framework
 from .tfevents import EventFileError, find_event_files
+from .trackers import TRACKER_FORMATS, tracker_of_file, tracker_of_folder, tracker_uri
 
 FORMATS = ("trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv", "tensorboard",
-           *FRAMEWORK_FORMATS)
+           *FRAMEWORK_FORMATS, *TRACKER_FORMATS)
 
 #: bytes read from the start of a text file to recognise a console log (verl prints a long config
 #: dump before the first step line)
@@ -40,8 +43,11 @@ def newest_checkpoint_state(folder: Path) -> Path | None:
     return max(states)[1] if states else None
 
 
-def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
-    """``(format, path to read)`` for ``source``; raises ``ImportFailure`` when unknown."""
+def detect_format(source: str | os.PathLike) -> tuple[str, Path | str]:
+    """``(format, path to read)`` for ``source`` (a tracker's URI is returned as given, see
+    ``trackers``); raises ``ImportFailure`` when unknown."""
+    if isinstance(source, str) and tracker_uri(source) is not None:
+        return tracker_uri(source), source
     p = Path(source)
     if not p.exists():
         raise ImportFailure(f"{p}: no such file or directory")
@@ -49,6 +55,9 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
         state = newest_checkpoint_state(p)
         if state is not None:
             return "trainer_state", state
+        tracker = tracker_of_folder(p)
+        if tracker is not None:
+            return tracker, p
         try:
             if find_event_files(p):
                 return "tensorboard", p
@@ -58,12 +67,16 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path]:
             return fmt, p
         raise ImportFailure(
             f"{p} is a folder without trainer_state.json, checkpoint-*/trainer_state.json, TensorBoard event "
-            "files or a framework dump (slime --dump-details, NeMo-RL train_data_step*.jsonl, verl "
-            "rollout_data_dir, Tinker iteration_*/, AReaL dump_dir); name the log file itself"
+            "files, a W&B run, an MLflow mlruns layout or a framework dump (slime --dump-details, NeMo-RL "
+            "train_data_step*.jsonl, verl rollout_data_dir, Tinker iteration_*/, AReaL dump_dir); name the log "
+            "file itself"
         )
     name = p.name.lower()
     if "tfevents" in name:
         return "tensorboard", p
+    tracker = tracker_of_file(p)
+    if tracker is not None:
+        return tracker, p
     if name.endswith((".csv", ".tsv")):
         return "csv", p
     if name.endswith(".ipynb"):

@@ -23,7 +23,9 @@ from .console import read_notebook, read_printed_dicts, read_verl_console
 from .detect import FORMATS, detect_format, newest_checkpoint_state, read_head
 from .failure import ImportFailure, listing
 from .frameworks import FOLDER_FORMATS, READERS
+from .points import rows_by_step
 from .tfevents import EventFileError, find_event_files, scan_scalars
+from .trackers import TRACKER_FORMATS, read_tracker, redacted
 from .typed import find_kind_field, split_typed
 from .values import count
 
@@ -200,10 +202,7 @@ def _read_tensorboard(path: Path) -> tuple[list[dict], dict]:
         raise ImportFailure(str(e)) from None
     if not files:
         raise ImportFailure(f"{path}: no TensorBoard event files (events.out.tfevents.*)")
-    # one row per step and occurrence: a tag logged again at a step (a resumed writer, a later
-    # file) goes to the step's next row, so that the merge counts a changed value
-    by_step: dict[int, list[dict]] = {}
-    wall: dict[int, float] = {}
+    points = []
     bad: dict[str, int] = {}
     for f in files:  # in name order = creation order; a later file's value for a step wins (counted)
         try:
@@ -212,32 +211,26 @@ def _read_tensorboard(path: Path) -> tuple[list[dict], dict]:
             raise ImportFailure(str(e)) from None
         for what, n in scan.problems.items():  # damaged or cut records: counted per file
             count(bad, f"{f.name}: {what}", n)
-        for e in scan.events:
-            group = by_step.setdefault(e.step, [])
-            row = next((r for r in group if e.tag not in r), None)
-            if row is None:
-                group.append(row := {"step": e.step})
-            row[e.tag] = e.value
-            wall[e.step] = max(wall.get(e.step, e.wall_time), e.wall_time)
-    rows = []
-    for step in sorted(by_step):
-        group = by_step[step]
-        group[0].setdefault("wall_time", wall[step])  # unless a tag has that name
-        rows.extend(group)
+        points += [(e.step, e.tag, e.value, e.wall_time) for e in scan.events]
+    rows = rows_by_step(points)
     return rows, {"files": [str(f) for f in files], "bad_values": bad}
 
 
 def read_history(
     source: str | os.PathLike, format: str = "auto", *, log_every: int | None = None,
-    eval_where: str | None = None,
-) -> tuple[str, Path, list[dict], dict]:
+    eval_where: str | None = None, run: str | None = None, experiment: str | None = None,
+) -> tuple[str, Path | str, list[dict], dict]:
     """``(format, path, rows, meta)``: the raw logged rows of ``source`` (no mapping applied).
 
     ``log_every`` numbers printed console dicts ``log_every·k``; ``eval_where`` (``FIELD=VALUE``)
-    names the record-kind field of a typed JSONL and its evaluation value.
+    names the record-kind field of a typed JSONL and its evaluation value; ``run`` and
+    ``experiment`` name the run in a tracker's store (see ``trackers``). ``path`` is the text
+    given for a tracker's URI.
     """
     if format == "auto":
         format, path = detect_format(source)
+    elif format in TRACKER_FORMATS:
+        path = Path(source) if Path(source).exists() else str(source)  # a URI, or a W&B run path
     else:
         if format not in FORMATS:
             raise ImportFailure(f"unknown format {format!r}; formats are {', '.join(FORMATS)}")
@@ -249,6 +242,15 @@ def read_history(
             if state is None:
                 raise ImportFailure(f"{path}: no trainer_state.json in it or in checkpoint-*/")
             path = state
+    if format in TRACKER_FORMATS:
+        if eval_where is not None or log_every is not None:
+            raise ImportFailure(f"--{'eval-where' if eval_where is not None else 'log-every'} does not apply to "
+                                f"a tracker's store; {path} is read as {format}")
+        rows, meta = read_tracker(format, path, run=run, experiment=experiment)
+        return format, redacted(path) if isinstance(path, str) else path, rows, meta
+    if run is not None or experiment is not None:
+        raise ImportFailure(f"--{'run' if run is not None else 'experiment'} applies to a tracker's store (W&B, "
+                            f"MLflow, Trackio); {path} is read as {format}")
     if path.is_dir() and format != "tensorboard" and format not in FOLDER_FORMATS:
         raise ImportFailure(f"{path} is a folder; format {format} reads a file")
     if format == "trainer_state":
