@@ -7,7 +7,8 @@ The law (Cui et al. 2025) ties *held-out* performance to the training entropy, s
    then a name with ``accuracy`` (not a format check), then one with ``acc``/``pass``/``score``/
    ``correct``/``solve``/``success``/``exact_match``, then any other validation metric that is a
    performance (a reward, a format accuracy);
-2. only when there is none, a training series: a training accuracy or rule-based score
+2. only when there is none (or only one logged at a single step, which says where the run stood
+   once, not how performance moved with the entropy: ``evaluated_once``), a training series: a training accuracy or rule-based score
    (``score_mean``, a name with ``accuracy``), else the training reward ``reward_mean``, else one
    reward function's mean (``rewards/<fn>/mean``); the choice then says *training* everywhere,
    because a fit on the batches the policy trains on is not a statement about unseen problems.
