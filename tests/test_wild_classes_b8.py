@@ -7,12 +7,16 @@ written here (the public logs are not in CI):
    series, is known as verl's and gets verl's metric notes;
 2. a validation logged at a single step (only a final validation, verl's ``test_freq`` = the run's
    length) is no series for the law: R is the training task score, and the reason says why; two
-   evaluation steps or more are R as before, and ``metric=`` still names the single one.
+   evaluation steps or more are R as before, and ``metric=`` still names the single one;
+3. a score that rises with the entropy (an entropy bonus, DAPO) over hundreds of noisy points has a
+   low R², yet a is far below 0: the premise is refuted ("not applicable"), not "poor fit".
 """
 
 from __future__ import annotations
 
 import csv
+
+import numpy as np
 
 import pytest
 
@@ -82,3 +86,23 @@ def test_a_single_evaluation_is_not_r_where_the_run_has_a_training_score(tmp_pat
     assert (twice.name, twice.source) == ("val/econ/reward/mean@1", "eval")
     named = choose_metric(_run(tmp_path / "named", [20]), "val/econ/reward/mean@1")
     assert (named.name, named.source) == ("val/econ/reward/mean@1", "eval")
+
+
+# ------------------------------------------------------------ 3: the premise before R²
+def test_a_noisy_score_that_rises_with_the_entropy_is_not_applicable_not_a_poor_fit():
+    """An entropy bonus (or DAPO's clip-higher) raises the entropy as the score improves: over
+    hundreds of noisy points R² is low, but a is far below 0, which refutes the premise. A score
+    as noisy that does not move with the entropy stays a "poor fit"."""
+    from entrodiag.analysis import fit_entropy_law
+    from entrodiag.analysis.verdicts import judge_law
+
+    rng = np.random.default_rng(0)
+    H = np.linspace(0.1, 0.45, 300) + rng.normal(0, 0.02, 300)
+    noise = rng.normal(0, 0.25, 300)
+    rises = fit_entropy_law((H, 0.2 + 1.5 * H + noise))
+    slope = np.polyfit(np.exp(H), 0.2 + 1.5 * H + noise, 1)[0]  # independent: R vs e^H, OLS slope = −a
+    assert rises.a == pytest.approx(-slope, rel=1e-6) and rises.a < 0 and rises.r2 < 0.5
+    v = judge_law(rises)
+    assert v.status == "not applicable" and "performance moved with entropy" in v.reason, v
+    flat = fit_entropy_law((H, 0.5 + noise))
+    assert judge_law(flat).status == "poor fit"
