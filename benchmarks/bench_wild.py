@@ -8,9 +8,11 @@ here, else from ``$ENTRODIAG_WILD_LOGS`` or ``../shared/wild-logs``), with no fl
   number of validation points equal the manifest's (our own parse of the raw file, not
   entrodiag's);
 - **R**: the series ``analyze`` chose as R is the run's mean task score: the manifest's validation
-  key when it has one, else its task score (``score_key``; never a KL-penalised reward), or a
-  series equal to it at every logged point (one number printed under two names; a rule added
-  after batches 6-7 were first run, for Tinker's ``pass_rate`` = ``reward/total``);
+  key when it has one with at least two points, else its task score (``score_key``; never a
+  KL-penalised reward; a single evaluation is no series for the law: a rule added after batch 8's
+  tune half was first run), or a series equal to it at every logged point (one number printed
+  under two names; a rule added after batches 6-7 were first run, for Tinker's ``pass_rate`` =
+  ``reward/total``);
 - **verdict agrees with the raw numbers**, by one rule per reading of the manifest, written before
   the held-out half was run (flags by kind; ``law`` is the law verdict's status):
 
@@ -43,7 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from wild import manifest, r_is_the_manifests, source  # noqa: E402  (the corpus's one reader, shared with the tests)
+from wild import manifest, r_is_the_manifests, r_key, source  # noqa: E402  (the corpus's one reader, shared with the tests)
 
 COLLAPSE = ("early_collapse", "entropy_floor", "entropy_decline")
 EXPLOSION = ("entropy_explosion", "entropy_volatility")
@@ -52,7 +54,7 @@ EXPLOSION = ("entropy_explosion", "entropy_volatility")
 def expected_r(run: dict) -> str:
     from entrodiag.importers import classify
 
-    return classify(run["val_key"] or run["score_key"]).name
+    return classify(r_key(run)).name
 
 
 def agrees(reading: str, kinds: set[str], law: str | None, late: bool) -> bool:

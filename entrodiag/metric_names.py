@@ -275,11 +275,31 @@ def _eval_rest(name: str) -> str | None:
 
 
 def normalise(name: str) -> str:
-    """Drop a ``train/`` prefix (W&B and OpenRLHF log training metrics as ``train/<name>``)."""
+    """Drop a ``train/`` prefix (W&B and OpenRLHF log training metrics as ``train/<name>``) and undo
+    ``/`` flattened to ``_`` (``unflatten``)."""
     for prefix in _STRIP_PREFIXES:
         if name.startswith(prefix) and len(name) > len(prefix):
             return name[len(prefix):]
-    return name
+    return unflatten(name)
+
+
+#: known names with ``/`` flattened to ``_`` (a metrics CSV of verl's per-step metrics writes
+#: ``actor_entropy``, ``critic_score_mean``) → the name as the framework logs it
+_FLATTENED = {k.replace("/", "_"): k for k in STEP_ALIASES if "/" in k and k.replace("/", "_") not in STEP_ALIASES}
+_FLAT_EVAL = re.compile(r"^(val-core|val-aux)_(?=.)")
+
+
+def unflatten(name: str) -> str:
+    """A known name whose ``/`` were flattened to ``_`` back as logged (``actor_entropy`` →
+    ``actor/entropy``; ``val-core_<source>_acc_mean@1`` → ``val-core/<source>_acc_mean@1``: the rest
+    of a validation name cannot be split back unambiguously); any other name unchanged.
+
+    >>> unflatten("critic_score_mean"), unflatten("val-aux_num_turns_mean"), unflatten("actor_lr")
+    ('critic/score/mean', 'val-aux/num_turns_mean', 'actor_lr')
+    """
+    if name in _FLATTENED:
+        return _FLATTENED[name]
+    return _FLAT_EVAL.sub(r"\1/", name)
 
 
 def classify(name: str, user_map: dict[str, str] | None = None) -> Target:
@@ -315,7 +335,7 @@ def classify(name: str, user_map: dict[str, str] | None = None) -> Target:
         return Target("step", norm)
     if name.startswith("test_score/"):  # verl before val-core/ (Dec 2024): test_score/<data source>
         return Target("eval", f"val/{name}")
-    rest = _eval_rest(name)
+    rest = _eval_rest(unflatten(name))
     if rest is not None:
         if EVAL_DIAGNOSTIC.match(rest):
             return Target("step", name)  # evaluation-time diagnostics stay step columns, as named
@@ -387,7 +407,7 @@ def metric_notes(framework: str | None, names: list[str]) -> dict[str, str]:
     out = {}
     for name in names:
         for pattern, meaning in notes:
-            if re.search(pattern, name):
+            if re.search(pattern, unflatten(name)):
                 out[name] = meaning
                 break
     return out

@@ -20,7 +20,7 @@ import pytest
 from entrodiag import load_run
 from entrodiag.analysis import analyze_run
 from entrodiag.importers import classify, import_run
-from wild import manifest, r_is_the_manifests, source
+from wild import manifest, r_is_the_manifests, r_key, source
 
 RUNS = manifest()
 pytestmark = pytest.mark.skipif(not RUNS, reason="no wild-corpus manifest in tests/data/wild")
@@ -71,4 +71,4 @@ def test_run_imports_with_its_full_series_and_r_is_its_mean_score(run, tmp_path)
     if run["format"].startswith("trl-console") and run["n_steps"] > 1:
         assert "logged twice" not in " ".join(report.bad_values), report.bad_values  # one step per dict
     chosen = analyze_run(imported)["metric"]["name"]
-    assert r_is_the_manifests(imported, chosen, run), (chosen, run["val_key"] or run["score_key"])
+    assert r_is_the_manifests(imported, chosen, run), (chosen, r_key(run))

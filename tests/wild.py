@@ -41,14 +41,21 @@ def source(run: dict) -> tuple[Path | None, str]:
                   f"corpus logs; looked in {WILD / run['name']} and {logs_folder() / run['name']})")
 
 
+def r_key(run: dict) -> str:
+    """The logged name R should be: the manifest's validation key when the run was evaluated at two
+    steps or more, else its task score (a single evaluation is no series to relate to the entropy;
+    the runs' SOURCE.md say so: "a single evaluation cannot carry a law")."""
+    return run["val_key"] if run["val_key"] and run["n_val"] >= 2 else run["score_key"]
+
+
 def r_is_the_manifests(imported, chosen: str, run: dict) -> bool:
     """Whether the R that ``analyze`` chose (column or evaluation name ``chosen``) is the run's mean
-    task score: the manifest's validation key (else its task score), or a series equal to it at
-    every logged point (two names a logger prints for one number, e.g. Tinker's ``pass_rate`` and
-    ``reward/total`` where the environment's reward is its pass rate)."""
+    task score (``r_key``), or a series equal to it at every logged point (two names a logger prints
+    for one number, e.g. Tinker's ``pass_rate`` and ``reward/total`` where the environment's reward
+    is its pass rate)."""
     from entrodiag.importers import classify
 
-    wanted = classify(run["val_key"] or run["score_key"]).name
+    wanted = classify(r_key(run)).name
     if chosen == wanted:
         return True
 

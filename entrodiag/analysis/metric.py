@@ -7,7 +7,8 @@ The law (Cui et al. 2025) ties *held-out* performance to the training entropy, s
    then a name with ``accuracy`` (not a format check), then one with ``acc``/``pass``/``score``/
    ``correct``/``solve``/``success``/``exact_match``, then any other validation metric that is a
    performance (a reward, a format accuracy);
-2. only when there is none, a training series: a training accuracy or rule-based score
+2. only when there is none (or only one logged at a single step, which says where the run stood
+   once, not how performance moved with the entropy: ``evaluated_once``), a training series: a training accuracy or rule-based score
    (``score_mean``, a name with ``accuracy``), else the training reward ``reward_mean``, else one
    reward function's mean (``rewards/<fn>/mean``); the choice then says *training* everywhere,
    because a fit on the batches the policy trains on is not a statement about unseen problems.
@@ -177,6 +178,17 @@ def _task_reward_function(run: Run) -> tuple[str, str]:
                            f"({why})")
 
 
+def evaluated_once(run: Run, names: list[str]) -> list[str]:
+    """Those of the evaluation ``names`` logged at a single step (a final or initial validation
+    only): one point says where the run stood once, not how performance moved with the entropy,
+    so it is R only with ``metric=`` when the run has a training score or reward."""
+    ev = run.evals.drop_nulls("value")
+    if ev.is_empty():
+        return []
+    counts = dict(ev.filter(pl.col("name").is_in(names)).group_by("name").agg(pl.col("step").n_unique()).iter_rows())
+    return [n for n in names if counts.get(n, 0) < 2]
+
+
 def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
     """R of the law for ``run`` (see the module docstring); ``metric`` names it explicitly.
 
@@ -202,6 +214,9 @@ def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
             f"{', '.join(sorted((c for c in cols if _train_rank(c) is not None), key=_train_rank)) or 'none'}")
     lost = lost_to_parsing(run)
     ranked = [n for n in rank_eval_metrics(evals) if n not in lost]
+    cols = [(r, i, c) for i, c in enumerate(_step_columns(run)) if (r := _train_rank(c)) is not None]
+    once = evaluated_once(run, ranked) if cols else []
+    ranked = [n for n in ranked if n not in once]
     if ranked:
         name = ranked[0]
         others = [n for n in ranked if n != name]
@@ -212,22 +227,25 @@ def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
                + (f"; not R, most of its values lost to parsing: {', '.join(gone)}" if gone else "")
                + (f"; not a mean score, so R only with --metric: {', '.join(stats)}" if stats else ""))
         return MetricChoice(name, "eval", _eval_label(name), why)
-    cols = [(r, i, c) for i, c in enumerate(_step_columns(run)) if (r := _train_rank(c)) is not None]
     if cols:
         name = sorted(cols)[0][2]
         total = ""
         if name == "reward_mean":
             name, total = _task_reward_function(run)
         label = _train_label(name)
-        skipped = f" (its evaluations {', '.join(evals)} are not a performance)" if evals else ""
+        rest = [n for n in evals if n not in once]
+        skipped = f" (its evaluations {', '.join(rest)} are not a performance)" if rest else ""
+        no_series = (f"the run's validation {', '.join(once)} was logged at a single step (one point is no "
+                     f"series to relate to the entropy){skipped}" if once
+                     else f"the run logged no validation metric{skipped}")
         return MetricChoice(
             name, "train", label,
-            f"the run logged no validation metric{skipped}, so R is the {label} on the training batches: "
+            f"{no_series}, so R is the {label} on the training batches: "
             "the fit and its ceiling describe the training batches, not accuracy on unseen problems" + total)
     raise AnalysisError(
         f"run {run.run_id} has no validation metric and no training reward or accuracy to use as R"
         + (f" (its evaluations {', '.join(evals)} are not a performance)" if evals else ""))
 
 
-__all__ = ["NOT_MEAN", "NOT_PERFORMANCE", "MetricChoice", "choose_metric", "eval_names", "is_mean_score",
-           "is_performance", "lost_to_parsing", "rank_eval_metrics"]
+__all__ = ["NOT_MEAN", "NOT_PERFORMANCE", "MetricChoice", "choose_metric", "eval_names", "evaluated_once",
+           "is_mean_score", "is_performance", "lost_to_parsing", "rank_eval_metrics"]

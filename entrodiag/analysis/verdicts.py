@@ -6,11 +6,12 @@ performance: as the policy's entropy falls, performance rises (a > 0). A fit say
 that premise fails, however high its R². ``judge_law`` checks, in order:
 
 1. ``not applicable``: a flag says the entropy rose or swung (``LAW_BREAKING_FLAGS``);
-2. ``poor fit``: R² < ``min_r2`` (the points do not follow the curve; the sign of a means little);
-3. ``not applicable``: the premise positively fails: a < 0 beyond its interval (the one-sided
-   upper bound of a at ``PREMISE_LEVEL``, from the fit's bootstrap interval, is below 0). With
-   entropy falling, performance fell with entropy: degeneration, not the entropy–performance
-   trade-off;
+2. ``not applicable``: the premise positively fails: a < 0 beyond its interval (the one-sided
+   upper bound of a at ``PREMISE_LEVEL``, from the fit's bootstrap interval, is below 0), whatever
+   R² (a noisy score that moves with the entropy still refutes the trade-off: an entropy bonus or
+   DAPO's clip-higher raising entropy as the score improves). With entropy falling, performance fell
+   with entropy: degeneration, not the entropy–performance trade-off;
+3. ``poor fit``: R² < ``min_r2`` (the points do not follow the curve);
 4. ``poor fit`` (too few or too noisy evaluations): a > 0 is not established either (its one-sided
    lower bound is not above 0, or the fit has too few points for an interval). This is missing
    evidence, not evidence against the law: six evaluations of a run whose score rose as its
@@ -122,12 +123,6 @@ def judge_law(fit: LawFit, flag_kinds: Iterable[str] = (), min_r2: float | None 
         return LawVerdict("not applicable", f"not applicable: {reason}; the law describes entropy traded for "
                           "performance as it falls, so this fit, its ceiling and its early prediction do not "
                           "describe the run", reason)
-    r2 = fit.r2
-    if r2 is None or not math.isfinite(r2) or r2 < min_r2:
-        r2s = "—" if r2 is None or not math.isfinite(r2) else f"{r2:.2f}"
-        reason = f"R² = {r2s} < {min_r2}"
-        return LawVerdict("poor fit", f"poor fit ({reason}): {on} does not follow R = −a·e^H + b here; no "
-                          "ceiling or early prediction is given", reason)
     bounds = a_bounds(fit)
     lower, upper = bounds if bounds is not None else (None, None)
     if upper is not None and upper < 0:  # positive evidence: performance moved with entropy, not against it
@@ -142,6 +137,12 @@ def judge_law(fit: LawFit, flag_kinds: Iterable[str] = (), min_r2: float | None 
                       "entropy–performance trade-off")
         return LawVerdict("not applicable", f"not applicable to {on}: {reason}; the law's ceiling and early "
                           "prediction are not given", reason)
+    r2 = fit.r2
+    if r2 is None or not math.isfinite(r2) or r2 < min_r2:
+        r2s = "—" if r2 is None or not math.isfinite(r2) else f"{r2:.2f}"
+        reason = f"R² = {r2s} < {min_r2}"
+        return LawVerdict("poor fit", f"poor fit ({reason}): {on} does not follow R = −a·e^H + b here; no "
+                          "ceiling or early prediction is given", reason)
     if lower is None or lower <= 0:  # no evidence either way: too few or too noisy evaluations
         bound = ("too few points for an interval of a" if lower is None
                  else f"a = {fit.a:.3g}, its one-sided {PREMISE_LEVEL:.0%} lower bound {lower:.3g} ≤ 0")

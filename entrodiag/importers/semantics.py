@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..metric_names import metric_notes
+from ..metric_names import metric_notes, normalise
 
 __all__ = ["FRAMEWORKS", "entropy_semantics", "guess_framework", "metric_notes"]
 
@@ -66,8 +66,9 @@ def guess_framework(fmt: str, names: list[str]) -> str:
 
 
 def base_name(column: str) -> str:
-    """A logged entropy name without W&B's/OpenRLHF's ``train/`` prefix."""
-    return column.removeprefix("train/")
+    """A logged entropy name as its framework logs it (no W&B/OpenRLHF ``train/`` prefix, ``/`` not
+    flattened to ``_``: ``metric_names.normalise``)."""
+    return normalise(column)
 
 
 #: (framework, entropy name) -> (kind, aggregation, basis) for the frameworks read from their own code
