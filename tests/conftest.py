@@ -83,6 +83,27 @@ def warm_start_val100(warm_start_cache):
     return warm_start_cache
 
 
+# The collapsing tiny-arith-test settings: an aggressive learning rate drives the tiny policy to
+# all-wrong answers within ~15 steps and ``vanishing_signal`` turns critical (test_trainer_watch).
+COLLAPSING = ["--preset", "tiny-arith-test", "--val-size", "100", "--lr", "3e-3", "--watch-every", "5"]
+
+
+@pytest.fixture(scope="session")
+def stopped_collapse(warm_start_val100, tmp_path_factory):
+    """``(run dir, stdout)``: one 25-step collapsing run stopped by ``--stop-on critical`` at a watch
+    step, trained once per session (test_trainer_watch reads it, test_resume_signals resumes a copy)."""
+    import contextlib
+    import io
+
+    from entrodiag.cli import main
+
+    out, printed = tmp_path_factory.mktemp("stopped-collapse") / "run", io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["train", *COLLAPSING, "--steps", "25", "--stop-on", "critical", "--no-progress", "--out", str(out)])
+    assert code == 0, printed.getvalue()[-3000:]
+    return out, printed.getvalue()
+
+
 @pytest.fixture(scope="session")
 def tiny_run(warm_start_cache, tmp_path_factory):
     """A finished ``tiny-arith-test`` run of the built-in trainer (trained once per session) and

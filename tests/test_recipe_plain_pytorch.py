@@ -27,7 +27,9 @@ STEPS, PROMPTS, GROUP, ANSWER_LEN, TOKEN_SAMPLE, LOG_EVERY = 60, 32, 8, 4, 4, 10
 
 def _run_recipe(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}
+    # one thread, as the other recipe tests: the tiny policy gains nothing from more, and on a busy
+    # 2-core machine OpenMP spins (60 steps: 157 s with one thread, over 600 s with the default)
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, str(RECIPE), *args], cwd=ROOT, env=env, capture_output=True, text=True,
         timeout=timeout,

@@ -24,6 +24,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import COLLAPSING  # TEST with --lr 3e-3 --watch-every 5: vanishing_signal turns critical
 from entrodiag import load_run
 from entrodiag.cli import main
 from entrodiag.trainer.checkpoint import list_checkpoints, load_trainer_state
@@ -31,7 +32,6 @@ from entrodiag.trainer.checkpoint import list_checkpoints, load_trainer_state
 ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).parent / "entrodiag")
 TEST = ["--preset", "tiny-arith-test", "--val-size", "100"]
-COLLAPSING = [*TEST, "--lr", "3e-3", "--watch-every", "5"]  # vanishing_signal turns critical (test_trainer_watch)
 
 
 def _env(cache: Path) -> dict:
@@ -115,12 +115,13 @@ def test_resume_after_sigkill_at_a_step_between_evaluations(warm_start_val100, t
     assert_each_step_once(out, 10, [0, 5, 9])
 
 
-def test_stop_on_between_evaluations_then_resume_finishes(warm_start_val100, tmp_path):
+def test_stop_on_between_evaluations_then_resume_finishes(stopped_collapse, tmp_path):
     """``--stop-on`` stops at a watch step (every 5th: 4, 9, ...), never an evaluation step here
     (every 10th); the resume takes note of the flags raised before, so it does not stop on them
-    again, and finishes."""
+    again, and finishes. (The session's stopped run, ``COLLAPSING --steps 25 --stop-on critical``,
+    resumed in a copy.)"""
     out = tmp_path / "run"
-    assert main(["train", *COLLAPSING, "--steps", "25", "--stop-on", "critical", "--no-progress", "--out", str(out)]) == 0
+    shutil.copytree(stopped_collapse[0], out)
     run = load_run(out)
     assert run.status == "stopped"
     last = int(run.steps["step"].max())

@@ -13,27 +13,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import polars as pl
 import pytest
 
+from conftest import COLLAPSING as COLLAPSE_ARGS
 from entrodiag import load_run
 from entrodiag.cli import main
 from entrodiag.trainer.checkpoint import list_checkpoints, load_trainer_state
 
-COLLAPSING = ["train", "--preset", "tiny-arith-test", "--lr", "3e-3", "--watch-every", "5", "--val-size", "100",
-              "--no-progress"]
+COLLAPSING = ["train", *COLLAPSE_ARGS, "--no-progress"]
 
 
-def test_stop_on_critical_stops_cleanly_with_a_checkpoint(warm_start_val100, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main([*COLLAPSING, "--steps", "40", "--stop-on", "critical", "--out", str(out)]) == 0
+def test_stop_on_critical_stops_cleanly_with_a_checkpoint(stopped_collapse):
+    out, printed = stopped_collapse  # COLLAPSING with --steps 25 --stop-on critical (conftest)
     run = load_run(out)
     assert run.status == "stopped"
     last = int(run.steps["step"].max())
-    assert last < 39 and (last + 1) % 5 == 0
+    assert last < 24 and (last + 1) % 5 == 0
     stop = run.events.filter(pl.col("kind") == "stop")
     assert stop.height == 1 and stop["step"][0] == last and stop["severity"][0] == "critical"
     flags = run.events.filter((pl.col("kind") == "flag") & (pl.col("severity") == "critical"))
     assert stop["name"][0] in flags["name"].to_list()
     assert list_checkpoints(out)[-1][0] == last  # the checkpoint of the step it stopped at
-    assert "stopping on a flag" in capsys.readouterr().out
+    assert "stopping on a flag" in printed
 
 
 class _Failing(BaseHTTPRequestHandler):
