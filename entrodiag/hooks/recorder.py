@@ -77,10 +77,9 @@ class Recorder:
         rank, world_size: default from ``torch.distributed`` when initialised, else 0 and 1.
         seed: seeds the choice of sampled responses (reproducible per step and rank).
         flush_rows, flush_interval_s, heartbeat_s: writer settings (rows, seconds, seconds).
-        sinks: trackers that also get rank 0's step aggregates, events and outlook
-            (``entrodiag.sinks``): names (``"wandb"``, ``"tensorboard"``, ``"mlflow"``,
-            ``"trackio"``; a comma list too) or ``TrackerSink`` objects; a sink joins the run the
-            user has open. Sinks run on the writer thread; their failures are logged and counted.
+        sinks: trackers that also get rank 0's step numbers, events and outlook (``entrodiag.sinks``):
+            ``"wandb"``, ``"tensorboard"``, ``"mlflow"``, ``"trackio"`` (or a comma list) or ``TrackerSink``
+            objects, joining the user's open run; on the writer thread, failures logged and counted.
         **meta: more run.json fields (``model``, ``task``, ``intervention``, ...).
 
     Example:
@@ -316,13 +315,13 @@ class Recorder:
         if not self.sinks:
             return {}
         self.writer.flush()
-        try:
-            step, values = run_outlook(self.path)
+        step, values = run_outlook(self.path)
+        def finish() -> Batch:
             if step is not None:
-                self.writer.submit(lambda: self.sinks.outlook(step, values) or [])
-        except Exception:  # a run too short or odd for the law: no outlook, the run closes all the same
-            log.info("entrodiag: no outlook sent to the trackers at close", exc_info=True)
-        self.writer.submit(lambda: self.sinks.close(status) or [])
+                self.sinks.outlook(step, values)
+            self.sinks.close(status)
+            return []
+        self.writer.submit(finish)
         self.writer.flush()
         return {"sink_errors": dict(self.sinks.errors)}
 

@@ -41,12 +41,17 @@ class SinkError(ValueError):
     """A sink cannot be built: an unknown name, or its tracker's package is not installed."""
 
 
+def missing_package(package: str, extra: str) -> SinkError:
+    """The one-line error of a sink whose tracker package is not installed, naming its extra."""
+    return SinkError(f"the {extra} sink needs the {package} package: pip install 'entrodiag[{extra}]'")
+
+
 def require(package: str, extra: str) -> Any:
-    """Import and return ``package``, or raise ``SinkError`` naming the pip extra that installs it."""
+    """Import and return ``package``, or raise ``missing_package``'s error."""
     try:
         return importlib.import_module(package)
     except ImportError:
-        raise SinkError(f"the {extra} sink needs the {package} package: pip install 'entrodiag[{extra}]'") from None
+        raise missing_package(package, extra) from None
 
 
 class TrackerSink:
@@ -82,7 +87,7 @@ def sink_names(spec: str | Sequence[str]) -> list[str]:
         raise SinkError(f"unknown tracker(s) {', '.join(map(repr, unknown))}; trackers: {', '.join(SINKS)}")
     for n in names:
         if importlib.util.find_spec(SINKS[n][2]) is None:
-            require(SINKS[n][2], n)  # raises, naming the extra
+            raise missing_package(SINKS[n][2], n)
     return names
 
 
@@ -153,8 +158,10 @@ class SinkSet:
         self.step(step, changed)
 
     def close(self, status: str) -> None:
+        """Close every sink; the set is then empty (a second close does nothing)."""
         for sink in self.sinks:
             self._guard(sink, "close", sink.close, status)
+        self.sinks = []
 
     def _guard(self, sink: TrackerSink, what: str, fn, *args) -> None:
         try:

@@ -7,8 +7,11 @@ a status computed then on the whole run). ``SinkSet.outlook`` sends only the val
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
+
+log = logging.getLogger("entrodiag")
 
 #: the forecast's fields that are sent (``EntropyForecast``), when set
 FORECAST_FIELDS = ("floor", "predicted_step", "predicted_low", "predicted_high", "steps_left", "reached_step",
@@ -32,9 +35,14 @@ def outlook_values(status: Any) -> dict[str, float]:
 
 def run_outlook(run_dir: str | os.PathLike) -> tuple[int | None, dict[str, float]]:
     """The last recorded step of the run at ``run_dir`` and its outlook values (detectors, law and
-    forecast run once on the whole run, as ``entrodiag watch`` would)."""
+    forecast run once on the whole run, as ``entrodiag watch`` would); ``(None, {})`` where that
+    fails (logged): the run closes all the same."""
     from ..watch import Watcher
 
-    watcher = Watcher(run_dir, events=None)
-    watcher.poll(force=True)
+    try:
+        watcher = Watcher(run_dir, events=None)
+        watcher.poll(force=True)
+    except Exception:
+        log.info("entrodiag: no outlook sent to the trackers at close", exc_info=True)
+        return None, {}
     return watcher.status.step, outlook_values(watcher.status)
