@@ -156,13 +156,14 @@ def trackers(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(trackers, warm_start_val100):
-    """A built-in trainer run sending to all four trackers and to the failing sink."""
+def trained(trackers, warm_start_cache):
+    """A built-in trainer run sending to all four trackers and to the failing sink (the session's
+    warm start of ``tiny_run``)."""
     from entrodiag.trainer import load_config, train
 
     out = trackers["root"] / "run"
-    cfg = load_config("tiny-arith-test", val_size=100, steps=STEPS, prompts_per_step=8, eval_every=1000,
-                      checkpoint_every=1000, log_to=f"{TRACKERS},boom")
+    cfg = load_config("tiny-arith-test", steps=STEPS, prompts_per_step=8, eval_every=1000, checkpoint_every=1000,
+                      log_to=f"{TRACKERS},boom")
     train(cfg, out, progress=False)
     return load_run(out)
 
@@ -262,6 +263,11 @@ def test_flags_reach_every_tracker(trackers, flagged):
         assert m.value == {"info": 1, "warning": 2, "critical": 3}[severity[kind]]
     alerts = SQLiteStorage.get_alerts(trackers["project"], run_name="flagrun")
     assert {a["title"].split(": ")[1].split(" ")[0] for a in alerts} == kinds
+    # the outlook sent at close: the forecast's floor is half the start entropy
+    from entrodiag.analysis.forecast import forecast_entropy
+
+    floor = series(SQLiteStorage.get_logs(trackers["project"], run="flagrun"), "entrodiag/outlook/forecast_floor", "step")
+    assert list(floor) == [11] and floor[11] == pytest.approx(forecast_entropy(flag_run, floor_frac=0.5).floor, abs=1e-9)
 
 
 def test_trl_report_to_wandb_is_one_run(trackers, tmp_path):
