@@ -324,3 +324,52 @@ def test_unknown_or_missing_tracker_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.endswith("pip install 'entrodiag[mlflow]'")
     assert not (tmp_path / "t").exists()
+
+
+class Memory(TrackerSink):
+    """A sink that keeps what it gets."""
+
+    name = "memory"
+
+    def __init__(self):
+        self.metrics, self.notes, self.closed = [], [], []
+
+    def log_metrics(self, step, values):
+        self.metrics.append((step, values))
+
+    def log_note(self, step, kind, name, title, text, severity):
+        self.notes.append((step, kind, name, severity))
+
+    def close(self, status):
+        self.closed.append(status)
+
+
+def test_attachment_sends_and_outlook_only_when_changed(tmp_path):
+    """A framework attachment passes ``sinks`` through to its Recorder; the outlook goes out only
+    where it changed; a second close does nothing."""
+    from types import SimpleNamespace
+
+    from conftest import batch_kwargs
+    from entrodiag.hooks.integrations.common import StepRecorder
+
+    mem = Memory()
+    att = StepRecorder(tmp_path / "run", "verl", first_step=1, token_sample=0, sinks=[mem])
+    for _ in range(2):
+        att.record(**batch_kwargs())
+    att.rec.log_event(2, "switch", "kl_cov", severity="warning", message="none -> kl_cov")
+    fc = SimpleNamespace(floor=0.3, predicted_step=40, predicted_low=30, predicted_high=None, steps_left=38,
+                         reached_step=None, half_life=12.0)
+    att.rec.log_outlook(2, SimpleNamespace(ceiling=0.9, forecast=fc))
+    att.rec.log_outlook(2, SimpleNamespace(ceiling=0.9, forecast=fc))  # unchanged: not sent again
+    att.rec.log_outlook(2, SimpleNamespace(ceiling=0.8, forecast=fc))
+    att.close()
+    att.rec.close()  # closed already: nothing more
+    run = load_run(tmp_path / "run")
+    got = {s: v["entrodiag/entropy_mean"] for s, v in mem.metrics if "entrodiag/entropy_mean" in v}
+    assert got == pytest.approx(dict(zip(run.steps["step"].to_list(), run.steps["entropy_mean"].to_list())), abs=1e-9)
+    assert (2, {"entrodiag/events/switch/kl_cov": 2.0}) in mem.metrics
+    assert mem.notes == [(2, "switch", "kl_cov", "warning")]
+    ceilings = [v["entrodiag/outlook/ceiling"] for _, v in mem.metrics if "entrodiag/outlook/ceiling" in v]
+    assert ceilings == [0.9, 0.8]
+    assert sum("entrodiag/outlook/forecast_floor" in v for _, v in mem.metrics) == 1
+    assert mem.closed == ["finished"] and run.meta["sink_errors"] == {}
