@@ -57,7 +57,7 @@ class WandbSink(TrackerSink):
     def log_note(self, step: int, kind: str, name: str, title: str, text: str, severity: str | None) -> None:
         run = self._open()
         run.summary[f"{PREFIX}last_{kind}"] = f"step {step}: {title}: {text}"
-        if kind == "flag" and not run.settings._offline:
+        if kind == "flag" and not run.offline:
             level = {"critical": "ERROR", "warning": "WARN"}.get(severity or "", "INFO")
             run.alert(title=title, text=text, level=getattr(self.wandb.AlertLevel, level))
 
