@@ -38,6 +38,8 @@ from ..metrics import (
     token_covariance,
     window_entropy,
 )
+from ..sinks import SinkSet, TrackerSink
+from ..sinks.outlook import outlook_values, run_outlook
 from ..store.writer import Batch, RunWriter, event_row
 from .batch_rows import QUANTILES, HostCopy, Scalars, finite_or_none, sample_rows, step_row
 
@@ -75,6 +77,9 @@ class Recorder:
         rank, world_size: default from ``torch.distributed`` when initialised, else 0 and 1.
         seed: seeds the choice of sampled responses (reproducible per step and rank).
         flush_rows, flush_interval_s, heartbeat_s: writer settings (rows, seconds, seconds).
+        sinks: trackers that also get rank 0's step numbers, events and outlook (``entrodiag.sinks``):
+            ``"wandb"``, ``"tensorboard"``, ``"mlflow"``, ``"trackio"`` (or a comma list) or ``TrackerSink``
+            objects, joining the user's open run; on the writer thread, failures logged and counted.
         **meta: more run.json fields (``model``, ``task``, ``intervention``, ...).
 
     Example:
@@ -104,6 +109,7 @@ class Recorder:
         flush_rows: int = 100_000,
         flush_interval_s: float = 30.0,
         heartbeat_s: float = 10.0,
+        sinks: str | Sequence[str | TrackerSink] = (),
         **meta: Any,
     ) -> None:
         if isinstance(token_sample, str):
@@ -156,11 +162,15 @@ class Recorder:
             "entropy_hist_edges": [e if math.isfinite(e) else None for e in edges],
             **meta,
         }
+        self.sinks = SinkSet(sinks if self.rank == 0 else ())  # an unknown or missing tracker fails here
         self.writer = RunWriter(
             run_dir, rank=self.rank, meta=run_meta, resume=resume, flush_rows=flush_rows,
             flush_interval_s=flush_interval_s, heartbeat_s=heartbeat_s,
         )
         self.path = self.writer.path
+        local = self.writer.location.local_path if self.writer.location.is_local else None
+        self.sinks.start({**run_meta, "local_dir": local, "run_id": run_meta.get("run_id") or (
+            local.resolve().name if local else self.writer.location.name)})
         # closes the run at interpreter exit if close() was forgotten; a weak reference, so that
         # it does not keep the Recorder alive (registered after the writer's: it runs first)
         ref = weakref.ref(self)
@@ -170,8 +180,8 @@ class Recorder:
     # ------------------------------------------------------------------------------ public
     @property
     def errors(self) -> int:
-        """Failures logged and swallowed so far (recorder computation and writer thread)."""
-        return self._errors + self.writer.errors
+        """Failures logged and swallowed so far (recorder computation, writer thread, sinks)."""
+        return self._errors + self.writer.errors + self.sinks.error_count
 
     def record_batch(
         self,
@@ -235,9 +245,12 @@ class Recorder:
         if not values:
             return
         extra = Scalars(values)
-        self.writer.submit(lambda: [(
-            "steps", {"step": [int(step)], "rank": [self.rank], **{k: [v] for k, v in extra.row().items()}}
-        )])
+
+        def work() -> Batch:
+            row = extra.row()
+            self.sinks.step(int(step), row)
+            return [("steps", {"step": [int(step)], "rank": [self.rank], **{k: [v] for k, v in row.items()}})]
+        self.writer.submit(work)
 
     def log_eval(self, step: int, name: str, value: float, n: int | None = None) -> None:
         """Log an evaluation metric (e.g. ``val/accuracy``): R of the entropy law."""
@@ -255,10 +268,19 @@ class Recorder:
     ) -> None:
         """Record an event in the run's ``events`` table: ``kind`` is ``flag``, ``alert``,
         ``alert_failed``, ``switch`` (``name`` = the new intervention) or ``stop``."""
-        self.writer.append("events", event_row(
-            step, kind, name, rank=self.rank, severity=severity, first_step=first_step,
-            last_step=last_step, message=message, detail=detail,
-        ))
+        row = event_row(step, kind, name, rank=self.rank, severity=severity, first_step=first_step,
+                        last_step=last_step, message=message, detail=detail)
+        if not self.sinks:
+            self.writer.append("events", row)
+            return
+        self.writer.submit(lambda: self.sinks.event(step, kind, name, severity, message) or [("events", row)])
+
+    def log_outlook(self, step: int, status: Any) -> None:
+        """Send the entropy law's ceiling and forecast of a ``WatchStatus`` to the sinks, where
+        they changed (``entrodiag/outlook/*``); the run directory is unchanged."""
+        if self.sinks:
+            values = outlook_values(status)
+            self.writer.submit(lambda: self.sinks.outlook(step, values) or [])
 
     def update_meta(self, **fields: Any) -> None:
         """Merge ``fields`` into run.json (written by rank 0's writer thread; a no-op elsewhere)."""
@@ -278,14 +300,30 @@ class Recorder:
         readers call it ``interrupted``: call ``close()`` yourself on such a process's way out.
         """
         atexit.unregister(self._atexit)
-        self.writer.close(status, recorder_errors=self._errors)
+        self.writer.close(status, recorder_errors=self._errors, **self._close_sinks(status))
 
     def _close_at_exit(self) -> None:
         failed = getattr(sys, "last_value", None) is not None  # set when an uncaught exception was printed
         try:
-            self.writer.close("failed" if failed else "finished", recorder_errors=self._errors, closed_at_exit=True)
+            status = "failed" if failed else "finished"
+            self.writer.close(status, recorder_errors=self._errors, closed_at_exit=True, **self._close_sinks(status))
         except Exception:  # never raise at exit
             log.exception("entrodiag: closing the run %s at exit failed", self.path)
+
+    def _close_sinks(self, status: str) -> dict:
+        """Send the outlook of the whole run, close the sinks; their error counts for run.json."""
+        if not self.sinks:
+            return {}
+        self.writer.flush()
+        step, values = run_outlook(self.path)
+        def finish() -> Batch:
+            if step is not None:
+                self.sinks.outlook(step, values)
+            self.sinks.close(status)
+            return []
+        self.writer.submit(finish)
+        self.writer.flush()
+        return {"sink_errors": dict(self.sinks.errors)}
 
     def __enter__(self) -> Recorder:
         return self
@@ -425,6 +463,7 @@ class Recorder:
     # --------------------------------------------------------------- writer thread only
     def _rows(self, step, wall, t, pick, extra, texts, prompts, has_lp) -> Batch:
         row = step_row(step, self.rank, wall, t, extra, has_lp)
+        self.sinks.step(step, row)
         out: Batch = [("steps", {k: [v] for k, v in row.items()})]
         if pick:
             try:

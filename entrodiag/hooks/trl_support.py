@@ -30,3 +30,20 @@ def check_trl_version(version: str) -> None:
             f"found trl {version}. Install a supported one: pip install 'trl{SUPPORTED_TRL}' "
             "(or pip install 'entrodiag[trl]')"
         )
+
+
+def tracker_sinks(args, log_to) -> list:
+    """The sinks of a TRL run (``RecordingGRPOTrainer(entrodiag_log_to=...)``): ``log_to`` (names,
+    or a comma list) when given, else the trackers of TRL's ``report_to`` that entrodiag can send
+    to (wandb, tensorboard, mlflow, trackio), so that entrodiag's series join TRL's own run (TRL's
+    W&B run, its active MLflow run, its Trackio run; TensorBoard: TRL's ``logging_dir``)."""
+    from ..sinks import SINKS, sink_names
+    from ..sinks.tensorboard import TensorBoardSink
+
+    if log_to is None:
+        report_to = getattr(args, "report_to", None) or []
+        report_to = [report_to] if isinstance(report_to, str) else list(report_to)
+        log_to = [n for n in report_to if n in SINKS]
+    names = sink_names(log_to)
+    return [TensorBoardSink(args.logging_dir) if n == "tensorboard" and getattr(args, "logging_dir", None) else n
+            for n in names]

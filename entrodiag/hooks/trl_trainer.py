@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .trl_support import CONTROL_FILE, ROW_KEY, SUPPORTED_TRL, check_trl_version
+from .trl_support import CONTROL_FILE, ROW_KEY, SUPPORTED_TRL, check_trl_version, tracker_sinks
 
 try:
     import torch
@@ -21,9 +21,7 @@ try:
     from transformers import TrainerCallback
     from trl import GRPOTrainer
 except ImportError as e:
-    raise ImportError(
-        f"entrodiag.hooks.trl needs TRL ({SUPPORTED_TRL}): pip install 'entrodiag[trl]' ({e})"
-    ) from e
+    raise ImportError(f"entrodiag.hooks.trl needs TRL ({SUPPORTED_TRL}): pip install 'entrodiag[trl]' ({e})") from e
 
 from ..entropy_control import EntropyControl
 from ..store.location import locate, run_path
@@ -68,6 +66,8 @@ class RecordingGRPOTrainer(GRPOTrainer):
             the module doc; default True; only from the main thread).
         entrodiag_stop_grace: seconds after the signal by which the checkpoint is saved and
             the run closed (default 25; below the scheduler's grace before SIGKILL).
+        entrodiag_log_to: trackers that get entrodiag's series (``entrodiag.sinks``); default: those
+            of ``args.report_to`` (TRL's own W&B/MLflow/Trackio run, its TensorBoard folder); ``[]``: none.
 
     Raises:
         RuntimeError: an unsupported TRL version.
@@ -81,7 +81,7 @@ class RecordingGRPOTrainer(GRPOTrainer):
                  entrodiag_meta: dict | None = None, entrodiag_stop_on: str | None = None,
                  entrodiag_watch_every: int = 10, entrodiag_handle_signals: bool = True,
                  entrodiag_entropy_control: Any = None, entrodiag_control_args: dict | None = None,
-                 entrodiag_stop_grace: float = DEFAULT_STOP_GRACE, **kwargs) -> None:
+                 entrodiag_stop_grace: float = DEFAULT_STOP_GRACE, entrodiag_log_to=None, **kwargs) -> None:
         check_trl_version(trl.__version__)
         if isinstance(entrodiag_stop_grace, bool) or not isinstance(entrodiag_stop_grace, (int, float)) \
                 or not entrodiag_stop_grace > 0:
@@ -123,7 +123,7 @@ class RecordingGRPOTrainer(GRPOTrainer):
             self._ed_control = self._ed_make_control(entrodiag_entropy_control, entrodiag_control_args or {})
         pc = self.processing_class
         self._ed_tokenizer = getattr(pc, "tokenizer", None) or pc
-        self._ed_owns = entrodiag_recorder is None
+        self._ed_owns, self._ed_log_to = entrodiag_recorder is None, entrodiag_log_to
         self._ed_recorder_kwargs = dict(
             run_dir=entrodiag_run_dir, source="trl", config=jsonable(self.args.to_dict()),
             tokenizer=self._ed_tokenizer, token_sample=entrodiag_token_sample,
@@ -354,7 +354,7 @@ class RecordingGRPOTrainer(GRPOTrainer):
 
     def _ed_open(self, resume: bool) -> Recorder:
         kw = dict(self._ed_recorder_kwargs)
-        return Recorder(kw.pop("run_dir"), resume=resume, **kw)
+        return Recorder(kw.pop("run_dir"), resume=resume, sinks=tracker_sinks(self.args, self._ed_log_to), **kw)
 
     def _ed_guard(self, fn, *args) -> None:
         try:

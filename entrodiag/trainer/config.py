@@ -118,6 +118,8 @@ class TrainConfig:
     """Run the collapse detectors on the recorded steps every N steps (with stop_on, on_collapse or alerts)."""
     alerts: str = ""
     """A TOML file whose [alerts] section sends each new flag to console, webhook, Slack or e-mail sinks."""
+    log_to: str = ""
+    """Trackers that also get the run's step numbers, flags and outlook: a comma list of wandb, tensorboard, mlflow, trackio (TOML: a list); each needs its extra, e.g. pip install 'entrodiag[wandb]'."""
     gradient_checkpointing: bool = False
     device: str = "auto"
     """``auto`` (CUDA with bf16 autocast when present, else CPU fp32), ``cpu`` or ``cuda``."""
@@ -133,6 +135,7 @@ class TrainConfig:
     warmup_lr: float = 1e-3
 
     def __post_init__(self) -> None:
+        from ..sinks import sink_names
         from .controllers import CONTROLLERS, from_config
         from .losses import LOSSES
 
@@ -151,7 +154,7 @@ class TrainConfig:
         switchable = [*LOSSES, *(c for c in CONTROLLERS if c != "none")]
         if self.on_collapse and self.on_collapse not in switchable:
             problems.append(f"on_collapse {self.on_collapse!r} is not one of {', '.join(switchable)}")
-        for name in ("entropy_band", "control_gains", "control_bounds"):  # TOML may give a list
+        for name in ("entropy_band", "control_gains", "control_bounds", "log_to"):  # TOML may give a list
             if isinstance(getattr(self, name), (list, tuple)):
                 setattr(self, name, ",".join(str(x) for x in getattr(self, name)))
         if self.entropy_target < 0 or not 0 <= self.entropy_target_frac:
@@ -167,6 +170,10 @@ class TrainConfig:
                 problems.append(f"{name} must be info, warning or critical, got {getattr(self, name)!r}")
         if isinstance(self.stop_grace, bool) or not isinstance(self.stop_grace, (int, float)) or not self.stop_grace > 0:
             problems.append(f"stop_grace must be > 0 seconds, got {self.stop_grace}")
+        try:
+            sink_names(self.log_to)
+        except ValueError as e:
+            problems.append(f"log_to: {e}")
         if self.watch_every < 1:
             problems.append(f"watch_every must be >= 1, got {self.watch_every}")
         if self.prompt_format not in ("auto", "chat", "plain"):

@@ -140,7 +140,7 @@ class Trainer(DeadlineChecks, CollapseWatch):
                 self.out, config=cfg.to_dict(), source="builtin", tokenizer=self.tok, token_sample=cfg.token_sample,
                 entropy_temperature=cfg.entropy_temperature, seed=cfg.seed, resume=resume,
                 model=model_name, task=self.task.name, intervention=self.intervention,
-                n_params=n_params(self.model), device=str(self.device),
+                n_params=n_params(self.model), device=str(self.device), sinks=cfg.log_to,
             )
         except RunInUseError as e:  # --resume: another writer took the run over meanwhile
             raise TrainingError(str(e)) from None

@@ -48,6 +48,7 @@ class CollapseWatch:
         decision = WatchDecision.CARRY_ON
         if self.rank == 0:
             new = self.watcher.poll()
+            self.rec.log_outlook(step, self.watcher.status)  # the trackers' ceiling and forecast, where changed
             for flag in new:
                 (bar.write if bar is not None else self.log)(describe_flag(flag, step))
             stops = at_or_above(new, cfg.stop_on) if cfg.stop_on else []

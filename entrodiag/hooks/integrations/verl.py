@@ -54,7 +54,8 @@ def attach(run_dir: str | os.PathLike | None = None, *, first_step: int | None =
     imports in each worker (``actor_rollout_ref.model.external_lib=MODULE``). ``first_step``
     numbers the first recorded step (default: after the last step this rank recorded in
     ``run_dir``, else 1); ``recorder_kwargs`` go to ``Recorder`` (``token_sample``,
-    ``tokenizer``, ...). Returns the ``Attachment``; a second call in the same process returns
+    ``tokenizer``, ``sinks=["wandb"]``: rank 0's worker sends to the tracker; verl's own W&B run
+    lives in the driver process, so the worker's sink starts a run of its own). Returns the ``Attachment``; a second call in the same process returns
     the first one (verl may import the attachment module more than once).
 
     Raises:

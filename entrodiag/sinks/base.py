@@ -1,0 +1,174 @@
+"""What every tracker sink shares: the interface, the registry of names, and the fan-out that
+the Recorder drives from its writer thread.
+
+A sink receives, on the run's own step axis (entrodiag's ``step``):
+
+- each step row's numbers as ``entrodiag/<column>`` (``log_metrics``);
+- each event (flag, alert, switch, stop, ...) as the number ``entrodiag/events/<kind>/<name>`` =
+  its severity rank (1 info, 2 warning, 3 critical) and as a note (``log_note``: the tracker's
+  text or alert where it has one);
+- at close, the entropy law's ceiling and the entropy forecast as ``entrodiag/outlook/...``.
+
+Failures of a sink are logged and counted (``SinkSet.errors``), never raised into training.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger("entrodiag")
+
+PREFIX = "entrodiag/"
+#: the trackers a sink can be named by: name -> (module, class, pip extra)
+SINKS: dict[str, tuple[str, str, str]] = {
+    "wandb": ("entrodiag.sinks.wandb", "WandbSink", "wandb"),
+    "tensorboard": ("entrodiag.sinks.tensorboard", "TensorBoardSink", "tensorboard"),
+    "mlflow": ("entrodiag.sinks.mlflow", "MlflowSink", "mlflow"),
+    "trackio": ("entrodiag.sinks.trackio", "TrackioSink", "trackio"),
+}
+SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
+#: step-row columns that are not sent (identity, wall clock)
+NOT_SENT = frozenset({"step", "rank", "wall_time"})
+_MAX_LOGGED_ERRORS = 10
+
+
+class SinkError(ValueError):
+    """A sink cannot be built: an unknown name, or its tracker's package is not installed."""
+
+
+def missing_package(package: str, extra: str) -> SinkError:
+    """The one-line error of a sink whose tracker package is not installed, naming its extra."""
+    return SinkError(f"the {extra} sink needs the {package} package: pip install 'entrodiag[{extra}]'")
+
+
+def require(package: str, extra: str) -> Any:
+    """Import and return ``package``, or raise ``missing_package``'s error."""
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise missing_package(package, extra) from None
+
+
+class TrackerSink:
+    """Base of every sink. ``start`` runs in the Recorder's constructor (the caller's thread, where
+    the user's open run is visible); the other methods run on the Recorder's writer thread and may
+    raise (the ``SinkSet`` counts it)."""
+
+    name = "sink"
+
+    def start(self, meta: dict) -> None:
+        """Note the run about to be recorded (``meta``: its run.json fields: ``run_id``, ``config``)
+        and any run of this tracker the user already has open."""
+        self.meta = meta
+
+    def log_metrics(self, step: int, values: dict[str, float]) -> None:
+        """Log ``values`` (names with the ``entrodiag/`` prefix) at entrodiag's ``step``."""
+        raise NotImplementedError
+
+    def log_note(self, step: int, kind: str, name: str, title: str, text: str, severity: str | None) -> None:
+        """An event's text (``kind``: flag, alert, switch, stop, ...); an alert where the tracker
+        has alerts and ``kind`` is ``flag``. Default: nothing beyond the event's number."""
+
+    def close(self, status: str) -> None:
+        """End the tracker's run if this sink started it (a run the user opened stays open)."""
+
+
+def sink_names(spec: str | Sequence[str]) -> list[str]:
+    """``"wandb,tensorboard"`` or ``["wandb", ...]`` -> the checked names: ``SinkError`` on an
+    unknown one or one whose package is missing (found without importing it)."""
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n and n.strip()]
+    unknown = [n for n in names if n not in SINKS]
+    if unknown:
+        raise SinkError(f"unknown tracker(s) {', '.join(map(repr, unknown))}; trackers: {', '.join(SINKS)}")
+    for n in names:
+        if importlib.util.find_spec(SINKS[n][2]) is None:
+            raise missing_package(SINKS[n][2], n)
+    return names
+
+
+def make_sink(spec: str | TrackerSink) -> TrackerSink:
+    """A sink from its name (``wandb``, ``tensorboard``, ``mlflow``, ``trackio``) or a ready sink."""
+    if isinstance(spec, TrackerSink):
+        return spec
+    if not isinstance(spec, str):
+        raise SinkError(f"a sink is a tracker name or a TrackerSink, got {type(spec).__name__}")
+    (name,) = sink_names([spec])
+    module, cls, _ = SINKS[name]
+    return getattr(importlib.import_module(module), cls)()
+
+
+def step_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a step row that a tracker gets, as ``entrodiag/<column>`` (finite only)."""
+    out = {}
+    for k, v in row.items():
+        if k in NOT_SENT or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if math.isfinite(v):
+            out[PREFIX + k] = float(v)
+    return out
+
+
+class SinkSet:
+    """The Recorder's sinks: each call goes to every sink; a sink that raises is logged (the first
+    few times) and counted in ``errors`` (per sink name), never raised."""
+
+    def __init__(self, specs: str | Sequence[str | TrackerSink]) -> None:
+        if isinstance(specs, str):
+            specs = sink_names(specs)
+        self.sinks = [make_sink(s) for s in specs]  # SinkError here: before any run is created
+        self.errors: dict[str, int] = {}
+        self.sent_outlook: dict[str, float] = {}
+
+    def start(self, meta: dict) -> None:
+        """Each sink's ``start`` (the caller's thread): see ``TrackerSink.start``."""
+        for sink in self.sinks:
+            self._guard(sink, "start", sink.start, meta)
+
+    def __bool__(self) -> bool:
+        return bool(self.sinks)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    def step(self, step: int, row: dict[str, Any]) -> None:
+        """Send a step row (or added columns of one)."""
+        values = step_metrics(row) if self.sinks else None
+        if values:
+            for sink in self.sinks:
+                self._guard(sink, "log_metrics", sink.log_metrics, step, values)
+
+    def event(self, step: int, kind: str, name: str, severity: str | None, message: str) -> None:
+        """Send an event: its severity as a number, and its text (an alert for a flag)."""
+        rank = SEVERITY_RANK.get(severity or "", 1)
+        title = f"entrodiag {kind}: {name}" + (f" ({severity})" if severity else "")
+        for sink in self.sinks:
+            self._guard(sink, "log_metrics", sink.log_metrics, step, {f"{PREFIX}events/{kind}/{name}": float(rank)})
+            self._guard(sink, "log_note", sink.log_note, step, kind, name, title, message or title, severity)
+
+    def outlook(self, step: int, values: dict[str, float]) -> None:
+        """Send the outlook values (``outlook/ceiling``, ...) that changed since last sent."""
+        changed = {k: v for k, v in values.items() if self.sent_outlook.get(k) != v}
+        self.sent_outlook.update(changed)
+        self.step(step, changed)
+
+    def close(self, status: str) -> None:
+        """Close every sink; the set is then empty (a second close does nothing)."""
+        for sink in self.sinks:
+            self._guard(sink, "close", sink.close, status)
+        self.sinks = []
+
+    def _guard(self, sink: TrackerSink, what: str, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            n = self.errors[sink.name] = self.errors.get(sink.name, 0) + 1
+            if n <= _MAX_LOGGED_ERRORS:
+                log.exception("entrodiag: the %s sink failed (%s); training goes on", sink.name, what)
+            elif n == _MAX_LOGGED_ERRORS + 1:
+                log.error("entrodiag: the %s sink keeps failing; further errors are counted, not logged", sink.name)

@@ -1,0 +1,372 @@
+"""Sinks: entrodiag's numbers in the user's tracker, read back through each tracker's own API.
+
+One built-in trainer run (4 steps) sends to W&B (offline), TensorBoard, MLflow (a real
+``mlflow server`` on 127.0.0.1 with a SQLite store) and Trackio (its local store) at once, plus a
+sink that raises on every call; one Recorder driven by hand with a collapsing entropy raises flags
+into the same four trackers. Each tracker must hold the run folder's per-step entropy and
+covariance (to 1e-6) and the flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from entrodiag import load_run
+from entrodiag.sinks import SINKS, SinkError, TrackerSink, sink_names
+
+pytest.importorskip("wandb")
+pytest.importorskip("mlflow")
+pytest.importorskip("trackio")
+pytest.importorskip("tensorboard")
+
+TRACKERS = "wandb,tensorboard,mlflow,trackio"
+STEPS = 4
+COMPARED = ("entropy_mean", "cov_mean")
+
+
+class Boom(TrackerSink):
+    """A sink that raises on every call."""
+
+    name = "boom"
+    calls = 0
+
+    def _raise(self, *args):
+        type(self).calls += 1
+        raise RuntimeError("tracker down")
+
+    start = log_metrics = log_note = close = _raise
+
+
+# ------------------------------------------------------------------------ trackers' own readers
+def wandb_history(wandb_file: Path, wait_s: float = 60.0) -> tuple[str, list[dict]]:
+    """The display name and history rows of an offline ``.wandb`` file, once its run has ended
+    (wandb's service writes the file after ``finish()`` returns: wait for its ``exit`` record)."""
+    deadline = time.time() + wait_s
+    while True:
+        name, rows, ended = _read_wandb(wandb_file)
+        if ended or time.time() > deadline:
+            assert ended, f"{wandb_file}: no exit record within {wait_s} s"
+            return name, rows
+        time.sleep(0.2)
+
+
+def _read_wandb(wandb_file: Path) -> tuple[str | None, list[dict], bool]:
+    """wandb's record framing (a LevelDB-style log of 32 KiB blocks after a 7-byte header)
+    decoded with wandb's own ``wandb_internal_pb2.Record`` (wandb >= 0.20 ships no Python reader
+    of the file): the display name, the history rows, whether the ``exit`` record is there."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, ended = wandb_file.read_bytes(), False
+    assert data[:4] == b":W&B"
+    pos, block, payload, name, rows = 7, 32768, b"", None, []
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:
+            pos += block - pos % block  # the block's tail is padding
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if pos + 7 + length > len(data):
+            break  # a record still being written
+        payload += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST: a whole record
+            rec = pb.Record()
+            rec.ParseFromString(payload)
+            payload = b""
+            which = rec.WhichOneof("record_type")
+            if which == "run":
+                name = rec.run.display_name
+            elif which == "history":
+                rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item})
+            ended = ended or which == "exit"
+        elif kind == 0 and length == 0:
+            break
+    return name, rows, ended
+
+
+def wandb_runs(wandb_dir: Path) -> dict[str, list[dict]]:
+    """Every offline run under ``wandb_dir``: display name -> history rows."""
+    return dict(wandb_history(f) for f in sorted(wandb_dir.glob("wandb/offline-run-*/run-*.wandb")))
+
+
+def series(rows: list[dict], key: str, step_key: str = "entrodiag/step") -> dict[int, float]:
+    return {int(r[step_key]): r[key] for r in rows if key in r and step_key in r}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def trackers(tmp_path_factory):
+    """The trackers' stores in a temporary folder (W&B offline, Trackio's directory, a real MLflow
+    server on a free port), a ``boom`` sink registered, all undone at the end."""
+    root = tmp_path_factory.mktemp("trackers")
+    port = free_port()
+    log = open(root / "mlflow-server.log", "w")  # a file, not a pipe: a full pipe would stall the server
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--default-artifact-root", str(root / "art")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    project = f"entrodiag-test-{os.getpid()}"
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in {"WANDB_MODE": "offline", "WANDB_DIR": str(root), "WANDB_SILENT": "true",
+                     "WANDB_PROJECT": project, "TRACKIO_DIR": str(root / "trackio"), "TRACKIO_PROJECT": project,
+                     "MLFLOW_TRACKING_URI": url, "MLFLOW_EXPERIMENT_NAME": project}.items():
+            mp.setenv(k, v)
+        import trackio.sqlite_storage
+        import trackio.utils
+
+        for module in (trackio.utils, trackio.sqlite_storage):  # read at trackio's import: point it here
+            mp.setattr(module, "TRACKIO_DIR", root / "trackio")
+        mp.setitem(SINKS, "boom", (__name__, "Boom", "pytest"))
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None, f"mlflow server did not start: {(root / 'mlflow-server.log').read_text()[-2000:]}"
+                assert time.time() < deadline, "mlflow server did not answer within 90 s"
+                time.sleep(0.3)
+        try:
+            yield {"root": root, "mlflow": url, "project": project}
+        finally:  # the server and its job runners: one process group, started here (SIGTERM takes 5+ s)
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=20)
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def trained(trackers, warm_start_cache):
+    """A built-in trainer run sending to all four trackers and to the failing sink (the session's
+    warm start of ``tiny_run``)."""
+    from entrodiag.trainer import load_config, train
+
+    out = trackers["root"] / "run"
+    cfg = load_config("tiny-arith-test", steps=STEPS, prompts_per_step=8, eval_every=1000, checkpoint_every=1000,
+                      log_to=f"{TRACKERS},boom")
+    train(cfg, out, progress=False)
+    return load_run(out)
+
+
+@pytest.fixture(scope="module")
+def flagged(trackers):
+    """A Recorder driven by hand: entropy collapses after 4 of 12 steps and the rewards become all
+    equal; the in-process watch raises its flags as events through the Recorder."""
+    from entrodiag import Recorder
+    from entrodiag.watch import Watcher
+
+    g = torch.Generator().manual_seed(0)
+    B, T = 8, 4
+    with Recorder(trackers["root"] / "flagrun", sinks=TRACKERS, token_sample=2, flush_interval_s=60,
+                  heartbeat_s=60) as rec:
+        for s in range(12):
+            h = (0.8 if s < 4 else 0.02) * (0.5 + torch.rand(B, T, generator=g))
+            r = torch.tensor([1.0, 0.0] * 4) if s < 4 else torch.ones(B)
+            rec.record_batch(s, token_ids=torch.randint(0, 30, (B, T), generator=g),
+                             response_mask=torch.ones(B, T, dtype=torch.bool), advantages=r - 0.5 * (s < 4),
+                             entropy=h, logprobs=-0.5 * h, rewards=r, group_ids=torch.arange(B) // 2)
+        rec.flush()
+        flags = Watcher(rec.path, events=rec.log_event).poll(force=True)
+    assert flags, "the collapsing run raised no flag"
+    return load_run(rec.path), {f.kind for f in flags}
+
+
+def _expected(run, col: str) -> dict[int, float]:
+    steps = run.steps.sort("step")
+    return dict(zip(steps["step"].to_list(), steps[col].to_list()))
+
+
+def _close(got: dict[int, float], want: dict[int, float], n: int = STEPS) -> None:
+    assert sorted(got) == sorted(want) and len(want) == n
+    assert max(abs(got[s] - want[s]) for s in want) < 1e-6
+
+
+# ----------------------------------------------------------------------------------------- tests
+def test_wandb_offline_holds_the_run(trackers, trained):
+    runs = wandb_runs(trackers["root"])
+    assert "run" in runs  # a W&B run named after the entrodiag run
+    for col in COMPARED:
+        _close(series(runs["run"], f"entrodiag/{col}"), _expected(trained, col))
+
+
+def test_tensorboard_holds_the_run(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(trained.path / "tensorboard"))
+    acc.Reload()
+    for col in COMPARED:
+        _close({e.step: e.value for e in acc.Scalars(f"entrodiag/{col}")}, _expected(trained, col))
+
+
+def test_mlflow_server_holds_the_run(trackers, trained):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(trackers["mlflow"])
+    exp = client.get_experiment_by_name(trackers["project"])
+    (run,) = client.search_runs([exp.experiment_id], filter_string="attributes.run_name = 'run'")
+    assert run.info.status == "FINISHED"  # the sink started this run, and ended it
+    for col in COMPARED:
+        _close({m.step: m.value for m in client.get_metric_history(run.info.run_id, f"entrodiag/{col}")},
+               _expected(trained, col))
+
+
+def test_trackio_holds_the_run(trackers, trained):
+    from trackio import SQLiteStorage
+
+    logs = SQLiteStorage.get_logs(trackers["project"], run="run")
+    for col in COMPARED:
+        _close(series(logs, f"entrodiag/{col}", "step"), _expected(trained, col))
+
+
+def test_flags_reach_every_tracker(trackers, flagged):
+    """The flags of the hand-driven run: a number per flag in each tracker, its text (TensorBoard
+    text, an MLflow tag) and a Trackio alert."""
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from trackio import SQLiteStorage
+
+    flag_run, kinds = flagged
+    rows = wandb_runs(trackers["root"])["flagrun"]
+    assert {k.split("/")[-1] for r in rows for k in r if k.startswith("entrodiag/events/flag/")} == kinds
+    acc = EventAccumulator(str(flag_run.path / "tensorboard"), size_guidance={"tensors": 0})
+    acc.Reload()
+    assert {t.split("/")[-1] for t in acc.Tags()["scalars"] if t.startswith("entrodiag/events/flag/")} == kinds
+    texts = [t.tensor_proto.string_val[0].decode() for t in acc.Tensors("entrodiag/events/text_summary")]
+    assert all(any(k in t for t in texts) for k in kinds)
+    client = MlflowClient(trackers["mlflow"])
+    exp = client.get_experiment_by_name(trackers["project"])
+    (run,) = client.search_runs([exp.experiment_id], filter_string="attributes.run_name = 'flagrun'")
+    assert {k.split("/")[-1] for k in run.data.tags if k.startswith("entrodiag/flag/")} == kinds
+    severity = {f: flag_run.events.filter(flag_run.events["name"] == f)["severity"][0] for f in kinds}
+    for kind in kinds:
+        (m,) = client.get_metric_history(run.info.run_id, f"entrodiag/events/flag/{kind}")
+        assert m.value == {"info": 1, "warning": 2, "critical": 3}[severity[kind]]
+    alerts = SQLiteStorage.get_alerts(trackers["project"], run_name="flagrun")
+    assert {a["title"].split(": ")[1].split(" ")[0] for a in alerts} == kinds
+    # the outlook sent at close: the forecast's floor is half the start entropy
+    from entrodiag.analysis.forecast import forecast_entropy
+
+    floor = series(SQLiteStorage.get_logs(trackers["project"], run="flagrun"), "entrodiag/outlook/forecast_floor", "step")
+    assert list(floor) == [11] and floor[11] == pytest.approx(forecast_entropy(flag_run, floor_frac=0.5).floor, abs=1e-9)
+
+
+def test_trl_report_to_wandb_is_one_run(trackers, tmp_path):
+    """TRL with ``report_to="wandb"``: entrodiag's series go into TRL's own W&B run (one run, not two)."""
+    pytest.importorskip("trl")
+    import wandb
+
+    from test_trl_hook import _tiny_trainer  # the tests' 1-layer TRL trainer, built in code
+
+    before = set(trackers["root"].glob("wandb/offline-run-*"))
+    trainer = _tiny_trainer(run_dir=tmp_path / "trl", steps=2, config={"report_to": "wandb", "run_name": "trl-run"})
+    trainer.train()
+    wandb.finish()  # TRL leaves its run open; finishing it writes the offline file whole
+    (new,) = set(trackers["root"].glob("wandb/offline-run-*")) - before
+    name, rows = wandb_history(next(new.glob("run-*.wandb")))
+    assert name == "trl-run"  # TRL's run
+    keys = {k for r in rows for k in r}
+    assert any("loss" in k and not k.startswith("entrodiag/") for k in keys), sorted(keys)  # TRL's own series
+    run = load_run(tmp_path / "trl")
+    for col in COMPARED:
+        _close(series(rows, f"entrodiag/{col}"), _expected(run, col), n=2)
+    assert run.meta["sink_errors"] == {}
+
+
+def test_a_failing_sink_leaves_training_and_the_run_whole(trained):
+    assert trained.status == "finished"
+    assert trained.steps["step"].to_list() == list(range(STEPS))
+    assert trained.steps["entropy_mean"].null_count() == 0
+    errors = trained.meta["sink_errors"]
+    assert errors["boom"] >= STEPS and set(errors) == {"boom"}  # the other four sinks never failed
+    assert trained.meta["recorder_errors"] == 0 and trained.meta["writer_errors"] == 0
+
+
+def test_unknown_or_missing_tracker_is_one_line(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from entrodiag import Recorder
+    from entrodiag.cli import main
+    from entrodiag.trainer import load_config
+
+    with pytest.raises(SinkError, match="unknown tracker.*'nope'.*trackers: wandb"):
+        Recorder(tmp_path / "r", sinks=["nope"])
+    assert not (tmp_path / "r" / "run.json").exists()  # no run left behind
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    with pytest.raises(SinkError, match=r"pip install 'entrodiag\[mlflow\]'"):
+        sink_names("tensorboard, mlflow")
+    with pytest.raises(ValueError, match="log_to: the mlflow sink needs"):
+        load_config("tiny-arith-test", log_to="mlflow")
+    toml = tmp_path / "c.toml"
+    toml.write_text('log_to = ["tensorboard", "wandb"]\n')
+    assert load_config("tiny-arith-test", toml).log_to == "tensorboard,wandb"
+    assert main(["train", "--preset", "tiny-arith-test", "--log-to", "mlflow", "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith("pip install 'entrodiag[mlflow]'")
+    assert not (tmp_path / "t").exists()
+
+
+class Memory(TrackerSink):
+    """A sink that keeps what it gets."""
+
+    name = "memory"
+
+    def __init__(self):
+        self.metrics, self.notes, self.closed = [], [], []
+
+    def log_metrics(self, step, values):
+        self.metrics.append((step, values))
+
+    def log_note(self, step, kind, name, title, text, severity):
+        self.notes.append((step, kind, name, severity))
+
+    def close(self, status):
+        self.closed.append(status)
+
+
+def test_attachment_sends_and_outlook_only_when_changed(tmp_path):
+    """A framework attachment passes ``sinks`` through to its Recorder; the outlook goes out only
+    where it changed; a second close does nothing."""
+    from types import SimpleNamespace
+
+    from conftest import batch_kwargs
+    from entrodiag.hooks.integrations.common import StepRecorder
+
+    mem = Memory()
+    att = StepRecorder(tmp_path / "run", "verl", first_step=1, token_sample=0, sinks=[mem])
+    for _ in range(2):
+        att.record(**batch_kwargs())
+    att.rec.log_event(2, "switch", "kl_cov", severity="warning", message="none -> kl_cov")
+    fc = SimpleNamespace(floor=0.3, predicted_step=40, predicted_low=30, predicted_high=None, steps_left=38,
+                         reached_step=None, half_life=12.0)
+    att.rec.log_outlook(2, SimpleNamespace(ceiling=0.9, forecast=fc))
+    att.rec.log_outlook(2, SimpleNamespace(ceiling=0.9, forecast=fc))  # unchanged: not sent again
+    att.rec.log_outlook(2, SimpleNamespace(ceiling=0.8, forecast=fc))
+    att.close()
+    att.rec.close()  # closed already: nothing more
+    run = load_run(tmp_path / "run")
+    got = {s: v["entrodiag/entropy_mean"] for s, v in mem.metrics if "entrodiag/entropy_mean" in v}
+    assert got == pytest.approx(dict(zip(run.steps["step"].to_list(), run.steps["entropy_mean"].to_list())), abs=1e-9)
+    assert (2, {"entrodiag/events/switch/kl_cov": 2.0}) in mem.metrics
+    assert mem.notes == [(2, "switch", "kl_cov", "warning")]
+    ceilings = [v["entrodiag/outlook/ceiling"] for _, v in mem.metrics if "entrodiag/outlook/ceiling" in v]
+    assert ceilings == [0.9, 0.8]
+    assert sum("entrodiag/outlook/forecast_floor" in v for _, v in mem.metrics) == 1
+    assert mem.closed == ["finished"] and run.meta["sink_errors"] == {}
