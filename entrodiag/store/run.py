@@ -110,7 +110,11 @@ class Run:
         if part not in self.skipped_parts:
             self.skipped_parts.append(part)
             self._skip_reasons[part] = reason
-            warnings.warn(f"{SKIP_WARNING} {part} ({reason})", stacklevel=4)
+            warnings.warn(self.skip_messages()[-1], stacklevel=4)
+
+    def skip_messages(self) -> list[str]:
+        """The warning that named each of ``skipped_parts``, in order (``SKIP_WARNING`` ...)."""
+        return [f"{SKIP_WARNING} {part} ({self._skip_reasons.get(part, 'unreadable')})" for part in self.skipped_parts]
 
     def skipped(self) -> list[dict[str, str]]:
         """``skipped_parts`` as ``{"path": <path inside the run>, "reason": ...}`` (for summaries)."""
