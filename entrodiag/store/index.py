@@ -62,6 +62,7 @@ import pyarrow.fs as pafs
 
 from .location import Location, locate
 from .meta import check_meta
+from .parts import SETTLED_S
 from .run import SKIP_WARNING, Run, load_run
 from .rundir import RunError
 from .schema import CORE_TYPES, RUN_JSON, TABLES, parse_part_name
@@ -152,7 +153,7 @@ def _list_store(root: Location) -> dict[str, tuple[tuple[int, int], _Files]]:
 
 #: A table folder changed less than this many seconds before it was listed is not trusted to be
 #: unchanged next time (see ``_walk_local``).
-RACY_S = 2.0
+RACY_S = SETTLED_S
 
 
 def _settled(mtime_ns: int, now_ns: int) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,6 +175,26 @@ def _names(folder: RunPath) -> list[str]:
     if len(_LISTED) > _MAX_VERDICTS:
         _LISTED.clear()
     return [i.base_name for i in infos]
+
+
+#: A folder changed less than this many seconds before it was looked at is listed again next time
+#: (its time may not show a change made within the same tick), as ``index.RACY_S``.
+SETTLED_S = 2.0
+
+
+def folder_stamp(folder: RunPath) -> int | None:
+    """The modification time (ns) of a local table folder, which changes whenever a part file is
+    added, renamed or removed in it (every writer and ``compact`` do that), so an unchanged stamp
+    means an unchanged listing; ``None`` (list it) for an object store, a folder that is missing,
+    or one changed within ``SETTLED_S``. Not seen: a part rewritten in place under its own name,
+    which no entrodiag writer does (the guarded scan still skips it if it no longer decodes)."""
+    if not isinstance(folder, Path):
+        return None
+    try:
+        mtime = folder.stat().st_mtime_ns
+    except OSError:
+        return None
+    return mtime if time.time_ns() - mtime >= SETTLED_S * 1e9 else None
 
 
 def stat_files(folder: RunPath) -> list[tuple[str, int, int]]:

@@ -20,7 +20,7 @@ from . import values
 from .location import Location
 from .merge import coalesce, merge_ranks
 from .meta import read_meta, run_status
-from .parts import RERUNS, Verdict, broken_reason, decode_part, list_parts, listed_key, read_footer
+from .parts import RERUNS, Verdict, broken_reason, decode_part, folder_stamp, list_parts, listed_key, read_footer
 from .rundir import RunPath, find_run_dir, os_reason
 from .scan import GUARDED, GuardedScan, guarded_scan, polars_schema, scan_parts
 from .schema import CORE_TYPES, TABLES, table_schema
@@ -47,12 +47,14 @@ class Run:
     max_step: int | None = None
     _skip_reasons: dict[RunPath, str] = field(default_factory=dict, repr=False)
     _bad: dict[str, dict] = field(default_factory=dict, repr=False)
+    #: per table, the last listing and the folder's stamp it was made at (``folder_stamp``)
+    _listed: dict[str, tuple[int, tuple]] = field(default_factory=dict, repr=False)
 
     def until(self, step: int) -> Run:
         """The same run as it was after ``step``: every table without the rows of later steps
         (to replay what an analysis said at that point, e.g. when a flag was first raised)."""
         return Run(path=self.path, meta=self.meta, skipped_parts=self.skipped_parts, max_step=int(step),
-                   _skip_reasons=self._skip_reasons)
+                   _skip_reasons=self._skip_reasons, _listed=self._listed)
 
     @property
     def run_id(self) -> str:
@@ -68,15 +70,27 @@ class Run:
         """Completed, readable part files of ``table`` (unreadable ones skipped with a warning)."""
         return self._parts(table)[0]
 
-    def _parts(self, table: str) -> tuple[list[RunPath], pa.Schema | None]:
+    def _parts(self, table: str, *, fresh: bool = False) -> tuple[list[RunPath], pa.Schema | None]:
+        """The table's readable parts and the schema they are read with. A local folder whose
+        modification time has not changed since the last listing (and was settled then) is not
+        listed again: an analysis asks for the same tables some twenty times (``fresh``: list)."""
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
+        stamp = folder_stamp(self.path / table)
+        hit = self._listed.get(table)
+        if not fresh and stamp is not None and hit is not None and hit[0] == stamp:
+            return hit[1]
         for _ in range(RERUNS):
             try:
-                return self._list(table)
+                found = self._list(table)
+                break
             except FileNotFoundError:  # a part vanished between listing and reading its footer
                 continue
-        return self._list(table)
+        else:
+            found = self._list(table)
+        if stamp is not None:
+            self._listed[table] = (stamp, found)
+        return found
 
     def _list(self, table: str) -> tuple[list[RunPath], pa.Schema | None]:
         folder = self.path / table
@@ -157,7 +171,7 @@ class Run:
             lf = scan_parts(self.parts(table), pschema)
         else:
             scan = GuardedScan(parts, pschema, skipped=self.skipped_parts, skip=self._skip,
-                               relist=lambda: self.parts(table))
+                               relist=lambda: self._parts(table, fresh=True)[0])
             lf = guarded_scan(scan, f"{self.path.name}/{table}")
         if not raw:
             lf = values.mask(lf, pschema)

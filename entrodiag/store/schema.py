@@ -220,12 +220,14 @@ def table_schema(table: str, found: list[pa.Schema],
     rows = rows if rows is not None else [1] * len(found)
     # Parts written by one writer share a schema: decide once per distinct schema (its parts' rows
     # pooled), then give each part its schema's verdict (1,000 runs of 50 parts: 50,000 -> 1,000).
-    groups: dict[tuple, int] = {}
+    # Grouped by the schema itself: equal schemas have equal names and types (metadata aside, which
+    # can split one schema into two groups: the same verdict, decided twice).
+    groups: dict[pa.Schema, int] = {}
     unique: list[pa.Schema] = []
     weights: list[int] = []
     members: list[list[int]] = []
     for i, s in enumerate(found):
-        g = groups.setdefault(tuple(zip(s.names, s.types)), len(unique))
+        g = groups.setdefault(s, len(unique))
         if g == len(unique):
             unique.append(s)
             weights.append(0)
