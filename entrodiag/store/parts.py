@@ -109,6 +109,30 @@ def read_footer(path: RunPath, key: Key) -> Verdict:
     return _remember(key, verdict)
 
 
+#: How many footers of an object store are fetched at once (each read mostly waits on its request).
+FOOTER_THREADS = 16
+
+
+def prefetch_footers(parts: list[RunPath]) -> None:
+    """Read the footers of the object-store ``parts`` not judged yet, ``FOOTER_THREADS`` requests
+    at a time, into the verdict cache (a part whose footer cannot be fetched is left for
+    ``read_footer`` to judge and name; local parts are read as they are met, threads gain nothing)."""
+    todo = [(p, k) for p in parts if isinstance(p, Location) and (k := listed_key(p)) is not None
+            and k not in VERDICTS]
+    if len(todo) < 2:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item: tuple[Location, Key]) -> None:
+        try:
+            read_footer(*item)
+        except Exception:  # noqa: BLE001 - judged again, one at a time, by the caller
+            pass
+
+    with ThreadPoolExecutor(min(FOOTER_THREADS, len(todo)), thread_name_prefix="entrodiag-footers") as pool:
+        list(pool.map(one, todo))
+
+
 def decode_part(path: RunPath, key: Key) -> Verdict:
     """Decode every page of the part once (cached); the verdict says whether it can be read."""
     verdict = read_footer(path, key)

@@ -9,6 +9,7 @@ files ``Run.parts`` lists (``entrodiag.store.parts``); step rows are merged acro
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,10 +21,15 @@ from . import values
 from .location import Location
 from .merge import coalesce, merge_ranks
 from .meta import read_meta, run_status
-from .parts import RERUNS, Verdict, broken_reason, decode_part, folder_stamp, list_parts, listed_key, read_footer
+from .parts import (RERUNS, Verdict, broken_reason, decode_part, folder_stamp, list_parts, listed_key,
+                    prefetch_footers, read_footer)
 from .rundir import RunPath, find_run_dir, os_reason
 from .scan import GUARDED, GuardedScan, guarded_scan, polars_schema, scan_parts
 from .schema import CORE_TYPES, TABLES, table_schema
+
+#: How long a ``Run`` reuses its listing of an object-store table folder (new parts of a live run
+#: show up this much later; parts that vanish, e.g. in a compaction, make the read list again).
+STORE_LISTING_S = 2.0
 
 #: The start of the warning that names a skipped part file.
 SKIP_WARNING = "entrodiag: skipping unreadable part file"
@@ -71,15 +77,20 @@ class Run:
         return self._parts(table)[0]
 
     def _parts(self, table: str, *, fresh: bool = False) -> tuple[list[RunPath], pa.Schema | None]:
-        """The table's readable parts and the schema they are read with. A local folder whose
-        modification time has not changed since the last listing (and was settled then) is not
-        listed again: an analysis asks for the same tables some twenty times (``fresh``: list)."""
+        """The table's readable parts and the schema they are read with. An analysis asks for the
+        same tables some twenty times, so a listing is reused: for a local folder while its
+        modification time is unchanged (and was settled), for an object store (two LIST requests a
+        listing) for ``STORE_LISTING_S`` seconds. ``fresh``: list."""
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
-        stamp = folder_stamp(self.path / table)
+        folder = self.path / table
+        stamp = folder_stamp(folder)
         hit = self._listed.get(table)
-        if not fresh and stamp is not None and hit is not None and hit[0] == stamp:
-            return hit[1]
+        if not fresh and hit is not None:
+            if stamp is not None and hit[0] == stamp:
+                return hit[1]
+            if isinstance(folder, Location) and time.monotonic() - hit[0] < STORE_LISTING_S:
+                return hit[1]
         for _ in range(RERUNS):
             try:
                 found = self._list(table)
@@ -88,8 +99,8 @@ class Run:
                 continue
         else:
             found = self._list(table)
-        if stamp is not None:
-            self._listed[table] = (stamp, found)
+        if stamp is not None or isinstance(folder, Location):
+            self._listed[table] = (stamp if stamp is not None else time.monotonic(), found)
         return found
 
     def _list(self, table: str) -> tuple[list[RunPath], pa.Schema | None]:
@@ -100,6 +111,7 @@ class Run:
             self._skip(folder, f"the folder cannot be listed, the whole table is left out: {os_reason(e)}")
             return [], None
         found: list[tuple[RunPath, Verdict]] = []
+        prefetch_footers([part for _, part in listed])
         for _, part in listed:
             key = listed_key(part)
             if key is None:
