@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import shutil
+from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -314,3 +315,70 @@ def test_dashboard_runs_table_from_the_index(root, tmp_path, monkeypatch):
     assert sorted(e.name for e in found.runs) == sorted(RUN_IDS)
     assert {e.name: e.status for e in found.runs} == {r: load_run(base / r).status for r in RUN_IDS}
     assert {e.path for e in found.runs} == {str(base / r) for r in RUN_IDS}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_runs_read_in_threads_give_the_serial_index(root, tmp_path):
+    """Runs read a few at a time (the index's thread pool) give the same tables, skipped parts,
+    errors and derived rows as one run after another; progress is reported up to the total."""
+
+    def row(run):
+        return {"steps": run.steps.height, "h": run.steps["entropy_mean"].mean(), "skipped": len(run.skipped_parts)}
+
+    built = {}
+    for threads in (1, 4):
+        ticks, seen = [], {}
+        index = RunsIndex(root, index_dir=tmp_path / str(threads), threads=threads,
+                          on_progress=lambda what, done, total: ticks.append((what, done, total)))
+        files = index.table_files(["steps", "evals", "spans"])
+        rows = index.rows("t", row, on_row=seen.__setitem__)
+        assert seen == rows and sorted(rows) == sorted(RUN_IDS)
+        assert ("indexing runs", len(RUN_IDS), len(RUN_IDS)) in ticks and ("indexing t", 5, 5) in ticks
+        frames = {t: {df["run_id"][0]: df for df in map(pl.read_parquet, ps)} for t, ps in files.items()}
+        built[threads] = (frames, index.skipped(), index.errors(), rows)
+    (serial, skipped, errors, rows), (threaded, skipped4, errors4, rows4) = built[1], built[4]
+    assert skipped == skipped4 and list(skipped) == ["damaged"] and errors == errors4
+    assert rows4 == rows and rows["damaged"]["skipped"] == 1
+    for table, by_run in serial.items():
+        assert sorted(by_run) == sorted(threaded[table])
+        for run_id, df in by_run.items():
+            assert_frame_equal(threaded[table][run_id], df)
+    want = load_run(root / "damaged").steps
+    assert_frame_equal(serial["steps"]["damaged"].drop("run_id"), want)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_runs_page_fills_in_from_a_background_thread(root, tmp_path, monkeypatch):
+    """With more new runs than ``FILL_IN_BACKGROUND``, the first render of the Runs page shows every
+    run with its run.json fields and a progress bar at once; the rows are read in the background,
+    and the page, once the fill is done, shows the numbers of ``runs_overview`` (each run opened once)."""
+    pytest.importorskip("streamlit", reason="the dashboard needs streamlit (pip install 'entrodiag[dashboard]')")
+    from streamlit.testing.v1 import AppTest
+
+    from entrodiag.app import app_data
+
+    monkeypatch.setenv("ENTRODIAG_CACHE", str(tmp_path / "cache"))
+    base = tmp_path / "root"
+    shutil.copytree(root, base)
+    _age(base)
+    monkeypatch.setenv("ENTRODIAG_RUNS_ROOT", str(base))
+    monkeypatch.setattr(app_data, "FILL_IN_BACKGROUND", 2)
+    app_data._indexes.clear()
+    at = AppTest.from_file(str(Path(app_data.__file__).with_name("streamlit_app.py")), default_timeout=120)
+    at.run()
+    assert not at.exception
+    first = at.dataframe[0].value
+    assert sorted(first["run"]) == sorted(RUN_IDS) and "steps" not in first.columns
+    assert first.set_index("run").loc["sweep/two_rank", "model"] == "tiny-2B"
+    assert len(at.get("progress")) == 1
+    fill = app_data._fills[str(base)]
+    fill.thread.join(60)
+    assert fill.done == fill.total == len(RUN_IDS) and sorted(fill.rows) == sorted(RUN_IDS)
+    at.run()
+    assert not at.exception and len(at.get("progress")) == 0
+    full = at.dataframe[0].value.set_index("run")
+    for run_id in RUN_IDS:
+        want = app_data._overview(load_run(base / run_id))
+        assert full.loc[run_id, "steps"] == want["steps"]
+        assert full.loc[run_id, "entropy_now"] == pytest.approx(want["entropy_end"])
+    assert str(base) not in app_data._fills

@@ -243,3 +243,47 @@ def test_two_writers_starting_on_one_folder_at_once_one_wins(tmp_path):
     assert all("already holds a run" in m for m in lost)
     assert load_run(tmp_path / "r").meta["source"] == won[0]._meta["source"]  # the winner's run.json
     assert not [p.name for p in (tmp_path / "r").iterdir() if p.name.startswith(".run.json")]  # no temp left
+
+
+def test_a_settled_table_folder_is_listed_once_per_run_and_again_when_it_changes(tmp_path, monkeypatch):
+    """An analysis asks for the same table many times: a table folder whose modification time is
+    unchanged (and older than ``SETTLED_S``) is listed once; a new part file is seen at once."""
+    import os
+    import shutil
+
+    import entrodiag.store.run as run_module
+    from run_damage import copy_sample_run
+
+    path = copy_sample_run(tmp_path / "run")
+    old = time.time() - 60
+    os.utime(path / "steps", (old, old))
+    calls = []
+    real = run_module.list_parts
+    monkeypatch.setattr(run_module, "list_parts", lambda folder: calls.append(folder) or real(folder))
+    run = load_run(path)
+    first = run.parts("steps")
+    assert run.parts("steps") == first and run.scan("steps").collect().height == run.steps_by_rank.height
+    assert len(calls) == 1
+    new = path / "steps" / "part-r00000-999999.parquet"
+    shutil.copy(first[0], new)  # the folder's time is now: listed again, and again until it settles
+    assert new in run.parts("steps") and new in run.parts("steps") and len(calls) == 3
+    os.utime(path / "steps", (old + 1, old + 1))
+    assert run.parts("steps") == load_run(path).parts("steps") and len(calls) == 5
+    run.parts("steps")
+    assert len(calls) == 5
+
+
+def test_table_schema_per_distinct_schema_equals_part_by_part():
+    """Parts are grouped by schema before the table's schema is decided: the same schema, the same
+    drifting parts (in the order a part-by-part pass names them) and the same votes by rows."""
+    import pyarrow as pa
+
+    from entrodiag.store.schema import table_schema
+
+    a = pa.schema([("step", pa.int64()), ("entropy_mean", pa.float64()), ("x", pa.string())])
+    b = pa.schema([("step", pa.string()), ("entropy_mean", pa.float64()), ("x", pa.float32())])
+    c = pa.schema([("step", pa.int32()), ("entropy_mean", pa.float32()), ("x", pa.float64())])
+    schema, bad = table_schema("steps", [a, b, c, a, b], [1, 9, 9, 1, 9])
+    # x: float parts hold 27 rows, string parts 2 (step's drift in b does not take b's vote away)
+    assert schema == pa.schema([("step", pa.int64()), ("entropy_mean", pa.float64()), ("x", pa.float64())])
+    assert list(bad) == [1, 4, 0, 3] and "'step' is string" in bad[1] and "'x' is string" in bad[0]

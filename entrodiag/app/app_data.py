@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -251,6 +252,12 @@ def _overview(run: Run) -> dict:
     return row
 
 
+def _overview_version() -> str:
+    from entrodiag import __version__
+
+    return f"overview/2 entrodiag={__version__} metric={os.environ.get(METRIC_ENV) or ''}"
+
+
 def runs_overview(root: str) -> dict[str, dict]:
     """``overview_row`` of every run under ``root``, by the run's name under the root, from the root's
     summary index (``entrodiag.store.index``): only runs whose run.json, steps or evaluations changed
@@ -258,13 +265,81 @@ def runs_overview(root: str) -> dict[str, dict]:
     The rows are cached on the entrodiag version and the requested metric too. Empty when the index
     cannot be used (an unreadable root, a cache folder that cannot be written): the caller then
     falls back to ``overview_row`` run by run."""
-    from entrodiag import __version__
-
-    version = f"overview/2 entrodiag={__version__} metric={os.environ.get(METRIC_ENV) or ''}"
     try:
-        return runs_index(root).rows("overview", _overview, tables=("steps", "evals"), version=version)
+        return runs_index(root).rows("overview", _overview, tables=("steps", "evals"), version=_overview_version())
     except (OSError, RunError):
         return {}
+
+
+#: More runs than this to analyse for the Runs table (a root shown for the first time, a sweep that
+#: just finished): they are analysed in a background thread and the table fills in as they come.
+FILL_IN_BACKGROUND = 24
+
+
+@dataclass
+class Fill:
+    """The Runs table's rows being computed in the background for one root: ``rows`` so far (by
+    run name), ``done`` of ``total`` runs; ``running`` until the thread has saved them in the index."""
+
+    version: str
+    total: int
+    rows: dict[str, dict]
+    done: int = 0
+    thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+
+_fills: dict[str, Fill] = {}
+_fills_lock = threading.Lock()
+
+
+def runs_overview_lazy(root: str) -> tuple[dict[str, dict], Fill | None]:
+    """``runs_overview`` without the wait: the rows the index holds now, and, when more than
+    ``FILL_IN_BACKGROUND`` runs have none yet, the ``Fill`` that computes them in a background
+    thread (one per root; every session shows its progress). With fewer, they are computed here."""
+    version = _overview_version()
+    try:
+        index = runs_index(root)
+        have = index.rows("overview", _overview, tables=("steps", "evals"), version=version, compute=False)
+        errors = index.errors()
+        wanted = [r.run_id for r in index.runs() if r.run_id not in errors]
+    except (OSError, RunError):
+        return {}, None
+    with _fills_lock:
+        fill = _fills.get(root)
+        if fill is not None and fill.version == version:
+            have = {**fill.rows, **have}
+            if fill.running:
+                return have, fill
+            del _fills[root]  # used once more: its rows are in the index now
+        missing = [r for r in wanted if r not in have]
+        if not missing:
+            return have, None
+        if len(missing) > FILL_IN_BACKGROUND:
+            fill = _fills[root] = Fill(version, len(missing), {})
+            fill.thread = threading.Thread(target=_fill, args=(root, fill), name="entrodiag-runs-table", daemon=True)
+            fill.thread.start()
+            return have, fill
+    return runs_overview(root), None
+
+
+def _fill(root: str, fill: Fill) -> None:
+    from entrodiag.store.index import RunsIndex
+
+    def progress(_what: str, done: int, _total: int) -> None:
+        fill.done = done
+
+    try:
+        RunsIndex(root, on_progress=progress).rows(
+            "overview", _overview, tables=("steps", "evals"), version=fill.version,
+            on_row=fill.rows.__setitem__)
+    except (OSError, RunError):
+        pass  # the page falls back to reading run by run
+    finally:
+        _indexes.pop(root, None)  # the next listing reads the manifest the fill saved
 
 
 @by_files

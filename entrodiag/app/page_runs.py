@@ -11,16 +11,25 @@ from entrodiag.app import app_data, app_ui
 from entrodiag.store.reader import SKIP_WARNING
 
 
-def runs_table(ctx: app_ui.Context) -> pl.DataFrame:
+def runs_table(ctx: app_ui.Context) -> tuple[pl.DataFrame, app_data.Fill | None]:
     """One row per run under the root (``compare_runs`` numbers; unreadable runs with their error).
-    The numbers come from the root's summary index (``app_data.runs_overview``), so only runs that
-    changed are opened; a run the index does not hold is read on its own."""
+    The numbers come from the root's summary index (``app_data.runs_overview_lazy``), so only runs
+    that changed are opened; a run the index does not hold is read on its own. When many runs are
+    new, they are read in the background (the ``Fill``): until then their rows hold what run.json
+    says."""
     rows = []
     with st.spinner("Indexing the runs (each new or changed run is read once; later renders use the index)"):
-        indexed = app_data.runs_overview(ctx.root) if ctx.discovery.runs else {}
+        indexed, fill = app_data.runs_overview_lazy(ctx.root) if ctx.discovery.runs else ({}, None)
+    metas = app_data.runs_index(ctx.root).metas() if fill is not None else {}
     for entry in ctx.discovery.runs:
         row = {"run": entry.name, "status": entry.status}
         o = indexed.get(entry.name) if entry.error is None else None
+        if entry.error is None and o is None and fill is not None:  # not read yet: what run.json says
+            meta = metas.get(entry.name, {})
+            row.update(intervention=meta.get("intervention") or "none", source=meta.get("source"),
+                       model=meta.get("model"))
+            rows.append(row)
+            continue
         if entry.error is None and o is None:
             o = app_data.overview_row(entry.path)
         if o is not None and "error" in o:
@@ -37,7 +46,7 @@ def runs_table(ctx: app_ui.Context) -> pl.DataFrame:
         else:
             row["error"] = entry.error
         rows.append(row)
-    return pl.DataFrame(rows, infer_schema_length=None)
+    return pl.DataFrame(rows, infer_schema_length=None), fill
 
 
 def run_summary(ctx: app_ui.Context, path: str) -> None:
@@ -130,7 +139,33 @@ def forecast(fc: dict | None, withheld: str | None = None) -> None:
 
 def body(ctx: app_ui.Context) -> None:
     """The runs table and the summaries of the selected runs."""
-    table = runs_table(ctx)
+    table, fill = runs_table(ctx)
+    if fill is None:
+        show_table(table)
+    else:  # the table fills in: redrawn every second, then the whole page once when it is full
+        first = [(table, fill)]
+
+        def filling() -> None:
+            t, f = first.pop() if first else runs_table(ctx)
+            if f is None:
+                st.rerun()
+            st.progress(f.done / max(f.total, 1),
+                        text=f"Reading the runs: {f.done} of {f.total} analysed (each new or changed run is "
+                        "read once, a few at a time; the table fills in as they come, later renders use the index)")
+            show_table(t)
+
+        st.fragment(filling, run_every=1.0)()
+    if not ctx.selected:
+        st.info("Pick one or more runs in the sidebar to see their summary.", icon=":material/arrow_back:")
+        return
+    for path in ctx.selected:
+        if path in {e.path for e in ctx.discovery.runs if e.error is None}:
+            with st.container(border=True):
+                run_summary(ctx, path)
+
+
+def show_table(table: pl.DataFrame) -> None:
+    """The runs table."""
     st.dataframe(
         table, hide_index=True, width="stretch",
         column_config={
@@ -145,13 +180,6 @@ def body(ctx: app_ui.Context) -> None:
             "flags": st.column_config.NumberColumn("flags", format="%d"),
         },
     )
-    if not ctx.selected:
-        st.info("Pick one or more runs in the sidebar to see their summary.", icon=":material/arrow_back:")
-        return
-    for path in ctx.selected:
-        if path in {e.path for e in ctx.discovery.runs if e.error is None}:
-            with st.container(border=True):
-                run_summary(ctx, path)
 
 
 ctx = app_ui.context()

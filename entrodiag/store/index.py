@@ -53,6 +53,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,7 @@ import pyarrow.fs as pafs
 
 from .location import Location, locate
 from .meta import check_meta
+from .parts import SETTLED_S
 from .run import SKIP_WARNING, Run, load_run
 from .rundir import RunError
 from .schema import CORE_TYPES, RUN_JSON, TABLES, parse_part_name
@@ -70,6 +72,13 @@ MAX_DEPTH = 3
 #: Bumped when the index's layout or the meaning of a cached table changes (old indexes rebuild).
 INDEX_VERSION = 2
 _MANIFEST = "manifest.json"
+#: Threads that open runs at once: local disks (polars decodes outside the GIL; more threads only
+#: queue on the cores) and object stores (each thread mostly waits on requests).
+LOCAL_THREADS = min(4, 2 * (os.cpu_count() or 1))
+STORE_THREADS = 16
+
+#: ``on_progress(what, done, total)``: called as runs are read (``what`` says what is being built).
+Progress = Callable[[str, int, int], None]
 
 Fingerprint = str
 
@@ -144,7 +153,7 @@ def _list_store(root: Location) -> dict[str, tuple[tuple[int, int], _Files]]:
 
 #: A table folder changed less than this many seconds before it was listed is not trusted to be
 #: unchanged next time (see ``_walk_local``).
-RACY_S = 2.0
+RACY_S = SETTLED_S
 
 
 def _settled(mtime_ns: int, now_ns: int) -> int:
@@ -207,12 +216,16 @@ class RunsIndex:
     """
 
     def __init__(self, root: str | os.PathLike | Location, *, index_dir: str | os.PathLike | None = None,
-                 progress: bool = False) -> None:
+                 progress: bool = False, on_progress: Progress | None = None, threads: int | None = None) -> None:
         self.root = locate(root)
         #: what identifies the root: its absolute path on this machine, or its URL
         self.key = self.root.fs_path if self.root.is_local else self.root.url
         self.dir = Path(index_dir) if index_dir is not None else default_index_dir(self.key)
+        #: a progress bar on stderr (tqdm) when reading runs takes more than two seconds
         self.progress = progress
+        self.on_progress = on_progress
+        #: how many runs are read at once (1: one after another, as before)
+        self.threads = threads or (LOCAL_THREADS if self.root.is_local else STORE_THREADS)
         self._runs: list[RunFiles] | None = None
         self._manifest: dict | None = None
         self._warned = False
@@ -261,29 +274,27 @@ class RunsIndex:
     # ------------------------------------------------------------------ what callers ask for
     def metas(self) -> dict[str, dict]:
         """run.json of every run, by ``run_id`` (read again only where run.json changed)."""
-        changed = False
-        out = {}
-        for run in self.runs():
-            entry = self._entry(run)
-            if entry.get("meta_fp") != run.meta_fp or "meta" not in entry:
-                try:
-                    text = locate(run.url).child(RUN_JSON).read_text()
-                    entry["meta"], entry["error"] = json.loads(text), None
-                    if not isinstance(entry["meta"], dict):
-                        raise ValueError("not a JSON object")
-                except (OSError, ValueError) as e:
-                    entry["meta"], entry["error"] = {}, f"{run.url}/{RUN_JSON} is unreadable ({e})"
-                else:
-                    try:
-                        check_meta(entry["meta"], run.url)
-                    except RunError as e:
-                        entry["error"] = str(e)
-                entry["meta_fp"] = run.meta_fp
-                changed = True
-            out[run.run_id] = entry["meta"]
-        if changed:
+        todo = [r for r in self.runs() if self._entry(r).get("meta_fp") != r.meta_fp or "meta" not in self._entry(r)]
+        if todo:
+            self._each(todo, "reading run.json", self._read_meta)
             self._save_manifest()
-        return out
+        return {r.run_id: self._entry(r)["meta"] for r in self.runs()}
+
+    def _read_meta(self, run: RunFiles) -> None:
+        entry = self._entry(run)
+        try:
+            text = locate(run.url).child(RUN_JSON).read_text()
+            entry["meta"], entry["error"] = json.loads(text), None
+            if not isinstance(entry["meta"], dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            entry["meta"], entry["error"] = {}, f"{run.url}/{RUN_JSON} is unreadable ({e})"
+        else:
+            try:
+                check_meta(entry["meta"], run.url)
+            except RunError as e:
+                entry["error"] = str(e)
+        entry["meta_fp"] = run.meta_fp
 
     def errors(self) -> dict[str, str]:
         """Runs that could not be read, by ``run_id``: why (run.json unreadable, ``load_run`` refused)."""
@@ -307,8 +318,7 @@ class RunsIndex:
                 todo.append((r, stale))
         if todo:
             try:
-                for run, stale in self._bar(todo, "indexing runs"):
-                    self._build_tables(run, stale)
+                self._each(todo, "indexing runs", lambda item: self._build_tables(*item))
             finally:
                 self._save_manifest()
         out: dict[str, list[Path]] = {t: [] for t in tables}
@@ -336,11 +346,11 @@ class RunsIndex:
             entry["error"] = str(e)
             return
         for table in tables:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                df = getattr(opened, table)
-            skipped = [str(w.message)[len(SKIP_WARNING):].strip() for w in caught
-                       if str(w.message).startswith(SKIP_WARNING)]
+            before = len(opened.skipped_parts)
+            df = getattr(opened, table)
+            # the parts this table left out, as the reader's warning names them (read from the run, not
+            # from the warnings: those are process-wide, and runs are read in several threads)
+            skipped = [m[len(SKIP_WARNING):].strip() for m in opened.skip_messages()[before:]]
             self._store_table(run, table, df, skipped)
 
     def _store_table(self, run: RunFiles, table: str, df: pl.DataFrame, skipped: list[str]) -> None:
@@ -362,11 +372,14 @@ class RunsIndex:
         entry["tables"][table] = rec
 
     def rows(self, name: str, fn: Callable[[Run], dict], *, tables: tuple[str, ...] = ("steps", "evals"),
-             version: str = "") -> dict[str, dict]:
+             version: str = "", compute: bool = True,
+             on_row: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
         """One row per readable run, ``fn(run)`` computed from the opened run and cached on the
         fingerprints of run.json and of ``tables`` (the tables ``fn`` reads) and on ``version``
         (say there what else ``fn`` depends on, e.g. a chosen metric). Runs whose row cannot be
-        computed get ``{"error": message}``."""
+        computed get ``{"error": message}``. ``compute=False``: only the rows already cached
+        (nothing is opened). ``on_row(run_id, row)`` is called as each new row is computed; ``fn``
+        runs in several threads at once (``threads``)."""
         metas = self.metas()
         todo = []
         for r in self.runs():
@@ -376,32 +389,69 @@ class RunsIndex:
                 continue
             if entry["derived"].get(name, {}).get("key") != key:
                 todo.append((r, key))
-        if todo:
+        if todo and compute:
+            def one(item: tuple[RunFiles, str]) -> None:
+                r, key = item
+                entry = self._entry(r)
+                try:
+                    row = fn(self._open(r))
+                except RunError as e:
+                    entry["error"] = str(e)
+                    return
+                except Exception as e:  # a row that cannot be computed is shown, not fatal
+                    row = {"error": f"{type(e).__name__}: {e}"}
+                entry["derived"][name] = {"key": key, "row": row}
+                if on_row is not None:
+                    on_row(r.run_id, row)
+
             try:
-                for r, key in self._bar(todo, f"indexing {name}"):
-                    entry = self._entry(r)
-                    try:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore")
-                            row = fn(self._open(r))
-                    except RunError as e:
-                        entry["error"] = str(e)
-                        continue
-                    except Exception as e:  # a row that cannot be computed is shown, not fatal
-                        row = {"error": f"{type(e).__name__}: {e}"}
-                    entry["derived"][name] = {"key": key, "row": row}
+                self._each(todo, f"indexing {name}", one)
             finally:
                 self._save_manifest()
         runs = self._load_manifest()["runs"]
+        stale = {r.run_id for r, _ in todo} if not compute else set()
         return {r: runs[r]["derived"][name]["row"] for r in metas if name in runs[r].get("derived", {})
-                and not runs[r].get("error")}
+                and not runs[r].get("error") and r not in stale}
 
-    def _bar(self, items: list, desc: str):
-        if not self.progress:
-            return items
-        from tqdm import tqdm
+    def _each(self, items: list, desc: str, work: Callable[[object], None]) -> None:
+        """``work(item)`` for each of ``items``, ``threads`` at a time, with the progress bar and
+        ``on_progress``. The reader's warnings (damaged parts) are silenced meanwhile: the index
+        records what each run skipped (``skipped``). The first error raised by ``work`` is raised."""
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
 
-        return tqdm(items, desc=desc, unit="run", delay=2.0, leave=False)
+            bar = tqdm(total=len(items), desc=desc, unit="run", delay=2.0, leave=False)
+        done = 0
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if self.threads <= 1 or len(items) <= 1:
+                    for item in items:
+                        work(item)
+                        done += 1
+                        self._tick(bar, desc, done, len(items))
+                    return
+                with ThreadPoolExecutor(min(self.threads, len(items)), thread_name_prefix="entrodiag-index") as pool:
+                    futures = [pool.submit(work, item) for item in items]
+                    try:
+                        for f in as_completed(futures):
+                            f.result()
+                            done += 1
+                            self._tick(bar, desc, done, len(items))
+                    except BaseException:
+                        for f in futures:
+                            f.cancel()
+                        raise
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _tick(self, bar, desc: str, done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(1)
+        if self.on_progress is not None:
+            self.on_progress(desc, done, total)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

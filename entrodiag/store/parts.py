@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,30 @@ def read_footer(path: RunPath, key: Key) -> Verdict:
     return _remember(key, verdict)
 
 
+#: How many footers of an object store are fetched at once (each read mostly waits on its request).
+FOOTER_THREADS = 16
+
+
+def prefetch_footers(parts: list[RunPath]) -> None:
+    """Read the footers of the object-store ``parts`` not judged yet, ``FOOTER_THREADS`` requests
+    at a time, into the verdict cache (a part whose footer cannot be fetched is left for
+    ``read_footer`` to judge and name; local parts are read as they are met, threads gain nothing)."""
+    todo = [(p, k) for p in parts if isinstance(p, Location) and (k := listed_key(p)) is not None
+            and k not in VERDICTS]
+    if len(todo) < 2:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item: tuple[Location, Key]) -> None:
+        try:
+            read_footer(*item)
+        except Exception:  # noqa: BLE001 - judged again, one at a time, by the caller
+            pass
+
+    with ThreadPoolExecutor(min(FOOTER_THREADS, len(todo)), thread_name_prefix="entrodiag-footers") as pool:
+        list(pool.map(one, todo))
+
+
 def decode_part(path: RunPath, key: Key) -> Verdict:
     """Decode every page of the part once (cached); the verdict says whether it can be read."""
     verdict = read_footer(path, key)
@@ -174,6 +199,26 @@ def _names(folder: RunPath) -> list[str]:
     if len(_LISTED) > _MAX_VERDICTS:
         _LISTED.clear()
     return [i.base_name for i in infos]
+
+
+#: A folder changed less than this many seconds before it was looked at is listed again next time
+#: (its time may not show a change made within the same tick), as ``index.RACY_S``.
+SETTLED_S = 2.0
+
+
+def folder_stamp(folder: RunPath) -> int | None:
+    """The modification time (ns) of a local table folder, which changes whenever a part file is
+    added, renamed or removed in it (every writer and ``compact`` do that), so an unchanged stamp
+    means an unchanged listing; ``None`` (list it) for an object store, a folder that is missing,
+    or one changed within ``SETTLED_S``. Not seen: a part rewritten in place under its own name,
+    which no entrodiag writer does (the guarded scan still skips it if it no longer decodes)."""
+    if not isinstance(folder, Path):
+        return None
+    try:
+        mtime = folder.stat().st_mtime_ns
+    except OSError:
+        return None
+    return mtime if time.time_ns() - mtime >= SETTLED_S * 1e9 else None
 
 
 def stat_files(folder: RunPath) -> list[tuple[str, int, int]]:

@@ -32,6 +32,9 @@ A part file that cannot be decoded is skipped, named once in a warning, listed i
 Verdicts are cached per process on (path, mtime, size): footers are read once per file, a part
 found corrupt is skipped at once by every later ``Run`` of this process, and a rewritten file is
 judged again. ``Run.check()`` decodes every part eagerly (``entrodiag inspect``, ``compact``).
+A ``Run`` reuses its listing of a table folder while the folder's modification time is unchanged
+and older than ``parts.SETTLED_S`` (on an object store: for ``run.STORE_LISTING_S`` seconds), and
+fetches an object store's footers ``parts.FOOTER_THREADS`` at a time.
 
 Compacted parts (``entrodiag compact``): a part ``part-r<rank>-<first>-<last>.parquet`` replaces
 the parts of the same rank whose sequence numbers lie in ``first..last``, which are then ignored,

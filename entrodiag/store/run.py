@@ -9,6 +9,7 @@ files ``Run.parts`` lists (``entrodiag.store.parts``); step rows are merged acro
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,10 +21,15 @@ from . import values
 from .location import Location
 from .merge import coalesce, merge_ranks
 from .meta import read_meta, run_status
-from .parts import RERUNS, Verdict, broken_reason, decode_part, list_parts, listed_key, read_footer
+from .parts import (RERUNS, Verdict, broken_reason, decode_part, folder_stamp, list_parts, listed_key,
+                    prefetch_footers, read_footer)
 from .rundir import RunPath, find_run_dir, os_reason
 from .scan import GUARDED, GuardedScan, guarded_scan, polars_schema, scan_parts
 from .schema import CORE_TYPES, TABLES, table_schema
+
+#: How long a ``Run`` reuses its listing of an object-store table folder (new parts of a live run
+#: show up this much later; parts that vanish, e.g. in a compaction, make the read list again).
+STORE_LISTING_S = 2.0
 
 #: The start of the warning that names a skipped part file.
 SKIP_WARNING = "entrodiag: skipping unreadable part file"
@@ -47,12 +53,14 @@ class Run:
     max_step: int | None = None
     _skip_reasons: dict[RunPath, str] = field(default_factory=dict, repr=False)
     _bad: dict[str, dict] = field(default_factory=dict, repr=False)
+    #: per table, the last listing and the folder's stamp it was made at (``folder_stamp``)
+    _listed: dict[str, tuple[int, tuple]] = field(default_factory=dict, repr=False)
 
     def until(self, step: int) -> Run:
         """The same run as it was after ``step``: every table without the rows of later steps
         (to replay what an analysis said at that point, e.g. when a flag was first raised)."""
         return Run(path=self.path, meta=self.meta, skipped_parts=self.skipped_parts, max_step=int(step),
-                   _skip_reasons=self._skip_reasons)
+                   _skip_reasons=self._skip_reasons, _listed=self._listed)
 
     @property
     def run_id(self) -> str:
@@ -68,15 +76,32 @@ class Run:
         """Completed, readable part files of ``table`` (unreadable ones skipped with a warning)."""
         return self._parts(table)[0]
 
-    def _parts(self, table: str) -> tuple[list[RunPath], pa.Schema | None]:
+    def _parts(self, table: str, *, fresh: bool = False) -> tuple[list[RunPath], pa.Schema | None]:
+        """The table's readable parts and the schema they are read with. An analysis asks for the
+        same tables some twenty times, so a listing is reused: for a local folder while its
+        modification time is unchanged (and was settled), for an object store (two LIST requests a
+        listing) for ``STORE_LISTING_S`` seconds. ``fresh``: list."""
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
+        folder = self.path / table
+        stamp = folder_stamp(folder)
+        hit = self._listed.get(table)
+        if not fresh and hit is not None:
+            if stamp is not None and hit[0] == stamp:
+                return hit[1]
+            if isinstance(folder, Location) and time.monotonic() - hit[0] < STORE_LISTING_S:
+                return hit[1]
         for _ in range(RERUNS):
             try:
-                return self._list(table)
+                found = self._list(table)
+                break
             except FileNotFoundError:  # a part vanished between listing and reading its footer
                 continue
-        return self._list(table)
+        else:
+            found = self._list(table)
+        if stamp is not None or isinstance(folder, Location):
+            self._listed[table] = (stamp if stamp is not None else time.monotonic(), found)
+        return found
 
     def _list(self, table: str) -> tuple[list[RunPath], pa.Schema | None]:
         folder = self.path / table
@@ -86,6 +111,7 @@ class Run:
             self._skip(folder, f"the folder cannot be listed, the whole table is left out: {os_reason(e)}")
             return [], None
         found: list[tuple[RunPath, Verdict]] = []
+        prefetch_footers([part for _, part in listed])
         for _, part in listed:
             key = listed_key(part)
             if key is None:
@@ -110,7 +136,11 @@ class Run:
         if part not in self.skipped_parts:
             self.skipped_parts.append(part)
             self._skip_reasons[part] = reason
-            warnings.warn(f"{SKIP_WARNING} {part} ({reason})", stacklevel=4)
+            warnings.warn(self.skip_messages()[-1], stacklevel=4)
+
+    def skip_messages(self) -> list[str]:
+        """The warning that named each of ``skipped_parts``, in order (``SKIP_WARNING`` ...)."""
+        return [f"{SKIP_WARNING} {part} ({self._skip_reasons.get(part, 'unreadable')})" for part in self.skipped_parts]
 
     def skipped(self) -> list[dict[str, str]]:
         """``skipped_parts`` as ``{"path": <path inside the run>, "reason": ...}`` (for summaries)."""
@@ -153,7 +183,7 @@ class Run:
             lf = scan_parts(self.parts(table), pschema)
         else:
             scan = GuardedScan(parts, pschema, skipped=self.skipped_parts, skip=self._skip,
-                               relist=lambda: self.parts(table))
+                               relist=lambda: self._parts(table, fresh=True)[0])
             lf = guarded_scan(scan, f"{self.path.name}/{table}")
         if not raw:
             lf = values.mask(lf, pschema)
