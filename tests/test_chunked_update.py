@@ -107,6 +107,11 @@ def test_update_equals_the_whole_logits_update(trainer_and_batch, intervention, 
         torch.testing.assert_close(d_new[k], d_old[k], rtol=0, atol=1e-5, msg=k)
 
 
+# host-side helpers: on an accelerator they read the prompts' CPU copy (``Prompts.host``, checked
+# below), so their int()/bool() are no device syncs; on a CPU-only test machine every tensor is a CPU one
+HOST_SIDE = {"prompt_runs", "repeat_shared", "padded"}
+
+
 def test_one_host_sync_per_update(trainer_and_batch, monkeypatch):
     """Every way a tensor's value reaches Python, counted where the trainer's own code asks for it
     (metrics' token-id range check runs only on CPU tensors, so it is no device sync)."""
@@ -117,9 +122,9 @@ def test_one_host_sync_per_update(trainer_and_batch, monkeypatch):
         original = getattr(torch.Tensor, name)
 
         def wrapper(self, *a, **k):
-            caller = inspect.currentframe().f_back.f_code.co_filename
-            if caller.startswith(TRAINER_DIR):
-                calls.append(f"{name} at {Path(caller).name}:{inspect.currentframe().f_back.f_lineno}")
+            frame = inspect.currentframe().f_back
+            if frame.f_code.co_filename.startswith(TRAINER_DIR) and frame.f_code.co_name not in HOST_SIDE:
+                calls.append(f"{name} at {Path(frame.f_code.co_filename).name}:{frame.f_lineno}")
             return original(self, *a, **k)
         return wrapper
 
@@ -134,3 +139,17 @@ def test_one_host_sync_per_update(trainer_and_batch, monkeypatch):
         tr.model.load_state_dict(state)
         tr.opt.load_state_dict(opt_state)
     assert len(calls) == 1, calls
+
+
+def test_the_group_layout_and_padding_are_read_from_the_cpu_copy():
+    from entrodiag.trainer.rollout import Prompts, prompt_runs
+
+    ids = torch.tensor([[0, 5, 6], [0, 5, 6], [7, 8, 9]])
+    mask = torch.tensor([[False, True, True], [False, True, True], [True, True, True]])
+    host = Prompts(ids, mask)
+    # stand-ins for the accelerator's tensors that disagree with the CPU copy: the copy must win
+    prompts = Prompts(torch.zeros_like(ids), torch.ones_like(mask), host)
+    first, counts = prompt_runs(prompts)
+    assert first.tolist() == [0, 2] and counts.tolist() == [2, 1]
+    assert prompts.padded and not prompts.take(slice(2, 3)).padded
+    assert prompts.take(first).host.ids.tolist() == [[0, 5, 6], [7, 8, 9]]

@@ -99,7 +99,7 @@ def _response_states(model, prompts: Prompts, response: torch.Tensor, response_m
     full = torch.cat([prompts.ids, response], 1)
     full_mask = torch.cat([prompts.mask, response_mask], 1)
     n_keep = response.shape[1] + 1
-    out = model(input_ids=full, **_outputs(model, 1 if hidden else n_keep, hidden), **padding_kwargs(full_mask))
+    out = model(input_ids=full, **_outputs(model, 1 if hidden else n_keep, hidden), **padding_kwargs(full_mask, prompts.padded))
     return _pick(out, hidden)[:, -n_keep:-1]
 
 
@@ -118,7 +118,7 @@ def _shared_prompt_states(model, prompt_model, prompts: Prompts, response: torch
     uniq = prompts.take(first)
     cache_kw = cache_kwarg(prompt_model)
     out = prompt_model(input_ids=uniq.ids, use_cache=True, **_outputs(prompt_model, 1, hidden),
-                       **padding_kwargs(uniq.mask))
+                       **padding_kwargs(uniq.mask, uniq.padded))
     cache = repeat_rows(out[cache_kw], counts)
     if cache is None:  # a cache layout this module does not know: the plain path
         return None
@@ -126,7 +126,7 @@ def _shared_prompt_states(model, prompt_model, prompts: Prompts, response: torch
     if response.shape[1] == 1:
         return last
     extra = {}
-    if not bool(prompts.mask[:, 0].all()):  # left padding: mask it and continue each row's positions
+    if prompts.padded:  # left padding: mask it and continue each row's positions
         n = response.shape[1] - 1
         attn = torch.cat([prompts.mask, torch.ones_like(prompts.mask[:, :1]).expand(-1, n)], 1).long()
         pos = positions(prompts.mask)[:, -1:] + torch.arange(1, n + 1, device=response.device)
