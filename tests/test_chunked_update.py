@@ -5,6 +5,7 @@ callable as ``head=None``): values, gradients, and a whole ``Trainer.update`` wi
 mode, the entropy bonus and the reference KL; and one host sync per update."""
 
 import copy
+import dataclasses
 import inspect
 from pathlib import Path
 
@@ -89,8 +90,21 @@ def _update(tr, head, ref_head, state, batch, knobs, intervention):
     ("none", None), ("entropy_bonus", None), ("clip_cov", None), ("kl_cov", None), ("forking_only", None),
     ("none", Knobs(coef=0.02, clip_low=0.2, clip_high=0.25, detach=0.1)),  # controller: bonus + detach
 ])
-def test_update_equals_the_whole_logits_update(trainer_and_batch, intervention, knobs):
+def test_update_equals_the_whole_logits_update(trainer_and_batch, intervention, knobs, monkeypatch):
+    """Clip-Cov, KL-Cov and the detach pick tokens by covariance (top-k, a random pick in a window):
+    two paths whose log-probs differ by 1e-7 can pick different tokens at a near tie, a jump in
+    the loss that is no error. Their covariance is taken of log-probs rounded to 1e-4 here, so both
+    paths pick the same tokens and everything else must agree within 1e-5. The sampling-time
+    log-probs are moved off the current ones (the first epoch is on-policy: ratio 1 up to rounding,
+    where KL-Cov's |logp − old_logp| has a kink), which also puts tokens outside the clip bounds."""
+    from entrodiag.trainer import losses
+
+    exact = losses.batch_covariance
+    monkeypatch.setattr(losses, "batch_covariance",
+                        lambda b: exact(dataclasses.replace(b, logp=(b.logp.detach() * 1e4).round() / 1e4)))
     tr, prompts, roll, adv = trainer_and_batch
+    g = torch.Generator().manual_seed(11)
+    roll = dataclasses.replace(roll, old_logp=roll.old_logp + 0.3 * torch.randn(roll.old_logp.shape, generator=g))
     head, ref_head = tr.head, tr.ref_head
     state = copy.deepcopy(tr.model.state_dict())
     try:
@@ -103,6 +117,8 @@ def test_update_equals_the_whole_logits_update(trainer_and_batch, intervention, 
     for k in old:
         assert new[k] == pytest.approx(old[k], rel=1e-5, abs=1e-6), k
     assert old["grad_norm"] > 0
+    if "clip_low_frac" in old:  # the moved ratios reach the clip bounds
+        assert old["clip_low_frac"] + old["clip_high_frac"] > 0
     for k in d_old:
         torch.testing.assert_close(d_new[k], d_old[k], rtol=0, atol=1e-5, msg=k)
 
