@@ -36,7 +36,8 @@ from .checkpoint import (checkpoint_dir, list_checkpoints, load_trainer_state, l
 from .config import TrainConfig
 from .controllers import Knobs, from_config
 from .deadline import DeadlineChecks, Snapshot
-from .forward import response_logits
+from .chunked_head import linear_head
+from .forward import response_entropy, response_logp
 from .hf_models import ModelFetchError, is_named
 from .losses import PolicyBatch, compose
 from .model import load_policy, n_params
@@ -105,10 +106,13 @@ class Trainer(DeadlineChecks, CollapseWatch):
         shown = cfg.prompt_template.replace
         self.train_prompts = encode_prompts(self.tok, [shown("{prompt}", p) for p in self.task.train_prompts])
         self.val_prompts = encode_prompts(self.tok, [shown("{prompt}", p) for p in self.task.val_prompts])
-        self.ref = None
+        # a plain linear output head: log-probs and entropy from the hidden states, never the whole logits
+        self.head = linear_head(self.model, self.train_prompts.ids[:1].to(self.device))
+        self.ref = self.ref_head = None
         if cfg.kl_coef > 0:  # a frozen copy of the initial policy
             ref = tiny_policy(cfg, self.task, log=self.log)[0] if cfg.model == "tiny" else self._load(cfg.model)[0]
             self.ref = ref.to(self.device).eval().requires_grad_(False)
+            self.ref_head = None if self.head is None else self.ref.get_output_embeddings().weight
         self.policy = self.model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -228,7 +232,7 @@ class Trainer(DeadlineChecks, CollapseWatch):
         B = roll.response.shape[0]
         mb = cfg.micro_batch_size or B
         n_tokens = roll.mask.sum().clamp(min=1)
-        totals: dict[str, float] = {}
+        totals: dict[str, torch.Tensor] = {}
         applied = False  # an optimizer step of this update was applied (the snapshot then holds the state before)
         try:
             for epoch in range(cfg.epochs):
@@ -239,32 +243,29 @@ class Trainer(DeadlineChecks, CollapseWatch):
                     sync = contextlib.nullcontext() if last or self.world == 1 else self.policy.no_sync()
                     with sync, self.autocast:
                         part = prompts.take(sl)
-                        logits = response_logits(self.policy, part, roll.response[sl], roll.mask[sl], cfg.temperature,
-                                                 share_prompts=share_prompts, prompt_model=bare)
-                        logp_all = torch.log_softmax(logits, -1)
-                        logp = logp_all.gather(-1, roll.response[sl, :, None]).squeeze(-1)
-                        entropy = -(logp_all.exp() * logp_all).sum(-1) if objective.needs_entropy else None
+                        logp, entropy = response_logp(self.policy, part, roll.response[sl], roll.mask[sl],
+                                                      cfg.temperature, head=self.head, share_prompts=share_prompts,
+                                                      prompt_model=bare, need_entropy=objective.needs_entropy)
                         batch = PolicyBatch(logp, roll.old_logp[sl], adv[sl, None].expand_as(logp), roll.mask[sl],
                                             roll.entropy[sl], entropy)
                         ref_logp = None
                         if self.ref is not None:
                             with torch.no_grad():
-                                ref_logits = response_logits(self.ref, part, roll.response[sl], roll.mask[sl],
-                                                             cfg.temperature)
-                                ref_logp = torch.log_softmax(ref_logits, -1).gather(-1, roll.response[sl, :, None]).squeeze(-1)
+                                ref_logp, _ = response_logp(self.ref, part, roll.response[sl], roll.mask[sl],
+                                                            cfg.temperature, head=self.ref_head)
                         out = objective(batch, n_tokens, ref_logp)
                         loss = out.loss
                     loss.backward()
                     w = (sl.stop - sl.start) / B / cfg.epochs
-                    if out.kl is not None:
-                        _add(totals, "kl", out.kl.item() / cfg.epochs)
-                    _add(totals, "loss", loss.item() / cfg.epochs)
+                    if out.kl is not None:  # statistics stay on the device: one sync at the end of the update
+                        _add(totals, "kl", out.kl.detach() / cfg.epochs)
+                    _add(totals, "loss", loss.detach() / cfg.epochs)
                     for k, v in out.stats.items():
-                        _add(totals, k, v.item() * w)
+                        _add(totals, k, v.detach() * w)
                     if not last:
                         self._local_check()
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                _add(totals, "grad_norm", grad_norm.item() / cfg.epochs)
+                _add(totals, "grad_norm", grad_norm.detach() / cfg.epochs)
                 self._check()  # every rank: the last chance to abandon before this optimizer step
                 if epoch == 0 and self.snapshot is not None:
                     self.snapshot.take(self.model, self.opt)
@@ -275,19 +276,19 @@ class Trainer(DeadlineChecks, CollapseWatch):
                 self.snapshot.restore(self.model, self.opt)
             self.opt.zero_grad(set_to_none=True)
             raise
-        totals["lr"] = self.sched.get_last_lr()[0]
+        names = list(totals)
+        values = torch.stack([totals[k].float().reshape(()) for k in names]).tolist()  # the update's one sync
+        stats = dict(zip(names, values), lr=self.sched.get_last_lr()[0])
         self.sched.step()
-        return totals
+        return stats
 
     @torch.no_grad()
     def entropy_after(self, prompts: Prompts, roll) -> float:
         """Mean token entropy of the same batch under the updated policy (measured ΔH)."""
-        from ..metrics import entropy_and_logprobs
-
         self.model.eval()
         with self.autocast:
-            logits = response_logits(self.model, prompts, roll.response, roll.mask, 1.0)
-        h, _ = entropy_and_logprobs(logits, roll.response, temperature=self.cfg.entropy_temperature)
+            h = response_entropy(self.model, prompts, roll.response, roll.mask, self.cfg.entropy_temperature,
+                                 head=self.head)
         s = sum_over(torch.stack([(h * roll.mask).sum(), roll.mask.sum().float()]), self.world)
         return (s[0] / s[1].clamp(min=1)).item()
 
@@ -471,8 +472,8 @@ def _one_line(e: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _add(d: dict[str, float], key: str, value: float) -> None:
-    d[key] = d.get(key, 0.0) + value
+def _add(d: dict[str, torch.Tensor], key: str, value: torch.Tensor) -> None:
+    d[key] = value if key not in d else d[key] + value
 
 
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, progress: bool = True, log=print,

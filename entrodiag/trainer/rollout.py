@@ -18,12 +18,29 @@ class Prompts:
 
     ids: torch.Tensor
     mask: torch.Tensor
+    host: "Prompts | None" = None
+    """The same on the CPU when ``ids`` and ``mask`` were moved to an accelerator: the group
+    layout (:func:`prompt_runs`) and the padding (:attr:`padded`) are read from it, without a
+    device sync."""
 
-    def take(self, idx: torch.Tensor) -> "Prompts":
-        return Prompts(self.ids[idx], self.mask[idx])
+    def on_cpu(self) -> "Prompts":
+        """These prompts on the CPU (``host``, or themselves)."""
+        return self.host if self.host is not None else self
+
+    def take(self, idx) -> "Prompts":
+        """The rows ``idx`` (a slice, or a CPU index tensor when ``host`` is set)."""
+        return Prompts(self.ids[idx], self.mask[idx], None if self.host is None else self.host.take(idx))
 
     def to(self, device) -> "Prompts":
-        return Prompts(self.ids.to(device), self.mask.to(device))
+        ids, mask = self.ids.to(device), self.mask.to(device)
+        if ids.device == self.ids.device:
+            return self
+        return Prompts(ids, mask, self.on_cpu() if self.on_cpu().ids.device.type == "cpu" else None)
+
+    @property
+    def padded(self) -> bool:
+        """Whether any row is left-padded (read on the CPU copy when there is one)."""
+        return not bool(self.on_cpu().mask[:, 0].all())
 
 
 def encode_prompts(tokenizer, texts: list[str]) -> Prompts:
@@ -62,11 +79,14 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def padding_kwargs(mask: torch.Tensor) -> dict:
+def padding_kwargs(mask: torch.Tensor, padded: bool | None = None) -> dict:
     """``attention_mask`` and ``position_ids`` for a forward pass over left-padded rows; none when
     nothing is left-padded (padding after ``<eos>`` is invisible to earlier positions under causal
-    attention), which spares the model building a 4-D mask."""
-    if bool(mask[:, 0].all()):
+    attention), which spares the model building a 4-D mask. ``padded``: whether the rows are
+    left-padded when the caller knows it (:attr:`Prompts.padded`), else read from ``mask``."""
+    if padded is None:
+        padded = not bool(mask[:, 0].all())
+    if not padded:
         return {}
     return {"attention_mask": mask.long(), "position_ids": positions(mask)}
 
@@ -89,7 +109,9 @@ def accepts_logits_to_keep(model) -> bool:
 
 
 def prompt_runs(prompts: Prompts) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index of the first row of each run of identical consecutive prompt rows, and run lengths."""
+    """Index of the first row of each run of identical consecutive prompt rows, and run lengths
+    (on the CPU when the prompts have a CPU copy)."""
+    prompts = prompts.on_cpu()
     ids = prompts.ids
     if ids.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=ids.device), torch.zeros(0, dtype=torch.long, device=ids.device)
@@ -106,7 +128,7 @@ def repeat_shared(t: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     g = int(counts[0])
     if bool((counts == g).all()):
         return t.unsqueeze(1).expand(t.shape[0], g, *t.shape[1:]).reshape(t.shape[0] * g, *t.shape[1:])
-    return t.repeat_interleave(counts, dim=0)
+    return t.repeat_interleave(counts.to(t.device), dim=0, output_size=int(counts.sum()))
 
 
 def repeat_rows(cache, counts: torch.Tensor):
@@ -148,7 +170,7 @@ def generate(
     ``between_tokens`` is called after each token (the trainer's stop deadline check, which may
     raise to abandon the generation)."""
     ids, attn = prompts.ids, prompts.mask.long()
-    first = padding_kwargs(prompts.mask)
+    first = padding_kwargs(prompts.mask, prompts.padded)
     padded = bool(first)
     pos = positions(prompts.mask)
     cache_kw = cache_kwarg(model)
@@ -157,7 +179,7 @@ def generate(
     runs, counts = prompt_runs(prompts)
     if share_prompts and runs.numel() < ids.shape[0]:  # a group's rows share one prompt: run it once, repeat its cache
         uniq = prompts.take(runs)
-        out = model(input_ids=uniq.ids, use_cache=True, **keep, **padding_kwargs(uniq.mask))
+        out = model(input_ids=uniq.ids, use_cache=True, **keep, **padding_kwargs(uniq.mask, uniq.padded))
         past = repeat_rows(out[cache_kw], counts)
         logits = repeat_shared(out.logits[:, -1], counts)
     if past is None:
