@@ -256,3 +256,25 @@ def test_corpus_class7_a_resumed_log_says_it_starts_late(tmp_path):
     s = analyze_run(_corpus("verl-ppo-gsm8k-resumed-step101", tmp_path))
     assert s["run"]["late_start"]["first_step"] == 101
     assert any("log starts at step 101: the first 100 steps are missing" in m for m in s["missing"])
+
+
+# -------------------------------------------- a ceiling above the most a share can be is withheld
+def test_a_ceiling_above_1_for_a_share_is_withheld_by_the_verdict():
+    """A 0/1 reward's mean rising to 0.95 as entropy falls from 1.6 to 0.4: the curve's value at
+    H = 0 is 1.05 ± 0.01, above any share, so the verdict is "poor fit" and no number is given;
+    the same points on a reward scale without that bound (×5) fit, and so does a ceiling below 1."""
+    from entrodiag.analysis import fit_entropy_law
+    from entrodiag.analysis.verdicts import judge_law
+
+    H = np.linspace(1.6, 0.4, 30)
+    wig = 0.005 * np.sin(np.arange(30) * 1.7)
+    R = 1.25 - 0.2 * np.exp(H) + wig
+    assert R.min() >= 0 and R.max() <= 1
+    fit = fit_entropy_law((H, R))
+    assert fit.ci["ceiling"][0] > 1.0  # the premise: the whole interval lies above 1
+    v = judge_law(fit)
+    assert v.status == "poor fit" and "lies above 1" in v.reason and "does not hold down to H = 0" in v.reason
+    assert judge_law(fit_entropy_law((H, 5 * R))).status == "fits"  # not a share: no bound known
+    assert judge_law(fit_entropy_law((H, R - 0.1))).status == "fits"  # ceiling 0.95 < 1
+    # a fit without bootstrap intervals (the ceiling_exhausted flag's) is judged by the same interval
+    assert judge_law(fit_entropy_law((H, R), n_boot=0)).status == "poor fit"
