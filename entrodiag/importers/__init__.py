@@ -18,7 +18,7 @@ Formats (``format=`` / ``--format``; ``auto`` picks one from the path and the co
   the file (several dicts after one counter), the logging interval read off the log times k
   (see ``console``). Numbers printed as text or inside numpy/torch/Decimal wrappers are numbers.
 - ``notebook``: a Jupyter notebook (``.ipynb``) whose cell outputs hold such dicts (the last
-  cell that trained with a reward is the run; see ``notebook.read_notebook``).
+  cell that trained with a reward is the run; see ``console.read_notebook``).
 
 A JSONL whose records name their kind (``type``/``split``/``phase``/``mode``...: train, rollout,
 eval...) is split by kind (see ``typed``): evaluation records become evaluations, the others step
