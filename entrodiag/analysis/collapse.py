@@ -205,8 +205,7 @@ def _entropy_explosion(c: Context) -> Flag | None:
     if len(hit) == 0:
         return None
     persist = max(1, int(np.ceil(c.th.explosion_persist * w)))
-    spans = []  # (first qualifying point, its low, points the rise held from there)
-    i = 0
+    spans: list[tuple[int, int, int]] = []  # (first qualifying point, its low, points the rise held from there)
     for i in hit:
         if spans and i < spans[-1][0] + spans[-1][2]:
             continue  # within a rise already measured
