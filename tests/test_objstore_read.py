@@ -304,7 +304,8 @@ def test_dashboard_reads_a_runs_root_given_as_a_url(store, monkeypatch):
     row = compare_runs([SAMPLE_RUN]).row(0, named=True)
     i = names.index("sample")
     assert table["steps"][i] == row["steps"]
-    assert math.isclose(table["ceiling"][i], row["ceiling"]) and math.isclose(table["entropy_now"][i], row["entropy_end"])
+    assert table["ceiling"][i] == f"{row['ceiling']:.3f}"  # a text cell (a withheld ceiling says so)
+    assert math.isclose(table["entropy_now"][i], row["entropy_end"])
     monkeypatch.setenv("ENTRODIAG_RUNS_ROOT", f"s3://nobucket-{uuid.uuid4().hex[:8]}/runs")
     at = AppTest.from_file(str(app), default_timeout=60)
     at.run()

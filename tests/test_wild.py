@@ -26,16 +26,10 @@ RUNS = manifest()
 pytestmark = pytest.mark.skipif(not RUNS, reason="no wild-corpus manifest in tests/data/wild")
 
 #: held-out runs that miss (benchmarks/README.md, "The wild corpus"): reported, fixed in a later change.
-#: Empty since the change that fixed batches 1-5's four held-out misses (Tinker's names, lines cut at
-#: 4,096 characters, too few evaluations read as "not applicable", a long noisy log's windows): those
-#: runs have been looked at and count as tuned on from then on. Batches 6-7's held-out half, first
-#: run after the fixes from batches 1-5 and from batches 6-7's tune half:
-HELDOUT_MISSES: dict[str, str] = {
-    "verl-ppo-qwen2.5-0.5b-gsm8k-getting-started-notebook-healthy":
-        "refused on import: \"cell 15: ... printed metric dict 1 has no progress\"",
-    "trl-qwen2.5vl-3b-aokvqa-grpo-5pts-length-cap-degeneration":
-        "the closing train_runtime dict also holds the last step's metrics (4 of 5 points read)",
-}
+#: Empty: batches 1-5's four held-out misses were fixed in one change, batches 6-7's two import misses
+#: (verl's getting-started notebook, refused on import; TRL's closing train_runtime dict holding the
+#: last step's metrics) in the next; those runs have been looked at and count as tuned on from then on.
+HELDOUT_MISSES: dict[str, str] = {}
 
 
 def _param(run: dict):

@@ -23,7 +23,11 @@ Words used below:
   an explosion, while a change within the first window still shows against the start.
 - *onset*: the step where a collapse or an explosion begins, a change-point estimate (the level
   until that step, a linear trend after it; ``series.change_point``), not the global high or low.
-- *reward*: ``sources.reward_series``: the task score where the logged reward holds a KL penalty.
+- *noise*: a series' own step-to-step noise, robustly (``series.step_noise``: the median absolute
+  step change as a standard deviation); an explosion must rise beyond what that noise spans once
+  smoothed, and hold (``CollapseThresholds``, ``explosion_noise`` and ``explosion_persist``).
+- *reward*: ``sources.reward_series``: the task score where the logged reward holds a KL penalty;
+  the total reward where a trainer logs several reward functions.
 - *reward scale*: the within-batch reward spread at the start (mean ``reward_std`` over the start
   window); without it, |start reward|, else 1. Reward changes are measured in this unit, so the
   thresholds mean the same for 0/1 rewards and for rewards on another scale.
@@ -48,7 +52,7 @@ from ..store.reader import Run
 from .collapse_context import (SEVERITIES, CollapseThresholds, Context, Flag, Skip, at_or_above,
                                severity_rank)
 from .runs import AnalysisError, RunLike, as_run
-from .series import change_point
+from .series import change_point, median_noise, step_noise
 from .stats import binom_p_greater
 
 KL_COV = "kl_cov (k=2e-3 for 7B-scale models, 2e-4 for 32B; β=1)"
@@ -169,7 +173,17 @@ def _explosion_advice(bonus: bool | None) -> str:
     return lower + anchor if bonus else f"if the run has an entropy bonus, {lower}{anchor}"
 
 
+def _held(above: np.ndarray, i: int) -> int:
+    """How many consecutive points from ``i`` on ``above`` holds (0 when it does not hold at ``i``)."""
+    off = np.nonzero(~above[i:])[0]
+    return int(off[0]) if len(off) else len(above) - i
+
+
 def _entropy_explosion(c: Context) -> Flag | None:
+    """Entropy that rises far above its low while the reward falls, and stays up (``CollapseThresholds``:
+    a rise beyond the start-relative share and the series' own noise, held for ``explosion_persist``
+    smoothing windows or to the last step). A rise that qualified and fell back sooner is reported
+    as an ``entropy_spike`` (info): a recovered transient, not an explosion."""
     steps, h, h0 = c.entropy()
     rsteps, r, scale = c.reward()
     if len(rsteps) != len(steps) or not np.array_equal(rsteps, steps):
@@ -178,27 +192,56 @@ def _entropy_explosion(c: Context) -> Flag | None:
         if len(steps) < c.th.min_steps:
             raise Skip("entropy and reward share too few steps")
     hs, rs = c.settled(h), c.settled(r)
+    w = c.window(len(h))
+    # the rise needed: a share of the start, and beyond what the series' own noise spans once smoothed
+    noise = step_noise(h)
+    need = max(c.th.explosion_rise * h0, c.th.explosion_noise * median_noise(noise, w))
     idx = np.arange(len(hs))  # index of the lowest smoothed entropy so far, at each step
     trough = np.maximum.accumulate(np.where(hs <= np.minimum.accumulate(hs), idx, 0))
     dh = hs - hs[trough]
     dr = rs - rs[trough]
-    hit = np.nonzero((dh >= c.th.explosion_rise * h0) & (dr <= -c.th.explosion_reward_drop * scale))[0]
+    qualifies = (dh >= need) & (dr <= -c.th.explosion_reward_drop * scale)
+    hit = np.nonzero(qualifies)[0]
     if len(hit) == 0:
         return None
-    low, first_hit, last = int(trough[hit[0]]), int(hit[0]), int(hit[-1])
-    # the onset of the first rise that qualifies: where the level turns upwards between the low and
-    # the first step that meets the criterion (the low itself may lie long before)
+    persist = max(1, int(np.ceil(c.th.explosion_persist * w)))
+    spans: list[tuple[int, int, int]] = []  # (first qualifying point, its low, points the rise held from there)
+    for i in hit:
+        if spans and i < spans[-1][0] + spans[-1][2]:
+            continue  # within a rise already measured
+        low = int(trough[i])
+        spans.append((int(i), low, _held(hs - hs[low] >= need, int(i))))
+    lasting = [sp for sp in spans if sp[2] >= persist or sp[0] + sp[2] == len(hs)]
+    first_hit, low, held = (lasting or spans)[0]
+    span = np.arange(first_hit, first_hit + held)
+    peak = int(span[np.argmax(np.where(qualifies[span], hs[span] - hs[low], -np.inf))])
+    # the onset of the rise: where the level turns upwards between the low and the first step that
+    # meets the criterion (the low itself may lie long before)
     first = low + change_point(steps[low: first_hit + 1], h[low: first_hit + 1])
+    last = first_hit + held - 1
+    evidence = {"entropy_start": h0, "entropy_low": float(hs[low]), "low_step": steps[low], "onset_step": steps[first],
+                "peak_step": steps[peak], "entropy_peak": float(hs[peak]), "entropy_max": float(hs.max()),
+                "max_rise": float(dh[peak]), "max_rise_ratio": float(dh[peak] / h0), "rise_needed": need,
+                "step_noise": noise, "held_points": held, "persist_points": persist,
+                "reward_at_low": float(rs[low]), "reward_at_peak": float(rs[peak]),
+                "reward_drop": float(dr[peak]), "reward_scale": scale}
+    rise = (f"the smoothed entropy rose from {hs[low]:.3g} (step {steps[low]}, its low) to {hs[peak]:.3g} at step "
+            f"{steps[peak]} (+{dh[peak] / h0:.0%} of its start {h0:.3g}) while the {c.reward_label()} fell from "
+            f"{rs[low]:.3g} to {rs[peak]:.3g}; the rise begins at step {steps[first]}")
+    if not lasting:
+        back = steps[min(last + 1, len(steps) - 1)]
+        return Flag(
+            "entropy_spike", "info", steps[first], steps[last], evidence,
+            "a recovered transient needs no intervention; if it recurs, look at what changed at that step (a "
+            "data shard, the learning rate schedule, a reward bug)",
+            f"{rise}, and it fell back by step {back} (held {held} point(s), fewer than the {persist} an "
+            f"explosion holds): a transient the run recovered from{c.origin()}",
+        )
+    still = " and is still up at the last step" if last == len(hs) - 1 else f" and held to step {steps[last]}"
     return Flag(
-        "entropy_explosion", "critical", steps[first], steps[last],
-        {"entropy_start": h0, "entropy_low": float(hs[low]), "low_step": steps[low], "onset_step": steps[first],
-         "entropy_max": float(hs.max()),
-         "max_rise": float(dh[hit].max()), "max_rise_ratio": float(dh[hit].max() / h0),
-         "reward_drop": float(dr[hit].min()), "reward_scale": scale},
+        "entropy_explosion", "critical", steps[first], steps[last], evidence,
         _explosion_advice(_entropy_bonus(c.run)),
-        f"entropy rose by {dh[hit].max() / h0:.0%} of its start from step {steps[first]}, where the rise begins "
-        f"(its low before: step {steps[low]}), while the {c.reward_label()} fell by {-dr[hit].min():.3g}"
-        f"{c.origin()}",
+        f"{rise}{still}{c.origin()}",
     )
 
 

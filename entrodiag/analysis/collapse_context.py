@@ -41,11 +41,18 @@ class CollapseThresholds:
         tail_frac: the tail examined: the last 20% of the recorded steps (at least 5 steps).
         floor_flat: entropy moved by at most this share of H0 over the tail (0.05).
         plateau_gain: the reward's fitted gain over the tail at most this many reward scales (0.05).
-    entropy_explosion (entropy rising while reward falls):
+    entropy_explosion (entropy rising while reward falls, and staying up):
         explosion_rise: the smoothed entropy rises above its lowest point so far by at least this
             share of H0 (0.5),
+        explosion_noise: and by at least this many standard deviations of a smoothed value (4),
+            the series' own step-to-step noise (``series.step_noise``) through the smoothing window
+            (``series.median_noise``): with about ten independent windows in a series, noise alone
+            spans about three of them,
         explosion_reward_drop: while the smoothed reward falls, over the same steps, by at least
-            this many reward scales (0.1).
+            this many reward scales (0.1);
+        explosion_persist: and the rise holds (the smoothed entropy stays that far above the low)
+            for at least this many smoothing windows, or to the last logged step (2). A rise that
+            qualified but fell back sooner is a recovered transient: ``entropy_spike``, info only.
     positive_covariance (Cui et al.: positive covariance drains entropy):
         cov_pos_share: share of steps with ``cov_mean`` > 0 (0.8). Info on its own (it is the
             default dynamics of GRPO); a warning when entropy has also dropped by
@@ -86,7 +93,9 @@ class CollapseThresholds:
     floor_flat: float = 0.05
     plateau_gain: float = 0.05
     explosion_rise: float = 0.5
+    explosion_noise: float = 4.0
     explosion_reward_drop: float = 0.1
+    explosion_persist: float = 2.0
     cov_pos_share: float = 0.8
     cov_entropy_drop: float = 0.5
     zero_adv_warning: float = 0.5

@@ -153,13 +153,19 @@ def lost_to_parsing(run: Run) -> dict[str, str]:
             if isinstance(e, dict) and is_lost(e)}
 
 
+def reward_functions(run: Run) -> list[str]:
+    """The step columns of a run's separate reward functions (TRL's ``rewards/<fn>/mean``), whose
+    weighted sum is its total reward ``reward_mean``; empty when it logged none."""
+    return [c for c in _step_columns(run) if _REWARD_FN.match(c)]
+
+
 def _task_reward_function(run: Run) -> tuple[str, str]:
     """The training R where the total reward ``reward_mean`` would be it and the run logs several
     reward functions (TRL's ``rewards/<fn>/mean``; ``reward_mean`` is their weighted sum): the one
     function named for correctness (``_CORRECTNESS_FN``, not a format or shape term), provided its
     values lie in [0, 1] as a mean of per-sample correctness does; else the total. Returns
     ``(name, the clause of the reason that says which and why)``."""
-    fns = [c for c in _step_columns(run) if _REWARD_FN.match(c)]
+    fns = reward_functions(run)
     if len(fns) < 2:
         return "reward_mean", ""
     short = [_REWARD_FN.match(c).group(1) for c in fns]
@@ -248,4 +254,4 @@ def choose_metric(run: Run, metric: str | None = None) -> MetricChoice:
 
 
 __all__ = ["NOT_MEAN", "NOT_PERFORMANCE", "MetricChoice", "choose_metric", "eval_names", "evaluated_once",
-           "is_mean_score", "is_performance", "lost_to_parsing", "rank_eval_metrics"]
+           "is_mean_score", "is_performance", "lost_to_parsing", "rank_eval_metrics", "reward_functions"]

@@ -103,6 +103,24 @@ def trailing_median(values: np.ndarray, window: int) -> np.ndarray:
     return pl.Series(v).rolling_median(window_size=int(window), min_samples=1).to_numpy().astype(np.float64)
 
 
+def step_noise(values: np.ndarray) -> float:
+    """The per-point noise of a series, robustly: ``1.4826 · median|Δv| / √2`` (the median absolute
+    step change, scaled to a normal standard deviation: differences cancel a slow trend, and the
+    median ignores the steps of a jump as long as they are fewer than half). 0.0 for fewer than 3
+    points."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 3:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(np.diff(v))) / np.sqrt(2.0))
+
+
+def median_noise(noise, window: int):
+    """The standard deviation of a trailing median over ``window`` points of per-point noise
+    ``noise`` (a number or an array): ``noise · √(π / (2·window))``, the large-sample value; one
+    point: ``noise``."""
+    return noise * (np.sqrt(np.pi / (2.0 * int(window))) if window > 1 else 1.0)
+
+
 def late_start(steps: np.ndarray) -> dict | None:
     """A log whose first step is far from the start of training: ``{"first_step", "missing",
     "interval", "text"}``, else ``None``. Far: the first logged step lies more than two logging

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..store.reader import Run
+from .metric import reward_functions
 from .series import step_series
 
 _TRL_CALLBACK = ("TRL does not log it; train with entrodiag.hooks.trl.RecordingGRPOTrainer (a drop-in "
@@ -171,8 +172,10 @@ def reward_series(run: Run) -> RewardSeries | None:
     (``REWARD_WITHOUT_KL``: Tinker's ``env/all/reward/total`` is ``env/all/correct`` plus a format
     term): there the task score is still the performance series, and the reason says so without
     naming a KL penalty (``kl`` is ``None``). Then the task score is the performance series when the
-    run has it; else the reward is used and the reason says it holds the penalty. ``None`` when
-    the run has neither.
+    run has it; else the reward is used and the reason says it holds the penalty. A run that logs
+    several reward functions (TRL's ``rewards/<fn>/mean``) and no task score reads its total reward
+    (TRL's ``reward``, what the policy was trained on), even where R is one of the functions, and
+    the reason says so. ``None`` when the run has neither.
     """
     r_steps, r = step_series(run, "reward_mean")
     s_steps, s = step_series(run, "score_mean")
@@ -202,6 +205,11 @@ def reward_series(run: Run) -> RewardSeries | None:
                                 f"the reward {r_name} holds a KL penalty ({_logged(run, 'reward_kl_penalty')} is "
                                 "nonzero) and the run logged no task score: a change of it may be the penalty's",
                                 kl=True)
+        fns = reward_functions(run)
+        if len(fns) >= 2:  # TRL: the total is what the policy was trained on, whichever function R is
+            return RewardSeries("reward_mean", "reward",
+                                f"{r_name}, the total reward the policy was trained on (the weighted sum of the "
+                                f"reward functions {', '.join(fns)}), not one of them")
         return RewardSeries("reward_mean", "reward")
     if len(s):
         return RewardSeries("score_mean", "task score", f"the run logged no reward, so its task score {s_name}")

@@ -16,7 +16,11 @@ that premise fails, however high its R². ``judge_law`` checks, in order:
    lower bound is not above 0, or the fit has too few points for an interval). This is missing
    evidence, not evidence against the law: six evaluations of a run whose score rose as its
    entropy fell do not make it "not applicable";
-5. else ``fits`` (said of the training batches when R is a training series).
+5. ``poor fit``: the fitted ceiling b − a lies above the most R can be, beyond its interval: R is a
+   share (every value within [0, 1]: an accuracy, a pass rate, the mean of a 0/1 reward), and a
+   ceiling whose whole interval is above 1 says the curve does not hold down to H = 0
+   (``SHARE_MAX``); the law's numbers would promise the impossible;
+6. else ``fits`` (said of the training batches when R is a training series).
 
 ``not applicable`` therefore always rests on positive evidence that the premise fails (a flag, or a
 significantly below 0); too little evidence to tell reads ``poor fit``.
@@ -45,6 +49,10 @@ LAW_BREAKING_FLAGS = ("entropy_explosion", "entropy_volatility")
 
 #: one-sided confidence that a > 0 (the premise is one-sided: performance rises as entropy falls)
 PREMISE_LEVEL = 0.95
+
+#: the most a share can be (an accuracy, a pass rate, the mean of a 0/1 reward): R is read as a share
+#: when every value of it lies within [0, SHARE_MAX]
+SHARE_MAX = 1.0
 
 #: the law section's numbers that are predictions from the law (withheld unless it fits)
 LAW_NUMBERS = ("ceiling", "ceiling_frac", "gain_frac", "headroom", "r_last")
@@ -81,21 +89,33 @@ class LawVerdict:
         return {"status": self.status, "text": self.text, "reason": self.reason, "numbers_shown": self.fits}
 
 
+def interval(fit: LawFit, name: str) -> tuple[tuple[float, float], float] | None:
+    """``(interval, level)`` of the fit's coefficient ``name`` (``a``, ``b``, ``ceiling``): the fit's
+    own bootstrap interval, recomputed with ``fit_entropy_law``'s defaults when the fit has none (a
+    fit made with ``n_boot=0``), so that every caller judges by the same interval; ``None`` when the
+    fit has too few points for one."""
+    ci = fit.ci.get(name)
+    if ci is not None and all(map(math.isfinite, ci)):
+        return (float(ci[0]), float(ci[1])), fit.level
+    if len(fit.H) < 3:
+        return None
+    from .law import fit_arrays
+
+    ref = fit_arrays(np.asarray(fit.H), np.asarray(fit.R), n_boot=1000, level=0.95, seed=0)
+    ci = ref.ci.get(name)
+    if ci is None or not all(map(math.isfinite, ci)):
+        return None
+    return (float(ci[0]), float(ci[1])), ref.level
+
+
 def a_bounds(fit: LawFit, level: float = PREMISE_LEVEL) -> tuple[float, float] | None:
     """One-sided ``level`` lower and upper bounds of a: a ∓ t(level, n−2)·se, se from the fit's
     bootstrap interval of a (recomputed with ``fit_entropy_law``'s defaults when the fit has
     none); ``None`` when the fit has too few points for an interval."""
-    ci = fit.ci.get("a")
-    fit_level = fit.level
-    if ci is None or not all(map(math.isfinite, ci)):
-        if len(fit.H) < 3:
-            return None
-        from .law import fit_arrays
-
-        ref = fit_arrays(np.asarray(fit.H), np.asarray(fit.R), n_boot=1000, level=0.95, seed=0)
-        ci, fit_level = ref.ci.get("a"), ref.level
-        if ci is None or not all(map(math.isfinite, ci)):
-            return None
+    found = interval(fit, "a")
+    if found is None:
+        return None
+    ci, fit_level = found
     df = max(fit.n - 2, 1)
     se = (ci[1] - ci[0]) / 2 / stats.t_ppf(0.5 + fit_level / 2, df)
     half = stats.t_ppf(level, df) * se
@@ -149,10 +169,30 @@ def judge_law(fit: LawFit, flag_kinds: Iterable[str] = (), min_r2: float | None 
         reason = (f"too few evaluations to establish the premise ({fit.n} points: {bound}); performance rising "
                   "as entropy falls is neither shown nor refuted")
         return LawVerdict("poor fit", f"poor fit: {reason}; no ceiling or early prediction is given", reason)
+    above = ceiling_above_bound(fit)
+    if above:
+        reason = (f"the fitted ceiling b − a = {fit.ceiling:.3g}{above} lies above {SHARE_MAX:g}, the most {on} can "
+                  f"be (its values are all within [0, {SHARE_MAX:g}]: a share): the curve does not hold down to "
+                  "H = 0")
+        return LawVerdict("poor fit", f"poor fit: {reason}; no ceiling or early prediction is given", reason)
     text = f"fits {on} (R² = {r2:.2f})"
     if fit.metric_choice is not None and fit.metric_choice.is_training:
         text += ", but on the training batches: it says nothing of accuracy on unseen problems"
     return LawVerdict("fits", text)
+
+
+def ceiling_above_bound(fit: LawFit) -> str | None:
+    """Where R is a share (every fitted value within [0, ``SHARE_MAX``]) and the fitted ceiling lies
+    above ``SHARE_MAX`` beyond its interval (``interval``'s lower end; the ceiling itself where the
+    fit has too few points for one): the interval as text (``""`` without one) for the verdict's
+    reason; else ``None``."""
+    R = np.asarray(fit.R, dtype=np.float64)
+    if len(R) == 0 or not math.isfinite(fit.ceiling) or R.min() < 0.0 or R.max() > SHARE_MAX:
+        return None
+    found = interval(fit, "ceiling")
+    if (found[0][0] if found else fit.ceiling) <= SHARE_MAX:
+        return None
+    return f" ({found[1]:.0%} interval {found[0][0]:.3g}–{found[0][1]:.3g})" if found else ""
 
 
 def withhold_law(law: dict, verdict: LawVerdict) -> dict:
@@ -183,5 +223,5 @@ def withhold_early(section: dict, verdict: LawVerdict) -> dict:
             "verdict": verdict.to_dict()}
 
 
-__all__ = ["EARLY_NUMBERS", "LAW_BREAKING_FLAGS", "LAW_NUMBERS", "PREMISE_LEVEL", "LawVerdict", "a_bounds",
-           "judge_law", "withheld_text", "withhold_early", "withhold_law"]
+__all__ = ["EARLY_NUMBERS", "LAW_BREAKING_FLAGS", "LAW_NUMBERS", "PREMISE_LEVEL", "SHARE_MAX", "LawVerdict",
+           "a_bounds", "ceiling_above_bound", "interval", "judge_law", "withheld_text", "withhold_early", "withhold_law"]

@@ -23,6 +23,7 @@ from typing import Any
 
 import streamlit as st
 
+from entrodiag.analysis.verdicts import withheld_text
 from entrodiag.app import app_data
 from entrodiag.store import RunError
 
@@ -59,6 +60,15 @@ def fmt(value: float | None, spec: str = ".3f") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return format(value, spec)
+
+
+def ceiling_text(row: dict) -> str:
+    """A run's ceiling b − a for a table cell, from an overview row (``compare_runs``): the number,
+    or ``withheld (<verdict>)`` where the law's verdict withholds it, else an em dash."""
+    if row.get("ceiling") is not None:
+        return fmt(row["ceiling"])
+    verdict = row.get("law_verdict")
+    return withheld_text({"status": verdict}) if verdict and verdict != "fits" else "—"
 
 
 def esc(text: object) -> str:

@@ -27,7 +27,7 @@ def table(ctx: app_ui.Context, paths: list[str]) -> pl.DataFrame:
             "entropy": f"{app_ui.fmt(o['entropy_start'])} → {app_ui.fmt(o['entropy_end'])}",
             "reward": f"{app_ui.fmt(o['reward_start'])} → {app_ui.fmt(o['reward_end'])}",
             "accuracy (final / best)": f"{app_ui.fmt(o['eval_final'])} / {app_ui.fmt(o['eval_best'])}",
-            "ceiling": app_ui.fmt(o["ceiling"]), "law R²": app_ui.fmt(o["law_r2"]),
+            "ceiling": app_ui.ceiling_text(o), "law R²": app_ui.fmt(o["law_r2"]),
             "cov > 0": app_ui.fmt(o["cov_pos_share"], ".0%"), "mechanism": app_ui.md(o["mechanism"] or "—"),
             "flags": app_ui.md(o["flags"] or "none"),
         })

@@ -37,7 +37,7 @@ def runs_table(ctx: app_ui.Context) -> tuple[pl.DataFrame, app_data.Fill | None]
         elif o is not None:
             row.update(
                 intervention=o["intervention"], steps=o["steps"], entropy_start=o["entropy_start"],
-                entropy_now=o["entropy_end"], accuracy=o["eval_final"], ceiling=o["ceiling"],
+                entropy_now=o["entropy_end"], accuracy=o["eval_final"], ceiling=app_ui.ceiling_text(o),
                 law=o.get("law_verdict"),
                 flags=o["n_critical"] + o["n_warning"] + o["n_info"],
                 worst=next((s for s in ("critical", "warning", "info") if o[f"n_{s}"]), None),
@@ -173,8 +173,8 @@ def show_table(table: pl.DataFrame) -> None:
             "entropy_now": st.column_config.NumberColumn("entropy now", format="%.3f"),
             "accuracy": st.column_config.NumberColumn("accuracy", format="%.3f",
                                                       help="last evaluation of `metric`"),
-            "ceiling": st.column_config.NumberColumn("ceiling", format="%.3f",
-                                                     help="b − a of the entropy law, where the law fits"),
+            "ceiling": st.column_config.TextColumn("ceiling", help="b − a of the entropy law, where the law "
+                                                   "fits; withheld (and why) where it does not"),
             "law": st.column_config.TextColumn("law", help="whether the entropy law describes the run: fits, "
                                                "poor fit or not applicable (then no ceiling)"),
             "flags": st.column_config.NumberColumn("flags", format="%d"),

@@ -16,7 +16,7 @@ generations, progress bars. Pure Python (``re``, ``ast``).
   with ``log_every · k`` for the k-th dict (1-based), for logs captured without the bar. Where
   stdout was block-buffered into a file (tqdm writes to stderr, unbuffered), up to eight dicts
   follow one counter: the logging interval is then read off the log (``_dict_steps``).
-- **Jupyter notebooks**: the same dicts in a cell's outputs (``read_notebook``).
+- **Jupyter notebooks**: the same dicts, or verl's step lines, in a cell's outputs (``notebook.read_notebook``).
 
 Numbers may be printed plain, quoted (``'0.5317'``, recent transformers) or inside a wrapper:
 ``np.float64(0.035)`` (newer verl), ``tensor(0.5, device='cuda:0')``, ``Decimal('0.1')``
@@ -110,38 +110,47 @@ def parse_printed_dict(text: str) -> dict[str, Any]:
     return {k: _value(v) for k, v in _PAIR.findall(text)}
 
 
-def read_verl_console(path: Path) -> tuple[list[dict], dict]:
-    """Rows ``{"step": N, key: value, ...}`` of a verl console log (see the module docstring)."""
+def _text_lines(path: Path, text: str | None):
+    """The lines of ``text``, else of the file at ``path`` (read as it goes)."""
+    if text is not None:
+        yield from text.splitlines(keepends=True)
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        yield from f
+
+
+def read_verl_console(path: Path, text: str | None = None) -> tuple[list[dict], dict]:
+    """Rows ``{"step": N, key: value, ...}`` of a verl console log (see the module docstring);
+    ``text`` (a notebook cell's output) instead of the file's content."""
     rows: list[dict] = []
     lengths: list[int] = []  # each step line's length as written (a line cut by a logger has a fixed one)
     tails: list[bool] = []  # whether each step line's last item read as key:value
     initial: dict[str, Any] | None = None
     n_lines = 0
     twice: dict[str, int] = {}
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for raw in f:
-            line = clean_line(raw)
-            m = VERL_STEP.match(line)
-            if m:
-                lengths.append(len(raw.rstrip("\r\n")))
-                row: dict[str, Any] = {"step": int(m.group(1))}
-                for item in m.group(2).split(" - "):
-                    wrapped = _WRAPPED_ITEM.match(item.strip())  # tensor(0.5, device='cuda:0') holds a ':'
-                    key, sep, value = (wrapped[1], ":", wrapped[2]) if wrapped else item.strip().rpartition(":")
-                    tail_read = bool(sep and key)  # False when a cut fell inside the last key
-                    if sep and key:
-                        key = key.strip()
-                        if key in row:
-                            twice[key] = twice.get(key, 0) + 1
-                        row[key] = _value(value)
-                rows.append(row)
-                tails.append(tail_read)
-                n_lines += 1
-                continue
-            if initial is None:
-                mi = VERL_INITIAL.search(line)
-                if mi:
-                    initial = parse_printed_dict(mi.group(1))
+    for raw in _text_lines(path, text):
+        line = clean_line(raw)
+        m = VERL_STEP.match(line)
+        if m:
+            lengths.append(len(raw.rstrip("\r\n")))
+            row: dict[str, Any] = {"step": int(m.group(1))}
+            for item in m.group(2).split(" - "):
+                wrapped = _WRAPPED_ITEM.match(item.strip())  # tensor(0.5, device='cuda:0') holds a ':'
+                key, sep, value = (wrapped[1], ":", wrapped[2]) if wrapped else item.strip().rpartition(":")
+                tail_read = bool(sep and key)  # False when a cut fell inside the last key
+                if sep and key:
+                    key = key.strip()
+                    if key in row:
+                        twice[key] = twice.get(key, 0) + 1
+                    row[key] = _value(value)
+            rows.append(row)
+            tails.append(tail_read)
+            n_lines += 1
+            continue
+        if initial is None:
+            mi = VERL_INITIAL.search(line)
+            if mi:
+                initial = parse_printed_dict(mi.group(1))
     notes = []
     cut = cut_lines(rows, lengths, tails)
     logged = {k for r in rows for k in r}
@@ -156,7 +165,7 @@ def read_verl_console(path: Path) -> tuple[list[dict], dict]:
         if extra:
             rows.insert(0, {"step": first, **extra})
             notes.append(f"'Initial validation metrics' (before training) taken as step {first}")
-    config = _verl_config(path)
+    config = _verl_config(path, text)
     bad = {f"{k}: printed twice on one step line (kept the last)": n for k, n in twice.items()}
     meta = {"config": config, "notes": notes, "metric_lines": n_lines, "bad_values": bad}
     if cut:
@@ -228,10 +237,13 @@ _CONFIG_KEYS = {"temperature": re.compile(r"'temperature':\s*([0-9.]+)"),
                 "adv_estimator": re.compile(r"'adv_estimator':\s*'(\w+)'")}
 
 
-def _verl_config(path: Path, limit: int = 200_000) -> dict:
-    """A few settings from the config dump verl prints first (temperature, entropy_coeff, ...)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        head = ANSI.sub("", f.read(limit))
+def _verl_config(path: Path, text: str | None = None, limit: int = 200_000) -> dict:
+    """A few settings from the config dump verl prints first (temperature, entropy_coeff, ...), from
+    ``text`` when given, else from the file."""
+    if text is None:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(limit)
+    head = ANSI.sub("", text[:limit])
     out: dict[str, Any] = {}
     for key, rx in _CONFIG_KEYS.items():
         m = rx.search(head)
@@ -286,11 +298,45 @@ def read_printed_dicts(path: Path, log_every: int | None = None, text: str | Non
         dicts.append((d, last_counter, ci))
     steps, how, notes = _dict_steps(path, dicts, bar, summary, log_every)
     rows = [{"step": step, **{k: v for k, v in d.items() if k != "step"}} for (d, _, _), step in zip(dicts, steps)]
+    closing, note = _closing_point(summary, rows, bar)
+    if closing is not None:
+        rows.append(closing)
+    notes += [note] if note else []
     bad = {"step: printed inside a dict (the step read from the log used instead)":
            sum("step" in d for d, _, _ in dicts)}
     return rows, {"notes": [f"{len(rows)} printed metric dicts; {how}", *notes], "step_rule": how,
                   "bad_values": {k: n for k, n in bad.items() if n},
                   **({"summary": summary} if summary else {})}
+
+
+#: the keys of transformers' end-of-training summary dict itself (the rest of it, if any, are metrics)
+SUMMARY_KEYS = frozenset({"train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss",
+                          "total_flos"})
+#: keys every log carries that say nothing of the step's metrics (a counter, the epoch)
+_COUNTERS = frozenset({"epoch", "num_tokens", "step"})
+
+
+def _closing_point(summary: dict, rows: list[dict], bar: list[tuple[int, int]]) -> tuple[dict | None, str]:
+    """The logged point that the closing ``{'train_runtime': ...}`` dict also holds, and a note.
+
+    TRL merges the metrics of the steps after the last logging step into the trainer's final log,
+    so its summary dict may carry the GRPO metrics (entropy, rewards, ``completions/*``) of the last
+    step: those are a logged point when they hold a metric the training dicts log. Its step is the
+    training's last: the bar's last counter, else ``train_runtime`` x ``train_steps_per_second``; it is
+    kept only after the last training dict (a metric of a step already logged is not read twice)."""
+    metrics = {k: v for k, v in summary.items() if k not in SUMMARY_KEYS}
+    logged = {k for r in rows for k in r if k not in _COUNTERS}
+    if not rows or not (set(metrics) - _COUNTERS) & logged:
+        return None, ""
+    rt, sps = summary.get("train_runtime"), summary.get("train_steps_per_second")
+    last = (max(c for _, c in bar) if bar else
+            round(rt * sps) if isinstance(rt, float) and isinstance(sps, float) else None)
+    prev = max(r["step"] for r in rows)
+    if last is None or last <= prev:
+        return None, (f"the closing train_runtime dict also holds {len(metrics)} metrics, left out: the last step "
+                      f"{'is unknown' if last is None else f'{last} is already logged'}")
+    return {"step": last, **metrics}, (f"the closing train_runtime dict also holds the metrics of the steps after "
+                                       f"the last logging step: read as step {last}, the last step")
 
 
 def _is_eval(d: dict) -> bool:
@@ -399,58 +445,3 @@ def _buffered_steps(before, bar, summary) -> tuple[list[int], int, str] | None:
                 continue
             return steps, interval, source
     return None
-
-
-def notebook_cells(path: Path) -> list[str]:
-    """The printed output (stdout/stderr streams, plain-text results) of each code cell of a Jupyter
-    notebook; raises ``ValueError`` when the file is no notebook."""
-    import json
-
-    try:
-        nb = json.loads(Path(path).read_text(encoding="utf-8"))
-        cells = nb["cells"]
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not a readable Jupyter notebook ({e})") from None
-    out = []
-    for cell in cells if isinstance(cells, list) else []:
-        parts = []
-        for o in cell.get("outputs", []) if isinstance(cell, dict) else []:
-            t = o.get("text") if isinstance(o, dict) else None
-            if t is None and isinstance(o, dict) and isinstance(o.get("data"), dict):
-                t = o["data"].get("text/plain")
-            if isinstance(t, list):
-                t = "".join(x for x in t if isinstance(x, str))
-            if isinstance(t, str):
-                parts.append(t)
-        out.append("".join(parts))
-    return out
-
-
-def read_notebook(path: Path, log_every: int | None = None) -> tuple[list[dict], dict]:
-    """Rows of the metric dicts printed in a Jupyter notebook's cell outputs (``read_printed_dicts``).
-
-    A notebook often trains twice (SFT, then RL): each cell is read on its own, and the run is the
-    last cell whose dicts log a reward (an RL run), else the last cell with metric dicts; the notes
-    name the cell and the others.
-    """
-    found, errors = [], []
-    for i, text in enumerate(notebook_cells(path)):
-        if not looks_like_printed_dicts(text):
-            continue
-        try:
-            rows, meta = read_printed_dicts(path, log_every, text=text)
-        except ValueError as e:
-            errors.append(f"cell {i}: {e}")
-            continue
-        if rows:
-            found.append((i, rows, meta))
-    if not found and errors:
-        raise ValueError(errors[-1])
-    if not found:
-        raise ValueError(f"{path}: no cell of this notebook printed metric dicts ({{'loss': ...}})")
-    rl = [f for f in found if any(k == "reward" or k.startswith(("rewards/", "critic/")) for r in f[1] for k in r)]
-    i, rows, meta = (rl or found)[-1]
-    others = [str(j) for j, _, _ in found if j != i]
-    note = (f"notebook cell {i} (counted from 0): its printed metric dicts"
-            + (f"; cell(s) {', '.join(others)} also printed some (another run), not imported" if others else ""))
-    return rows, {**meta, "notes": [note, *meta["notes"]]}

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .columns import STEP_KEYS
-from .console import read_notebook, read_printed_dicts, read_verl_console
+from .console import read_printed_dicts, read_verl_console
+from .notebook import read_notebook
 from .detect import FORMATS, detect_format, newest_checkpoint_state, read_head
 from .failure import ImportFailure, listing
 from .frameworks import FOLDER_FORMATS, READERS

@@ -19,6 +19,7 @@ HEADLINES: dict[str, str] = {
     "early_collapse": "entropy collapsed early",
     "entropy_floor": "entropy reached a floor and the reward plateaued",
     "entropy_explosion": "entropy exploded while the reward fell",
+    "entropy_spike": "entropy spiked while the reward fell, and recovered",
     "positive_covariance": "the log-prob/advantage covariance stayed positive",
     "vanishing_signal": "the learning signal is vanishing",
     "high_entropy_extinction": "the high-entropy (forking) tokens died out",
