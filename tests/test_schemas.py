@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from entrodiag.cli import main
+from entrodiag.store.reader import load_run
 from entrodiag.schemas import SCHEMA_VERSION, SCHEMAS, SchemaError, schema, validate
 from run_damage import SAMPLE_RUN, copy_sample_run, truncate_part
 from schema_check import diagnosis, query_rows, watch_events
@@ -20,8 +21,8 @@ def test_each_schema_is_a_valid_draft_2020_12_schema_of_this_version(name):
     doc = schema(name)
     jsonschema.Draft202012Validator.check_schema(doc)
     assert doc["properties"]["schema_version"] == {"const": SCHEMA_VERSION}
-    with pytest.raises(SchemaError, match="schema_version"):
-        validate(name, {"schema_version": "0.9"})
+    errors = jsonschema.Draft202012Validator(doc).iter_errors({"schema_version": "0.9"})
+    assert any(list(e.absolute_path) == ["schema_version"] for e in errors)  # another version is refused
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +60,8 @@ def test_a_doc_that_breaks_the_schema_is_named(runs, capsys):
 
 
 def test_query_json_follows_its_schema(runs, tmp_path, capsys):
-    sql = "select run_id, step, entropy_hist from steps where step < 2 order by run_id, step"
+    sql = "select run_id, count(*) as n, last(entropy_hist order by step) as hist from steps group by run_id order by run_id"
     assert main(["query", str(runs["damaged"].parent), sql, "--json", "--index", str(tmp_path)]) == 0
     rows = query_rows(capsys.readouterr().out)
-    assert [(r["run_id"], r["step"]) for r in rows] == [("damaged", 0), ("damaged", 1)] or rows[0]["step"] == 0
-    assert isinstance(rows[0]["entropy_hist"], list)
+    assert [(r["run_id"], r["n"]) for r in rows] == [("damaged", load_run(runs["damaged"]).steps.height)]
+    assert rows[0]["hist"] == load_run(runs["damaged"]).steps["entropy_hist"][-1].to_list()
