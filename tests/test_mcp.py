@@ -231,3 +231,38 @@ def test_tail_follows_a_run_that_train_is_writing(world, mcp_call):
         proc.wait(timeout=30)
     assert len(seen) >= 2 and seen == sorted(set(seen)), (seen, proc.stderr.read()[-2000:] if proc.stderr else "")
     assert running or len(seen) >= 3
+
+
+def test_http_listens_on_127_0_0_1_only(world, tmp_path):
+    """--http: streamable HTTP that the SDK's client reaches at http://127.0.0.1:PORT/mcp, on a socket
+    bound to 127.0.0.1 (not 0.0.0.0)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "ENTRODIAG_CACHE": str(world["cache"]),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.Popen([sys.executable, "-m", "entrodiag.cli", "mcp", str(world["root"]), "--http", "--port",
+                             str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        if Path("/proc/net/tcp").is_file():  # Linux: the listening sockets, addresses in little-endian hex
+            listening = [line.split()[1] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+                         if line.split()[3] == "0A" and int(line.split()[1].split(":")[1], 16) == port]
+            assert listening == ["0100007F:%04X" % port], listening  # 127.0.0.1 only
+
+        async def tools():
+            async with Client(f"http://127.0.0.1:{port}/mcp") as c:
+                return {t.name for t in (await c.list_tools()).tools}
+
+        assert anyio.run(tools) == TOOLS
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
