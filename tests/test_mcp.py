@@ -106,6 +106,7 @@ def test_list_runs_compare_forecast_and_query_match_the_cli(world, mcp_call, cap
         assert listed[name]["steps"] == steps.height and listed[name]["last_step"] == steps["step"].max()
         assert listed[name]["last_entropy"] == pytest.approx(steps["entropy_mean"][-1])
     assert [r["run_id"] for r in mcp_call("list_runs", filter="DAMAG")["runs"]] == ["damaged"]
+    assert listed["sample-run"]["run_json_uri"] == "entrodiag://run/sample-run/run.json"
 
     got = mcp_call("compare", runs=runs)["runs"]
     want = compare_runs([world["root"] / r for r in runs]).to_dicts()

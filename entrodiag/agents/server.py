@@ -2,8 +2,8 @@
 over stdio (default) or streamable HTTP on 127.0.0.1 (``--http``; ``--host`` to listen elsewhere).
 
 Tools: list_runs, diagnose, compare, tail, query, forecast. Resources: each run's run.json
-(``entrodiag://run/{run_id}/run.json``) and its latest report PDF
-(``entrodiag://run/{run_id}/report.pdf``). Prompts: why_is_my_run_collapsing, compare_these_runs.
+(``entrodiag://run/{run_id}/run.json``, a ``/`` in run_id percent-encoded: ``tools.resource_uri``)
+and its latest report PDF (``entrodiag://run/{run_id}/report.pdf``). Prompts: why_is_my_run_collapsing, compare_these_runs.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ as far as it has landed (completed part files), without waiting and without a lo
 from __future__ import annotations
 
 import warnings
+from urllib.parse import quote
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,15 @@ def run_id(root: Path, path: Path) -> str:
     return rel or "."
 
 
+def resource_uri(name: str, what: str) -> str:
+    """The MCP resource URI of a run's ``what`` (``run.json``, ``report.pdf``); a run_id with a
+    ``/`` (a run in a sub-folder) is percent-encoded (``group%2Frun``)."""
+    return f"entrodiag://run/{quote(name, safe='')}/{what}"
+
+
 def list_runs(root: Path, filter: str | None = None) -> dict[str, Any]:
     """The runs under ``root``: run_id (what the other tools take), status, model, steps, the last
-    step and entropy, the worst flag and the flag kinds. ``filter``: a case-insensitive text that
+    step and entropy, the worst flag and the flag kinds, the URI of its run.json resource. ``filter``: a case-insensitive text that
     the run_id, status, model, task or intervention must contain."""
     from ..analysis.compare import compare_runs
 
@@ -53,9 +60,10 @@ def list_runs(root: Path, filter: str | None = None) -> dict[str, Any]:
     meta = runs_table(index).to_dicts() if index.runs() else []
     for m in meta:
         rid = m["run_id"]
-        item = {"run_id": run_id(root, Path(m["path"]).resolve()), "status": m.get("status"), "model": m.get("model"),
+        name = run_id(root, Path(m["path"]).resolve())
+        item = {"run_id": name, "status": m.get("status"), "model": m.get("model"),
                 "task": m.get("task"), "intervention": m.get("intervention"), **rows.get(rid, {}),
-                "error": m.get("error")}
+                "error": m.get("error"), "run_json_uri": resource_uri(name, "run.json")}
         text = " ".join(str(item.get(k) or "") for k in ("run_id", "status", "model", "task", "intervention"))
         if filter and filter.lower() not in text.lower():
             continue
