@@ -50,7 +50,7 @@ def latest_report(root: Path, run_dir: Path) -> Path | None:
         rid = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8")).get("run_id")
     except (OSError, ValueError):
         rid = None
-    found = [p for p in run_dir.glob("*.pdf")]
+    found = list(run_dir.glob("*.pdf"))
     if rid:
         found += [p for p in (root / "reports").glob("*.pdf") if p.stem == rid]
     found = [p for p in found if p.is_file() and p.resolve().is_relative_to(root)]

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..analysis.jsonable import clean
 from ..schemas import stamp
 from ..store.reader import load_run
@@ -41,6 +42,7 @@ def list_runs(root: Path, filter: str | None = None) -> dict[str, Any]:
     step and entropy, the worst flag and the flag kinds, the URI of its run.json resource. ``filter``: a case-insensitive text that
     the run_id, status, model, task or intervention must contain."""
     from ..analysis.compare import compare_runs
+    from ..store.query import runs_table
 
     index = ConfinedIndex(root)
 
@@ -53,12 +55,9 @@ def list_runs(root: Path, filter: str | None = None) -> dict[str, Any]:
                 "last_entropy": last["entropy_mean"][0] if last.height and "entropy_mean" in last.columns else None,
                 "worst_flag": worst, "flags": cmp["flags"] or None}
 
-    from ..store.query import runs_table
-
-    rows = index.rows("agents-list/1", row, tables=("steps", "evals"))
+    rows = index.rows("agents-list", row, tables=("steps", "evals"), version=f"agents-list/1 entrodiag={__version__}")
     out = []
-    meta = runs_table(index).to_dicts() if index.runs() else []
-    for m in meta:
+    for m in runs_table(index).to_dicts() if index.runs() else []:
         rid = m["run_id"]
         name = run_id(root, Path(m["path"]).resolve())
         item = {"run_id": name, "status": m.get("status"), "model": m.get("model"),
@@ -124,7 +123,7 @@ def compare(root: Path, runs: list[str], metric: str | None = None) -> dict[str,
     rows = table.to_dicts()
     for row, path in zip(rows, paths):
         row["run_id"] = run_id(root, path)
-    return clean({"schema_version": stamp({})["schema_version"], "metric": metric, "runs": rows})
+    return clean(stamp({"metric": metric, "runs": rows}))
 
 
 def tail(root: Path, run: str, since_step: int = -1) -> dict[str, Any]:
