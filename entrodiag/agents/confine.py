@@ -78,11 +78,11 @@ class ConfinedIndex(RunsIndex):
     def __init__(self, root: Path, **kwargs) -> None:
         super().__init__(root, **kwargs)
         self.confined_root = root
-        self._kept: tuple[int, list[RunFiles]] | None = None
+        self._kept: tuple[list[RunFiles], list[RunFiles]] | None = None  # (the listing, the runs kept)
 
     def runs(self) -> list[RunFiles]:
         listed = super().runs()
-        if self._kept is None or self._kept[0] != id(listed):
+        if self._kept is None or self._kept[0] is not listed:
             kept = []
             for r in listed:
                 try:
@@ -90,5 +90,5 @@ class ConfinedIndex(RunsIndex):
                 except RunError:
                     continue
                 kept.append(r)
-            self._kept = (id(listed), kept)
+            self._kept = (listed, kept)
         return self._kept[1]
