@@ -8,6 +8,7 @@ import pytest
 
 from entrodiag import fit_entropy_law
 from entrodiag.cli import main
+from schema_check import diagnosis
 
 
 def test_analyze_reads_what_the_builtin_trainer_writes(tiny_run, capsys):
@@ -18,7 +19,7 @@ def test_analyze_reads_what_the_builtin_trainer_writes(tiny_run, capsys):
                    "Mechanism check", "Forking-token leaderboard"):
         assert needle in text, needle
     assert main(["analyze", str(run_dir), "--json"]) == 0
-    s = json.loads(capsys.readouterr().out)
+    s = diagnosis(capsys.readouterr().out)
     assert set(s["run"]["eval_metrics"]) >= {"val/accuracy_sampled", "val/accuracy_greedy"}
     assert s["law"]["status"] == "ok" and s["law"]["metric"] == "val/accuracy_sampled"
     assert s["law"]["a"] == pytest.approx(fit_entropy_law(run_dir).a)

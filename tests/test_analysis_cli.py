@@ -13,6 +13,8 @@ from test_analysis_tokens import demo_settings
 from entrodiag import Recorder, detect_collapse, fit_entropy_law
 from entrodiag.analysis import analyze_run, early_prediction
 from entrodiag.cli import main
+from schema_check import diagnosis
+from entrodiag.schemas import SCHEMA_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def test_text_summary_shows_law_early_prediction_flags_and_mechanism(demo, capsy
 def test_json_is_valid_and_has_the_same_numbers(demo, capsys):
     code, out, _ = analyze(capsys, demo.path, "--json")
     assert code == 0
-    s = json.loads(out)
+    s = diagnosis(out)
     fit = fit_entropy_law(demo)
     assert s["law"]["status"] == "ok" and s["law"]["metric"] == "val/accuracy_sampled"
     for key in ("a", "b", "ceiling", "r2", "rmse", "n", "gain_frac"):
@@ -57,6 +59,7 @@ def test_json_is_valid_and_has_the_same_numbers(demo, capsys):
     assert s["run"]["eval_metrics"] == ["val/accuracy_greedy", "val/accuracy_sampled"] or set(
         s["run"]["eval_metrics"]) == {"val/accuracy_greedy", "val/accuracy_sampled"}
     assert s["mechanism"]["verdict"] and s["forking_tokens"]["status"] == "ok" and s["missing"] == []
+    assert s.pop("schema_version") == SCHEMA_VERSION
     assert s == json.loads(json.dumps(analyze_run(demo), allow_nan=False))  # same numbers as the API
 
 
@@ -69,7 +72,7 @@ def test_fail_on_exit_codes(demo, tmp_path_factory, capsys):
     collapsed = cached_run(tmp_path_factory, "collapsed", **healthy(
         entropy=lambda u: 0.05 + 0.95 * __import__("numpy").exp(-20 * u), cov=0.05, intervention="none"))
     code, out, err = analyze(capsys, collapsed.path, "--json", "--fail-on", "critical")
-    assert code == 1 and json.loads(out)["flags"]["worst"] == "critical" and "early_collapse" in err
+    assert code == 1 and diagnosis(out)["flags"]["worst"] == "critical" and "early_collapse" in err
     with pytest.raises(SystemExit):
         main(["analyze", str(demo.path), "--fail-on", "fatal"])
 
@@ -107,7 +110,7 @@ def test_runs_with_missing_inputs_say_what_is_missing(tmp_path, capsys):
         assert code == 0 and "Traceback" not in text + err, label
         code, out, _ = analyze(capsys, run.path, "--json", "--fail-on", "info")
         assert code == 0, label
-        s = json.loads(out)
+        s = diagnosis(out)
         if label == "scalars only":  # the law and the entropy detectors still work
             assert s["law"]["status"] == "ok" and s["law"]["metric"] == "eval/accuracy"
             assert "early_collapse" not in s["flags"]["skipped"] and "positive_covariance" in s["flags"]["skipped"]
@@ -126,7 +129,7 @@ def test_analyze_never_imports_torch(demo):
             "assert rc == 0 and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:3]")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["law"]["status"] == "ok"
+    assert diagnosis(out.stdout)["law"]["status"] == "ok"
 
 
 def test_threshold_overrides_from_the_command_line(demo, capsys):
@@ -135,7 +138,7 @@ def test_threshold_overrides_from_the_command_line(demo, capsys):
     # demanding positive covariance in more than 100% of steps silences that detector
     code, out, _ = analyze(capsys, demo.path, "--json", "--threshold", "cov_pos_share=1.01", "--threshold", "min_steps=10")
     assert code == 0
-    got = {f["kind"] for f in json.loads(out)["flags"]["items"]}
+    got = {f["kind"] for f in diagnosis(out)["flags"]["items"]}
     assert got == {f.kind for f in detect_collapse(demo, cov_pos_share=1.01)} and "positive_covariance" not in got
     code, _, err = analyze(capsys, demo.path, "--threshold", "bogus=1")
     assert code == 2 and "unknown collapse threshold(s) bogus" in err

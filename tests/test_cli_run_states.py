@@ -11,6 +11,7 @@ import pytest
 
 from entrodiag.cli import main
 from entrodiag.store import RunWriter
+from schema_check import diagnosis, query_rows
 
 
 def _run(path, steps: int, **meta):
@@ -74,11 +75,11 @@ def test_report_of_a_run_without_steps_is_refused(runs, tmp_path, capsys, name):
 def test_analyze_and_query_read_a_run_in_any_state_and_say_its_status(runs, tmp_path, capsys, name):
     status = {"empty": "finished", "failed": "failed", "live": "running"}[name]
     assert main(["analyze", str(runs[name]), "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    summary = diagnosis(capsys.readouterr().out)
     assert summary["run"]["status"] == status and summary["run"]["steps"] == (0 if name == "empty" else 12)
     sql = "select status, (select count(*) from steps) n from runs"
     assert main(["query", str(runs[name]), sql, "--json", "--index", str(tmp_path / "i")]) == 0
-    assert json.loads(capsys.readouterr().out) == [{"status": status, "n": 0 if name == "empty" else 12}]
+    assert query_rows(capsys.readouterr().out) == [{"status": status, "n": 0 if name == "empty" else 12}]
 
 
 def test_import_refuses_a_run_as_its_source_and_a_file_as_its_out(runs, tmp_path, capsys):

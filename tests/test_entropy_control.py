@@ -12,6 +12,7 @@ from entrodiag import load_run
 from entrodiag.analysis.control import band_stats, control_summary
 from entrodiag.trainer import load_config
 from entrodiag.trainer.controllers import CONTROLLERS, EntropyControl, parse_pair
+from schema_check import diagnosis
 
 # The synthetic plant: with no control, entropy decays by 0.3% of itself per step (GRPO's drift);
 # a bonus coefficient α adds G_COEF·α nats per step, the clip bounds add G_CLIP·(ε_high − 0.2) and
@@ -274,7 +275,7 @@ def test_resumed_run_continues_the_controller_exactly(warm_start_val100, tmp_pat
     # and analyze shows a control section, in text and JSON
     capsys.readouterr()
     assert main(["analyze", str(full), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = diagnosis(capsys.readouterr().out)
     assert out["control"]["status"] == "ok" and out["control"]["mode"] == "pi_clip"
     assert main(["analyze", str(full)]) == 0
     assert "Entropy control" in capsys.readouterr().out

@@ -30,6 +30,7 @@ from entrodiag.cli import main
 from entrodiag.store import load_run
 from entrodiag.store.location import Location, locate
 from entrodiag.store.schema import compacted_name
+from schema_check import diagnosis
 
 FRAMES = ("steps", "steps_by_rank", "evals", "tokens", "events", "samples", "spans")
 
@@ -148,7 +149,8 @@ def test_verdicts_are_keyed_on_the_objects_time_and_size(store):
 # ---------------------------------------------------------------------------------- commands
 def _json(capsys, *argv) -> dict:
     assert main(list(argv)) == 0
-    return json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)
+    return diagnosis(out) if argv[0] == "analyze" else out
 
 
 @pytest.mark.filterwarnings("ignore:entrodiag")

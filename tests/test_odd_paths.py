@@ -16,6 +16,7 @@ from run_damage import SAMPLE_RUN, copy_sample_run
 
 from entrodiag import load_run
 from entrodiag.cli import main
+from schema_check import diagnosis
 
 ODD = ("run[1]", "exp*", "q?", "lr=1e-6")
 
@@ -59,7 +60,7 @@ def test_inspect_and_analyze_with_fail_on(root, expected, capsys):
         out = json.loads(capsys.readouterr().out)
         assert out["skipped_parts"] == [] and out["rows"]["tokens"] == expected.tokens.height
         assert main(["analyze", str(root / name), "--json"]) == 0
-        out = json.loads(capsys.readouterr().out)
+        out = diagnosis(capsys.readouterr().out)
         assert out["run"]["steps"] == n_steps and out["run"]["skipped_parts"] == []
     # the sample run raises info flags: --fail-on must see them through the odd name
     assert main(["analyze", str(SAMPLE_RUN), "--fail-on", "info"]) == 1

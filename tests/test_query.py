@@ -27,6 +27,7 @@ from entrodiag.cli import main
 from entrodiag.store.compact import compact
 from entrodiag.store.index import RunsIndex
 from entrodiag.store.query import QueryError, query
+from schema_check import query_rows
 
 TABLES = ("steps", "evals", "events", "samples", "tokens", "spans")
 
@@ -160,7 +161,7 @@ def test_cli_json_csv_and_table(root, tmp_path, capsys):
     sql = "select run_id, step, entropy_mean, entropy_hist from steps where step < 2 order by run_id, step"
     want = _frame(query(root, sql, index_dir=tmp_path))
     assert main(["query", str(root), sql, "--json", "--index", str(tmp_path)]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = query_rows(capsys.readouterr().out)
     assert [(r["run_id"], r["step"]) for r in rows] == list(zip(want["run_id"], want["step"]))
     assert [r["entropy_mean"] for r in rows] == [None if v is None else pytest.approx(v)
                                                  for v in want["entropy_mean"]]

@@ -21,6 +21,7 @@ from entrodiag import load_run
 from entrodiag.analysis import analyze_run
 from entrodiag.cli import main
 from entrodiag.importers import import_run
+from schema_check import diagnosis
 
 _CANDIDATES = (Path(__file__).resolve().parents[1] / ".." / "shared" / "real-logs", Path("/work/shared/real-logs"))
 LOGS = next((p.resolve() for p in _CANDIDATES if p.is_dir()), None)
@@ -199,7 +200,7 @@ def test_r_is_validation_accuracy_where_present_else_a_named_training_reward(run
     assert code == 0 and "R = rewards/mc_idx_reward/mean (training reward)" in out
     assert "rewards/mc_idx_reward/mean (training reward) " in out and "not reward_mean" in out
     code = main(["analyze", str(runs["verl-qwen"]), "--metric", "score_mean", "--json"])
-    s = json.loads(capsys.readouterr().out)
+    s = diagnosis(capsys.readouterr().out)
     assert code == 0 and s["metric"]["name"] == "score_mean" and s["metric"]["label"] == "training accuracy"
     assert s["law"]["metric"] == "score_mean" and s["law"]["metric_choice"]["training"]
     code = main(["report", str(runs["verl-qwen"]), "--metric", "nope", "-o", str(runs["verl-qwen"] / "x.pdf")])

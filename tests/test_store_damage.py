@@ -21,6 +21,7 @@ import entrodiag.store.scan as scan_mod
 from entrodiag import load_run
 from entrodiag.analysis import analyze_run, compare_runs
 from entrodiag.cli import main
+from schema_check import diagnosis, query_rows
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_every_read_skips_the_damaged_parts_and_names_them_once(damaged):
 def test_analyze_text_and_json_exit_0_and_name_the_files(damaged, capsys):
     run_dir, steps_part, tokens_part = damaged
     assert main(["analyze", str(run_dir), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = diagnosis(capsys.readouterr().out)
     paths = {p["path"] for p in out["run"]["skipped_parts"]}
     assert paths == {f"steps/{steps_part.name}", f"tokens/{tokens_part.name}"}
     assert out["run"]["rows"]["tokens"] == _rows(run_dir, "tokens", but=tokens_part)
@@ -241,7 +242,7 @@ def test_every_command_goes_on_past_drift(drifted, tmp_path, capsys):
     _assert_named(out["skipped_parts"], drifted["skipped"])
     assert out["rows"]["tokens"] == drifted["rows"]["tokens"]
     assert main(["analyze", str(run_dir), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = diagnosis(capsys.readouterr().out)
     assert out["run"]["steps"] == drifted["rows"]["steps"]
     _assert_named(out["run"]["skipped_parts"], drifted["skipped"])
     assert main(["watch", str(run_dir), "--no-events"]) == 0
@@ -249,7 +250,7 @@ def test_every_command_goes_on_past_drift(drifted, tmp_path, capsys):
     assert main(["query", str(run_dir.parent), "select count(*) as n from steps", "--json",
                  "--index", str(tmp_path / "idx")]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out) == [{"n": drifted["rows"]["steps"]}]
+    assert query_rows(captured.out) == [{"n": drifted["rows"]["steps"]}]
     assert "damaged part file(s) skipped" in captured.err
 
 
@@ -293,7 +294,7 @@ def test_a_table_folder_that_cannot_be_listed_is_left_out_and_named(unlistable, 
     capsys.readouterr()
     assert main(["query", str(unlistable.parent), "select count(*) as n from samples", "--json",
                  "--index", str(tmp_path / "idx")]) == 0
-    assert json.loads(capsys.readouterr().out) == [{"n": 0}]
+    assert query_rows(capsys.readouterr().out) == [{"n": 0}]
 
 
 # ----------------------------------------------------------------------------- run.json fields
@@ -310,7 +311,7 @@ def test_a_run_json_field_of_the_wrong_type_is_named_once_on_load(tmp_path, caps
     good = copy_sample_run(tmp_path / "runs" / "good")
     assert main(["query", str(good.parent), "select run_id, status, error from runs order by run_id", "--json",
                  "--index", str(tmp_path / "idx")]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = query_rows(capsys.readouterr().out)
     assert [r["status"] for r in rows] == ["unreadable", "finished"]
     assert "heartbeat_interval_s" in rows[0]["error"] and rows[1]["error"] is None
     for bad in ({"world_size": 0}, {"config": []}, {"heartbeat": None}, {"entropy_hist_edges": ["a"]}):

@@ -106,6 +106,11 @@ def test_wheel_installs_and_runs_demo_and_dashboard(tmp_path: Path, warm_start_c
         p.name for p in APP.glob("page_*.py"))
     (dist_info,) = purelib.glob("entrodiag-*.dist-info")
     assert "Apache License" in next(dist_info.rglob("LICENSE*")).read_text()
+    # the published JSON Schemas of the --json outputs (package data), loadable from the installed package
+    assert sorted(p.name for p in (installed / "schemas").glob("*.schema.json")) == sorted(
+        p.name for p in (REPO / "entrodiag" / "schemas").glob("*.schema.json"))
+    _run([str(py), "-c", "from entrodiag.schemas import SCHEMAS, schema; [schema(n) for n in SCHEMAS]"],
+         cwd=tmp_path, timeout=60)
 
     # the demo, from the console script the wheel installed, outside the checkout
     work = tmp_path / "work"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from .. import __version__
 from .diagnose import (add_analyze_args, add_dashboard_args, add_report_args, add_watch_args, cmd_analyze,
                        cmd_dashboard, cmd_report, cmd_watch)
+from .agents import add_mcp_args, cmd_mcp
 from .import_logs import add_import_args, cmd_import
 from .runs import RUN_HELP, add_compact_args, add_inspect_args, add_query_args, cmd_compact, cmd_inspect, cmd_query
 from .training import add_demo_args, add_probe_args, add_train_args, cmd_demo, cmd_probe, cmd_train
@@ -34,6 +35,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
     "probe": (add_probe_args, cmd_probe),
     "query": (add_query_args, cmd_query),
     "dashboard": (add_dashboard_args, cmd_dashboard),
+    "mcp": (add_mcp_args, cmd_mcp),
 }
 
 
@@ -114,4 +116,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["COMMANDS", "RUN_HELP", "build_parser", "cmd_analyze", "cmd_compact", "cmd_dashboard", "cmd_demo", "cmd_import",
-           "cmd_inspect", "cmd_probe", "cmd_query", "cmd_report", "cmd_train", "cmd_watch", "main"]
+           "cmd_inspect", "cmd_mcp", "cmd_probe", "cmd_query", "cmd_report", "cmd_train", "cmd_watch", "main"]

@@ -14,7 +14,8 @@ from .runs import RUN_HELP
 
 def add_analyze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help=RUN_HELP)
-    p.add_argument("--json", action="store_true", help="print the analysis as JSON (the same numbers)")
+    p.add_argument("--json", action="store_true", help="print the analysis as JSON (the same numbers; with "
+                   "schema_version, schema entrodiag/schemas/diagnosis.schema.json)")
     p.add_argument("--fail-on", choices=("info", "warning", "critical"), default=None, metavar="SEVERITY",
                    help="exit 1 when a flag of SEVERITY (info|warning|critical) or worse is raised, so CI or "
                    "a scheduler can stop a doomed run")
@@ -59,13 +60,14 @@ def analyze_and_print(path: str, *, as_json: bool = False, fail_on: str | None =
     from ..analysis.collapse import severity_rank
     from ..analysis.render import render_summary
     from ..analysis.summary import analyze_run
+    from ..schemas import stamp
 
     if fail_on is not None:
         severity_rank(fail_on)
     summary = analyze_run(path, thresholds=thresholds, metric=metric)
     out = out or sys.stdout
     if as_json:
-        out.write(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        out.write(json.dumps(stamp(summary), indent=2, allow_nan=False) + "\n")
     else:
         render_summary(summary, file=out)
     if fail_on is None:
@@ -151,6 +153,8 @@ def add_watch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                    help="override a collapse-detector threshold (see entrodiag analyze --help); repeat for more")
     p.add_argument("--no-events", action="store_true", help="do not write the flags and alerts to the run's events/")
+    p.add_argument("--json", action="store_true", help="print one JSON object per line (flag, metric, status, end "
+                   "events with schema_version; schema entrodiag/schemas/watch-event.schema.json)")
     _metric_arg(p)
 
 
@@ -171,7 +175,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     try:
         return follow(args.run, keep_following=args.follow, interval=args.interval, fail_on=args.fail_on,
                       alerts_config=args.alerts, thresholds=_thresholds(args.threshold), floor_frac=args.floor,
-                      record_events=not args.no_events, metric=args.metric)
+                      record_events=not args.no_events, metric=args.metric, as_json=args.json)
     except ValueError as e:
         print(f"entrodiag watch: {e}", file=sys.stderr)
         return 2

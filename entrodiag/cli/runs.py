@@ -139,7 +139,8 @@ def add_query_args(p: argparse.ArgumentParser) -> None:
                    "3 levels deep; a single run works too")
     p.add_argument("sql", help="the query, in DuckDB's SQL dialect")
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print the rows as a JSON array of objects")
+    out.add_argument("--json", action="store_true", help="print the rows as JSON: {schema_version, "
+                     "columns, rows: [one object per row]} (schema entrodiag/schemas/query.schema.json)")
     out.add_argument("--csv", action="store_true", help="print the rows as CSV (lists as JSON text; text starting "
                      "with = + - @ gets a leading ' so a spreadsheet shows it as text, not a formula)")
     p.add_argument("--index", default=None, metavar="DIR",

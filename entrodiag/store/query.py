@@ -85,16 +85,21 @@ def _kind(v) -> str | None:
 
 
 def connect(root: str | os.PathLike, sql: str | None = None, *, index_dir: str | os.PathLike | None = None,
-            progress: bool = False):
+            progress: bool = False, index: RunsIndex | None = None, sandbox: bool = False):
     """A DuckDB connection with the query tables of the runs under ``root`` as views (only the
     tables ``sql`` names, when given; all of them otherwise), and the ``RunsIndex`` they came from
     (``index.skipped()``: damaged part files left out, as ``load_run`` leaves them out).
+
+    ``index`` replaces the index of ``root`` (e.g. one that lists fewer runs). ``sandbox``: the
+    connection has DuckDB's external access off from its start and its configuration locked, and
+    the index's tables are handed to it as Arrow datasets, so SQL reads those tables and nothing
+    else: no file, URL or extension can be read, written, attached or installed.
 
     Raises ``QueryError`` when the root holds no runs, or none that can be read.
     """
     import duckdb
 
-    index = RunsIndex(root, index_dir=index_dir, progress=progress)
+    index = index if index is not None else RunsIndex(root, index_dir=index_dir, progress=progress)
     try:
         runs = index.runs()
     except RootError as e:
@@ -109,6 +114,8 @@ def connect(root: str | os.PathLike, sql: str | None = None, *, index_dir: str |
         more = f" (and {len(runs) - 1} more unreadable run(s))" if len(runs) > 1 else ""
         raise QueryError(f"{index.root.url} holds no readable entrodiag run: {first}{more}")
     wanted = _tables_named(sql) if sql is not None else list(QUERY_TABLES)
+    if sandbox:
+        return _sandboxed(duckdb, index, wanted), index
     con = duckdb.connect()
     if "runs" in wanted:
         con.register("_runs", runs_table(index).to_arrow())
@@ -123,6 +130,24 @@ def connect(root: str | os.PathLike, sql: str | None = None, *, index_dir: str |
             con.register(f"_{table}", empty_table(table).to_arrow())
             con.execute(f"create view {table} as select * from _{table}")
     return con, index
+
+
+def _sandboxed(duckdb, index: RunsIndex, wanted: list[str]):
+    """``connect(sandbox=True)``'s connection: external access off, the tables as Arrow datasets."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    con = duckdb.connect(config={"enable_external_access": False})
+    if "runs" in wanted:
+        con.register("runs", runs_table(index).to_arrow())
+    for table, paths in index.table_files([t for t in wanted if t != "runs"]).items():
+        if paths:  # runs log different columns: one schema holding all of them (union_by_name)
+            schema = pa.unify_schemas([pq.read_schema(p) for p in paths], promote_options="permissive")
+            con.register(table, ds.dataset([str(p) for p in paths], schema=schema, format="parquet"))
+        else:
+            con.register(table, empty_table(table).to_arrow())
+    con.execute("set lock_configuration = true")
+    return con
 
 
 def _sql_text(text: str) -> str:
@@ -150,9 +175,10 @@ def _literal_names(con, index_dir: Path, files: dict[str, list[Path]]) -> dict[s
 
 
 def query(root: str | os.PathLike, sql: str, *, index_dir: str | os.PathLike | None = None,
-          progress: bool = False) -> pa.Table:
+          progress: bool = False, index: RunsIndex | None = None, sandbox: bool = False) -> pa.Table:
     """Run ``sql`` (DuckDB's dialect) over the runs under ``root`` (a folder or a URL) and return
-    the result as an Arrow table. See the module docstring for the tables.
+    the result as an Arrow table. See the module docstring for the tables; ``index`` and
+    ``sandbox`` as in ``connect``.
 
     Raises ``QueryError`` with a one-line message for SQL that does not run (naming the tables)
     and for a root without runs (or without a readable one).
@@ -160,14 +186,17 @@ def query(root: str | os.PathLike, sql: str, *, index_dir: str | os.PathLike | N
     Example:
         >>> query("runs", "select run_id, max(step) from steps group by run_id")   # doctest: +SKIP
     """
-    return _run(root, sql, index_dir=index_dir, progress=progress)[0]
+    return query_with_index(root, sql, index_dir=index_dir, progress=progress, index=index, sandbox=sandbox)[0]
 
 
-def _run(root, sql: str, *, index_dir, progress: bool) -> tuple[pa.Table, RunsIndex]:
+def query_with_index(root, sql: str, *, index_dir=None, progress: bool = False, index: RunsIndex | None = None,
+                     sandbox: bool = False) -> tuple[pa.Table, RunsIndex]:
+    """``query``'s result and the ``RunsIndex`` it read (its ``errors()`` and ``skipped()`` say
+    which runs and part files were left out)."""
     import duckdb
 
     try:
-        con, index = connect(root, sql, index_dir=index_dir, progress=progress)
+        con, index = connect(root, sql, index_dir=index_dir, progress=progress, index=index, sandbox=sandbox)
     except LocationError as e:
         raise QueryError(str(e)) from None
     try:
@@ -184,11 +213,16 @@ def connect_and_run(root: str | os.PathLike, sql: str, *, index_dir: str | os.Pa
                     fmt: str = "table") -> tuple[str, list[str]]:
     """``entrodiag query``: the result rendered as ``fmt`` (``render``) and notes for stderr (runs
     that could not be read, damaged part files left out)."""
-    table, index = _run(root, sql, index_dir=index_dir, progress=True)
+    table, index = query_with_index(root, sql, index_dir=index_dir, progress=True)
+    return render(table, fmt), query_notes(index)
+
+
+def query_notes(index: RunsIndex) -> list[str]:
+    """What a query over ``index`` left out: unreadable runs, damaged part files skipped."""
     notes = [f"run {run_id} left out: {why}" for run_id, why in index.errors().items()]
     notes += [f"run {run_id}: {len(parts)} damaged part file(s) skipped, as load_run skips them "
               f"(entrodiag inspect names them): {', '.join(parts)[:300]}" for run_id, parts in index.skipped().items()]
-    return render(table, fmt), notes
+    return notes
 
 
 def describe_tables() -> str:
@@ -199,7 +233,8 @@ def describe_tables() -> str:
 
 def render(table: pa.Table, fmt: str = "table", *, max_rows: int = 100) -> str:
     """The result as text: ``table`` (aligned columns, at most ``max_rows`` rows with a note of the
-    rest), ``json`` (an array of row objects; NaN and infinities as null) or ``csv`` (a header,
+    rest), ``json`` (``as_json``: ``schema_version``, ``columns`` and an array of row objects; NaN and
+    infinities as null) or ``csv`` (a header,
     then one line per row; lists and structs as JSON text; a text cell or column name starting
     with ``=``, ``+``, ``-``, ``@``, tab or CR gets a leading ``'``, so that a spreadsheet shows
     it as text instead of running it as a formula)."""
@@ -207,7 +242,7 @@ def render(table: pa.Table, fmt: str = "table", *, max_rows: int = 100) -> str:
     if isinstance(df, pl.Series):
         df = df.to_frame()
     if fmt == "json":
-        return json.dumps([{k: _plain(v) for k, v in row.items()} for row in df.to_dicts()], default=str)
+        return json.dumps(as_json(table), default=str)
     if fmt == "csv":
         import csv
         import io
@@ -228,6 +263,18 @@ def render(table: pa.Table, fmt: str = "table", *, max_rows: int = 100) -> str:
     note = f"\n{df.height} rows; {rest} more not shown (--csv or --json prints every row)" if rest > 0 else \
         f"\n{df.height} row{'s' if df.height != 1 else ''}"
     return text + note
+
+
+def as_json(table: pa.Table) -> dict:
+    """The result as the published query document (``entrodiag/schemas/query.schema.json``):
+    ``schema_version``, ``columns`` and ``rows`` (one object per row; NaN and infinities as null)."""
+    from ..schemas import stamp
+
+    df = pl.from_arrow(table) if table.num_columns else pl.DataFrame()
+    if isinstance(df, pl.Series):
+        df = df.to_frame()
+    return stamp({"columns": list(df.columns),
+                  "rows": [{k: _plain(v) for k, v in row.items()} for row in df.to_dicts()]})
 
 
 #: first characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection")
