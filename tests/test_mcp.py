@@ -97,7 +97,7 @@ def test_tools_are_listed_and_diagnose_is_analyze_json(world, mcp_call, capsys):
         "steps/" + sorted((world["root"] / "damaged" / "steps").glob("*.parquet"))[-1].name]
 
 
-@pytest.mark.filterwarnings("ignore:entrodiag: skipping unreadable part file")
+@pytest.mark.filterwarnings("ignore:entrodiag. skipping unreadable part file")
 def test_list_runs_compare_forecast_and_query_match_the_cli(world, mcp_call, capsys):
     runs = _runs(world)
     listed = {r["run_id"]: r for r in mcp_call("list_runs")["runs"]}
