@@ -130,7 +130,7 @@ def test_list_runs_compare_forecast_and_query_match_the_cli(world, mcp_call, cap
 def test_tail_resources_and_prompts(world, mcp_call):
     got = mcp_call("tail", run="sample-run", since_step=115)
     steps = load_run(world["root"] / "sample-run").steps
-    assert [r["step"] for r in got["steps"]] == [116, 117, 118, 119] and got["next_since_step"] == 119
+    assert [r["step"] for r in got["steps"]] == [116, 117, 118, 119] and got["next_since"]["steps"] == 119
     assert got["steps"][-1]["entropy_mean"] == pytest.approx(steps["entropy_mean"][-1])
     assert all(e["step"] > 115 for e in got["evals"]) and got["evals"]
     c, p = mcp_call.client, mcp_call.portal
@@ -214,18 +214,18 @@ def test_tail_follows_a_run_that_train_is_writing(world, mcp_call):
                              "--out", str(out), "--no-progress"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     seen: list[int] = []
-    since = -1
+    since = {"steps": -1}
     try:
         deadline = time.time() + 240
         while proc.poll() is None and time.time() < deadline and len(seen) < 2:
             if (out / "run.json").exists():
-                got = mcp_call("tail", run="live", since_step=since)
+                got = mcp_call("tail", run="live", since=since)
                 if isinstance(got, dict) and got["steps"]:
                     assert got["status"] == "running"
                     steps = [r["step"] for r in got["steps"]]
-                    assert steps == sorted(steps) and steps[0] > since
+                    assert steps == sorted(steps) and steps[0] > since["steps"]
                     seen.append(steps[-1])
-                    since = got["next_since_step"]
+                    since = got["next_since"]
                     if len(seen) == 1:  # the diagnosis of what has landed so far, while the trainer writes
                         d = diagnosis(mcp_call("diagnose", run="live"))
                         assert d["run"]["status"] == "running" and d["run"]["last_step"] >= steps[-1]
@@ -271,3 +271,28 @@ def test_http_listens_on_127_0_0_1_only(world, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_tail_reads_an_event_that_lands_after_its_step_row(tmp_path):
+    """One cursor per table: an event written after its step's row (the trainer flushes events
+    later) is returned by the next poll, and a cursor past the end is never moved back."""
+    import pyarrow.parquet as pq
+
+    from entrodiag.agents import tools
+
+    root = tmp_path / "root"
+    run = copy_sample_run(root / "r")
+    first = tools.tail(root, "r")
+    last = first["last_step"]
+    assert first["next_since"]["steps"] == last and first["next_since"]["events"] < last
+    again = tools.tail(root, "r", since=first["next_since"])
+    assert again["steps"] == again["events"] == [] and again["next_since"] == first["next_since"]
+    part = sorted((run / "events").glob("*.parquet"))[-1]
+    late = pq.read_table(part).slice(0, 1).to_pylist()[0] | {"step": last, "message": "a late event"}
+    pq.write_table(pq.read_table(part).from_pylist([late], schema=pq.read_schema(part)),
+                   run / "events" / "part-r00000-999999.parquet")
+    got = tools.tail(root, "r", since=again["next_since"])
+    assert [e["message"] for e in got["events"]] == ["a late event"] and got["steps"] == []
+    assert got["next_since"] == {**again["next_since"], "events": last}
+    ahead = tools.tail(root, "r", since_step=last + 50)
+    assert ahead["next_since"] == {t: last + 50 for t in tools.TAIL_TABLES} and ahead["steps"] == []

@@ -8,7 +8,6 @@ as far as it has landed (completed part files), without waiting and without a lo
 
 from __future__ import annotations
 
-import warnings
 from urllib.parse import quote
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from ..schemas import stamp
 from ..store.reader import load_run
 from .confine import ConfinedIndex, resolve_run
 
-#: Rows ``tail`` and ``query`` return at most (an agent pages on with ``since_step`` or LIMIT/OFFSET).
+#: Rows ``tail`` and ``query`` return at most (an agent pages on with ``next_since`` or LIMIT/OFFSET).
 MAX_ROWS = 500
 #: The step columns ``tail`` leaves out (per-step histograms: long lists an agent rarely reads).
 TAIL_DROP = ("entropy_hist",)
@@ -126,32 +125,45 @@ def compare(root: Path, runs: list[str], metric: str | None = None) -> dict[str,
     return clean(stamp({"metric": metric, "runs": rows}))
 
 
-def tail(root: Path, run: str, since_step: int = -1) -> dict[str, Any]:
-    """What a run recorded after ``since_step``: step rows (ranks merged; no histograms), evaluations
-    and events, at most ``MAX_ROWS`` steps (``next_since_step``: pass it to read on). Reads the part
-    files that have landed, while the trainer writes, without a lock."""
+#: The tables ``tail`` reads, each with its own cursor (``next_since``).
+TAIL_TABLES = ("steps", "evals", "events")
+
+
+def tail(root: Path, run: str, since_step: int = -1, since: dict[str, int] | None = None) -> dict[str, Any]:
+    """What a run recorded after the cursors: step rows (ranks merged; no histograms), evaluations
+    and events, at most ``MAX_ROWS`` rows of each table. One cursor per table, as ``since``
+    (``{"steps": s, "evals": e, "events": v}``; a table it does not name starts after
+    ``since_step``): an evaluation or event that lands after its step's row is still read by the
+    next poll. ``next_since``: pass it back as ``since`` to read on; no cursor moves below the one
+    given. Reads the part files that have landed, while the trainer writes, without a lock."""
     import polars as pl
 
     path = resolve_run(root, run)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        r = load_run(path)
-        steps = r.steps.drop(TAIL_DROP, strict=False).filter(pl.col("step") > since_step).sort("step")
-        more = steps.height > MAX_ROWS
-        steps = steps.head(MAX_ROWS)
-        upto = int(steps["step"][-1]) if more else None
+    given = {t: int((since or {}).get(t, since_step)) for t in TAIL_TABLES}
+    r = load_run(path)
+    tables = {"steps": r.steps.drop(TAIL_DROP, strict=False), "evals": r.evals, "events": r.events}
+    out: dict[str, Any] = {"run_id": run_id(root, path), "status": r.status, "since": given,
+                           "last_step": r.steps["step"].max() if r.steps.height else None}
+    nxt, truncated = {}, False
+    for name, df in tables.items():
+        cursor = given[name]
+        if df.is_empty() or "step" not in df.columns:
+            out[name], nxt[name] = [], cursor
+            continue
+        df = df.filter(pl.col("step") > cursor).sort("step", maintain_order=True)
+        if df.height > MAX_ROWS:  # cut after a whole step, so the next poll starts at the next one
+            truncated = True
+            df = df.filter(pl.col("step") <= df["step"][MAX_ROWS - 1])
+        out[name] = df.to_dicts()
+        nxt[name] = max(cursor, int(df["step"].max())) if df.height else cursor
+    out["truncated"], out["next_since"] = truncated, nxt
+    out["warnings"] = r.skip_messages()
+    bad = r.bad_values(("steps", "evals", "events"))
+    if bad:
+        from ..store.run import BAD_VALUES_WARNING
+        from ..store.values import describe
 
-        def after(df: pl.DataFrame) -> list[dict]:
-            if df.is_empty() or "step" not in df.columns:
-                return []
-            df = df.filter(pl.col("step") > since_step)
-            return (df.filter(pl.col("step") <= upto) if upto is not None else df).sort("step").to_dicts()
-
-        last = r.steps["step"].max() if r.steps.height else None
-        out = {"run_id": run_id(root, path), "status": r.status, "since_step": since_step, "last_step": last,
-               "steps": steps.to_dicts(), "evals": after(r.evals), "events": after(r.events),
-               "truncated": more, "next_since_step": upto if more else (last if last is not None else since_step)}
-    out["warnings"] = [str(w.message) for w in caught]
+        out["warnings"].append(f"{BAD_VALUES_WARNING} in {path}: {describe(bad)}")
     return clean(out)
 
 
