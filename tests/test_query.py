@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import batch_kwargs
@@ -27,7 +28,7 @@ from entrodiag import Recorder, load_run
 from entrodiag.cli import main
 from entrodiag.store.compact import compact
 from entrodiag.store.index import RunsIndex
-from entrodiag.store.query import QueryError, query
+from entrodiag.store.query import SANDBOX_THREADS, QueryError, query, query_with_index
 from entrodiag.store.run import SKIP_WARNING
 from schema_check import query_rows
 
@@ -388,3 +389,26 @@ def test_runs_page_fills_in_from_a_background_thread(root, tmp_path, monkeypatch
         assert full.loc[run_id, "steps"] == want["steps"]
         assert full.loc[run_id, "entropy_now"] == pytest.approx(want["entropy_end"])
     assert str(base) not in app_data._fills
+
+
+def test_sandbox_reads_a_column_text_in_one_run_and_a_number_in_another(tmp_path):
+    """The sandboxed query (the agents' ``query`` tool) gives what ``entrodiag query`` gives
+    (DuckDB's union_by_name) where a column is text in one run and numeric in another: text."""
+    for name, value in (("a", 7), ("b", "seven")):
+        run = copy_sample_run(tmp_path / "root" / name)
+        part = sorted((run / "events").glob("*.parquet"))[-1]
+        t = pq.read_table(part)
+        late = run / "events" / "part-r00000-999999.parquet"
+        pq.write_table(t.append_column("tag", pa.array([value] * t.num_rows)), late)
+    sql = "select run_id, tag, count(*) as n from events where tag is not null group by all order by run_id"
+    cli = query(tmp_path / "root", sql, index_dir=tmp_path / "cli")
+    boxed = query(tmp_path / "root", sql, index_dir=tmp_path / "box", sandbox=True)
+    assert cli.schema.field("tag").type == pa.string() and boxed.to_pylist() == cli.to_pylist()
+    assert [r["tag"] for r in boxed.to_pylist()] == ["7", "seven"]
+    bounds = query(tmp_path / "root", "select current_setting('threads') as t, current_setting('memory_limit') as m, "
+                   "current_setting('temp_directory') as d from runs limit 1", index_dir=tmp_path / "box", sandbox=True)
+    row = bounds.to_pylist()[0]
+    assert row["t"] == SANDBOX_THREADS and row["m"].endswith("iB") and "entrodiag-sql-" in row["d"]
+    cut, _ = query_with_index(tmp_path / "root", "select * from steps", index_dir=tmp_path / "box", sandbox=True,
+                              max_rows=5)
+    assert cut.num_rows == 5

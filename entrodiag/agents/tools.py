@@ -169,10 +169,11 @@ def tail(root: Path, run: str, since_step: int = -1, since: dict[str, int] | Non
 
 def query(root: Path, sql: str) -> dict[str, Any]:
     """``entrodiag query --json`` over the runs under the root, read-only and sandboxed (DuckDB's
-    external access off, only the index's tables), at most ``MAX_ROWS`` rows (``truncated``)."""
+    external access off, only the index's tables, bounded memory), at most ``MAX_ROWS`` rows
+    (``truncated``; DuckDB stops reading after one more)."""
     from ..store.query import as_json, query_notes, query_with_index
 
-    table, index = query_with_index(root, sql, index=ConfinedIndex(root), sandbox=True)
+    table, index = query_with_index(root, sql, index=ConfinedIndex(root), sandbox=True, max_rows=MAX_ROWS + 1)
     doc = as_json(table.slice(0, MAX_ROWS))
     doc["truncated"] = table.num_rows > MAX_ROWS
     doc["notes"] = query_notes(index)
