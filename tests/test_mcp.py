@@ -296,3 +296,23 @@ def test_tail_reads_an_event_that_lands_after_its_step_row(tmp_path):
     assert got["next_since"] == {**again["next_since"], "events": last}
     ahead = tools.tail(root, "r", since_step=last + 50)
     assert ahead["next_since"] == {t: last + 50 for t in tools.TAIL_TABLES} and ahead["steps"] == []
+
+
+def test_a_run_that_cannot_be_checked_is_left_out_not_fatal(tmp_path, monkeypatch):
+    """A run with a symlink loop is left out of list_runs and query, with the reason in the query's
+    notes; the other runs are served. The agents' index has a folder of its own (the one
+    ``entrodiag query`` keeps for the root is not pruned of the runs the server leaves out)."""
+    from entrodiag.agents import tools
+    from entrodiag.agents.confine import ConfinedIndex
+    from entrodiag.store.index import RunsIndex
+
+    monkeypatch.setenv("ENTRODIAG_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "root"
+    copy_sample_run(root / "good")
+    loopy = copy_sample_run(root / "loopy")
+    (loopy / "spans").rename(loopy / "spans-moved")
+    (loopy / "spans").symlink_to(loopy / "spans")  # a link to itself: resolving it raises RuntimeError
+    assert [r["run_id"] for r in tools.list_runs(root)["runs"]] == ["good"]
+    got = tools.query(root, "select distinct run_id from steps")
+    assert got["rows"] == [{"run_id": "good"}] and any("loopy" in n and "left out" in n for n in got["notes"])
+    assert ConfinedIndex(root).dir != RunsIndex(root).dir

@@ -176,7 +176,7 @@ def query(root: Path, sql: str) -> dict[str, Any]:
     table, index = query_with_index(root, sql, index=ConfinedIndex(root), sandbox=True, max_rows=MAX_ROWS + 1)
     doc = as_json(table.slice(0, MAX_ROWS))
     doc["truncated"] = table.num_rows > MAX_ROWS
-    doc["notes"] = query_notes(index)
+    doc["notes"] = query_notes(index) + [f"run {rid} left out: {why}" for rid, why in index.refused().items()]
     return doc
 
 
