@@ -168,12 +168,23 @@ def test_a_run_outside_the_root_is_refused(world, mcp_call, how):
     "attach '{out}/new.duckdb' as other",
     "install httpfs",
     "set enable_external_access = true",
+    # refused only by the sandbox (external access off, configuration locked), not by the tables it lists
+    "set memory_limit = '64GB'",
+    "set python_scan_all_frames = true",
+    "select * from glob('{secret}/*')",
+    "select * from read_text('{secret}/run.json')",
+    "select * from read_blob('{secret}/run.json')",
+    "export database '{out}/exported'",
+    "load httpfs",
 ])
 def test_sql_reads_only_the_index_tables(world, mcp_call, sql):
     out = world["root"].parent
     got = mcp_call("query", sql=sql.format(out=out, secret=world["outside"] / "secret"))
     assert got[0] == "error", got
+    # refused by the guard itself (not e.g. for want of an extension that is not installed)
+    assert "disabled" in got[1] or "Cannot change configuration" in got[1], got
     assert not (out / "stolen.csv").exists() and not (out / "new.duckdb").exists()
+    assert not (out / "exported").exists()
 
 
 def test_sql_sees_no_run_outside_the_root(world, mcp_call):
