@@ -391,6 +391,38 @@ def test_runs_page_fills_in_from_a_background_thread(root, tmp_path, monkeypatch
     assert str(base) not in app_data._fills
 
 
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_runs_page_with_a_read_only_cache_fills_once(root, tmp_path, monkeypatch):
+    """A cache folder that cannot be written: the background fill's rows are kept (in its index),
+    so later renders show them and start no new fill, opening no run again."""
+    pytest.importorskip("streamlit", reason="the dashboard needs streamlit (pip install 'entrodiag[dashboard]')")
+    from entrodiag.app import app_data
+
+    def refuse(path, data):
+        raise PermissionError(13, "read-only cache", str(path))
+
+    monkeypatch.setenv("ENTRODIAG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("entrodiag.store.index._write_atomic", refuse)
+    monkeypatch.setattr(app_data, "FILL_IN_BACKGROUND", 2)
+    base = tmp_path / "root"
+    shutil.copytree(root, base)
+    _age(base)
+    opened = []
+    original = RunsIndex._open
+    monkeypatch.setattr(RunsIndex, "_open", lambda self, run: opened.append(run.run_id) or original(self, run))
+    app_data._indexes.clear()
+    _, fill = app_data.runs_overview_lazy(str(base))
+    assert fill is not None
+    fill.thread.join(60)
+    assert sorted(opened) == sorted(RUN_IDS)
+    monkeypatch.setattr(app_data, "FINGERPRINT_TTL_S", 0.0)  # each render lists the root again
+    for _ in range(2):
+        rows, again = app_data.runs_overview_lazy(str(base))
+        assert again is None and sorted(rows) == sorted(RUN_IDS) and rows == fill.rows
+    assert sorted(opened) == sorted(RUN_IDS)  # no run read twice
+
+
 def test_sandbox_reads_a_column_text_in_one_run_and_a_number_in_another(tmp_path):
     """The sandboxed query (the agents' ``query`` tool) gives what ``entrodiag query`` gives
     (DuckDB's union_by_name) where a column is text in one run and numeric in another: text."""

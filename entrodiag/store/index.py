@@ -230,6 +230,9 @@ class RunsIndex:
         self._runs: list[RunFiles] | None = None
         self._manifest: dict | None = None
         self._warned = False
+        #: False when the manifest could not be written (a read-only cache folder): what was read
+        #: lives only in this object, so a caller that wants it again keeps the object (``refresh``)
+        self.saved = True
 
     # ------------------------------------------------------------------ listing and manifest
     def runs(self) -> list[RunFiles]:
@@ -259,7 +262,9 @@ class RunsIndex:
         m["runs"] = {k: v for k, v in m["runs"].items() if k in live}
         try:
             _write_atomic(self.dir / _MANIFEST, json.dumps(m, default=str).encode())
+            self.saved = True
         except OSError as e:  # a cache folder that cannot be written: the index lives in memory only
+            self.saved = False
             if not self._warned:
                 warnings.warn(f"entrodiag: the summary index of {self.root.url} cannot be saved in {self.dir} "
                               f"({e}); set ENTRODIAG_CACHE to a writable folder", stacklevel=3)
