@@ -23,7 +23,7 @@ pytest.importorskip("mcp")
 import anyio.from_thread  # noqa: E402  (the SDK's own dependency)
 from mcp import Client, StdioServerParameters  # noqa: E402
 
-from entrodiag.analysis import compare_runs  # noqa: E402
+from entrodiag.analysis import compare_runs, detect_collapse  # noqa: E402
 from entrodiag.cli import main  # noqa: E402
 from entrodiag.store.reader import load_run  # noqa: E402
 from run_damage import copy_sample_run, truncate_part  # noqa: E402
@@ -323,7 +323,10 @@ def test_a_run_that_cannot_be_checked_is_left_out_not_fatal(tmp_path, monkeypatc
     loopy = copy_sample_run(root / "loopy")
     (loopy / "spans").rename(loopy / "spans-moved")
     (loopy / "spans").symlink_to(loopy / "spans")  # a link to itself: resolving it raises RuntimeError
-    assert [r["run_id"] for r in tools.list_runs(root)["runs"]] == ["good"]
+    listed = tools.list_runs(root)["runs"]
+    assert [r["run_id"] for r in listed] == ["good"]
+    flags = detect_collapse(load_run(root / "good"))  # worst first
+    assert listed[0]["worst_flag"] == (flags[0].severity if flags else None)
     got = tools.query(root, "select distinct run_id from steps")
     assert got["rows"] == [{"run_id": "good"}] and any("loopy" in n and "left out" in n for n in got["notes"])
     assert ConfinedIndex(root).dir != RunsIndex(root).dir

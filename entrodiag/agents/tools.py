@@ -40,7 +40,7 @@ def list_runs(root: Path, filter: str | None = None) -> dict[str, Any]:
     """The runs under ``root``: run_id (what the other tools take), status, model, steps, the last
     step and entropy, the worst flag and the flag kinds, the URI of its run.json resource. ``filter``: a case-insensitive text that
     the run_id, status, model, task or intervention must contain."""
-    from ..analysis.compare import compare_runs
+    from ..analysis.compare import compare_runs, worst_severity
     from ..store.query import runs_table
 
     index = ConfinedIndex(root)
@@ -49,10 +49,9 @@ def list_runs(root: Path, filter: str | None = None) -> dict[str, Any]:
         cmp = compare_runs([run]).row(0, named=True)
         steps = run.steps
         last = steps.tail(1)
-        worst = next((s for s in ("critical", "warning", "info") if cmp[f"n_{s}"]), None)
         return {"steps": steps.height, "last_step": int(last["step"][0]) if last.height else None,
                 "last_entropy": last["entropy_mean"][0] if last.height and "entropy_mean" in last.columns else None,
-                "worst_flag": worst, "flags": cmp["flags"] or None}
+                "worst_flag": worst_severity(cmp), "flags": cmp["flags"] or None}
 
     rows = index.rows("agents-list", row, tables=("steps", "evals"), version=f"agents-list/1 entrodiag={__version__}")
     out = []
