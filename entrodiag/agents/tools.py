@@ -8,6 +8,7 @@ as far as it has landed (completed part files), without waiting and without a lo
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import quote
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from .confine import ConfinedIndex, resolve_run
 
 #: Rows ``tail`` and ``query`` return at most (an agent pages on with ``next_since`` or LIMIT/OFFSET).
 MAX_ROWS = 500
+#: One ``analyze_run`` at a time: the server runs tools in worker threads, and the warnings it
+#: records (``warnings.catch_warnings``) are process-wide state.
+_ANALYZING = threading.Lock()
 #: The step columns ``tail`` leaves out (per-step histograms: long lists an agent rarely reads).
 TAIL_DROP = ("entropy_hist",)
 
@@ -73,7 +77,9 @@ def diagnose(root: Path, run: str, metric: str | None = None) -> dict[str, Any]:
     sentences an agent can pass on."""
     from ..analysis.summary import analyze_run
 
-    doc = stamp(analyze_run(resolve_run(root, run), metric=metric))
+    path = resolve_run(root, run)
+    with _ANALYZING:  # analyze_run records its warnings with catch_warnings, which is process-wide
+        doc = stamp(analyze_run(path, metric=metric))
     return {"schema_version": doc["schema_version"], "summary": plain_summary(doc),
             **{k: v for k, v in doc.items() if k != "schema_version"}}
 
@@ -140,6 +146,7 @@ def tail(root: Path, run: str, since_step: int = -1, since: dict[str, int] | Non
     path = resolve_run(root, run)
     given = {t: int((since or {}).get(t, since_step)) for t in TAIL_TABLES}
     r = load_run(path)
+    r.quiet = True  # its skips are read from the run (the server calls tools in several threads)
     tables = {"steps": r.steps.drop(TAIL_DROP, strict=False), "evals": r.evals, "events": r.events}
     out: dict[str, Any] = {"run_id": run_id(root, path), "status": r.status, "since": given,
                            "last_step": r.steps["step"].max() if r.steps.height else None}
