@@ -437,10 +437,11 @@ def test_sandbox_reads_a_column_text_in_one_run_and_a_number_in_another(tmp_path
     boxed = query(tmp_path / "root", sql, index_dir=tmp_path / "box", sandbox=True)
     assert cli.schema.field("tag").type == pa.string() and boxed.to_pylist() == cli.to_pylist()
     assert [r["tag"] for r in boxed.to_pylist()] == ["7", "seven"]
-    bounds = query(tmp_path / "root", "select current_setting('threads') as t, current_setting('memory_limit') as m, "
-                   "current_setting('temp_directory') as d from runs limit 1", index_dir=tmp_path / "box", sandbox=True)
+    sql = ("select current_setting('threads') as t, current_setting('memory_limit') as m, "
+           "current_setting('temp_directory') as d from runs limit 1")
+    bounds = query(tmp_path / "root", sql, index_dir=tmp_path / "box", sandbox=True)
     row = bounds.to_pylist()[0]
     assert row["t"] == SANDBOX_THREADS and row["m"].endswith("iB") and "entrodiag-sql-" in row["d"]
-    cut, _ = query_with_index(tmp_path / "root", "select * from steps", index_dir=tmp_path / "box", sandbox=True,
-                              max_rows=5)
+    cut, _ = query_with_index(tmp_path / "root", "select * from steps", index_dir=tmp_path / "box",
+                              sandbox=True, max_rows=5)
     assert cut.num_rows == 5

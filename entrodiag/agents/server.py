@@ -25,8 +25,9 @@ from .confine import checked_root, resolve_run
 INSTRUCTIONS = (
     "entrodiag reads RL fine-tuning runs (GRPO and relatives) under one folder and says whether the policy's "
     "entropy is collapsing, how far the entropy law's ceiling is, what to change and which run is better. "
-    "Start with list_runs; pass its run_id to diagnose, forecast, tail (poll a live run, passing next_since back as since) and "
-    "compare; query runs SQL over the tables runs, steps, evals, events, samples, tokens, spans (read-only).")
+    "Start with list_runs; pass its run_id to diagnose, forecast, tail (poll a live run, passing next_since back "
+    "as since) and compare; query runs SQL over the tables runs, steps, evals, events, samples, tokens, "
+    "spans (read-only).")
 
 
 class MissingExtra(RuntimeError):

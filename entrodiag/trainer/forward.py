@@ -84,7 +84,8 @@ def response_entropy(model, prompts: Prompts, response: torch.Tensor, response_m
     if head is not None:
         hidden = response_hidden(model, prompts, response, response_mask)
         cd = compute_dtype(hidden)
-        return entropy_and_logprobs_from_hidden(hidden.to(cd), head.to(cd), response, temperature=temperature)[0]
+        return entropy_and_logprobs_from_hidden(hidden.to(cd), head.to(cd), response,
+                                                temperature=temperature)[0]
     logits = response_logits(model, prompts, response, response_mask)
     return entropy_and_logprobs(logits, response, temperature=temperature)[0]
 
