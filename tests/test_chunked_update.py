@@ -169,3 +169,31 @@ def test_the_group_layout_and_padding_are_read_from_the_cpu_copy():
     assert first.tolist() == [0, 2] and counts.tolist() == [2, 1]
     assert prompts.padded and not prompts.take(slice(2, 3)).padded
     assert prompts.take(first).host.ids.tolist() == [[0, 5, 6], [7, 8, 9]]
+
+
+def test_response_entropy_under_bf16_autocast_matches_the_whole_logits():
+    """Under CPU bf16 autocast the chunked entropy runs the head in autocast's dtype, as the update
+    (``head_logprobs``) and the model's own head do: it agrees with the whole-logits entropy within
+    bf16's precision, and exactly with its own hidden states and head cast to bf16 by hand."""
+    from transformers import LlamaForCausalLM
+
+    from entrodiag.metrics import entropy_and_logprobs_from_hidden
+    from entrodiag.trainer.forward import response_entropy, response_hidden
+    from entrodiag.trainer.model import tiny_config
+    from entrodiag.trainer.rollout import Prompts
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(tiny_config(31)).eval()
+    prompts = Prompts(torch.randint(1, 31, (2, 4)), torch.ones(2, 4, dtype=torch.long))
+    response = torch.randint(1, 31, (2, 5))
+    mask = torch.ones_like(response)
+    head = linear_head(model, prompts.ids)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        chunked = response_entropy(model, prompts, response, mask, 0.8, head=head)
+        whole = response_entropy(model, prompts, response, mask, 0.8)
+        hidden = response_hidden(model, prompts, response, mask)
+    by_hand = entropy_and_logprobs_from_hidden(hidden.to(torch.bfloat16), head.to(torch.bfloat16), response,
+                                               temperature=0.8)[0]
+    assert chunked.dtype == torch.float32 and chunked.shape == response.shape
+    torch.testing.assert_close(chunked, by_hand, rtol=0, atol=1e-6)
+    torch.testing.assert_close(chunked, whole, rtol=0.05, atol=0.05)

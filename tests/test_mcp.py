@@ -23,7 +23,7 @@ pytest.importorskip("mcp")
 import anyio.from_thread  # noqa: E402  (the SDK's own dependency)
 from mcp import Client, StdioServerParameters  # noqa: E402
 
-from entrodiag.analysis import compare_runs  # noqa: E402
+from entrodiag.analysis import compare_runs, detect_collapse  # noqa: E402
 from entrodiag.cli import main  # noqa: E402
 from entrodiag.store.reader import load_run  # noqa: E402
 from run_damage import copy_sample_run, truncate_part  # noqa: E402
@@ -130,7 +130,7 @@ def test_list_runs_compare_forecast_and_query_match_the_cli(world, mcp_call, cap
 def test_tail_resources_and_prompts(world, mcp_call):
     got = mcp_call("tail", run="sample-run", since_step=115)
     steps = load_run(world["root"] / "sample-run").steps
-    assert [r["step"] for r in got["steps"]] == [116, 117, 118, 119] and got["next_since_step"] == 119
+    assert [r["step"] for r in got["steps"]] == [116, 117, 118, 119] and got["next_since"]["steps"] == 119
     assert got["steps"][-1]["entropy_mean"] == pytest.approx(steps["entropy_mean"][-1])
     assert all(e["step"] > 115 for e in got["evals"]) and got["evals"]
     c, p = mcp_call.client, mcp_call.portal
@@ -168,12 +168,23 @@ def test_a_run_outside_the_root_is_refused(world, mcp_call, how):
     "attach '{out}/new.duckdb' as other",
     "install httpfs",
     "set enable_external_access = true",
+    # refused only by the sandbox (external access off, configuration locked), not by the tables it lists
+    "set memory_limit = '64GB'",
+    "set python_scan_all_frames = true",
+    "select * from glob('{secret}/*')",
+    "select * from read_text('{secret}/run.json')",
+    "select * from read_blob('{secret}/run.json')",
+    "export database '{out}/exported'",
+    "load httpfs",
 ])
 def test_sql_reads_only_the_index_tables(world, mcp_call, sql):
     out = world["root"].parent
     got = mcp_call("query", sql=sql.format(out=out, secret=world["outside"] / "secret"))
     assert got[0] == "error", got
+    # refused by the guard itself (not e.g. for want of an extension that is not installed)
+    assert "disabled" in got[1] or "Cannot change configuration" in got[1], got
     assert not (out / "stolen.csv").exists() and not (out / "new.duckdb").exists()
+    assert not (out / "exported").exists()
 
 
 def test_sql_sees_no_run_outside_the_root(world, mcp_call):
@@ -214,18 +225,18 @@ def test_tail_follows_a_run_that_train_is_writing(world, mcp_call):
                              "--out", str(out), "--no-progress"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     seen: list[int] = []
-    since = -1
+    since = {"steps": -1}
     try:
         deadline = time.time() + 240
         while proc.poll() is None and time.time() < deadline and len(seen) < 2:
             if (out / "run.json").exists():
-                got = mcp_call("tail", run="live", since_step=since)
+                got = mcp_call("tail", run="live", since=since)
                 if isinstance(got, dict) and got["steps"]:
                     assert got["status"] == "running"
                     steps = [r["step"] for r in got["steps"]]
-                    assert steps == sorted(steps) and steps[0] > since
+                    assert steps == sorted(steps) and steps[0] > since["steps"]
                     seen.append(steps[-1])
-                    since = got["next_since_step"]
+                    since = got["next_since"]
                     if len(seen) == 1:  # the diagnosis of what has landed so far, while the trainer writes
                         d = diagnosis(mcp_call("diagnose", run="live"))
                         assert d["run"]["status"] == "running" and d["run"]["last_step"] >= steps[-1]
@@ -271,3 +282,51 @@ def test_http_listens_on_127_0_0_1_only(world, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_tail_reads_an_event_that_lands_after_its_step_row(tmp_path):
+    """One cursor per table: an event written after its step's row (the trainer flushes events
+    later) is returned by the next poll, and a cursor past the end is never moved back."""
+    import pyarrow.parquet as pq
+
+    from entrodiag.agents import tools
+
+    root = tmp_path / "root"
+    run = copy_sample_run(root / "r")
+    first = tools.tail(root, "r")
+    last = first["last_step"]
+    assert first["next_since"]["steps"] == last and first["next_since"]["events"] < last
+    again = tools.tail(root, "r", since=first["next_since"])
+    assert again["steps"] == again["events"] == [] and again["next_since"] == first["next_since"]
+    part = sorted((run / "events").glob("*.parquet"))[-1]
+    late = pq.read_table(part).slice(0, 1).to_pylist()[0] | {"step": last, "message": "a late event"}
+    pq.write_table(pq.read_table(part).from_pylist([late], schema=pq.read_schema(part)),
+                   run / "events" / "part-r00000-999999.parquet")
+    got = tools.tail(root, "r", since=again["next_since"])
+    assert [e["message"] for e in got["events"]] == ["a late event"] and got["steps"] == []
+    assert got["next_since"] == {**again["next_since"], "events": last}
+    ahead = tools.tail(root, "r", since_step=last + 50)
+    assert ahead["next_since"] == {t: last + 50 for t in tools.TAIL_TABLES} and ahead["steps"] == []
+
+
+def test_a_run_that_cannot_be_checked_is_left_out_not_fatal(tmp_path, monkeypatch):
+    """A run with a symlink loop is left out of list_runs and query, with the reason in the query's
+    notes; the other runs are served. The agents' index has a folder of its own (the one
+    ``entrodiag query`` keeps for the root is not pruned of the runs the server leaves out)."""
+    from entrodiag.agents import tools
+    from entrodiag.agents.confine import ConfinedIndex
+    from entrodiag.store.index import RunsIndex
+
+    monkeypatch.setenv("ENTRODIAG_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "root"
+    copy_sample_run(root / "good")
+    loopy = copy_sample_run(root / "loopy")
+    (loopy / "spans").rename(loopy / "spans-moved")
+    (loopy / "spans").symlink_to(loopy / "spans")  # a link to itself: resolving it raises RuntimeError
+    listed = tools.list_runs(root)["runs"]
+    assert [r["run_id"] for r in listed] == ["good"]
+    flags = detect_collapse(load_run(root / "good"))  # worst first
+    assert listed[0]["worst_flag"] == (flags[0].severity if flags else None)
+    got = tools.query(root, "select distinct run_id from steps")
+    assert got["rows"] == [{"run_id": "good"}] and any("loopy" in n and "left out" in n for n in got["notes"])
+    assert ConfinedIndex(root).dir != RunsIndex(root).dir

@@ -13,9 +13,11 @@ import csv
 import io
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import batch_kwargs
@@ -26,7 +28,8 @@ from entrodiag import Recorder, load_run
 from entrodiag.cli import main
 from entrodiag.store.compact import compact
 from entrodiag.store.index import RunsIndex
-from entrodiag.store.query import QueryError, query
+from entrodiag.store.query import SANDBOX_THREADS, QueryError, query, query_with_index
+from entrodiag.store.run import SKIP_WARNING
 from schema_check import query_rows
 
 TABLES = ("steps", "evals", "events", "samples", "tokens", "spans")
@@ -331,8 +334,11 @@ def test_runs_read_in_threads_give_the_serial_index(root, tmp_path):
         ticks, seen = [], {}
         index = RunsIndex(root, index_dir=tmp_path / str(threads), threads=threads,
                           on_progress=lambda what, done, total: ticks.append((what, done, total)))
-        files = index.table_files(["steps", "evals", "spans"])
-        rows = index.rows("t", row, on_row=seen.__setitem__)
+        with warnings.catch_warnings(record=True) as caught:  # the runs are opened quiet: no filter needed
+            warnings.simplefilter("always")
+            files = index.table_files(["steps", "evals", "spans"])
+            rows = index.rows("t", row, on_row=seen.__setitem__)
+        assert not [w for w in caught if SKIP_WARNING in str(w.message)]
         assert seen == rows and sorted(rows) == sorted(RUN_IDS)
         assert ("indexing runs", len(RUN_IDS), len(RUN_IDS)) in ticks and ("indexing t", 5, 5) in ticks
         frames = {t: {df["run_id"][0]: df for df in map(pl.read_parquet, ps)} for t, ps in files.items()}
@@ -383,3 +389,59 @@ def test_runs_page_fills_in_from_a_background_thread(root, tmp_path, monkeypatch
         assert full.loc[run_id, "steps"] == want["steps"]
         assert full.loc[run_id, "entropy_now"] == pytest.approx(want["entropy_end"])
     assert str(base) not in app_data._fills
+
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_runs_page_with_a_read_only_cache_fills_once(root, tmp_path, monkeypatch):
+    """A cache folder that cannot be written: the background fill's rows are kept (in its index),
+    so later renders show them and start no new fill, opening no run again."""
+    pytest.importorskip("streamlit", reason="the dashboard needs streamlit (pip install 'entrodiag[dashboard]')")
+    from entrodiag.app import app_data
+
+    def refuse(path, data):
+        raise PermissionError(13, "read-only cache", str(path))
+
+    monkeypatch.setenv("ENTRODIAG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("entrodiag.store.index._write_atomic", refuse)
+    monkeypatch.setattr(app_data, "FILL_IN_BACKGROUND", 2)
+    base = tmp_path / "root"
+    shutil.copytree(root, base)
+    _age(base)
+    opened = []
+    original = RunsIndex._open
+    monkeypatch.setattr(RunsIndex, "_open", lambda self, run: opened.append(run.run_id) or original(self, run))
+    app_data._indexes.clear()
+    _, fill = app_data.runs_overview_lazy(str(base))
+    assert fill is not None
+    fill.thread.join(60)
+    assert sorted(opened) == sorted(RUN_IDS)
+    monkeypatch.setattr(app_data, "FINGERPRINT_TTL_S", 0.0)  # each render lists the root again
+    for _ in range(2):
+        rows, again = app_data.runs_overview_lazy(str(base))
+        assert again is None and sorted(rows) == sorted(RUN_IDS) and rows == fill.rows
+    assert sorted(opened) == sorted(RUN_IDS)  # no run read twice
+
+
+def test_sandbox_reads_a_column_text_in_one_run_and_a_number_in_another(tmp_path):
+    """The sandboxed query (the agents' ``query`` tool) gives what ``entrodiag query`` gives
+    (DuckDB's union_by_name) where a column is text in one run and numeric in another: text."""
+    for name, value in (("a", 7), ("b", "seven")):
+        run = copy_sample_run(tmp_path / "root" / name)
+        part = sorted((run / "events").glob("*.parquet"))[-1]
+        t = pq.read_table(part)
+        late = run / "events" / "part-r00000-999999.parquet"
+        pq.write_table(t.append_column("tag", pa.array([value] * t.num_rows)), late)
+    sql = "select run_id, tag, count(*) as n from events where tag is not null group by all order by run_id"
+    cli = query(tmp_path / "root", sql, index_dir=tmp_path / "cli")
+    boxed = query(tmp_path / "root", sql, index_dir=tmp_path / "box", sandbox=True)
+    assert cli.schema.field("tag").type == pa.string() and boxed.to_pylist() == cli.to_pylist()
+    assert [r["tag"] for r in boxed.to_pylist()] == ["7", "seven"]
+    sql = ("select current_setting('threads') as t, current_setting('memory_limit') as m, "
+           "current_setting('temp_directory') as d from runs limit 1")
+    bounds = query(tmp_path / "root", sql, index_dir=tmp_path / "box", sandbox=True)
+    row = bounds.to_pylist()[0]
+    assert row["t"] == SANDBOX_THREADS and row["m"].endswith("iB") and "entrodiag-sql-" in row["d"]
+    cut, _ = query_with_index(tmp_path / "root", "select * from steps", index_dir=tmp_path / "box",
+                              sandbox=True, max_rows=5)
+    assert cut.num_rows == 5

@@ -287,3 +287,33 @@ def test_table_schema_per_distinct_schema_equals_part_by_part():
     # x: float parts hold 27 rows, string parts 2 (step's drift in b does not take b's vote away)
     assert schema == pa.schema([("step", pa.int64()), ("entropy_mean", pa.float64()), ("x", pa.float64())])
     assert list(bad) == [1, 4, 0, 3] and "'step' is string" in bad[1] and "'x' is string" in bad[0]
+
+
+def test_footer_fetches_are_bounded_in_the_whole_process(monkeypatch, tmp_path):
+    """Runs read in threads (the index reads 16 object-store runs at once) each prefetch their
+    footers: the fetches in flight stay within ``FOOTER_THREADS`` for the process, not per run."""
+    import threading
+
+    from entrodiag.store import parts
+    from entrodiag.store.location import locate
+
+    lock, live, peak = threading.Lock(), [0], [0]
+
+    def fetch(path, key):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        time.sleep(0.02)
+        with lock:
+            live[0] -= 1
+
+    monkeypatch.setattr(parts, "read_footer", fetch)
+    monkeypatch.setattr(parts, "listed_key", lambda p: (str(p), 1, 1))
+    runs = [[locate((tmp_path / f"r{r}" / f"part-{i}.parquet").as_uri()) for i in range(parts.FOOTER_THREADS)]
+            for r in range(6)]
+    readers = [threading.Thread(target=parts.prefetch_footers, args=(run,)) for run in runs]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    assert 1 < peak[0] <= parts.FOOTER_THREADS

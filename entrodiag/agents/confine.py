@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..store.index import RunFiles, RunsIndex
+from ..store.index import RunFiles, RunsIndex, default_index_dir
 from ..store.location import is_url, locate
 from ..store.rundir import RunError
 from ..store.schema import RUN_JSON, TABLES
@@ -72,23 +72,54 @@ def check_contents(root: Path, run_dir: Path) -> None:
                                    "refused")
 
 
+#: per (root, run_id): the listing's fingerprints of the run when it was checked, and why it was
+#: refused (None: kept). A run is checked again only when its files changed, not at every call.
+_CHECKED: dict[tuple[str, str], tuple[tuple, str | None]] = {}
+
+
 class ConfinedIndex(RunsIndex):
-    """The root's ``RunsIndex`` listing only the runs that ``resolve_run`` would open."""
+    """The root's ``RunsIndex`` listing only the runs that ``resolve_run`` would open. Its index
+    folder is its own (``default_index_dir`` of the root with ``#agents``), so the runs it leaves
+    out are not pruned from the index that ``entrodiag query`` and the dashboard keep for the root.
+    A run is checked again only when its files changed (the listing's fingerprints); a run that
+    cannot be checked (a symlink loop, no permission) is left out with the reason (``refused``)."""
 
     def __init__(self, root: Path, **kwargs) -> None:
+        kwargs.setdefault("index_dir", default_index_dir(f"{root}#agents"))
         super().__init__(root, **kwargs)
         self.confined_root = root
         self._kept: tuple[list[RunFiles], list[RunFiles]] | None = None  # (the listing, the runs kept)
+        self._refused: dict[str, str] = {}
 
     def runs(self) -> list[RunFiles]:
         listed = super().runs()
         if self._kept is None or self._kept[0] is not listed:
-            kept = []
-            for r in listed:
-                try:
-                    resolve_run(self.confined_root, str(locate(r.url).local_path))
-                except RunError:
-                    continue
-                kept.append(r)
-            self._kept = (listed, kept)
+            self._kept = (listed, [r for r in listed if self._refusal(r) is None])
         return self._kept[1]
+
+    def refused(self) -> dict[str, str]:
+        """The runs under the root left out (as of the last listing), by run_id, with the reason."""
+        self.runs()
+        return dict(self._refused)
+
+    def _refusal(self, run: RunFiles) -> str | None:
+        key = (str(self.confined_root), run.run_id)
+        stamp = (run.url, run.meta_fp, tuple(sorted(run.table_fps.items())))
+        seen = _CHECKED.get(key)
+        if seen is None or seen[0] != stamp:
+            seen = _CHECKED[key] = (stamp, self._check(run))
+        if seen[1] is not None:
+            self._refused[run.run_id] = seen[1]
+        else:
+            self._refused.pop(run.run_id, None)
+        return seen[1]
+
+    def _check(self, run: RunFiles) -> str | None:
+        try:
+            resolve_run(self.confined_root, str(locate(run.url).local_path))
+            why = None
+        except RunError as e:
+            why = str(e)
+        except (OSError, RuntimeError) as e:  # a symlink loop, a folder that cannot be read
+            why = f"{run.run_id}: cannot be checked ({type(e).__name__}: {e})"
+        return why

@@ -25,8 +25,9 @@ from .confine import checked_root, resolve_run
 INSTRUCTIONS = (
     "entrodiag reads RL fine-tuning runs (GRPO and relatives) under one folder and says whether the policy's "
     "entropy is collapsing, how far the entropy law's ceiling is, what to change and which run is better. "
-    "Start with list_runs; pass its run_id to diagnose, forecast, tail (poll a live run with since_step) and "
-    "compare; query runs SQL over the tables runs, steps, evals, events, samples, tokens, spans (read-only).")
+    "Start with list_runs; pass its run_id to diagnose, forecast, tail (poll a live run, passing next_since back "
+    "as since) and compare; query runs SQL over the tables runs, steps, evals, events, samples, tokens, "
+    "spans (read-only).")
 
 
 class MissingExtra(RuntimeError):
@@ -110,10 +111,10 @@ def build_server(root: str | os.PathLike):
         return tools.compare(base, runs, metric)
 
     @tool
-    def tail(run: str, since_step: int = -1) -> dict[str, Any]:
-        """New step rows, evaluations and events after since_step (-1: from the start), for polling a live
-        run; pass next_since_step back to read on."""
-        return tools.tail(base, run, since_step)
+    def tail(run: str, since_step: int = -1, since: dict[str, int] | None = None) -> dict[str, Any]:
+        """New step rows, evaluations and events of a live run (-1: from the start), one cursor per
+        table: pass the answer's next_since back as since to read on (since_step starts all three)."""
+        return tools.tail(base, run, since_step, since)
 
     @tool
     def query(sql: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ as far as it has landed (completed part files), without waiting and without a lo
 
 from __future__ import annotations
 
-import warnings
+import threading
 from urllib.parse import quote
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,11 @@ from ..schemas import stamp
 from ..store.reader import load_run
 from .confine import ConfinedIndex, resolve_run
 
-#: Rows ``tail`` and ``query`` return at most (an agent pages on with ``since_step`` or LIMIT/OFFSET).
+#: Rows ``tail`` and ``query`` return at most (an agent pages on with ``next_since`` or LIMIT/OFFSET).
 MAX_ROWS = 500
+#: One ``analyze_run`` at a time: the server runs tools in worker threads, and the warnings it
+#: records (``warnings.catch_warnings``) are process-wide state.
+_ANALYZING = threading.Lock()
 #: The step columns ``tail`` leaves out (per-step histograms: long lists an agent rarely reads).
 TAIL_DROP = ("entropy_hist",)
 
@@ -41,7 +44,7 @@ def list_runs(root: Path, filter: str | None = None) -> dict[str, Any]:
     """The runs under ``root``: run_id (what the other tools take), status, model, steps, the last
     step and entropy, the worst flag and the flag kinds, the URI of its run.json resource. ``filter``: a case-insensitive text that
     the run_id, status, model, task or intervention must contain."""
-    from ..analysis.compare import compare_runs
+    from ..analysis.compare import compare_runs, worst_severity
     from ..store.query import runs_table
 
     index = ConfinedIndex(root)
@@ -50,10 +53,9 @@ def list_runs(root: Path, filter: str | None = None) -> dict[str, Any]:
         cmp = compare_runs([run]).row(0, named=True)
         steps = run.steps
         last = steps.tail(1)
-        worst = next((s for s in ("critical", "warning", "info") if cmp[f"n_{s}"]), None)
         return {"steps": steps.height, "last_step": int(last["step"][0]) if last.height else None,
                 "last_entropy": last["entropy_mean"][0] if last.height and "entropy_mean" in last.columns else None,
-                "worst_flag": worst, "flags": cmp["flags"] or None}
+                "worst_flag": worst_severity(cmp), "flags": cmp["flags"] or None}
 
     rows = index.rows("agents-list", row, tables=("steps", "evals"), version=f"agents-list/1 entrodiag={__version__}")
     out = []
@@ -75,7 +77,9 @@ def diagnose(root: Path, run: str, metric: str | None = None) -> dict[str, Any]:
     sentences an agent can pass on."""
     from ..analysis.summary import analyze_run
 
-    doc = stamp(analyze_run(resolve_run(root, run), metric=metric))
+    path = resolve_run(root, run)
+    with _ANALYZING:  # analyze_run records its warnings with catch_warnings, which is process-wide
+        doc = stamp(analyze_run(path, metric=metric))
     return {"schema_version": doc["schema_version"], "summary": plain_summary(doc),
             **{k: v for k, v in doc.items() if k != "schema_version"}}
 
@@ -126,44 +130,59 @@ def compare(root: Path, runs: list[str], metric: str | None = None) -> dict[str,
     return clean(stamp({"metric": metric, "runs": rows}))
 
 
-def tail(root: Path, run: str, since_step: int = -1) -> dict[str, Any]:
-    """What a run recorded after ``since_step``: step rows (ranks merged; no histograms), evaluations
-    and events, at most ``MAX_ROWS`` steps (``next_since_step``: pass it to read on). Reads the part
-    files that have landed, while the trainer writes, without a lock."""
+#: The tables ``tail`` reads, each with its own cursor (``next_since``).
+TAIL_TABLES = ("steps", "evals", "events")
+
+
+def tail(root: Path, run: str, since_step: int = -1, since: dict[str, int] | None = None) -> dict[str, Any]:
+    """What a run recorded after the cursors: step rows (ranks merged; no histograms), evaluations
+    and events, at most ``MAX_ROWS`` rows of each table. One cursor per table, as ``since``
+    (``{"steps": s, "evals": e, "events": v}``; a table it does not name starts after
+    ``since_step``): an evaluation or event that lands after its step's row is still read by the
+    next poll. ``next_since``: pass it back as ``since`` to read on; no cursor moves below the one
+    given. Reads the part files that have landed, while the trainer writes, without a lock."""
     import polars as pl
 
     path = resolve_run(root, run)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        r = load_run(path)
-        steps = r.steps.drop(TAIL_DROP, strict=False).filter(pl.col("step") > since_step).sort("step")
-        more = steps.height > MAX_ROWS
-        steps = steps.head(MAX_ROWS)
-        upto = int(steps["step"][-1]) if more else None
+    given = {t: int((since or {}).get(t, since_step)) for t in TAIL_TABLES}
+    r = load_run(path)
+    r.quiet = True  # its skips are read from the run (the server calls tools in several threads)
+    tables = {"steps": r.steps.drop(TAIL_DROP, strict=False), "evals": r.evals, "events": r.events}
+    out: dict[str, Any] = {"run_id": run_id(root, path), "status": r.status, "since": given,
+                           "last_step": r.steps["step"].max() if r.steps.height else None}
+    nxt, truncated = {}, False
+    for name, df in tables.items():
+        cursor = given[name]
+        if df.is_empty() or "step" not in df.columns:
+            out[name], nxt[name] = [], cursor
+            continue
+        df = df.filter(pl.col("step") > cursor).sort("step", maintain_order=True)
+        if df.height > MAX_ROWS:  # cut after a whole step, so the next poll starts at the next one
+            truncated = True
+            df = df.filter(pl.col("step") <= df["step"][MAX_ROWS - 1])
+        out[name] = df.to_dicts()
+        nxt[name] = max(cursor, int(df["step"].max())) if df.height else cursor
+    out["truncated"], out["next_since"] = truncated, nxt
+    out["warnings"] = r.skip_messages()
+    bad = r.bad_values(("steps", "evals", "events"))
+    if bad:
+        from ..store.run import BAD_VALUES_WARNING
+        from ..store.values import describe
 
-        def after(df: pl.DataFrame) -> list[dict]:
-            if df.is_empty() or "step" not in df.columns:
-                return []
-            df = df.filter(pl.col("step") > since_step)
-            return (df.filter(pl.col("step") <= upto) if upto is not None else df).sort("step").to_dicts()
-
-        last = r.steps["step"].max() if r.steps.height else None
-        out = {"run_id": run_id(root, path), "status": r.status, "since_step": since_step, "last_step": last,
-               "steps": steps.to_dicts(), "evals": after(r.evals), "events": after(r.events),
-               "truncated": more, "next_since_step": upto if more else (last if last is not None else since_step)}
-    out["warnings"] = [str(w.message) for w in caught]
+        out["warnings"].append(f"{BAD_VALUES_WARNING} in {path}: {describe(bad)}")
     return clean(out)
 
 
 def query(root: Path, sql: str) -> dict[str, Any]:
     """``entrodiag query --json`` over the runs under the root, read-only and sandboxed (DuckDB's
-    external access off, only the index's tables), at most ``MAX_ROWS`` rows (``truncated``)."""
+    external access off, only the index's tables, bounded memory), at most ``MAX_ROWS`` rows
+    (``truncated``; DuckDB stops reading after one more)."""
     from ..store.query import as_json, query_notes, query_with_index
 
-    table, index = query_with_index(root, sql, index=ConfinedIndex(root), sandbox=True)
+    table, index = query_with_index(root, sql, index=ConfinedIndex(root), sandbox=True, max_rows=MAX_ROWS + 1)
     doc = as_json(table.slice(0, MAX_ROWS))
     doc["truncated"] = table.num_rows > MAX_ROWS
-    doc["notes"] = query_notes(index)
+    doc["notes"] = query_notes(index) + [f"run {rid} left out: {why}" for rid, why in index.refused().items()]
     return doc
 
 

@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
-from .collapse import CollapseThresholds, run_detectors
+from .collapse import SEVERITIES, CollapseThresholds, run_detectors
 from .law import fit_entropy_law
 from .metric import choose_metric, eval_names
 from .mechanism import mechanism_check
@@ -63,7 +64,7 @@ def _row(run: RunLike, metric: str | None, th: CollapseThresholds) -> dict:
                 row.update(ceiling=fit.ceiling, gain_frac=fit.gain_frac)
         except AnalysisError:
             pass
-    for sev in ("critical", "warning", "info"):
+    for sev in reversed(SEVERITIES):
         row[f"n_{sev}"] = sum(f.severity == sev for f in flags)
     row["flags"] = ", ".join(f.kind for f in flags)
     row["mechanism"] = mechanism_check(run).verdict
@@ -94,4 +95,10 @@ def compare_runs(runs: Sequence[RunLike], *, metric: str | None = None, **thresh
     return pl.DataFrame([{c: r.get(c) for c in _COLUMNS} for r in rows], schema=_COLUMNS)
 
 
-__all__ = ["compare_runs"]
+def worst_severity(row: Mapping[str, Any]) -> str | None:
+    """The worst flag severity a ``compare_runs`` row counts (its ``n_critical``, ``n_warning``,
+    ``n_info``): ``critical``, ``warning``, ``info``, or ``None`` without a flag."""
+    return next((s for s in reversed(SEVERITIES) if row.get(f"n_{s}")), None)
+
+
+__all__ = ["compare_runs", "worst_severity"]

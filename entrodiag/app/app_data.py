@@ -147,13 +147,19 @@ class Discovery:
 
 def runs_index(root: str):
     """The summary index of ``root`` (``entrodiag.store.index.RunsIndex``), its listing reused for
-    ``FINGERPRINT_TTL_S`` so that the sidebar and the Runs table list the root once per render."""
+    ``FINGERPRINT_TTL_S`` so that the sidebar and the Runs table list the root once per render. An
+    index whose manifest could not be saved (a read-only cache folder) is kept and listed again,
+    not made anew: what it has read lives only in it."""
     from entrodiag.store.index import RunsIndex
 
     now = time.monotonic()
     hit = _indexes.get(root)
     if hit is None or now - hit[0] >= FINGERPRINT_TTL_S:
-        hit = _indexes[root] = (now, RunsIndex(root))
+        if hit is not None and not hit[1].saved:
+            hit[1].refresh()
+            hit = _indexes[root] = (now, hit[1])
+        else:
+            hit = _indexes[root] = (now, RunsIndex(root))
     return hit[1]
 
 
@@ -332,14 +338,17 @@ def _fill(root: str, fill: Fill) -> None:
     def progress(_what: str, done: int, _total: int) -> None:
         fill.done = done
 
+    index = RunsIndex(root, on_progress=progress)
     try:
-        RunsIndex(root, on_progress=progress).rows(
-            "overview", _overview, tables=("steps", "evals"), version=fill.version,
-            on_row=fill.rows.__setitem__)
+        index.rows("overview", _overview, tables=("steps", "evals"), version=fill.version,
+                   on_row=fill.rows.__setitem__)
     except (OSError, RunError):
         pass  # the page falls back to reading run by run
     finally:
-        _indexes.pop(root, None)  # the next listing reads the manifest the fill saved
+        if index.saved:
+            _indexes.pop(root, None)  # the next listing reads the manifest the fill saved
+        else:  # a cache folder that cannot be written: the rows live in this index only, keep it
+            _indexes[root] = (time.monotonic(), index)
 
 
 @by_files

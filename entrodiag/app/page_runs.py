@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
+from entrodiag.analysis.compare import worst_severity
 from entrodiag.analysis.verdicts import withheld_text
 from entrodiag.app import app_data, app_ui
 from entrodiag.store.reader import SKIP_WARNING
@@ -40,7 +41,7 @@ def runs_table(ctx: app_ui.Context) -> tuple[pl.DataFrame, app_data.Fill | None]
                 entropy_now=o["entropy_end"], accuracy=o["eval_final"], ceiling=app_ui.ceiling_text(o),
                 law=o.get("law_verdict"),
                 flags=o["n_critical"] + o["n_warning"] + o["n_info"],
-                worst=next((s for s in ("critical", "warning", "info") if o[f"n_{s}"]), None),
+                worst=worst_severity(o),
                 metric=o["metric"], source=o["source"], model=o["model"],
             )
         else:

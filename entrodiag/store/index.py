@@ -39,8 +39,8 @@ temporary name and renamed, so two processes refreshing the same index at once (
 is named by its content's fingerprint, so the two never disagree about one). Deleting the folder
 only costs a rebuild.
 
-Runs on an object store are opened by copying the needed files (run.json and the tables asked for)
-to a temporary local folder and reading that with ``load_run``, so the numbers are the reader's.
+Runs on an object store are read where they are, by ``load_run`` on their URL (only the files a
+table needs are fetched, nothing is copied to a local folder), so the numbers are the reader's.
 
 Imports nothing outside ``entrodiag.store``.
 """
@@ -51,6 +51,7 @@ import hashlib
 import json
 import os
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -229,6 +230,9 @@ class RunsIndex:
         self._runs: list[RunFiles] | None = None
         self._manifest: dict | None = None
         self._warned = False
+        #: False when the manifest could not be written (a read-only cache folder): what was read
+        #: lives only in this object, so a caller that wants it again keeps the object (``refresh``)
+        self.saved = True
 
     # ------------------------------------------------------------------ listing and manifest
     def runs(self) -> list[RunFiles]:
@@ -258,7 +262,9 @@ class RunsIndex:
         m["runs"] = {k: v for k, v in m["runs"].items() if k in live}
         try:
             _write_atomic(self.dir / _MANIFEST, json.dumps(m, default=str).encode())
+            self.saved = True
         except OSError as e:  # a cache folder that cannot be written: the index lives in memory only
+            self.saved = False
             if not self._warned:
                 warnings.warn(f"entrodiag: the summary index of {self.root.url} cannot be saved in {self.dir} "
                               f"({e}); set ENTRODIAG_CACHE to a writable folder", stacklevel=3)
@@ -268,8 +274,11 @@ class RunsIndex:
         return self._load_manifest()["runs"].setdefault(run.run_id, {"tables": {}, "derived": {}})
 
     def _open(self, run: RunFiles) -> Run:
-        """The run itself (a local folder or an object-store URL): the one place the index opens runs."""
-        return load_run(run.url)
+        """The run itself (a local folder or an object-store URL): the one place the index opens runs.
+        Quiet: what it skips is recorded in the index (``skipped``), not warned from a worker thread."""
+        opened = load_run(run.url)
+        opened.quiet = True
+        return opened
 
     # ------------------------------------------------------------------ what callers ask for
     def metas(self) -> dict[str, dict]:
@@ -363,9 +372,12 @@ class RunsIndex:
             df = df.select(pl.lit(run.run_id).alias("run_id"), pl.all())
             path = self.dir / rec["file"]
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            df.write_parquet(tmp)
-            os.replace(tmp, path)
+            tmp = _tmp_name(path)
+            try:
+                df.write_parquet(tmp)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
             old = entry["tables"].get(table, {}).get("file")
             if old and old != rec["file"]:
                 (self.dir / old).unlink(missing_ok=True)
@@ -415,8 +427,8 @@ class RunsIndex:
 
     def _each(self, items: list, desc: str, work: Callable[[object], None]) -> None:
         """``work(item)`` for each of ``items``, ``threads`` at a time, with the progress bar and
-        ``on_progress``. The reader's warnings (damaged parts) are silenced meanwhile: the index
-        records what each run skipped (``skipped``). The first error raised by ``work`` is raised."""
+        ``on_progress``. The runs are opened quiet (``_open``): the index records what each run
+        skipped (``skipped``). The first error raised by ``work`` is raised."""
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -424,25 +436,23 @@ class RunsIndex:
             bar = tqdm(total=len(items), desc=desc, unit="run", delay=2.0, leave=False)
         done = 0
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if self.threads <= 1 or len(items) <= 1:
-                    for item in items:
-                        work(item)
+            if self.threads <= 1 or len(items) <= 1:
+                for item in items:
+                    work(item)
+                    done += 1
+                    self._tick(bar, desc, done, len(items))
+                return
+            with ThreadPoolExecutor(min(self.threads, len(items)), thread_name_prefix="entrodiag-index") as pool:
+                futures = [pool.submit(work, item) for item in items]
+                try:
+                    for f in as_completed(futures):
+                        f.result()
                         done += 1
                         self._tick(bar, desc, done, len(items))
-                    return
-                with ThreadPoolExecutor(min(self.threads, len(items)), thread_name_prefix="entrodiag-index") as pool:
-                    futures = [pool.submit(work, item) for item in items]
-                    try:
-                        for f in as_completed(futures):
-                            f.result()
-                            done += 1
-                            self._tick(bar, desc, done, len(items))
-                    except BaseException:
-                        for f in futures:
-                            f.cancel()
-                        raise
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
         finally:
             if bar is not None:
                 bar.close()
@@ -454,11 +464,20 @@ class RunsIndex:
             self.on_progress(desc, done, total)
 
 
+def _tmp_name(path: Path) -> Path:
+    """A temporary name beside ``path``, unique to this process and call (threads of one process
+    write the same index: the dashboard's fill thread and its page, the agent server's tools)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    tmp = _tmp_name(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def empty_table(table: str) -> pl.DataFrame:

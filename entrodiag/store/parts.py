@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,19 +110,34 @@ def read_footer(path: RunPath, key: Key) -> Verdict:
     return _remember(key, verdict)
 
 
-#: How many footers of an object store are fetched at once (each read mostly waits on its request).
+#: How many footers of an object store are fetched at once, in the whole process (each read mostly
+#: waits on its request): one pool shared by every caller, so the index's runs read in threads
+#: (``store.index.STORE_THREADS``) do not multiply it.
 FOOTER_THREADS = 16
+_footer_pool = None
+_footer_pool_lock = threading.Lock()
+
+
+def footer_pool():
+    """The process's one ``ThreadPoolExecutor`` for footer fetches (made at first use)."""
+    global _footer_pool
+    with _footer_pool_lock:
+        if _footer_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _footer_pool = ThreadPoolExecutor(FOOTER_THREADS, thread_name_prefix="entrodiag-footers")
+        return _footer_pool
 
 
 def prefetch_footers(parts: list[RunPath]) -> None:
-    """Read the footers of the object-store ``parts`` not judged yet, ``FOOTER_THREADS`` requests
-    at a time, into the verdict cache (a part whose footer cannot be fetched is left for
-    ``read_footer`` to judge and name; local parts are read as they are met, threads gain nothing)."""
+    """Read the footers of the object-store ``parts`` not judged yet into the verdict cache, on the
+    shared ``footer_pool`` (``FOOTER_THREADS`` requests at a time in the process; a part whose
+    footer cannot be fetched is left for ``read_footer`` to judge and name; local parts are read
+    as they are met, threads gain nothing)."""
     todo = [(p, k) for p in parts if isinstance(p, Location) and (k := listed_key(p)) is not None
             and k not in VERDICTS]
     if len(todo) < 2:
         return
-    from concurrent.futures import ThreadPoolExecutor
 
     def one(item: tuple[Location, Key]) -> None:
         try:
@@ -129,8 +145,7 @@ def prefetch_footers(parts: list[RunPath]) -> None:
         except Exception:  # noqa: BLE001 - judged again, one at a time, by the caller
             pass
 
-    with ThreadPoolExecutor(min(FOOTER_THREADS, len(todo)), thread_name_prefix="entrodiag-footers") as pool:
-        list(pool.map(one, todo))
+    list(footer_pool().map(one, todo))
 
 
 def decode_part(path: RunPath, key: Key) -> Verdict:

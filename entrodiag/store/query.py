@@ -132,22 +132,59 @@ def connect(root: str | os.PathLike, sql: str | None = None, *, index_dir: str |
     return con, index
 
 
+#: The sandboxed connection's bounds: memory before it spills to its own temporary folder, threads.
+SANDBOX_MEMORY = "2GB"
+SANDBOX_THREADS = 2
+
+
 def _sandboxed(duckdb, index: RunsIndex, wanted: list[str]):
-    """``connect(sandbox=True)``'s connection: external access off, the tables as Arrow datasets."""
+    """``connect(sandbox=True)``'s connection: external access off, bounded memory and threads, a
+    temporary folder of its own to spill to (removed with the connection), the tables as Arrow
+    datasets."""
+    import shutil
+    import tempfile
+    import weakref
+
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
-    con = duckdb.connect(config={"enable_external_access": False})
+    spill = tempfile.mkdtemp(prefix="entrodiag-sql-")
+    con = duckdb.connect(config={"enable_external_access": False, "memory_limit": SANDBOX_MEMORY,
+                                 "threads": SANDBOX_THREADS, "temp_directory": spill})
+    weakref.finalize(con, shutil.rmtree, spill, True)
     if "runs" in wanted:
         con.register("runs", runs_table(index).to_arrow())
     for table, paths in index.table_files([t for t in wanted if t != "runs"]).items():
-        if paths:  # runs log different columns: one schema holding all of them (union_by_name)
-            schema = pa.unify_schemas([pq.read_schema(p) for p in paths], promote_options="permissive")
+        if paths:
+            schema = union_schema([pq.read_schema(p) for p in paths])
             con.register(table, ds.dataset([str(p) for p in paths], schema=schema, format="parquet"))
         else:
             con.register(table, empty_table(table).to_arrow())
     con.execute("set lock_configuration = true")
     return con
+
+
+def union_schema(schemas: list[pa.Schema]) -> pa.Schema:
+    """One schema holding every column of ``schemas``, as DuckDB's ``read_parquet(union_by_name=true)``
+    gives it (what ``entrodiag query`` reads): types widened where Arrow can, and a column that is
+    text in one run and a number (or anything else) in another read as text."""
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except pa.ArrowException:
+        pass
+    fields: dict[str, pa.Field] = {}
+    for schema in schemas:
+        for f in schema:
+            have = fields.get(f.name)
+            if have is None:
+                fields[f.name] = f
+                continue
+            try:
+                fields[f.name] = pa.unify_schemas([pa.schema([have]), pa.schema([f])],
+                                                  promote_options="permissive").field(0)
+            except pa.ArrowException:
+                fields[f.name] = pa.field(f.name, pa.string())
+    return pa.schema(list(fields.values()))
 
 
 def _sql_text(text: str) -> str:
@@ -190,19 +227,25 @@ def query(root: str | os.PathLike, sql: str, *, index_dir: str | os.PathLike | N
 
 
 def query_with_index(root, sql: str, *, index_dir=None, progress: bool = False, index: RunsIndex | None = None,
-                     sandbox: bool = False) -> tuple[pa.Table, RunsIndex]:
+                     sandbox: bool = False, max_rows: int | None = None) -> tuple[pa.Table, RunsIndex]:
     """``query``'s result and the ``RunsIndex`` it read (its ``errors()`` and ``skipped()`` say
-    which runs and part files were left out)."""
+    which runs and part files were left out). ``max_rows``: at most that many rows are read (DuckDB
+    stops there; the rest is never materialised)."""
     import duckdb
 
     try:
         con, index = connect(root, sql, index_dir=index_dir, progress=progress, index=index, sandbox=sandbox)
     except LocationError as e:
         raise QueryError(str(e)) from None
+    except pa.ArrowException as e:  # a table whose runs' columns Arrow cannot put in one schema
+        raise QueryError(f"{root}: the runs' tables cannot be read together ({e}); `entrodiag inspect` "
+                         "the runs named there") from None
     try:
         rel = con.sql(sql)
-        return (rel.to_arrow_table() if rel is not None else pa.table({})), index
-    except duckdb.Error as e:
+        if rel is None:
+            return pa.table({}), index
+        return (rel.limit(max_rows) if max_rows is not None else rel).to_arrow_table(), index
+    except (duckdb.Error, pa.ArrowException) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise QueryError(f"{first} (tables: {describe_tables()})") from None
     finally:

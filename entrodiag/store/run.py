@@ -51,6 +51,9 @@ class Run:
     skipped_parts: list[RunPath] = field(default_factory=list)
     #: Only rows with ``step <= max_step`` are read (``until``); ``None``: every row.
     max_step: int | None = None
+    #: Skipped parts and impossible values are recorded (``skip_messages``, ``bad_values``) but
+    #: not warned about: for readers in worker threads, where a warning filter would be process-wide.
+    quiet: bool = False
     _skip_reasons: dict[RunPath, str] = field(default_factory=dict, repr=False)
     _bad: dict[str, dict] = field(default_factory=dict, repr=False)
     #: per table, the last listing and the folder's stamp it was made at (``folder_stamp``)
@@ -60,7 +63,7 @@ class Run:
         """The same run as it was after ``step``: every table without the rows of later steps
         (to replay what an analysis said at that point, e.g. when a flag was first raised)."""
         return Run(path=self.path, meta=self.meta, skipped_parts=self.skipped_parts, max_step=int(step),
-                   _skip_reasons=self._skip_reasons, _listed=self._listed)
+                   quiet=self.quiet, _skip_reasons=self._skip_reasons, _listed=self._listed)
 
     @property
     def run_id(self) -> str:
@@ -136,7 +139,8 @@ class Run:
         if part not in self.skipped_parts:
             self.skipped_parts.append(part)
             self._skip_reasons[part] = reason
-            warnings.warn(self.skip_messages()[-1], stacklevel=4)
+            if not self.quiet:
+                warnings.warn(self.skip_messages()[-1], stacklevel=4)
 
     def skip_messages(self) -> list[str]:
         """The warning that named each of ``skipped_parts``, in order (``SKIP_WARNING`` ...)."""
@@ -211,7 +215,7 @@ class Run:
         counts = values.count(raw.lazy(), raw.schema)
         if self.max_step is None:
             self._bad[table] = counts
-            if counts and warn:
+            if counts and warn and not self.quiet:
                 warnings.warn(f"{BAD_VALUES_WARNING} in {self.path}: {values.describe({table: counts})}",
                               stacklevel=3)
         return values.mask(raw.lazy(), raw.schema).collect() if counts else raw

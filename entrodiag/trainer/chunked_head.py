@@ -30,7 +30,7 @@ def chunk_rows_for(vocab: int, device: torch.device) -> int:
     return max(1, _CHUNK_ELEMENTS.get(device.type, _CHUNK_ELEMENTS["cuda"]) // vocab)
 
 
-def _compute_dtype(hidden: torch.Tensor) -> torch.dtype:
+def compute_dtype(hidden: torch.Tensor) -> torch.dtype:
     """The dtype of the head's matmul: autocast's when it is on for this device (as the model's
     own head would run), else the hidden states'."""
     device = hidden.device.type
@@ -61,7 +61,7 @@ class HeadLogprobs(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden, weight, ids, temperature: float, need_entropy: bool, chunk_rows: int):
-        cd = _compute_dtype(hidden)
+        cd = compute_dtype(hidden)
         h, w = hidden.detach().to(cd), weight.detach().to(cd)
         n = h.shape[0]
         lse = torch.empty(n, dtype=_acc_dtype(cd), device=h.device)

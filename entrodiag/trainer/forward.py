@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from ..metrics import entropy_and_logprobs, entropy_and_logprobs_from_hidden
-from .chunked_head import head_logprobs
+from .chunked_head import compute_dtype, head_logprobs
 from .rollout import (Prompts, accepts_logits_to_keep, cache_kwarg, padding_kwargs, positions, prompt_runs,
                       repeat_rows, repeat_shared)
 
@@ -78,11 +78,14 @@ def response_logp(model, prompts: Prompts, response: torch.Tensor, response_mask
 def response_entropy(model, prompts: Prompts, response: torch.Tensor, response_mask: torch.Tensor,
                      temperature: float = 1.0, *, head: torch.Tensor | None = None) -> torch.Tensor:
     """Token entropy ``[B, T]`` (fp32, no gradient) at ``temperature``; with ``head``, chunk by
-    chunk from the hidden states (:func:`entropy_and_logprobs_from_hidden`), else from the whole
-    logits."""
+    chunk from the hidden states (:func:`entropy_and_logprobs_from_hidden`), both in the dtype the
+    update's head runs in (:func:`.chunked_head.compute_dtype`: autocast's when it is on), else from
+    the whole logits."""
     if head is not None:
         hidden = response_hidden(model, prompts, response, response_mask)
-        return entropy_and_logprobs_from_hidden(hidden, head.to(hidden.dtype), response, temperature=temperature)[0]
+        cd = compute_dtype(hidden)
+        return entropy_and_logprobs_from_hidden(hidden.to(cd), head.to(cd), response,
+                                                temperature=temperature)[0]
     logits = response_logits(model, prompts, response, response_mask)
     return entropy_and_logprobs(logits, response, temperature=temperature)[0]
 
