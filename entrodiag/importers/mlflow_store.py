@@ -20,12 +20,10 @@ request unless ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``/``_TIMEOUT`` say otherwise.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..tracker_env import mlflow_env
 from .failure import ImportFailure, listing, missing_package
 from .points import rows_by_step
 from .trackers import redacted
@@ -45,7 +43,7 @@ def read_mlflow(source: str | Path, run: str | None = None, experiment: str | No
     uri, folder = tracking_uri(source)
     shown = redacted(uri)
     try:
-        with _store_env(folder):
+        with mlflow_env(file_store=folder is not None):
             client = MlflowClient(tracking_uri=uri)
             found, notes = _pick_run(client, run, experiment, shown)
             run_id = found.info.run_id
@@ -146,27 +144,6 @@ def _pick_run(client: Any, run: str | None, experiment: str | None, shown: str) 
             f"{min(len(runs), _LISTED)} runs: imported the newest, {runs[0].info.run_id} "
             f"({runs[0].info.run_name}); pass --run ID for another ({others})")
     return runs[0], [note]
-
-
-@contextmanager
-def _store_env(folder: Path | None) -> Iterator[None]:
-    """MLflow's switches for one read: the file store allowed for ``folder``; a server's retries
-    and timeout bounded unless the user set them. The environment is restored after."""
-    wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
-    if folder is not None:
-        wanted["MLFLOW_ALLOW_FILE_STORE"] = "true"
-    saved = {k: os.environ.get(k) for k in wanted}
-    for k, v in wanted.items():
-        if k == "MLFLOW_ALLOW_FILE_STORE" or saved[k] is None:
-            os.environ[k] = v
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _first_line(text: str) -> str:
