@@ -284,6 +284,8 @@ def test_trl_report_to_wandb_is_one_run(trackers, tmp_path):
     assert name == "trl-run"  # TRL's run
     keys = {k for r in rows for k in r}
     assert any("loss" in k and not k.startswith("entrodiag/") for k in keys), sorted(keys)  # TRL's own series
+    # entrodiag's values join TRL's rows (commit=False), never a row of their own, but for the close's last one
+    assert all(any(not k.startswith(("entrodiag/", "_")) for k in r) for r in rows[:-1]), rows
     run = load_run(tmp_path / "trl")
     for col in COMPARED:
         _close(series(rows, f"entrodiag/{col}"), _expected(run, col), n=2)
@@ -437,3 +439,32 @@ def test_a_sink_failing_in_a_row_is_switched_off_and_one_that_recovers_is_not():
     assert sinks.errors == {"boom": MAX_FAILURES_IN_A_ROW, "flaky": (3 * MAX_FAILURES_IN_A_ROW + 1) // 2}
     assert sinks.switched_off == ["boom"]
     assert flaky.closed == ["finished"] and len(flaky.metrics) == 3 * MAX_FAILURES_IN_A_ROW // 2
+
+
+def test_wandb_sink_defines_its_axis_in_the_users_run_and_never_commits_there():
+    """Joining an open W&B run: ``entrodiag/*`` is still defined against ``entrodiag/step`` (once),
+    and each log joins the user's current row (``commit=False``); in its own run it commits."""
+    from types import SimpleNamespace
+
+    from entrodiag.sinks.wandb import STEP_KEY, WandbSink
+
+    class FakeRun:
+        def __init__(self):
+            self.defined, self.logged = [], []
+
+        def define_metric(self, name, step_metric=None):
+            self.defined.append((name, step_metric))
+
+        def log(self, data, commit=None):
+            self.logged.append((data, commit))
+
+    users, own = FakeRun(), FakeRun()
+    for open_run, expected_commit, run in ((users, False, users), (None, None, own)):
+        sink = WandbSink()
+        sink.wandb = SimpleNamespace(run=open_run, init=lambda **kw: own)
+        sink.start({"run_id": "r"})
+        sink.log_metrics(0, {"entrodiag/entropy_mean": 1.0})
+        sink.log_metrics(1, {"entrodiag/entropy_mean": 0.5})
+        assert run.defined == [(STEP_KEY, None), ("entrodiag/*", STEP_KEY)]
+        assert [c for _, c in run.logged] == [expected_commit] * 2
+        assert [d[STEP_KEY] for d, _ in run.logged] == [0, 1]
