@@ -23,10 +23,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..tracker_env import mlflow_env
+from ..tracker_env import mlflow_env, redacted
 from .failure import ImportFailure, listing, missing_package
 from .points import rows_by_step
-from .trackers import redacted
 
 #: runs listed when a store holds several and none was named
 _LISTED = 10
