@@ -88,6 +88,7 @@ def read_nemo_rl(path: Path) -> tuple[list[dict], dict]:
                         adv = _num(advs[i]) if isinstance(advs, list) and i < len(advs) else None
                         if lp is None or lp > 0:
                             count(bad, "generation_logprobs: not a log-probability (left out)")
+                            lp = None  # left out of the token row too
                         else:
                             acc["logprob"].append(lp)
                         if adv is not None:
