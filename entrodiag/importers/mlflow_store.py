@@ -23,8 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..tracker_env import mlflow_env, redacted
-from .failure import ImportFailure, listing, missing_package
+from ..tracker_env import missing_package, mlflow_env, redacted
+from .failure import ImportFailure, listing
 from .points import rows_by_step
 
 #: runs listed when a store holds several and none was named
@@ -38,7 +38,7 @@ def read_mlflow(source: str | Path, run: str | None = None, experiment: str | No
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
     except ImportError:
-        raise missing_package("mlflow", "reading an MLflow store") from None
+        raise missing_package("mlflow", "mlflow", "reading an MLflow store", ImportFailure) from None
     uri, folder = tracking_uri(source)
     shown = redacted(uri)
     try:

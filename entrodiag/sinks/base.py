@@ -25,7 +25,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from ..tracker_env import redacted
+from ..tracker_env import missing_package, redacted
+from ..watch.alert import SEVERITIES
 
 log = logging.getLogger("entrodiag")
 
@@ -37,7 +38,8 @@ SINKS: dict[str, tuple[str, str, str]] = {
     "mlflow": ("entrodiag.sinks.mlflow", "MlflowSink", "mlflow"),
     "trackio": ("entrodiag.sinks.trackio", "TrackioSink", "trackio"),
 }
-SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
+#: an event's severity as the number a tracker plots: 1 info, 2 warning, 3 critical
+SEVERITY_RANK = {s: i + 1 for i, s in enumerate(SEVERITIES)}
 #: step-row columns that are not sent (identity, wall clock)
 NOT_SENT = frozenset({"step", "rank", "wall_time"})
 _MAX_LOGGED_ERRORS = 10
@@ -54,17 +56,12 @@ class SinkError(ValueError):
     """A sink cannot be built: an unknown name, or its tracker's package is not installed."""
 
 
-def missing_package(package: str, extra: str) -> SinkError:
-    """The one-line error of a sink whose tracker package is not installed, naming its extra."""
-    return SinkError(f"the {extra} sink needs the {package} package: pip install 'entrodiag[{extra}]'")
-
-
 def require(package: str, extra: str) -> Any:
-    """Import and return ``package``, or raise ``missing_package``'s error."""
+    """Import and return ``package``, or raise ``missing_package``'s error (a ``SinkError``)."""
     try:
         return importlib.import_module(package)
     except ImportError:
-        raise missing_package(package, extra) from None
+        raise missing_package(package, extra, f"the {extra} sink", SinkError) from None
 
 
 class TrackerSink:
@@ -100,7 +97,7 @@ def sink_names(spec: str | Sequence[str]) -> list[str]:
         raise SinkError(f"unknown tracker(s) {', '.join(map(repr, unknown))}; trackers: {', '.join(SINKS)}")
     for n in names:
         if importlib.util.find_spec(SINKS[n][2]) is None:
-            raise missing_package(SINKS[n][2], n)
+            raise missing_package(SINKS[n][2], SINKS[n][2], f"the {n} sink", SinkError)
     return names
 
 
