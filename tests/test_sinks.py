@@ -468,3 +468,20 @@ def test_wandb_sink_defines_its_axis_in_the_users_run_and_never_commits_there():
         assert run.defined == [(STEP_KEY, None), ("entrodiag/*", STEP_KEY)]
         assert [c for _, c in run.logged] == [expected_commit] * 2
         assert [d[STEP_KEY] for d, _ in run.logged] == [0, 1]
+
+
+def test_a_sinks_failure_is_logged_without_the_password(caplog):
+    """MLflow's errors repeat the tracking URI: the sink's logged failure has its password masked."""
+
+    class Leaky(Memory):
+        name = "leaky"
+
+        def log_metrics(self, step, values):
+            raise RuntimeError("API request to http://me:s3cr@t@mlflow.example.org/api failed")
+
+    sinks = SinkSet([Leaky()], close_timeout_s=10)
+    with caplog.at_level("ERROR", logger="entrodiag"):
+        sinks.step(0, {"entropy_mean": 1.0})
+        sinks.close("finished")
+    assert sinks.errors == {"leaky": 1}
+    assert "http://me:***@mlflow.example.org/api" in caplog.text and "s3cr" not in caplog.text
