@@ -17,7 +17,8 @@ _PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/\s]*@")
 def missing_package(package: str, extra: str, what: str, error: type[Exception] = ValueError) -> Exception:
     """The one-line error (of class ``error``) for an optional tracker package that is not
     installed: ``what`` needs ``package``, installed by the extra ``extra``."""
-    return error(f"{what} needs the {package} package, which is not installed: pip install 'entrodiag[{extra}]'")
+    return error(f"{what} needs the {package} package, which is not installed: "
+                 f"pip install 'entrodiag[{extra}]'")
 
 
 def redacted(text: str) -> str:

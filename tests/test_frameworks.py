@@ -252,8 +252,9 @@ def test_nemo_rl_logprob_above_zero_is_left_out_of_the_token_row_too(tmp_path) -
     """A generation logprob > 0 is no log-probability: counted as left out, and None in its token row."""
     nemo = tmp_path / "nemo"
     nemo.mkdir()
-    rec = {"token_ids": [[5, 6, 7]], "token_loss_mask": [[0, 1, 1]], "generation_logprobs": [[0.0, -0.5, 0.3]],
-           "input_lengths": [3], "rewards": [1.0], "advantages": [[0.0, 0.1, 0.1]]}
+    rec = {"token_ids": [[5, 6, 7]], "token_loss_mask": [[0, 1, 1]],
+           "generation_logprobs": [[0.0, -0.5, 0.3]], "input_lengths": [3], "rewards": [1.0],
+           "advantages": [[0.0, 0.1, 0.1]]}
     (nemo / "train_data_step1.jsonl").write_text(json.dumps(rec) + "\n")
     report = import_run(nemo, tmp_path / "run")
     run = load_run(tmp_path / "run")
@@ -263,7 +264,8 @@ def test_nemo_rl_logprob_above_zero_is_left_out_of_the_token_row_too(tmp_path) -
 
 
 def test_a_lone_pt_file_is_not_slime(tmp_path) -> None:
-    """Only slime's layout (rollout_data/<id>.pt, train_data/<id>_<rank>.pt) is slime_dumps; a model.pt is not."""
+    """Only slime's layout (rollout_data/<id>.pt, train_data/<id>_<rank>.pt) is slime_dumps; a
+    model.pt is not."""
     from entrodiag.importers.frameworks import detect_framework
 
     (tmp_path / "model.pt").write_bytes(b"not a dump")

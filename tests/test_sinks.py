@@ -284,7 +284,7 @@ def test_trl_report_to_wandb_is_one_run(trackers, tmp_path):
     assert name == "trl-run"  # TRL's run
     keys = {k for r in rows for k in r}
     assert any("loss" in k and not k.startswith("entrodiag/") for k in keys), sorted(keys)  # TRL's own series
-    # entrodiag's values join TRL's rows (commit=False), never a row of their own, but for the close's last one
+    # entrodiag's values join TRL's rows (commit=False), never a row of their own but the close's last
     assert all(any(not k.startswith(("entrodiag/", "_")) for k in r) for r in rows[:-1]), rows
     run = load_run(tmp_path / "trl")
     for col in COMPARED:

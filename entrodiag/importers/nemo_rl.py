@@ -117,6 +117,6 @@ def read_nemo_rl(path: Path) -> tuple[list[dict], dict]:
     return rows, {"bad_values": bad, "framework": "nemo_rl", "tables": tables, "token_semantics": TOKEN_SEMANTICS,
                   "files": [str(f) for _, f in files],
                   "notes": [f"{len(files)} NeMo-RL train_data_step files, {len(samples)} sequences, {len(tokens)} "
-                            "generated tokens: the token rows hold log p of the sampled token (generation_logprobs), "
-                            "labelled surprisal (−log p), not entropy; surprisal_mean is the mean −log p, not "
-                            "entropy_mean"]}
+                            "generated tokens: the token rows hold log p of the sampled token "
+                            "(generation_logprobs), labelled surprisal (−log p), not entropy; "
+                            "surprisal_mean is the mean −log p, not entropy_mean"]}

@@ -112,8 +112,8 @@ def entropy_semantics(framework: str, column: str | None, config: dict[str, Any]
     if column is None:
         out["basis"] = "no entropy column in the log"
         if tokens == "surprisal":
-            out["basis"] += ("; the token rows hold log p of each sampled token, labelled surprisal (−log p: one "
-                             "sample of the entropy at its position), not the entropy")
+            out["basis"] += ("; the token rows hold log p of each sampled token, labelled surprisal "
+                             "(−log p: one sample of the entropy at its position), not the entropy")
         return out
     frame = _FRAMEWORK_BASIS.get((framework, base_name(column)))
     if frame is not None:

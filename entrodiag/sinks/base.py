@@ -259,7 +259,8 @@ class SinkSet:
                 log.error("entrodiag: the %s sink failed (%s): %s; training goes on", sink.name, what,
                           redacted(traceback.format_exc()))
             elif n == _MAX_LOGGED_ERRORS + 1:
-                log.error("entrodiag: the %s sink keeps failing; further errors are counted, not logged", sink.name)
+                log.error("entrodiag: the %s sink keeps failing; further errors are counted, not logged",
+                          sink.name)
             if row == MAX_FAILURES_IN_A_ROW:
                 self._off.add(id(sink))
                 self.switched_off.append(sink.name)
