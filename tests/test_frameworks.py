@@ -246,3 +246,31 @@ def test_nemo_rl_approx_entropy_is_marked_an_estimate(tmp_path) -> None:
     assert run.steps["entropy_mean"].to_list() == [e for _, e, _ in values]
     assert run.meta["entropy_semantics"]["kind"] == "sampled_neglogp"
     assert any("sampled" in w for w in entropy_notes(run)[1])
+
+
+def test_nemo_rl_logprob_above_zero_is_left_out_of_the_token_row_too(tmp_path) -> None:
+    """A generation logprob > 0 is no log-probability: counted as left out, and None in its token row."""
+    nemo = tmp_path / "nemo"
+    nemo.mkdir()
+    rec = {"token_ids": [[5, 6, 7]], "token_loss_mask": [[0, 1, 1]],
+           "generation_logprobs": [[0.0, -0.5, 0.3]], "input_lengths": [3], "rewards": [1.0],
+           "advantages": [[0.0, 0.1, 0.1]]}
+    (nemo / "train_data_step1.jsonl").write_text(json.dumps(rec) + "\n")
+    report = import_run(nemo, tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    assert report.bad_values == {"generation_logprobs: not a log-probability (left out)": 1}
+    assert run.tokens.sort("pos")["logprob"].to_list() == [-0.5, None]
+    assert _step(run, 1)["surprisal_mean"] == pytest.approx(0.5)
+
+
+def test_a_lone_pt_file_is_not_slime(tmp_path) -> None:
+    """Only slime's layout (rollout_data/<id>.pt, train_data/<id>_<rank>.pt) is slime_dumps; a
+    model.pt is not."""
+    from entrodiag.importers.frameworks import detect_framework
+
+    (tmp_path / "model.pt").write_bytes(b"not a dump")
+    assert detect_framework(tmp_path / "model.pt") is None
+    (tmp_path / "rollout_data").mkdir()
+    (tmp_path / "rollout_data" / "0.pt").write_bytes(b"")
+    assert detect_framework(tmp_path / "rollout_data" / "0.pt") == "slime_dumps"
+    assert detect_framework(tmp_path) == "slime_dumps"

@@ -30,7 +30,8 @@ import pytest
 from entrodiag import load_run
 from entrodiag.cli import main
 from entrodiag.importers import ImportFailure, detect_format, import_run
-from entrodiag.importers.trackers import redacted, tracker_uri
+from entrodiag.importers.trackers import tracker_uri
+from entrodiag.tracker_env import redacted
 from entrodiag.importers.wandb_store import run_files
 
 # found, not imported: importing the three costs two seconds at collection
@@ -333,3 +334,6 @@ def test_tracker_named_by_a_uri(source, tracker):
 def test_password_masked():
     assert redacted("postgresql://me:secret@db:5432/mlflow") == "postgresql://me:***@db:5432/mlflow"
     assert redacted("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert redacted("http://u:p@ss@host/x") == "http://u:***@host/x"  # up to the last '@' before the host
+    assert (redacted("see http://u:pw@h/a@b and postgresql://v:q@db/m")
+            == "see http://u:***@h/a@b and postgresql://v:***@db/m")

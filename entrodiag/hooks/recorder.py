@@ -311,18 +311,15 @@ class Recorder:
             log.exception("entrodiag: closing the run %s at exit failed", self.path)
 
     def _close_sinks(self, status: str) -> dict:
-        """Send the outlook of the whole run, close the sinks; their error counts for run.json."""
+        """Send the outlook of the whole run, close the sinks (waiting a bounded time); their error
+        counts for run.json, read after the close so that its own failures are counted."""
         if not self.sinks:
             return {}
-        self.writer.flush()
+        self.writer.flush()  # every sink call of the writer thread is queued by now
         step, values = run_outlook(self.path)
-        def finish() -> Batch:
-            if step is not None:
-                self.sinks.outlook(step, values)
-            self.sinks.close(status)
-            return []
-        self.writer.submit(finish)
-        self.writer.flush()
+        if step is not None:
+            self.sinks.outlook(step, values)
+        self.sinks.close(status)
         return {"sink_errors": dict(self.sinks.errors)}
 
     def __enter__(self) -> Recorder:

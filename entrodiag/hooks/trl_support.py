@@ -35,8 +35,11 @@ def check_trl_version(version: str) -> None:
 def tracker_sinks(args, log_to) -> list:
     """The sinks of a TRL run (``RecordingGRPOTrainer(entrodiag_log_to=...)``): ``log_to`` (names,
     or a comma list) when given, else the trackers of TRL's ``report_to`` that entrodiag can send
-    to (wandb, tensorboard, mlflow, trackio), so that entrodiag's series join TRL's own run (TRL's
-    W&B run, its active MLflow run, its Trackio run; TensorBoard: TRL's ``logging_dir``)."""
+    to (wandb, tensorboard, mlflow, trackio). W&B: entrodiag's series join TRL's own run, one run
+    not two (the sink finds ``wandb.run`` when it first logs); TensorBoard: TRL's ``logging_dir``.
+    MLflow and Trackio: a run of their own, named after the entrodiag run, beside TRL's (TRL opens
+    its run in ``on_train_begin``, after the Recorder is built, and MLflow's active run belongs to
+    TRL's thread)."""
     from ..sinks import SINKS, sink_names
     from ..sinks.tensorboard import TensorBoardSink
 

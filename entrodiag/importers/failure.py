@@ -28,10 +28,3 @@ def shown(name: str, width: int = 120) -> str:
     hostile log reaches the terminal), cut to ``width`` characters."""
     text = name if name.isprintable() else repr(name)[1:-1]
     return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def missing_package(extra: str, what: str) -> ImportFailure:
-    """The one-line failure for an optional tracker package that is not installed: ``what`` needs
-    the extra ``extra`` (``wandb``, ``mlflow``, ``trackio``), and how to install it."""
-    return ImportFailure(f"{what} needs the {extra} package, which is not installed: "
-                         f"pip install 'entrodiag[{extra}]'")

@@ -65,7 +65,7 @@ def detect_framework(path: Path, text_head: str = "") -> str | None:
             return "areal_dumps"
         return None
     name = path.name
-    if name.endswith(".pt"):
+    if name.endswith(".pt") and looks_like_slime(path):
         return "slime_dumps"
     if step_files(path):
         return "nemo_rl"

@@ -20,15 +20,12 @@ request unless ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``/``_TIMEOUT`` say otherwise.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .failure import ImportFailure, listing, missing_package
+from ..tracker_env import missing_package, mlflow_env, redacted
+from .failure import ImportFailure, listing
 from .points import rows_by_step
-from .trackers import redacted
 
 #: runs listed when a store holds several and none was named
 _LISTED = 10
@@ -41,11 +38,11 @@ def read_mlflow(source: str | Path, run: str | None = None, experiment: str | No
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
     except ImportError:
-        raise missing_package("mlflow", "reading an MLflow store") from None
+        raise missing_package("mlflow", "mlflow", "reading an MLflow store", ImportFailure) from None
     uri, folder = tracking_uri(source)
     shown = redacted(uri)
     try:
-        with _store_env(folder):
+        with mlflow_env(file_store=folder is not None):
             client = MlflowClient(tracking_uri=uri)
             found, notes = _pick_run(client, run, experiment, shown)
             run_id = found.info.run_id
@@ -146,27 +143,6 @@ def _pick_run(client: Any, run: str | None, experiment: str | None, shown: str) 
             f"{min(len(runs), _LISTED)} runs: imported the newest, {runs[0].info.run_id} "
             f"({runs[0].info.run_name}); pass --run ID for another ({others})")
     return runs[0], [note]
-
-
-@contextmanager
-def _store_env(folder: Path | None) -> Iterator[None]:
-    """MLflow's switches for one read: the file store allowed for ``folder``; a server's retries
-    and timeout bounded unless the user set them. The environment is restored after."""
-    wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
-    if folder is not None:
-        wanted["MLFLOW_ALLOW_FILE_STORE"] = "true"
-    saved = {k: os.environ.get(k) for k in wanted}
-    for k, v in wanted.items():
-        if k == "MLFLOW_ALLOW_FILE_STORE" or saved[k] is None:
-            os.environ[k] = v
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _first_line(text: str) -> str:

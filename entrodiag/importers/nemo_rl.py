@@ -88,6 +88,7 @@ def read_nemo_rl(path: Path) -> tuple[list[dict], dict]:
                         adv = _num(advs[i]) if isinstance(advs, list) and i < len(advs) else None
                         if lp is None or lp > 0:
                             count(bad, "generation_logprobs: not a log-probability (left out)")
+                            lp = None  # left out of the token row too
                         else:
                             acc["logprob"].append(lp)
                         if adv is not None:
@@ -116,5 +117,6 @@ def read_nemo_rl(path: Path) -> tuple[list[dict], dict]:
     return rows, {"bad_values": bad, "framework": "nemo_rl", "tables": tables, "token_semantics": TOKEN_SEMANTICS,
                   "files": [str(f) for _, f in files],
                   "notes": [f"{len(files)} NeMo-RL train_data_step files, {len(samples)} sequences, {len(tokens)} "
-                            "generated tokens: the token rows hold −log p of the sampled token (surprisal, "
-                            "generation_logprobs), not entropy; surprisal_mean is their mean, not entropy_mean"]}
+                            "generated tokens: the token rows hold log p of the sampled token "
+                            "(generation_logprobs), labelled surprisal (−log p), not entropy; "
+                            "surprisal_mean is the mean −log p, not entropy_mean"]}

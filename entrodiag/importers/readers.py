@@ -26,7 +26,8 @@ from .failure import ImportFailure, listing
 from .frameworks import FOLDER_FORMATS, READERS
 from .points import rows_by_step
 from .tfevents import EventFileError, find_event_files, scan_scalars
-from .trackers import TRACKER_FORMATS, read_tracker, redacted
+from ..tracker_env import redacted
+from .trackers import TRACKER_FORMATS, read_tracker
 from .typed import find_kind_field, split_typed
 from .values import count
 
@@ -246,12 +247,12 @@ def read_history(
     if format in TRACKER_FORMATS:
         if eval_where is not None or log_every is not None:
             raise ImportFailure(f"--{'eval-where' if eval_where is not None else 'log-every'} does not apply to "
-                                f"a tracker's store; {path} is read as {format}")
+                                f"a tracker's store; {redacted(str(path))} is read as {format}")
         rows, meta = read_tracker(format, path, run=run, experiment=experiment)
         return format, redacted(path) if isinstance(path, str) else path, rows, meta
     if run is not None or experiment is not None:
         raise ImportFailure(f"--{'run' if run is not None else 'experiment'} applies to a tracker's store (W&B, "
-                            f"MLflow, Trackio); {path} is read as {format}")
+                            f"MLflow, Trackio); {redacted(str(path))} is read as {format}")
     if path.is_dir() and format != "tensorboard" and format not in FOLDER_FORMATS:
         raise ImportFailure(f"{path} is a folder; format {format} reads a file")
     if format == "trainer_state":

@@ -26,8 +26,8 @@ token mean (``agg_loss`` token-mean over the response mask) of the per-token ent
 policy's log-prob pass, before the update. AReaL logs ``ppo_actor/update/entropy/avg`` in its PPO
 update (a token average by its stats tracker's name; not checked further). NeMo-RL's
 ``train/approx_entropy`` is, by its name, an approximation: read as a sampled estimate; its
-``train_data_step`` dumps hold −log p of sampled tokens (surprisal), never entropy: ``tokens``
-says ``surprisal``. slime logs ``train/entropy_loss``, the masked mean entropy of the update.
+``train_data_step`` dumps hold log p of sampled tokens (−log p is the surprisal), never entropy:
+``tokens`` says ``surprisal``. slime logs ``train/entropy_loss``, the masked mean entropy of the update.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def entropy_semantics(framework: str, column: str | None, config: dict[str, Any]
     if column is None:
         out["basis"] = "no entropy column in the log"
         if tokens == "surprisal":
-            out["basis"] += ("; the token rows hold −log p of each sampled token (surprisal: one sample of the "
-                             "entropy at its position), not the entropy")
+            out["basis"] += ("; the token rows hold log p of each sampled token, labelled surprisal "
+                             "(−log p: one sample of the entropy at its position), not the entropy")
         return out
     frame = _FRAMEWORK_BASIS.get((framework, base_name(column)))
     if frame is not None:

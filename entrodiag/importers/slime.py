@@ -54,7 +54,12 @@ def dump_files(path: Path) -> tuple[list[tuple[int, Path]], list[tuple[int, int,
 
 
 def looks_like_slime(path: Path) -> bool:
-    """Whether ``path`` is a slime ``--dump-details`` folder."""
+    """Whether ``path`` is a slime ``--dump-details`` folder, or one of its dumps
+    (``rollout_data/<id>.pt``, ``train_data/<id>_<rank>.pt``): any other ``.pt`` file (a
+    checkpoint) is not."""
+    if path.is_file():
+        return bool((path.parent.name == "rollout_data" and ROLLOUT_FILE.match(path.name))
+                    or (path.parent.name == "train_data" and TRAIN_FILE.match(path.name)))
     return path.is_dir() and any(dump_files(path))
 
 

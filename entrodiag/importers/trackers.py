@@ -17,7 +17,8 @@ when such a source is read. What names which store:
   ``trackio:PROJECT`` in the store Trackio itself uses (``$TRACKIO_DIR``, else
   ``$HF_HOME/trackio``); with ``--run NAME`` when the project holds several runs.
 
-A tracker's URI or path is written to run.json with any password in it masked (``redacted``).
+A tracker's URI or path is written to run.json, and shown in refusals, with any password in it
+masked (``entrodiag.tracker_env.redacted``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ MLFLOW_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql")
 #: a W&B run's URL path: /ENTITY/PROJECT/runs/RUN_ID
 _WANDB_RUN_URL = re.compile(r"^/(?P<entity>[^/]+)/(?P<project>[^/]+)/runs/(?P<run>[^/?#]+)/?$")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
 _FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 
 
@@ -109,12 +109,6 @@ def sqlite_tables(p: Path) -> set[str]:
             conn.close()
     except sqlite3.Error:
         return set()
-
-
-def redacted(text: str) -> str:
-    """``text`` with the password of every URI's user part masked (``postgresql://me:***@host/db``):
-    for a URI given by the user, and for a tracker's messages that repeat it."""
-    return _PASSWORD.sub(r"\1***@", text)
 
 
 def plain_row(item: dict, media: set[str] | None = None, prefix: str = "") -> dict[str, Any]:

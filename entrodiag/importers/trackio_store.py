@@ -22,7 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .failure import ImportFailure, listing, missing_package
+from ..tracker_env import missing_package
+from .failure import ImportFailure, listing
 from .trackers import plain_row
 
 
@@ -32,7 +33,7 @@ def read_trackio(source: str | Path, run: str | None = None) -> tuple[list[dict]
         import trackio
         from trackio import sqlite_storage
     except ImportError:
-        raise missing_package("trackio", "reading a Trackio project") from None
+        raise missing_package("trackio", "trackio", "reading a Trackio project", ImportFailure) from None
     text = str(source)
     if not isinstance(source, Path) and text.lower().startswith("trackio:"):
         project, folder = text[len("trackio:"):], None

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from .columns import STEP_KEYS
-from .failure import ImportFailure, listing, missing_package
+from ..tracker_env import missing_package
+from .failure import ImportFailure, listing
 from .trackers import plain_row, wandb_url_path
 
 
@@ -149,7 +150,7 @@ def _records(file: Path, said: list[str]) -> Iterator[dict]:
     """The records of ``file`` through ``wandb leet inspect --json``, one at a time (a long run's
     records are not all held at once); what the reader printed on stderr is added to ``said``."""
     if importlib.util.find_spec("wandb") is None:
-        raise missing_package("wandb", "reading a W&B run")
+        raise missing_package("wandb", "wandb", "reading a W&B run", ImportFailure)
     cmd = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(file)]
     # no error reports sent from a read (the CLI passes --no-observability), no banner
     env = {**os.environ, "WANDB_ERROR_REPORTING": "false", "WANDB_SILENT": "true"}
@@ -196,7 +197,7 @@ def read_wandb_online(path: str, base_url: str | None = None) -> tuple[list[dict
     try:
         import wandb
     except ImportError:
-        raise missing_package("wandb", "reading a W&B run") from None
+        raise missing_package("wandb", "wandb", "reading a W&B run", ImportFailure) from None
     try:
         api = wandb.Api(overrides={"base_url": base_url} if base_url else None, timeout=60)
     except wandb.errors.UsageError:  # no API key

@@ -1,5 +1,5 @@
 """What every tracker sink shares: the interface, the registry of names, and the fan-out that
-the Recorder drives from its writer thread.
+the Recorder drives from its writer thread (run on a thread of the sinks' own).
 
 A sink receives, on the run's own step axis (entrodiag's ``step``):
 
@@ -18,8 +18,15 @@ import importlib
 import importlib.util
 import logging
 import math
+import threading
+import time
+import traceback
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
+
+from ..tracker_env import missing_package, redacted
+from ..watch.alert import SEVERITIES
 
 log = logging.getLogger("entrodiag")
 
@@ -31,32 +38,35 @@ SINKS: dict[str, tuple[str, str, str]] = {
     "mlflow": ("entrodiag.sinks.mlflow", "MlflowSink", "mlflow"),
     "trackio": ("entrodiag.sinks.trackio", "TrackioSink", "trackio"),
 }
-SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
+#: an event's severity as the number a tracker plots: 1 info, 2 warning, 3 critical
+SEVERITY_RANK = {s: i + 1 for i, s in enumerate(SEVERITIES)}
 #: step-row columns that are not sent (identity, wall clock)
 NOT_SENT = frozenset({"step", "rank", "wall_time"})
 _MAX_LOGGED_ERRORS = 10
+#: the calls the sinks' thread may hold; when full, the oldest is dropped (``errors[DROPPED]``)
+QUEUE_SIZE = 1024
+DROPPED = "dropped"
+#: a sink that fails this many times in a row is switched off for the run
+MAX_FAILURES_IN_A_ROW = 5
+#: how long ``SinkSet.close`` waits for the sinks to finish the queued calls
+CLOSE_TIMEOUT_S = 30.0
 
 
 class SinkError(ValueError):
     """A sink cannot be built: an unknown name, or its tracker's package is not installed."""
 
 
-def missing_package(package: str, extra: str) -> SinkError:
-    """The one-line error of a sink whose tracker package is not installed, naming its extra."""
-    return SinkError(f"the {extra} sink needs the {package} package: pip install 'entrodiag[{extra}]'")
-
-
 def require(package: str, extra: str) -> Any:
-    """Import and return ``package``, or raise ``missing_package``'s error."""
+    """Import and return ``package``, or raise ``missing_package``'s error (a ``SinkError``)."""
     try:
         return importlib.import_module(package)
     except ImportError:
-        raise missing_package(package, extra) from None
+        raise missing_package(package, extra, f"the {extra} sink", SinkError) from None
 
 
 class TrackerSink:
     """Base of every sink. ``start`` runs in the Recorder's constructor (the caller's thread, where
-    the user's open run is visible); the other methods run on the Recorder's writer thread and may
+    the user's open run is visible); the other methods run on the ``SinkSet``'s thread and may
     raise (the ``SinkSet`` counts it)."""
 
     name = "sink"
@@ -87,7 +97,7 @@ def sink_names(spec: str | Sequence[str]) -> list[str]:
         raise SinkError(f"unknown tracker(s) {', '.join(map(repr, unknown))}; trackers: {', '.join(SINKS)}")
     for n in names:
         if importlib.util.find_spec(SINKS[n][2]) is None:
-            raise missing_package(SINKS[n][2], n)
+            raise missing_package(SINKS[n][2], SINKS[n][2], f"the {n} sink", SinkError)
     return names
 
 
@@ -114,18 +124,38 @@ def step_metrics(row: dict[str, Any]) -> dict[str, float]:
 
 
 class SinkSet:
-    """The Recorder's sinks: each call goes to every sink; a sink that raises is logged (the first
-    few times) and counted in ``errors`` (per sink name), never raised."""
+    """The Recorder's sinks, driven from a daemon thread of their own, so that a slow or
+    unreachable tracker never holds up the Recorder's writer (nor, through it, training).
 
-    def __init__(self, specs: str | Sequence[str | TrackerSink]) -> None:
+    ``step``, ``event`` and ``outlook`` only queue the call (at most ``queue_size`` calls, default
+    ``QUEUE_SIZE``; when
+    full, the oldest is dropped and counted in ``errors["dropped"]``). A sink that raises is logged
+    (the first few times) and counted in ``errors`` (per sink name), never raised; after
+    ``MAX_FAILURES_IN_A_ROW`` failures in a row it is switched off (logged once, named in
+    ``switched_off``). ``close`` waits at most ``close_timeout_s`` (default ``CLOSE_TIMEOUT_S``)
+    for the queued calls.
+    """
+
+    def __init__(self, specs: str | Sequence[str | TrackerSink], queue_size: int | None = None,
+                 close_timeout_s: float | None = None) -> None:
         if isinstance(specs, str):
             specs = sink_names(specs)
         self.sinks = [make_sink(s) for s in specs]  # SinkError here: before any run is created
         self.errors: dict[str, int] = {}
+        self.switched_off: list[str] = []
         self.sent_outlook: dict[str, float] = {}
+        self.queue_size = max(1, int(QUEUE_SIZE if queue_size is None else queue_size))
+        self.close_timeout_s = CLOSE_TIMEOUT_S if close_timeout_s is None else close_timeout_s
+        self._queue: deque = deque()
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._busy = False
+        self._closed = False
+        self._in_a_row: dict[int, int] = {}
+        self._off: set[int] = set()
 
     def start(self, meta: dict) -> None:
-        """Each sink's ``start`` (the caller's thread): see ``TrackerSink.start``."""
+        """Each sink's ``start``, in the caller's thread (see ``TrackerSink.start``)."""
         for sink in self.sinks:
             self._guard(sink, "start", sink.start, meta)
 
@@ -134,22 +164,23 @@ class SinkSet:
 
     @property
     def error_count(self) -> int:
-        return sum(self.errors.values())
+        with self._cv:
+            return sum(self.errors.values())
 
     def step(self, step: int, row: dict[str, Any]) -> None:
         """Send a step row (or added columns of one)."""
         values = step_metrics(row) if self.sinks else None
         if values:
-            for sink in self.sinks:
-                self._guard(sink, "log_metrics", sink.log_metrics, step, values)
+            self._put(self._each, "log_metrics", step, values)
 
     def event(self, step: int, kind: str, name: str, severity: str | None, message: str) -> None:
         """Send an event: its severity as a number, and its text (an alert for a flag)."""
+        if not self.sinks:
+            return
         rank = SEVERITY_RANK.get(severity or "", 1)
         title = f"entrodiag {kind}: {name}" + (f" ({severity})" if severity else "")
-        for sink in self.sinks:
-            self._guard(sink, "log_metrics", sink.log_metrics, step, {f"{PREFIX}events/{kind}/{name}": float(rank)})
-            self._guard(sink, "log_note", sink.log_note, step, kind, name, title, message or title, severity)
+        self._put(self._each, "log_metrics", step, {f"{PREFIX}events/{kind}/{name}": float(rank)})
+        self._put(self._each, "log_note", step, kind, name, title, message or title, severity)
 
     def outlook(self, step: int, values: dict[str, float]) -> None:
         """Send the outlook values (``outlook/ceiling``, ...) that changed since last sent."""
@@ -158,17 +189,82 @@ class SinkSet:
         self.step(step, changed)
 
     def close(self, status: str) -> None:
-        """Close every sink; the set is then empty (a second close does nothing)."""
-        for sink in self.sinks:
-            self._guard(sink, "close", sink.close, status)
+        """Close every sink after the calls queued before, waiting at most ``close_timeout_s``
+        (what is left then is dropped and counted); the set is then empty (a second close does nothing)."""
+        if not self.sinks:
+            return
+        self._put(self._each, "close", status)
+        deadline = time.monotonic() + self.close_timeout_s
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+            while (self._queue or self._busy) and (left := deadline - time.monotonic()) > 0:
+                self._cv.wait(left)
+            if self._queue or self._busy:
+                n = len(self._queue) + self._busy
+                self._queue.clear()
+                self.errors[DROPPED] = self.errors.get(DROPPED, 0) + n
+                log.error("entrodiag: the sinks did not finish within %.0f s of close; %d call(s) dropped",
+                          self.close_timeout_s, n)
         self.sinks = []
+
+    # ---------------------------------------------------------------------------- internals
+    def _put(self, *job: Any) -> None:
+        with self._cv:
+            if self._closed:
+                return
+            if len(self._queue) >= self.queue_size:
+                self._queue.popleft()
+                n = self.errors[DROPPED] = self.errors.get(DROPPED, 0) + 1
+                if n == 1:
+                    log.warning("entrodiag: a tracker sink is slower than training; its oldest calls are "
+                                "dropped (counted in sink_errors['%s'])", DROPPED)
+            self._queue.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="entrodiag-sinks", daemon=True)
+                self._thread.start()
+            self._cv.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+                if not self._queue:
+                    return
+                fn, *args = self._queue.popleft()
+                self._busy = True
+            try:
+                fn(*args)
+            except Exception:  # never lose the thread
+                log.exception("entrodiag: the sink thread failed")
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()
+
+    def _each(self, what: str, *args: Any) -> None:
+        for sink in self.sinks:
+            if id(sink) not in self._off:
+                self._guard(sink, what, getattr(sink, what), *args)
 
     def _guard(self, sink: TrackerSink, what: str, fn, *args) -> None:
         try:
             fn(*args)
         except Exception:
-            n = self.errors[sink.name] = self.errors.get(sink.name, 0) + 1
+            with self._cv:
+                n = self.errors[sink.name] = self.errors.get(sink.name, 0) + 1
+                row = self._in_a_row[id(sink)] = self._in_a_row.get(id(sink), 0) + 1
             if n <= _MAX_LOGGED_ERRORS:
-                log.exception("entrodiag: the %s sink failed (%s); training goes on", sink.name, what)
+                log.error("entrodiag: the %s sink failed (%s): %s; training goes on", sink.name, what,
+                          redacted(traceback.format_exc()))
             elif n == _MAX_LOGGED_ERRORS + 1:
-                log.error("entrodiag: the %s sink keeps failing; further errors are counted, not logged", sink.name)
+                log.error("entrodiag: the %s sink keeps failing; further errors are counted, not logged",
+                          sink.name)
+            if row == MAX_FAILURES_IN_A_ROW:
+                self._off.add(id(sink))
+                self.switched_off.append(sink.name)
+                log.error("entrodiag: the %s sink failed %d times in a row; it is switched off for this run",
+                          sink.name, row)
+        else:
+            self._in_a_row[id(sink)] = 0

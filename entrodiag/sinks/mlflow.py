@@ -3,7 +3,10 @@ starts (experiment ``$MLFLOW_EXPERIMENT_NAME`` or ``entrodiag``, at ``$MLFLOW_TR
 MLflow's default). Events are metrics plus a tag ``entrodiag/<kind>/<name>`` holding their text.
 
 MLflow's active run belongs to a thread, so it is looked up in the Recorder's constructor (the
-user's thread); the sink then logs through ``MlflowClient`` by run id from the writer thread.
+user's thread); the sink then logs through ``MlflowClient`` by run id from the sinks' thread,
+with a server's retries and timeout bounded (one retry, 15 s a request) unless
+``MLFLOW_HTTP_REQUEST_MAX_RETRIES``/``_TIMEOUT`` say otherwise: a tracker that does not answer
+costs some of entrodiag's series, never training's time.
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ from __future__ import annotations
 import os
 import time
 
+from ..tracker_env import mlflow_env
 from .base import PREFIX, TrackerSink, require
+
+#: a server's retries and seconds per request while the sink logs (unless the environment says otherwise)
+HTTP_RETRIES, HTTP_TIMEOUT_S = 1, 15
 
 
 class MlflowSink(TrackerSink):
@@ -56,14 +63,16 @@ class MlflowSink(TrackerSink):
     def log_metrics(self, step: int, values: dict[str, float]) -> None:
         from mlflow.entities import Metric
 
-        client = self._open()
         now = int(time.time() * 1000)
-        client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
+        with mlflow_env(HTTP_RETRIES, HTTP_TIMEOUT_S):
+            self._open().log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
 
     def log_note(self, step: int, kind: str, name: str, title: str, text: str, severity: str | None) -> None:
-        self._open().set_tag(self.run_id, f"{PREFIX}{kind}/{name}", f"step {step}: {text}"[:5000])
+        with mlflow_env(HTTP_RETRIES, HTTP_TIMEOUT_S):
+            self._open().set_tag(self.run_id, f"{PREFIX}{kind}/{name}", f"step {step}: {text}"[:5000])
 
     def close(self, status: str) -> None:
         if self.owned and self.client is not None:
             state = {"finished": "FINISHED", "stopped": "KILLED"}.get(status, "FAILED")
-            self.client.set_terminated(self.run_id, state)
+            with mlflow_env(HTTP_RETRIES, HTTP_TIMEOUT_S):
+                self.client.set_terminated(self.run_id, state)

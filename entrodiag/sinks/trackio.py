@@ -3,7 +3,7 @@
 flag is also a Trackio alert (``Run.alert``: its dashboard and webhooks show it).
 
 Trackio's current run belongs to the user's context, so it is looked up in the Recorder's
-constructor; the sink then logs through that ``Run`` object from the writer thread.
+constructor; the sink then logs through that ``Run`` object from the sinks' thread.
 """
 
 from __future__ import annotations

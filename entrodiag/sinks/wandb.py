@@ -1,10 +1,12 @@
 """The Weights & Biases sink: entrodiag's series in the user's W&B run, or in one of its own.
 
-The run is found when first needed (on the Recorder's writer thread): ``wandb.run`` when the
+The run is found when first needed (on the sinks' thread): ``wandb.run`` when the
 user's code (or TRL's ``report_to="wandb"``) has one open, else a new run (project
 ``$WANDB_PROJECT`` or ``entrodiag``, named after the entrodiag run). ``entrodiag/*`` is plotted
-against ``entrodiag/step``, entrodiag's own step axis, so that the series never clash with the
-step counter of a run another library drives. Flags become W&B alerts when the run is online.
+against ``entrodiag/step``, entrodiag's own step axis (defined once per run, the user's too), so
+that the series never clash with the step counter of a run another library drives; in the user's
+run they are logged with ``commit=False``, joining its current row, so that they never advance
+its ``_step``. Flags become W&B alerts when the run is online.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class WandbSink(TrackerSink):
         self.init = init
         self.run = None
         self.owned = False
+        self.defined = None  # the run whose entrodiag/* metrics are defined
 
     def start(self, meta: dict) -> None:
         super().start(meta)
@@ -47,12 +50,16 @@ class WandbSink(TrackerSink):
                     name=str(self.meta.get("run_id") or "entrodiag"), config=self.meta.get("config") or {},
                     **self.init)
                 self.owned = True
+        if self.defined is not self.run:  # the user's run as well as our own
             self.run.define_metric(STEP_KEY)
             self.run.define_metric(PREFIX + "*", step_metric=STEP_KEY)
+            self.defined = self.run
         return self.run
 
     def log_metrics(self, step: int, values: dict[str, float]) -> None:
-        self._open().log({STEP_KEY: step, **values})
+        run = self._open()
+        # in the user's run, never advance its _step: the values join its current row
+        run.log({STEP_KEY: step, **values}, commit=None if self.owned else False)
 
     def log_note(self, step: int, kind: str, name: str, title: str, text: str, severity: str | None) -> None:
         run = self._open()
