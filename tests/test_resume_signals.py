@@ -348,7 +348,7 @@ SLOW_UPDATE = textwrap.dedent("""
     from entrodiag.cli import main
     from entrodiag.trainer import loop
     per_step, pause = int(sys.argv[1]), float(sys.argv[2])
-    real, calls = loop.response_logits, [0]
+    real, calls = loop.response_logp, [0]
     def slow(*args, **kwargs):  # the update's forward passes sleep from step 1 on (step 0 runs at full speed)
         if torch.is_grad_enabled():
             calls[0] += 1
@@ -356,7 +356,7 @@ SLOW_UPDATE = textwrap.dedent("""
                 print(f"slow forward {calls[0] - per_step}", file=sys.stderr, flush=True)
                 time.sleep(pause)
         return real(*args, **kwargs)
-    loop.response_logits = slow
+    loop.response_logp = slow
     sys.argv = ["entrodiag", "train", *sys.argv[3:]]
     sys.exit(main())  # as the console command (which leaves at once once stopped)
 """)

@@ -132,7 +132,9 @@ def trackers(tmp_path_factory):
             mp.setenv(k, v)
         import trackio.sqlite_storage
         import trackio.utils
+        import wandb
 
+        wandb.teardown()  # W&B's process-wide settings are read once: an earlier test's wandb.Api() fixed them
         for module in (trackio.utils, trackio.sqlite_storage):  # read at trackio's import: point it here
             mp.setattr(module, "TRACKIO_DIR", root / "trackio")
         mp.setitem(SINKS, "boom", (__name__, "Boom", "pytest"))
