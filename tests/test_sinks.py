@@ -1,10 +1,10 @@
 """Sinks: entrodiag's numbers in the user's tracker, read back through each tracker's own API.
 
-One built-in trainer run (4 steps) sends to W&B (offline), TensorBoard, MLflow (a real
+One built-in trainer run (the tests' collapsing configuration, stopped by ``--stop-on critical``
+at the watch step that raised a critical flag) sends to W&B (offline), TensorBoard, MLflow (a real
 ``mlflow server`` on 127.0.0.1 with a SQLite store) and Trackio (its local store) at once, plus a
-sink that raises on every call; one Recorder driven by hand with a collapsing entropy raises flags
-into the same four trackers. Each tracker must hold the run folder's per-step entropy and
-covariance (to 1e-6) and the flags.
+sink that raises on every call. Each tracker must hold the run folder's per-step entropy and
+covariance (to 1e-6) and the flags the trainer's own watch raised.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ pytest.importorskip("trackio")
 pytest.importorskip("tensorboard")
 
 TRACKERS = "wandb,tensorboard,mlflow,trackio"
-STEPS = 4
 COMPARED = ("entropy_mean", "cov_mean")
 
 
@@ -156,39 +155,29 @@ def trackers(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(trackers, warm_start_cache):
-    """A built-in trainer run sending to all four trackers and to the failing sink (the session's
-    warm start of ``tiny_run``)."""
-    from entrodiag.trainer import load_config, train
+def trained(trackers, warm_start_val100):
+    """A built-in trainer run sending to all four trackers and to the failing sink: conftest's
+    collapsing configuration (the session's warm start for ``--val-size 100``), stopped by its
+    in-process watch at the first critical flag."""
+    import contextlib
+    import io
 
-    out = trackers["root"] / "run"
-    cfg = load_config("tiny-arith-test", steps=STEPS, prompts_per_step=8, eval_every=1000, checkpoint_every=1000,
-                      log_to=f"{TRACKERS},boom")
-    train(cfg, out, progress=False)
+    from conftest import COLLAPSING
+    from entrodiag.cli import main
+
+    out, printed = trackers["root"] / "run", io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["train", *COLLAPSING, "--steps", "25", "--stop-on", "critical", "--log-to", f"{TRACKERS},boom",
+                     "--no-progress", "--out", str(out)])
+    assert code == 0, printed.getvalue()[-3000:]
     return load_run(out)
 
 
-@pytest.fixture(scope="module")
-def flagged(trackers):
-    """A Recorder driven by hand: entropy collapses after 4 of 12 steps and the rewards become all
-    equal; the in-process watch raises its flags as events through the Recorder."""
-    from entrodiag import Recorder
-    from entrodiag.watch import Watcher
-
-    g = torch.Generator().manual_seed(0)
-    B, T = 8, 4
-    with Recorder(trackers["root"] / "flagrun", sinks=TRACKERS, token_sample=2, flush_interval_s=60,
-                  heartbeat_s=60) as rec:
-        for s in range(12):
-            h = (0.8 if s < 4 else 0.02) * (0.5 + torch.rand(B, T, generator=g))
-            r = torch.tensor([1.0, 0.0] * 4) if s < 4 else torch.ones(B)
-            rec.record_batch(s, token_ids=torch.randint(0, 30, (B, T), generator=g),
-                             response_mask=torch.ones(B, T, dtype=torch.bool), advantages=r - 0.5 * (s < 4),
-                             entropy=h, logprobs=-0.5 * h, rewards=r, group_ids=torch.arange(B) // 2)
-        rec.flush()
-        flags = Watcher(rec.path, events=rec.log_event).poll(force=True)
-    assert flags, "the collapsing run raised no flag"
-    return load_run(rec.path), {f.kind for f in flags}
+def _flags(run) -> dict[str, str]:
+    """The run folder's flags: name -> severity (the events table)."""
+    flags = run.events.filter(run.events["kind"] == "flag")
+    assert len(flags), "the collapsing run raised no flag"
+    return dict(zip(flags["name"].to_list(), flags["severity"].to_list()))
 
 
 def _expected(run, col: str) -> dict[int, float]:
@@ -196,8 +185,8 @@ def _expected(run, col: str) -> dict[int, float]:
     return dict(zip(steps["step"].to_list(), steps[col].to_list()))
 
 
-def _close(got: dict[int, float], want: dict[int, float], n: int = STEPS) -> None:
-    assert sorted(got) == sorted(want) and len(want) == n
+def _close(got: dict[int, float], want: dict[int, float], n: int | None = None) -> None:
+    assert sorted(got) == sorted(want) and len(want) == (n or len(want)) > 0
     assert max(abs(got[s] - want[s]) for s in want) < 1e-6
 
 
@@ -224,7 +213,7 @@ def test_mlflow_server_holds_the_run(trackers, trained):
     client = MlflowClient(trackers["mlflow"])
     exp = client.get_experiment_by_name(trackers["project"])
     (run,) = client.search_runs([exp.experiment_id], filter_string="attributes.run_name = 'run'")
-    assert run.info.status == "FINISHED"  # the sink started this run, and ended it
+    assert trained.status == "stopped" and run.info.status == "KILLED"  # the sink started this run, and ended it
     for col in COMPARED:
         _close({m.step: m.value for m in client.get_metric_history(run.info.run_id, f"entrodiag/{col}")},
                _expected(trained, col))
@@ -238,36 +227,48 @@ def test_trackio_holds_the_run(trackers, trained):
         _close(series(logs, f"entrodiag/{col}", "step"), _expected(trained, col))
 
 
-def test_flags_reach_every_tracker(trackers, flagged):
-    """The flags of the hand-driven run: a number per flag in each tracker, its text (TensorBoard
-    text, an MLflow tag) and a Trackio alert."""
+def test_flags_reach_every_tracker(trackers, trained):
+    """The flags the trainer's watch raised (the run folder's events): a number per flag in each
+    tracker (its severity: 1 info, 2 warning, 3 critical), its text (TensorBoard text, an MLflow tag)
+    and a Trackio alert."""
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from trackio import SQLiteStorage
 
-    flag_run, kinds = flagged
-    rows = wandb_runs(trackers["root"])["flagrun"]
-    assert {k.split("/")[-1] for r in rows for k in r if k.startswith("entrodiag/events/flag/")} == kinds
-    acc = EventAccumulator(str(flag_run.path / "tensorboard"), size_guidance={"tensors": 0})
+    flags = _flags(trained)
+    kinds = set(flags)
+    assert "critical" in flags.values() and trained.status == "stopped"  # the flag that stopped the run
+    level = {"info": 1, "warning": 2, "critical": 3}
+    rows = wandb_runs(trackers["root"])["run"]
+    assert {k.split("/")[-1]: v for r in rows for k, v in r.items() if k.startswith("entrodiag/events/flag/")} == {
+        k: level[v] for k, v in flags.items()}
+    acc = EventAccumulator(str(trained.path / "tensorboard"), size_guidance={"tensors": 0})
     acc.Reload()
     assert {t.split("/")[-1] for t in acc.Tags()["scalars"] if t.startswith("entrodiag/events/flag/")} == kinds
+    for kind in kinds:
+        assert [e.value for e in acc.Scalars(f"entrodiag/events/flag/{kind}")] == [level[flags[kind]]]
     texts = [t.tensor_proto.string_val[0].decode() for t in acc.Tensors("entrodiag/events/text_summary")]
     assert all(any(k in t for t in texts) for k in kinds)
     client = MlflowClient(trackers["mlflow"])
     exp = client.get_experiment_by_name(trackers["project"])
-    (run,) = client.search_runs([exp.experiment_id], filter_string="attributes.run_name = 'flagrun'")
+    (run,) = client.search_runs([exp.experiment_id], filter_string="attributes.run_name = 'run'")
     assert {k.split("/")[-1] for k in run.data.tags if k.startswith("entrodiag/flag/")} == kinds
-    severity = {f: flag_run.events.filter(flag_run.events["name"] == f)["severity"][0] for f in kinds}
     for kind in kinds:
         (m,) = client.get_metric_history(run.info.run_id, f"entrodiag/events/flag/{kind}")
-        assert m.value == {"info": 1, "warning": 2, "critical": 3}[severity[kind]]
-    alerts = SQLiteStorage.get_alerts(trackers["project"], run_name="flagrun")
-    assert {a["title"].split(": ")[1].split(" ")[0] for a in alerts} == kinds
-    # the outlook sent at close: the forecast's floor is half the start entropy
-    from entrodiag.analysis.forecast import forecast_entropy
+        assert m.value == level[flags[kind]]
+    alerts = SQLiteStorage.get_alerts(trackers["project"], run_name="run")
+    assert {a["title"].split(": ")[1].split(" ")[0] for a in alerts} >= kinds
 
-    floor = series(SQLiteStorage.get_logs(trackers["project"], run="flagrun"), "entrodiag/outlook/forecast_floor", "step")
-    assert list(floor) == [11] and floor[11] == pytest.approx(forecast_entropy(flag_run, floor_frac=0.5).floor, abs=1e-9)
+
+def test_outlook_reaches_the_tracker(trackers, trained):
+    """The outlook: the forecast's floor (half the start entropy) of the whole run, the last value
+    Trackio holds (sent at close, or at a watch step when the close's floor did not change)."""
+    from entrodiag.analysis.forecast import forecast_entropy
+    from trackio import SQLiteStorage
+
+    floor = series(SQLiteStorage.get_logs(trackers["project"], run="run"), "entrodiag/outlook/forecast_floor", "step")
+    assert floor and max(floor) <= trained.steps["step"].max()
+    assert floor[max(floor)] == pytest.approx(forecast_entropy(trained, floor_frac=0.5).floor, abs=1e-9)
 
 
 def test_trl_report_to_wandb_is_one_run(trackers, tmp_path):
@@ -295,8 +296,9 @@ def test_trl_report_to_wandb_is_one_run(trackers, tmp_path):
 
 
 def test_a_failing_sink_leaves_training_and_the_run_whole(trained):
-    assert trained.status == "finished"
-    assert trained.steps["step"].to_list() == list(range(STEPS))
+    assert trained.status == "stopped"  # by its watch (--stop-on critical), not by the failing sink
+    n = trained.meta.get("steps_done", len(trained.steps))
+    assert 5 <= n < 25 and trained.steps["step"].to_list() == list(range(n))
     assert trained.steps["entropy_mean"].null_count() == 0
     errors = trained.meta["sink_errors"]
     # switched off after its failures in a row (start, then each call); the other four never failed
