@@ -10,14 +10,40 @@ turn their dumps into plain records, one per response (``sample``) or per respon
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
+
+from .failure import ImportFailure
 
 #: the samples table's columns (the store's ``SAMPLE_COLUMNS``, in order)
 SAMPLE_FIELDS = ("step", "rank", "sample_id", "group_id", "prompt_id", "prompt", "response", "reward",
                  "advantage", "length", "entropy_mean")
 #: the token columns a framework dump can fill (the rest of ``TOKEN_COLUMNS`` stay empty)
 TOKEN_FIELDS = ("step", "rank", "sample_id", "group_id", "pos", "token_id", "entropy", "logprob", "advantage")
+
+
+def json_objects(path: Path, cut_last_ok: bool = False) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of each non-blank line of a JSON-lines file; a line that is not JSON
+    or not an object is a one-line ``ImportFailure``, except, with ``cut_last_ok``, a last line cut
+    short by a running writer (after at least one good line), which is left out."""
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    out: list[tuple[int, dict[str, Any]]] = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError):
+            if cut_last_ok and lineno == len(lines) and out:
+                break
+            raise ImportFailure(f"{path}:{lineno}: not JSON") from None
+        if not isinstance(obj, dict):
+            raise ImportFailure(f"{path}:{lineno}: expected a JSON object per line")
+        out.append((lineno, obj))
+    return out
 
 
 def table(records: list[dict[str, Any]], fields: tuple[str, ...]) -> dict[str, list]:

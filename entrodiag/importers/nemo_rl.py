@@ -20,13 +20,12 @@ tokens per sequence), ``advantage_mean`` (over generated tokens) and ``logprob_m
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
-from .dump_tables import SAMPLE_FIELDS, TOKEN_FIELDS, steps_from_samples, table
+from .dump_tables import SAMPLE_FIELDS, TOKEN_FIELDS, json_objects, steps_from_samples, table
 from .failure import ImportFailure
 from .values import count
 
@@ -63,45 +62,36 @@ def read_nemo_rl(path: Path) -> tuple[list[dict], dict]:
     per_step: dict[int, dict[str, list[float]]] = {}
     for step, f in files:
         acc = per_step.setdefault(step, {"logprob": [], "advantage": []})
-        with open(f, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except (ValueError, RecursionError):
-                    raise ImportFailure(f"{f}:{lineno}: not JSON") from None
-                if not isinstance(rec, dict):
-                    raise ImportFailure(f"{f}:{lineno}: expected a JSON object per line")
-                sid = len(samples)
-                ids, mask = _one(rec.get("token_ids")), _one(rec.get("token_loss_mask"))
-                lps, advs = _one(rec.get("generation_logprobs")), _one(rec.get("advantages"))
-                length = _one(rec.get("input_lengths"))
-                n_gen = None
-                if isinstance(lps, list) and isinstance(mask, list):
-                    end = length if isinstance(length, int) else len(lps)
-                    n_gen, pos = 0, 0
-                    for i in range(min(end, len(lps), len(mask))):
-                        if not mask[i]:
-                            continue
-                        lp = _num(lps[i])
-                        adv = _num(advs[i]) if isinstance(advs, list) and i < len(advs) else None
-                        if lp is None or lp > 0:
-                            count(bad, "generation_logprobs: not a log-probability (left out)")
-                            lp = None  # left out of the token row too
-                        else:
-                            acc["logprob"].append(lp)
-                        if adv is not None:
-                            acc["advantage"].append(adv)
-                        tokens.append({"step": step, "sample_id": sid, "pos": pos, "logprob": lp, "advantage": adv,
-                                       "token_id": ids[i] if isinstance(ids, list) and i < len(ids) else None})
-                        n_gen += 1
-                        pos += 1
-                elif lps is not None:
-                    count(bad, "sequences without token_loss_mask (their tokens left out)")
-                content = _one(rec.get("content"))
-                samples.append({"step": step, "sample_id": sid, "reward": _num(_one(rec.get("rewards"))),
-                                "length": n_gen, "response": content if isinstance(content, str) else None})
+        for lineno, rec in json_objects(f):
+            sid = len(samples)
+            ids, mask = _one(rec.get("token_ids")), _one(rec.get("token_loss_mask"))
+            lps, advs = _one(rec.get("generation_logprobs")), _one(rec.get("advantages"))
+            length = _one(rec.get("input_lengths"))
+            n_gen = None
+            if isinstance(lps, list) and isinstance(mask, list):
+                end = length if isinstance(length, int) else len(lps)
+                n_gen, pos = 0, 0
+                for i in range(min(end, len(lps), len(mask))):
+                    if not mask[i]:
+                        continue
+                    lp = _num(lps[i])
+                    adv = _num(advs[i]) if isinstance(advs, list) and i < len(advs) else None
+                    if lp is None or lp > 0:
+                        count(bad, "generation_logprobs: not a log-probability (left out)")
+                        lp = None  # left out of the token row too
+                    else:
+                        acc["logprob"].append(lp)
+                    if adv is not None:
+                        acc["advantage"].append(adv)
+                    tokens.append({"step": step, "sample_id": sid, "pos": pos, "logprob": lp, "advantage": adv,
+                                   "token_id": ids[i] if isinstance(ids, list) and i < len(ids) else None})
+                    n_gen += 1
+                    pos += 1
+            elif lps is not None:
+                count(bad, "sequences without token_loss_mask (their tokens left out)")
+            content = _one(rec.get("content"))
+            samples.append({"step": step, "sample_id": sid, "reward": _num(_one(rec.get("rewards"))),
+                            "length": n_gen, "response": content if isinstance(content, str) else None})
     rows = steps_from_samples(samples)
     for row in rows:
         acc = per_step[row["step"]]

@@ -17,12 +17,11 @@ folders), the step rows are ``metrics.jsonl``'s (its names in the name table: ``
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from .dump_tables import SAMPLE_FIELDS, merge_rows, steps_from_samples, table
+from .dump_tables import SAMPLE_FIELDS, json_objects, merge_rows, steps_from_samples, table
 from .failure import ImportFailure
 from .values import count
 
@@ -40,22 +39,7 @@ def summary_files(path: Path) -> list[Path]:
 
 
 def _jsonl(path: Path) -> list[dict]:
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):
-            if lineno == len(lines) and out:  # a last line cut short by a running writer
-                break
-            raise ImportFailure(f"{path}:{lineno}: not JSON") from None
-        if not isinstance(obj, dict):
-            raise ImportFailure(f"{path}:{lineno}: expected a JSON object per line")
-        out.append(obj)
-    return out
+    return [obj for _, obj in json_objects(path, cut_last_ok=True)]
 
 
 def read_tinker_rollouts(path: Path) -> tuple[list[dict], dict]:

@@ -11,12 +11,11 @@ dumps hold no token ids, lengths or log-probabilities, so no entropy and no resp
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from .dump_tables import SAMPLE_FIELDS, steps_from_samples, table
+from .dump_tables import SAMPLE_FIELDS, json_objects, steps_from_samples, table
 from .failure import ImportFailure
 from .values import count, number
 
@@ -44,26 +43,19 @@ def read_verl_rollouts(path: Path) -> tuple[list[dict], dict]:
     samples: list[dict[str, Any]] = []
     bad: dict[str, int] = {}
     for _, f in files:
-        with open(f, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except (ValueError, RecursionError):
-                    raise ImportFailure(f"{f}:{lineno}: not JSON") from None
-                if not is_rollout_record(rec):
-                    raise ImportFailure(f"{f}:{lineno}: not a verl rollout dump line (needs input, output, score, step)")
-                score = number(rec["score"])
-                if not isinstance(score, (int, float)) or isinstance(score, bool):
-                    count(bad, "score: not a number (left out)")
-                    score = None
-                step = rec["step"]
-                if not isinstance(step, int) or isinstance(step, bool):
-                    count(bad, "rows whose step is not a whole number (left out)")
-                    continue
-                samples.append({"step": step, "sample_id": len(samples), "prompt": rec["input"],
-                                "response": rec["output"], "reward": score})
+        for lineno, rec in json_objects(f):
+            if not is_rollout_record(rec):
+                raise ImportFailure(f"{f}:{lineno}: not a verl rollout dump line (needs input, output, score, step)")
+            score = number(rec["score"])
+            if not isinstance(score, (int, float)) or isinstance(score, bool):
+                count(bad, "score: not a number (left out)")
+                score = None
+            step = rec["step"]
+            if not isinstance(step, int) or isinstance(step, bool):
+                count(bad, "rows whose step is not a whole number (left out)")
+                continue
+            samples.append({"step": step, "sample_id": len(samples), "prompt": rec["input"],
+                            "response": rec["output"], "reward": score})
     if not samples:
         raise ImportFailure(f"{path}: no verl rollout dump line ({{step}}.jsonl with input, output, score, step)")
     rows = [{("score_mean" if k == "reward_mean" else k): v for k, v in r.items() if k != "reward_std"}

@@ -261,7 +261,8 @@ class RunsIndex:
         live = {r.run_id for r in self.runs()}
         m["runs"] = {k: v for k, v in m["runs"].items() if k in live}
         try:
-            _write_atomic(self.dir / _MANIFEST, json.dumps(m, default=str).encode())
+            data = json.dumps(m, default=str).encode()
+            _write_atomic(self.dir / _MANIFEST, lambda tmp: tmp.write_bytes(data))
             self.saved = True
         except OSError as e:  # a cache folder that cannot be written: the index lives in memory only
             self.saved = False
@@ -370,14 +371,7 @@ class RunsIndex:
             name = hashlib.sha1(f"{run.run_id}\0{fp}".encode()).hexdigest()[:20]
             rec["file"] = f"tables/{table}/{name}.parquet"
             df = df.select(pl.lit(run.run_id).alias("run_id"), pl.all())
-            path = self.dir / rec["file"]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _tmp_name(path)
-            try:
-                df.write_parquet(tmp)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
+            _write_atomic(self.dir / rec["file"], df.write_parquet)
             old = entry["tables"].get(table, {}).get("file")
             if old and old != rec["file"]:
                 (self.dir / old).unlink(missing_ok=True)
@@ -470,11 +464,13 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path`` (named for this write alone), then moved
+    onto ``path``: a reader never sees half a file; the temporary file never stays behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
-        tmp.write_bytes(data)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
