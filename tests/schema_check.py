@@ -31,3 +31,8 @@ def query_rows(text: str | dict) -> list[dict]:
 def watch_events(text: str) -> list[dict]:
     """The events of ``watch --json`` (one JSON object per line), each checked."""
     return [checked("watch-event", line) for line in text.splitlines() if line.strip()]
+
+
+def inspected(text: str | dict) -> dict:
+    """``inspect --json``'s summary, checked."""
+    return checked("inspect", text)

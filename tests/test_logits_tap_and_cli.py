@@ -1,6 +1,5 @@
 """LogitsTap on a tiny Hugging Face model, and the CLI's instant --help / --version / inspect."""
 
-import json
 import subprocess
 import sys
 import time
@@ -8,6 +7,7 @@ import time
 import pytest
 import torch
 from conftest import batch_kwargs
+from schema_check import inspected
 
 import entrodiag
 from entrodiag import LogitsTap, Recorder
@@ -78,7 +78,7 @@ def test_inspect_prints_summary_and_json(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "(finished)" in text and "steps      3" in text and "val/accuracy = 0.75 at step 2" in text
     assert main(["inspect", str(tmp_path), "--json"]) == 0  # a folder holding exactly one run
-    data = json.loads(capsys.readouterr().out)
+    data = inspected(capsys.readouterr().out)
     assert data["steps"] == 3 and data["last_step"]["step"] == 2 and data["evals"]["val/accuracy"]["value"] == 0.75
 
 

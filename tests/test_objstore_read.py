@@ -30,7 +30,7 @@ from entrodiag.cli import main
 from entrodiag.store import load_run
 from entrodiag.store.location import Location, locate
 from entrodiag.store.schema import compacted_name
-from schema_check import diagnosis
+from schema_check import diagnosis, inspected
 
 FRAMES = ("steps", "steps_by_rank", "evals", "tokens", "events", "samples", "spans")
 
@@ -150,7 +150,7 @@ def test_verdicts_are_keyed_on_the_objects_time_and_size(store):
 def _json(capsys, *argv) -> dict:
     assert main(list(argv)) == 0
     out = json.loads(capsys.readouterr().out)
-    return diagnosis(out) if argv[0] == "analyze" else out
+    return diagnosis(out) if argv[0] == "analyze" else inspected(out) if argv[0] == "inspect" else out
 
 
 @pytest.mark.filterwarnings("ignore:entrodiag")

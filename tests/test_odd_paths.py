@@ -16,7 +16,7 @@ from run_damage import SAMPLE_RUN, copy_sample_run
 
 from entrodiag import load_run
 from entrodiag.cli import main
-from schema_check import diagnosis
+from schema_check import diagnosis, inspected
 
 ODD = ("run[1]", "exp*", "q?", "lr=1e-6")
 
@@ -57,7 +57,7 @@ def test_inspect_and_analyze_with_fail_on(root, expected, capsys):
     n_steps = expected.steps.height
     for name in ODD:
         assert main(["inspect", str(root / name), "--json"]) == 0
-        out = json.loads(capsys.readouterr().out)
+        out = inspected(capsys.readouterr().out)
         assert out["skipped_parts"] == [] and out["rows"]["tokens"] == expected.tokens.height
         assert main(["analyze", str(root / name), "--json"]) == 0
         out = diagnosis(capsys.readouterr().out)

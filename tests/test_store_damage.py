@@ -21,7 +21,7 @@ import entrodiag.store.scan as scan_mod
 from entrodiag import load_run
 from entrodiag.analysis import analyze_run, compare_runs
 from entrodiag.cli import main
-from schema_check import diagnosis, query_rows
+from schema_check import diagnosis, inspected, query_rows
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_report_exits_0_and_its_summary_page_names_the_files(damaged, tmp_path, 
 def test_inspect_checks_every_page(damaged, capsys):
     run_dir, steps_part, tokens_part = damaged
     assert main(["inspect", str(run_dir), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = inspected(capsys.readouterr().out)
     assert {p["path"] for p in out["skipped_parts"]} == {f"steps/{steps_part.name}", f"tokens/{tokens_part.name}"}
     assert out["rows"]["tokens"] == _rows(run_dir, "tokens", but=tokens_part)
     assert main(["inspect", str(run_dir)]) == 0
@@ -156,7 +156,7 @@ def test_impossible_values_are_read_as_missing_and_counted(tmp_path, capsys):
     assert run.bad_values() == expected
 
     assert main(["inspect", str(run_dir), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = inspected(capsys.readouterr().out)
     assert out["bad_values"] == expected and out["bad_values_total"] == 7
     assert main(["inspect", str(run_dir)]) == 0
     assert "bad values 7 impossible values" in capsys.readouterr().out
@@ -238,7 +238,7 @@ def test_schema_drift_and_broken_links_are_skipped_and_named(drifted):
 def test_every_command_goes_on_past_drift(drifted, tmp_path, capsys):
     run_dir = drifted["run"]
     assert main(["inspect", str(run_dir), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = inspected(capsys.readouterr().out)
     _assert_named(out["skipped_parts"], drifted["skipped"])
     assert out["rows"]["tokens"] == drifted["rows"]["tokens"]
     assert main(["analyze", str(run_dir), "--json"]) == 0
@@ -285,7 +285,7 @@ def test_a_table_folder_that_cannot_be_listed_is_left_out_and_named(unlistable, 
     assert run.skipped() == [{"path": "samples", "reason": run.skipped()[0]["reason"]}]
     assert "Permission denied" in run.skipped()[0]["reason"]
     assert main(["inspect", str(unlistable), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = inspected(capsys.readouterr().out)
     assert [p["path"] for p in out["skipped_parts"]] == ["samples"]
     assert out["rows"]["tokens"] == _rows(unlistable, "tokens")
     assert main(["analyze", str(unlistable)]) == 0

@@ -66,7 +66,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                      if not str(w.message).startswith((SKIP_WARNING, BAD_VALUES_WARNING))],
     }
     if args.json:
-        print(json.dumps(summary, indent=2, default=str))
+        from ..schemas import stamp
+
+        print(json.dumps(stamp(summary), indent=2, default=str))
         return 0
     print(f"run        {summary['run']}  ({summary['status']})")
     for key in ("run_id", "source", "model", "intervention", "world_size"):

@@ -1,11 +1,12 @@
 """The published JSON Schemas of entrodiag's machine-readable output, and its ``schema_version``.
 
-Three documents carry ``schema_version`` at their top level and have a schema here (JSON Schema
+Four documents carry ``schema_version`` at their top level and have a schema here (JSON Schema
 draft 2020-12, shipped as package data):
 
 - ``diagnosis``: ``entrodiag analyze --json`` and the MCP server's ``diagnose`` tool;
 - ``watch-event``: each line of ``entrodiag watch --json`` (one JSON object per line);
-- ``query``: ``entrodiag query --json`` and the MCP server's ``query`` tool.
+- ``query``: ``entrodiag query --json`` and the MCP server's ``query`` tool;
+- ``inspect``: ``entrodiag inspect --json`` (what a run directory holds).
 
 ``SCHEMA_VERSION`` is ``"MAJOR.MINOR"``. A minor step only adds (a new field, section, event
 type or enum value a reader may ignore); a major step removes or renames a field or changes what
@@ -27,7 +28,7 @@ from typing import Any
 #: The version of every schema here (``"MAJOR.MINOR"``; see the module docstring for what may change).
 SCHEMA_VERSION = "1.0"
 #: The schema names (each one file, ``<name>.schema.json``, beside this module).
-SCHEMAS = ("diagnosis", "watch-event", "query")
+SCHEMAS = ("diagnosis", "watch-event", "query", "inspect")
 
 
 class SchemaError(ValueError):
