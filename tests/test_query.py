@@ -127,6 +127,17 @@ def _age(folder, seconds: float = 60.0) -> None:
     for p in [folder, *folder.rglob("*")]:
         os.utime(p, (t, t))
 
+def _copied_and_counted(root, tmp_path, monkeypatch) -> tuple:
+    """A settled copy of ``root`` and the list that each run the index opens is appended to."""
+    base = tmp_path / "root"
+    shutil.copytree(root, base)
+    _age(base)
+    opened: list[str] = []
+    original = RunsIndex._open
+    monkeypatch.setattr(RunsIndex, "_open", lambda self, run: opened.append(run.run_id) or original(self, run))
+    return base, opened
+
+
 
 def test_index_reopens_only_changed_runs(root, tmp_path):
     base = tmp_path / "root"
@@ -297,12 +308,7 @@ def test_dashboard_runs_table_from_the_index(root, tmp_path, monkeypatch):
     from entrodiag.app import app_data
 
     monkeypatch.setenv("ENTRODIAG_CACHE", str(tmp_path / "cache"))
-    base = tmp_path / "root"
-    shutil.copytree(root, base)
-    _age(base)
-    opened = []
-    original = RunsIndex._open
-    monkeypatch.setattr(RunsIndex, "_open", lambda self, run: opened.append(run.run_id) or original(self, run))
+    base, opened = _copied_and_counted(root, tmp_path, monkeypatch)
     app_data._indexes.clear()
     rows = app_data.runs_overview(str(base))
     assert sorted(opened) == sorted(RUN_IDS) and sorted(rows) == sorted(RUN_IDS)
@@ -405,12 +411,7 @@ def test_runs_page_with_a_read_only_cache_fills_once(root, tmp_path, monkeypatch
     monkeypatch.setenv("ENTRODIAG_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("entrodiag.store.index._write_atomic", refuse)
     monkeypatch.setattr(app_data, "FILL_IN_BACKGROUND", 2)
-    base = tmp_path / "root"
-    shutil.copytree(root, base)
-    _age(base)
-    opened = []
-    original = RunsIndex._open
-    monkeypatch.setattr(RunsIndex, "_open", lambda self, run: opened.append(run.run_id) or original(self, run))
+    base, opened = _copied_and_counted(root, tmp_path, monkeypatch)
     app_data._indexes.clear()
     _, fill = app_data.runs_overview_lazy(str(base))
     assert fill is not None
