@@ -37,7 +37,7 @@ def step_like(name: str) -> bool:
     >>> step_like("system/step"), step_like("trainer.global_step"), step_like("time/step_total")
     (True, True, False)
     """
-    return _LAST_PART.split(name)[-1].lower() in STEP_PARTS
+    return _LAST_PART.split(str(name))[-1].lower() in STEP_PARTS
 
 
 def step_column(path: Path | str, names: list[str], targets: dict[str, Target], rows: list[dict],
