@@ -352,7 +352,8 @@ VERL_NOTES: tuple[tuple[str, str], ...] = (
                                "score minus β·KL when algorithm.use_kl_in_reward is on, else equal to it"),
     (r"^actor/reward_kl_penalty$", "β·KL taken off the task score in critic/rewards/mean (KL in the reward)"),
     (r"^actor/reward_kl_penalty_coeff$", "β of the KL penalty in the reward"),
-    (r"^val-core/.+/mean(@|_at_)\d+$", "validation: the mean score over N samples per prompt (a candidate for R)"),
+    (r"^val-core/.+/mean(@|_at_)\d+$",
+     "validation: the mean score over N samples per prompt (a candidate for R)"),
     (r"^val-core/.+/(best|maj)@\d+/(mean|std)$", "validation: the best or majority-vote score of N samples, "
                                                     "bootstrapped (not a mean score: R only with --metric)"),
     (r"^val-aux/", "validation, auxiliary: other sample counts, spreads (std@N) and worst@N (R only with --metric)"),

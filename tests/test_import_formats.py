@@ -145,7 +145,8 @@ def test_nested_config_gives_the_training_temperature(tmp_path):
         f"step:{s} - actor/entropy:{1 - s / 20:.3f} - critic/score/mean:{s / 20:.3f}\n" for s in range(1, 6)))
     (files / "config.yaml").write_text(
         "_wandb:\n  value:\n    cli_version: 0.19.1\nactor_rollout_ref:\n  value:\n    rollout:\n"
-        "      val_kwargs:\n        temperature: 0\n      temperature: 0.6\ntrainer:\n  value:\n    total_epochs: 2\n")
+        "      val_kwargs:\n        temperature: 0\n      temperature: 0.6\n"
+        "trainer:\n  value:\n    total_epochs: 2\n")
     import_run(files / "output.log", tmp_path / "run")
     run = load_run(tmp_path / "run")
     assert run.meta["entropy_semantics"]["temperature"] == 0.6

@@ -11,8 +11,9 @@ The law (Cui et al. 2025) ties *held-out* performance to the training entropy, s
    once, not how performance moved with the entropy: ``evaluated_once``), a training series: a training accuracy or rule-based score
    (``score_mean``, a name with ``accuracy``), else the training reward ``reward_mean``, else one
    reward function's mean (``rewards/<fn>/mean``), else a series named like a score (``pass``,
-   ``score``, ``correct``, ... as in tier 1: ROLL's ``reward/hard_pass_rate``); the choice then says *training* everywhere,
-   because a fit on the batches the policy trains on is not a statement about unseen problems.
+   ``score``, ``correct``, ... as in tier 1: ROLL's ``reward/hard_pass_rate``); the choice then
+   says *training* everywhere, because a fit on the batches the policy trains on is not a
+   statement about unseen problems.
    Where the run logs several reward functions, ``reward_mean`` is their weighted total (TRL),
    which holds format or shape terms; R is then the one function named for correctness (accuracy,
    correct, exact match, answer, an answer index, ...; not format/think/length/penalty terms) whose

@@ -341,7 +341,8 @@ def _wandb_config_yaml(path: Path, limit: int = 5_000_000) -> dict:
         obj = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError):
         return {}
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, dict) and "value" in v for v in obj.values()):
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, dict) and "value" in v
+                                                        for v in obj.values()):
         return {}
     return {str(k): v["value"] for k, v in obj.items() if k != "_wandb"}
 

@@ -82,9 +82,9 @@ _FRAMEWORK_BASIS: dict[tuple[str, str], tuple[str | None, str | None, str]] = {
         "token_entropy", "token_mean", "ROLL critic/entropy/mean: the old policy's per-token entropy from its "
         "log-prob pass before the update, token mean over the response mask (agg_loss token-mean)"),
     ("roll", "actor/entropy"): (
-        "token_entropy", None, "ROLL actor/entropy: the full-vocabulary entropy of the policy's logits in its "
-        "training pass (op_compute_entropy), aggregated over the response mask by the pipeline's loss_agg_mode "
-        "(a token mean or a sequence mean; the mode is not in the log)"),
+        "token_entropy", None, "ROLL actor/entropy: the full-vocabulary entropy of the policy's logits in "
+        "its training pass (op_compute_entropy), aggregated over the response mask by the pipeline's "
+        "loss_agg_mode (a token mean or a sequence mean; the mode is not in the log)"),
     ("areal", "ppo_actor/update/entropy/avg"): (
         "token_entropy", "token_mean", "AReaL ppo_actor/update/entropy/avg: the entropy of the PPO update, averaged "
         "over tokens by its stats tracker (read from the name; full-vocabulary not checked in its code)"),
