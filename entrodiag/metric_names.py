@@ -214,8 +214,9 @@ NOT_PERFORMANCE = re.compile(
     re.IGNORECASE,
 )
 #: statistics of a prompt's samples that are not their mean score: R only when named with --metric
+#: (``@k`` also as ``_at_k``, as verl's MLflow logger writes it: MLflow refuses ``@`` in a name)
 NOT_MEAN = re.compile(r"((^|[/_@])(best|worst|maj)(@|_|\b)|pass@([2-9]|\d{2,})|pass_at_([2-9]|\d{2,})"
-                      r"|(^|[/_@])std(@|\b)|_std\b)", re.IGNORECASE)
+                      r"|(^|[/_@])std(@|_at_|\b)|_std\b)", re.IGNORECASE)
 
 
 def is_performance(name: str) -> bool:
@@ -351,7 +352,8 @@ VERL_NOTES: tuple[tuple[str, str], ...] = (
                                "score minus β·KL when algorithm.use_kl_in_reward is on, else equal to it"),
     (r"^actor/reward_kl_penalty$", "β·KL taken off the task score in critic/rewards/mean (KL in the reward)"),
     (r"^actor/reward_kl_penalty_coeff$", "β of the KL penalty in the reward"),
-    (r"^val-core/.+/mean@\d+$", "validation: the mean score over N samples per prompt (a candidate for R)"),
+    (r"^val-core/.+/mean(@|_at_)\d+$",
+     "validation: the mean score over N samples per prompt (a candidate for R)"),
     (r"^val-core/.+/(best|maj)@\d+/(mean|std)$", "validation: the best or majority-vote score of N samples, "
                                                     "bootstrapped (not a mean score: R only with --metric)"),
     (r"^val-aux/", "validation, auxiliary: other sample counts, spreads (std@N) and worst@N (R only with --metric)"),

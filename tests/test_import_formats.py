@@ -114,3 +114,40 @@ def test_a_sampled_entropy_estimate_is_stated_and_warned(tmp_path):
     assert "sampled −log p estimate" in warns and "summed per response" in warns
     assert s["metric"]["name"] == "val/reward" and not s["metric"]["training"]
     assert s["entropy_semantics"]["statement"].startswith("entropy objective/entropy: a sampled estimate")
+
+
+def test_mlflow_at_names_rank_as_their_at_sign_spelling():
+    """verl's MLflow logger writes ``@`` as ``_at_`` (MLflow refuses ``@``): ``mean_at_N`` is the mean
+    score preferred as R, ``std_at_N``/``best_at_N``/``maj_at_N`` are statistics, as with ``@``."""
+    from entrodiag.analysis.metric import rank_eval_metrics
+    from entrodiag.importers import classify
+
+    at = ["val-aux/gsm8k/acc/std@4", "val-core/gsm8k/acc/best@4/mean", "val-core/gsm8k/acc/last",
+          "val-aux/gsm8k/acc/mean@1", "val-core/gsm8k/acc/maj@4/std", "val-core/gsm8k/acc/mean@4"]
+    want = rank_eval_metrics([classify(n).name for n in at])
+    assert want == ["val/gsm8k/acc/mean@4", "val/gsm8k/acc/last", "val/aux/gsm8k/acc/mean@1"]
+    mlflow = [classify(n.replace("@", "_at_")).name for n in at]
+    assert rank_eval_metrics(mlflow) == [n.replace("@", "_at_") for n in want]
+
+
+def test_nested_config_gives_the_training_temperature(tmp_path):
+    """verl's config nested as dicts (a W&B run's config; W&B's ``config.yaml`` beside the console log
+    it captures as ``output.log``): the rollout temperature, not the validation one."""
+    from entrodiag.importers.semantics import entropy_semantics
+
+    nested = {"actor_rollout_ref": {"rollout": {"val_kwargs": {"temperature": 0.0}, "temperature": 0.6}}}
+    assert entropy_semantics("verl", "actor/entropy", nested)["temperature"] == 0.6
+    assert entropy_semantics("verl", "actor/entropy", {"actor_rollout_ref.rollout.temperature": 0.8,
+                                                       "temperature": 0.7})["temperature"] == 0.7
+    files = tmp_path / "wandb" / "run-1" / "files"
+    files.mkdir(parents=True)
+    (files / "output.log").write_text("".join(
+        f"step:{s} - actor/entropy:{1 - s / 20:.3f} - critic/score/mean:{s / 20:.3f}\n" for s in range(1, 6)))
+    (files / "config.yaml").write_text(
+        "_wandb:\n  value:\n    cli_version: 0.19.1\nactor_rollout_ref:\n  value:\n    rollout:\n"
+        "      val_kwargs:\n        temperature: 0\n      temperature: 0.6\n"
+        "trainer:\n  value:\n    total_epochs: 2\n")
+    import_run(files / "output.log", tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    assert run.meta["entropy_semantics"]["temperature"] == 0.6
+    assert run.meta["config"]["trainer"] == {"total_epochs": 2} and "_wandb" not in run.meta["config"]

@@ -28,12 +28,10 @@ pytestmark = pytest.mark.skipif(not RUNS, reason="no wild-corpus manifest in tes
 #: held-out runs that miss (benchmarks/README.md, "The wild corpus"): reported, fixed in a later change.
 #: Batches 1-5's four held-out misses were fixed in one change, batches 6-7's two import misses
 #: (verl's getting-started notebook, refused on import; TRL's closing train_runtime dict holding the
-#: last step's metrics) in the next; those runs have been looked at and count as tuned on from then on.
-#: Batch 8's held-out miss below is reported in the change that added the batch.
-HELDOUT_MISSES: dict[str, str] = {
-    "roll-rdan-grpo-qwen3-4b-if-rubric-entropy-late-flat":
-        "refused on import: a JSON-lines log whose step is under `system/step` (\"no step column\")",
-}
+#: last step's metrics) in the next, batch 8's (a ROLL metrics.jsonl whose step is `system/step`,
+#: refused with "no step column") in a later one; those runs have been looked at and count as tuned
+#: on from then on. None is open now.
+HELDOUT_MISSES: dict[str, str] = {}
 
 
 def _param(run: dict):

@@ -10,8 +10,10 @@ The law (Cui et al. 2025) ties *held-out* performance to the training entropy, s
 2. only when there is none (or only one logged at a single step, which says where the run stood
    once, not how performance moved with the entropy: ``evaluated_once``), a training series: a training accuracy or rule-based score
    (``score_mean``, a name with ``accuracy``), else the training reward ``reward_mean``, else one
-   reward function's mean (``rewards/<fn>/mean``); the choice then says *training* everywhere,
-   because a fit on the batches the policy trains on is not a statement about unseen problems.
+   reward function's mean (``rewards/<fn>/mean``), else a series named like a score (``pass``,
+   ``score``, ``correct``, ... as in tier 1: ROLL's ``reward/hard_pass_rate``); the choice then
+   says *training* everywhere, because a fit on the batches the policy trains on is not a
+   statement about unseen problems.
    Where the run logs several reward functions, ``reward_mean`` is their weighted total (TRL),
    which holds format or shape terms; R is then the one function named for correctness (accuracy,
    correct, exact match, answer, an answer index, ...; not format/think/length/penalty terms) whose
@@ -24,7 +26,8 @@ validation keys after the 4,096th character of lines W&B's ``output.log`` cut) i
 R is a *mean* score (the law is about the expected score of the sampling policy): a statistic
 of the samples of a prompt other than their mean (``best@k``, ``worst@k``, ``maj@k``, ``pass@k``
 for k > 1, a ``std``; ``NOT_MEAN``) is never chosen by default, only with ``metric=``. Among the
-candidates of a tier, a ``mean@N`` name comes first (verl's ``val-core/<data source>/<var>/mean@N``),
+candidates of a tier, a ``mean@N`` name comes first (verl's ``val-core/<data source>/<var>/mean@N``, or
+``mean_at_N`` as its MLflow logger writes ``@``; ``best_at_N``, ``std_at_N``, ... are statistics as above),
 and verl's ``val-aux/`` names (``val/aux/...``) come after its ``val-core/`` ones.
 
 Never a time, length, rate, count, loss, entropy or KL (``NOT_PERFORMANCE``), even when named with
@@ -42,7 +45,7 @@ from ..metric_names import NOT_MEAN, NOT_PERFORMANCE, is_lost, is_mean_score, is
 from ..store.reader import Run
 from .runs import AnalysisError
 
-_MEAN_AT = re.compile(r"(^|/)mean@\d+$", re.IGNORECASE)
+_MEAN_AT = re.compile(r"(^|/)mean(@|_at_)\d+$", re.IGNORECASE)  # mean@N; mean_at_N in verl's MLflow names
 _ACCURACY = re.compile(r"accuracy", re.IGNORECASE)
 _ACCURACY_LIKE = re.compile(r"(acc\b|acc/|acc@|pass|score|correct|solve|success|exact_match|(^|/)em\b)",
                             re.IGNORECASE)
@@ -122,11 +125,13 @@ def _train_rank(name: str) -> int | None:
         return 2
     if _REWARD_FN.match(name):
         return 3
+    if _ACCURACY_LIKE.search(name) and not _FORMAT.search(name):
+        return 4  # a pass rate or score under a name of the framework's own (ROLL's reward/hard_pass_rate)
     return None
 
 
 def _train_label(name: str) -> str:
-    return "training accuracy" if (_train_rank(name) or 0) <= 1 else "training reward"
+    return "training accuracy" if (_train_rank(name) or 0) in (0, 1, 4) else "training reward"
 
 
 def eval_names(run: Run) -> list[str]:

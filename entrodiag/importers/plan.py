@@ -1,10 +1,10 @@
 """Where each logged column goes: the step column, and a target for every other column.
 
 ``plan_columns`` classifies every logged name (``columns.classify``, the user's ``--map``
-first), picks the step column, and settles the clashes: a column that holds no number is skipped,
-two logged names for one target leave the first one logged in place and keep the others under
-their own names, and a logged name that is one of the columns entrodiag writes itself is kept as
-``logged/<name>``.
+first), picks the step column (``step_key``: a known step name, else one found by its content),
+and settles the clashes: a column that holds no number is skipped, two logged names for one
+target leave the first one logged in place and keep the others under their own names, and a
+logged name that is one of the columns entrodiag writes itself is kept as ``logged/<name>``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .columns import STEP_KEYS, Target, classify
+from .columns import Target, classify
 from .failure import ImportFailure, listing
+from .step_key import step_column
 from .values import number
 
 #: names entrodiag writes itself: a logged column of that name is kept as ``logged/<name>``
@@ -60,7 +61,8 @@ def plan_columns(path: Path, rows: list[dict], user_map: dict[str, str]) -> Colu
             raise ImportFailure(
                 f"--map {col}=...: no column {col!r} in {path}; columns are: {listing(names)}"
             )
-    step_col = _step_column(path, names, targets, user_map)
+    step_col = step_column(path, names, targets, rows, user_map)
+    targets[step_col] = Target("key", "step")
     numeric = {n: any(number(r.get(n)) is not None for r in rows) for n in names}
     skipped = [n for n in names if n != step_col and (
         targets[n].kind in ("skip", "key") or (targets[n].kind in ("step", "eval") and not numeric[n]))]
@@ -82,21 +84,6 @@ def _logged_names(rows: list[dict]) -> list[str]:
                 seen.add(k)
                 names.append(k)
     return names
-
-
-def _step_column(path: Path, names: list[str], targets: dict[str, Target], user_map: dict[str, str]) -> str:
-    """The column the user mapped to ``step``, else the first of ``STEP_KEYS`` logged."""
-    keys = [n for n in names if targets[n].kind == "key"]
-    user_keys = [n for n in keys if user_map.get(n) == "step"]
-    if user_keys:
-        return user_keys[0]
-    ranked = sorted(keys, key=lambda n: STEP_KEYS.index(n) if n in STEP_KEYS else -1)
-    if not ranked:
-        raise ImportFailure(
-            f"{path}: no step column (looked for {', '.join(STEP_KEYS)}); name it with "
-            f"--map COLUMN=step. Columns are: {listing(names)}"
-        )
-    return ranked[0]
 
 
 def _settle_clashes(used: dict[str, Target]) -> list[str]:

@@ -2,11 +2,12 @@
 
 ``read_history`` reads ``source`` in one of ``FORMATS`` (``auto``: see ``detect``) and returns
 ``(format, path, rows, meta)``. Each row is a dict of logged name -> value holding the step under
-one of ``columns.STEP_KEYS`` (or under the name the user maps to ``step``); no column mapping is
-applied here. ``meta`` may hold ``config``, ``summary``, ``files``, ``typed``, ``notes`` and
-``bad_values`` (what the reader left out or overwrote, counted). Console logs and notebooks are
-read by ``console``, TensorBoard event files parsed by ``tfevents``, record-typed JSONL split by
-``typed``.
+one of ``columns.STEP_KEYS``, under a step-like name (``step_key``), or under the name the user
+maps to ``step``; no column mapping is applied here. ``meta`` may hold ``config``, ``summary``,
+``files``, ``typed``, ``notes`` and ``bad_values`` (what the reader left out or overwrote,
+counted). Console logs and notebooks are read by ``console``, TensorBoard event files parsed by
+``tfevents``, record-typed JSONL split by ``typed``; a W&B ``config.yaml`` beside a console log
+(W&B's ``files/`` folder) gives the run's config.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .notebook import read_notebook
 from .detect import FORMATS, detect_format, newest_checkpoint_state, read_head
 from .failure import ImportFailure, listing
 from .frameworks import FOLDER_FORMATS, READERS
+from .step_key import step_like
 from .points import rows_by_step
 from .tfevents import EventFileError, find_event_files, scan_scalars
 from ..tracker_env import redacted
@@ -275,6 +277,9 @@ def read_history(
             raise ImportFailure(str(e)) from None
     else:
         rows, meta = _read_tensorboard(path)
+    if format in CONSOLE_FORMATS and (wandb_config := _wandb_config_yaml(path)):
+        # the settings the log printed itself come first
+        meta = {**meta, "config": {**wandb_config, **meta.get("config", {})}}
     if eval_where is not None and format not in ("jsonl", "verl"):
         raise ImportFailure(f"--eval-where applies to record-typed JSONL; {path} is read as {format}")
     if format == "jsonl":
@@ -297,7 +302,10 @@ def _typed(path: Path, rows: list[dict], meta: dict, eval_where: str | None) -> 
         if kind_field is None:
             return rows, meta
     try:
-        out, typed_meta = split_typed(rows, kind_field, evals, STEP_KEYS)
+        # the step keys stay as they are in every kind's records: the known names, and the step-like
+        # names (``step_key``) one of which the plan may find to be the step
+        like = tuple(dict.fromkeys(k for r in rows for k in r if step_like(k) and k not in STEP_KEYS))
+        out, typed_meta = split_typed(rows, kind_field, evals, STEP_KEYS + like)
     except ValueError as e:
         raise ImportFailure(str(e)) from None
     config = _sibling_config(path)
@@ -306,6 +314,37 @@ def _typed(path: Path, rows: list[dict], meta: dict, eval_where: str | None) -> 
         count(bad, what, n)
     notes = [*meta.get("notes", []), *typed_meta.pop("notes", [])]
     return out, {**meta, **typed_meta, "bad_values": bad, "notes": notes, **({"config": config} if config else {})}
+
+
+#: formats read from a console log, which W&B captures as ``files/output.log`` beside ``config.yaml``
+CONSOLE_FORMATS = frozenset({"console", "verl_console", "roll_console", "areal_console"})
+
+
+def _wandb_config_yaml(path: Path, limit: int = 5_000_000) -> dict:
+    """The run's config from the ``config.yaml`` W&B writes beside the console log it captures
+    (``files/config.yaml`` next to ``files/output.log``): every top-level setting is
+    ``{value: ..., desc: ...}`` there, unwrapped here (nested as logged: verl's
+    ``actor_rollout_ref: {rollout: {temperature: ...}}``), W&B's own ``_wandb`` left out. ``{}``
+    when there is none, it is larger than ``limit`` bytes, it is not W&B's, or it holds YAML aliases
+    (W&B writes none; an alias bomb would expand when walked)."""
+    try:
+        import yaml  # PyYAML: installed with transformers
+    except ImportError:
+        return {}
+    cfg = path.parent / "config.yaml"
+    try:
+        if not cfg.is_file() or cfg.stat().st_size > limit:
+            return {}
+        text = cfg.read_text(encoding="utf-8")
+        if any(isinstance(ev, yaml.AliasEvent) for ev in yaml.parse(text, Loader=yaml.SafeLoader)):
+            return {}
+        obj = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError):
+        return {}
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, dict) and "value" in v
+                                                        for v in obj.values()):
+        return {}
+    return {str(k): v["value"] for k, v in obj.items() if k != "_wandb"}
 
 
 def _sibling_config(path: Path) -> dict:

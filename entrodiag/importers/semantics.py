@@ -23,7 +23,9 @@ token mean of the full-vocabulary entropy. Tinker's cookbook logs ``optim/entrop
 the sampled action tokens) under the sampling policy, over all action tokens of the batch
 (``compute_kl_sample_train``): a sampled estimate, token mean. ROLL logs ``critic/entropy/mean``: the
 token mean (``agg_loss`` token-mean over the response mask) of the per-token entropy from the old
-policy's log-prob pass, before the update. AReaL logs ``ppo_actor/update/entropy/avg`` in its PPO
+policy's log-prob pass, before the update; its actor worker logs ``actor/entropy``, the entropy of
+the training pass aggregated by the pipeline's ``loss_agg_mode``, and its pipelines key each step's
+metrics by ``system/step``. AReaL logs ``ppo_actor/update/entropy/avg`` in its PPO
 update (a token average by its stats tracker's name; not checked further). NeMo-RL's
 ``train/approx_entropy`` is, by its name, an approximation: read as a sampled estimate; its
 ``train_data_step`` dumps hold log p of sampled tokens (−log p is the surprisal), never entropy:
@@ -32,6 +34,7 @@ update (a token average by its stats tracker's name; not checked further). NeMo-
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..metric_names import metric_notes, normalise
@@ -45,7 +48,9 @@ FRAMEWORKS = ("verl", "trl", "openrlhf", "tinker", "roll", "areal", "nemo_rl", "
 def guess_framework(fmt: str, names: list[str]) -> str:
     """The framework that wrote a log, from its format and (normalised) metric names."""
     names_set = set(names)
-    if "critic/entropy/mean" in names_set:
+    # ROLL: its console's entropy name, or its pipelines' step key beside actor/ metrics
+    if "critic/entropy/mean" in names_set or (
+            "system/step" in names_set and any(n.startswith("actor/") for n in names)):
         return "roll"
     if any(n.startswith("ppo_actor/") for n in names):
         return "areal"
@@ -76,6 +81,10 @@ _FRAMEWORK_BASIS: dict[tuple[str, str], tuple[str | None, str | None, str]] = {
     ("roll", "critic/entropy/mean"): (
         "token_entropy", "token_mean", "ROLL critic/entropy/mean: the old policy's per-token entropy from its "
         "log-prob pass before the update, token mean over the response mask (agg_loss token-mean)"),
+    ("roll", "actor/entropy"): (
+        "token_entropy", None, "ROLL actor/entropy: the full-vocabulary entropy of the policy's logits in "
+        "its training pass (op_compute_entropy), aggregated over the response mask by the pipeline's "
+        "loss_agg_mode (a token mean or a sequence mean; the mode is not in the log)"),
     ("areal", "ppo_actor/update/entropy/avg"): (
         "token_entropy", "token_mean", "AReaL ppo_actor/update/entropy/avg: the entropy of the PPO update, averaged "
         "over tokens by its stats tracker (read from the name; full-vocabulary not checked in its code)"),
@@ -91,12 +100,35 @@ _FRAMEWORK_BASIS: dict[tuple[str, str], tuple[str | None, str | None, str]] = {
 }
 
 
+#: config keys that hold the sampling temperature (the last part of a nested or dotted path)
+_TEMPERATURE_KEYS = ("temperature", "sampling_temperature", "rollout_temperature")
+#: a path part that names validation sampling (verl's ``rollout.val_kwargs``, ROLL's ``validation``)
+_NOT_TRAINING = re.compile(r"^(val|eval|test)", re.IGNORECASE)
+
+
+def _leaves(config: Any, path: tuple[str, ...] = (), depth: int = 0) -> list[tuple[tuple[str, ...], Any]]:
+    """``(path, value)`` of every setting of ``config``: nested dicts walked (to depth 12), a key
+    with dots or slashes (``actor_rollout_ref.rollout.temperature``, MLflow's flattened params) split
+    into parts, W&B's ``config.yaml`` wrapper ``{"value": ..., "desc": ...}`` unwrapped."""
+    if isinstance(config, dict) and "value" in config and set(config) <= {"value", "desc"}:
+        config = config["value"]
+    if not isinstance(config, dict) or depth > 12:
+        return [(path, config)] if path else []
+    out = []
+    for k, v in config.items():
+        out += _leaves(v, path + tuple(p for p in re.split(r"[./]", str(k)) if p), depth + 1)
+    return out
+
+
 def _temperature(config: dict[str, Any]) -> float | None:
-    for key in ("temperature", "sampling_temperature", "rollout_temperature"):
-        v = config.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
-            return float(v)
-    return None
+    """The training sampling temperature in ``config``: a setting named ``temperature`` (or
+    ``sampling_``/``rollout_temperature``) at any depth (verl's ``actor_rollout_ref.rollout.temperature``
+    nested in a W&B config), not under a validation section; the shallowest such setting, a
+    ``temperature`` before the other names."""
+    found = [(len(p), _TEMPERATURE_KEYS.index(p[-1]), float(v)) for p, v in _leaves(config)
+             if p[-1] in _TEMPERATURE_KEYS and not any(_NOT_TRAINING.match(q) for q in p[:-1])
+             and isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")]
+    return min(found)[2] if found else None
 
 
 def entropy_semantics(framework: str, column: str | None, config: dict[str, Any] | None = None,
