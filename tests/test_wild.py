@@ -30,8 +30,12 @@ pytestmark = pytest.mark.skipif(not RUNS, reason="no wild-corpus manifest in tes
 #: (verl's getting-started notebook, refused on import; TRL's closing train_runtime dict holding the
 #: last step's metrics) in the next, batch 8's (a ROLL metrics.jsonl whose step is `system/step`,
 #: refused with "no step column") in a later one; those runs have been looked at and count as tuned
-#: on from then on. None is open now.
-HELDOUT_MISSES: dict[str, str] = {}
+#: on from then on. Batch 9's import miss is open (its verdict miss, an `entropy_volatility` on a
+#: healthy low-entropy run, is listed in benchmarks/README.md: this test checks import and R only).
+HELDOUT_MISSES: dict[str, str] = {
+    "axiom-mgrpo-qwen2.5-coder-0.5b-codegen-zero-reward-no-signal-10steps":
+        "refused on import: a JSON state file whose per-step dicts have no step field and no `log_history` key",
+}
 
 
 def _param(run: dict):
