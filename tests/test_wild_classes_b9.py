@@ -67,6 +67,11 @@ def test_a_json_history_with_a_step_field_uses_it_and_ties_are_refused_by_name(t
     with pytest.raises(ImportFailure, match=r"several lists of 4 .*left, right"):
         import_run(tmp_path / "b.json", tmp_path / "b")
 
+    # a JSON object with no list of per-step numbers: one line that says what it is not
+    (tmp_path / "c.json").write_text(json.dumps({"config": {"lr": 1e-5}, "tags": ["a", "b"]}, indent=1))
+    with pytest.raises(ImportFailure, match=r"neither a trainer_state.json .* its top-level lists: tags"):
+        import_run(tmp_path / "c.json", tmp_path / "c")
+
 
 # ------------------------------------------------ 2: volatility of a steady fall to a low level
 def _write(path, cols: dict[str, np.ndarray]):

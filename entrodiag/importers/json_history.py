@@ -97,9 +97,9 @@ def find_history(doc: dict, path: str) -> tuple[str, list[dict], list[str]]:
         tied = named if len(named) == 1 else tied
     if len(tied) > 1 or not tied:
         raise ImportFailure(
-            f"{path}: several lists of {longest} per-step metric objects ({listing(sorted(tied), 10)}) and none "
-            "alone names the entropy or the reward; write the one to import to a file of its own (a JSON list) "
-            "and import that")
+            f"{path}: several lists of {longest} per-step metric objects ({listing(sorted(tied), 10)}) and "
+            "none alone names the entropy or the reward; write the one to import to a file of its own (a "
+            "JSON list) and import that")
     key = next(iter(tied))
     return key, tied[key], sorted(k for k in found if k != key)
 

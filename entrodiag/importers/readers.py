@@ -5,7 +5,8 @@
 one of ``columns.STEP_KEYS``, under a step-like name (``step_key``), or under the name the user
 maps to ``step``; no column mapping is applied here. ``meta`` may hold ``config``, ``summary``,
 ``files``, ``typed``, ``notes`` and ``bad_values`` (what the reader left out or overwrote,
-counted). Console logs and notebooks are read by ``console``, TensorBoard event files parsed by
+counted). A JSON object that is not a ``trainer_state.json`` is read by the rule of ``json_history``
+(format ``json``). Console logs and notebooks are read by ``console``, TensorBoard event files parsed by
 ``tfevents``, record-typed JSONL split by ``typed``; a W&B ``config.yaml`` beside a console log
 (W&B's ``files/`` folder) gives the run's config.
 """
