@@ -234,7 +234,8 @@ def is_mean_score(name: str) -> bool:
 
 _EVAL_PREFIXES = ("val-core/", "val-aux/", "eval/", "eval_", "val/", "val_", "test/", "test_")
 _STRIP_PREFIXES = ("train/",)
-#: a custom loop's ``mean_<name>`` / ``avg_<name>`` (``mean_entropy``): ``<name>``'s column when that is a mean
+#: a custom loop's ``mean_<name>`` / ``avg_<name>`` (``mean_entropy``): ``<name>``'s column when that is
+#: a mean
 _MEAN_OF = re.compile(r"^(?:mean|avg)_(.+)$")
 #: names a mapping may not target (keys and list columns)
 RESERVED_TARGETS = frozenset({"rank", "entropy_hist"})

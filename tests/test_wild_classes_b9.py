@@ -29,29 +29,32 @@ ENTROPY = [0.385, 0.611, 0.479, 0.452, 0.679, 0.378]
 REWARD = [0.0, 0.1, 0.0, 0.2, 0.3, 0.25]
 
 
-def _state(own_step: int | None) -> dict:
+def _state(own_step: int | None, nested: bool = False) -> dict:
     """A checkpoint state as a trainer of its own saves it: scalars, a config, the per-step metric
-    dicts without a step, and a parallel list of entropy statistics of the same length."""
+    dicts without a step, and a parallel list of entropy statistics of the same length (``nested``:
+    all of it one level down, under ``trainer``)."""
     doc: dict = {"config": {"lr": 1e-5, "tags": ["a", "b"]}, "best_reward": 0.3}
     if own_step is not None:
         doc["step"] = own_step
     doc["metrics_history"] = [{"loss": 0.01 * i, "mean_reward": r, "mean_entropy": h, "filtered_count": 2}
                               for i, (h, r) in enumerate(zip(ENTROPY, REWARD))]
     doc["entropy_history"] = [{"mean": h, "std": 0.1, "min": 0.2, "max": 0.7} for h in ENTROPY]
-    return doc
+    return {"version": 2, "trainer": doc} if nested else doc
 
 
-@pytest.mark.parametrize("own_step,first", [(6, 1), (5, 0), (None, 1)])
-def test_a_json_state_whose_history_has_no_step_imports_by_position(tmp_path, own_step, first):
+@pytest.mark.parametrize("own_step,first,nested",
+                         [(6, 1, False), (5, 0, False), (None, 1, False), (5, 0, True)])
+def test_a_json_state_whose_history_has_no_step_imports_by_position(tmp_path, own_step, first, nested):
     src = tmp_path / "state.json"
-    src.write_text(json.dumps(_state(own_step), indent=2))
+    src.write_text(json.dumps(_state(own_step, nested), indent=2))
     report = import_run(src, tmp_path / "run")
     steps = load_run(tmp_path / "run").steps.sort("step")
     assert report.format == "json"
     assert steps["step"].to_list() == list(range(first, first + len(ENTROPY)))
     assert steps["entropy_mean"].to_list() == ENTROPY and steps["reward_mean"].to_list() == REWARD
     said = " ".join(report.notes)
-    assert "position in 'metrics_history'" in said and "entropy_history" in said, report.notes
+    key = "trainer/metrics_history" if nested else "metrics_history"
+    assert f"position in '{key}'" in said and "entropy_history" in said, report.notes
 
 
 def test_a_json_history_with_a_step_field_uses_it_and_ties_are_refused_by_name(tmp_path):

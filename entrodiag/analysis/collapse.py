@@ -339,8 +339,8 @@ def _entropy_volatility(c: Context) -> Flag | None:
          "window_share_above": float(above[hit].max() / w)},
         f"smooth the entropy: an EPO-style regulariser (penalise tokens outside [0.8, 1.2]× the historical "
         f"mean entropy), {ENTROPY_BONUS}, or a lower learning rate",
-        f"entropy changes by a median {med[hit].max():.0%} of its level (or of the start entropy, where below it) "
-        f"from one step to the next (start: {v0:.0%})",
+        f"entropy changes by a median {med[hit].max():.0%} of its level (or of the start entropy, where "
+        f"below it) from one step to the next (start: {v0:.0%})",
     )
 
 

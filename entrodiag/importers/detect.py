@@ -24,8 +24,8 @@ from .json_history import candidates
 from .tfevents import EventFileError, find_event_files
 from .trackers import TRACKER_FORMATS, tracker_of_file, tracker_of_folder, tracker_uri
 
-FORMATS = ("trainer_state", "json", "verl", "verl_console", "console", "notebook", "jsonl", "csv", "tensorboard",
-           *FRAMEWORK_FORMATS, *TRACKER_FORMATS)
+FORMATS = ("trainer_state", "json", "verl", "verl_console", "console", "notebook", "jsonl", "csv",
+           "tensorboard", *FRAMEWORK_FORMATS, *TRACKER_FORMATS)
 
 #: bytes read from the start of a text file to recognise a console log (verl prints a long config
 #: dump before the first step line)
@@ -93,7 +93,7 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path | str]:
             obj = None  # a multi-line JSON document (or no JSON)
         if isinstance(obj, dict) and isinstance(obj.get("log_history"), list):
             return "trainer_state", p  # a trainer_state.json written on one line
-        if isinstance(obj, dict) and _one_line(p) and _holds_history(obj):
+        if isinstance(obj, dict) and name.endswith(".json") and _one_line(p) and _holds_history(obj):
             return "json", p  # a JSON document written on one line, holding a list of per-step dicts
         if isinstance(obj, dict):
             return ("verl" if isinstance(obj.get("data"), dict) and "step" in obj else "jsonl"), p

@@ -15,13 +15,13 @@ The rule, stated once:
 3. Its step (``step_key``): a step field of the entries when one is logged (the plan finds it);
    else the entry's position in the list. Positions count from 1 (a step is counted once done, as
    Hugging Face's ``global_step`` and verl's steps do) unless the document's own step (a whole
-   number at the top level under a step name, e.g. ``"step": 9`` beside 10 entries) says the last
-   entry is step ``len - 1``: then from 0. The import's notes say which.
+   number under a step name in the object that holds the list, e.g. ``"step": 9`` beside 10 entries)
+   says the last entry is step ``len - 1``: then from 0. The import's notes say which.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from .columns import STEP_KEYS, classify
 from .failure import ImportFailure, listing, shown
@@ -60,25 +60,35 @@ def _is_candidate(items: list) -> bool:
     return numeric * 2 > total
 
 
-def candidates(obj: dict, prefix: str = "") -> dict[str, list]:
-    """``{key path: list}`` of every candidate under ``obj`` (rule 1), paths joined with ``/``; may
-    raise ``RecursionError`` on a document nested too deeply."""
-    found: dict[str, list] = {}
+def candidates(obj: dict, prefix: str = "") -> dict[str, tuple[dict, list]]:
+    """``{key path: (the object holding it, the list)}`` of every candidate under ``obj`` (rule 1),
+    paths joined with ``/``; may raise ``RecursionError`` on a document nested too deeply."""
+    found: dict[str, tuple[dict, list]] = {}
     for k, v in obj.items():
         if isinstance(v, dict):
             found.update(candidates(v, f"{prefix}{k}/"))
         elif isinstance(v, list) and _is_candidate(v):
-            found[f"{prefix}{k}"] = v
+            found[f"{prefix}{k}"] = (obj, v)
     return found
+
+
+class History(NamedTuple):
+    """The history ``find_history`` found: its key path, its entries, the object holding it (whose
+    step, if any, rule 3 reads) and the other candidates' key paths."""
+
+    key: str
+    entries: list[dict]
+    holder: dict
+    others: list[str]
 
 
 def _names_run_metric(items: list[dict]) -> bool:
     return any(classify(name).name in _RUN_METRICS for entry in items for name, _ in _leaves(entry))
 
 
-def find_history(doc: dict, path: str) -> tuple[str, list[dict], list[str]]:
-    """``(key path, entries, the other candidates' key paths)`` of the document's history by rules 1-2
-    of the module docstring; ``ImportFailure`` (naming the lists) when there is none or no single one."""
+def find_history(doc: dict, path: str) -> History:
+    """The document's history by rules 1-2 of the module docstring; ``ImportFailure`` (naming the
+    lists) when there is none or no single one."""
     try:
         found = candidates(doc)
     except RecursionError:
@@ -90,10 +100,10 @@ def find_history(doc: dict, path: str) -> tuple[str, list[dict], list[str]]:
             f"per-step metric objects (at least {MIN_ENTRIES}, mostly numbers)"
             + (f"; its top-level lists: {listing(lists, 10)}" if lists else "")
             + "; save the history as JSON lines (one object per step) and import that")
-    longest = max(len(v) for v in found.values())
-    tied = {k: v for k, v in found.items() if len(v) == longest}
+    longest = max(len(v) for _, v in found.values())
+    tied = {k: hv for k, hv in found.items() if len(hv[1]) == longest}
     if len(tied) > 1:
-        named = {k: v for k, v in tied.items() if _names_run_metric(v)}
+        named = {k: hv for k, hv in tied.items() if _names_run_metric(hv[1])}
         tied = named if len(named) == 1 else tied
     if len(tied) > 1 or not tied:
         raise ImportFailure(
@@ -101,7 +111,8 @@ def find_history(doc: dict, path: str) -> tuple[str, list[dict], list[str]]:
             "none alone names the entropy or the reward; write the one to import to a file of its own (a "
             "JSON list) and import that")
     key = next(iter(tied))
-    return key, tied[key], sorted(k for k in found if k != key)
+    holder, entries = tied[key]
+    return History(key, entries, holder, sorted(k for k in found if k != key))
 
 
 def has_step_field(entries: list[dict]) -> bool:
@@ -109,10 +120,10 @@ def has_step_field(entries: list[dict]) -> bool:
     return any(k in STEP_KEYS or step_like(k) for e in entries for k, _ in _leaves(e))
 
 
-def position_start(doc: dict, n: int) -> tuple[int, str]:
-    """``(step of the first entry, why)`` for a history of ``n`` entries without a step field
-    (rule 3 of the module docstring)."""
-    own = {k: step_of(v)[0] for k, v in doc.items() if (k in STEP_KEYS or step_like(k))
+def position_start(holder: dict, n: int) -> tuple[int, str]:
+    """``(step of the first entry, why)`` for a history of ``n`` entries without a step field, held
+    by the object ``holder`` (rule 3 of the module docstring)."""
+    own = {k: step_of(v)[0] for k, v in holder.items() if (k in STEP_KEYS or step_like(k))
            and not isinstance(v, (dict, list)) and step_of(v)[0] is not None}
     for k, s in own.items():
         if s == n - 1:

@@ -57,8 +57,9 @@ def _is_trainer_state(doc: Any) -> bool:
 
 def _read_trainer_state(path: Path, state: Any) -> tuple[list[dict], dict]:
     if not _is_trainer_state(state):
-        raise ImportFailure(f"{path}: no 'log_history' list; is it a Hugging Face trainer_state.json? (--format "
-                            "json reads a JSON document holding one list of per-step metric objects)")
+        raise ImportFailure(f"{path}: no 'log_history' list; is it a Hugging Face trainer_state.json? "
+                            "(--format json reads a JSON document holding one list of per-step metric "
+                            "objects)")
     rows, summary, bad = [], {}, {}
     for entry in state["log_history"]:
         if not isinstance(entry, dict):
@@ -76,18 +77,21 @@ def _read_json_history(path: Path, doc: Any) -> tuple[list[dict], dict]:
     """A JSON document holding one list of per-step metric objects (``json_history``): its rows, the
     step from the entries' step field or their position (said in the notes)."""
     if not isinstance(doc, dict):
-        raise ImportFailure(f"{path}: expected a JSON object holding a list of per-step metric objects")
-    key, entries, others = find_history(doc, str(path))
+        raise ImportFailure(f"{path}: expected a JSON object holding a list of per-step metric objects (a "
+                            "JSON list of objects is read by --format jsonl)")
+    found = find_history(doc, str(path))
     bad: dict[str, int] = {}
-    rows = [_flatten(e, bad) for e in entries]
+    rows = [_flatten(e, bad) for e in found.entries]
     notes = []
-    if not has_step_field(entries):
-        start, why = position_start(doc, len(rows))
+    if not has_step_field(found.entries):
+        start, why = position_start(found.holder, len(rows))
         for i, row in enumerate(rows):
             row["step"] = start + i
-        notes.append(f"step = position in {key!r} (no step field): {start}-{start + len(rows) - 1}; {why}")
-    if others:
-        notes.append(f"the history is {key!r}; other lists of per-step objects left out: {listing(others, 10)}")
+        last = start + len(rows) - 1
+        notes.append(f"step = position in {found.key!r} (no step field): {start}-{last}; {why}")
+    if found.others:
+        notes.append(f"the history is {found.key!r}; other lists of per-step objects left out: "
+                     f"{listing(found.others, 10)}")
     config = {k: v for k, v in doc.items() if not isinstance(v, (dict, list))}
     return rows, {"config": config, "bad_values": bad, "notes": notes}
 
