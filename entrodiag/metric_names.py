@@ -40,7 +40,8 @@ Sources of the names (read in the frameworks' code):
   are recognised and kept as logged; TRL's old PPO/RLOO ``objective/entropy`` (−log p of the
   sampled tokens, summed per response) is the entropy column, marked as a sampled estimate.
 - custom loops: ``token_entropy``, ``avg_response_token_length``, step keys ``grpo_step``,
-  ``train_step``, ``update_step``, ``rollout_step``.
+  ``train_step``, ``update_step``, ``rollout_step``; ``mean_<name>`` or ``avg_<name>`` of a name
+  above whose column is a mean is that column (``mean_entropy``, ``mean_reward``: axiom-rl's trainer).
 - OpenRLHF (``PPOTrainer`` status, logged as ``train/<name>`` to W&B and TensorBoard):
   ``policy_loss``, ``reward``, ``return``, ``response_length``, ``kl``, ``actor_lr``,
   ``actor_grad_norm``, ``entropy_loss`` (the mean token entropy), ``ppo_clip_ratio``, ``ppo_kl``;
@@ -233,6 +234,9 @@ def is_mean_score(name: str) -> bool:
 
 _EVAL_PREFIXES = ("val-core/", "val-aux/", "eval/", "eval_", "val/", "val_", "test/", "test_")
 _STRIP_PREFIXES = ("train/",)
+#: a custom loop's ``mean_<name>`` / ``avg_<name>`` (``mean_entropy``): ``<name>``'s column when that is
+#: a mean
+_MEAN_OF = re.compile(r"^(?:mean|avg)_(.+)$")
 #: names a mapping may not target (keys and list columns)
 RESERVED_TARGETS = frozenset({"rank", "entropy_hist"})
 
@@ -330,6 +334,9 @@ def classify(name: str, user_map: dict[str, str] | None = None) -> Target:
     norm = normalise(name)
     if norm in STEP_ALIASES:
         return Target("step", STEP_ALIASES[norm])
+    mean_of = _MEAN_OF.match(norm)
+    if mean_of and STEP_ALIASES.get(mean_of.group(1), "").endswith("_mean"):
+        return Target("step", STEP_ALIASES[mean_of.group(1)])
     if norm in CANONICAL:
         return Target("step", norm)
     if KEEP_AS_LOGGED.match(norm):

@@ -62,7 +62,9 @@ class CollapseThresholds:
     high_entropy_extinction (share of tokens above 0.672 nats; Wang et al. 2025, Lp-Reg):
         spark_ratio, spark_ratio_critical: end share over start share at most (0.25, 0.05).
         spark_min_start: start share needed to judge at all (0.01).
-    entropy_volatility (EPO): step-to-step relative change |ΔH|/H, median over a window of
+    entropy_volatility (EPO): step-to-step relative change |ΔH|/max(H, H0) (the level, taken no
+        lower than the start entropy: at a low level the batch noise of a token mean is a large
+        share of it, so a steady fall would read as volatile), median over a window of
         window_frac: 10% of the steps (at least 5), at least
         volatility: this (0.15) and
         volatility_ratio: at least this multiple of the start's (3),

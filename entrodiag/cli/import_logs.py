@@ -21,11 +21,14 @@ def add_import_args(p: argparse.ArgumentParser) -> None:
                    help="map a logged column to a step column (entropy_mean, reward_mean, ...), an "
                    "evaluation (val/NAME), 'step' or 'skip'; repeat for more columns")
     p.add_argument("--format", default="auto",
-                   choices=("auto", "trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv",
-                            "tensorboard", "roll_console", "areal_console", "areal_dumps", "nemo_rl", "slime_dumps",
-                            "verl_rollouts", "tinker_rollouts", "wandb", "mlflow", "trackio"),
+                   choices=("auto", "trainer_state", "json", "verl", "verl_console", "console", "notebook",
+                            "jsonl", "csv", "tensorboard", "roll_console", "areal_console", "areal_dumps",
+                            "nemo_rl", "slime_dumps", "verl_rollouts", "tinker_rollouts", "wandb", "mlflow",
+                            "trackio"),
                    help="input format (default: detect from the name and content): verl_console = verl's "
-                   "'step:N - key:value' console lines; console = the metric dicts transformers/TRL print; notebook = "
+                   "'step:N - key:value' console lines; json = a JSON document (not a trainer_state.json) "
+                   "holding one list of per-step metric objects; console = the metric dicts transformers/TRL "
+                   "print; notebook = "
                    "those dicts in a Jupyter notebook's cell outputs; the other frameworks' logs and dumps: see the "
                    "README's framework table")
     p.add_argument("--log-every", type=int, metavar="N",

@@ -5,6 +5,9 @@ Formats (``format=`` / ``--format``; ``auto`` picks one from the path and the co
 - ``trainer_state``: a Hugging Face ``trainer_state.json`` (every TRL run leaves one in each
   checkpoint): its ``log_history``. A folder holding ``trainer_state.json`` or ``checkpoint-N``
   folders works too (the newest checkpoint is read).
+- ``json``: a JSON document of a trainer of its own (a checkpoint's ``state.json``) that holds one
+  list of per-step metric objects; the list and its step by the rule of ``json_history`` (a JSON
+  object without ``log_history`` is read so).
 - ``verl``: verl's JSONL file logger (``trainer.logger=['file']``), ``{"step": N, "data": {...}}``
   per line.
 - ``jsonl``: one JSON object per line (nested objects are flattened with ``/``).
@@ -48,7 +51,8 @@ The run is written through the store's ``RunWriter`` (no torch import), with
 ``source="import:<format>"`` in run.json and the column mapping under ``imported``.
 
 The code, one job a module: ``detect`` (which format), ``readers`` (the per-format readers;
-``console``, ``tfevents`` and ``typed`` for the harder ones; ``trackers`` with ``wandb_store``,
+``console``, ``tfevents``, ``typed`` and ``json_history`` for the harder ones; ``trackers`` with
+``wandb_store``,
 ``mlflow_store`` and ``trackio_store`` for the trackers' stores, ``points`` for stores of one
 series per metric), ``columns`` (the column-name table),
 ``plan`` (where each logged column goes), ``values`` (what a logged value is worth, and what was

@@ -20,11 +20,12 @@ from pathlib import Path
 from .console import looks_like_printed_dicts, looks_like_verl_console
 from .failure import ImportFailure
 from .frameworks import FRAMEWORK_FORMATS, detect_framework
+from .json_history import candidates
 from .tfevents import EventFileError, find_event_files
 from .trackers import TRACKER_FORMATS, tracker_of_file, tracker_of_folder, tracker_uri
 
-FORMATS = ("trainer_state", "verl", "verl_console", "console", "notebook", "jsonl", "csv", "tensorboard",
-           *FRAMEWORK_FORMATS, *TRACKER_FORMATS)
+FORMATS = ("trainer_state", "json", "verl", "verl_console", "console", "notebook", "jsonl", "csv",
+           "tensorboard", *FRAMEWORK_FORMATS, *TRACKER_FORMATS)
 
 #: bytes read from the start of a text file to recognise a console log (verl prints a long config
 #: dump before the first step line)
@@ -92,12 +93,14 @@ def detect_format(source: str | os.PathLike) -> tuple[str, Path | str]:
             obj = None  # a multi-line JSON document (or no JSON)
         if isinstance(obj, dict) and isinstance(obj.get("log_history"), list):
             return "trainer_state", p  # a trainer_state.json written on one line
+        if isinstance(obj, dict) and name.endswith(".json") and _one_line(p) and _holds_history(obj):
+            return "json", p  # a JSON document written on one line, holding a list of per-step dicts
         if isinstance(obj, dict):
             return ("verl" if isinstance(obj.get("data"), dict) and "step" in obj else "jsonl"), p
         if head.lstrip().startswith("["):
             return "jsonl", p  # a JSON list of records (a trainer's log history saved as a list)
         if name.endswith(".json") or head.lstrip().startswith("{"):
-            return "trainer_state", p
+            return "trainer_state", p  # read as "json" when it holds no log_history (readers)
         return "jsonl", p
     if name.endswith((".jsonl", ".ndjson")):
         return "jsonl", p
@@ -116,6 +119,24 @@ def read_head(p: Path, size: int = 4096) -> str:
     """The first ``size`` bytes of ``p`` as text (undecodable bytes replaced, a BOM dropped)."""
     with open(p, "rb") as f:
         return f.read(size).decode("utf-8", "replace").lstrip("\ufeff")
+
+
+def _one_line(p: Path) -> bool:
+    """Whether ``p`` holds a single non-blank line (a JSON document, not JSON lines)."""
+    seen = 0
+    with open(p, "rb") as f:
+        for line in f:
+            seen += bool(line.strip())
+            if seen > 1:
+                return False
+    return seen == 1
+
+
+def _holds_history(obj: dict) -> bool:
+    try:
+        return bool(candidates(obj))
+    except RecursionError:
+        return False
 
 
 def _first_line(p: Path) -> str:

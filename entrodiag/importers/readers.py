@@ -5,7 +5,8 @@
 one of ``columns.STEP_KEYS``, under a step-like name (``step_key``), or under the name the user
 maps to ``step``; no column mapping is applied here. ``meta`` may hold ``config``, ``summary``,
 ``files``, ``typed``, ``notes`` and ``bad_values`` (what the reader left out or overwrote,
-counted). Console logs and notebooks are read by ``console``, TensorBoard event files parsed by
+counted). A JSON object that is not a ``trainer_state.json`` is read by the rule of ``json_history``
+(format ``json``). Console logs and notebooks are read by ``console``, TensorBoard event files parsed by
 ``tfevents``, record-typed JSONL split by ``typed``; a W&B ``config.yaml`` beside a console log
 (W&B's ``files/`` folder) gives the run's config.
 """
@@ -25,6 +26,7 @@ from .notebook import read_notebook
 from .detect import FORMATS, detect_format, newest_checkpoint_state, read_head
 from .failure import ImportFailure, listing
 from .frameworks import FOLDER_FORMATS, READERS
+from .json_history import find_history, has_step_field, position_start
 from .step_key import step_like
 from .points import rows_by_step
 from .tfevents import EventFileError, find_event_files, scan_scalars
@@ -49,10 +51,15 @@ def _flatten(obj: dict, bad: dict[str, int] | None = None, prefix: str = "") -> 
 
 
 
-def _read_trainer_state(path: Path) -> tuple[list[dict], dict]:
-    state = _load_json(path)
-    if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
-        raise ImportFailure(f"{path}: no 'log_history' list; is it a Hugging Face trainer_state.json?")
+def _is_trainer_state(doc: Any) -> bool:
+    return isinstance(doc, dict) and isinstance(doc.get("log_history"), list)
+
+
+def _read_trainer_state(path: Path, state: Any) -> tuple[list[dict], dict]:
+    if not _is_trainer_state(state):
+        raise ImportFailure(f"{path}: no 'log_history' list; is it a Hugging Face trainer_state.json? "
+                            "(--format json reads a JSON document holding one list of per-step metric "
+                            "objects)")
     rows, summary, bad = [], {}, {}
     for entry in state["log_history"]:
         if not isinstance(entry, dict):
@@ -64,6 +71,29 @@ def _read_trainer_state(path: Path) -> tuple[list[dict], dict]:
         rows.append(_flatten(entry, bad))
     config = {k: v for k, v in state.items() if k != "log_history" and not isinstance(v, (dict, list))}
     return rows, {"config": config, "summary": summary, "bad_values": bad}
+
+
+def _read_json_history(path: Path, doc: Any) -> tuple[list[dict], dict]:
+    """A JSON document holding one list of per-step metric objects (``json_history``): its rows, the
+    step from the entries' step field or their position (said in the notes)."""
+    if not isinstance(doc, dict):
+        raise ImportFailure(f"{path}: expected a JSON object holding a list of per-step metric objects (a "
+                            "JSON list of objects is read by --format jsonl)")
+    found = find_history(doc, str(path))
+    bad: dict[str, int] = {}
+    rows = [_flatten(e, bad) for e in found.entries]
+    notes = []
+    if not has_step_field(found.entries):
+        start, why = position_start(found.holder, len(rows))
+        for i, row in enumerate(rows):
+            row["step"] = start + i
+        last = start + len(rows) - 1
+        notes.append(f"step = position in {found.key!r} (no step field): {start}-{last}; {why}")
+    if found.others:
+        notes.append(f"the history is {found.key!r}; other lists of per-step objects left out: "
+                     f"{listing(found.others, 10)}")
+    config = {k: v for k, v in doc.items() if not isinstance(v, (dict, list))}
+    return rows, {"config": config, "bad_values": bad, "notes": notes}
 
 
 def _load_json(path: Path) -> Any:
@@ -231,7 +261,8 @@ def read_history(
     ``experiment`` name the run in a tracker's store (see ``trackers``). ``path`` is the text
     given for a tracker's URI.
     """
-    if format == "auto":
+    auto = format == "auto"
+    if auto:
         format, path = detect_format(source)
     elif format in TRACKER_FORMATS:
         path = Path(source) if Path(source).exists() else str(source)  # a URI, or a W&B run path
@@ -257,8 +288,13 @@ def read_history(
                             f"MLflow, Trackio); {redacted(str(path))} is read as {format}")
     if path.is_dir() and format != "tensorboard" and format not in FOLDER_FORMATS:
         raise ImportFailure(f"{path} is a folder; format {format} reads a file")
-    if format == "trainer_state":
-        rows, meta = _read_trainer_state(path)
+    if format in ("trainer_state", "json"):
+        doc = _load_json(path)
+        if format == "json" or (auto and not _is_trainer_state(doc)):
+            format = "json"  # a JSON document of a trainer's own, not Hugging Face's
+            rows, meta = _read_json_history(path, doc)
+        else:
+            rows, meta = _read_trainer_state(path, doc)
     elif format in ("verl", "jsonl"):
         if format == "jsonl" and read_head(path).lstrip().startswith("["):
             rows, meta = _read_json_list(path)
