@@ -1,0 +1,85 @@
+"""One streamed pass over a table's rows (``stream_pass``): several queries over the same rows,
+collected together by polars' streaming engine, in memory bounded by the engine's batches rather
+than by the table.
+
+``Run.scan`` wraps the multi-file scan in a guard (``scan.GuardedScan``) that collects a query whole
+before it yields a row: right for small results, but a query over 10^8 token rows would hold them
+all first. A pass here runs the plain multi-file scan of the parts ``Run.parts`` lists, as the
+table's schema (``scan.SCAN_OPTIONS``), with ``Run.max_step`` applied, through the streaming engine
+(``pl.collect_all``; common-subplan caching off, which would hold the rows). The queries get the
+raw rows: ``values.mask`` makes impossible values null, and ``bad_value_counts`` counts them in the
+same pass (``values.rules``; the shape ``Run.bad_values`` gives per table).
+
+A healthy run pays nothing for damaged files. When the pass fails, the table's parts are decoded
+once each (``Run.check``: a damaged part is skipped and named, as by every reader) and the pass
+reruns on the others; when no part was found damaged (files vanished under a compaction, a part
+whose values the table's types cannot hold), the queries run on ``Run.scan``, whose guard deals
+with both, as every other query does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+
+from . import values
+from .parts import DECODE_ERRORS, RERUNS
+from .run import Run
+from .scan import scan_parts
+
+#: Streaming, without caching a subplan the queries share (the cache would hold the whole table).
+NO_CACHE = pl.QueryOptFlags(comm_subplan_elim=False)
+
+_SEP = "\x00"
+
+
+def stream_pass(
+    run: Run, table: str, build: Callable[[pl.LazyFrame], list[pl.LazyFrame]], *, which: slice = slice(None)
+) -> list[pl.DataFrame] | None:
+    """The queries ``build(rows)`` over the raw rows of ``table`` (impossible values as stored),
+    collected in one streamed pass; ``None`` when there is no part file to read. ``which``: the
+    listed parts to read (a slice of ``Run.parts``, in its order), all by default; a run with a
+    damaged part that does not show as such falls back to ``Run.scan`` over all of them."""
+    for _ in range(RERUNS):
+        parts = [p for p in run.parts(table)[which] if p not in run.skipped_parts]
+        if not parts:
+            return None
+        rows = scan_parts(parts, run.scan(table, raw=True).collect_schema())
+        if run.max_step is not None:
+            rows = rows.filter(pl.col("step") <= run.max_step)
+        try:
+            return pl.collect_all(build(rows), engine="streaming", optimizations=NO_CACHE)
+        except pl.exceptions.ColumnNotFoundError:
+            raise  # a query for a column the table lacks, not a damaged file
+        except DECODE_ERRORS:
+            skipped = len(run.skipped_parts)
+            run.check((table,))
+            if len(run.skipped_parts) == skipped:
+                break
+    if not run.parts(table):
+        return None
+    return pl.collect_all(build(run.scan(table, raw=True)))  # the guarded scan decides
+
+
+def bad_value_counts(rows: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
+    """One row: for each impossible-value rule of ``schema`` (``values.rules``) the number of raw
+    ``rows`` it finds, and the rows without a step; ``read_bad_values`` reads it."""
+    exprs = [why.sum().alias(f"{name}{_SEP}{reason}")
+             for name, reasons in values.rules(schema).items() for reason, why in reasons.items()]
+    if "step" in schema:
+        exprs.append(pl.col("step").is_null().sum().alias(f"step{_SEP}missing"))
+    return rows.select(exprs or [pl.lit(0).alias(f"none{_SEP}none")])
+
+
+def read_bad_values(counts: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """``{column: {reason: count}}`` (the non-zero ones) of a ``bad_value_counts`` row."""
+    out: dict[str, dict[str, int]] = {}
+    for key, n in counts.row(0, named=True).items():
+        if n:
+            name, reason = key.split(_SEP)
+            out.setdefault(name, {})[reason] = int(n)
+    return out
+
+
+__all__ = ["NO_CACHE", "bad_value_counts", "read_bad_values", "stream_pass"]
