@@ -8,6 +8,7 @@ what is missing and why a section is empty.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -118,6 +119,9 @@ def analyze_run(
         run = as_run(run)
         steps = run.steps
         has_tokens = bool(run.parts("tokens"))
+        # the token rows are read once (leaderboard, row count, impossible values) in a worker
+        # thread, while the step-level analyses below run: polars reads without holding the GIL
+        pending = ThreadPoolExecutor(1).submit(read_token_rows, run, bad_values=True) if has_tokens else None
         names = eval_names(run)
         out: dict[str, Any] = {
             "run": {
@@ -208,8 +212,7 @@ def analyze_run(
         if m.verdict == "insufficient data":
             out["mechanism"]["reason"] = m.explanation
 
-        # token rows read once: the leaderboard, their row count and impossible values, one pass
-        token_rows = read_token_rows(run, bad_values=True) if has_tokens else None
+        token_rows = pending.result() if pending is not None else None
         if token_rows is not None:
             board = forking_leaderboard(run, top=top_tokens, token_rows=token_rows)
             out["forking_tokens"] = {"status": "ok", "rows": board.to_dicts()} if board.height else _empty(
