@@ -160,10 +160,10 @@ def generate(path: Path, steps: int = STEPS, rows: int = ROWS, seed: int = 0) ->
     return time.perf_counter() - t0
 
 
-#: The token columns ``entrodiag analyze`` reads: the leaderboard's, and those whose impossible values
-#: it counts (``entrodiag.store.values``). The leaderboard's four alone are the old baseline.
-NEEDED = ("step", "token_id", "token", "entropy", "is_forking", "logprob", "advantage", "cov", "s_star",
-          "window_entropy")
+#: The token columns ``entrodiag analyze`` reads whole: the leaderboard's, and those whose impossible
+#: values it counts (``entrodiag.store.values``); token text it reads for the ids it shows only. The
+#: leaderboard's four with the text are the old baseline.
+NEEDED = ("step", "token_id", "entropy", "is_forking", "logprob", "advantage", "cov", "s_star", "window_entropy")
 LEADERBOARD = ("token_id", "token", "entropy", "is_forking")
 #: A bare read in a fresh python: polars reads the columns, batch by batch (nothing kept, so it
 #: runs at 10^8 rows too), or whole into memory (``collect``; the old baseline, 10^7 rows).
@@ -176,31 +176,35 @@ READ = ("import polars as pl, sys, glob; lf = pl.scan_parquet(sorted(glob.glob(s
 TIME = "/usr/bin/time"  # GNU time: the child's own peak RSS (getrusage of a forked child counts the parent's)
 
 
-def timed(cmd: list[str]) -> tuple[float, float | None, int, str]:
-    """Wall seconds, peak RSS (MiB, from GNU time; None without it), exit code and stderr of ``cmd``."""
+def timed(cmd: list[str]) -> tuple[float, float | None, float | None, int, str]:
+    """Wall seconds, peak RSS (MiB) and CPU seconds (user + system; both from GNU time, None
+    without it), exit code and stderr of ``cmd``."""
     has_time = os.path.exists(TIME)
     t = time.perf_counter()
-    res = subprocess.run([TIME, "-f", "peak-rss-kb %M", *cmd] if has_time else cmd, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+    res = subprocess.run([TIME, "-f", "peak-rss-kb %M cpu %U %S", *cmd] if has_time else cmd,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     s = time.perf_counter() - t
-    err, rss = res.stderr, None
+    err, rss, cpu = res.stderr, None, None
     if has_time and "peak-rss-kb" in err:
         err, _, last = err.rstrip().rpartition("\n")
-        rss = int(last.split()[-1]) / 1024
-    return s, rss, res.returncode, err
+        words = last.split()
+        rss, cpu = int(words[1]) / 1024, float(words[3]) + float(words[4])
+    return s, rss, cpu, res.returncode, err
 
 
 def series(cmd: list[str], repeats: int, ok=(0,)) -> dict:
     """Median (min, max) wall seconds and the largest peak RSS of ``repeats`` runs of ``cmd``."""
-    ts, rss = [], []
+    ts, rss, cpu = [], [], []
     for _ in range(repeats):
-        s, mib, rc, err = timed(cmd)
+        s, mib, cpu_s, rc, err = timed(cmd)
         if rc not in ok:
             raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({rc}):\n{err}")
         ts.append(s)
         rss.append(mib)
+        cpu.append(cpu_s)
     return {"median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts), "all_s": ts,
-            "max_rss_mib": max(rss) if None not in rss else None}
+            "max_rss_mib": max(rss) if None not in rss else None,
+            "median_cpu_s": statistics.median(cpu) if None not in cpu else None}
 
 
 def read_cmd(run: Path, columns: tuple[str, ...], how: str) -> list[str]:
@@ -281,6 +285,7 @@ def main() -> None:
         variants["baseline: needed columns, batches"] = read_cmd(run, NEEDED, "batches")
     else:  # whole in memory: ~60 bytes a row
         variants["baseline: needed columns, collect"] = read_cmd(run, NEEDED, "collect")
+        variants["baseline: needed columns + token, collect"] = read_cmd(run, (*NEEDED, "token"), "collect")
         variants["baseline: leaderboard's 4 columns, collect"] = read_cmd(run, LEADERBOARD, "collect")
     got: dict[str, list] = {k: [] for k in variants}
     for _ in range(args.repeats):
@@ -288,15 +293,20 @@ def main() -> None:
             got[label].append(series(cmd, 1, ok=(0, 1)))
     for label, runs in got.items():
         ts = [x["all_s"][0] for x in runs]
-        rss = [x["max_rss_mib"] for x in runs]
+        rss, cpu = [x["max_rss_mib"] for x in runs], [x["median_cpu_s"] for x in runs]
         result[label] = {"median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts), "all_s": ts,
-                         "max_rss_mib": max(rss) if None not in rss else None}
-        print(f"{label:<44} median {statistics.median(ts):6.2f} s  (min {min(ts):.2f}, max {max(ts):.2f}, "
-              f"n={len(ts)})  peak RSS {result[label]['max_rss_mib'] or float('nan'):,.0f} MiB")
+                         "max_rss_mib": max(rss) if None not in rss else None,
+                         "median_cpu_s": statistics.median(cpu) if None not in cpu else None}
+        print(f"{label:<46} median {statistics.median(ts):6.2f} s  (min {min(ts):.2f}, max {max(ts):.2f}, "
+              f"n={len(ts)})  CPU {result[label]['median_cpu_s'] or float('nan'):.2f} s  "
+              f"peak RSS {result[label]['max_rss_mib'] or float('nan'):,.0f} MiB")
     a = result["analyze"]["median_s"]
     result["ratios"] = {k: a / result[k]["median_s"] for k in result if k.startswith("baseline")}
+    cpu = result["analyze"]["median_cpu_s"]
+    result["cpu_ratios"] = {k: cpu / result[k]["median_cpu_s"] for k in result["ratios"]
+                            if cpu and result[k]["median_cpu_s"]}
     for k, v in result["ratios"].items():
-        print(f"analyze / {k}: {v:.2f}")
+        print(f"analyze / {k}: {v:.2f} (CPU seconds: {result['cpu_ratios'].get(k, float('nan')):.2f})")
     imports = series([sys.executable, "-c", "import entrodiag.analysis.summary, rich.console, rich.table"],
                      args.repeats)
     result["python_and_imports_s"] = imports["median_s"]
