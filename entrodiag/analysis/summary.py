@@ -119,10 +119,12 @@ def analyze_run(
         run = as_run(run)
         steps = run.steps
         has_tokens = bool(run.parts("tokens"))
-        # the token rows are read once (leaderboard, row count, impossible values) in a worker
-        # thread, while the step-level analyses below run: polars reads without holding the GIL
-        pending = ThreadPoolExecutor(1).submit(read_token_rows, run, bad_values=True) if has_tokens else None
         names = eval_names(run)
+        # the token rows are read once (leaderboard, row count, impossible values) in a worker
+        # thread, while the step-level analyses below run (polars reads without holding the GIL);
+        # they read only the step and evaluation rows, read by now: the parts skipped and the
+        # warnings come in the same order at every run
+        pending = ThreadPoolExecutor(1).submit(read_token_rows, run, bad_values=True) if has_tokens else None
         out: dict[str, Any] = {
             "run": {
                 "path": str(run.path), "run_id": run.run_id, "status": run.status,
