@@ -109,7 +109,8 @@ def _copy(run, dest, *, parts: int = 1, change=None):
         table = change(table)
     cut = np.linspace(0, table.num_rows, parts + 1).astype(int)
     for i in range(parts):
-        pq.write_table(table.slice(cut[i], cut[i + 1] - cut[i]), dest / "tokens" / f"part-r00000-{i:06d}.parquet")
+        pq.write_table(table.slice(cut[i], cut[i + 1] - cut[i]), dest / "tokens" / f"part-r00000-{i:06d}.parquet",
+                       compression="zstd")
     return dest
 
 
@@ -205,3 +206,25 @@ def test_the_screen_counts_shares_and_counts_exactly(run, tmp_path):
         screen = stream_pass(r, "steps", lambda rows: [bad_value_screen(rows, rows.collect_schema())])[0]
         got = read_bad_values(r, "steps", screen)
         assert got == r.bad_values(("steps",))["steps"] and all(got[k] == v for k, v in want.items())
+
+
+def test_a_corrupt_token_part_is_skipped_named_once_and_the_pass_reads_the_rest(run, tmp_path):
+    import pyarrow.parquet as pq
+    from run_damage import corrupt_page
+
+    from entrodiag.analysis.tokens import read_token_rows
+    from entrodiag.store import load_run
+    from entrodiag.store.reader import SKIP_WARNING
+
+    dest = _copy(run, tmp_path / "damaged", parts=3)
+    parts = sorted((dest / "tokens").glob("part-*.parquet"))
+    assert corrupt_page(parts[1], "entropy") == "entropy"  # a good footer, a page that does not decode
+    damaged = load_run(dest)
+    with pytest.warns(UserWarning) as caught:
+        got = read_token_rows(damaged, bad_values=True)
+    assert sum(SKIP_WARNING in str(w.message) and parts[1].name in str(w.message) for w in caught) == 1
+    assert damaged.skipped_parts == [parts[1]]
+    healthy = pq.read_table([parts[0], parts[2]])
+    h = healthy["entropy"].to_numpy(zero_copy_only=False)
+    assert got.rows == healthy.num_rows and got.bad_values == {}
+    assert int(got.per_token["count"].sum()) == int((np.isfinite(h) & (h >= 0)).sum())
