@@ -87,3 +87,144 @@ def test_a_space_token_is_shown_not_blank():
     from entrodiag.analysis.tokens import shown_token
 
     assert [shown_token(t) for t in (" ", "   ", " the", "a ", "", "\n")] == ["␣", "␣␣␣", " the", "a ", "", "\n"]
+
+
+# ------------------------------------------------------------- the streamed pass over token rows
+NATS, LOGPROBS, OTHER = ("entropy", "window_entropy"), ("logprob",), ("advantage", "cov", "s_star")
+
+
+def _copy(run, dest, *, parts: int = 1, change=None):
+    """A copy of ``run`` with its token rows split over ``parts`` part files (in order), each
+    column ``change(table)`` returns rewritten."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    shutil.copytree(run.path, dest)
+    old = sorted((dest / "tokens").glob("part-*.parquet"))
+    table = pq.read_table(old)
+    for p in old:
+        p.unlink()
+    if change is not None:
+        table = change(table)
+    cut = np.linspace(0, table.num_rows, parts + 1).astype(int)
+    for i in range(parts):
+        pq.write_table(table.slice(cut[i], cut[i + 1] - cut[i]), dest / "tokens" / f"part-r00000-{i:06d}.parquet",
+                       compression="zstd")
+    return dest
+
+
+def _naive(run_dir):
+    """Per-token counts, forking counts, entropy sums, first texts and impossible values, from
+    the part files read with pyarrow and numpy (an independent reference)."""
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(sorted((run_dir / "tokens").glob("part-*.parquet")))
+    col = {c: t[c].to_numpy(zero_copy_only=False) for c in (*NATS, *LOGPROBS, *OTHER)}
+    ids, fork, text = t["token_id"].to_numpy(), t["is_forking"].to_numpy(zero_copy_only=False), t["token"].to_pylist()
+    h = col["entropy"].astype(np.float64)
+    ok = np.isfinite(h) & (h >= -1e-5)
+    per = {}
+    for i in np.unique(ids[ok]):
+        sel = ok & (ids == i)
+        per[int(i)] = (int(sel.sum()), int(fork[sel].sum()), float(h[sel].mean()), text[int(np.argmax(sel))])
+    bad = {}
+    for name, v in col.items():
+        v = v.astype(np.float64)
+        fin = np.isfinite(v)
+        why = {"non-finite": int((~fin).sum())}
+        if name in NATS:
+            why["negative"] = int((fin & (v < -1e-5)).sum())
+        if name in LOGPROBS:
+            why["positive"] = int((fin & (v > 1e-5)).sum())
+        if any(why.values()):
+            bad[name] = {k: n for k, n in why.items() if n}
+    return t.num_rows, per, bad
+
+
+def test_the_streamed_token_pass_equals_a_naive_read(run, tmp_path):
+    from entrodiag.analysis.tokens import read_token_rows, token_texts
+    from entrodiag.store import load_run
+
+    split = load_run(_copy(run, tmp_path / "split", parts=7))
+    got = read_token_rows(split, bad_values=True)
+    rows, per, bad = _naive(split.path)
+    assert got.rows == rows and got.bad_values == bad == {}
+    assert sorted(got.per_token["token_id"].to_list()) == sorted(per)
+    for i, count, forking, mean in got.per_token.iter_rows():
+        assert (count, forking) == per[i][:2] and mean == pytest.approx(per[i][2], rel=1e-5)
+    # texts are read part by part (1, then 4, ...) until every id is found: all 7 parts here
+    assert token_texts(split, list(per)) == {i: p[3] for i, p in per.items()}
+    assert forking_leaderboard(split, top=6).equals(forking_leaderboard(run, top=6))
+
+
+@pytest.mark.parametrize("kind", ["nan only", "every rule"])
+def test_impossible_token_values_are_counted_in_the_same_pass(run, tmp_path, kind):
+    """NaN alone is counted from the screen (each column's range and NaN count); a value out of
+    range makes a second, exact pass. Both equal a naive count, and the reader's own."""
+    import pyarrow as pa
+
+    from entrodiag.analysis.tokens import read_token_rows
+    from entrodiag.store import load_run
+
+    def change(t: pa.Table) -> pa.Table:
+        put = {"entropy": {3: np.nan, 50: np.nan}, "cov": {7: np.nan}} if kind == "nan only" else {
+            "entropy": {3: np.nan, 9: -1.0, 10: -1e-6}, "logprob": {4: 0.5}, "cov": {5: np.inf},
+            "window_entropy": {6: -np.inf}, "advantage": {8: np.nan}}
+        for name, at in put.items():
+            v = t[name].to_numpy(zero_copy_only=False).copy()
+            for i, x in at.items():
+                v[i] = x
+            t = t.set_column(t.schema.get_field_index(name), name, pa.array(v, t[name].type))
+        return t
+
+    bad_run = load_run(_copy(run, tmp_path / "bad", parts=2, change=change))
+    got = read_token_rows(bad_run, bad_values=True)
+    rows, per, bad = _naive(bad_run.path)
+    assert got.bad_values == bad == bad_run.bad_values(("tokens",))["tokens"]
+    assert bad["entropy"]["non-finite"] == (2 if kind == "nan only" else 1)
+    assert int(got.per_token["count"].sum()) == sum(p[0] for p in per.values()) == rows - sum(
+        bad["entropy"].values())
+
+
+def test_the_screen_counts_shares_and_counts_exactly(run, tmp_path):
+    """The screen on the step rows (shares, integer counts, NaN) equals the reader's own count."""
+    import pyarrow.parquet as pq
+
+    from entrodiag.store import load_run
+    from entrodiag.store.stream import bad_value_screen, read_bad_values, stream_pass
+
+    dest = _copy(run, tmp_path / "steps")
+    for put, want in (({"reward_mean": np.nan}, {"reward_mean": {"non-finite": 1}}),
+                      ({"high_entropy_frac": 1.5, "n_tokens": -3},
+                       {"high_entropy_frac": {"outside [0, 1]": 1}, "n_tokens": {"negative": 1}})):
+        part = sorted((dest / "steps").glob("part-*.parquet"))[0]
+        df = pl.read_parquet(part)
+        df.with_columns(**{k: pl.when(pl.int_range(pl.len()) == 2).then(v).otherwise(pl.col(k)).cast(df[k].dtype)
+                           for k, v in put.items()}).write_parquet(part)
+        r = load_run(dest)
+        screen = stream_pass(r, "steps", lambda rows: [bad_value_screen(rows, rows.collect_schema())])[0]
+        got = read_bad_values(r, "steps", screen)
+        assert got == r.bad_values(("steps",))["steps"] and all(got[k] == v for k, v in want.items())
+
+
+def test_a_corrupt_token_part_is_skipped_named_once_and_the_pass_reads_the_rest(run, tmp_path):
+    import pyarrow.parquet as pq
+    from run_damage import corrupt_page
+
+    from entrodiag.analysis.tokens import read_token_rows
+    from entrodiag.store import load_run
+    from entrodiag.store.reader import SKIP_WARNING
+
+    dest = _copy(run, tmp_path / "damaged", parts=3)
+    parts = sorted((dest / "tokens").glob("part-*.parquet"))
+    assert corrupt_page(parts[1], "entropy") == "entropy"  # a good footer, a page that does not decode
+    damaged = load_run(dest)
+    with pytest.warns(UserWarning) as caught:
+        got = read_token_rows(damaged, bad_values=True)
+    assert sum(SKIP_WARNING in str(w.message) and parts[1].name in str(w.message) for w in caught) == 1
+    assert damaged.skipped_parts == [parts[1]]
+    healthy = pq.read_table([parts[0], parts[2]])
+    h = healthy["entropy"].to_numpy(zero_copy_only=False)
+    assert got.rows == healthy.num_rows and got.bad_values == {}
+    assert int(got.per_token["count"].sum()) == int((np.isfinite(h) & (h >= 0)).sum())

@@ -8,6 +8,7 @@ what is missing and why a section is empty.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -23,7 +24,8 @@ from ..metric_names import metric_notes
 from .runs import AnalysisError, RunLike, as_run
 from .series import edge_size, edge_values, late_start, step_series
 from .sources import entropy_notes, framework, log_hint, reward_series
-from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats
+from ..store.schema import TABLES
+from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats, read_token_rows
 from .verdicts import judge_law, withhold_early, withhold_law
 from .render import render_summary  # re-export: its old home
 
@@ -118,6 +120,11 @@ def analyze_run(
         steps = run.steps
         has_tokens = bool(run.parts("tokens"))
         names = eval_names(run)
+        # the token rows are read once (leaderboard, row count, impossible values) in a worker
+        # thread, while the step-level analyses below run (polars reads without holding the GIL);
+        # they read only the step and evaluation rows, read by now: the parts skipped and the
+        # warnings come in the same order at every run
+        pending = ThreadPoolExecutor(1).submit(read_token_rows, run, bad_values=True) if has_tokens else None
         out: dict[str, Any] = {
             "run": {
                 "path": str(run.path), "run_id": run.run_id, "status": run.status,
@@ -207,8 +214,9 @@ def analyze_run(
         if m.verdict == "insufficient data":
             out["mechanism"]["reason"] = m.explanation
 
-        if has_tokens:
-            board = forking_leaderboard(run, top=top_tokens)
+        token_rows = pending.result() if pending is not None else None
+        if token_rows is not None:
+            board = forking_leaderboard(run, top=top_tokens, token_rows=token_rows)
             out["forking_tokens"] = {"status": "ok", "rows": board.to_dicts()} if board.height else _empty(
                 "no token seen 5 or more times in the token rows was ever among its step's forking tokens")
         else:
@@ -233,10 +241,14 @@ def analyze_run(
             out["control"] = _empty(str(e))
         out["missing"] = missing
         # counted last: a part found damaged by one of the queries above is left out of them too
-        out["run"]["rows"] = {t: (run.scan(t).select(pl.len()).collect().item() if run.parts(t) else 0)
+        out["run"]["rows"] = {t: (token_rows.rows if t == "tokens" and token_rows is not None
+                                  else run.scan(t).select(pl.len()).collect().item() if run.parts(t) else 0)
                               for t in ("tokens", "samples", "spans", "evals")}
         out["run"]["skipped_parts"] = run.skipped()
-        out["run"]["bad_values"] = run.bad_values()
+        bad = run.bad_values(tuple(t for t in TABLES if t != "tokens"))
+        if token_rows is not None and token_rows.bad_values:
+            bad["tokens"] = token_rows.bad_values
+        out["run"]["bad_values"] = {t: bad[t] for t in TABLES if t in bad}
     out["warnings"] = [str(w.message) for w in caught]
     return clean(out)
 

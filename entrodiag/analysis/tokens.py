@@ -1,8 +1,12 @@
 """Token-level analyses: the forking-token leaderboard, high-window-entropy spans, and the entropy
 distribution over training.
 
-Token and span rows are read with lazy polars scans and aggregated in the scan (group-by pushed
-into the query), so a run with 10^7 token rows never materialises them in Python.
+Token rows are read in one streamed pass (``read_token_rows``; ``entrodiag.store.stream``): the
+per-token group-by, the row count and the impossible-value counts run together in polars'
+streaming engine, so a run with 10^8 token rows is aggregated in bounded memory and never
+materialised in Python. Token text, the costliest column to decode, is read only for the ids a
+leaderboard shows (``token_texts``: the first parts that hold them). Span rows are small and
+read with lazy scans.
 
 - Forking tokens (Wang et al. 2025, "Beyond the 80/20 Rule", arXiv 2506.01939): tokens at or above
   their step's 80th entropy percentile (``is_forking`` in the token rows).
@@ -15,10 +19,13 @@ into the query), so a run with 10^7 token rows never materialises them in Python
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
+from ..store import values
+from ..store.stream import bad_value_screen, read_bad_values, stream_pass
 from .jsonable import clean
 from .runs import RunLike, as_run
 from .series import edge_size, step_series
@@ -27,6 +34,8 @@ _LEADERBOARD_SCHEMA = {
     "token": pl.String, "token_id": pl.Int64, "count": pl.UInt32, "forking": pl.UInt32,
     "forking_rate": pl.Float64, "forking_share": pl.Float64, "mean_entropy": pl.Float64,
 }
+_PER_TOKEN_SCHEMA = {"token_id": pl.Int64, "count": pl.UInt32, "forking": pl.UInt32, "mean_entropy": pl.Float64}
+_LEADERBOARD_COLUMNS = ("step", "token_id", "entropy", "is_forking")
 
 
 _SORTS = ("forking", "forking_rate", "mean_entropy")
@@ -38,8 +47,80 @@ def shown_token(text: str) -> str:
     return "␣" * len(text) if text and not text.strip(" ") else text
 
 
+@dataclass(frozen=True)
+class TokenRows:
+    """What one streamed pass over a run's token rows finds (``read_token_rows``).
+
+    ``per_token``: one row per token id seen with a valid entropy: ``token_id``, ``count``
+    (occurrences), ``forking`` (occurrences among their step's forking tokens), ``mean_entropy``
+    (nats); the token text is read for the ids shown only (``token_texts``). ``rows``: the token
+    rows read (those with a step). ``bad_values``: impossible values per column and reason (the
+    shape of ``Run.bad_values()["tokens"]``), ``None`` unless asked for.
+    """
+
+    per_token: pl.DataFrame
+    rows: int
+    bad_values: dict[str, dict[str, int]] | None = None
+
+
+def _valid(rows: pl.LazyFrame, columns: tuple[str, ...]) -> pl.LazyFrame:
+    """``columns`` of the raw token ``rows`` that have a step, a token id and a valid entropy
+    (impossible values masked first, as every reader does)."""
+    schema = rows.collect_schema()
+    used = rows.select(columns)
+    return values.mask(used, pl.Schema({c: schema[c] for c in columns})).filter(
+        pl.col("entropy").is_not_null() & pl.col("token_id").is_not_null())
+
+
+def read_token_rows(run: RunLike, *, bad_values: bool = False) -> TokenRows:
+    """Read a run's token rows once: the per-token aggregates of the leaderboard, the row count
+    and (``bad_values``) the impossible-value counts of every checked column, in one streamed
+    pass (``entrodiag.store.stream.stream_pass``; memory bounded, whatever the number of rows)."""
+    run = as_run(run)
+
+    def build(rows: pl.LazyFrame) -> list[pl.LazyFrame]:
+        per_token = _valid(rows, _LEADERBOARD_COLUMNS).group_by("token_id").agg(
+            count=pl.len().cast(pl.UInt32),
+            forking=pl.col("is_forking").sum().cast(pl.UInt32),
+            mean_entropy=pl.col("entropy").mean().cast(pl.Float64),
+        )
+        queries = [per_token, rows.select(n=pl.col("step").is_not_null().sum())]
+        if bad_values:
+            queries.append(bad_value_screen(rows, rows.collect_schema()))
+        return queries
+
+    found = stream_pass(run, "tokens", build) if run.parts("tokens") else None
+    if found is None:
+        return TokenRows(pl.DataFrame(schema=_PER_TOKEN_SCHEMA), 0, {} if bad_values else None)
+    per_token = found[0].select(list(_PER_TOKEN_SCHEMA)).cast(_PER_TOKEN_SCHEMA)
+    return TokenRows(per_token, int(found[1].item()), read_bad_values(run, "tokens", found[2]) if bad_values else None)
+
+
+def token_texts(run: RunLike, ids: list[int]) -> dict[int, str | None]:
+    """The text of each token id in ``ids``: that of its first valid token row (null without a
+    tokenizer; an id decodes to one text). Parts are read in order, 1, then 4, 16, ... at a time,
+    until every id is found: the ids a leaderboard shows are frequent, so this reads a few parts,
+    not the 10^8 token texts of a long run."""
+    run = as_run(run)
+    want, found, start, n = set(ids), {}, 0, 1
+    total = len(run.parts("tokens"))
+    while want and start < total:
+        def build(rows: pl.LazyFrame, want: set = want) -> list[pl.LazyFrame]:
+            return [_valid(rows, ("step", "token_id", "token", "entropy"))
+                    .filter(pl.col("token_id").is_in(list(want)))
+                    .group_by("token_id").agg(pl.col("token").first())]
+
+        got = stream_pass(run, "tokens", build, which=slice(start, start + n))
+        start, n = start + n, 4 * n
+        for token_id, text in (got[0].iter_rows() if got else ()):
+            if token_id in want:
+                found[token_id] = text
+                want.discard(token_id)
+    return found
+
+
 def forking_leaderboard(
-    run: RunLike, *, top: int = 20, min_count: int = 5, by: str = "forking"
+    run: RunLike, *, top: int = 20, min_count: int = 5, by: str = "forking", token_rows: TokenRows | None = None
 ) -> pl.DataFrame:
     """The tokens most often among their step's forking tokens (top 20% entropy; Wang et al. 2025).
 
@@ -50,35 +131,24 @@ def forking_leaderboard(
     ``forking_share`` (its share of all forking occurrences), ``mean_entropy`` (nats).
     ``by="forking_rate"`` ranks by how reliably a token forks instead (the 80/20 paper's "wait",
     "however", "thus"), ``by="mean_entropy"`` by its entropy. Empty (with these columns) when the
-    run has no token rows.
+    run has no token rows. ``token_rows``: the run's ``read_token_rows``, when already read.
     """
     if by not in _SORTS:
         raise ValueError(f"by must be one of {', '.join(_SORTS)}, got {by!r}")
-    run = as_run(run)
-    if not run.parts("tokens"):
-        return pl.DataFrame(schema=_LEADERBOARD_SCHEMA)
-    per_token = (
-        run.scan("tokens")
-        .select("token_id", "token", "entropy", "is_forking")
-        .filter(pl.col("entropy").is_not_null() & pl.col("token_id").is_not_null())
-        .group_by("token_id")
-        .agg(
-            count=pl.len(),
-            forking=pl.col("is_forking").sum().cast(pl.UInt32),
-            mean_entropy=pl.col("entropy").mean().cast(pl.Float64),
-            token=pl.col("token").first(),  # an id decodes to one text (null without a tokenizer)
-        )
-        .collect()
-    )
+    per_token = (token_rows or read_token_rows(run)).per_token
     if per_token.is_empty():
         return pl.DataFrame(schema=_LEADERBOARD_SCHEMA)
     total_forking = max(int(per_token["forking"].sum()), 1)
     order = [by] + [c for c in ("forking", "mean_entropy") if c != by]
-    return (
+    board = (
         per_token.filter((pl.col("count") >= min_count) & (pl.col("forking") > 0))
         .with_columns(forking_rate=pl.col("forking") / pl.col("count"))
         .sort([*order, "token_id"], descending=[True] * len(order) + [False])
         .head(top)
+    )
+    texts = token_texts(run, board["token_id"].to_list())
+    return (
+        board.with_columns(token=pl.Series([texts.get(i) for i in board["token_id"]], dtype=pl.String))
         .select(
             pl.coalesce(pl.col("token"), pl.format("#{}", pl.col("token_id"))).alias("token"),
             pl.col("token_id").cast(pl.Int64),
@@ -191,4 +261,7 @@ def entropy_distribution(run: RunLike, *, segments: int = 5) -> dict:
     return clean(out)
 
 
-__all__ = ["entropy_distribution", "forking_leaderboard", "hwe_span_stats", "shown_token"]
+__all__ = [
+    "TokenRows", "entropy_distribution", "forking_leaderboard", "hwe_span_stats", "read_token_rows", "shown_token",
+    "token_texts",
+]
