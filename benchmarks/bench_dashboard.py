@@ -18,8 +18,16 @@ I/O, to compare across machines.
 
 Target (the dashboard issue): first render of each page < 3 s.
 
+``--first-page`` (issue 29) times what a user of a just-started dashboard waits, in headless
+chromium: a new ``entrodiag dashboard`` (and an empty cache folder) per trial, its first page (Runs)
+on ``data/`` (the sample run) until fully rendered (``RENDERED``), then every other page of the
+sidebar in turn, then the first page on the big run; ``--compare-with CHECKOUT`` alternates the
+trials with another version's (e.g. ``main``, exported with ``git archive``).
+
     python benchmarks/bench_dashboard.py                      # generate (once) and time
     python benchmarks/bench_dashboard.py --browser --json benchmarks/results/dashboard.json
+    git archive main | tar -x -C /tmp/main-code
+    python benchmarks/bench_dashboard.py --first-page --compare-with /tmp/main-code --repeats 5
 """
 
 from __future__ import annotations
@@ -339,7 +347,7 @@ def first_page_trial(browser, root: Path, last_step: int, later: bool = True, co
     out: dict[str, float] = {}
     t_launch = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env=env)
+                            env=env, cwd=cache)  # not the checkout: `python -m` puts the cwd first on sys.path
     url = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -371,20 +379,116 @@ def first_page_trial(browser, root: Path, last_step: int, later: bool = True, co
     return out
 
 
+#: The floor: a minimal Streamlit app drawing what the Runs page draws (a title, a caption with a
+#: badge, a one-row table, five metrics, a text box in the sidebar), nothing computed. What any
+#: Streamlit page of this kind costs the browser on this machine, at this load.
+FLOOR_APP = """import streamlit as st
+st.sidebar.text_input("Runs root", value="data")
+st.title("Runs")
+st.caption("under data · :blue-badge[finished]")
+st.dataframe({"run": ["sample-run"], "steps": [120], "entropy": [0.33]}, hide_index=True)
+for col, label in zip(st.columns(5), ("Entropy now", "Accuracy", "Ceiling", "Law R2", "Flags")):
+    col.metric(label, "0.330", delta="-0.184")
+"""
+
+
+def floor_trial(browser) -> dict[str, float]:
+    """``FLOOR_APP`` on a freshly started ``streamlit run``: seconds until ready and until drawn."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import urllib.request
+
+    with tempfile.TemporaryDirectory() as folder:
+        app = Path(folder) / "floor_app.py"
+        app.write_text(FLOOR_APP)
+        port = _free_port()
+        cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+        t_launch = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            t_ready = time.perf_counter()
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.wait_for_function(RENDERED, arg=["Runs", "", 0], timeout=120_000, polling=50)
+            t1 = time.perf_counter()
+            page.close()
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+    return {"launch_to_ready": t_ready - t_launch, "first_page": t1 - t_ready, "launch_to_first_page": t1 - t_launch}
+
+
+#: One fresh process: streamlit imported (as in a server that is up), then, when the checkout has
+#: the warm-up, ``warm_up()`` (what the server does before it serves), then the first script run of
+#: the app (``AppTest``): what the server does between the browser's connection and the page.
+SCRIPT_RUN = """
+import json, os, sys, tempfile, time
+os.environ["ENTRODIAG_CACHE"] = tempfile.mkdtemp()
+import streamlit
+from streamlit.testing.v1 import AppTest
+import entrodiag.app
+out = {"warm_up": 0.0}
+try:
+    from entrodiag.app import app_warmup
+except ImportError:
+    app_warmup = None
+if app_warmup is not None:
+    t0 = time.perf_counter(); app_warmup.warm_up(); out["warm_up"] = time.perf_counter() - t0
+app = os.path.join(os.path.dirname(entrodiag.app.__file__), "streamlit_app.py")
+at = AppTest.from_file(app, default_timeout=120)
+t0 = time.perf_counter(); at.run(); out["first_script_run"] = time.perf_counter() - t0
+assert not at.exception and len(at.metric) >= 5
+print(json.dumps(out))
+"""
+
+
+def time_first_script_run(root: Path, repeats: int, codes: dict[str, str | None]) -> dict[str, dict]:
+    """``SCRIPT_RUN`` ``repeats`` times per checkout (alternated): seconds of the warm-up and of the
+    first script run of the Runs page, server side only (no browser)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    trials: dict[str, list[dict]] = {label: [] for label in codes}
+    for _ in range(repeats):
+        for label, code in codes.items():
+            env = {**os.environ, "PYTHONPATH": code or str(REPO), "ENTRODIAG_RUNS_ROOT": str(root)}
+            done = subprocess.run([sys.executable, "-c", SCRIPT_RUN], env=env, capture_output=True, text=True,
+                                  check=True, cwd=tempfile.gettempdir())  # `-c` puts the cwd first on sys.path
+            trials[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {label: {k: {"median": statistics.median(t[k] for t in ts), "all": [t[k] for t in ts]} for k in ts[0]}
+            for label, ts in trials.items()}
+
+
 def time_first_page(root: Path, repeats: int, later: bool = True, codes: dict[str, str | None] | None = None,
-                    chromium: str = "/usr/bin/chromium") -> dict[str, dict]:
+                    floor: bool = False, chromium: str = "/usr/bin/chromium") -> dict[str, dict]:
     """``first_page_trial`` ``repeats`` times for each checkout of ``codes`` (label: path; default
-    this checkout), the checkouts alternated trial by trial; medians and every trial, by label."""
+    this checkout), and with ``floor`` the ``floor_trial`` (label ``streamlit floor``), alternated
+    trial by trial; medians and every trial, by label."""
     from playwright.sync_api import sync_playwright
 
     codes = codes or {"this": None}
     last = _last_step(root) if (root / "run.json").is_file() else _last_step(_newest_run(root))
     trials: dict[str, list[dict]] = {label: [] for label in codes}
+    if floor:
+        trials["streamlit floor"] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True)
         for _ in range(repeats):
             for label, code in codes.items():
                 trials[label].append(first_page_trial(browser, root, last, later, code))
+            if floor:
+                trials["streamlit floor"].append(floor_trial(browser))
         browser.close()
     return {label: {k: {"median": statistics.median(t[k] for t in ts), "all": [t[k] for t in ts]} for k in ts[0]}
             for label, ts in trials.items()}
@@ -408,11 +512,12 @@ def first_page_main(args: argparse.Namespace) -> None:
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                     "load_before": loadavg(), "targets_s": {"first_page": FIRST_PAGE_S, "later": LATER_PAGE_S,
                                                             "first_page_1M": FIRST_PAGE_1M_S}}
-    result["sample"] = time_first_page(REPO / "data", args.repeats, later=True, codes=codes)
+    result["server_side"] = time_first_script_run(REPO / "data", args.repeats, codes or {"this": None})
+    result["sample"] = time_first_page(REPO / "data", args.repeats, later=True, codes=codes, floor=True)
     result["big_run"] = time_first_page(args.run, args.repeats, later=False, codes=codes)
     result["load_after"] = loadavg()
     print(f"machine {result['machine']}; load average before {result['load_before']}, after {result['load_after']}")
-    for what in ("sample", "big_run"):
+    for what in ("server_side", "sample", "big_run"):
         for label, r in result[what].items():
             for key, m in r.items():
                 runs = ", ".join(f"{x:.2f}" for x in m["all"])
