@@ -18,8 +18,16 @@ I/O, to compare across machines.
 
 Target (the dashboard issue): first render of each page < 3 s.
 
+``--first-page`` (issue 29) times what a user of a just-started dashboard waits, in headless
+chromium: a new ``entrodiag dashboard`` (and an empty cache folder) per trial, its first page (Runs)
+on ``data/`` (the sample run) until fully rendered (``RENDERED``), then every other page of the
+sidebar in turn, then the first page on the big run; ``--compare-with CHECKOUT`` alternates the
+trials with another version's (e.g. ``main``, exported with ``git archive``).
+
     python benchmarks/bench_dashboard.py                      # generate (once) and time
     python benchmarks/bench_dashboard.py --browser --json benchmarks/results/dashboard.json
+    git archive main | tar -x -C /tmp/main-code
+    python benchmarks/bench_dashboard.py --first-page --compare-with /tmp/main-code --repeats 5
 """
 
 from __future__ import annotations
@@ -279,11 +287,244 @@ def time_pages_in_browser(run: Path, repeats: int, chromium: str = "/usr/bin/chr
     return out
 
 
+#: Issue 29's targets (seconds, medians): the first page of a freshly started server on the sample
+#: run, every later page, the first page on the run of 10^6 token rows.
+FIRST_PAGE_S, LATER_PAGE_S, FIRST_PAGE_1M_S = 2.5, 1.0, 3.0
+#: The sidebar's pages in the order a user visits them after the first (Runs), and what each shows
+#: once fully rendered: the number of plotly charts drawn on the sample run.
+NAV = {"Runs": 0, "Dynamics": 3, "Entropy law": 1, "Collapse": 1, "Tokens": 2, "Compare": 1}
+
+#: "Fully rendered", the same for every page and every version of the app: the page's title is
+#: shown; Streamlit's running indicator is gone, nothing is stale (greyed out from an earlier run of
+#: the script) and no skeleton or spinner is left; the run's numbers are there (the Runs page: its
+#: table and the selected run's summary metrics; the other pages: the caption naming the run's last
+#: step; Compare: its overlay chart); and every plotly chart the page sent has drawn its SVG, at
+#: least ``charts`` of them.
+RENDERED = """([title, steps, charts]) => {
+  const q = (s) => document.querySelectorAll(s);
+  if (![...q('h1')].some(h => h.innerText.startsWith(title))) return false;
+  if (q('[data-testid=stStatusWidget]').length || q('[data-stale=true]').length) return false;
+  if (q('[data-testid=stSkeleton]').length || q('[data-testid=stSpinner]').length) return false;
+  const plots = q('[data-testid=stPlotlyChart]');
+  const drawn = q('[data-testid=stPlotlyChart] .main-svg').length > 0 ?
+      [...plots].filter(p => p.querySelector('.main-svg')).length : 0;
+  if (drawn < plots.length || drawn < charts) return false;
+  if (title === 'Runs') {
+    return q('[data-testid=stDataFrame]').length > 0 && q('[data-testid=stMetric]').length >= 5;
+  }
+  return [...q('[data-testid=stCaptionContainer]')].some(c => c.innerText.includes(steps));
+}"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def first_page_trial(browser, root: Path, last_step: int, later: bool = True, code: str | None = None) -> dict:
+    """One trial: a new ``entrodiag dashboard ROOT`` (its own empty cache folder, so the summary
+    index is cold too; ``code``: the checkout whose ``entrodiag`` it runs, else this one), its first
+    page opened in a new chromium page as soon as its health endpoint answers, then, with ``later``,
+    every other page of the sidebar in turn (a click on its name), each timed until "fully
+    rendered" (``RENDERED``). Seconds: ``launch_to_ready`` (the command started until its health
+    endpoint answers), ``first_page`` (the URL opened until the Runs page is fully rendered),
+    ``launch_to_first_page`` (what a user who opens the page at once waits) and each later page."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import urllib.request
+
+    steps = f"steps 0–{last_step}"
+    cache = tempfile.mkdtemp(prefix="entrodiag-bench-cache-")
+    port = _free_port()
+    env = {**os.environ, "ENTRODIAG_CACHE": cache, "PYTHONPATH": code or str(REPO)}
+    cmd = [sys.executable, "-m", "entrodiag.cli", "dashboard", str(root), "--port", str(port)]
+    out: dict[str, float] = {}
+    t_launch = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=env, cwd=cache)  # not the checkout: `python -m` puts the cwd first on sys.path
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the dashboard exited ({proc.returncode})") from None
+                time.sleep(0.05)
+        t_ready = time.perf_counter()
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_function(RENDERED, arg=["Runs", steps, 0], timeout=120_000, polling=50)
+        t1 = time.perf_counter()
+        out.update(launch_to_ready=t_ready - t_launch, first_page=t1 - t_ready, launch_to_first_page=t1 - t_launch)
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        for title in list(NAV)[1:] if later else []:
+            t0 = time.perf_counter()
+            nav.get_by_text(title, exact=True).click()
+            shows = "" if title == "Compare" else steps  # several runs: no one run's caption
+            page.wait_for_function(RENDERED, arg=[title, shows, NAV[title]], timeout=120_000, polling=50)
+            out[title] = time.perf_counter() - t0
+        page.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        shutil.rmtree(cache, ignore_errors=True)
+    return out
+
+
+#: The floor: a minimal Streamlit app drawing what the Runs page draws (a title, a caption with a
+#: badge, a one-row table, five metrics, a text box in the sidebar), nothing computed. What any
+#: Streamlit page of this kind costs the browser on this machine, at this load.
+FLOOR_APP = """import streamlit as st
+st.sidebar.text_input("Runs root", value="data")
+st.title("Runs")
+st.caption("under data · :blue-badge[finished]")
+st.dataframe({"run": ["sample-run"], "steps": [120], "entropy": [0.33]}, hide_index=True)
+for col, label in zip(st.columns(5), ("Entropy now", "Accuracy", "Ceiling", "Law R2", "Flags")):
+    col.metric(label, "0.330", delta="-0.184")
+"""
+
+
+def floor_trial(browser) -> dict[str, float]:
+    """``FLOOR_APP`` on a freshly started ``streamlit run``: seconds until ready and until drawn."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import urllib.request
+
+    with tempfile.TemporaryDirectory() as folder:
+        app = Path(folder) / "floor_app.py"
+        app.write_text(FLOOR_APP)
+        port = _free_port()
+        cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+        t_launch = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            t_ready = time.perf_counter()
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.wait_for_function(RENDERED, arg=["Runs", "", 0], timeout=120_000, polling=50)
+            t1 = time.perf_counter()
+            page.close()
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+    return {"launch_to_ready": t_ready - t_launch, "first_page": t1 - t_ready, "launch_to_first_page": t1 - t_launch}
+
+
+#: One fresh process: streamlit imported (as in a server that is up), then, when the checkout has
+#: the warm-up, ``warm_up()`` (what the server does before it serves), then the first script run of
+#: the app (``AppTest``): what the server does between the browser's connection and the page.
+SCRIPT_RUN = """
+import json, os, sys, tempfile, time
+os.environ["ENTRODIAG_CACHE"] = tempfile.mkdtemp()
+import streamlit
+from streamlit.testing.v1 import AppTest
+import entrodiag.app
+out = {"warm_up": 0.0}
+try:
+    from entrodiag.app import app_warmup
+except ImportError:
+    app_warmup = None
+if app_warmup is not None:
+    t0 = time.perf_counter(); app_warmup.warm_up(); out["warm_up"] = time.perf_counter() - t0
+app = os.path.join(os.path.dirname(entrodiag.app.__file__), "streamlit_app.py")
+at = AppTest.from_file(app, default_timeout=120)
+t0 = time.perf_counter(); at.run(); out["first_script_run"] = time.perf_counter() - t0
+assert not at.exception and len(at.metric) >= 5
+print(json.dumps(out))
+"""
+
+
+def time_first_script_run(root: Path, repeats: int, codes: dict[str, str | None]) -> dict[str, dict]:
+    """``SCRIPT_RUN`` ``repeats`` times per checkout (alternated): seconds of the warm-up and of the
+    first script run of the Runs page, server side only (no browser)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    trials: dict[str, list[dict]] = {label: [] for label in codes}
+    for _ in range(repeats):
+        for label, code in codes.items():
+            env = {**os.environ, "PYTHONPATH": code or str(REPO), "ENTRODIAG_RUNS_ROOT": str(root)}
+            done = subprocess.run([sys.executable, "-c", SCRIPT_RUN], env=env, capture_output=True, text=True,
+                                  check=True, cwd=tempfile.gettempdir())  # `-c` puts the cwd first on sys.path
+            trials[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {label: {k: {"median": statistics.median(t[k] for t in ts), "all": [t[k] for t in ts]} for k in ts[0]}
+            for label, ts in trials.items()}
+
+
+def time_first_page(root: Path, repeats: int, later: bool = True, codes: dict[str, str | None] | None = None,
+                    floor: bool = False, chromium: str = "/usr/bin/chromium") -> dict[str, dict]:
+    """``first_page_trial`` ``repeats`` times for each checkout of ``codes`` (label: path; default
+    this checkout), and with ``floor`` the ``floor_trial`` (label ``streamlit floor``), alternated
+    trial by trial; medians and every trial, by label."""
+    from playwright.sync_api import sync_playwright
+
+    codes = codes or {"this": None}
+    last = _last_step(root) if (root / "run.json").is_file() else _last_step(_newest_run(root))
+    trials: dict[str, list[dict]] = {label: [] for label in codes}
+    if floor:
+        trials["streamlit floor"] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True)
+        for _ in range(repeats):
+            for label, code in codes.items():
+                trials[label].append(first_page_trial(browser, root, last, later, code))
+            if floor:
+                trials["streamlit floor"].append(floor_trial(browser))
+        browser.close()
+    return {label: {k: {"median": statistics.median(t[k] for t in ts), "all": [t[k] for t in ts]} for k in ts[0]}
+            for label, ts in trials.items()}
+
+
+def _newest_run(root: Path) -> Path:
+    """The run the sidebar selects at start under a root of runs: the newest run.json."""
+    return max((p.parent for p in root.rglob("run.json")), key=lambda d: (d / "run.json").stat().st_mtime)
+
+
 def loadavg() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "n/a"
+
+
+def first_page_main(args: argparse.Namespace) -> None:
+    """``--first-page``: the sample run's first page and later pages, then the big run's first page."""
+    codes = {"compared": str(args.compare_with.resolve()), "this": None} if args.compare_with else None
+    result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+                    "load_before": loadavg(), "targets_s": {"first_page": FIRST_PAGE_S, "later": LATER_PAGE_S,
+                                                            "first_page_1M": FIRST_PAGE_1M_S}}
+    result["server_side"] = time_first_script_run(REPO / "data", args.repeats, codes or {"this": None})
+    result["sample"] = time_first_page(REPO / "data", args.repeats, later=True, codes=codes, floor=True)
+    result["big_run"] = time_first_page(args.run, args.repeats, later=False, codes=codes)
+    result["load_after"] = loadavg()
+    print(f"machine {result['machine']}; load average before {result['load_before']}, after {result['load_after']}")
+    for what in ("server_side", "sample", "big_run"):
+        for label, r in result[what].items():
+            for key, m in r.items():
+                runs = ", ".join(f"{x:.2f}" for x in m["all"])
+                print(f"{what:<8} {label:<9} {key:<22} {m['median']:6.2f} s  ({runs})")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
 
 
 def main() -> None:
@@ -294,10 +535,19 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--browser", action="store_true",
                     help="also time each page in headless chromium against a freshly started server")
+    ap.add_argument("--first-page", action="store_true",
+                    help="only time, in chromium, the first page of a freshly started server on data/ (the "
+                    "sample run) and every later page, then the first page on the big run (issue 29)")
+    ap.add_argument("--compare-with", type=Path, metavar="CHECKOUT",
+                    help="with --first-page: also time this checkout's entrodiag (e.g. `git archive main | tar "
+                    "-x -C DIR`), its trials alternated with this checkout's")
     args = ap.parse_args()
     if not (args.run / "run.json").is_file():
         print(f"generating {args.run} ...", flush=True)
         print(f"  {generate(args.run):.1f} s", flush=True)
+    if args.first_page:
+        first_page_main(args)
+        return
     import polars as pl
 
     parts = sorted((args.run / "tokens").glob("part-*.parquet"))

@@ -10,12 +10,19 @@ same list to every HTTP request too, and lets a WebSocket in only from the page 
 served (an ``Origin`` equal to the request's own, allowed, host), so a page on another origin,
 another local port included, cannot drive it. Refused: HTTP 403 (the WebSocket's handshake too).
 
-``streamlit run app/streamlit_app.py`` from a checkout runs the app without this guard.
+Before it serves, the server prepares itself (its lifespan): the warm-up (``app_warmup``) imports
+what the pages import and computes the first page's numbers, for at most ``app_warmup.SERVE_AFTER_S``
+seconds; a warm-up that takes longer (a root of many runs) goes on in the background, and the first
+script run waits for it.
+
+``streamlit run app/streamlit_app.py`` from a checkout runs the app without this guard or the warm-up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +30,8 @@ import streamlit as st
 from starlette.middleware import Middleware
 from streamlit.web.server.server_util import is_allowed_origin
 from streamlit.web.server.starlette.starlette_websocket import is_host_allowed
+
+from entrodiag.app import app_warmup
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
@@ -60,4 +69,13 @@ def allowed(scope: Scope) -> bool:
     return urlsplit(origin).netloc.lower() == (host or "").lower() or is_allowed_origin(origin)
 
 
-app = st.App("streamlit_app.py", middleware=[Middleware(LocalOnly)])
+@asynccontextmanager
+async def warm_up(_app: Any) -> AsyncIterator[None]:
+    """The server's lifespan: once Streamlit's runtime runs (its caches are the ones the pages read),
+    start the warm-up and serve when it is over or after ``app_warmup.SERVE_AFTER_S`` seconds."""
+    app_warmup.start()
+    await asyncio.to_thread(app_warmup.STATE.done.wait, app_warmup.SERVE_AFTER_S)
+    yield
+
+
+app = st.App("streamlit_app.py", middleware=[Middleware(LocalOnly)], lifespan=warm_up)

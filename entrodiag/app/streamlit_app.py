@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from entrodiag.app import app_ui
+from entrodiag.app import app_warmup
 
 PAGES = [
     st.Page("page_runs.py", url_path="runs", title="Runs", icon=":material/table_rows:", default=True),
@@ -23,5 +23,12 @@ PAGES = [
 
 st.set_page_config(page_title="entrodiag", page_icon=":material/monitoring:", layout="wide")
 page = st.navigation(PAGES)
+# On a just-started server the warm-up (app_warmup) may still be importing the pages' modules and
+# computing this page's numbers: wait for it before importing the app, as two threads importing the
+# analysis layer at once can see its modules half initialised.
+app_warmup.wait()
+
+from entrodiag.app import app_ui  # noqa: E402
+
 app_ui.sidebar()
 page.run()

@@ -1,0 +1,77 @@
+"""The dashboard's warm-up (``entrodiag.app.app_warmup``): what a freshly started server prepares
+before it serves: the pages' imports and the first page's numbers (the Runs table's rows in the
+summary index, the summary of the run selected at start); failures counted, never raised."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+pytest.importorskip("plotly")
+
+from entrodiag.app import app_data, app_warmup  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+APP_DIR = REPO / "entrodiag" / "app"
+SAMPLE = REPO / "data" / "sample-run"
+
+
+def test_page_imports_are_the_scripts_import_lines():
+    names = app_warmup.page_imports()
+    for script in [*APP_DIR.glob("page_*.py"), APP_DIR / "streamlit_app.py"]:  # read here with a regex
+        for line in re.findall(r"^(?:from (\S+) import|import (\S+))", script.read_text(), re.MULTILINE):
+            module = line[0] or line[1]
+            if module != "__future__":
+                assert module in names, (script.name, module)
+    assert "__future__" not in names and len(names) == len(set(names))
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch) -> Path:
+    """A root holding a copy of the sample run, read with an empty cache folder."""
+    shutil.copytree(SAMPLE, tmp_path / "runs" / "sample-run")
+    monkeypatch.setenv(app_data.ROOT_ENV, str(tmp_path / "runs"))
+    monkeypatch.setenv("ENTRODIAG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(app_data.METRIC_ENV, raising=False)
+    app_data._indexes.clear()
+    return tmp_path / "runs"
+
+
+def test_warm_up_computes_the_first_page_once(root, monkeypatch):
+    calls: list[str] = []
+    analyze = app_data.analyze_run
+    monkeypatch.setattr(app_data, "analyze_run", lambda run, **kw: calls.append(str(run.path)) or analyze(run, **kw))
+    state = app_warmup.State()
+    app_warmup.warm_up(state)
+    assert state.done.is_set() and state.errors == []
+    assert set(state.seconds) == {"imports", "first_page"}
+    path = str(root / "sample-run")
+    assert calls == [path]  # the summary of the run the sidebar selects at start
+    summary = app_data.summary(path)  # the page's call: served from the cache
+    assert calls == [path] and summary["run"]["steps"] == 120
+    rows, fill = app_data.runs_overview_lazy(str(root))  # the Runs table's row is in the index
+    assert fill is None and list(rows) == ["sample-run"]
+    assert rows["sample-run"]["steps"] == 120
+
+
+def test_warm_up_counts_errors_and_never_raises(root, monkeypatch):
+    def broken(_root):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(app_data, "discover", broken)
+    state = app_warmup.State()
+    app_warmup.warm_up(state)  # does not raise
+    assert state.done.is_set() and state.errors == ["OSError: disk gone"]
+
+
+def test_wait():
+    assert app_warmup.wait(app_warmup.State(), timeout=0)  # never started (streamlit run, tests): no wait
+    state = app_warmup.State(started=True)
+    assert not app_warmup.wait(state, timeout=0.01)
+    threading.Timer(0.05, state.done.set).start()
+    assert app_warmup.wait(state, timeout=5)
