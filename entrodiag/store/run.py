@@ -211,7 +211,7 @@ class Run:
         named in a warning when ``warn``)."""
         raw = self.scan(table, raw=True).collect()
         if raw.width == 0:  # no rows yet: an empty table that still has the core columns
-            return pl.DataFrame(schema=polars_schema(pa.schema(CORE_TYPES[table])))
+            return empty_rows(table)
         counts = values.count(raw.lazy(), raw.schema)
         if self.max_step is None:
             self._bad[table] = counts
@@ -223,10 +223,7 @@ class Run:
     @cached_property
     def steps_by_rank(self) -> pl.DataFrame:
         """One row per (step, rank); repeated rows coalesced, the latest non-null value winning."""
-        df = self._collect("steps", warn=True)
-        if df.is_empty():
-            return df
-        return coalesce(df, ["step", "rank"])
+        return steps_by_rank(self._collect("steps", warn=True))
 
     @cached_property
     def steps(self) -> pl.DataFrame:
@@ -248,24 +245,53 @@ class Run:
     @cached_property
     def events(self) -> pl.DataFrame:
         """Flags raised live, alerts sent, intervention switches and stops, in order of step."""
-        return self._collect("events").sort("step", "time")
+        return finish_table("events", self._collect("events"))
 
     @cached_property
     def evals(self) -> pl.DataFrame:
         """One row per (step, name): ranks merged by ``n``-weighted mean (plain mean without n)."""
-        df = self._collect("evals", warn=True)
-        if df.is_empty():
-            return df.select("step", "name", "value", "n")
-        df = coalesce(df, ["step", "name", "rank"])
-        w = pl.col("n").fill_null(1).cast(pl.Float64)
-        return (
-            df.group_by("step", "name")
-            .agg(
-                value=(pl.col("value") * w).sum() / w.filter(pl.col("value").is_not_null()).sum(),
-                n=pl.col("n").sum(),
-            )
-            .sort("step", "name")
+        return merge_evals(self._collect("evals", warn=True))
+
+
+def steps_by_rank(rows: pl.DataFrame) -> pl.DataFrame:
+    """``Run.steps_by_rank`` from the step rows as read: one row per (step, rank), repeated rows
+    coalesced (the latest non-null value winning)."""
+    return rows if rows.is_empty() else coalesce(rows, ["step", "rank"])
+
+
+def merge_evals(rows: pl.DataFrame) -> pl.DataFrame:
+    """``Run.evals`` from the evaluation rows as read: one row per (step, name), ranks merged by
+    ``n``-weighted mean (plain mean without n)."""
+    if rows.is_empty():
+        return rows.select("step", "name", "value", "n")
+    df = coalesce(rows, ["step", "name", "rank"])
+    w = pl.col("n").fill_null(1).cast(pl.Float64)
+    return (
+        df.group_by("step", "name")
+        .agg(
+            value=(pl.col("value") * w).sum() / w.filter(pl.col("value").is_not_null()).sum(),
+            n=pl.col("n").sum(),
         )
+        .sort("step", "name")
+    )
+
+
+def empty_rows(table: str) -> pl.DataFrame:
+    """The rows of a table without parts: empty, with the core columns."""
+    return pl.DataFrame(schema=polars_schema(pa.schema(CORE_TYPES[table])))
+
+
+def finish_table(table: str, rows: pl.DataFrame) -> pl.DataFrame:
+    """``Run.<table>`` from the table's rows as read (impossible values already null): steps merged
+    across ranks, evaluations merged, events in order, the others as they are. One place for both
+    ``Run`` and the summary index's many-runs read (``entrodiag.store.bulk``)."""
+    if table == "steps":
+        return merge_ranks(steps_by_rank(rows))
+    if table == "evals":
+        return merge_evals(rows)
+    if table == "events":
+        return rows.sort("step", "time")
+    return rows
 
 
 
