@@ -60,6 +60,7 @@ def main() -> None:
     from entrodiag.store import reader
     from entrodiag.store.compact import compact
     from entrodiag.store.location import locate
+    from entrodiag.store.parts import clear_caches
 
     try:
         tmp = Path(tempfile.mkdtemp(prefix="bench-read-url-"))
@@ -78,7 +79,7 @@ def main() -> None:
         times: dict[str, dict[str, list[float]]] = {name: {"cold": [], "warm": []} for name in variants}
         for _ in range(args.rounds):
             for name, path in variants.items():
-                reader._VERDICTS.clear()
+                clear_caches()
                 t = time.perf_counter()
                 analyze_run(reader.load_run(path))
                 times[name]["cold"].append(time.perf_counter() - t)
