@@ -42,9 +42,14 @@ from .run import empty_rows, finish_table
 from .scan import polars_schema, scan_parts
 from .schema import table_schema
 
+#: At most this many rows are read in one scan (runs with many token rows are read a few at a time,
+#: so memory stays about what one run at a time takes).
+SCAN_ROWS = 2_000_000
 #: How much of a part's end one read takes (the footer, usually a few KiB, and its length).
 TAIL_BYTES = 1 << 16
 _ARROW_KEY = b"ARROW:schema"
+#: how a key-value entry with that key starts (Thrift compact: field 1, binary, 12 bytes long)
+_ARROW_ENTRY = b"\x18\x0c" + _ARROW_KEY
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,8 @@ class FooterShape:
             return None
         rows, end = found
         if self.arrow is None:
-            return rows if _ARROW_KEY not in footer[end:] else None
-        if footer.count(_ARROW_KEY, end) != 1 or footer.find(self.arrow, end) < 0:
+            return rows if footer.find(_ARROW_KEY, end) < 0 else None
+        if footer.count(_ARROW_KEY, end) != 1 or not footer.startswith(self.arrow, footer.find(_ARROW_ENTRY, end)):
             return None
         return rows
 
@@ -109,13 +114,27 @@ def read_many(table: str, runs: dict[str, Path]) -> tuple[dict[str, pl.DataFrame
         group = by_schema.setdefault(id(decided[ident]), (schema, []))
         group[1].append((key, [p for p, _, _ in found], [r for _, _, r in found]))
     for schema, members in by_schema.values():
-        try:
-            done.update(_scan(table, schema, members))
-        except pl.exceptions.ColumnNotFoundError:
-            raise
-        except Exception:  # noqa: BLE001 - a corrupt page, a part gone: the reader judges each run
-            left.extend(key for key, _, _ in members)
+        for chunk in _chunks(members):
+            try:
+                done.update(_scan(table, schema, chunk))
+            except pl.exceptions.ColumnNotFoundError:
+                raise
+            except Exception:  # noqa: BLE001 - a corrupt page, a part gone: the reader judges each run
+                left.extend(key for key, _, _ in chunk)
     return done, left
+
+
+def _chunks(members: list) -> list[list]:
+    """``members`` in scans of at most ``SCAN_ROWS`` rows (a run with more is a scan of its own)."""
+    out, rows = [[]], 0
+    for m in members:
+        n = sum(m[2])
+        if out[-1] and rows + n > SCAN_ROWS:
+            out.append([])
+            rows = 0
+        out[-1].append(m)
+        rows += n
+    return [c for c in out if c]
 
 
 def _parts(folder: Path) -> list[tuple[Path, FooterShape, int]] | None:
@@ -182,7 +201,7 @@ def _new_shape(part: Path, footer: bytes) -> FooterShape | None:
             return None
         rows, after = found
         arrow = None
-        at = footer.find(b"\x18\x0c" + _ARROW_KEY, after)
+        at = footer.find(_ARROW_ENTRY, after)
         if at >= 0:
             i = at + 2 + len(_ARROW_KEY)
             if footer[i] != 0x18:

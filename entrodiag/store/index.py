@@ -39,10 +39,10 @@ temporary name and renamed, so two processes refreshing the same index at once (
 is named by its content's fingerprint, so the two never disagree about one). Deleting the folder
 only costs a rebuild.
 
-Runs on an object store are read where they are, by ``load_run`` on their URL (only the files a
-table needs are fetched, nothing is copied to a local folder), so the numbers are the reader's.
-
-Imports nothing outside ``entrodiag.store``.
+How runs are read: on a local root, stale tables of many runs at once (``bulk.read_many``: one
+scan per batch of runs, exactly ``load_run``'s tables), any run it cannot read that way opened by
+``load_run``; on an object store, each run by ``load_run`` on its URL (nothing copied to a local
+folder). Imports nothing outside ``entrodiag.store``.
 """
 
 from __future__ import annotations
