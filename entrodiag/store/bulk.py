@@ -37,7 +37,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import values
-from .parts import file_key, list_parts, read_footer
+from .parts import DECODE_ERRORS, file_key, list_parts, read_footer
 from .run import empty_rows, finish_table
 from .scan import polars_schema, scan_parts
 from .schema import table_schema
@@ -117,9 +117,7 @@ def read_many(table: str, runs: dict[str, Path]) -> tuple[dict[str, pl.DataFrame
         for chunk in _chunks(members):
             try:
                 done.update(_scan(table, schema, chunk))
-            except pl.exceptions.ColumnNotFoundError:
-                raise
-            except Exception:  # noqa: BLE001 - a corrupt page, a part gone: the reader judges each run
+            except DECODE_ERRORS:  # a corrupt page, a part gone: the reader judges each run
                 left.extend(key for key, _, _ in chunk)
     return done, left
 
@@ -216,7 +214,7 @@ def _new_shape(part: Path, footer: bytes) -> FooterShape | None:
         verdict = read_footer(part, key)
         if verdict.error or verdict.rows != rows:
             return None
-    except (IndexError, ValueError):
+    except (IndexError, ValueError, OSError):  # not a footer walked here, or a part gone since
         return None
     shape = FooterShape(footer[:end], arrow, verdict.schema)
     if shape.rows(footer) != rows:
