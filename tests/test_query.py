@@ -503,3 +503,19 @@ def test_runs_read_together_equal_runs_opened_one_by_one(root, tmp_path, monkeyp
             "steps:corrupt"} <= set(together)
     # a failed scan leaves its whole batch (corrupt with bad_values: 2 runs a batch here) to the reader
     assert not {"steps:drifted", "steps:damaged", "evals:corrupt", "evals:bad_values"} & set(together)
+
+
+def test_footer_shapes_tell_apart_what_pyarrow_reads_apart(tmp_path):
+    """A footer matches a known shape only when pyarrow would read the same schema from it: the
+    same Parquet schema with another ``ARROW:schema`` (string vs large_string) is a shape of its
+    own; a footer that is not Parquet matches none; the row count is the footer's."""
+    a, b, c = tmp_path / "a.parquet", tmp_path / "b.parquet", tmp_path / "c.parquet"
+    pq.write_table(pa.table({"step": [1, 2, 3], "name": ["x", "y", "z"]}), a)
+    pq.write_table(pa.table({"step": pa.array([4], pa.int64()), "name": pa.array(["w"], pa.large_string())}), b)
+    c.write_bytes(a.read_bytes()[:-20] + b"\0" * 12 + b"PAR1")
+    shape = bulk._new_shape(a, bulk._footer(a))
+    assert shape.schema == pq.read_schema(a) and shape.rows(bulk._footer(a)) == pq.read_metadata(a).num_rows
+    assert shape.rows(bulk._footer(b)) is None
+    other = bulk._new_shape(b, bulk._footer(b))
+    assert other.schema == pq.read_schema(b) and other.rows(bulk._footer(b)) == 1
+    assert bulk._footer(c) is None or all(s.rows(bulk._footer(c)) is None for s in (shape, other))
