@@ -1,12 +1,13 @@
 """Reading a run from an object store: ``load_run`` + ``analyze_run`` of the sample run on a local
 disk and on an S3-protocol server (moto, started here on 127.0.0.1), as shipped and compacted.
 
-Every trial clears the reader's per-process verdict cache (``cold``: footers are read again) and
-then reads the run once more (``warm``); the four variants are interleaved in each round. Times
+Every trial clears the reader's per-process caches (``parts.clear_caches``: verdicts and the
+object-store parts held in memory; ``cold``: every part is fetched again) and then reads the run
+once more (``warm``); the four variants are interleaved in each round. Times
 are medians over rounds; ratios are against the local run as shipped, measured in the same rounds.
 moto is a single-process Python server, far slower per request than S3 or a MinIO: the URL
-numbers show the cost in requests (two LISTs per table, one footer read per part and cold cache,
-the parts' bytes), not what a real store costs.
+numbers show the cost in requests (a recursive LIST of the run twice, then a HEAD and a GET per
+part when cold, nothing more when warm), not what a real store costs.
 
     python benchmarks/bench_read_url.py [--rounds 7]
 """
@@ -60,6 +61,7 @@ def main() -> None:
     from entrodiag.store import reader
     from entrodiag.store.compact import compact
     from entrodiag.store.location import locate
+    from entrodiag.store.parts import clear_caches
 
     try:
         tmp = Path(tempfile.mkdtemp(prefix="bench-read-url-"))
@@ -78,7 +80,7 @@ def main() -> None:
         times: dict[str, dict[str, list[float]]] = {name: {"cold": [], "warm": []} for name in variants}
         for _ in range(args.rounds):
             for name, path in variants.items():
-                reader._VERDICTS.clear()
+                clear_caches()
                 t = time.perf_counter()
                 analyze_run(reader.load_run(path))
                 times[name]["cold"].append(time.perf_counter() - t)

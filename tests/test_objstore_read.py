@@ -99,6 +99,12 @@ def test_load_run_on_a_url_equals_the_local_copy(store):
     frames_equal(run, local)
     assert run.tokens.height > 1000 and run.evals.height > 0 and run.events.height > 0
     assert len(run.parts("tokens")) == len(local.parts("tokens"))
+    # every part was fetched once and is held in memory: later scans hand polars its bytes, no URL
+    from entrodiag.store.scan import sources
+
+    for table in ("steps", "tokens", "evals"):
+        held = sources(run.parts(table))
+        assert held == [p.read_bytes() for p in local.parts(table)], table
     # the only run under a prefix is found, as for a local folder
     assert str(load_run(f"{store['root']}/sample/").path) == store["sample"]
 

@@ -26,6 +26,7 @@ from run_damage import copy_sample_run, truncate_part
 
 from entrodiag import Recorder, load_run
 from entrodiag.cli import main
+from entrodiag.store import bulk
 from entrodiag.store.compact import compact
 from entrodiag.store.index import RunsIndex
 from entrodiag.store.query import SANDBOX_THREADS, QueryError, query, query_with_index
@@ -145,15 +146,21 @@ def test_index_reopens_only_changed_runs(root, tmp_path):
     _age(base)
     idx = tmp_path / "index"
     opened = []
-    original = RunsIndex._open
+    original, read_many = RunsIndex._open, bulk.read_many
 
     def counting(self, run):
         opened.append(run.run_id)
         return original(self, run)
 
+    def counting_many(table, runs):  # runs read together (several stale runs) count as opened
+        done, left = read_many(table, runs)
+        opened.extend(done)
+        return done, left
+
     sql = "select run_id, count(*) n from steps group by run_id order by run_id"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(RunsIndex, "_open", counting)
+        mp.setattr(bulk, "read_many", counting_many)
         first = _frame(query(base, sql, index_dir=idx))
         assert sorted(opened) == ["compacted", "two_rank"]
         opened.clear()
@@ -446,3 +453,69 @@ def test_sandbox_reads_a_column_text_in_one_run_and_a_number_in_another(tmp_path
     cut, _ = query_with_index(tmp_path / "root", "select * from steps", index_dir=tmp_path / "box",
                               sandbox=True, max_rows=5)
     assert cut.num_rows == 5
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_runs_read_together_equal_runs_opened_one_by_one(root, tmp_path, monkeypatch):
+    """The index's many-runs read (``bulk.read_many``: one scan for the runs whose parts share a
+    schema) gives exactly the tables, skipped parts and errors of opening each run with
+    ``load_run``; a drifted run, a cut part and a corrupt page are left to the reader, which
+    names them."""
+    from run_damage import corrupt_page
+
+    base = tmp_path / "root"
+    shutil.copytree(root, base)
+    drifted = base / "drifted"
+    shutil.copytree(base / "sample", drifted)
+    part = sorted((drifted / "steps").glob("part-*.parquet"))[1]
+    t = pq.read_table(part)
+    pq.write_table(t.set_column(t.schema.get_field_index("entropy_mean"), "entropy_mean",
+                                t["entropy_mean"].cast(pa.string())), part)
+    shutil.copytree(base / "sample", base / "corrupt")
+    corrupt_page(sorted((base / "corrupt" / "evals").glob("part-*.parquet"))[2])
+    (base / "unreadable").mkdir()
+    (base / "unreadable" / "run.json").write_text("{not json")
+    tables = ["steps", "evals", "tokens"]
+    together: list[str] = []
+    read_many = bulk.read_many
+
+    def counted(table, runs):
+        done, left = read_many(table, runs)
+        together.extend(f"{table}:{k}" for k in done)
+        return done, left
+
+    built = {}
+    for mode in ("one by one", "together"):
+        with monkeypatch.context() as mp:
+            mp.setattr(bulk, "read_many", counted if mode == "together" else lambda table, runs: ({}, list(runs)))
+            index = RunsIndex(base, index_dir=tmp_path / mode, threads=1)
+            files = index.table_files(tables)
+        frames = {t: {df["run_id"][0]: df for df in map(pl.read_parquet, ps)} for t, ps in files.items()}
+        built[mode] = (frames, index.skipped(), index.errors())
+    (want, skipped, errors), (got, skipped2, errors2) = built["one by one"], built["together"]
+    assert skipped2 == skipped and errors2 == errors and list(errors) == ["unreadable"]
+    assert sorted(skipped) == ["corrupt", "damaged", "drifted"]
+    for table in tables:
+        assert sorted(got[table]) == sorted(want[table])
+        for run_id, df in want[table].items():
+            assert_frame_equal(got[table][run_id], df)  # exact: values, dtypes, column and row order
+    assert {"steps:sample", "steps:sweep/two_rank", "steps:sweep/compacted", "tokens:drifted",
+            "steps:corrupt"} <= set(together)
+    # a failed scan leaves its whole batch (corrupt with bad_values: 2 runs a batch here) to the reader
+    assert not {"steps:drifted", "steps:damaged", "evals:corrupt", "evals:bad_values"} & set(together)
+
+
+def test_footer_shapes_tell_apart_what_pyarrow_reads_apart(tmp_path):
+    """A footer matches a known shape only when pyarrow would read the same schema from it: the
+    same Parquet schema with another ``ARROW:schema`` (string vs large_string) is a shape of its
+    own; a footer that is not Parquet matches none; the row count is the footer's."""
+    a, b, c = tmp_path / "a.parquet", tmp_path / "b.parquet", tmp_path / "c.parquet"
+    pq.write_table(pa.table({"step": [1, 2, 3], "name": ["x", "y", "z"]}), a)
+    pq.write_table(pa.table({"step": pa.array([4], pa.int64()), "name": pa.array(["w"], pa.large_string())}), b)
+    c.write_bytes(a.read_bytes()[:-20] + b"\0" * 12 + b"PAR1")
+    shape = bulk._new_shape(a, bulk._footer(a))
+    assert shape.schema == pq.read_schema(a) and shape.rows(bulk._footer(a)) == pq.read_metadata(a).num_rows
+    assert shape.rows(bulk._footer(b)) is None
+    other = bulk._new_shape(b, bulk._footer(b))
+    assert other.schema == pq.read_schema(b) and other.rows(bulk._footer(b)) == 1
+    assert bulk._footer(c) is None or all(s.rows(bulk._footer(c)) is None for s in (shape, other))

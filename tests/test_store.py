@@ -307,7 +307,7 @@ def test_footer_fetches_are_bounded_in_the_whole_process(monkeypatch, tmp_path):
         with lock:
             live[0] -= 1
 
-    monkeypatch.setattr(parts, "read_footer", fetch)
+    monkeypatch.setattr(parts, "fetch_part", fetch)
     monkeypatch.setattr(parts, "listed_key", lambda p: (str(p), 1, 1))
     runs = [[locate((tmp_path / f"r{r}" / f"part-{i}.parquet").as_uri()) for i in range(parts.FOOTER_THREADS)]
             for r in range(6)]

@@ -39,10 +39,10 @@ temporary name and renamed, so two processes refreshing the same index at once (
 is named by its content's fingerprint, so the two never disagree about one). Deleting the folder
 only costs a rebuild.
 
-Runs on an object store are read where they are, by ``load_run`` on their URL (only the files a
-table needs are fetched, nothing is copied to a local folder), so the numbers are the reader's.
-
-Imports nothing outside ``entrodiag.store``.
+How runs are read: on a local root, stale tables of many runs at once (``bulk.read_many``: one
+scan per batch of runs, exactly ``load_run``'s tables), any run it cannot read that way opened by
+``load_run``; on an object store, each run by ``load_run`` on its URL (nothing copied to a local
+folder). Imports nothing outside ``entrodiag.store``.
 """
 
 from __future__ import annotations
@@ -61,12 +61,13 @@ from pathlib import Path
 import polars as pl
 import pyarrow.fs as pafs
 
+from . import bulk
 from .location import Location, locate
 from .meta import check_meta
 from .parts import SETTLED_S
 from .run import SKIP_WARNING, Run, load_run
 from .rundir import RunError
-from .schema import CORE_TYPES, RUN_JSON, TABLES, parse_part_name
+from .schema import RUN_JSON, TABLES, parse_part_name
 
 #: How deep below the root runs are looked for (root/sweep/run is depth 2), as the dashboard does.
 MAX_DEPTH = 3
@@ -77,6 +78,8 @@ _MANIFEST = "manifest.json"
 #: queue on the cores) and object stores (each thread mostly waits on requests).
 LOCAL_THREADS = min(4, 2 * (os.cpu_count() or 1))
 STORE_THREADS = 16
+#: At most this many local runs are read in one ``bulk.read_many`` (one polars scan per table).
+BATCH_RUNS = 50
 
 #: ``on_progress(what, done, total)``: called as runs are read (``what`` says what is being built).
 Progress = Callable[[str, int, int], None]
@@ -166,16 +169,9 @@ def _settled(mtime_ns: int, now_ns: int) -> int:
 
 
 def _walk_local(base: Path) -> dict[str, tuple[tuple[int, int], _Files]]:
-    """Local runs: run.json's (size, mtime) and, per table, the folder's modification time.
-
-    A folder's mtime changes whenever an entry is created, removed or renamed in it, which is how
-    every part file appears (written under a temporary name, then renamed) and how a compaction
-    replaces parts, so one ``stat`` per table stands for the stat of each of its part files
-    (223,000 stats for 1,000 runs of 220 parts took 2-6 s). Timestamps are coarse (a few ms), so a
-    folder changed within ``RACY_S`` of the listing gets a fingerprint that matches nothing and is
-    read again next time (as git treats "racily clean" files). Not noticed: a part file rewritten in
-    place under the same name, which no entrodiag writer does; delete the index folder then.
-    """
+    """Local runs: run.json's (size, mtime) and, per table, the folder's modification time (one
+    ``stat`` per table stands for one per part file: 223,000 stats for 1,000 runs took 2-6 s; see
+    the module docstring for why that is enough, and for ``RACY_S``)."""
     out: dict[str, tuple[tuple[int, int], _Files]] = {}
     now_ns = time.time_ns()
 
@@ -328,7 +324,10 @@ class RunsIndex:
                 todo.append((r, stale))
         if todo:
             try:
-                self._each(todo, "indexing runs", lambda item: self._build_tables(*item))
+                if self.root.is_local and len(todo) > 1:  # many runs' tables read together (``bulk``)
+                    self._each(_batches(todo, self.threads), "indexing runs", self._build_batch, size=len)
+                else:
+                    self._each(todo, "indexing runs", lambda item: self._build_tables(*item))
             finally:
                 self._save_manifest()
         out: dict[str, list[Path]] = {t: [] for t in tables}
@@ -347,6 +346,22 @@ class RunsIndex:
             if names:
                 out[r.run_id] = names
         return out
+
+    def _build_batch(self, batch: list[tuple[RunFiles, list[str]]]) -> None:
+        """The stale tables of a batch of local runs: read together where ``bulk.read_many`` can
+        (exactly ``load_run``'s tables), the rest opened run by run (``_build_tables``)."""
+        left: dict[str, list[str]] = {}
+        for table in dict.fromkeys(t for _, stale in batch for t in stale):
+            want = {r.run_id: r for r, stale in batch if table in stale}
+            folders = {k: locate(r.url).local_path for k, r in want.items()}
+            done, rest = bulk.read_many(table, {k: f for k, f in folders.items() if (f / RUN_JSON).is_file()})
+            for k, df in done.items():
+                self._store_table(want[k], table, df, [])
+            for k in [*rest, *(k for k in want if k not in done and k not in rest)]:
+                left.setdefault(k, []).append(table)
+        for r, _ in batch:
+            if r.run_id in left:
+                self._build_tables(r, left[r.run_id])
 
     def _build_tables(self, run: RunFiles, tables: list[str]) -> None:
         entry = self._entry(run)
@@ -419,30 +434,37 @@ class RunsIndex:
         return {r: runs[r]["derived"][name]["row"] for r in metas if name in runs[r].get("derived", {})
                 and not runs[r].get("error") and r not in stale}
 
-    def _each(self, items: list, desc: str, work: Callable[[object], None]) -> None:
+    def _each(self, items: list, desc: str, work: Callable[[object], None],
+              size: Callable[[object], int] = lambda item: 1) -> None:
         """``work(item)`` for each of ``items``, ``threads`` at a time, with the progress bar and
-        ``on_progress``. The runs are opened quiet (``_open``): the index records what each run
-        skipped (``skipped``). The first error raised by ``work`` is raised."""
-        bar = None
+        ``on_progress`` (counting ``size(item)`` runs an item). The runs are opened quiet
+        (``_open``): the index records what each run skipped (``skipped``). The first error raised
+        by ``work`` is raised."""
+        total, done, bar = sum(map(size, items)), 0, None
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(items), desc=desc, unit="run", delay=2.0, leave=False)
-        done = 0
+            bar = tqdm(total=total, desc=desc, unit="run", delay=2.0, leave=False)
+
+        def tick(item) -> None:
+            nonlocal done
+            done += size(item)
+            if bar is not None:
+                bar.update(size(item))
+            if self.on_progress is not None:
+                self.on_progress(desc, done, total)
         try:
             if self.threads <= 1 or len(items) <= 1:
                 for item in items:
                     work(item)
-                    done += 1
-                    self._tick(bar, desc, done, len(items))
+                    tick(item)
                 return
             with ThreadPoolExecutor(min(self.threads, len(items)), thread_name_prefix="entrodiag-index") as pool:
-                futures = [pool.submit(work, item) for item in items]
+                futures = {pool.submit(work, item): item for item in items}
                 try:
                     for f in as_completed(futures):
                         f.result()
-                        done += 1
-                        self._tick(bar, desc, done, len(items))
+                        tick(futures[f])
                 except BaseException:
                     for f in futures:
                         f.cancel()
@@ -451,11 +473,11 @@ class RunsIndex:
             if bar is not None:
                 bar.close()
 
-    def _tick(self, bar, desc: str, done: int, total: int) -> None:
-        if bar is not None:
-            bar.update(1)
-        if self.on_progress is not None:
-            self.on_progress(desc, done, total)
+
+def _batches(todo: list, threads: int) -> list[list]:
+    """``todo`` in batches for ``bulk.read_many``: a few per thread, at most ``BATCH_RUNS`` runs each."""
+    n = max(1, min(BATCH_RUNS, -(-len(todo) // (4 * max(threads, 1)))))
+    return [todo[i:i + n] for i in range(0, len(todo), n)]
 
 
 def _tmp_name(path: Path) -> Path:
@@ -475,13 +497,3 @@ def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     finally:
         tmp.unlink(missing_ok=True)
 
-
-def empty_table(table: str) -> pl.DataFrame:
-    """An empty ``table`` with ``run_id`` and the core columns (for a table no run has rows in)."""
-    from .reader import polars_schema
-    import pyarrow as pa
-
-    schema = polars_schema(pa.schema(CORE_TYPES[table]))
-    if table in ("steps", "evals"):  # merged: one row per step (per name), no rank
-        schema.pop("rank", None)
-    return pl.DataFrame(schema={"run_id": pl.String, **schema})

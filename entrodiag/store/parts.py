@@ -14,6 +14,7 @@ import io
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,13 +90,58 @@ def _remember(key: Key, verdict: Verdict) -> Verdict:
     return verdict
 
 
+#: Object-store parts up to this size are fetched whole, once (one GET: the footer and every page),
+#: and kept in memory (``part_bytes``), so the footer and every later scan read them from memory.
+BLOB_MAX_PART = 16 << 20
+#: At most this many bytes of parts are kept (the least recently used are dropped first).
+BLOB_CACHE_BYTES = 256 << 20
+_BLOBS: OrderedDict[Key, bytes] = OrderedDict()
+_blob_bytes = 0
+_blob_lock = threading.Lock()
+
+
+def part_bytes(path: RunPath) -> bytes | None:
+    """The bytes of an object-store part fetched by ``prefetch_footers``, as of the folder's latest
+    listing (``listed_key``); ``None`` when they are not held (a local part, a large one, dropped)."""
+    if not isinstance(path, Location):
+        return None
+    key = _LISTED.get(str(path))
+    with _blob_lock:
+        data = _BLOBS.get(key) if key is not None else None
+        if data is not None:
+            _BLOBS.move_to_end(key)
+    return data
+
+
+def clear_caches() -> None:
+    """Forget every verdict and every part held in memory (the next read is a cold one)."""
+    global _blob_bytes
+    VERDICTS.clear()
+    with _blob_lock:
+        _BLOBS.clear()
+        _blob_bytes = 0
+
+
+def _keep_blob(key: Key, data: bytes) -> None:
+    global _blob_bytes
+    with _blob_lock:
+        if key in _BLOBS or len(data) > BLOB_CACHE_BYTES:
+            return
+        _BLOBS[key] = data
+        _blob_bytes += len(data)
+        while _blob_bytes > BLOB_CACHE_BYTES:
+            _blob_bytes -= len(_BLOBS.popitem(last=False)[1])
+
+
 def read_footer(path: RunPath, key: Key) -> Verdict:
     hit = VERDICTS.get(key)
     if hit is not None:
         return hit
     try:
         if isinstance(path, Location):
-            meta = pq.read_metadata(path.fs_path, filesystem=path.fs)
+            data = part_bytes(path)
+            meta = pq.read_metadata(pa.BufferReader(data) if data is not None else path.fs_path,
+                                    filesystem=None if data is not None else path.fs)
         else:
             meta = pq.read_metadata(path)
         verdict = Verdict(rows=meta.num_rows, schema=meta.schema.to_arrow_schema())
@@ -130,22 +176,30 @@ def footer_pool():
 
 
 def prefetch_footers(parts: list[RunPath]) -> None:
-    """Read the footers of the object-store ``parts`` not judged yet into the verdict cache, on the
-    shared ``footer_pool`` (``FOOTER_THREADS`` requests at a time in the process; a part whose
-    footer cannot be fetched is left for ``read_footer`` to judge and name; local parts are read
-    as they are met, threads gain nothing)."""
+    """Fetch the object-store ``parts`` on the shared ``footer_pool`` (``FOOTER_THREADS`` requests
+    at a time in the process): each part up to ``BLOB_MAX_PART`` whole, into the bytes cache
+    (``part_bytes``: its footer and later scans read it from memory), and the footers of larger
+    ones not judged yet into the verdict cache. A part that cannot be fetched is left for
+    ``read_footer`` to judge and name; local parts are read as they are met (threads gain nothing)."""
     todo = [(p, k) for p in parts if isinstance(p, Location) and (k := listed_key(p)) is not None
-            and k not in VERDICTS]
-    if len(todo) < 2:
+            and (k not in VERDICTS or (k[2] <= BLOB_MAX_PART and part_bytes(p) is None))]
+    if not todo:
         return
 
-    def one(item: tuple[Location, Key]) -> None:
-        try:
-            read_footer(*item)
-        except Exception:  # noqa: BLE001 - judged again, one at a time, by the caller
-            pass
+    list(footer_pool().map(lambda item: fetch_part(*item), todo))
 
-    list(footer_pool().map(one, todo))
+
+def fetch_part(path: Location, key: Key) -> None:
+    """One object-store part fetched for ``prefetch_footers`` (on its pool): whole when it is small,
+    else its footer. Errors are left for ``read_footer`` to judge again, alone, and name."""
+    try:
+        if key[2] <= BLOB_MAX_PART:
+            data = path.read_bytes()
+            if len(data) == key[2]:  # the object listed, not one written since
+                _keep_blob(key, data)
+        read_footer(path, key)
+    except Exception:  # noqa: BLE001 - judged again, one at a time, by the caller
+        pass
 
 
 def decode_part(path: RunPath, key: Key) -> Verdict:
@@ -155,7 +209,7 @@ def decode_part(path: RunPath, key: Key) -> Verdict:
         return verdict
     if isinstance(path, Location):
         try:
-            data = path.read_bytes()
+            data = part_bytes(path) or path.read_bytes()
         except FileNotFoundError:
             raise
         except OSError as e:  # a store that cannot be reached: the part is not judged
@@ -201,19 +255,31 @@ def _names(folder: RunPath) -> list[str]:
     """The names in ``folder`` (``FileNotFoundError`` when it does not exist)."""
     if isinstance(folder, Path):
         return sorted(e.name for e in os.scandir(folder))
+    return list_tree(folder, recursive=False).get("", [])
+
+
+def list_tree(folder: Location, *, recursive: bool = True) -> dict[str, list[str]]:
+    """One listing of an object-store folder: the names of each folder in it by its path below
+    ``folder`` (``""``: ``folder`` itself), every object's (URL, time, size) kept for ``listed_key``.
+    ``recursive``: the whole tree in one paginated LIST (a run's six table folders at once).
+    ``FileNotFoundError`` when the folder does not exist."""
     try:
-        infos = folder.list()
+        infos = folder.list(recursive=recursive)
     except FileNotFoundError:
         raise
     except OSError as e:
         raise unreachable_error(folder, e) from None
+    base = folder.fs_path.rstrip("/") + "/"
+    out: dict[str, list[str]] = {}
     for i in infos:
+        sub, _, name = i.path[len(base):].rpartition("/")
+        out.setdefault(sub, []).append(name)
         if i.type == pafs.FileType.File:
-            url = f"{folder.url}/{i.base_name}"
+            url = f"{folder.url}/{i.path[len(base):]}"
             _LISTED[url] = (url, i.mtime_ns or 0, i.size or 0)
     if len(_LISTED) > _MAX_VERDICTS:
         _LISTED.clear()
-    return [i.base_name for i in infos]
+    return out
 
 
 #: A folder changed less than this many seconds before it was looked at is listed again next time
@@ -261,7 +327,7 @@ def stat_files(folder: RunPath) -> list[tuple[str, int, int]]:
     return out
 
 
-def list_parts(folder: RunPath) -> list[tuple[tuple[int, int, int], RunPath]]:
+def list_parts(folder: RunPath, lister=None) -> list[tuple[tuple[int, int, int], RunPath]]:
     """The completed part files of a table folder that hold its rows: ``((rank, first, last),
     path)`` in order of rank and sequence, without the parts a compacted part replaces.
 
@@ -272,7 +338,7 @@ def list_parts(folder: RunPath) -> list[tuple[tuple[int, int, int], RunPath]]:
     previous = None
     for _ in range(20):
         try:
-            names = _names(folder)
+            names = (lister or _names)(folder)
         except FileNotFoundError:
             return []
         if names == previous:

@@ -30,11 +30,11 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from .index import RootError, RunsIndex, empty_table
+from .index import RootError, RunsIndex
 from .location import LocationError
 from .run import Run
 from .rundir import RunError
-from .schema import TABLES
+from .schema import CORE_TYPES, TABLES
 
 #: The tables a query can name, in the order ``--help`` lists them.
 QUERY_TABLES = ("runs", *TABLES)
@@ -339,3 +339,13 @@ def _plain(v):
     if isinstance(v, dict):
         return {k: _plain(x) for k, x in v.items()}
     return v
+
+
+def empty_table(table: str) -> pl.DataFrame:
+    """An empty ``table`` with ``run_id`` and the core columns (for a table no run has rows in)."""
+    from .scan import polars_schema
+
+    schema = polars_schema(pa.schema(CORE_TYPES[table]))
+    if table in ("steps", "evals"):  # merged: one row per step (per name), no rank
+        schema.pop("rank", None)
+    return pl.DataFrame(schema={"run_id": pl.String, **schema})

@@ -33,8 +33,7 @@ Verdicts are cached per process on (path, mtime, size): footers are read once pe
 found corrupt is skipped at once by every later ``Run`` of this process, and a rewritten file is
 judged again. ``Run.check()`` decodes every part eagerly (``entrodiag inspect``, ``compact``).
 A ``Run`` reuses its listing of a table folder while the folder's modification time is unchanged
-and older than ``parts.SETTLED_S`` (on an object store: for ``run.STORE_LISTING_S`` seconds), and
-fetches an object store's footers ``parts.FOOTER_THREADS`` at a time.
+and older than ``parts.SETTLED_S`` (on an object store: for ``run.STORE_LISTING_S`` seconds).
 
 Compacted parts (``entrodiag compact``): a part ``part-r<rank>-<first>-<last>.parquet`` replaces
 the parts of the same rank whose sequence numbers lie in ``first..last``, which are then ignored,
@@ -50,11 +49,14 @@ off, so a run folder named ``run[1]`` or ``exp*`` reads exactly its own parts.
 
 A run may live on an object store (``s3://bucket/prefix/run``, ``gs://...``; see
 ``entrodiag.store.location``): ``Run.path`` is then a ``Location`` (joined with ``/`` like a
-``Path``) and every rule above holds there too. Folders are listed with the store's LIST (twice,
-until two listings agree), the verdict cache is keyed on the object's URL, modification time and
-size from that listing, footers are read with pyarrow's filesystem, and the guarded scan hands
-polars the parts' URLs (polars reads them with the same environment: ``AWS_ENDPOINT_URL``,
-``AWS_ACCESS_KEY_ID``, ...). A ``file://`` URL is read as the local path it names.
+``Path``) and every rule above holds there too. A run's table folders are listed in one recursive
+LIST (twice, until two listings agree), the verdict cache is keyed on the object's URL,
+modification time and size from that listing. Parts up to ``parts.BLOB_MAX_PART`` are fetched
+whole, ``parts.FOOTER_THREADS`` at a time, and held in memory (at most ``parts.BLOB_CACHE_BYTES``
+in the process, keyed like the verdicts, so a part written since is fetched again): their footers
+and every later scan read them there, so an analysis that reads a table twenty times fetches each
+part once. Larger parts' footers are read with pyarrow's filesystem and polars is handed their
+URLs (polars reads them with the same environment: ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...). A ``file://`` URL is read as the local path it names.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from . import values
 from .location import Location
 from .merge import coalesce, merge_ranks
 from .meta import read_meta, run_status
-from .parts import (RERUNS, Verdict, broken_reason, decode_part, folder_stamp, list_parts, listed_key,
-                    prefetch_footers, read_footer)
+from .parts import (RERUNS, Verdict, broken_reason, decode_part, folder_stamp, list_parts, list_tree,
+                    listed_key, prefetch_footers, read_footer)
 from .rundir import RunPath, find_run_dir, os_reason
 from .scan import GUARDED, GuardedScan, guarded_scan, polars_schema, scan_parts
 from .schema import CORE_TYPES, TABLES, table_schema
@@ -58,6 +58,8 @@ class Run:
     _bad: dict[str, dict] = field(default_factory=dict, repr=False)
     #: per table, the last listing and the folder's stamp it was made at (``folder_stamp``)
     _listed: dict[str, tuple[int, tuple]] = field(default_factory=dict, repr=False)
+    #: on an object store, the run's last recursive listing and when it was made (``_store_names``)
+    _tree: tuple[float, dict[str, list[str]]] | None = field(default=None, repr=False)
 
     def until(self, step: int) -> Run:
         """The same run as it was after ``step``: every table without the rows of later steps
@@ -94,22 +96,41 @@ class Run:
                 return hit[1]
             if isinstance(folder, Location) and time.monotonic() - hit[0] < STORE_LISTING_S:
                 return hit[1]
-        for _ in range(RERUNS):
+        for attempt in range(RERUNS):
             try:
-                found = self._list(table)
+                found = self._list(table, fresh or attempt > 0)
                 break
             except FileNotFoundError:  # a part vanished between listing and reading its footer
                 continue
         else:
-            found = self._list(table)
+            found = self._list(table, True)
         if stamp is not None or isinstance(folder, Location):
             self._listed[table] = (stamp if stamp is not None else time.monotonic(), found)
         return found
 
-    def _list(self, table: str) -> tuple[list[RunPath], pa.Schema | None]:
+    def _store_names(self, fresh: bool) -> dict[str, list[str]]:
+        """An object-store run's folders and their names: every table folder in one recursive
+        listing (listed until two agree, as ``list_parts`` lists a folder), reused for
+        ``STORE_LISTING_S``: two LIST requests for the six tables instead of twelve."""
+        if self._tree is not None and not fresh and time.monotonic() - self._tree[0] < STORE_LISTING_S:
+            return self._tree[1]
+        previous = None
+        for _ in range(20):
+            tree = list_tree(self.path)
+            if tree == previous:
+                break
+            previous = tree
+        self._tree = (time.monotonic(), previous)
+        return previous
+
+    def _list(self, table: str, fresh: bool = False) -> tuple[list[RunPath], pa.Schema | None]:
         folder = self.path / table
         try:
-            listed = list_parts(folder)
+            if isinstance(folder, Location):
+                names = self._store_names(fresh).get(table)
+                listed = [] if names is None else list_parts(folder, lambda _: names)
+            else:
+                listed = list_parts(folder)
         except OSError as e:  # a table folder that cannot be listed (permissions): the table is left out
             self._skip(folder, f"the folder cannot be listed, the whole table is left out: {os_reason(e)}")
             return [], None
@@ -211,7 +232,7 @@ class Run:
         named in a warning when ``warn``)."""
         raw = self.scan(table, raw=True).collect()
         if raw.width == 0:  # no rows yet: an empty table that still has the core columns
-            return pl.DataFrame(schema=polars_schema(pa.schema(CORE_TYPES[table])))
+            return empty_rows(table)
         counts = values.count(raw.lazy(), raw.schema)
         if self.max_step is None:
             self._bad[table] = counts
@@ -223,10 +244,7 @@ class Run:
     @cached_property
     def steps_by_rank(self) -> pl.DataFrame:
         """One row per (step, rank); repeated rows coalesced, the latest non-null value winning."""
-        df = self._collect("steps", warn=True)
-        if df.is_empty():
-            return df
-        return coalesce(df, ["step", "rank"])
+        return steps_by_rank(self._collect("steps", warn=True))
 
     @cached_property
     def steps(self) -> pl.DataFrame:
@@ -248,24 +266,53 @@ class Run:
     @cached_property
     def events(self) -> pl.DataFrame:
         """Flags raised live, alerts sent, intervention switches and stops, in order of step."""
-        return self._collect("events").sort("step", "time")
+        return finish_table("events", self._collect("events"))
 
     @cached_property
     def evals(self) -> pl.DataFrame:
         """One row per (step, name): ranks merged by ``n``-weighted mean (plain mean without n)."""
-        df = self._collect("evals", warn=True)
-        if df.is_empty():
-            return df.select("step", "name", "value", "n")
-        df = coalesce(df, ["step", "name", "rank"])
-        w = pl.col("n").fill_null(1).cast(pl.Float64)
-        return (
-            df.group_by("step", "name")
-            .agg(
-                value=(pl.col("value") * w).sum() / w.filter(pl.col("value").is_not_null()).sum(),
-                n=pl.col("n").sum(),
-            )
-            .sort("step", "name")
+        return merge_evals(self._collect("evals", warn=True))
+
+
+def steps_by_rank(rows: pl.DataFrame) -> pl.DataFrame:
+    """``Run.steps_by_rank`` from the step rows as read: one row per (step, rank), repeated rows
+    coalesced (the latest non-null value winning)."""
+    return rows if rows.is_empty() else coalesce(rows, ["step", "rank"])
+
+
+def merge_evals(rows: pl.DataFrame) -> pl.DataFrame:
+    """``Run.evals`` from the evaluation rows as read: one row per (step, name), ranks merged by
+    ``n``-weighted mean (plain mean without n)."""
+    if rows.is_empty():
+        return rows.select("step", "name", "value", "n")
+    df = coalesce(rows, ["step", "name", "rank"])
+    w = pl.col("n").fill_null(1).cast(pl.Float64)
+    return (
+        df.group_by("step", "name")
+        .agg(
+            value=(pl.col("value") * w).sum() / w.filter(pl.col("value").is_not_null()).sum(),
+            n=pl.col("n").sum(),
         )
+        .sort("step", "name")
+    )
+
+
+def empty_rows(table: str) -> pl.DataFrame:
+    """The rows of a table without parts: empty, with the core columns."""
+    return pl.DataFrame(schema=polars_schema(pa.schema(CORE_TYPES[table])))
+
+
+def finish_table(table: str, rows: pl.DataFrame) -> pl.DataFrame:
+    """``Run.<table>`` from the table's rows as read (impossible values already null): steps merged
+    across ranks, evaluations merged, events in order, the others as they are. One place for both
+    ``Run`` and the summary index's many-runs read (``entrodiag.store.bulk``)."""
+    if table == "steps":
+        return merge_ranks(steps_by_rank(rows))
+    if table == "evals":
+        return merge_evals(rows)
+    if table == "events":
+        return rows.sort("step", "time")
+    return rows
 
 
 

@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from .location import Location
-from .parts import DECODE_ERRORS, RERUNS, decode_part, file_key
+from .parts import DECODE_ERRORS, RERUNS, decode_part, file_key, part_bytes
 from .rundir import RunPath
 
 try:  # polars' IO plugins (>= 1.16): the guarded scan
@@ -36,9 +36,13 @@ SCAN_OPTIONS = dict(glob=False, hive_partitioning=False, missing_columns="insert
                     cast_options=pl.ScanCastOptions(integer_cast=["upcast", "allow-float"], float_cast="upcast"))
 
 
-def sources(parts: list[RunPath]) -> list[Path] | list[str]:
-    """What polars' Parquet scan is given: local paths, or the objects' URLs (both taken literally)."""
-    return [str(p) for p in parts] if parts and isinstance(parts[0], Location) else parts
+def sources(parts: list[RunPath]) -> list[Path] | list[str] | list[bytes]:
+    """What polars' Parquet scan is given: local paths; the objects' bytes when every part of an
+    object store is held in memory (``parts.part_bytes``), else their URLs (taken literally)."""
+    if not parts or not isinstance(parts[0], Location):
+        return parts
+    held = [part_bytes(p) for p in parts]
+    return held if all(b is not None for b in held) else [str(p) for p in parts]
 
 
 def scan_parts(parts: list[RunPath], schema: pl.Schema) -> pl.LazyFrame:
