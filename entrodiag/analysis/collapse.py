@@ -14,6 +14,8 @@ Words used below:
   never one point, so that one odd point of a sparse log does not set it); H0 is the start
   entropy. A log whose first step lies far after step 1 (a resumed run) is judged relative to
   its first logged step, and the start-relative flags say so.
+- *early level*: the larger of H0 and the median of the first three points (``early_level``): a
+  fast first fall inside a long log's start window counts against it; one odd first point does not.
 - *smoothed*: trailing median over w = max(min(``smooth``, n/10), ``smooth_frac``·n) of the n
   recorded points (``series.effective_smooth``): a tenth of the series by default (40 points: 4;
   2,400: 240), so that the window grows with the series and one outlying step does not move it.
@@ -52,7 +54,7 @@ from ..store.reader import Run
 from .collapse_context import (SEVERITIES, CollapseThresholds, Context, Flag, Skip, at_or_above,
                                severity_rank)
 from .runs import AnalysisError, RunLike, as_run
-from .series import change_point, median_noise, step_noise
+from .series import MIN_EDGE, change_point, median_noise, step_noise
 from .stats import binom_p_greater
 
 KL_COV = "kl_cov (k=2e-3 for 7B-scale models, 2e-4 for 32B; β=1)"
@@ -98,32 +100,53 @@ def _early_collapse(c: Context) -> Flag | None:
 
 def _entropy_decline(c: Context) -> Flag | None:
     """A steady relative collapse: most of the start entropy lost and still falling, whatever the
-    reward does (the floor flag wants a reward plateau, early_collapse a fast fall)."""
+    reward does (the floor flag wants a reward plateau, early_collapse a fast fall); or a fall by an
+    order of magnitude from the series' early level (``early_level``), whether or not it still falls."""
     if any(f.kind in ("early_collapse", "entropy_floor")
            or (f.kind == "positive_covariance" and f.severity != "info") for f in c.raised):
         return None  # the collapse is named already (fast, at a floor, or with its cause, positive covariance)
     steps, h, h0 = c.entropy()
     end = c.start_end(h)[1]
     lost = 1.0 - end / h0
-    if lost < c.th.decline_drop:
+    early = early_level(h, h0)
+    deep = end <= c.th.decline_deep * early
+    if lost < c.th.decline_drop and not deep:
         return None
     k = _tail(len(h), 0.25)
     slope = float(np.polyfit(steps[-k:].astype(np.float64), h[-k:], 1)[0])
     tail_change = slope * float(steps[-1] - steps[-k])
-    if tail_change > -c.th.decline_tail * h0:
+    if not deep and tail_change > -c.th.decline_tail * h0:
         return None  # no longer falling: a floor (entropy_floor judges it with the reward)
     onset = change_point(steps, h)
     half = np.nonzero(c.smooth(h) <= h0 - 0.5 * (h0 - end))[0]
+    evidence = {"entropy_start": h0, "entropy_end": end, "share_lost": lost, "tail_change": tail_change,
+                "tail_points": k, "onset_step": steps[onset],
+                "half_lost_step": steps[half[0]] if len(half) else None, "first_logged_step": steps[0],
+                "entropy_early": early, "end_over_early": end / early}
+    if deep:
+        return Flag(
+            "entropy_decline", "warning", steps[onset], steps[-1], evidence,
+            f"entropy has collapsed by an order of magnitude: restart from a checkpoint before the fall with "
+            f"{KL_COV} or {CLIP_COV}, or add {CLIP_HIGHER}",
+            f"the entropy fell from {early:.3g} nats (its first points) to {end:.3g} ({end / early:.1%} of it"
+            + (f", {np.log10(early / end):.1f} orders of magnitude" if end > 0 else "")
+            + f") from step {steps[onset]} on: a collapse whatever the {c.reward_label()} does{c.origin()}",
+        )
     return Flag(
-        "entropy_decline", "warning", steps[onset], steps[-1],
-        {"entropy_start": h0, "entropy_end": end, "share_lost": lost, "tail_change": tail_change,
-         "tail_points": k, "onset_step": steps[onset], "half_lost_step": steps[half[0]] if len(half) else None,
-         "first_logged_step": steps[0]},
+        "entropy_decline", "warning", steps[onset], steps[-1], evidence,
         f"entropy is still draining: add {CLIP_HIGHER} or {KL_COV} at the next restart, or stop before it "
         "reaches a floor (entrodiag forecast says when)",
         f"the entropy lost {lost:.0%} of its start ({h0:.3g} → {end:.3g} nats) from step {steps[onset]} on and is "
         f"still falling ({tail_change / h0:+.0%} of the start over the last {k} points){c.origin()}",
     )
+
+
+def early_level(h: np.ndarray, h0: float) -> float:
+    """The series' early level: the larger of the start H0 (the start window's median) and the median
+    of its first ``MIN_EDGE`` points. A long log's start window (up to a tenth of it) may already lie
+    after most of a fast first fall; the median of the first three points sees that fall, and one odd
+    first point does not set it (the median of three needs two high points)."""
+    return max(h0, float(np.median(h[:MIN_EDGE])))
 
 
 def _entropy_floor(c: Context) -> Flag | None:

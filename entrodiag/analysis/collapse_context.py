@@ -74,7 +74,11 @@ class CollapseThresholds:
     entropy_decline (a steady relative collapse, whatever the reward does):
         decline_drop: the end entropy has lost at least this share of H0 (0.6),
         decline_tail: and it still falls: the fitted change over the last quarter of the points is
-            a loss of at least this share of H0 (0.02).
+            a loss of at least this share of H0 (0.02);
+        decline_deep: or, whether or not it still falls and whatever the reward does, the end entropy
+            is at most this share of the series' early level (0.1: an order of magnitude below it;
+            the early level is the larger of H0 and the median of the first three points, so that a
+            fast fall inside a long log's start window counts and one odd first point does not).
     length_collapse:
         length_ratio, length_ratio_critical: end mean response length over start (0.5, 0.25).
     ceiling_exhausted (the fitted law says little performance is left at the current entropy):
@@ -111,6 +115,7 @@ class CollapseThresholds:
     volatility_alpha: float = 0.2
     decline_drop: float = 0.6
     decline_tail: float = 0.02
+    decline_deep: float = 0.1
     length_ratio: float = 0.5
     length_ratio_critical: float = 0.25
     ceiling_gain: float = 0.9
