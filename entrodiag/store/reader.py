@@ -11,7 +11,10 @@ rows logged twice for the same (step, rank), e.g. by a resumed run or by ``log_s
 ``record_batch``, coalesce column by column, the latest non-null value winning.
 
 Damaged part files. These modules are the one place that decide which part files are read; every
-reader of a run (analyze, report, dashboard, watch, compare, inspect) goes through ``Run.scan``.
+reader of a run (analyze, report, dashboard, watch, compare, inspect) goes through ``Run.scan``,
+except analyze's one streamed pass over the token rows (``store.stream.stream_pass``) and the
+index's bulk read of many runs (``store.bulk``), which scan plainly and, on any decode error, fall
+back to ``Run.check`` and ``Run.scan`` (or ``load_run``), so the same parts are skipped and named.
 A part file that cannot be decoded is skipped, named once in a warning, listed in
 ``Run.skipped_parts``, and the read goes on without it:
 
