@@ -217,7 +217,8 @@ NOT_PERFORMANCE = re.compile(
 #: statistics of a prompt's samples (or of a batch: verl's ``critic/score/max``) that are not their mean
 #: score: R only when named with --metric (``@k`` also as ``_at_k``, as verl's MLflow logger writes it:
 #: MLflow refuses ``@`` in a name)
-NOT_MEAN = re.compile(r"((^|[/_@])(best|worst|maj|max|min|maximum|minimum)(@|_|\b)|pass@([2-9]|\d{2,})|pass_at_([2-9]|\d{2,})"
+NOT_MEAN = re.compile(r"((^|[/_@])(best|worst|maj|max|min|maximum|minimum)(@|_|\b)"
+                      r"|pass@([2-9]|\d{2,})|pass_at_([2-9]|\d{2,})"
                       r"|(^|[/_@])std(@|_at_|\b)|_std\b)", re.IGNORECASE)
 
 

@@ -256,8 +256,10 @@ def test_a_part_whose_token_texts_only_are_damaged_is_left_out_of_every_count(ru
     assert [p["path"] for p in s["run"]["skipped_parts"]] == [f"tokens/{parts[0].name}"]
     assert s["run"]["rows"]["tokens"] == rows and "tokens" not in s["run"]["bad_values"] and bad == {}
     board = s["forking_tokens"]["rows"]
-    naive = sorted((i for i, p in per.items() if p[0] >= 5 and p[1] > 0), key=lambda i: (-per[i][1], -per[i][2], i))
-    assert [r["token_id"] for r in board] == naive[:6] and [(r["count"], r["forking"]) for r in board] == [per[r["token_id"]][:2] for r in board]
+    naive = sorted((i for i, p in per.items() if p[0] >= 5 and p[1] > 0),
+                   key=lambda i: (-per[i][1], -per[i][2], i))
+    assert [r["token_id"] for r in board] == naive[:6]
+    assert [(r["count"], r["forking"]) for r in board] == [per[r["token_id"]][:2] for r in board]
     assert [r["token"] for r in board] == [per[r["token_id"]][3] for r in board]
 
 

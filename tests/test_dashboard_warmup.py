@@ -83,7 +83,7 @@ def test_wait_is_for_the_imports_within_one_budget_from_the_start(monkeypatch):
     than ``WAIT_S`` after the warm-up started, however many script runs wait."""
     seen = []
     monkeypatch.setattr(app_warmup, "page_imports", lambda: [])
-    monkeypatch.setattr(app_warmup, "first_page", lambda state: seen.append(app_warmup.wait(state, timeout=5)))
+    monkeypatch.setattr(app_warmup, "first_page", lambda s: seen.append(app_warmup.wait(s, timeout=5)))
     state = app_warmup.State(started_at=time.monotonic())
     app_warmup.warm_up(state)
     assert seen == [True]  # waited for the imports while the first page was computed

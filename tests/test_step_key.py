@@ -93,8 +93,10 @@ def test_a_score_named_series_is_r_only_when_it_is_a_mean_performance(tmp_path):
     max/min statistic, no KL-named and no ``bypass`` (not a pass) series, whatever their order."""
     from entrodiag.analysis import AnalysisError
 
-    others = ("critic/score/max", "score_min", "reward/pass_min", "env/success_max", "kl_score", "bypass_ratio")
-    rows = [{"step": k + 1, "actor/entropy": 0.7 - 0.01 * k, **{n: 0.1 * k for n in others}} for k in range(N)]
+    others = ("critic/score/max", "score_min", "reward/pass_min", "env/success_max", "kl_score",
+              "bypass_ratio")
+    rows = [{"step": k + 1, "actor/entropy": 0.7 - 0.01 * k, **{n: 0.1 * k for n in others}}
+            for k in range(N)]
     import_run(_write(tmp_path / "no_r.jsonl", rows), tmp_path / "no_r")
     with pytest.raises(AnalysisError, match="no training reward or accuracy"):
         choose_metric(load_run(tmp_path / "no_r"))

@@ -137,7 +137,8 @@ def forking_leaderboard(
 
 
 def leaderboard_and_rows(
-    run: RunLike, *, top: int = 20, min_count: int = 5, by: str = "forking", token_rows: TokenRows | None = None
+    run: RunLike, *, top: int = 20, min_count: int = 5, by: str = "forking",
+    token_rows: TokenRows | None = None,
 ) -> tuple[pl.DataFrame, TokenRows]:
     """``forking_leaderboard`` and the token rows it counts (``token_rows``, or read here). The texts
     (``token_texts``) decode a column the streamed pass does not read: when they find a part damaged,

@@ -13,8 +13,9 @@ The rule, stated once:
    entrodiag knows as the entropy, the reward or the task score (``metric_names.classify``) are
    kept; several left, or none with such a name, are refused in one line naming them.
 3. Its step (``step_key``): a step field of the entries when one is logged (the plan finds it), a
-   known or step-like name whose values count steps; else the entry's position in the list. Positions count from 1 (a step is counted once done, as
-   Hugging Face's ``global_step`` and verl's steps do) unless the document's own step (a whole
+   known or step-like name whose values count steps; else the entry's position in the list.
+   Positions count from 1 (a step is counted once done, as Hugging Face's ``global_step`` and
+   verl's steps do) unless the document's own step (a whole
    number under a step name in the object that holds the list, e.g. ``"step": 9`` beside 10 entries)
    says the last entry is step ``len - 1``: then from 0. The import's notes say which.
 """

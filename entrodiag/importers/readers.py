@@ -90,8 +90,8 @@ def _read_json_history(path: Path, doc: Any) -> tuple[list[dict], dict]:
             row["step"] = start + i
         last = start + len(rows) - 1
         not_steps = "; ".join(f"{shown(name)} {no}" for name, no in fields.items())
-        notes.append(f"step = position in {found.key!r} (no step field{': ' + not_steps if not_steps else ''}): "
-                     f"{start}-{last}; {why}")
+        said = f"no step field: {not_steps}" if not_steps else "no step field"
+        notes.append(f"step = position in {found.key!r} ({said}): {start}-{last}; {why}")
     if found.others:
         notes.append(f"the history is {found.key!r}; other lists of per-step objects left out: "
                      f"{listing(found.others, 10)}")
