@@ -210,13 +210,15 @@ EVAL_DIAGNOSTIC = re.compile(
 #: analysis may take as R (``analysis.metric``) and which series the importer guards as R's source
 NOT_PERFORMANCE = re.compile(
     r"(seconds|runtime|timing|_time\b|time_|/time\b|per_second|throughput|mfu|perf/|length|(^|[_/])len([_/]|$)|tokens|learning_rate|(^|/)lr\b|count"
-    r"|(^|/|_)num_|(^|/)n_|(^|/)steps?\b|epoch|entropy|surprisal|(^|/|_)kl\b|grad|loss|clip|frac"
+    r"|(^|/|_)num_|(^|/)n_|(^|/)steps?\b|epoch|entropy|surprisal|(^|/|_)kl(\b|_)|grad|loss|clip|frac"
     r"|temperature|top_p|memory|gib\b|include_|max_tokens|examples)",
     re.IGNORECASE,
 )
-#: statistics of a prompt's samples that are not their mean score: R only when named with --metric
-#: (``@k`` also as ``_at_k``, as verl's MLflow logger writes it: MLflow refuses ``@`` in a name)
-NOT_MEAN = re.compile(r"((^|[/_@])(best|worst|maj)(@|_|\b)|pass@([2-9]|\d{2,})|pass_at_([2-9]|\d{2,})"
+#: statistics of a prompt's samples (or of a batch: verl's ``critic/score/max``) that are not their mean
+#: score: R only when named with --metric (``@k`` also as ``_at_k``, as verl's MLflow logger writes it:
+#: MLflow refuses ``@`` in a name)
+NOT_MEAN = re.compile(r"((^|[/_@])(best|worst|maj|max|min|maximum|minimum)(@|_|\b)"
+                      r"|pass@([2-9]|\d{2,})|pass_at_([2-9]|\d{2,})"
                       r"|(^|[/_@])std(@|_at_|\b)|_std\b)", re.IGNORECASE)
 
 

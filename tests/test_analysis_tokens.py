@@ -228,3 +228,92 @@ def test_a_corrupt_token_part_is_skipped_named_once_and_the_pass_reads_the_rest(
     h = healthy["entropy"].to_numpy(zero_copy_only=False)
     assert got.rows == healthy.num_rows and got.bad_values == {}
     assert int(got.per_token["count"].sum()) == int((np.isfinite(h) & (h >= 0)).sum())
+
+
+def test_a_part_whose_token_texts_only_are_damaged_is_left_out_of_every_count(run, tmp_path):
+    """A corrupt ``token`` column is found by the texts only (the streamed pass does not read it):
+    the analysis reads the rows again without that part, so the row count, the leaderboard and the
+    impossible values leave out the part it lists as skipped."""
+    import pyarrow as pa
+    from run_damage import corrupt_page
+
+    from entrodiag.analysis import analyze_run
+
+    def nan_in_first_part(t: pa.Table) -> pa.Table:
+        v = t["entropy"].to_numpy(zero_copy_only=False).copy()
+        v[3] = np.nan
+        return t.set_column(t.schema.get_field_index("entropy"), "entropy", pa.array(v, t["entropy"].type))
+
+    dest = _copy(run, tmp_path / "texts", parts=3, change=nan_in_first_part)
+    parts = sorted((dest / "tokens").glob("part-*.parquet"))
+    assert corrupt_page(parts[0], "token") == "token"
+    (dest / "rest").mkdir()
+    for p in parts[1:]:
+        (dest / "rest" / "tokens").mkdir(exist_ok=True)
+        (dest / "rest" / "tokens" / p.name).write_bytes(p.read_bytes())
+    rows, per, bad = _naive(dest / "rest")
+    s = analyze_run(dest, top_tokens=6)
+    assert [p["path"] for p in s["run"]["skipped_parts"]] == [f"tokens/{parts[0].name}"]
+    assert s["run"]["rows"]["tokens"] == rows and "tokens" not in s["run"]["bad_values"] and bad == {}
+    board = s["forking_tokens"]["rows"]
+    naive = sorted((i for i, p in per.items() if p[0] >= 5 and p[1] > 0),
+                   key=lambda i: (-per[i][1], -per[i][2], i))
+    assert [r["token_id"] for r in board] == naive[:6]
+    assert [(r["count"], r["forking"]) for r in board] == [per[r["token_id"]][:2] for r in board]
+    assert [r["token"] for r in board] == [per[r["token_id"]][3] for r in board]
+
+
+def test_a_bad_metric_is_refused_before_the_token_pass_starts(run, monkeypatch):
+    """The worker that reads the token rows starts once the metric is known to exist: a bad
+    ``metric=`` raises at once and leaves no thread reading every token row behind it."""
+    import threading
+
+    from entrodiag.analysis import AnalysisError, analyze_run, summary
+
+    entered, release, real = threading.Event(), threading.Event(), summary.read_token_rows
+
+    def slow_pass(*args, **kwargs):
+        entered.set()
+        release.wait(5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(summary, "read_token_rows", slow_pass)
+    before = set(threading.enumerate())
+    try:
+        with pytest.raises(AnalysisError, match="val/does_not_exist"):
+            analyze_run(run, metric="val/does_not_exist")
+        assert not entered.is_set() and set(threading.enumerate()) <= before
+    finally:
+        release.set()
+
+
+def test_the_token_pass_warnings_come_after_the_main_threads(run, tmp_path, monkeypatch):
+    """The parts the worker skips are warned about once it is over (its run is a quiet copy), after
+    whatever the step analyses warned meanwhile, however the two threads are timed; once each."""
+    import threading
+    import warnings as w
+    from run_damage import corrupt_page
+
+    from entrodiag.analysis import analyze_run, summary
+    from entrodiag.store.reader import SKIP_WARNING
+
+    dest = _copy(run, tmp_path / "order", parts=2)
+    corrupt_page(sorted((dest / "tokens").glob("part-*.parquet"))[1], "entropy")
+    done, real_pass, real_check = threading.Event(), summary.read_token_rows, summary.mechanism_check
+
+    def token_pass(*args, **kwargs):
+        try:
+            return real_pass(*args, **kwargs)
+        finally:
+            done.set()
+
+    def mechanism_check(r):  # a step analysis that warns after the worker is over
+        done.wait(5)
+        w.warn("a warning of the step analyses")
+        return real_check(r)
+
+    monkeypatch.setattr(summary, "read_token_rows", token_pass)
+    monkeypatch.setattr(summary, "mechanism_check", mechanism_check)
+    said = analyze_run(dest)["warnings"]
+    skips = [i for i, m in enumerate(said) if SKIP_WARNING in m]
+    assert len(skips) == 1 and skips[0] > said.index("a warning of the step analyses"), said

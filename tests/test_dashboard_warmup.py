@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,34 @@ def test_warm_up_counts_errors_and_never_raises(root, monkeypatch):
 
 def test_wait():
     assert app_warmup.wait(app_warmup.State(), timeout=0)  # never started (streamlit run, tests): no wait
-    state = app_warmup.State(started=True)
+    state = app_warmup.State(started_at=time.monotonic())
     assert not app_warmup.wait(state, timeout=0.01)
-    threading.Timer(0.05, state.done.set).start()
+    threading.Timer(0.05, state.imports_done.set).start()
     assert app_warmup.wait(state, timeout=5)
+
+
+def test_wait_is_for_the_imports_within_one_budget_from_the_start(monkeypatch):
+    """A script run waits for the warm-up's imports only (not its first page's numbers), and no later
+    than ``WAIT_S`` after the warm-up started, however many script runs wait."""
+    seen = []
+    monkeypatch.setattr(app_warmup, "page_imports", lambda: [])
+    monkeypatch.setattr(app_warmup, "first_page", lambda s: seen.append(app_warmup.wait(s, timeout=5)))
+    state = app_warmup.State(started_at=time.monotonic())
+    app_warmup.warm_up(state)
+    assert seen == [True]  # waited for the imports while the first page was computed
+    late = app_warmup.State(started_at=time.monotonic() - app_warmup.WAIT_S + 0.05)
+    t0 = time.monotonic()
+    assert not app_warmup.wait(late) and not app_warmup.wait(late)  # the second returns at once
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_warm_up_log_lines_escape_control_characters(root, monkeypatch, caplog):
+    def hostile(_root):
+        raise OSError("run \x1b[2J\x1b]0;owned\x07 gone")
+
+    monkeypatch.setattr(app_data, "discover", hostile)
+    with caplog.at_level("WARNING", logger=app_warmup.LOG.name):
+        app_warmup.warm_up(app_warmup.State())
+    said = [r.getMessage() for r in caplog.records if r.name == app_warmup.LOG.name]
+    assert said and all("\x1b" not in m and "\x07" not in m for m in said)
+    assert any("\\x1b[2J" in m for m in said), said

@@ -86,3 +86,21 @@ def test_step_like_columns_that_do_not_count_steps_are_named_with_why(tmp_path):
     # mapped by the user, the restarted counter is the step (the later value of a step logged twice kept)
     rep = import_run(tmp_path / "r.jsonl", tmp_path / "b", mapping={"system/step": "step"})
     assert rep.step_column == "system/step" and load_run(tmp_path / "b").steps.height == 4
+
+
+def test_a_score_named_series_is_r_only_when_it_is_a_mean_performance(tmp_path):
+    """The training tier of a score-named series (ROLL's ``reward/hard_pass_rate``) takes no batch
+    max/min statistic, no KL-named and no ``bypass`` (not a pass) series, whatever their order."""
+    from entrodiag.analysis import AnalysisError
+
+    others = ("critic/score/max", "score_min", "reward/pass_min", "env/success_max", "kl_score",
+              "bypass_ratio")
+    rows = [{"step": k + 1, "actor/entropy": 0.7 - 0.01 * k, **{n: 0.1 * k for n in others}}
+            for k in range(N)]
+    import_run(_write(tmp_path / "no_r.jsonl", rows), tmp_path / "no_r")
+    with pytest.raises(AnalysisError, match="no training reward or accuracy"):
+        choose_metric(load_run(tmp_path / "no_r"))
+    for row in rows:
+        row["reward/hard_pass_rate"] = 0.3 + row["score_min"]
+    import_run(_write(tmp_path / "r.jsonl", rows), tmp_path / "r")
+    assert choose_metric(load_run(tmp_path / "r")).name == "reward/hard_pass_rate"

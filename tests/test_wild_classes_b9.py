@@ -76,6 +76,24 @@ def test_a_json_history_with_a_step_field_uses_it_and_ties_are_refused_by_name(t
         import_run(tmp_path / "c.json", tmp_path / "c")
 
 
+@pytest.mark.parametrize("field,values,why", [
+    ("time", [{"step": 0.31 + 0.01 * i} for i in range(len(ENTROPY))], "time/step is not a whole number"),
+    ("iter", [i % 3 for i in range(len(ENTROPY))], "iter decreases on row 4 (2 -> 0)"),
+])
+def test_a_step_named_field_that_does_not_count_steps_leaves_the_position_the_step(tmp_path, field, values,
+                                                                                   why):
+    """A duration named for the step (``time/step``) or a per-epoch ``iter`` that restarts is not a
+    step field: the position is the step (no import failure, no steps merged), the note says why."""
+    doc = {"step": len(ENTROPY), "metrics_history": [{"mean_entropy": h, "mean_reward": r, field: v}
+                                                     for h, r, v in zip(ENTROPY, REWARD, values)]}
+    (tmp_path / "state.json").write_text(json.dumps(doc))
+    report = import_run(tmp_path / "state.json", tmp_path / "run")
+    steps = load_run(tmp_path / "run").steps.sort("step")
+    assert steps["step"].to_list() == list(range(1, len(ENTROPY) + 1))
+    assert steps["entropy_mean"].to_list() == ENTROPY
+    assert any("position in 'metrics_history'" in n and why in n for n in report.notes), report.notes
+
+
 # ------------------------------------------------ 2: volatility of a steady fall to a low level
 def _write(path, cols: dict[str, np.ndarray]):
     n = len(next(iter(cols.values())))

@@ -25,7 +25,8 @@ validation keys after the 4,096th character of lines W&B's ``output.log`` cut) i
 
 R is a *mean* score (the law is about the expected score of the sampling policy): a statistic
 of the samples of a prompt other than their mean (``best@k``, ``worst@k``, ``maj@k``, ``pass@k``
-for k > 1, a ``std``; ``NOT_MEAN``) is never chosen by default, only with ``metric=``. Among the
+for k > 1, a ``std``, a ``max`` or ``min``; ``NOT_MEAN``) is never chosen by default, only with
+``metric=``. Among the
 candidates of a tier, a ``mean@N`` name comes first (verl's ``val-core/<data source>/<var>/mean@N``, or
 ``mean_at_N`` as its MLflow logger writes ``@``; ``best_at_N``, ``std_at_N``, ... are statistics as above),
 and verl's ``val-aux/`` names (``val/aux/...``) come after its ``val-core/`` ones.
@@ -47,8 +48,8 @@ from .runs import AnalysisError
 
 _MEAN_AT = re.compile(r"(^|/)mean(@|_at_)\d+$", re.IGNORECASE)  # mean@N; mean_at_N in verl's MLflow names
 _ACCURACY = re.compile(r"accuracy", re.IGNORECASE)
-_ACCURACY_LIKE = re.compile(r"(acc\b|acc/|acc@|pass|score|correct|solve|success|exact_match|(^|/)em\b)",
-                            re.IGNORECASE)
+_ACCURACY_LIKE = re.compile(  # a pass, not a bypass
+    r"(acc\b|acc/|acc@|(?<![a-z])pass|score|correct|solve|success|exact_match|(^|/)em\b)", re.IGNORECASE)
 _FORMAT = re.compile(r"format", re.IGNORECASE)
 _REWARD_FN = re.compile(r"^rewards/([^/]+)/mean$")
 # a reward function named for the task's correctness (TRL's accuracy_reward, correctness_reward_func,

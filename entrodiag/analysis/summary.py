@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
 import polars as pl
@@ -25,7 +27,7 @@ from .runs import AnalysisError, RunLike, as_run
 from .series import edge_size, edge_values, late_start, step_series
 from .sources import entropy_notes, framework, log_hint, reward_series
 from ..store.schema import TABLES
-from .tokens import entropy_distribution, forking_leaderboard, hwe_span_stats, read_token_rows
+from .tokens import entropy_distribution, hwe_span_stats, leaderboard_and_rows, read_token_rows
 from .verdicts import judge_law, withhold_early, withhold_law
 from .render import render_summary  # re-export: its old home
 
@@ -114,17 +116,28 @@ def analyze_run(
         >>> s["law"]["ceiling"], [f["kind"] for f in s["flags"]["items"]]  # doctest: +SKIP
     """
     th = CollapseThresholds.with_overrides(**(thresholds or {}))
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, ExitStack() as stack:
         warnings.simplefilter("always")
         run = as_run(run)
         steps = run.steps
         has_tokens = bool(run.parts("tokens"))
         names = eval_names(run)
+        try:  # before the token pass starts: a metric the caller named must exist and be a performance
+            choice, no_choice = choose_metric_or_explain(run, metric), None
+        except AnalysisError as e:
+            if metric is not None:
+                raise
+            choice, no_choice = None, e
         # the token rows are read once (leaderboard, row count, impossible values) in a worker
         # thread, while the step-level analyses below run (polars reads without holding the GIL);
-        # they read only the step and evaluation rows, read by now: the parts skipped and the
-        # warnings come in the same order at every run
-        pending = ThreadPoolExecutor(1).submit(read_token_rows, run, bad_values=True) if has_tokens else None
+        # they read only the step and evaluation rows, read by now. The worker reads a quiet copy of
+        # the run (the same skipped parts): the parts it skips are warned about once it is over, so
+        # that the warnings come in the same order at every run
+        pending, seen = None, len(run.skipped_parts)
+        if has_tokens:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="entrodiag-token-pass")
+            stack.callback(pool.shutdown, wait=False, cancel_futures=True)
+            pending = pool.submit(read_token_rows, replace(run, quiet=True), bad_values=True)
         out: dict[str, Any] = {
             "run": {
                 "path": str(run.path), "run_id": run.run_id, "status": run.status,
@@ -166,14 +179,8 @@ def analyze_run(
         out["reward"] = ({"status": "ok", **chosen.to_dict()} if chosen is not None
                          else _empty("no reward or task score in the step rows"))
 
-        try:
-            choice = choose_metric_or_explain(run, metric)
-            out["metric"] = {"status": "ok", **choice.to_dict(), "text": choice.describe()}
-        except AnalysisError as e:
-            if metric is not None:  # a metric the caller named must exist and be a performance
-                raise
-            choice = None
-            out["metric"] = _empty(str(e))
+        out["metric"] = ({"status": "ok", **choice.to_dict(), "text": choice.describe()} if choice is not None
+                         else _empty(str(no_choice)))
         if no_evals_at is not None:  # what the law and the early prediction stand on without evaluations
             uses = (f"the law and the early prediction use the {choice.label} {choice.name} instead, "
                     "a series the policy trained on (a held-out R is better)"
@@ -215,8 +222,12 @@ def analyze_run(
             out["mechanism"]["reason"] = m.explanation
 
         token_rows = pending.result() if pending is not None else None
-        if token_rows is not None:
-            board = forking_leaderboard(run, top=top_tokens, token_rows=token_rows)
+        said = {str(w.message) for w in caught}
+        for message in run.skip_messages()[seen:]:  # the parts the worker skipped
+            if message not in said:
+                warnings.warn(message, stacklevel=2)
+        if token_rows is not None:  # and read again if the texts find a part damaged that it did not
+            board, token_rows = leaderboard_and_rows(run, top=top_tokens, token_rows=token_rows)
             out["forking_tokens"] = {"status": "ok", "rows": board.to_dicts()} if board.height else _empty(
                 "no token seen 5 or more times in the token rows was ever among its step's forking tokens")
         else:

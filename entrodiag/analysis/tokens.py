@@ -133,9 +133,31 @@ def forking_leaderboard(
     "however", "thus"), ``by="mean_entropy"`` by its entropy. Empty (with these columns) when the
     run has no token rows. ``token_rows``: the run's ``read_token_rows``, when already read.
     """
+    return leaderboard_and_rows(run, top=top, min_count=min_count, by=by, token_rows=token_rows)[0]
+
+
+def leaderboard_and_rows(
+    run: RunLike, *, top: int = 20, min_count: int = 5, by: str = "forking",
+    token_rows: TokenRows | None = None,
+) -> tuple[pl.DataFrame, TokenRows]:
+    """``forking_leaderboard`` and the token rows it counts (``token_rows``, or read here). The texts
+    (``token_texts``) decode a column the streamed pass does not read: when they find a part damaged,
+    the pass runs again without it (with ``bad_values`` when ``token_rows`` had them), so that the
+    counts, the row count and the impossible values leave out every part the run lists as skipped."""
     if by not in _SORTS:
         raise ValueError(f"by must be one of {', '.join(_SORTS)}, got {by!r}")
-    per_token = (token_rows or read_token_rows(run)).per_token
+    run = as_run(run)
+    rows = token_rows or read_token_rows(run)
+    while True:  # ends: each turn one more part is skipped, of finitely many
+        skipped = len(run.skipped_parts)
+        board = _ranked(run, rows.per_token, top, min_count, by)
+        if len(run.skipped_parts) == skipped:
+            return board, rows
+        rows = read_token_rows(run, bad_values=rows.bad_values is not None)
+
+
+def _ranked(run: RunLike, per_token: pl.DataFrame, top: int, min_count: int, by: str) -> pl.DataFrame:
+    """The leaderboard of ``per_token`` (``read_token_rows``), its texts read for the ids it shows."""
     if per_token.is_empty():
         return pl.DataFrame(schema=_LEADERBOARD_SCHEMA)
     total_forking = max(int(per_token["forking"].sum()), 1)
@@ -262,6 +284,6 @@ def entropy_distribution(run: RunLike, *, segments: int = 5) -> dict:
 
 
 __all__ = [
-    "TokenRows", "entropy_distribution", "forking_leaderboard", "hwe_span_stats", "read_token_rows", "shown_token",
-    "token_texts",
+    "TokenRows", "entropy_distribution", "forking_leaderboard", "hwe_span_stats", "leaderboard_and_rows",
+    "read_token_rows", "shown_token", "token_texts",
 ]

@@ -5,8 +5,10 @@ selects at start), so that the first script run finds them imported and cached.
 
 ``entrodiag dashboard`` starts ``warm_up`` in a background thread once Streamlit's runtime runs
 (``dashboard_server.py``) and serves when it is over, or after ``SERVE_AFTER_S`` seconds (a root of
-many runs): a browser that asks for the first page before the warm-up is over waits for it (``wait``)
-instead of doing the same work a second time.
+many runs). A script run that starts while the warm-up still imports waits for its imports (``wait``:
+two threads importing the analysis layer at once can see its modules half initialised), within
+``WAIT_S`` seconds of the warm-up's start in all; the first page's numbers need no wait, as
+``st.cache_data`` computes each once for every caller.
 A failure here is logged and counted (``State.errors``), never raised: the page then does the work
 itself, as without the warm-up.
 """
@@ -24,15 +26,18 @@ from pathlib import Path
 LOG = logging.getLogger("entrodiag.dashboard")
 #: The most seconds the server waits for the warm-up before it serves.
 SERVE_AFTER_S = 10.0
-#: The most seconds a script run waits for the warm-up before doing the work itself.
+#: The most seconds after the warm-up's start that a script run waits for its imports.
 WAIT_S = 60.0
 
 
 @dataclass
 class State:
-    """The warm-up's progress: ``started``; ``done`` once it is over; seconds of each part; errors met."""
+    """The warm-up's progress: ``started_at`` (``time.monotonic()``; ``None``: not started);
+    ``imports_done`` once the pages' modules are imported; ``done`` once it is over; seconds of each
+    part; errors met."""
 
-    started: bool = False
+    started_at: float | None = None
+    imports_done: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     seconds: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -57,7 +62,8 @@ def page_imports(folder: Path | None = None) -> list[str]:
 
 def warm_up(state: State = STATE) -> None:
     """Import what the pages import, then compute what the first page shows (see the module
-    docstring). Sets ``state.done`` when over, whatever happened."""
+    docstring). Sets ``state.imports_done`` once the imports are over and ``state.done`` when it
+    is, whatever happened."""
     try:
         t0 = time.perf_counter()
         for name in page_imports():
@@ -66,15 +72,23 @@ def warm_up(state: State = STATE) -> None:
             except Exception as e:  # noqa: BLE001 - logged and counted; the page reports it itself
                 state.errors.append(f"import {name}: {e}")
         state.seconds["imports"] = time.perf_counter() - t0
+        state.imports_done.set()
         t0 = time.perf_counter()
         first_page(state)
         state.seconds["first_page"] = time.perf_counter() - t0
     except Exception as e:  # noqa: BLE001 - the warm-up never stops the server
         state.errors.append(f"{type(e).__name__}: {e}")
     finally:
+        state.imports_done.set()
         state.done.set()
-        for error in state.errors:
-            LOG.warning("entrodiag dashboard warm-up: %s", error)
+        for error in state.errors:  # control characters of a run's name or an error escaped
+            LOG.warning("entrodiag dashboard warm-up: %s", _escaped(error))
+
+
+def _escaped(text: str) -> str:
+    """``text`` with its control characters escaped (``\\x1b``), so that a log line cannot carry a
+    terminal escape sequence of a hostile run name."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def first_page(state: State) -> None:
@@ -97,13 +111,16 @@ def first_page(state: State) -> None:
 
 def start(state: State = STATE) -> threading.Thread:
     """Run ``warm_up`` in a daemon thread and return it."""
-    state.started = True
+    state.started_at = time.monotonic()
     thread = threading.Thread(target=warm_up, args=(state,), name="entrodiag-dashboard-warm-up", daemon=True)
     thread.start()
     return thread
 
 
 def wait(state: State = STATE, timeout: float = WAIT_S) -> bool:
-    """Wait until the warm-up is over (immediately when it never started: ``streamlit run`` of the
-    entry script, tests); whether it is."""
-    return not state.started or state.done.wait(timeout)
+    """Wait until the warm-up's imports are over, at most until ``timeout`` seconds after its start
+    (one budget for every script run of every session; no wait when it never started: ``streamlit
+    run`` of the entry script, tests); whether they are."""
+    if state.started_at is None:
+        return True
+    return state.imports_done.wait(max(0.0, state.started_at + timeout - time.monotonic()))

@@ -23,9 +23,9 @@ PAGES = [
 
 st.set_page_config(page_title="entrodiag", page_icon=":material/monitoring:", layout="wide")
 page = st.navigation(PAGES)
-# On a just-started server the warm-up (app_warmup) may still be importing the pages' modules and
-# computing this page's numbers: wait for it before importing the app, as two threads importing the
-# analysis layer at once can see its modules half initialised.
+# On a just-started server the warm-up (app_warmup) may still be importing the pages' modules: wait
+# for its imports before importing the app, as two threads importing the analysis layer at once can
+# see its modules half initialised (its numbers need no wait: st.cache_data computes each once).
 app_warmup.wait()
 
 from entrodiag.app import app_ui  # noqa: E402

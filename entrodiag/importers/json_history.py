@@ -12,9 +12,10 @@ The rule, stated once:
 2. The history is the longest candidate. Of several equally long, those whose entries name a metric
    entrodiag knows as the entropy, the reward or the task score (``metric_names.classify``) are
    kept; several left, or none with such a name, are refused in one line naming them.
-3. Its step (``step_key``): a step field of the entries when one is logged (the plan finds it);
-   else the entry's position in the list. Positions count from 1 (a step is counted once done, as
-   Hugging Face's ``global_step`` and verl's steps do) unless the document's own step (a whole
+3. Its step (``step_key``): a step field of the entries when one is logged (the plan finds it), a
+   known or step-like name whose values count steps; else the entry's position in the list.
+   Positions count from 1 (a step is counted once done, as Hugging Face's ``global_step`` and
+   verl's steps do) unless the document's own step (a whole
    number under a step name in the object that holds the list, e.g. ``"step": 9`` beside 10 entries)
    says the last entry is step ``len - 1``: then from 0. The import's notes say which.
 """
@@ -25,7 +26,7 @@ from typing import Any, NamedTuple
 
 from .columns import STEP_KEYS, classify
 from .failure import ImportFailure, listing, shown
-from .step_key import step_like
+from .step_key import not_a_count, step_like
 from .values import number, step_of
 
 #: fewest entries in a list of per-step dicts that can be a history
@@ -115,9 +116,13 @@ def find_history(doc: dict, path: str) -> History:
     return History(key, entries, holder, sorted(k for k in found if k != key))
 
 
-def has_step_field(entries: list[dict]) -> bool:
-    """Whether the entries log a step (a known step name, or a step-like one: ``step_key``)."""
-    return any(k in STEP_KEYS or step_like(k) for e in entries for k, _ in _leaves(e))
+def step_fields(rows: list[dict]) -> dict[str, str | None]:
+    """The known step names and step-like names (``step_key``) of the entries' flattened ``rows``,
+    each with why its values do not count steps (``step_key.not_a_count``), ``None`` for one that
+    does: only such a one is a step field (a duration ``time/step``, or a per-epoch ``iter`` that
+    restarts, is not, and the position is the step)."""
+    names = dict.fromkeys(k for row in rows for k in row if k in STEP_KEYS or step_like(k))
+    return {name: not_a_count(name, rows) for name in names}
 
 
 def position_start(holder: dict, n: int) -> tuple[int, str]:

@@ -24,9 +24,9 @@ from .columns import STEP_KEYS
 from .console import read_printed_dicts, read_verl_console
 from .notebook import read_notebook
 from .detect import FORMATS, detect_format, newest_checkpoint_state, read_head
-from .failure import ImportFailure, listing
+from .failure import ImportFailure, listing, shown
 from .frameworks import FOLDER_FORMATS, READERS
-from .json_history import find_history, has_step_field, position_start
+from .json_history import find_history, position_start, step_fields
 from .step_key import step_like
 from .points import rows_by_step
 from .tfevents import EventFileError, find_event_files, scan_scalars
@@ -83,12 +83,15 @@ def _read_json_history(path: Path, doc: Any) -> tuple[list[dict], dict]:
     bad: dict[str, int] = {}
     rows = [_flatten(e, bad) for e in found.entries]
     notes = []
-    if not has_step_field(found.entries):
+    fields = step_fields(rows)
+    if all(fields.values()):  # no step field, or none whose values count steps
         start, why = position_start(found.holder, len(rows))
         for i, row in enumerate(rows):
             row["step"] = start + i
         last = start + len(rows) - 1
-        notes.append(f"step = position in {found.key!r} (no step field): {start}-{last}; {why}")
+        not_steps = "; ".join(f"{shown(name)} {no}" for name, no in fields.items())
+        said = f"no step field: {not_steps}" if not_steps else "no step field"
+        notes.append(f"step = position in {found.key!r} ({said}): {start}-{last}; {why}")
     if found.others:
         notes.append(f"the history is {found.key!r}; other lists of per-step objects left out: "
                      f"{listing(found.others, 10)}")

@@ -50,7 +50,7 @@ def step_column(path: Path | str, names: list[str], targets: dict[str, Target], 
     known = [n for n in names if n in STEP_KEYS and targets[n].kind == "key"]
     if known:
         return min(known, key=STEP_KEYS.index)
-    why_not = {n: _not_a_count(n, rows) for n in names if step_like(n) and n not in user_map}
+    why_not = {n: not_a_count(n, rows) for n in names if step_like(n) and n not in user_map}
     found = [n for n, why in why_not.items() if why is None]
     if len(found) == 1:
         return found[0]
@@ -68,7 +68,7 @@ def step_column(path: Path | str, names: list[str], targets: dict[str, Target], 
         f"Columns are: {listing(names)}")
 
 
-def _not_a_count(name: str, rows: list[dict]) -> str | None:
+def not_a_count(name: str, rows: list[dict]) -> str | None:
     """Why the values of ``name`` do not count steps (see the module docstring), or ``None``."""
     last: int | None = None
     for i, row in enumerate(rows, 1):
