@@ -113,10 +113,19 @@ def _step(variant: str, model, inputs, rows: int | None = None):
     return out.loss.detach()
 
 
+def _set_chunk_rows(rows: int | None) -> None:
+    """Rows per chunk of the chunked head (default: the trainer's, ``chunk_rows_for``)."""
+    if rows:
+        from entrodiag.trainer import chunked_head
+
+        chunked_head.chunk_rows_for = lambda vocab, device: rows
+
+
 def _worker(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
+    _set_chunk_rows(args.chunk_rows)
     inputs = _inputs(args)
     model = _StandIn(inputs[0], inputs[1])
     _step(args.worker, model, inputs, rows=2)  # library set-up, no large temporaries
@@ -127,14 +136,16 @@ def _worker(args) -> dict:
         pass
     base = _rss_kib()
     _reset_peak()
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         _step(args.worker, model, inputs)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         inputs[0].grad = inputs[1].grad = None
     peak = _rss_kib("VmHWM")
     return {"variant": args.worker, "times": times, "median_s": statistics.median(times),
+            "cpu_times": cpu, "median_cpu_s": statistics.median(cpu),
             "peak_extra_mib": (peak - base) / 1024}
 
 
@@ -142,6 +153,7 @@ def _check(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
+    _set_chunk_rows(args.chunk_rows)
     result = {}
     for variant in ("whole", "chunked"):
         inputs = _inputs(args)
@@ -156,7 +168,7 @@ def _check(args) -> dict:
 def _run(args, mode: str) -> dict:
     argv = [sys.executable, __file__, "--worker", mode, "--threads", str(args.threads), "--repeats", str(args.repeats),
             "--batch", str(args.batch), "--tokens", str(args.tokens), "--vocab", str(args.vocab),
-            "--hidden", str(args.hidden)]
+            "--hidden", str(args.hidden)] + (["--chunk-rows", str(args.chunk_rows)] if args.chunk_rows else [])
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
@@ -173,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--vocab", type=int, default=49152)
     p.add_argument("--hidden", type=int, default=576)
+    p.add_argument("--chunk-rows", type=int, help="rows per chunk of the chunked head (default: the trainer's)")
     p.add_argument("--json", type=Path)
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
