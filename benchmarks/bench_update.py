@@ -118,7 +118,7 @@ def _set_chunk_rows(rows: int | None) -> None:
     if rows:
         from entrodiag.trainer import chunked_head
 
-        chunked_head.chunk_rows_for = lambda vocab, device: rows
+        chunked_head.chunk_rows_for = lambda vocab: rows
 
 
 def _worker(args) -> dict:
