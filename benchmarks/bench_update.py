@@ -20,12 +20,13 @@ log-probs and entropy carry gradient.
 Each variant runs in a fresh process per trial (variants alternated), with the same thread
 count. A worker builds its inputs, warms up once on 2 rows, returns free heap to the OS
 (``malloc_trim``), resets its peak RSS (``/proc/self/clear_refs``; peak = ``VmHWM``), then times
-``--repeats`` full updates (forward + backward, gradients zeroed between them). Peak extra memory
+``--repeats`` full updates (forward + backward, gradients zeroed between them), in wall time and
+in the process's CPU time (steadier than wall time on a machine other work shares). Peak extra memory
 = peak RSS − RSS before the first full update (torch's CPU allocator has no statistics and
 ``tracemalloc`` does not see it). A separate check compares loss and gradients of the two
 variants.
 
-    python benchmarks/bench_update.py --trials 3 --repeats 3 [--json benchmarks/results/update.json]
+    python benchmarks/bench_update.py --trials 3 --repeats 3 [--chunk-rows N] [--json benchmarks/results/update.json]
 """
 
 from __future__ import annotations
@@ -207,16 +208,19 @@ def main(argv: list[str] | None = None) -> int:
     for variant in ("whole", "chunked"):
         mine = [r for r in rows if r["variant"] == variant]
         summary[variant] = {"median_s": statistics.median(r["median_s"] for r in mine),
+                            "median_cpu_s": statistics.median(r["median_cpu_s"] for r in mine),
                             "min_s": min(min(r["times"]) for r in mine),
                             "peak_extra_mib": statistics.median(r["peak_extra_mib"] for r in mine)}
     w, c = summary["whole"], summary["chunked"]
     print(f"shapes B={args.batch} T={args.tokens} V={args.vocab} D={args.hidden}, {args.threads} threads, "
           f"{args.trials} trials x {args.repeats} updates")
-    print("| variant | median time (s) | min time (s) | peak extra RSS (MiB) | time ratio | memory ratio |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| variant | median time (s) | min time (s) | median CPU time (s) | peak extra RSS (MiB) | time ratio "
+          "| CPU time ratio | memory ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, s in summary.items():
-        print(f"| {name} | {s['median_s']:.3f} | {s['min_s']:.3f} | {s['peak_extra_mib']:.1f} | "
-              f"{s['median_s'] / w['median_s']:.2f} | {s['peak_extra_mib'] / w['peak_extra_mib']:.3f} |")
+        print(f"| {name} | {s['median_s']:.3f} | {s['min_s']:.3f} | {s['median_cpu_s']:.2f} | "
+              f"{s['peak_extra_mib']:.1f} | {s['median_s'] / w['median_s']:.2f} | "
+              f"{s['median_cpu_s'] / w['median_cpu_s']:.2f} | {s['peak_extra_mib'] / w['peak_extra_mib']:.3f} |")
     print(f"check: |Δloss| {check['loss_diff']:.2e} (loss {check['loss']:.4f}); max |Δ grad hidden| "
           f"{check['grad_hidden_max_diff']:.2e} (max {check['grad_hidden_max']:.2e}); max |Δ grad W| "
           f"{check['grad_weight_max_diff']:.2e} (max {check['grad_weight_max']:.2e})")
