@@ -106,8 +106,10 @@ class HeadLogprobs(torch.autograd.Function):
         if with_entropy:  # ∂/∂z = g·onehot − p·(g + g_H·(log p + H)) = g·onehot + p·(a + b·log p)
             g_h = g_entropy.to(acc)
             a, b = torch.addcmul(g_logp, g_h, entropy).neg_(), g_h.neg()
+        else:  # ∂/∂z = g·onehot − p·g
+            a = g_logp.neg()
         grad_h = torch.empty(n, h.shape[1], dtype=acc, device=h.device) if need_h else None
-        grad_w = torch.empty(weight.shape, dtype=acc, device=weight.device) if need_w else None
+        grad_w = (torch.empty if n else torch.zeros)(weight.shape, dtype=acc, device=weight.device) if need_w else None
         z = torch.empty(rows, w.shape[0], dtype=acc, device=h.device)
         logsm = torch.empty_like(z)
         for lo in range(0, n, rows):
@@ -117,7 +119,7 @@ class HeadLogprobs(torch.autograd.Function):
             if with_entropy:
                 grad.mul_(lp.mul_(b[lo:hi, None]).add_(a[lo:hi, None]))
             else:
-                grad.mul_(g_logp[lo:hi, None]).neg_()
+                grad.mul_(a[lo:hi, None])
             grad.scatter_add_(1, ids[lo:hi, None], g_logp[lo:hi, None])  # + g at the sampled token
             grad = grad.to(cd)
             with torch.autocast(h.device.type, enabled=False):
