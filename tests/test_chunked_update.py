@@ -161,7 +161,6 @@ def test_one_host_sync_per_update(trainer_and_batch, intervention, knobs, monkey
         tr.model.load_state_dict(state)
         tr.opt.load_state_dict(opt_state)
     assert len(calls) == 1, calls
-    print(stats)
     if intervention != "none" or knobs is not None:  # the selection ran and picked tokens
         assert stats.get("selected_frac", stats.get("detach_frac")) > 0
 
