@@ -20,12 +20,13 @@ log-probs and entropy carry gradient.
 Each variant runs in a fresh process per trial (variants alternated), with the same thread
 count. A worker builds its inputs, warms up once on 2 rows, returns free heap to the OS
 (``malloc_trim``), resets its peak RSS (``/proc/self/clear_refs``; peak = ``VmHWM``), then times
-``--repeats`` full updates (forward + backward, gradients zeroed between them). Peak extra memory
+``--repeats`` full updates (forward + backward, gradients zeroed between them), in wall time and
+in the process's CPU time (steadier than wall time on a machine other work shares). Peak extra memory
 = peak RSS − RSS before the first full update (torch's CPU allocator has no statistics and
 ``tracemalloc`` does not see it). A separate check compares loss and gradients of the two
 variants.
 
-    python benchmarks/bench_update.py --trials 3 --repeats 3 [--json benchmarks/results/update.json]
+    python benchmarks/bench_update.py --trials 3 --repeats 3 [--chunk-rows N] [--json benchmarks/results/update.json]
 """
 
 from __future__ import annotations
@@ -113,10 +114,19 @@ def _step(variant: str, model, inputs, rows: int | None = None):
     return out.loss.detach()
 
 
+def _set_chunk_rows(rows: int | None) -> None:
+    """Rows per chunk of the chunked head (default: the trainer's, ``chunk_rows_for``)."""
+    if rows:
+        from entrodiag.trainer import chunked_head
+
+        chunked_head.chunk_rows_for = lambda vocab: rows
+
+
 def _worker(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
+    _set_chunk_rows(args.chunk_rows)
     inputs = _inputs(args)
     model = _StandIn(inputs[0], inputs[1])
     _step(args.worker, model, inputs, rows=2)  # library set-up, no large temporaries
@@ -127,14 +137,16 @@ def _worker(args) -> dict:
         pass
     base = _rss_kib()
     _reset_peak()
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         _step(args.worker, model, inputs)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         inputs[0].grad = inputs[1].grad = None
     peak = _rss_kib("VmHWM")
     return {"variant": args.worker, "times": times, "median_s": statistics.median(times),
+            "cpu_times": cpu, "median_cpu_s": statistics.median(cpu),
             "peak_extra_mib": (peak - base) / 1024}
 
 
@@ -142,6 +154,7 @@ def _check(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
+    _set_chunk_rows(args.chunk_rows)
     result = {}
     for variant in ("whole", "chunked"):
         inputs = _inputs(args)
@@ -156,7 +169,7 @@ def _check(args) -> dict:
 def _run(args, mode: str) -> dict:
     argv = [sys.executable, __file__, "--worker", mode, "--threads", str(args.threads), "--repeats", str(args.repeats),
             "--batch", str(args.batch), "--tokens", str(args.tokens), "--vocab", str(args.vocab),
-            "--hidden", str(args.hidden)]
+            "--hidden", str(args.hidden)] + (["--chunk-rows", str(args.chunk_rows)] if args.chunk_rows else [])
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
@@ -173,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--vocab", type=int, default=49152)
     p.add_argument("--hidden", type=int, default=576)
+    p.add_argument("--chunk-rows", type=int, help="rows per chunk of the chunked head (default: the trainer's)")
     p.add_argument("--json", type=Path)
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -194,16 +208,19 @@ def main(argv: list[str] | None = None) -> int:
     for variant in ("whole", "chunked"):
         mine = [r for r in rows if r["variant"] == variant]
         summary[variant] = {"median_s": statistics.median(r["median_s"] for r in mine),
+                            "median_cpu_s": statistics.median(r["median_cpu_s"] for r in mine),
                             "min_s": min(min(r["times"]) for r in mine),
                             "peak_extra_mib": statistics.median(r["peak_extra_mib"] for r in mine)}
     w, c = summary["whole"], summary["chunked"]
     print(f"shapes B={args.batch} T={args.tokens} V={args.vocab} D={args.hidden}, {args.threads} threads, "
           f"{args.trials} trials x {args.repeats} updates")
-    print("| variant | median time (s) | min time (s) | peak extra RSS (MiB) | time ratio | memory ratio |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| variant | median time (s) | min time (s) | median CPU time (s) | peak extra RSS (MiB) | time ratio "
+          "| CPU time ratio | memory ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, s in summary.items():
-        print(f"| {name} | {s['median_s']:.3f} | {s['min_s']:.3f} | {s['peak_extra_mib']:.1f} | "
-              f"{s['median_s'] / w['median_s']:.2f} | {s['peak_extra_mib'] / w['peak_extra_mib']:.3f} |")
+        print(f"| {name} | {s['median_s']:.3f} | {s['min_s']:.3f} | {s['median_cpu_s']:.2f} | "
+              f"{s['peak_extra_mib']:.1f} | {s['median_s'] / w['median_s']:.2f} | "
+              f"{s['median_cpu_s'] / w['median_cpu_s']:.2f} | {s['peak_extra_mib'] / w['peak_extra_mib']:.3f} |")
     print(f"check: |Δloss| {check['loss_diff']:.2e} (loss {check['loss']:.4f}); max |Δ grad hidden| "
           f"{check['grad_hidden_max_diff']:.2e} (max {check['grad_hidden_max']:.2e}); max |Δ grad W| "
           f"{check['grad_weight_max_diff']:.2e} (max {check['grad_weight_max']:.2e})")

@@ -128,33 +128,41 @@ def test_update_equals_the_whole_logits_update(trainer_and_batch, intervention, 
 HOST_SIDE = {"prompt_runs", "repeat_shared", "padded"}
 
 
-def test_one_host_sync_per_update(trainer_and_batch, monkeypatch):
+@pytest.mark.parametrize("intervention,knobs", [
+    ("none", None), ("clip_cov", None), ("kl_cov", None),
+    ("none", Knobs(coef=0.0, clip_low=0.2, clip_high=0.2, detach=0.1)),  # pi_clip's covariance detach
+])
+def test_one_host_sync_per_update(trainer_and_batch, intervention, knobs, monkeypatch):
     """Every way a tensor's value reaches Python, counted where the trainer's own code asks for it
-    (metrics' token-id range check runs only on CPU tensors, so it is no device sync)."""
+    (metrics' token-id range check runs only on CPU tensors, so it is no device sync). Clip-Cov,
+    KL-Cov and the detach take their top-k sizes from the rollout's lengths (on the host), and
+    Clip-Cov picks its random tokens without counting the candidates (no ``nonzero``)."""
     tr, prompts, roll, adv = trainer_and_batch
     calls = []
 
-    def counting(name):
-        original = getattr(torch.Tensor, name)
-
-        def wrapper(self, *a, **k):
+    def counting(original, name):
+        def wrapper(*a, **k):
             frame = inspect.currentframe().f_back
             if frame.f_code.co_filename.startswith(TRAINER_DIR) and frame.f_code.co_name not in HOST_SIDE:
                 calls.append(f"{name} at {Path(frame.f_code.co_filename).name}:{frame.f_lineno}")
-            return original(self, *a, **k)
+            return original(*a, **k)
         return wrapper
 
-    for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__"):
-        monkeypatch.setattr(torch.Tensor, name, counting(name))
+    for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__", "nonzero"):
+        monkeypatch.setattr(torch.Tensor, name, counting(getattr(torch.Tensor, name), name))
+    monkeypatch.setattr(torch, "nonzero", counting(torch.nonzero, "nonzero"))  # a data-dependent shape: a sync
+    monkeypatch.setattr(tr, "intervention", intervention)
     state = copy.deepcopy(tr.model.state_dict())
     opt_state = copy.deepcopy(tr.opt.state_dict())
     try:
         assert roll.response.shape[0] > tr.cfg.micro_batch_size  # more than one micro-batch
-        tr.update(prompts, roll, adv, None)
+        stats = tr.update(prompts, roll, adv, knobs)
     finally:
         tr.model.load_state_dict(state)
         tr.opt.load_state_dict(opt_state)
     assert len(calls) == 1, calls
+    if intervention != "none" or knobs is not None:  # the selection ran and picked tokens
+        assert stats.get("selected_frac", stats.get("detach_frac")) > 0
 
 
 def test_the_group_layout_and_padding_are_read_from_the_cpu_copy():

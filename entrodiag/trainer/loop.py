@@ -247,7 +247,8 @@ class Trainer(DeadlineChecks, CollapseWatch):
                                                       cfg.temperature, head=self.head, share_prompts=share_prompts,
                                                       prompt_model=bare, need_entropy=objective.needs_entropy)
                         batch = PolicyBatch(logp, roll.old_logp[sl], adv[sl, None].expand_as(logp), roll.mask[sl],
-                                            roll.entropy[sl], entropy)
+                                            roll.entropy[sl], entropy,  # valid tokens counted on the host:
+                                            None if roll.lengths is None else sum(roll.lengths[sl]))
                         ref_logp = None
                         if self.ref is not None:
                             with torch.no_grad():

@@ -37,6 +37,15 @@ class PolicyBatch:
     """Token entropy at sampling time (no gradient): selects forking tokens."""
     entropy: torch.Tensor | None = None
     """Token entropy under the current policy, with gradient (only for ``entropy_bonus``)."""
+    n_valid: int | None = None
+    """The number of valid tokens (``mask``'s true entries) when the caller knows it on the host
+    (the update counts them from the rollout's response lengths); None: read from ``mask``, a
+    host sync on an accelerator. The top-k choices of Clip-Cov, KL-Cov and the detach need it."""
+
+
+def valid_count(b: PolicyBatch) -> int:
+    """The valid tokens of ``b`` as a host integer: ``b.n_valid``, else counted from the mask."""
+    return b.n_valid if b.n_valid is not None else int(b.mask.sum())
 
 
 @dataclass
@@ -62,6 +71,16 @@ def register_policy_loss(name: str) -> Callable[[LossFn], LossFn]:
         return fn
 
     return add
+
+
+def _take_top(keys: torch.Tensor, k: int, allowed: torch.Tensor) -> torch.Tensor:
+    """A flat boolean mask of the ``k`` largest ``keys`` that are ``allowed`` (fewer when fewer
+    are), without a host sync: the top ``k`` of all keys (those not allowed must rank below the
+    allowed ones), then the not-allowed among them dropped."""
+    chosen = torch.zeros_like(allowed)
+    top = torch.topk(keys, k).indices
+    chosen[top] = allowed[top]
+    return chosen
 
 
 def _frac(selected: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -124,17 +143,16 @@ def entropy_bonus(b: PolicyBatch, cfg) -> LossOut:
 def clip_cov(b: PolicyBatch, cfg) -> LossOut:
     """Clip-Cov (Cui et al. 2025; verl ``compute_policy_loss_clip_cov``): among valid tokens not
     already clipped by PPO with ``clip_cov_lb < cov < clip_cov_ub`` (1 and 5), pick
-    max(int(``clip_cov_ratio``·N), 1) (r = 2e-4) uniformly at random and zero their loss, which
-    detaches their gradient."""
+    max(int(``clip_cov_ratio``·N), 1) (r = 2e-4) uniformly at random (all of them when fewer) and
+    zero their loss, which detaches their gradient."""
     out = ppo_clip(b, cfg.clip_low, cfg.clip_high)
     cov = batch_covariance(b)
-    candidates = b.mask & ~out.selected & (cov > cfg.clip_cov_lb) & (cov < cfg.clip_cov_ub)
-    idx = candidates.flatten().nonzero().squeeze(-1)
-    n_pick = min(max(int(cfg.clip_cov_ratio * int(b.mask.sum())), 1), idx.numel())
-    pick = idx[torch.randperm(idx.numel(), device=idx.device)[:n_pick]]
-    selected = torch.zeros(b.mask.numel(), dtype=torch.bool, device=b.mask.device)
-    selected[pick] = True
-    selected = selected.view_as(b.mask)
+    candidates = (b.mask & ~out.selected & (cov > cfg.clip_cov_lb) & (cov < cfg.clip_cov_ub)).flatten()
+    k = min(max(int(cfg.clip_cov_ratio * valid_count(b)), 1), candidates.numel())
+    # a uniform random choice without counting the candidates on the host: the k largest of
+    # independent uniform keys, every other token keyed below them and dropped if it is picked
+    keys = torch.where(candidates, torch.rand(candidates.shape, device=candidates.device), -1.0)
+    selected = _take_top(keys, k, candidates).view_as(b.mask)
     out.loss = torch.where(selected, 0.0, out.loss)
     out.stats["selected_frac"] = _frac(selected, b.mask)
     out.selected = selected
@@ -148,7 +166,7 @@ def covariance_detach(b: PolicyBatch, out: LossOut, share: float) -> LossOut:
     clip: Clip-Cov's detaching, with a top-k choice instead of a random one inside a window, so
     the share is a monotone dose (entropy moves by −Cov(log π, A), Cui et al. 2025). Adds the
     statistic ``detach_frac``; ``out.selected`` becomes the union."""
-    n_valid = int(b.mask.sum())
+    n_valid = valid_count(b)
     k = min(int(round(abs(share) * n_valid)), n_valid)
     if k == 0:  # nothing to detach (pi_clip's usual case): skip the covariance, log the zero share
         out.stats["detach_frac"] = b.mask.new_zeros((), dtype=torch.float32)
@@ -156,11 +174,7 @@ def covariance_detach(b: PolicyBatch, out: LossOut, share: float) -> LossOut:
     free = b.mask if out.selected is None else b.mask & ~out.selected
     cov = batch_covariance(b)
     cov = torch.where(free, cov if share > 0 else -cov, float("-inf")).flatten()
-    k = min(k, int(free.sum()))
-    chosen = torch.zeros(b.mask.numel(), dtype=torch.bool, device=b.mask.device)
-    if k > 0:
-        chosen[torch.topk(cov, k).indices] = True
-    chosen = chosen.view_as(b.mask)
+    chosen = _take_top(cov, min(k, cov.numel()), free.flatten()).view_as(b.mask)
     out.loss = torch.where(chosen, 0.0, out.loss)
     out.stats["detach_frac"] = _frac(chosen, b.mask)
     out.selected = chosen if out.selected is None else out.selected | chosen
@@ -174,11 +188,9 @@ def kl_cov(b: PolicyBatch, cfg) -> LossOut:
     valid tokens by covariance (k = 2e-3 as for 7B models; 2e-4 for 32B)."""
     ratio = torch.exp(b.logp - b.old_logp)
     cov = batch_covariance(b).nan_to_num(nan=float("-inf"))
-    n_valid = int(b.mask.sum())
+    n_valid = valid_count(b)
     k = min(max(int(cfg.kl_cov_ratio * n_valid), 1), n_valid)
-    selected = torch.zeros(b.mask.numel(), dtype=torch.bool, device=b.mask.device)
-    selected[torch.topk(cov.flatten(), k).indices] = True
-    selected = selected.view_as(b.mask) & b.mask
+    selected = _take_top(cov.flatten(), k, b.mask.flatten()).view_as(b.mask)
     loss = -b.advantages * ratio + torch.where(selected, cfg.kl_cov_coef * (b.logp - b.old_logp).abs(), 0.0)
     stats = {"selected_frac": _frac(selected, b.mask)}
     return LossOut(torch.where(b.mask, loss, 0.0), stats, selected)

@@ -72,6 +72,9 @@ class Rollout:
     """Token entropy at the recording temperature (``entropy_temperature``)."""
     logp: torch.Tensor
     """Log-prob of each sampled token at the recording temperature."""
+    lengths: list[int] | None = None
+    """Valid tokens per response (``mask``'s row sums), read to the host once when sampling ends:
+    decoding and the update's valid-token counts use it without another sync."""
 
 
 def positions(mask: torch.Tensor) -> torch.Tensor:
@@ -224,13 +227,14 @@ def generate(
         torch.stack(old_logp, 1).masked_fill(~mask, 0.0),
         torch.stack(ent, 1).masked_fill(~mask, 0.0),
         torch.stack(logp, 1).masked_fill(~mask, 0.0),
+        mask.sum(1).tolist(),
     )
 
 
 def decode_responses(tokenizer, rollout: Rollout) -> list[str]:
     """Response texts without the trailing ``<eos>`` and padding."""
     ids = rollout.response.tolist()
-    lens = rollout.mask.sum(1).tolist()
+    lens = rollout.lengths if rollout.lengths is not None else rollout.mask.sum(1).tolist()
     eos = tokenizer.eos_token_id
     return [tokenizer.decode([i for i in row[:n] if i != eos], skip_special_tokens=True) for row, n in zip(ids, lens)]
 
