@@ -181,6 +181,40 @@ def sigkilled_run(warm_start_val100, tmp_path_factory):
     return out, ckpt_step, err.getvalue()
 
 
+# A short tiny-arith-test run on the warm start the other short runs share (``--val-size 100``),
+# run by two ranks under torchrun: 8 prompts x 4 answers a step, split over the ranks, evaluated
+# at steps 0, 2 and 3, checkpointed after steps 1 and 3.
+DDP_TRAIN = ["--preset", "tiny-arith-test", "--val-size", "100", "--steps", "4", "--prompts-per-step", "8",
+             "--group-size", "4", "--epochs", "1", "--eval-every", "2", "--checkpoint-every", "2", "--no-progress"]
+
+
+def torchrun_train(out: str, cwd: Path, cache: Path):
+    """``entrodiag train *DDP_TRAIN --out OUT`` by two processes under torchrun (gloo, one thread
+    each), the completed process."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "--no-python", str(Path(sys.executable).parent / "entrodiag"), "train", *DDP_TRAIN, "--out", out]
+    env = {**os.environ, "ENTRODIAG_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def ddp_run(warm_start_val100, tmp_path_factory):
+    """A local run of ``DDP_TRAIN`` by two ranks under torchrun, trained once per session
+    (test_trainer checks it, test_objstore_write compares its S3 twin with it)."""
+    out = tmp_path_factory.mktemp("ddp") / "run"
+    res = torchrun_train(str(out), out.parent, warm_start_val100)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_run(warm_start_cache, tmp_path_factory):
     """A finished ``tiny-arith-test`` run of the built-in trainer (trained once per session) and
