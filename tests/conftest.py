@@ -104,6 +104,117 @@ def stopped_collapse(warm_start_val100, tmp_path_factory):
     return out, printed.getvalue()
 
 
+class ChildProgress:
+    """Reads a child trainer's stderr as it comes; ``steps(total)`` is its progress bar's count of
+    done steps."""
+
+    def __init__(self, proc) -> None:
+        import threading
+
+        self.text = ""
+        self._thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for chunk in iter(lambda: stream.read1(4096), b""):
+            self.text += chunk.decode(errors="replace")
+
+    def steps(self, total: int) -> int:
+        found = re.findall(rf"(\d+)/{total} \[", self.text)
+        return int(found[-1]) if found else 0
+
+    def wait(self, total: int, at_least: int, proc, timeout: float = 600) -> None:
+        import time
+
+        deadline = time.time() + timeout
+        while self.steps(total) < at_least:
+            assert proc.poll() is None, f"the run ended early:\n{self.text[-3000:]}"
+            assert time.time() < deadline, "the run did not progress"
+            time.sleep(0.05)
+
+    def join(self) -> str:
+        self._thread.join(timeout=30)
+        return self.text
+
+
+# The run that ``sigkilled_run`` kills: 10 steps, checkpoints after steps 3 and 7, evaluations at 0, 5, 9.
+SIGKILLED = ["--preset", "tiny-arith-test", "--val-size", "100", "--steps", "10", "--checkpoint-every", "4",
+             "--eval-every", "5"]
+
+
+@pytest.fixture(scope="session")
+def sigkilled_run(warm_start_val100, tmp_path_factory):
+    """``(run dir, checkpoint step at the kill, resume's stderr)``: ``SIGKILLED`` trained by the
+    console command in a subprocess and killed with SIGKILL once step 4 is done (after the
+    checkpoint of step 3; step 4, not an evaluation step, recorded but not checkpointed), then
+    resumed in this process with the progress bar. Trained once per session: test_trainer and
+    test_resume_signals check it."""
+    import contextlib
+    import io
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from entrodiag.cli import main
+    from entrodiag.trainer.checkpoint import list_checkpoints
+
+    out = tmp_path_factory.mktemp("sigkilled") / "run"
+    env = {**os.environ, "ENTRODIAG_CACHE": str(warm_start_val100), "OMP_NUM_THREADS": "1"}
+    exe = str(Path(sys.executable).parent / "entrodiag")
+    proc = subprocess.Popen([exe, "train", *SIGKILLED, "--out", str(out)], cwd=out.parent, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    progress = ChildProgress(proc)
+    try:
+        progress.wait(10, 5, proc)  # steps 0-4 done
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    progress.join()
+    assert proc.returncode == -signal.SIGKILL, progress.text[-3000:]
+    ckpt_step = list_checkpoints(out)[-1][0]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["train", "--resume", str(out)])  # in this process: the kill was the point
+    assert code == 0, err.getvalue()[-3000:]
+    return out, ckpt_step, err.getvalue()
+
+
+# A short tiny-arith-test run on the warm start the other short runs share (``--val-size 100``),
+# run by two ranks under torchrun: 8 prompts x 4 answers a step, split over the ranks, evaluated
+# at steps 0, 2 and 3, checkpointed after steps 1 and 3.
+DDP_TRAIN = ["--preset", "tiny-arith-test", "--val-size", "100", "--steps", "4", "--prompts-per-step", "8",
+             "--group-size", "4", "--epochs", "1", "--eval-every", "2", "--checkpoint-every", "2", "--no-progress"]
+
+
+def torchrun_train(out: str, cwd: Path, cache: Path):
+    """``entrodiag train *DDP_TRAIN --out OUT`` by two processes under torchrun (gloo, one thread
+    each), the completed process."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "--no-python", str(Path(sys.executable).parent / "entrodiag"), "train", *DDP_TRAIN, "--out", out]
+    env = {**os.environ, "ENTRODIAG_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def ddp_run(warm_start_val100, tmp_path_factory):
+    """A local run of ``DDP_TRAIN`` by two ranks under torchrun, trained once per session
+    (test_trainer checks it, test_objstore_write compares its S3 twin with it)."""
+    out = tmp_path_factory.mktemp("ddp") / "run"
+    res = torchrun_train(str(out), out.parent, warm_start_val100)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_run(warm_start_cache, tmp_path_factory):
     """A finished ``tiny-arith-test`` run of the built-in trainer (trained once per session) and

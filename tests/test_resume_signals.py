@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -24,7 +23,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import COLLAPSING  # TEST with --lr 3e-3 --watch-every 5: vanishing_signal turns critical
+from conftest import COLLAPSING, ChildProgress  # COLLAPSING: TEST with --lr 3e-3 --watch-every 5 (vanishing_signal turns critical)
 from entrodiag import load_run
 from entrodiag.cli import main
 from entrodiag.trainer.checkpoint import list_checkpoints, load_trainer_state
@@ -62,54 +61,13 @@ def sigterm_and_time(proc: subprocess.Popen, timeout: float) -> float:
     return time.monotonic() - t0
 
 
-class _Progress:
-    """Reads a child's stderr as it comes; ``steps()`` is the progress bar's count of done steps."""
-
-    def __init__(self, proc: subprocess.Popen) -> None:
-        self.text = ""
-        self._thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream) -> None:
-        for chunk in iter(lambda: stream.read1(4096), b""):
-            self.text += chunk.decode(errors="replace")
-
-    def steps(self, total: int) -> int:
-        found = re.findall(rf"(\d+)/{total} \[", self.text)
-        return int(found[-1]) if found else 0
-
-    def wait(self, total: int, at_least: int, proc: subprocess.Popen, timeout: float = 600) -> None:
-        deadline = time.time() + timeout
-        while self.steps(total) < at_least:
-            assert proc.poll() is None, f"the run ended early:\n{self.text[-3000:]}"
-            assert time.time() < deadline, "the run did not progress"
-            time.sleep(0.05)
-
-    def join(self) -> str:
-        self._thread.join(timeout=30)
-        return self.text
-
-
-def test_resume_after_sigkill_at_a_step_between_evaluations(warm_start_val100, tmp_path, capsys):
-    """Killed right after the checkpoint of step 3 appears (evaluations every 5 steps): the resume
-    starts at step 4, which is not an evaluation step, shows the progress bar, and finishes."""
-    out = tmp_path / "run"
-    args = [*TEST, "--steps", "10", "--checkpoint-every", "4", "--eval-every", "5", "--no-progress"]
-    proc = subprocess.Popen([EXE, "train", *args, "--out", str(out)], cwd=tmp_path, env=_env(warm_start_val100),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 600
-        while not (out / "checkpoints" / "step-0000003").is_dir() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    assert list_checkpoints(out)[-1][0] == 3
-    assert main(["train", "--resume", str(out)]) == 0  # with the progress bar (it formatted a None accuracy)
-    err = capsys.readouterr().err
-    assert "acc —" in err  # step 4: no evaluation yet in this process
+def test_resume_after_sigkill_at_a_step_between_evaluations(sigkilled_run):
+    """The session's killed run (conftest ``sigkilled_run``: 10 steps, evaluations every 5, killed
+    with SIGKILL once step 4 was done, after the checkpoint of step 3): the resume starts at step 4,
+    which is not an evaluation step, shows the progress bar, and finishes."""
+    out, ckpt_step, err = sigkilled_run
+    assert ckpt_step == 3
+    assert "acc —" in err  # step 4: no evaluation yet in the resuming process (it formatted a None accuracy)
     run = load_run(out)
     assert run.status == "finished" and len(run.meta["resumed"]) == 1
     assert_each_step_once(out, 10, [0, 5, 9])
@@ -168,7 +126,7 @@ def test_sigterm_checkpoints_the_current_step_stops_and_resumes(warm_start_val10
     total = 12
     proc = subprocess.Popen([EXE, "train", *TEST, "--steps", str(total), "--eval-every", "5", "--out", str(out)],
                             cwd=tmp_path, env=_env(warm_start_val100), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    progress = _Progress(proc)
+    progress = ChildProgress(proc)
     try:
         progress.wait(total, 3, proc)  # steps 0, 1, 2 done (the preset checkpoints every 25)
         elapsed = sigterm_and_time(proc, timeout=60)
@@ -375,7 +333,7 @@ def test_sigterm_in_a_step_slower_than_the_grace_checkpoints_the_last_finished_s
     proc = subprocess.Popen([sys.executable, "-c", SLOW_UPDATE, "32", "0.3", *args], cwd=tmp_path,
                             env={**_env(warm_start_val100), "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    progress = _Progress(proc)
+    progress = ChildProgress(proc)
     try:
         deadline = time.time() + 300
         while "slow forward 18\n" not in progress.text:  # the second epoch: an optimizer step was applied
