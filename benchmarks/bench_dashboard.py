@@ -337,7 +337,6 @@ def first_page_trial(browser, root: Path, last_step: int, later: bool = True, co
     import subprocess
     import sys
     import tempfile
-    import urllib.request
 
     steps = f"steps 0–{last_step}"
     cache = tempfile.mkdtemp(prefix="entrodiag-bench-cache-")
@@ -350,14 +349,7 @@ def first_page_trial(browser, root: Path, last_step: int, later: bool = True, co
                             env=env, cwd=cache)  # not the checkout: `python -m` puts the cwd first on sys.path
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the dashboard exited ({proc.returncode})") from None
-                time.sleep(0.05)
+        _wait_healthy(url, proc)
         t_ready = time.perf_counter()
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
@@ -379,6 +371,20 @@ def first_page_trial(browser, root: Path, last_step: int, later: bool = True, co
     return out
 
 
+def _wait_healthy(url: str, proc) -> None:
+    """Block until the Streamlit server at ``url`` answers its health check; raise if it exited."""
+    import urllib.request
+
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server exited ({proc.returncode})") from None
+            time.sleep(0.05)
+
+
 #: The floor: a minimal Streamlit app drawing what the Runs page draws (a title, a caption with a
 #: badge, a one-row table, five metrics, a text box in the sidebar), nothing computed. What any
 #: Streamlit page of this kind costs the browser on this machine, at this load.
@@ -398,7 +404,6 @@ def floor_trial(browser) -> dict[str, float]:
     import subprocess
     import sys
     import tempfile
-    import urllib.request
 
     with tempfile.TemporaryDirectory() as folder:
         app = Path(folder) / "floor_app.py"
@@ -410,12 +415,7 @@ def floor_trial(browser) -> dict[str, float]:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         try:
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            _wait_healthy(url, proc)
             t_ready = time.perf_counter()
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)

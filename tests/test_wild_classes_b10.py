@@ -14,20 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from entrodiag import load_run
 from entrodiag.analysis import detect_collapse
-from entrodiag.store.writer import RunWriter
+from wild import steps_run
 
 COLLAPSE = {"early_collapse", "entropy_floor", "entropy_decline"}
 
 
-def _write(path, cols: dict[str, np.ndarray]):
-    n = len(next(iter(cols.values())))
-    w = RunWriter(path, meta={"source": "test", "world_size": 1})
-    w.append("steps", {"step": list(range(1, n + 1)), "rank": [0] * n,
-                       **{k: [float(x) for x in v] for k, v in cols.items()}})
-    w.close("finished")
-    return load_run(path)
 
 
 def test_a_fall_by_an_order_of_magnitude_from_the_early_level_is_a_collapse_whatever_the_reward(tmp_path):
@@ -42,7 +34,7 @@ def test_a_fall_by_an_order_of_magnitude_from_the_early_level_is_a_collapse_what
     h = level * (1 + 0.2 * rng.standard_normal(n))
     h[:3] = [0.2, 0.11, 0.08]
     score = 0.92 - 0.12 * np.exp(-t / 60) + 0.02 * rng.standard_normal(n)
-    run = _write(tmp_path / "deep", {"entropy_mean": h, "reward_mean": score})
+    run = steps_run(tmp_path / "deep", {"entropy_mean": h, "reward_mean": score})
     flags = {f.kind: f for f in detect_collapse(run)}
     assert COLLAPSE & set(flags) == {"entropy_decline"}, sorted(flags)
     ev = flags["entropy_decline"].evidence
@@ -56,5 +48,5 @@ def test_a_fall_by_an_order_of_magnitude_from_the_early_level_is_a_collapse_what
     # the first three points is the level, so no collapse
     flat = 0.045 * (1 + 0.2 * rng.standard_normal(n))
     flat[0] = 10.0
-    run = _write(tmp_path / "odd-first", {"entropy_mean": flat, "reward_mean": score})
+    run = steps_run(tmp_path / "odd-first", {"entropy_mean": flat, "reward_mean": score})
     assert not COLLAPSE & {f.kind for f in detect_collapse(run)}

@@ -22,7 +22,7 @@ from entrodiag import load_run
 from entrodiag.analysis import detect_collapse
 from entrodiag.analysis.verdicts import LAW_BREAKING_FLAGS
 from entrodiag.importers import ImportFailure, import_run
-from entrodiag.store.writer import RunWriter
+from wild import steps_run
 
 # ------------------------------------------------ 1: a JSON document holding a list of per-step dicts
 ENTROPY = [0.385, 0.611, 0.479, 0.452, 0.679, 0.378]
@@ -95,13 +95,6 @@ def test_a_step_named_field_that_does_not_count_steps_leaves_the_position_the_st
 
 
 # ------------------------------------------------ 2: volatility of a steady fall to a low level
-def _write(path, cols: dict[str, np.ndarray]):
-    n = len(next(iter(cols.values())))
-    w = RunWriter(path, meta={"source": "test", "world_size": 1})
-    w.append("steps", {"step": list(range(1, n + 1)), "rank": [0] * n,
-                       **{k: [float(x) for x in v] for k, v in cols.items()}})
-    w.close("finished")
-    return load_run(path)
 
 
 def _rel(h: np.ndarray) -> np.ndarray:
@@ -119,7 +112,7 @@ def test_a_steady_fall_to_a_low_level_is_not_volatile_but_swings_large_against_t
     rel = _rel(h)
     assert np.median(rel[:30]) < 0.04 and np.median(rel[-30:]) > 0.2  # what the old measure read as volatile
     reward = 1.1 - 10.0 * (np.exp(trend) - 1.0)  # performance rises as entropy falls
-    run = _write(tmp_path / "fall", {"entropy_mean": h, "reward_mean": reward})
+    run = steps_run(tmp_path / "fall", {"entropy_mean": h, "reward_mean": reward})
     kinds = {f.kind for f in detect_collapse(run)}
     assert "entropy_volatility" not in kinds and not kinds & set(LAW_BREAKING_FLAGS), kinds
 
@@ -127,7 +120,7 @@ def test_a_steady_fall_to_a_low_level_is_not_volatile_but_swings_large_against_t
     # entropy at every step, far below the start's level: still volatile
     m = 150
     swing = np.concatenate([np.linspace(0.5, 0.1, m), np.where(np.arange(m) % 2 == 0, 0.02, 0.2)])
-    run = _write(tmp_path / "swing", {"entropy_mean": swing, "reward_mean": np.full(2 * m, 0.4)})
+    run = steps_run(tmp_path / "swing", {"entropy_mean": swing, "reward_mean": np.full(2 * m, 0.4)})
     flags = {f.kind: f for f in detect_collapse(run)}
     assert "entropy_volatility" in flags, sorted(flags)
     assert flags["entropy_volatility"].evidence["volatility_max"] == pytest.approx(0.18 / 0.5, rel=0.02)

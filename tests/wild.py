@@ -71,3 +71,17 @@ def r_is_the_manifests(imported, chosen: str, run: dict) -> bool:
 
     mine = points(chosen)
     return bool(mine) and mine == points(wanted)
+
+
+def steps_run(path: Path, cols: dict):
+    """A finished run at ``path`` whose step rows are ``cols`` (name -> values) at steps 1..n: the
+    hand-made series of the class tests."""
+    from entrodiag import load_run
+    from entrodiag.store.writer import RunWriter
+
+    n = len(next(iter(cols.values())))
+    w = RunWriter(path, meta={"source": "test", "world_size": 1})
+    w.append("steps", {"step": list(range(1, n + 1)), "rank": [0] * n,
+                       **{k: [float(x) for x in v] for k, v in cols.items()}})
+    w.close("finished")
+    return load_run(path)
