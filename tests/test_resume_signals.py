@@ -75,9 +75,10 @@ def test_resume_after_sigkill_at_a_step_between_evaluations(sigkilled_run):
 
 def test_stop_on_between_evaluations_then_resume_finishes(stopped_collapse, tmp_path):
     """``--stop-on`` stops at a watch step (every 5th: 4, 9, ...), never an evaluation step here
-    (every 10th); the resume takes note of the flags raised before, so it does not stop on them
-    again, and finishes. (The session's stopped run, ``COLLAPSING --steps 25 --stop-on critical``,
-    resumed in a copy.)"""
+    (every 10th); a resume takes note of the flags raised before, so it never stops on them again,
+    and the run finishes. (The session's stopped run, ``COLLAPSING --steps 25 --stop-on critical``,
+    resumed in a copy.) The run is chaotic: rounding decides whether the resumed part raises a new
+    critical flag (an explosion after the collapse) and stops on it; then one more resume finishes."""
     out = tmp_path / "run"
     shutil.copytree(stopped_collapse[0], out)
     run = load_run(out)
@@ -86,13 +87,18 @@ def test_stop_on_between_evaluations_then_resume_finishes(stopped_collapse, tmp_
     assert (last + 1) % 5 == 0 and last % 10 != 0 and last < 24
     flags_before = run.events.filter(pl.col("kind") == "flag").height
     assert list_checkpoints(out)[-1][0] == last
-    assert main(["train", "--resume", str(out)]) == 0
-    run = load_run(out)
+    for _ in range(3):  # each resume either finishes or stops on a flag it had not stopped on
+        assert main(["train", "--resume", str(out)]) == 0
+        run = load_run(out)
+        stops = run.events.filter(pl.col("kind") == "stop")
+        assert stops["name"].n_unique() == stops.height, stops  # never stopped twice on one flag
+        if run.status == "finished":
+            break
+        assert run.status == "stopped" and int(run.steps["step"].max()) > last
+        last = int(run.steps["step"].max())
     assert run.status == "finished"
     assert_each_step_once(out, 25, [0, 10, 20, 24])
-    events = run.events
-    assert events.filter(pl.col("kind") == "stop").height == 1  # the first stop only
-    flags = events.filter(pl.col("kind") == "flag")
+    flags = run.events.filter(pl.col("kind") == "flag")
     assert flags.height >= flags_before
     assert flags.group_by("name", "severity").len()["len"].max() == 1  # no flag reported twice
 
