@@ -120,21 +120,14 @@ def generate(path: Path, steps: int = STEPS, rows: int = ROWS, seed: int = 0) ->
     """Write the benchmark run (``rows`` token rows over ``steps`` steps); returns the seconds it took."""
     import numpy as np
 
+    from bench_dashboard import start_run
     from entrodiag.metrics import DEFAULT_HIST_EDGES
-    from entrodiag.store.schema import SCHEMA
-    from entrodiag.store.writer import write_json_atomic
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     edges = np.array(DEFAULT_HIST_EDGES)
     vocab = np.array([f"w{i} " for i in range(VOCAB)], dtype=object)  # a tokenizer's decode of one id
-    path.mkdir(parents=True)
-    write_json_atomic(path / "run.json", {
-        "schema": SCHEMA, "run_id": path.name, "created": "2026-01-01T00:00:00+00:00", "status": "finished",
-        "heartbeat": time.time(), "source": "custom", "config": {"total_steps": steps}, "model": "synthetic",
-        "task": "bench", "intervention": "none", "entropy_temperature": 1.0, "world_size": 1,
-        "entropy_hist_edges": [e if np.isfinite(e) else None for e in DEFAULT_HIST_EDGES],
-    })
+    start_run(path, steps)
     per_step = [rows // steps + (1 if s < rows % steps else 0) for s in range(steps)]
     buffer: dict[str, list[dict]] = {}
     entropy = []

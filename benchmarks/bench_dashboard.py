@@ -33,6 +33,7 @@ trials with another version's (e.g. ``main``, exported with ``git archive``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -128,22 +129,31 @@ def _step_batch(rng: np.random.Generator, step: int, edges: np.ndarray) -> dict[
     return {"tokens": tokens, "samples": samples, "spans": spans, "steps": steps}
 
 
+def start_run(run: Path, steps: int) -> None:
+    """Make the folder of a synthetic finished run of ``steps`` steps and its ``run.json`` (the
+    benchmarks that write a run's tables directly start with this)."""
+    from entrodiag.metrics import DEFAULT_HIST_EDGES
+    from entrodiag.store.schema import SCHEMA
+    from entrodiag.store.writer import write_json_atomic
+
+    run.mkdir(parents=True)
+    write_json_atomic(run / "run.json", {
+        "schema": SCHEMA, "run_id": run.name, "created": "2026-01-01T00:00:00+00:00", "status": "finished",
+        "heartbeat": time.time(), "source": "custom", "config": {"total_steps": steps}, "model": "synthetic",
+        "task": "bench", "intervention": "none", "entropy_temperature": 1.0, "world_size": 1,
+        "entropy_hist_edges": [e if np.isfinite(e) else None for e in DEFAULT_HIST_EDGES],
+    })
+
+
 def generate(run: Path, seed: int = 0) -> float:
     """Write the benchmark run; returns the seconds it took."""
     from entrodiag.metrics import DEFAULT_HIST_EDGES
-    from entrodiag.store.schema import SCHEMA
-    from entrodiag.store.writer import event_row, write_json_atomic
+    from entrodiag.store.writer import event_row
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     edges = np.array(DEFAULT_HIST_EDGES)
-    run.mkdir(parents=True)
-    write_json_atomic(run / "run.json", {
-        "schema": SCHEMA, "run_id": run.name, "created": "2026-01-01T00:00:00+00:00", "status": "finished",
-        "heartbeat": time.time(), "source": "custom", "config": {"total_steps": STEPS}, "model": "synthetic",
-        "task": "bench", "intervention": "none", "entropy_temperature": 1.0, "world_size": 1,
-        "entropy_hist_edges": [e if np.isfinite(e) else None for e in DEFAULT_HIST_EDGES],
-    })
+    start_run(run, STEPS)
     buffer: dict[str, dict[str, list]] = {}
     entropy: list[float] = []
     for step in range(STEPS):
@@ -333,8 +343,6 @@ def first_page_trial(browser, root: Path, last_step: int, later: bool = True, co
     endpoint answers), ``first_page`` (the URL opened until the Runs page is fully rendered),
     ``launch_to_first_page`` (what a user who opens the page at once waits) and each later page."""
     import shutil
-    import signal
-    import subprocess
     import sys
     import tempfile
 
@@ -343,46 +351,58 @@ def first_page_trial(browser, root: Path, last_step: int, later: bool = True, co
     port = _free_port()
     env = {**os.environ, "ENTRODIAG_CACHE": cache, "PYTHONPATH": code or str(REPO)}
     cmd = [sys.executable, "-m", "entrodiag.cli", "dashboard", str(root), "--port", str(port)]
-    out: dict[str, float] = {}
-    t_launch = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env=env, cwd=cache)  # not the checkout: `python -m` puts the cwd first on sys.path
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
-        t_ready = time.perf_counter()
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
-        page.wait_for_function(RENDERED, arg=["Runs", steps, 0], timeout=120_000, polling=50)
-        t1 = time.perf_counter()
-        out.update(launch_to_ready=t_ready - t_launch, first_page=t1 - t_ready, launch_to_first_page=t1 - t_launch)
-        nav = page.locator('[data-testid="stSidebarNav"]')
-        for title in list(NAV)[1:] if later else []:
-            t0 = time.perf_counter()
-            nav.get_by_text(title, exact=True).click()
-            shows = "" if title == "Compare" else steps  # several runs: no one run's caption
-            page.wait_for_function(RENDERED, arg=[title, shows, NAV[title]], timeout=120_000, polling=50)
-            out[title] = time.perf_counter() - t0
-        page.close()
+    try:  # the cwd is not the checkout: `python -m` puts the cwd first on sys.path
+        with _fresh_server(cmd, port, env=env, cwd=cache) as (url, t_launch, t_ready):
+            page, t1 = _first_render(browser, url, steps)
+            out = {"launch_to_ready": t_ready - t_launch, "first_page": t1 - t_ready,
+                   "launch_to_first_page": t1 - t_launch}
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            for title in list(NAV)[1:] if later else []:
+                t0 = time.perf_counter()
+                nav.get_by_text(title, exact=True).click()
+                shows = "" if title == "Compare" else steps  # several runs: no one run's caption
+                page.wait_for_function(RENDERED, arg=[title, shows, NAV[title]], timeout=120_000, polling=50)
+                out[title] = time.perf_counter() - t0
+            page.close()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
         shutil.rmtree(cache, ignore_errors=True)
     return out
 
 
-def _wait_healthy(url: str, proc) -> None:
-    """Block until the Streamlit server at ``url`` answers its health check; raise if it exited."""
+@contextlib.contextmanager
+def _fresh_server(cmd: list[str], port: int, **popen):
+    """``cmd`` started as a server in its own process group: ``(url, t_launch, t_ready)`` once its
+    health endpoint answers (raises if it exited first); stopped on leaving."""
+    import signal
+    import subprocess
     import urllib.request
 
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read()
-            return
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited ({proc.returncode})") from None
-            time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    t_launch = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            **popen)
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the server exited ({proc.returncode})") from None
+                time.sleep(0.05)
+        yield url, t_launch, time.perf_counter()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def _first_render(browser, url: str, shows: str):
+    """A new chromium page on ``url``, waited for until its Runs page is fully rendered
+    (``RENDERED``, showing ``shows``): the page and the time it was."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.wait_for_function(RENDERED, arg=["Runs", shows, 0], timeout=120_000, polling=50)
+    return page, time.perf_counter()
 
 
 #: The floor: a minimal Streamlit app drawing what the Runs page draws (a title, a caption with a
@@ -400,8 +420,6 @@ for col, label in zip(st.columns(5), ("Entropy now", "Accuracy", "Ceiling", "Law
 
 def floor_trial(browser) -> dict[str, float]:
     """``FLOOR_APP`` on a freshly started ``streamlit run``: seconds until ready and until drawn."""
-    import signal
-    import subprocess
     import sys
     import tempfile
 
@@ -411,20 +429,9 @@ def floor_trial(browser) -> dict[str, float]:
         port = _free_port()
         cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-        t_launch = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_healthy(url, proc)
-            t_ready = time.perf_counter()
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            page.wait_for_function(RENDERED, arg=["Runs", "", 0], timeout=120_000, polling=50)
-            t1 = time.perf_counter()
+        with _fresh_server(cmd, port) as (url, t_launch, t_ready):
+            page, t1 = _first_render(browser, url, "")
             page.close()
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
     return {"launch_to_ready": t_ready - t_launch, "first_page": t1 - t_ready, "launch_to_first_page": t1 - t_launch}
 
 

@@ -32,7 +32,7 @@ from .scan import scan_parts
 #: Streaming, without caching a subplan the queries share (the cache would hold the whole table).
 NO_CACHE = pl.QueryOptFlags(comm_subplan_elim=False)
 
-_SEP = "\x00"
+_SEP = values.SEP
 
 
 def stream_pass(
@@ -86,21 +86,8 @@ def bad_value_screen(rows: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
 
 def bad_value_counts(rows: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     """One row: for each impossible-value rule of ``schema`` (``values.rules``) the number of raw
-    ``rows`` it finds, and the rows without a step."""
-    exprs = [why.sum().alias(f"{name}{_SEP}{reason}")
-             for name, reasons in values.rules(schema).items() for reason, why in reasons.items()]
-    if "step" in schema:
-        exprs.append(pl.col("step").is_null().sum().alias(f"step{_SEP}missing"))
-    return rows.select(exprs or [pl.lit(0).alias(f"none{_SEP}missing")])
-
-
-def _nonzero(row: dict) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for key, n in row.items():
-        if n:
-            name, reason = key.split(_SEP)
-            out.setdefault(name, {})[reason] = int(n)
-    return out
+    ``rows`` it finds, and the rows without a step (``values.count_exprs``)."""
+    return rows.select(values.count_exprs(schema) or [pl.lit(0).alias(f"none{_SEP}missing")])
 
 
 def read_bad_values(run: Run, table: str, screen: pl.DataFrame) -> dict[str, dict[str, int]]:
@@ -117,9 +104,9 @@ def read_bad_values(run: Run, table: str, screen: pl.DataFrame) -> dict[str, dic
                for name, reasons in rules.items() for reason, why in reasons.items()]
     if flagged and any(ends.select(flagged).row(0)):
         found = stream_pass(run, table, lambda rows: [bad_value_counts(rows, schema)])
-        return _nonzero(found[0].row(0, named=True)) if found else {}
+        return values.nonzero(found[0].row(0, named=True)) if found else {}
     nan = values.NON_FINITE
-    return _nonzero({(f"{k.split(_SEP)[0]}{_SEP}{nan}" if k.endswith(f"{_SEP}nan") else k): n
+    return values.nonzero({(f"{k.split(_SEP)[0]}{_SEP}{nan}" if k.endswith(f"{_SEP}nan") else k): n
                      for k, n in row.items() if k.endswith((f"{_SEP}nan", f"{_SEP}missing"))})
 
 

@@ -77,22 +77,35 @@ def mask(lf: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     return lf.filter(pl.col("step").is_not_null()) if "step" in schema else lf
 
 
-def count(lf: pl.LazyFrame, schema: pl.Schema) -> dict[str, dict[str, int]]:
-    """``{column: {reason: number of bad values}}`` of the raw rows ``lf`` (only the non-zero ones);
-    rows without a step count under ``step: missing``."""
-    exprs = [why.sum().alias(f"{name}\x00{reason}")
+#: separates the column and the reason in the names of ``count_exprs``' results
+SEP = "\x00"
+
+
+def count_exprs(schema: pl.Schema) -> list[pl.Expr]:
+    """The aggregations that count, over raw rows of ``schema``, each rule's bad values (named
+    ``column SEP reason``) and the rows without a step (``step SEP missing``)."""
+    exprs = [why.sum().alias(f"{name}{SEP}{reason}")
              for name, reasons in rules(schema).items() for reason, why in reasons.items()]
     if "step" in schema:
-        exprs.append(pl.col("step").is_null().sum().alias("step\x00missing"))
-    if not exprs:
-        return {}
-    row = lf.select(exprs).collect().row(0, named=True)
+        exprs.append(pl.col("step").is_null().sum().alias(f"step{SEP}missing"))
+    return exprs
+
+
+def nonzero(row: dict) -> dict[str, dict[str, int]]:
+    """``{column: {reason: count}}``, the non-zero counts of a row named as ``count_exprs`` names."""
     out: dict[str, dict[str, int]] = {}
     for key, n in row.items():
         if n:
-            name, reason = key.split("\x00")
+            name, reason = key.split(SEP)
             out.setdefault(name, {})[reason] = int(n)
     return out
+
+
+def count(lf: pl.LazyFrame, schema: pl.Schema) -> dict[str, dict[str, int]]:
+    """``{column: {reason: number of bad values}}`` of the raw rows ``lf`` (only the non-zero ones);
+    rows without a step count under ``step: missing``."""
+    exprs = count_exprs(schema)
+    return nonzero(lf.select(exprs).collect().row(0, named=True)) if exprs else {}
 
 
 def describe(counts: dict[str, dict[str, dict[str, int]]]) -> str:
