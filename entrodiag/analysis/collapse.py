@@ -308,8 +308,9 @@ def _vanishing_signal(c: Context) -> Flag | None:
     return Flag(
         "vanishing_signal", severity, steps[above[0]] if len(above) else steps[-1], steps[-1],
         {"zero_adv_start": start, "zero_adv_end": end, "zero_adv_max": float(zs.max())},
-        "drop groups whose rewards are all equal and resample (DAPO dynamic sampling), raise the samples "
-        "per prompt (e.g. 8 → 16), or add COPO's global consistency reward; re-balance task difficulty",
+        "drop groups whose rewards are all equal and resample (DAPO dynamic sampling; RAGEN-2's SNR-aware "
+        "filtering keeps the groups of highest reward std), raise the samples per prompt (e.g. 8 → 16), or "
+        "add COPO's global consistency reward; re-balance task difficulty",
         f"{end:.0%} of the groups have all-equal rewards and give no gradient (start: {start:.0%})",
     )
 
