@@ -27,7 +27,13 @@ HOW_TO_LOG = ("train with the built-in trainer (--mi-every N), or pass mi_proxy=
 
 def template_collapse(c: Context) -> Flag | None:
     """The flag, ``None`` when the MI proxy holds (or falls with entropy), ``Skip`` without its inputs."""
-    steps, mi = c.get("mi_proxy", HOW_TO_LOG)
+    try:
+        steps, mi = c.get("mi_proxy", HOW_TO_LOG)
+    except Skip:
+        if len(c.series["mi_proxy"][1]):  # too few points: that reason stands
+            raise
+        # the same hint whatever the framework: none logs it, so the framework hints do not apply
+        raise Skip(f"no mi_proxy in the step rows ({HOW_TO_LOG})") from None
     start, end = c.start_end(mi)
     if start <= c.th.template_mi_min_start:
         raise Skip(f"the MI proxy starts at {start:.3g} nats: the answers never depended measurably on their prompts")
