@@ -88,6 +88,10 @@ def test_the_pure_parts_against_hand_values():
         other_prompts(torch.tensor([[7], [7]]))
     with pytest.raises(ValueError, match="k must be >= 1"):
         other_prompts(ids, k=0)
+    with pytest.raises(ValueError, match="one prompt row per response"):
+        mi_proxy(None, ids, torch.ones(4, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="response_mask has shape"):
+        mi_proxy(None, ids, torch.ones(5, 2, dtype=torch.long), response_mask=torch.ones(5, 3, dtype=torch.bool))
 
 
 class KeyPolicy(torch.nn.Module):

@@ -120,9 +120,15 @@ def mi_proxy(model, prompt_ids: torch.Tensor, responses: torch.Tensor, *, prompt
         >>> mi = mi_proxy(model, prompt_ids, responses, prompt_mask=pm, response_mask=rm)  # doctest: +SKIP
         >>> rec.record_batch(step, ..., mi_proxy=float(mi.mean()))                         # doctest: +SKIP
     """
+    if prompt_ids.ndim != 2 or responses.ndim != 2:
+        raise ValueError(f"prompt_ids and responses must be [n, P] and [n, T] token ids, got shapes "
+                         f"{tuple(prompt_ids.shape)} and {tuple(responses.shape)}")
     if prompt_ids.shape[0] != responses.shape[0]:
         raise ValueError(f"prompt_ids has {prompt_ids.shape[0]} rows and responses {responses.shape[0]}: "
                          "pass one prompt row per response")
+    for name, mask, like in (("prompt_mask", prompt_mask, prompt_ids), ("response_mask", response_mask, responses)):
+        if mask is not None and mask.shape != like.shape:
+            raise ValueError(f"{name} has shape {tuple(mask.shape)}, its ids {tuple(like.shape)}")
     pm = torch.ones_like(prompt_ids, dtype=torch.bool) if prompt_mask is None else prompt_mask.bool()
     rm = torch.ones_like(responses, dtype=torch.bool) if response_mask is None else response_mask.bool()
     rows = other_prompts(prompt_ids, pm, k).to(prompt_ids.device)
