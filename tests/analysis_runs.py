@@ -150,10 +150,11 @@ def cached_run(tmp_path_factory, name: str, **settings):
 def healthy(**kw) -> dict:
     """Settings of a run no detector should flag: entropy eases from 0.9 to 0.65 nats, the reward
     and the evaluations still rise (the law leaves most of its gain ahead), the covariance changes
-    sign, few zero-advantage groups, constant response length."""
+    sign, few zero-advantage groups, constant response length, an MI proxy that holds."""
     base = dict(
         steps=80, entropy=lambda u: 0.9 - 0.25 * u, reward=lambda u: 0.3 + 0.3 * u,
         cov=lambda u: 0.02 * np.sin(12 * math.pi * u), zero_adv=0.1, law=(0.4, 1.3),
+        extra={"mi_proxy": lambda u: 1.0 - 0.1 * u},  # the MI proxy holds (template_collapse judges it)
     )
     base.update(kw)
     return base

@@ -56,6 +56,11 @@ CASES = {
         dict(steps=80, entropy=lambda u: 0.02 + 1.18 * np.exp(-8 * u), law=(0.3, 0.9), eval_every=2),
         "warning", ["kl_cov", "clip_cov"],
     ),
+    # the MI proxy falls by 90% at half-time while entropy stays at 0.8 nats (RAGEN-2)
+    "template_collapse": (
+        dict(steps=80, entropy=0.8, extra={"mi_proxy": lambda u: np.where(u < 0.5, 1.0, 0.1)}),
+        "critical", ["SNR-aware filtering", "dynamic sampling"],
+    ),
 }
 
 

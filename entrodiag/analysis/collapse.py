@@ -56,6 +56,7 @@ from .collapse_context import (SEVERITIES, CollapseThresholds, Context, Flag, Sk
 from .runs import AnalysisError, RunLike, as_run
 from .series import MIN_EDGE, change_point, median_noise, step_noise
 from .stats import binom_p_greater
+from .template_collapse import template_collapse
 
 KL_COV = "kl_cov (k=2e-3 for 7B-scale models, 2e-4 for 32B; β=1)"
 CLIP_COV = "clip_cov (r=2e-4, 1<cov<5)"
@@ -307,8 +308,9 @@ def _vanishing_signal(c: Context) -> Flag | None:
     return Flag(
         "vanishing_signal", severity, steps[above[0]] if len(above) else steps[-1], steps[-1],
         {"zero_adv_start": start, "zero_adv_end": end, "zero_adv_max": float(zs.max())},
-        "drop groups whose rewards are all equal and resample (DAPO dynamic sampling), raise the samples "
-        "per prompt (e.g. 8 → 16), or add COPO's global consistency reward; re-balance task difficulty",
+        "drop groups whose rewards are all equal and resample (DAPO dynamic sampling; RAGEN-2's SNR-aware "
+        "filtering keeps the groups of highest reward std), raise the samples per prompt (e.g. 8 → 16), or "
+        "add COPO's global consistency reward; re-balance task difficulty",
         f"{end:.0%} of the groups have all-equal rewards and give no gradient (start: {start:.0%})",
     )
 
@@ -428,6 +430,7 @@ DETECTORS: dict[str, Callable[[Context], Flag | None]] = {
     "entropy_decline": _entropy_decline,
     "length_collapse": _length_collapse,
     "ceiling_exhausted": _ceiling_exhausted,
+    "template_collapse": template_collapse,  # analysis/template_collapse.py (RAGEN-2)
 }
 
 
@@ -456,7 +459,8 @@ def detect_collapse(run: RunLike, **thresholds: float) -> list[Flag]:
     reward plateau, entropy explosion, persistently
     positive covariance (Cui et al. 2025), vanishing learning signal (zero-advantage groups, COPO),
     extinction of high-entropy tokens (share above 0.672 nats; Wang et al. 2025), entropy
-    volatility (EPO), response-length collapse, and ceiling exhaustion (the fitted law). A detector
+    volatility (EPO), response-length collapse, ceiling exhaustion (the fitted law), and template
+    collapse (the MI proxy falls while entropy holds; RAGEN-2). A detector
     whose inputs are missing stays silent (``run_detectors`` says why).
 
     Args:

@@ -84,6 +84,13 @@ class CollapseThresholds:
     ceiling_exhausted (the fitted law says little performance is left at the current entropy):
         ceiling_gain: share of the law's attainable gain already realised (0.9), with a fit of
         ceiling_min_r2: at least this R² (0.5).
+    template_collapse (RAGEN-2: answers stop depending on their prompts while entropy holds; the
+    ``mi_proxy`` column, its start/end windows over the steps that logged it):
+        template_mi_drop: the MI proxy's end is at most (1 − this) × its start (0.5), and so are
+        template_persist: its last this many points (3): the fall holds;
+        template_mi_drop_critical: critical at this fall (0.8);
+        template_entropy_band: while the end entropy stays within this share of H0 (0.2: 0.8-1.2 × H0);
+        template_mi_min_start: the start MI proxy needed to judge at all (0.01 nats).
     """
 
     min_steps: int = 10
@@ -120,13 +127,18 @@ class CollapseThresholds:
     length_ratio_critical: float = 0.25
     ceiling_gain: float = 0.9
     ceiling_min_r2: float = 0.5
+    template_mi_drop: float = 0.5
+    template_persist: int = 3
+    template_mi_drop_critical: float = 0.8
+    template_entropy_band: float = 0.2
+    template_mi_min_start: float = 0.01
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
                 raise ValueError(f"threshold {f.name} must be a non-negative number, got {v!r}")
-        for name in ("min_steps", "edge_max", "smooth"):
+        for name in ("min_steps", "edge_max", "smooth", "template_persist"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise ValueError(f"threshold {name} must be a positive integer, got {getattr(self, name)!r}")
 

@@ -46,6 +46,7 @@ DYNAMICS: dict[str, str] = {
     "clip_low_frac": "clipped low",
     "clip_high_frac": "clipped high",
     "kl": "KL",
+    "mi_proxy": "MI proxy (nats)",
 }
 
 

@@ -26,6 +26,7 @@ HEADLINES: dict[str, str] = {
     "entropy_volatility": "entropy is volatile",
     "length_collapse": "response length collapsed",
     "ceiling_exhausted": "the entropy law's ceiling is nearly reached",
+    "template_collapse": "the answers stopped depending on their prompts (template collapse)",
 }
 
 #: Dynamics rows shown among the key numbers on the summary (with their unit).

@@ -100,6 +100,10 @@ class TrainConfig:
     """Evaluate sampled (T = 1) and greedy accuracy on the held-out split every N steps."""
     measure_entropy_change: bool = True
     """After each update, recompute the batch's entropy (logged as ``entropy_after``)."""
+    mi_every: int = 10
+    """Record the mutual-information proxy ``mi_proxy`` (each response scored under its own prompt and mi_k other prompts of the batch, before the update; it falls in RAGEN-2's template collapse) every N steps and at the last; 0 = never."""
+    mi_k: int = 3
+    """Other prompts each response is scored under for ``mi_proxy`` (mi_k + 1 extra forward passes over the responses, no gradient)."""
     token_sample: int = 8
     """Responses per step kept as token/sample/span rows (aggregates use every token)."""
     checkpoint_every: int = 100
@@ -174,6 +178,8 @@ class TrainConfig:
             sink_names(self.log_to)
         except ValueError as e:
             problems.append(f"log_to: {e}")
+        if self.mi_every < 0 or self.mi_k < 1:
+            problems.append(f"mi_every must be >= 0 (0 = off) and mi_k >= 1, got {self.mi_every} and {self.mi_k}")
         if self.watch_every < 1:
             problems.append(f"watch_every must be >= 1, got {self.watch_every}")
         if self.prompt_format not in ("auto", "chat", "plain"):

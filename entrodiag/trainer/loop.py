@@ -41,6 +41,7 @@ from .forward import response_entropy, response_logp
 from .hf_models import ModelFetchError, is_named
 from .losses import PolicyBatch, compose
 from .model import load_policy, n_params
+from .mutual_info import step_mi  # before the update: the MI proxy of the policy that sampled
 from .rollout import Prompts, decode_responses, encode_prompts, generate, score
 from .runtime import TrainingError, adamw, cpu_has_bf16, pick_device, setup_distributed, step_seed, sum_over
 from .tasks import make_task
@@ -351,7 +352,8 @@ class Trainer(DeadlineChecks, CollapseWatch):
                             self._check()
                         prompts, roll, texts, rewards, group_ids, adv, idx = self.rollout(step)
                         self._check()
-                        stats = self.update(prompts, roll, adv, self.control.knobs(step))
+                        mi = step_mi(self, step, prompts, roll)  # {} on the steps mi_every skips
+                        stats = mi | self.update(prompts, roll, adv, self.control.knobs(step))
                     except StepAbandoned:
                         signum, abandoned = self._signalled(stop), step
                         break
