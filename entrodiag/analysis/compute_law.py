@@ -21,7 +21,8 @@ left-out start (it is then held fixed), else a free parameter.
 
 Fit: A and R0 enter linearly, so for each (B, C_mid) they are a least-squares solution; (B, C_mid)
 are found on a grid (log-spaced) and refined by Nelder–Mead. Intervals: a residual bootstrap
-(residuals rescaled by sqrt(n/(n−p)), refitted on the grid), percentile intervals at ``level``.
+(residuals rescaled by sqrt(n/(n−p)), refitted on the grid; a fixed R0 gets a resampled residual
+too, being one evaluation), percentile intervals at ``level``.
 
 Premises (``judge_compute``, the same words as the law's ``verdicts.judge_law``; not a fit →
 no number): ``not applicable`` when R fell with compute (the rise A − R0 below 0 beyond its
@@ -220,15 +221,16 @@ def sigmoid_value(A: float, B: float, C_mid: float, R0: float, C: np.ndarray) ->
     return R0 + (A - R0) * s
 
 
-def _linear(S: np.ndarray, Y: np.ndarray, r0: float | None):
+def _linear(S: np.ndarray, Y: np.ndarray, r0: float | np.ndarray | None):
     """For sigmoid values ``S`` [G, n] and responses ``Y`` [m, n]: A, R0 [m, G] and SSE [m, G]."""
-    if r0 is not None:
-        y = Y - r0
+    if r0 is not None:  # a number, or one per row of Y
+        r0c = np.broadcast_to(np.asarray(r0, dtype=np.float64), (len(Y),))[:, None]
+        y = Y - r0c
         ss = (S * S).sum(1)  # [G]
         sy = y @ S.T  # [m, G]
         D = sy / np.maximum(ss, 1e-300)
         sse = (y * y).sum(1, keepdims=True) - D * sy
-        return r0 + D, np.full_like(D, r0), sse
+        return r0c + D, np.broadcast_to(r0c, D.shape), sse
     U = 1.0 - S
     uu, uv, vv = (U * U).sum(1), (U * S).sum(1), (S * S).sum(1)
     uy, vy = Y @ U.T, Y @ S.T
@@ -240,15 +242,23 @@ def _linear(S: np.ndarray, Y: np.ndarray, r0: float | None):
     return A, R0, np.where(np.isfinite(sse), sse, np.inf)
 
 
-def _grid(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lm = np.linspace(math.log(float(x.min())) - 2.0, math.log(MID_MAX * 3), 121)
-    Bg, Mg = np.meshgrid(_B_GRID, lm, indexing="ij")
-    return Bg.ravel(), Mg.ravel()
+def _grid(x: np.ndarray, around: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(B, ln m) grid points: log-spaced over the whole range, plus a fine grid ``around`` a point
+    (B, ln m) (the bootstrap's draws lie mostly near the estimate)."""
+    lo, hi = math.log(float(x.min())) - 2.0, math.log(MID_MAX * 3)
+    Bg, Mg = np.meshgrid(_B_GRID, np.linspace(lo, hi, 121), indexing="ij")
+    Bs, lms = Bg.ravel(), Mg.ravel()
+    if around is not None:
+        lb = np.clip(math.log(around[0]) + np.linspace(-0.4, 0.4, 41), math.log(_B_GRID[0]), math.log(_B_GRID[-1]))
+        fb, fm = np.meshgrid(np.exp(lb), np.clip(around[1] + np.linspace(-0.3, 0.3, 61), lo, hi), indexing="ij")
+        Bs, lms = np.concatenate([Bs, fb.ravel()]), np.concatenate([lms, fm.ravel()])
+    return Bs, lms
 
 
-def _fit(x: np.ndarray, Y: np.ndarray, r0: float | None, refine: bool):
-    """Best (A, B, ln m, R0, sse) per row of Y, x = C / c_max."""
-    Bs, lms = _grid(x)
+def _fit(x: np.ndarray, Y: np.ndarray, r0: float | np.ndarray | None, refine: bool,
+         around: tuple[float, float] | None = None):
+    """Best (A, B, ln m, R0, sse) per row of Y, x = C / c_max (grid, then Nelder–Mead if ``refine``)."""
+    Bs, lms = _grid(x, around)
     S = special.expit(Bs[:, None] * (np.log(x)[None, :] - lms[:, None]))
     A, R0, sse = _linear(S, Y, r0)
     best = np.argmin(sse, axis=1)
@@ -259,14 +269,14 @@ def _fit(x: np.ndarray, Y: np.ndarray, r0: float | None, refine: bool):
         for i in range(len(Y)):
             def f(p, y=Y[i]):
                 s = special.expit(math.exp(p[0]) * (np.log(x) - p[1]))[None, :]
-                a, r, e = _linear(s, y[None, :], r0)
+                a, r, e = _linear(s, y[None, :], None if r0 is None else np.asarray(r0).reshape(-1)[i % np.size(r0)])
                 return float(e[0, 0]) if math.isfinite(e[0, 0]) else 1e300
             res = optimize.minimize(f, [math.log(out[i, 1]), out[i, 2]], method="Nelder-Mead", bounds=bounds,
                                     options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 400})
             if res.fun <= out[i, 4]:
                 lb, lm = float(res.x[0]), float(res.x[1])
                 s = special.expit(math.exp(lb) * (np.log(x) - lm))[None, :]
-                a, r, e = _linear(s, Y[i][None, :], r0)
+                a, r, e = _linear(s, Y[i][None, :], None if r0 is None else np.asarray(r0).reshape(-1)[i % np.size(r0)])
                 out[i] = [a[0, 0], math.exp(lb), lm, r[0, 0], e[0, 0]]
     return out
 
@@ -321,7 +331,9 @@ def fit_arrays(C: np.ndarray, R: np.ndarray, *, n_boot: int = 200, level: float 
         rng = np.random.default_rng(seed)
         e = (resid - resid.mean()) * math.sqrt(n / dfd)
         Y = pred[None, :] + rng.choice(e, size=(n_boot, n), replace=True)
-        boot = _fit(x, Y, r0, refine=False)
+        # a fixed R0 is one evaluation: its noise is resampled too
+        r0b = None if r0 is None else r0 + rng.choice(e, size=n_boot, replace=True)
+        boot = _fit(x, Y, r0b, refine=False, around=(B, lm))
         q = (0.5 - level / 2, 0.5 + level / 2)
         draws = {"A": boot[:, 0], "B": boot[:, 1], "C_mid": np.exp(boot[:, 2]) * c_max}
         if r0 is None:
