@@ -28,6 +28,8 @@ from ..analysis.metric import choose_metric
 from ..analysis.runs import AnalysisError
 from ..analysis.series import trailing_mean
 from ..analysis.sources import reward_series
+from ..analysis.ceilings import asymptote_text
+from ..analysis.compute_law import fit_compute_law, judge_compute
 from ..analysis.verdicts import judge_law
 from ..store.parts import file_key
 from ..store.reader import Run, load_run, run_status, stat_files
@@ -56,6 +58,10 @@ class WatchStatus:
     metric_label: str | None = None  # "validation accuracy", "training reward", ... (choose_metric)
     metric_reason: str | None = None
     reward_label: str | None = None  # "task score" where the logged reward holds a KL penalty (reward_series)
+    asymptote: float | None = None  # the compute sigmoid's A (compute_law), where it fits
+    asymptote_ci: tuple[float, float] | None = None
+    mid_step: float | None = None  # the step at which half the sigmoid's gain is reached
+    compute_status: str | None = None  # its verdict where it does not fit; "no fit" where none was made
 
     def line(self) -> str:
         """A compact one-line status: step, entropy, reward, accuracy, ceiling, steps to the floor."""
@@ -67,6 +73,8 @@ class WatchStatus:
             training = (self.metric_label or "").startswith("training")
             parts.append(f"{self.metric}{f' ({self.metric_label})' if training else ''} {_f(self.accuracy)}")
         parts.append(f"ceiling — ({self.law_status})" if self.law_status else f"ceiling {_f(self.ceiling)}")
+        if self.asymptote is not None or self.compute_status:
+            parts.append(asymptote_text(self.asymptote, self.asymptote_ci, self.mid_step, self.compute_status))
         fc = self.forecast
         if fc is not None:
             if not fc.applies:
@@ -290,6 +298,15 @@ class Watcher:
             ceiling, law_status = (law.ceiling, None) if verdict.fits else (None, verdict.status)
         except (AnalysisError, ValueError):
             pass
+        comp: dict = {}
+        if choice is not None:
+            try:  # the compute-axis ceiling (a small bootstrap: the premise on the rise needs its interval)
+                cfit = fit_compute_law(run, metric=choice, smooth=self.thresholds.smooth, n_boot=100)
+                cv = judge_compute(cfit)
+                comp = ({"asymptote": cfit.A, "asymptote_ci": cfit.ci.get("A"), "mid_step": cfit.mid_step}
+                        if cv.fits else {"compute_status": cv.status})
+            except (AnalysisError, ValueError):
+                comp = {"compute_status": "no fit"}
         try:
             fc = forecast_entropy(run, floor_frac=self.floor_frac, smooth=self.thresholds.smooth, n_draws=1000)
         except (AnalysisError, ValueError):
@@ -300,7 +317,7 @@ class Watcher:
             ceiling=ceiling, law_status=law_status,
             forecast=fc, active_flags=n_flags, metric_label=choice.label if choice else None,
             metric_reason=choice.reason if choice else None,
-            reward_label=reward.label if reward and reward.column != "reward_mean" else None,
+            reward_label=reward.label if reward and reward.column != "reward_mean" else None, **comp,
         )
 
 
