@@ -58,4 +58,14 @@ def ceilings_line(summary: dict, spec: str = ".3g") -> str:
     ))
 
 
-__all__ = ["asymptote_text", "ceiling_text", "ceilings_line"]
+def compute_why(summary: dict) -> str | None:
+    """Why the compute sigmoid gives no number (its section's reason, or its verdict's text where it
+    does not fit); ``None`` where it gives one."""
+    comp = summary.get("compute") or {}
+    if comp.get("status") != "ok":
+        return comp.get("reason") or "not computed"
+    v = comp.get("verdict") or {}
+    return v.get("text") if v.get("status") != "fits" else None
+
+
+__all__ = ["asymptote_text", "ceiling_text", "ceilings_line", "compute_why"]

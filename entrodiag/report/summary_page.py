@@ -5,7 +5,7 @@ and the lines other pages share (the law's numbers or why they are withheld, whi
 
 from __future__ import annotations
 
-from ..analysis.ceilings import ceilings_line
+from ..analysis.ceilings import ceilings_line, compute_why
 from ..analysis.sources import HINTS, framework
 from ..analysis.verdicts import withheld_text
 from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
@@ -270,9 +270,7 @@ def compute_lines(d: ReportData, flow: TextFlow, size: float = SIZE["small"]) ->
     """Both ceilings on one line (``analysis.ceilings``), and why the compute sigmoid gives no number
     where it gives none."""
     flow.para(f"Ceilings: {visible(ceilings_line(d.summary), limit=200)}", size=size)
-    comp = d.section("compute")
-    v = comp.get("verdict") or {}
-    why = comp.get("reason") if comp.get("status") != "ok" else (v.get("text") if v.get("status") != "fits" else None)
+    why = compute_why(d.summary)
     if why:
         flow.para(f"Compute sigmoid (ScaleRL): {visible(why, limit=240)}", size=SIZE["tiny"], color=COLORS["missing"])
 
