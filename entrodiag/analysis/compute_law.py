@@ -266,18 +266,19 @@ def _fit(x: np.ndarray, Y: np.ndarray, r0: float | np.ndarray | None, refine: bo
     out = np.stack([A[rows, best], Bs[best], lms[best], R0[rows, best], sse[rows, best]], axis=1)
     if refine:
         bounds = [(math.log(_B_GRID[0]), math.log(_B_GRID[-1])), (float(lms.min()), float(lms.max()))]
+        r0s = None if r0 is None else np.broadcast_to(np.asarray(r0, dtype=np.float64), (len(Y),))
         for i in range(len(Y)):
-            def f(p, y=Y[i]):
-                s = special.expit(math.exp(p[0]) * (np.log(x) - p[1]))[None, :]
-                a, r, e = _linear(s, y[None, :], None if r0 is None else np.asarray(r0).reshape(-1)[i % np.size(r0)])
-                return float(e[0, 0]) if math.isfinite(e[0, 0]) else 1e300
-            res = optimize.minimize(f, [math.log(out[i, 1]), out[i, 2]], method="Nelder-Mead", bounds=bounds,
-                                    options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 400})
+            r0i = None if r0s is None else float(r0s[i])
+
+            def sse(p, y=Y[i][None, :], r0i=r0i):
+                a, r, e = _linear(special.expit(math.exp(p[0]) * (np.log(x) - p[1]))[None, :], y, r0i)
+                return a[0, 0], r[0, 0], float(e[0, 0]) if math.isfinite(e[0, 0]) else 1e300
+
+            res = optimize.minimize(lambda p: sse(p)[2], [math.log(out[i, 1]), out[i, 2]], method="Nelder-Mead",
+                                    bounds=bounds, options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 400})
             if res.fun <= out[i, 4]:
-                lb, lm = float(res.x[0]), float(res.x[1])
-                s = special.expit(math.exp(lb) * (np.log(x) - lm))[None, :]
-                a, r, e = _linear(s, Y[i][None, :], None if r0 is None else np.asarray(r0).reshape(-1)[i % np.size(r0)])
-                out[i] = [a[0, 0], math.exp(lb), lm, r[0, 0], e[0, 0]]
+                a, r, e = sse(res.x)
+                out[i] = [a, math.exp(res.x[0]), res.x[1], r, e]
     return out
 
 
