@@ -73,7 +73,7 @@ AXES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("gpu_hours", ("gpu_hours",), "cumulative"),
 )
 
-_B_GRID = np.geomspace(0.2, 8.0, 81)
+_B_GRID = np.geomspace(0.2, 8.0, 41)
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ def _grid(x: np.ndarray, around: tuple[float, float] | None = None) -> tuple[np.
     """(B, ln m) grid points: log-spaced over the whole range, plus a fine grid ``around`` a point
     (B, ln m) (the bootstrap's draws lie mostly near the estimate)."""
     lo, hi = math.log(float(x.min())) - 2.0, math.log(MID_MAX * 3)
-    Bg, Mg = np.meshgrid(_B_GRID, np.linspace(lo, hi, 121), indexing="ij")
+    Bg, Mg = np.meshgrid(_B_GRID, np.linspace(lo, hi, 61), indexing="ij")
     Bs, lms = Bg.ravel(), Mg.ravel()
     if around is not None:
         lb = np.clip(math.log(around[0]) + np.linspace(-0.4, 0.4, 41), math.log(_B_GRID[0]), math.log(_B_GRID[-1]))
