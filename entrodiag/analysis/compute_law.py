@@ -19,6 +19,9 @@ left out of the fit (ScaleRL leaves out the first ~1.5k GPU-hours of runs of 16k
 noisy start). R0 is the performance before training: the first evaluation when it lies in the
 left-out start (it is then held fixed), else a free parameter.
 
+A series longer than ``MAX_POINTS`` (120) after the cut, a training reward logged every step, is
+averaged in consecutive blocks to 120 points first (it bounds the bootstrap's cost).
+
 Fit: A and R0 enter linearly, so for each (B, C_mid) they are a least-squares solution; (B, C_mid)
 are found on a grid (log-spaced) and refined by Nelder–Mead. Intervals: a residual bootstrap
 (residuals rescaled by sqrt(n/(n−p)), refitted on the grid; a fixed R0 gets a resampled residual
@@ -55,6 +58,8 @@ from .verdicts import SHARE_MAX, LawVerdict
 START_FRAC = 0.1
 #: points needed after the cut (four parameters at most)
 MIN_POINTS = 6
+#: more points than this after the cut (a training series) are averaged in consecutive blocks to this many
+MAX_POINTS = 120
 #: a step column names a compute axis when it has a value on this share of the step rows
 COVERAGE = 0.9
 #: the half-way point may lie at most this many times beyond the largest compute fitted
@@ -312,11 +317,16 @@ def fit_arrays(C: np.ndarray, R: np.ndarray, *, n_boot: int = 200, level: float 
                             "evaluate more often")
     r0 = float(R[0]) if C[0] < cut else None
     c_max = float(C.max())
-    x, y = C[keep] / c_max, R[keep]
+    n_cut = int((~keep).sum())
+    C, y, steps = C[keep], R[keep], steps[keep]
+    if n > MAX_POINTS:  # a long series (a training reward): block means, to bound the bootstrap's cost
+        C, y, steps = (np.array([b.mean() for b in np.array_split(v, MAX_POINTS)]) for v in (C, y, steps))
+        n = MAX_POINTS
+    x = C / c_max
     p = 3 if r0 is not None else 4
     A, B, lm, R0, sse = _fit(x, y[None, :], r0, refine=True)[0]
     C_mid = math.exp(lm) * c_max
-    pred = sigmoid_value(A, B, C_mid, R0, C[keep])
+    pred = sigmoid_value(A, B, C_mid, R0, C)
     resid = y - pred
     ss_tot = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - float(sse) / ss_tot if ss_tot > 0 else float("nan")
@@ -351,9 +361,9 @@ def fit_arrays(C: np.ndarray, R: np.ndarray, *, n_boot: int = 200, level: float 
     return ComputeFit(
         A=float(A), B=float(B), C_mid=float(C_mid), R0=float(R0), r0_fixed=r0 is not None, ci=ci,
         mid_step=None if mid_step is None else float(mid_step), axis=axis.axis if axis else "C",
-        axis_source=axis.source if axis else "as given", cut=cut, n_cut=int((~keep).sum()), r2=r2,
+        axis_source=axis.source if axis else "as given", cut=cut, n_cut=n_cut, r2=r2,
         rmse=float(np.sqrt((resid**2).mean())), p_constant=p_const, n=n, c_max=c_max, level=level,
-        steps=tuple(float(s) for s in steps[keep]), C=tuple(float(c) for c in C[keep]),
+        steps=tuple(float(s) for s in steps), C=tuple(float(c) for c in C),
         R=tuple(float(r) for r in y), boot=boot, **meta)
 
 
