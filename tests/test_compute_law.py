@@ -162,3 +162,14 @@ def test_ceilings_line_in_analyze_text(token_run):
     assert ceilings_line(s).endswith(want)
     assert asymptote_text(None, status="poor fit") == "compute asymptote — (poor fit)"
     assert ceiling_text(0.62, [0.58, 0.66]) == "entropy-law ceiling 0.62 [0.58, 0.66]"
+
+
+def test_a_long_series_is_averaged_in_blocks():
+    """More than MAX_POINTS points after the cut (a training reward every step): block means, the
+    parameters still recovered."""
+    from entrodiag.analysis.compute_law import MAX_POINTS
+
+    C = np.linspace(0.0, 1.2e6, 1001)
+    fit = fit_compute_law((C, sig(C)), n_boot=0)
+    assert fit.n == MAX_POINTS == len(fit.C) and fit.n_cut == int((C < START_FRAC * C.max()).sum())
+    assert fit.A == pytest.approx(TRUE["A"], abs=0.01) and fit.C_mid == pytest.approx(TRUE["C_mid"], rel=0.03)
