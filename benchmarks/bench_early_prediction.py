@@ -19,9 +19,16 @@ data suggested, kept here so the choice can be re-checked):
 - ``estimate``: ``prediction_interval`` (the later half of the prefix; interval from its
   prediction error, the disagreement with the whole-prefix fit and the evaluation noise).
 
+``--ceilings`` backtests both ceilings instead (issue 28): from the first 30% and 50% of the
+evaluations, the final R predicted by the law (``estimate`` above, given the final entropy), by the
+compute sigmoid (``compute_law``: ScaleRL's sigmoid of R against cumulative compute, given the
+final compute; its 90% interval from ``predict_final``) and by their inverse-variance combination
+(``combine``), over the real logs, every run of the wild corpus with a validation series
+(``$ENTRODIAG_WILD_LOGS``) and the demo.
+
 Usage::
 
-    python benchmarks/bench_early_prediction.py [--demo /tmp/demo] [--markdown]
+    python benchmarks/bench_early_prediction.py [--demo /tmp/demo] [--ceilings]
 """
 
 from __future__ import annotations
@@ -166,10 +173,155 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ both ceilings (issue 28)
+CEILING_FRACS = (0.3, 0.5)
+CEILING_METHODS = ("law", "compute", "combined", "mean")
+
+
+def wild_runs(tmp: Path) -> dict[str, tuple[Path, str]]:
+    """Every run of the wild corpus (tests/data/wild/manifest.json, files from $ENTRODIAG_WILD_LOGS)
+    with a validation series of 2 points or more, imported into ``tmp``, with the name of its R."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from wild import manifest, source  # the corpus's one reader, shared with the tests
+
+    from entrodiag.importers import classify
+
+    out = {}
+    for run in manifest():
+        if not run.get("val_key") or run["n_val"] < 2:
+            continue
+        src, why = source(run)
+        if src is None:
+            print(f"skipped {run['name']}: {why}", file=sys.stderr)
+            continue
+        try:
+            import_run(src, tmp / run["name"])
+        except Exception as e:  # noqa: BLE001  (reported, not fatal)
+            print(f"skipped {run['name']}: import refused: {e}", file=sys.stderr)
+            continue
+        out["wild " + run["name"]] = (tmp / run["name"], classify(run["val_key"]).name)
+    return out
+
+
+def combine(law: tuple[float, float, float], comp: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Inverse-variance mean of the two estimates (σ from each 90% half-width); half-width: the
+    root sum of squares of the inverse-variance half-width and half their disagreement (the two are
+    not independent: the same evaluations feed both)."""
+    (e1, l1, h1), (e2, l2, h2) = law, comp
+    w1, w2 = 1 / max((h1 - l1) / 2, 1e-9) ** 2, 1 / max((h2 - l2) / 2, 1e-9) ** 2
+    est = (w1 * e1 + w2 * e2) / (w1 + w2)
+    hw = math.sqrt(1 / (w1 + w2) + ((e1 - e2) / 2) ** 2)
+    return est, est - hw, est + hw
+
+
+def mean_of_two(law: tuple[float, float, float], comp: tuple[float, float, float]) -> tuple[float, float, float]:
+    """The plain mean of the two estimates; half-width: the root sum of squares of the mean of the two
+    half-widths and half their disagreement."""
+    (e1, l1, h1), (e2, l2, h2) = law, comp
+    est = (e1 + e2) / 2
+    hw = math.sqrt(((h1 - l1 + h2 - l2) / 4) ** 2 + ((e1 - e2) / 2) ** 2)
+    return est, est - hw, est + hw
+
+
+def backtest_ceilings(runs: dict[str, tuple[Path, str | None]]) -> list[dict]:
+    """From the first 30% and 50% of the evaluations: each method's estimate of the final R (the law
+    given the final entropy, the compute sigmoid given the final compute, their combination), its
+    90% interval, and whether it holds the actual final value; plus the compute fit's verdict on
+    the prefix (``judge_compute``)."""
+    from entrodiag.analysis.compute_law import compute_axis, fit_arrays, judge_compute, metric_points, predict_final
+    from entrodiag.analysis.metric import choose_metric
+    from entrodiag.analysis.runs import AnalysisError
+
+    rows = []
+    for name, (path, metric) in runs.items():
+        run = load_run(path)
+        try:
+            choice = choose_metric(run, metric)
+        except AnalysisError as e:
+            print(f"skipped {name}: {e}", file=sys.stderr)
+            continue
+        if choice.is_training:
+            continue
+        steps, R = metric_points(run, choice)
+        try:
+            lsteps, H, LR, _ = law_points(run, metric=choice.name)
+        except AnalysisError:
+            H = None
+        axis = compute_axis(run)
+        C = axis.at(steps)
+        n = len(R)
+        for f in CEILING_FRACS:
+            k = math.ceil(f * n)
+            row = {"run": name, "metric": choice.name, "n": n, "f": f, "k": k, "actual": float(R[-1]),
+                   "axis": axis.axis}
+            if k >= n:
+                continue
+            preds = {}
+            if H is not None and len(H) == n:
+                if k < 4 or np.ptp(H[:k]) <= 0:  # the law's own minimum (law.MIN_POINTS) and a moving entropy
+                    row["law_reason"] = f"{k} points" if k < 4 else "entropy flat"
+                else:
+                    preds["law"] = prediction_interval(H[:k], LR[:k], float(H[-1]))
+            else:
+                row["law_reason"] = "no entropy at the evaluations"
+            try:
+                fit = fit_arrays(C[:k], R[:k], n_boot=200, axis=axis, steps=steps[:k])
+                preds["compute"] = predict_final(fit, float(C[-1]), PREDICTION_LEVEL)
+                row["compute_verdict"] = judge_compute(fit).status
+            except AnalysisError as e:
+                row["compute_reason"] = "too few points after the cut" if "at least" in str(e) else str(e)[:40]
+            if "law" in preds and "compute" in preds:
+                preds["combined"] = combine(preds["law"], preds["compute"])
+                preds["mean"] = mean_of_two(preds["law"], preds["compute"])
+            for m, (est, lo, hi) in preds.items():
+                row[m] = {"error": est - R[-1], "half_width": (hi - lo) / 2, "covered": bool(lo <= R[-1] <= hi)}
+            rows.append(row)
+    return rows
+
+
+def ceilings_markdown(rows: list[dict]) -> str:
+    """The per-case table and the summary per method and fraction."""
+
+    def cell(r, m):
+        if m not in r:
+            return "— (" + (r.get(f"{m}_reason") or "needs both") + ")"
+        e = r[m]
+        return f"{e['error']:+.3f} ± {e['half_width']:.3f}{'' if e['covered'] else ' **miss**'}"
+
+    lines = [f"| run | axis | n | f | actual | law error ± {PREDICTION_LEVEL:.0%} | compute error ± {PREDICTION_LEVEL:.0%} "
+             "| compute verdict | combined (inverse-variance) | mean of the two |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['run']} | {r['axis']} | {r['n']} | {r['f']:.1f} | {r['actual']:.3f} | {cell(r, 'law')} | "
+                     f"{cell(r, 'compute')} | {r.get('compute_verdict', '—')} | {cell(r, 'combined')} | {cell(r, 'mean')} |")
+    lines += ["", f"Mean |error| of the final R and coverage of the {PREDICTION_LEVEL:.0%} interval, per method "
+              "(cases: prefixes where the method gave a number; `compute, fits`: only where the sigmoid's "
+              "verdict on the prefix is `fits`; `both`: the cases where law and compute both gave one):", "",
+              "| f | method | cases | mean abs error | median abs error | coverage |", "|---|---|---|---|---|---|"]
+    for f in CEILING_FRACS:
+        at = [r for r in rows if r["f"] == f]
+        groups = [(m, [r[m] for r in at if m in r]) for m in CEILING_METHODS]
+        groups.insert(2, ("compute, fits", [r["compute"] for r in at if "compute" in r
+                                            and r.get("compute_verdict") == "fits"]))
+        both = [r for r in at if "combined" in r]
+        groups += [(f"{m} (both)", [r[m] for r in both]) for m in ("law", "compute")]
+        for m, es in groups:
+            if not es:
+                lines.append(f"| {f:.1f} | {m} | 0 | — | — | — |")
+                continue
+            err = [abs(e["error"]) for e in es]
+            cov = sum(e["covered"] for e in es)
+            lines.append(f"| {f:.1f} | {m} | {len(es)} | {np.mean(err):.3f} | {np.median(err):.3f} | "
+                         f"{cov}/{len(es)} ({cov / len(es):.0%}) |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--demo", default=str(ROOT / "data" / "sample-run"), help="the demo run (default: %(default)s)")
     p.add_argument("--logs", help="the real-logs folder (default: ../shared/real-logs or /work/shared/real-logs)")
+    p.add_argument("--ceilings", action="store_true",
+                   help="backtest both ceilings (the law and the compute sigmoid) over the real logs, the wild "
+                        "corpus ($ENTRODIAG_WILD_LOGS) and the demo instead")
     args = p.parse_args(argv)
     logs = Path(args.logs) if args.logs else real_logs()
     if logs is None:
@@ -182,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
             import_run(src, out)
             runs[name] = out
         runs[f"demo ({Path(args.demo).name})"] = Path(args.demo)
+        if args.ceilings:
+            both = {k: (v, None) for k, v in runs.items()}
+            both.update(wild_runs(Path(tmp)))
+            print(ceilings_markdown(backtest_ceilings(both)))
+            return 0
         print(markdown(backtest(runs)))
     return 0
 

@@ -31,6 +31,7 @@ from entrodiag.analysis import (  # noqa: E402
     fit_entropy_law,
     forking_leaderboard,
 )
+from entrodiag.analysis.ceilings import ceilings_line  # noqa: E402
 from entrodiag.analysis.views import law_band  # noqa: E402
 from entrodiag.store import event_row, load_run, write_events  # noqa: E402
 
@@ -206,6 +207,7 @@ def test_runs_page(sample: Path, summary: dict, monkeypatch: pytest.MonkeyPatch)
     assert table["steps"][0] == row["steps"] == load_run(sample).steps.height
     assert table["ceiling"][0] == f3(row["ceiling"])  # a text cell: a withheld ceiling says so
     assert math.isclose(table["entropy_now"][0], row["entropy_end"])
+    assert f"Ceilings: {ceilings_line(summary)}" in unescape(texts(at))  # both ceilings on the run card
 
 
 def test_dynamics_page(sample: Path, summary: dict, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -227,8 +229,9 @@ def test_dynamics_page(sample: Path, summary: dict, monkeypatch: pytest.MonkeyPa
         pl.col("name") == "val/accuracy_sampled")["value"].to_list()
 
 
-def test_law_page_and_early_refit(sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_law_page_and_early_refit(sample: Path, summary: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     at = page(app(sample, monkeypatch), "page_law.py")
+    assert f"Ceilings: {ceilings_line(summary)}" in unescape(texts(at))  # the compute asymptote beside the law's
     fit = fit_entropy_law(sample)
     m = metrics(at)
     shown = (m["a"], m["b"], m["ceiling b − a"], m["R²"])

@@ -122,6 +122,7 @@ def test_hostile_token_text_renders(tmp_path):
     pdf = build(run.path, tmp_path / "hostile.pdf")
     assert page_count(pdf) == 7
     text = pdf_text(pdf)
+    assert "Ceilings: entropy-law ceiling" in text and "compute asymptote" in text  # both ceilings (issue 28)
     for shown in ("$x$", "<b>", "&amp;", "\\frac{1}{2}", "a_b^c", "$$\\alpha$$", "⏎", "□"):
         assert shown in text, shown
     assert "\x00" not in text

@@ -297,3 +297,4 @@ def test_status_line_shows_no_ceiling_when_the_law_does_not_fit(tmp_path_factory
     assert fit_entropy_law(noisy, n_boot=0).r2 < 0.5  # the premise: the law does not fit this run
     assert w.status.ceiling is None and w.status.law_status == "poor fit"
     assert "ceiling — (poor fit)" in w.status.line()
+    assert w.status.asymptote is None and "compute asymptote — (" in w.status.line()  # no number either

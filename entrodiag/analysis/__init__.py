@@ -11,6 +11,7 @@ runs from any source: the built-in trainer, a custom loop, TRL, probes.
 
 from .collapse import SEVERITIES, CollapseThresholds, Flag, detect_collapse, run_detectors
 from .compare import compare_runs
+from .compute_law import ComputeFit, fit_compute_law
 from .control import ControlSummary, control_summary
 from .forecast import EntropyForecast, forecast_entropy
 from .law import (
@@ -36,6 +37,7 @@ __all__ = [
     "SEVERITIES",
     "AnalysisError",
     "CollapseThresholds",
+    "ComputeFit",
     "ControlSummary",
     "EarlyPrediction",
     "EntropyForecast",
@@ -51,6 +53,7 @@ __all__ = [
     "forecast_entropy",
     "early_prediction",
     "entropy_distribution",
+    "fit_compute_law",
     "fit_entropy_law",
     "forking_leaderboard",
     "hwe_span_stats",

@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
 from ..store.values import describe as describe_bad_values
+from .ceilings import ceilings_line
 
 
 def _f(v: Any, spec: str = ".4g") -> str:
@@ -136,6 +137,23 @@ def render_summary(summary: dict, file: IO[str] | None = None, width: int | None
         for row in ep.get("rows", []):
             if row.get("reason"):
                 con.print(f"[dim]  f = {row['frac']:.2f}: {escape(row['reason'])}[/]")
+
+    cp = summary.get("compute", {"status": "empty", "reason": "not computed"})
+    if not empty("Compute sigmoid R(C) = R0 + (A − R0) / (1 + (C_mid / C)^B)", cp):
+        v = cp.get("verdict") or {}
+        ci = cp.get("ci") or {}
+        shown = ", ".join(f"{k} = {_f(cp.get(k))}" + (f" [{_f(ci[k][0])}, {_f(ci[k][1])}]" if k in ci else "")
+                          for k in ("A", "B", "C_mid") if cp.get(k) is not None)
+        con.print(f"\n[bold]Compute sigmoid[/] R(C) = R0 + (A − R0) / (1 + (C_mid / C)^B) (ScaleRL; C = "
+                  f"{escape(str(cp['axis']))}: {escape(str(cp['axis_source']))}; {cp['n_cut']} point(s) below "
+                  f"{_f(cp['cut'])} left out): " + (shown + "; " if shown else "")
+                  + f"R0 = {_f(cp['R0'])}{' (first evaluation)' if cp.get('r0_fixed') else ''}, "
+                  f"R² = {_f(cp['r2'], '.3f')}, n = {cp['n']}")
+        if v:
+            style = "green" if v["status"] == "fits" else "bold yellow"
+            con.print(f"compute sigmoid: [{style}]{escape(v['text'])}[/]")
+    if summary.get("law", {}).get("status") == "ok" or cp.get("status") == "ok":
+        con.print(f"[bold]Ceilings[/]: {escape(ceilings_line(summary))}")
 
     fc = summary.get("forecast", {"status": "empty", "reason": "not computed"})
     if not empty("Entropy forecast", fc):

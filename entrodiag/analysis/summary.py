@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from .collapse import DETECTORS, SEVERITIES, CollapseThresholds, run_detectors
+from .compute_law import fit_compute_law, judge_compute, withhold_compute
 from .control import control_summary
 from .forecast import forecast_entropy
 from .jsonable import clean
@@ -96,7 +97,9 @@ def analyze_run(
 
     Sections: ``run`` (identity, row counts), ``dynamics`` (start → end of the key step series
     and the evaluations), ``law`` (``fit_entropy_law``: a, b, ceiling, CIs, R², RMSE),
-    ``early_prediction`` (f = 0.15, 0.3, 0.5), ``forecast`` (``forecast_entropy``: the step at
+    ``early_prediction`` (f = 0.15, 0.3, 0.5), ``compute`` (``fit_compute_law``: the sigmoid of R
+    against cumulative compute, its asymptote A and half-way step; ``judge_compute``'s verdict
+    withholds them unless it fits), ``forecast`` (``forecast_entropy``: the step at
     which entropy reaches half its start, and the law's accuracy there; or, where its premise
     fails, why it does not apply), ``flags`` (``detect_collapse`` plus the detectors that could
     not judge and why; ``judged`` counts those that could, 0: nothing judged yet), ``mechanism``
@@ -203,6 +206,13 @@ def analyze_run(
         except AnalysisError as e:
             out["law"] = _empty(str(e))
             out["early_prediction"] = _empty("needs the law fit (see the law section)")
+        try:  # the second ceiling, on the compute axis (ScaleRL's sigmoid; compute_law)
+            if choice is None:
+                raise AnalysisError(out["metric"]["reason"])
+            cfit = fit_compute_law(run, metric=choice, smooth=th.smooth)
+            out["compute"] = withhold_compute({"status": "ok", **cfit.to_dict()}, judge_compute(cfit))
+        except AnalysisError as e:
+            out["compute"] = _empty(str(e))
 
         try:
             fc = forecast_entropy(run, smooth=th.smooth)

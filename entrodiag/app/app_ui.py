@@ -23,6 +23,7 @@ from typing import Any
 
 import streamlit as st
 
+from entrodiag.analysis.ceilings import ceilings_line, compute_why
 from entrodiag.analysis.verdicts import withheld_text
 from entrodiag.app import app_data
 from entrodiag.store import RunError
@@ -69,6 +70,15 @@ def ceiling_text(row: dict) -> str:
         return fmt(row["ceiling"])
     verdict = row.get("law_verdict")
     return withheld_text({"status": verdict}) if verdict and verdict != "fits" else "—"
+
+
+def ceilings_caption(summary: dict) -> None:
+    """Both ceilings of ``analyze_run``'s dict on one line (``analysis.ceilings``), and why the compute
+    sigmoid gives no number where it gives none."""
+    st.caption(md(f"Ceilings: {ceilings_line(summary)}"))
+    why = compute_why(summary)
+    if why:
+        st.caption(md(f"Compute sigmoid (ScaleRL): {why}"))
 
 
 def esc(text: object) -> str:

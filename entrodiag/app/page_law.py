@@ -118,6 +118,7 @@ def body(path: str) -> None:
     verdict = s["law"].get("verdict") if s["law"]["status"] == "ok" else None
     if verdict and verdict["status"] != "fits":
         st.warning(app_ui.md(f"Law: {verdict['text']}"))
+    app_ui.ceilings_caption(s)  # the compute-axis ceiling beside the law's (analysis.compute_law)
     default = s["law"]["metric"] if s["law"]["status"] == "ok" else names[0]
     metric = st.selectbox("R: the metric the law predicts", names, index=names.index(default), key="law_metric")
     view = app_data.law(path, metric)

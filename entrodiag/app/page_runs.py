@@ -88,6 +88,7 @@ def run_summary(ctx: app_ui.Context, path: str) -> None:
     bad = worst in ("warning", "critical")  # then the note is red
     cols[4].metric("Flags", str(len(flags)), delta=f"worst: {worst}" if worst else "none raised",
                    delta_color="inverse" if bad else "off", delta_arrow="off")
+    app_ui.ceilings_caption(s)
     forecast(s.get("forecast"), withheld)
     for line in s.get("missing", []):
         st.caption(f"missing: {app_ui.md(line)}")

@@ -4,6 +4,7 @@ the entropy distribution and forking tokens, example responses, the mechanism ch
 
 from __future__ import annotations
 
+from ..analysis.ceilings import compute_why
 from ..analysis.tokens import shown_token
 from ..analysis.verdicts import withheld_text
 from .data import ReportData, mechanism_points
@@ -25,7 +26,7 @@ from .figures import (
 )
 from .layout import Column, Page, TextFlow, line_height
 from .style import COLORS, RUN_PALETTE, SEVERITY_COLORS, SIZE, fmt, fmt_pct, visible
-from .summary_page import event_lines, law_table, metric_short
+from .summary_page import compute_lines, event_lines, law_table, metric_short
 
 
 # --------------------------------------------------------------------------------- dynamics
@@ -111,6 +112,11 @@ def law_pages(d: ReportData) -> list[Page]:
     left = TextFlow([page], None, page=page, top=top, x1=mid - 0.2)
     left.line(f"Fitted on all {law['n']} {points}", size=SIZE["small"], weight="bold")
     law_table(d, left, size=SIZE["small"])
+    compute_lines(d, left, SIZE["small"])
+    reason = compute_why(d.summary)
+    if reason:  # why the compute asymptote (in law_table's Ceilings line) has no number
+        left.para(f"Compute sigmoid (ScaleRL): {visible(reason, limit=240)}", size=SIZE["tiny"],
+                  color=COLORS["missing"])
     m = d.section("metric")
     if m.get("training"):
         left.para(f"Why this R: {m['reason']}", size=SIZE["tiny"], color=COLORS["missing"])

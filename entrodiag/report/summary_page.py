@@ -5,6 +5,7 @@ and the lines other pages share (the law's numbers or why they are withheld, whi
 
 from __future__ import annotations
 
+from ..analysis.ceilings import ceilings_line
 from ..analysis.sources import HINTS, framework
 from ..analysis.verdicts import withheld_text
 from ..store.reader import BAD_VALUES_WARNING, SKIP_WARNING
@@ -200,7 +201,7 @@ def _key_numbers(d: ReportData, flow: TextFlow) -> None:
                 r = by_name[name]
                 rows.append([visible(name, limit=40) + (" (R)" if name == d.metric else ""), fmt(r["start"]),
                              fmt(r["end"]), fmt(r["change"], "+.3g"), f"best {fmt(r.get('best'))}"])
-    n_left = len(rows) + 2
+    n_left = len(rows) + 3
     n_right = 4 + len(LAW_ROWS) if law.get("status") == "ok" else 3
     flow.heading("Key numbers")
     flow.ensure(max(n_left, n_right) * line_height(SIZE["small"]) + 0.3)
@@ -214,6 +215,7 @@ def _key_numbers(d: ReportData, flow: TextFlow) -> None:
             left.line(visible(dyn["note"]), size=SIZE["tiny"], color=COLORS["muted"])
     else:
         left.para(f"Dynamics not available: {dyn.get('reason')}", size=SIZE["small"], color=COLORS["missing"])
+    compute_lines(d, left, SIZE["tiny"])  # under the shorter column: the page has no line to spare
     right = TextFlow(flow.pages, flow.make_page, page=flow.page, top=top, x0=mid)
     right.line("Entropy law R = −a·e^H + b", size=SIZE["small"], weight="bold")
     if law.get("status") == "ok":
@@ -262,6 +264,12 @@ def law_table(d: ReportData, flow: TextFlow, size: float = SIZE["small"]) -> Non
     if verdict:
         flow.para(f"Law: {verdict['text']}", size=size,
                   color="#2e6b30" if verdict["status"] == "fits" else COLORS["missing"])
+
+
+def compute_lines(d: ReportData, flow: TextFlow, size: float = SIZE["small"]) -> None:
+    """Both ceilings on one line (``analysis.ceilings``); the law page also says why the compute
+    sigmoid gives no number where it gives none (the summary page has no room for it)."""
+    flow.para(f"Ceilings: {visible(ceilings_line(d.summary), limit=200)}", size=size)
 
 
 def law_number(d: ReportData, text: str) -> str:

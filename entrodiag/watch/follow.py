@@ -124,6 +124,7 @@ def status_event(st: WatchStatus) -> dict:
     return {"event": "status", "run_status": st.run_status, "step": st.step, "entropy": finite(st.entropy),
             "reward": finite(st.reward), "metric": st.metric, "accuracy": finite(st.accuracy),
             "ceiling": finite(st.ceiling), "law_status": st.law_status,
+            "asymptote": finite(st.asymptote), "mid_step": finite(st.mid_step), "compute_status": st.compute_status,
             "forecast": None if fc is None else fc.to_dict(), "active_flags": st.active_flags, "line": st.line()}
 
 

@@ -21,10 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis.ceilings import asymptote_text
 from ..analysis.collapse import CollapseThresholds, Flag, at_or_above, run_detectors, severity_rank
+from ..analysis.compute_law import fit_compute_law, judge_compute
 from ..analysis.forecast import EntropyForecast, forecast_entropy
 from ..analysis.law import fit_entropy_law
-from ..analysis.metric import choose_metric
+from ..analysis.metric import MetricChoice, choose_metric
 from ..analysis.runs import AnalysisError
 from ..analysis.series import trailing_mean
 from ..analysis.sources import reward_series
@@ -56,6 +58,10 @@ class WatchStatus:
     metric_label: str | None = None  # "validation accuracy", "training reward", ... (choose_metric)
     metric_reason: str | None = None
     reward_label: str | None = None  # "task score" where the logged reward holds a KL penalty (reward_series)
+    asymptote: float | None = None  # the compute sigmoid's A (compute_law), where it fits
+    asymptote_ci: tuple[float, float] | None = None
+    mid_step: float | None = None  # the step at which half the sigmoid's gain is reached
+    compute_status: str | None = None  # its verdict where it does not fit; "no fit" where none was made
 
     def line(self) -> str:
         """A compact one-line status: step, entropy, reward, accuracy, ceiling, steps to the floor."""
@@ -67,6 +73,8 @@ class WatchStatus:
             training = (self.metric_label or "").startswith("training")
             parts.append(f"{self.metric}{f' ({self.metric_label})' if training else ''} {_f(self.accuracy)}")
         parts.append(f"ceiling — ({self.law_status})" if self.law_status else f"ceiling {_f(self.ceiling)}")
+        if self.asymptote is not None or self.compute_status:
+            parts.append(asymptote_text(self.asymptote, self.asymptote_ci, self.mid_step, self.compute_status))
         fc = self.forecast
         if fc is not None:
             if not fc.applies:
@@ -153,6 +161,7 @@ class Watcher:
         self._episodes: dict[str, _Episode] = {}
         self._signature: tuple | None = None
         self._meta: dict = {}
+        self._compute: tuple[tuple, dict] | None = None  # (R's points, the compute sigmoid's fields): refit on change
         self.status = WatchStatus(run_status="unknown")
         self.flags: list[Flag] = []
         self.callback_errors = 0
@@ -259,6 +268,22 @@ class Watcher:
         except Exception:
             log.exception("entrodiag watch: could not record an alert event in %s", self.path)
 
+    def _compute_fields(self, run: Run, choice: MetricChoice, n_steps: int) -> dict:
+        """The compute-axis ceiling's fields of the status (``compute_law``), refitted only when R's
+        points changed (a bootstrap of 100: the premise on the rise needs its interval)."""
+        key = _compute_key(run, choice, n_steps)
+        if self._compute is not None and self._compute[0] == key:
+            return self._compute[1]
+        try:
+            cfit = fit_compute_law(run, metric=choice, smooth=self.thresholds.smooth, n_boot=100)
+            cv = judge_compute(cfit)
+            comp = ({"asymptote": cfit.A, "asymptote_ci": cfit.ci.get("A"), "mid_step": cfit.mid_step}
+                    if cv.fits else {"compute_status": cv.status})
+        except (AnalysisError, ValueError):
+            comp = {"compute_status": "no fit"}
+        self._compute = (key, comp)
+        return comp
+
     def _status(self, run: Run, n_flags: int, flag_kinds: list[str]) -> WatchStatus:
         steps = run.steps
         if steps.is_empty():
@@ -290,6 +315,9 @@ class Watcher:
             ceiling, law_status = (law.ceiling, None) if verdict.fits else (None, verdict.status)
         except (AnalysisError, ValueError):
             pass
+        comp: dict = {}
+        if choice is not None:
+            comp = self._compute_fields(run, choice, steps.height)
         try:
             fc = forecast_entropy(run, floor_frac=self.floor_frac, smooth=self.thresholds.smooth, n_draws=1000)
         except (AnalysisError, ValueError):
@@ -300,8 +328,17 @@ class Watcher:
             ceiling=ceiling, law_status=law_status,
             forecast=fc, active_flags=n_flags, metric_label=choice.label if choice else None,
             metric_reason=choice.reason if choice else None,
-            reward_label=reward.label if reward and reward.column != "reward_mean" else None,
+            reward_label=reward.label if reward and reward.column != "reward_mean" else None, **comp,
         )
+
+
+def _compute_key(run: Run, choice: MetricChoice, n_steps: int) -> tuple:
+    """What the compute sigmoid of ``choice`` depends on: its evaluations (or, for a training
+    series, the step rows)."""
+    if choice.is_training:
+        return (choice.name, n_steps)
+    ev = run.evals.filter(run.evals["name"] == choice.name)
+    return (choice.name, ev.height, int(ev["step"].max()) if ev.height else None)
 
 
 def describe_flag(flag: Flag, step: int | None = None) -> str:
