@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis.collapse import CollapseThresholds, Flag, at_or_above, run_detectors, severity_rank
+from ..analysis.control import control_summary
 from ..analysis.forecast import EntropyForecast, forecast_entropy
 from ..analysis.law import fit_entropy_law
 from ..analysis.metric import choose_metric
@@ -56,6 +57,7 @@ class WatchStatus:
     metric_label: str | None = None  # "validation accuracy", "training reward", ... (choose_metric)
     metric_reason: str | None = None
     reward_label: str | None = None  # "task score" where the logged reward holds a KL penalty (reward_series)
+    control: str | None = None  # the deviation from the entropy target/schedule (analysis.control), when logged
 
     def line(self) -> str:
         """A compact one-line status: step, entropy, reward, accuracy, ceiling, steps to the floor."""
@@ -81,6 +83,8 @@ class WatchStatus:
                         else f"in ~{fc.steps_left} steps")
                 parts.append(f"floor {fc.floor:.3f} {when} "
                              f"(step {fc.predicted_step}, {fc.predicted_low}–{hi})")
+        if self.control:
+            parts.append(self.control)
         parts.append(f"flags {self.active_flags}")
         return f"[{self.run_status}] " + " | ".join(parts)
 
@@ -294,13 +298,18 @@ class Watcher:
             fc = forecast_entropy(run, floor_frac=self.floor_frac, smooth=self.thresholds.smooth, n_draws=1000)
         except (AnalysisError, ValueError):
             pass
+        try:
+            cs = control_summary(run)
+            control = f"entropy {cs.deviation_line()}"
+        except AnalysisError:
+            control = None
         return WatchStatus(
             run_status=run.status, step=int(steps["step"].max()), entropy=recent("entropy_mean"),
             reward=recent(reward.column if reward else "reward_mean"), metric=metric, accuracy=acc,
             ceiling=ceiling, law_status=law_status,
             forecast=fc, active_flags=n_flags, metric_label=choice.label if choice else None,
             metric_reason=choice.reason if choice else None,
-            reward_label=reward.label if reward and reward.column != "reward_mean" else None,
+            reward_label=reward.label if reward and reward.column != "reward_mean" else None, control=control,
         )
 
 
