@@ -101,9 +101,12 @@ def control_series(run: RunLike) -> pl.DataFrame:
     if steps.is_empty() or "control/target" not in steps.columns:
         raise AnalysisError("no control columns: train with an entropy target (entropy_target or "
                             "entropy_target_frac) to log control/target, control/error, ...")
+    if "entropy_mean" not in steps.columns:
+        raise AnalysisError("control columns without entropy_mean: the deviation from the target needs the entropy")
     cols = [c for c in COLUMNS if c in steps.columns]
-    return (steps.group_by("step").agg(pl.col("entropy_mean").mean(), *[pl.col(c).mean() for c in cols])
-            .sort("step"))
+    df = steps.group_by("step").agg(pl.col("entropy_mean").mean(), *[pl.col(c).mean() for c in cols]).sort("step")
+    return df.with_columns(*[(f * pl.col("control/target")).alias(c) for c, f in
+                             (("control/band_low", 0.8), ("control/band_high", 1.2)) if c not in df.columns])
 
 
 @dataclass
