@@ -120,6 +120,11 @@ def measure(path: Path, score_from: int) -> dict:
     }
 
 
+def label(r: dict) -> str:
+    """The controller, with its schedule when it has one."""
+    return r["mode"] if r.get("schedule", "constant") == "constant" else f"{r['mode']} {r['schedule']}"
+
+
 def tables(rows: list[dict]) -> str:
     lines = ["| controller | seed | target (nats) | in band from step 100 | mean abs error | overshoot (nats) | "
              "settling (steps) | "
@@ -128,14 +133,14 @@ def tables(rows: list[dict]) -> str:
     for r in rows:
         knob = "—" if r["knob_start"] is None else f"{r['knob_start']:.3g} → {r['knob_end']:.3g}"
         settle = "never" if r["settling_steps"] is None else str(r["settling_steps"])
-        lines.append(f"| {r['mode']} | {r['seed']} | {r['target']:.3f} | {r['time_in_band']:.0%} | "
+        lines.append(f"| {label(r)} | {r['seed']} | {r['target']:.3f} | {r['time_in_band']:.0%} | "
                      f"{r['tracking_error']:.3f} | {r['overshoot']:.3f} | {settle} | {r['entropy_start']:.3f} → {r['entropy_end']:.3f} | "
                      f"{r['entropy_max_after']:.3f} | {knob} | {r['sampled_end']:.3f} | {r['greedy_end']:.3f} |")
     lines += ["", "| controller | runs | in band (median) | in band (min) | ≥ 80% in band | mean abs error (median) | "
               "exploded | sampled acc end (median) | greedy acc end (median) |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for mode in dict.fromkeys(r["mode"] for r in rows):
-        g = [r for r in rows if r["mode"] == mode]
+    for mode in dict.fromkeys(label(r) for r in rows):
+        g = [r for r in rows if label(r) == mode]
         tib = [r["time_in_band"] for r in g]
         lines.append(f"| {mode} | {len(g)} | {statistics.median(tib):.0%} | {min(tib):.0%} | "
                      f"{sum(t >= 0.8 for t in tib)}/{len(g)} | "
