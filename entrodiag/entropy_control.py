@@ -7,18 +7,30 @@ penalty), the PPO clip bounds ε_low and ε_high, and the share of tokens whose 
 detached by batch covariance (Clip-Cov style). The error is ``e = target − H``: positive when
 entropy is below the target.
 
-The target is ``entropy_target`` nats, or ``entropy_target_frac`` × the mean entropy of the first
-10 steps (known from step 10 on). The controller acts from ``entropy_control_from`` on (and never
-before the target is known); before that every knob keeps its configured value. Its state is a
-dict of floats (:meth:`EntropyControl.state_dict`) stored in every checkpoint, so a resumed run
-continues exactly. Per step it logs the step columns ``control/target``, ``control/band_low``,
+The target is ``entropy_target`` nats, or ``entropy_target_frac`` × the *initial entropy* (the
+mean entropy of the first 10 steps, known from step 10 on), or follows a schedule
+(``entropy_schedule``, :mod:`entrodiag.entropy_schedule`: constant, linear or cosine between two
+fractions of the initial entropy, from the control start to an end step): the target is then a
+function of the step, and so is the band (±20% around it unless ``entropy_band`` fixes it). The
+controller acts from ``entropy_control_from`` on (and never before the target is known); before
+that every knob keeps its configured value. Its state is a dict of floats
+(:meth:`EntropyControl.state_dict`) stored in every checkpoint, so a resumed run continues exactly.
+
+The guard (``entropy_guard``, default 1.5; 0 = off; Logics-STEM, arXiv 2601.01562, saw adaptive
+entropy control blow entropy up) keeps the controller from driving entropy past ``entropy_guard`` ×
+the initial entropy, the bound: the target is capped at bound / 1.2 (the band's top at the bound),
+and while entropy is above the bound the output is clamped to at most the configured knob (no
+entropy-raising push) and the integrator to at most 0. Logged as ``control/guard`` (1 on the steps
+where it capped or clamped) and ``control/guard_bound``.
+
+Per step it logs the step columns ``control/target``, ``control/band_low``,
 ``control/band_high``, ``control/error``, ``control/active``, ``control/coef``,
 ``control/clip_high``, ``control/clip_low``, ``control/detach`` and ``control/integral`` (the
 knobs as applied in that step's update), and ``pi_clip`` its output ``control/effort``.
 
 ``none`` with a target only measures (so plain GRPO's time in band can be compared).
 
-This module is torch-free and imports nothing of the project: the built-in trainer
+This module is torch-free and imports nothing of the project but :mod:`entrodiag.entropy_schedule`: the built-in trainer
 (``entrodiag.trainer.controllers.from_config`` builds one from a ``TrainConfig``), the TRL drop-in
 and the report share it. A new controller is one class here, registered with
 ``@register_controller("name")``.
@@ -32,8 +44,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-#: Steps whose mean entropy defines the target under ``entropy_target_frac``.
+from .entropy_schedule import Schedule, parse_schedule
+
+#: Steps whose mean entropy is the initial entropy (``entropy_target_frac``, schedules, the guard).
 BASELINE_STEPS = 10
+#: The guard's default bound, as a multiple of the initial entropy (``entropy_guard``).
+GUARD_DEFAULT = 1.5
 
 
 @dataclass
@@ -90,6 +106,12 @@ class Controller:
 
     def load_state_dict(self, d: dict[str, float]) -> None:
         self.u, self.integral = float(d["u"]), float(d["integral"])
+
+    def guard(self) -> None:
+        """Entropy is above the guard's bound: no entropy-raising output (a larger knob raises
+        entropy for every controller here), and no integrated push upward."""
+        self.u = min(self.u, self.u0)
+        self.integral = min(self.integral, 0.0)
 
 
 CONTROLLERS: dict[str, type[Controller]] = {}
@@ -327,15 +349,33 @@ class EntropyControl:
     def __init__(self, mode: str, *, target: float = 0.0, target_frac: float = 0.0,
                  band: tuple[float, float] | None = None, control_from: int = 0, clip_high: float = 0.2,
                  coef: float = 0.0, gains: tuple[float, ...] = (), bounds: tuple[float, float] | None = None,
-                 clip_low: float = 0.2, detach: bool = True) -> None:
+                 clip_low: float = 0.2, detach: bool = True, schedule: str | Schedule | None = None,
+                 end_step: int | None = None, guard: float = GUARD_DEFAULT) -> None:
         if mode not in CONTROLLERS:
             raise ValueError(f"entropy_control {mode!r} is not one of {', '.join(CONTROLLERS)}")
         if target and target_frac:
             raise ValueError("give entropy_target or entropy_target_frac, not both")
-        if mode != "none" and not (target or target_frac):
-            raise ValueError(f"entropy_control {mode} needs a target: entropy_target NATS or entropy_target_frac F")
+        self.schedule = parse_schedule(schedule)
+        sched = self.schedule
+        if sched is not None and sched.has_fractions and (target or target_frac):
+            raise ValueError(f"entropy_schedule {sched} gives the target as fractions of the initial entropy: "
+                             "drop entropy_target/entropy_target_frac (or use a bare 'constant')")
+        if sched is not None and sched.kind != "constant" and sched.end_step is None and end_step is None:
+            raise ValueError(f"entropy_schedule {sched} needs an end step: {sched.kind}:F0,F1@STEP")
+        end = sched.end_step if sched is not None and sched.end_step is not None else end_step
+        if sched is not None and sched.kind != "constant" and end <= control_from:
+            raise ValueError(f"entropy_schedule {sched} ends at step {end}, not after the control start "
+                             f"{control_from}: give a later end (@STEP)")
+        if not (isinstance(guard, (int, float)) and math.isfinite(guard) and (guard == 0 or guard > 1)):
+            raise ValueError(f"entropy_guard must be 0 (off) or a multiple > 1 of the initial entropy, got {guard!r}")
+        has_target = bool(target or target_frac or (sched is not None and sched.has_fractions))
+        if mode != "none" and not has_target:
+            raise ValueError(f"entropy_control {mode} needs a target: entropy_target NATS, entropy_target_frac F "
+                             "or entropy_schedule KIND:F0,F1")
         self.mode, self.frac, self.control_from = mode, float(target_frac), int(control_from)
-        self.target = float(target) if target else math.nan
+        self.nats = float(target) if target else math.nan  # a fixed target in nats
+        self.end_step, self.guard = end_step, float(guard)
+        self.target = self.nats  # the target of the last observed step
         self.band_arg = band
         self.base = Knobs(coef=coef, clip_high=clip_high, clip_low=clip_low)
         cls = CONTROLLERS[mode]
@@ -343,22 +383,48 @@ class EntropyControl:
             self.ctl: Controller = PIClip(0.0, gains, bounds, detach=detach)
         else:
             self.ctl = cls(coef if cls.acts_on == "coef" else 0.0, gains, bounds)
-        self.baseline: list[float] = []  # entropies of the first BASELINE_STEPS steps (for target_frac)
+        self.baseline: list[float] = []  # entropies of the first BASELINE_STEPS steps (the initial entropy)
         self.last_error = math.nan
 
     @property
     def measuring(self) -> bool:
         """True when there is a target (given or to be derived), i.e. columns are logged."""
-        return bool(self.frac) or not math.isnan(self.target)
+        return bool(self.frac) or not math.isnan(self.nats) or (
+            self.schedule is not None and self.schedule.has_fractions)
 
     @property
-    def band(self) -> tuple[float, float]:
-        if self.band_arg is not None:
-            return self.band_arg
-        return 0.8 * self.target, 1.2 * self.target
+    def initial_entropy(self) -> float:
+        """The mean entropy of the first ``BASELINE_STEPS`` observed steps (NaN before)."""
+        b = self.baseline
+        return sum(b) / len(b) if len(b) == BASELINE_STEPS else math.nan
+
+    def target_at(self, step: int) -> float:
+        """The target at ``step`` in nats (NaN while the initial entropy is not known).
+
+        Example:
+            >>> c = EntropyControl("pi_coef", schedule="linear:1.0,0.5@20", control_from=10)
+            >>> for s in range(10):
+            ...     _ = c.observe(s, 0.6)
+            >>> round(c.target_at(10), 3), round(c.target_at(15), 3), round(c.target_at(99), 3)
+            (0.6, 0.45, 0.3)
+        """
+        if not math.isnan(self.nats):
+            return self.nats
+        h0 = self.initial_entropy
+        if math.isnan(h0):
+            return math.nan
+        if self.schedule is not None and self.schedule.has_fractions:
+            return h0 * self.schedule.frac(step, self.control_from, self.end_step)
+        return self.frac * h0 if self.frac else math.nan
+
+    @property
+    def guard_bound(self) -> float:
+        """Entropy above which the controller may not push it further up (nats; NaN: off or not known)."""
+        h0 = self.initial_entropy
+        return self.guard * h0 if self.guard and not math.isnan(h0) else math.nan
 
     def active(self, step: int) -> bool:
-        return self.mode != "none" and step >= self.control_from and not math.isnan(self.target)
+        return self.mode != "none" and step >= self.control_from and not math.isnan(self.target_at(step))
 
     def knobs(self, step: int) -> Knobs:
         """The knobs for the update of ``step``."""
@@ -376,17 +442,22 @@ class EntropyControl:
         (the knobs it used, its error) and updates the controller for the next step."""
         entropy = float(entropy)
         used, was_active, effort = self.knobs(step), self.active(step), self.ctl.u
-        if self.frac and math.isnan(self.target):  # the first 10 steps seen (TRL counts from 1)
+        if len(self.baseline) < BASELINE_STEPS:  # the first 10 steps seen (TRL counts from 1)
             self.baseline.append(entropy)
-            if len(self.baseline) == BASELINE_STEPS:
-                self.target = self.frac * sum(self.baseline) / len(self.baseline)
+        self.target, bound = self.target_at(step), self.guard_bound
+        capped = self.mode != "none" and self.target > bound / 1.2  # False while either is NaN
+        self.target = bound / 1.2 if capped else self.target
         error = self.target - entropy if not math.isnan(self.target) else math.nan
         self.last_error = error
+        clamped = self.mode != "none" and entropy > bound
         if math.isfinite(error) and self.active(step + 1):
             self.ctl.update(error)
+        if clamped:
+            self.ctl.guard()
         if not self.measuring:
             return {}
-        lo, hi = self.band if not math.isnan(self.target) else (math.nan, math.nan)
+        lo, hi = ((self.band_arg or (0.8 * self.target, 1.2 * self.target)) if not math.isnan(self.target)
+                  else (math.nan, math.nan))  # entropy_band as given, else ±20% around this step's target
         cols = {
             "control/target": self.target, "control/band_low": lo, "control/band_high": hi,
             "control/error": error, "control/active": float(was_active),
@@ -395,6 +466,8 @@ class EntropyControl:
         }
         if isinstance(self.ctl, PIClip):
             cols["control/effort"] = effort if was_active else 0.0
+        if self.guard and self.mode != "none":
+            cols["control/guard"], cols["control/guard_bound"] = float(capped or clamped), bound
         return cols
 
     def hand_over(self, new: EntropyControl, from_step: int) -> EntropyControl:

@@ -425,3 +425,51 @@ def test_negative_bounds_on_the_command_line():
     assert _join_negative_values(["query", "runs", "select 1"]) == ["query", "runs", "select 1"]
     args = vars(build_parser().parse_args(joined))
     assert [v for k, v in args.items() if k.endswith("control_bounds")] == ["-1,1"]
+
+
+def runaway_plant(h, knobs, h_start=0.67):
+    """The plant above, plus the runaway the bonus set off on tiny-arith (a fixed α = 0.1 took
+    entropy 0.67 → 1.08 nats in 25 steps): above 1.3× the start, entropy feeds itself (5% of the
+    excess per step), up to log 17 (uniform over tiny-arith's vocabulary)."""
+    return min(plant(h, knobs) + 0.05 * max(0.0, h - 1.3 * h_start), np.log(17))
+
+
+@pytest.mark.parametrize("mode, frac", [("adaptive_coef", 1.4), ("pi_coef", 2.0)])
+def test_the_guard_stops_a_controller_from_blowing_entropy_up(mode, frac):
+    """A target above what the policy can hold (anchored to the initial entropy, as AER does, but
+    too high): without the guard the controller drives entropy into the runaway (≥ 1.5× the start,
+    the explosion of Logics-STEM); with the default guard (1.5) the target is capped at 1.25× the
+    start and entropy stays below the bound."""
+
+    def run(guard):
+        c = EntropyControl(mode, target_frac=frac, control_from=50, guard=guard)
+        h, hs, cols = 0.67, [], []
+        for s in range(300):
+            k = c.knobs(s)
+            hs.append(h)
+            cols.append(c.observe(s, h))
+            h = runaway_plant(h, k)
+        return c, np.array(hs), cols
+
+    _, free, free_cols = run(0.0)
+    start = free[:10].mean()
+    assert free.max() >= 1.5 * start and "control/guard" not in free_cols[-1]
+    c, hs, cols = run(1.5)
+    assert c.guard_bound == pytest.approx(1.5 * start)
+    assert hs.max() < c.guard_bound and hs[-1] < 1.3 * start
+    assert cols[-1]["control/target"] == pytest.approx(1.25 * start) and cols[-1]["control/guard"] == 1.0
+    assert cols[-1]["control/guard_bound"] == pytest.approx(1.5 * start)
+
+
+@pytest.mark.parametrize("mode", ["pi_coef", "pi_clip", "adaptive_coef"])
+def test_above_the_bound_the_guard_clamps_the_output_and_resets_the_integrator(mode):
+    c = EntropyControl(mode, target=0.9, control_from=0, coef=0.01)  # a target in nats, above the bound
+    for s in range(30):
+        c.observe(s, 0.5)  # far below the target: the output and the integrator wind up
+    u0 = 0.01 if mode != "pi_clip" else 0.0
+    assert c.ctl.u > u0 and (c.ctl.integral > 0 or mode == "adaptive_coef")
+    cols = c.observe(30, 0.8)  # above 1.5 × 0.5: no entropy-raising push, no integrated push
+    assert cols["control/guard"] == 1.0 and cols["control/guard_bound"] == pytest.approx(0.75)
+    assert c.ctl.u <= u0 and c.ctl.integral <= 0
+    k = c.knobs(31)
+    assert k.coef <= 0.01 and k.clip_high <= 0.2 and k.detach <= 0

@@ -393,6 +393,13 @@ def test_entropy_control_sets_trls_coefficient_and_clip(tmp_path):
         trainer._ed_make_control(EntropyControl("pi_clip", target=1.0), {})
     with pytest.raises(ValueError, match="cannot set clip_high, detach"):  # the drop-in sets these itself
         trainer._ed_make_control("pi_clip", {"target": 1.0, "detach": True, "clip_high": 0.3})
+    # a schedule by name ends at TRL's max_steps (its last optimizer step), or at the one it states
+    sched = trainer._ed_make_control("pi_clip", {"schedule": "linear:1.0,0.8", "control_from": 1})
+    assert sched.end_step == trainer.args.max_steps == 3 and sched.guard == 1.5
+    for s in range(1, 11):
+        sched.observe(s, 2.0)
+    assert sched.target_at(3) == pytest.approx(1.6) and sched.target_at(2) == pytest.approx(1.8)
+    assert trainer._ed_make_control("pi_clip", {"schedule": "cosine:1,0.5@40"}).schedule.end_step == 40
     trainer.use_adaptive_entropy = True  # TRL's own adaptive coefficient is on
     with pytest.raises(ValueError, match="both set the entropy coefficient"):
         trainer._ed_make_control("pi_coef", {"target": 1.0})

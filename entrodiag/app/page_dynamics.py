@@ -186,9 +186,11 @@ def control_figure(df: pl.DataFrame, c: dict) -> go.Figure:
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, subplot_titles=(
         f"Entropy under {app_ui.plot_text(c['mode'])}: target and band",
         "Controller output: " + (KNOB_LABELS[knob] if knob else "none (measured only)")))
-    lo, hi = c["band"]
-    fig.add_hrect(y0=lo, y1=hi, fillcolor="rgba(46,139,58,0.15)", line_width=0, row=1, col=1)
-    fig.add_hline(y=c["target"], line={"color": "#2e8b3a", "dash": "dash"}, row=1, col=1)
+    for col, fill in (("control/band_high", None), ("control/band_low", "tonexty")):  # per step: a schedule
+        fig.add_trace(go.Scatter(x=x, y=df[col].to_list(), mode="lines", line={"width": 0}, fill=fill,
+                                 fillcolor="rgba(46,139,58,0.15)", showlegend=False, hoverinfo="skip"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=df["control/target"].to_list(), mode="lines", name="target",
+                             line={"color": "#2e8b3a", "dash": "dash"}), row=1, col=1)
     fig.add_trace(go.Scatter(x=x, y=df["entropy_mean"].to_list(), mode="lines", name="entropy",
                              line={"color": "#1f4e79"}), row=1, col=1)
     if knob:

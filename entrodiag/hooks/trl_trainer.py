@@ -28,6 +28,7 @@ from ..store.location import locate, run_path
 from .recorder import Recorder
 from .signals import DEFAULT_STOP_GRACE, GracefulStop, StepAbandoned, TrainingStopped, signal_name
 from .trl_batch import PendingBatch
+from .trl_control import control_kwargs
 from .trl_logs import is_num, jsonable, log_columns
 
 log = logging.getLogger("entrodiag")
@@ -54,9 +55,9 @@ class RecordingGRPOTrainer(GRPOTrainer):
             (all processes); ``none`` only measures. Or a ready ``EntropyControl``. Its state
             is logged as ``control/*`` step columns and saved in TRL's checkpoints
             (``entrodiag_control.json``), so ``train(resume_from_checkpoint=...)`` continues it.
-        entrodiag_control_args: keyword arguments of ``EntropyControl`` for a controller given by
-            name: ``target`` or ``target_frac``, ``band``, ``control_from`` (an optimizer step,
-            1-based as TRL logs), ``gains``, ``bounds``.
+        entrodiag_control_args: keyword arguments of ``EntropyControl`` for a controller given by name:
+            ``target``, ``target_frac`` or ``schedule`` (``linear:1.0,0.8``, ending at ``max_steps``), ``guard``,
+            ``band``, ``control_from`` (an optimizer step, 1-based as TRL logs), ``gains``, ``bounds``.
         entrodiag_stop_on: ``info``, ``warning`` or ``critical``: every
             ``entrodiag_watch_every`` optimizer steps the collapse detectors run on what was
             recorded (``entrodiag.watch.Watcher``; flags go to the run's events); a new flag at
@@ -326,9 +327,7 @@ class RecordingGRPOTrainer(GRPOTrainer):
                 raise ValueError(f"entrodiag_control_args cannot set {', '.join(fixed)}: the drop-in takes the clip "
                                  "bounds and the entropy coefficient from TRL's config (epsilon_high, "
                                  "epsilon_low, entropy_coef), and TRL's loss has no covariance clip to detach")
-            control = EntropyControl(control, clip_high=float(self.epsilon_high),
-                                     clip_low=float(self.epsilon_low), detach=False,
-                                     coef=float(getattr(self, "entropy_coef", 0.0) or 0.0), **args)
+            control = EntropyControl(control, **control_kwargs(self, args))
         elif not isinstance(control, EntropyControl):
             raise TypeError("entrodiag_entropy_control must be a controller name or an EntropyControl")
         if getattr(control.ctl, "detach", False):

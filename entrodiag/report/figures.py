@@ -450,9 +450,12 @@ def plot_control(ax: Axes, knob_ax: Axes, control: pl.DataFrame, summary: dict) 
     ``analysis.control.control_series``; ``summary`` the ``control`` section of ``analyze_run``."""
     steps = control["step"].to_numpy()
     lo, hi = summary["band"]
-    ax.axhspan(lo, hi, color=COLORS["accuracy"], alpha=0.12, linewidth=0, label=f"band {lo:.3g}–{hi:.3g}")
-    ax.axhline(summary["target"], color=COLORS["accuracy"], linewidth=1.0, linestyle="--",
-               label=f"target {summary['target']:.3g}")
+    sched = summary.get("schedule", "constant") != "constant"  # the target and band per step (a schedule)
+    ax.fill_between(steps, control["control/band_low"].to_numpy(), control["control/band_high"].to_numpy(),
+                    color=COLORS["accuracy"], alpha=0.12, linewidth=0,
+                    label="band (follows the schedule)" if sched else f"band {lo:.3g}–{hi:.3g}")
+    ax.plot(steps, control["control/target"].to_numpy(), color=COLORS["accuracy"], linewidth=1.0, linestyle="--",
+            label=f"target: {summary['schedule']}" if sched else f"target {summary['target']:.3g}")
     ax.plot(steps, control["entropy_mean"].to_numpy(), color=COLORS["entropy"], label="entropy (token mean)")
     for a in (ax, knob_ax):
         a.axvline(summary["control_from"], color=COLORS["muted"], linewidth=0.8, linestyle=(0, (2, 2)))

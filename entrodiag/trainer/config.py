@@ -94,6 +94,10 @@ class TrainConfig:
     """Controller gains: KP,KI for pi_coef/pi_clip, DELTA for adaptive_coef; empty: the controller's defaults."""
     control_bounds: str = ""
     """LOW,HIGH bounds of the controller's output (the coefficient; for pi_clip its effort in [-1, 1], e.g. -0.25,0.25 = the clip bounds only); empty: the controller's defaults."""
+    entropy_schedule: str = ""
+    """The target as a schedule of fractions of the initial entropy (mean of the first 10 steps): constant:F, linear:F0,F1 or cosine:F0,F1, from entropy_control_from to the last step or to @STEP (e.g. linear:1.0,0.8@300); the band follows it (0.8 to 1.2 times the target); empty: the fixed entropy_target / entropy_target_frac."""
+    entropy_guard: float = 1.5
+    """While entropy is above this multiple of the initial entropy, the controller may not push it further up (its entropy-raising output is clamped to the configured knob, its integrator reset; logged as control/guard); 0 = off."""
 
     # --- evaluation, recording, checkpoints
     eval_every: int = 20

@@ -37,4 +37,5 @@ def from_config(cfg, mode: str | None = None) -> EntropyControl:
         clip_high=cfg.clip_higher if cfg.intervention == "clip_higher" else cfg.clip_high, clip_low=cfg.clip_low,
         coef=cfg.entropy_coef if cfg.intervention == "entropy_bonus" else 0.0,
         gains=parse_gains(cfg.control_gains), bounds=parse_pair(cfg.control_bounds, "control_bounds"),
+        schedule=cfg.entropy_schedule, end_step=cfg.steps - 1, guard=cfg.entropy_guard,
     )

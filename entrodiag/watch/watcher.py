@@ -24,6 +24,7 @@ import numpy as np
 from ..analysis.ceilings import asymptote_text
 from ..analysis.collapse import CollapseThresholds, Flag, at_or_above, run_detectors, severity_rank
 from ..analysis.compute_law import fit_compute_law, judge_compute
+from ..analysis.control import control_summary
 from ..analysis.forecast import EntropyForecast, forecast_entropy
 from ..analysis.law import fit_entropy_law
 from ..analysis.metric import MetricChoice, choose_metric
@@ -62,6 +63,7 @@ class WatchStatus:
     asymptote_ci: tuple[float, float] | None = None
     mid_step: float | None = None  # the step at which half the sigmoid's gain is reached
     compute_status: str | None = None  # its verdict where it does not fit; "no fit" where none was made
+    control: str | None = None  # the deviation from the entropy target/schedule (analysis.control), when logged
 
     def line(self) -> str:
         """A compact one-line status: step, entropy, reward, accuracy, ceiling, steps to the floor."""
@@ -89,6 +91,8 @@ class WatchStatus:
                         else f"in ~{fc.steps_left} steps")
                 parts.append(f"floor {fc.floor:.3f} {when} "
                              f"(step {fc.predicted_step}, {fc.predicted_low}–{hi})")
+        if self.control:
+            parts.append(self.control)
         parts.append(f"flags {self.active_flags}")
         return f"[{self.run_status}] " + " | ".join(parts)
 
@@ -322,13 +326,19 @@ class Watcher:
             fc = forecast_entropy(run, floor_frac=self.floor_frac, smooth=self.thresholds.smooth, n_draws=1000)
         except (AnalysisError, ValueError):
             pass
+        try:
+            cs = control_summary(run)
+            control = f"entropy {cs.deviation_line()}"
+        except AnalysisError:
+            control = None
         return WatchStatus(
             run_status=run.status, step=int(steps["step"].max()), entropy=recent("entropy_mean"),
             reward=recent(reward.column if reward else "reward_mean"), metric=metric, accuracy=acc,
             ceiling=ceiling, law_status=law_status,
             forecast=fc, active_flags=n_flags, metric_label=choice.label if choice else None,
             metric_reason=choice.reason if choice else None,
-            reward_label=reward.label if reward and reward.column != "reward_mean" else None, **comp,
+            reward_label=reward.label if reward and reward.column != "reward_mean" else None, control=control,
+            **comp,
         )
 
 
