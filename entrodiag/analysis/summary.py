@@ -29,6 +29,7 @@ from .sources import entropy_notes, framework, log_hint, reward_series
 from ..store.schema import TABLES
 from .tokens import entropy_distribution, hwe_span_stats, leaderboard_and_rows, read_token_rows
 from .verdicts import judge_law, withhold_early, withhold_law
+from .render import prepare as prepare_render
 from .render import render_summary  # re-export: its old home
 
 #: Step columns shown in the dynamics table (when the run has them), with their labels.
@@ -232,6 +233,8 @@ def analyze_run(
         rows = {t: run.scan(t).select(pl.len()).collect().item() if run.parts(t) else 0
                 for t in ("samples", "spans", "evals")}
         bad = run.bad_values(tuple(t for t in TABLES if t != "tokens"))
+        if pending is not None and not pending.done():
+            prepare_render()  # idle time: the rich text printed after costs less
         token_rows = pending.result() if pending is not None else None
         said = {str(w.message) for w in caught}
         for message in run.skip_messages()[seen:]:  # the parts the worker skipped
