@@ -254,8 +254,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed CLI runs per variant (median reported)")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     p.add_argument("--compare-with", type=Path, metavar="CHECKOUT", default=None,
-                   help="also time this checkout's `entrodiag analyze` (e.g. `git archive main | tar -x -C DIR`), "
-                   "alternated with the others")
+                   help="also time this checkout's `entrodiag analyze` (e.g. `git archive main | tar -x -C "
+                   "DIR`), alternated with the others")
     args = p.parse_args()
     default = "/tmp/entrodiag-bench-analyze" + ("" if (args.rows, args.steps) == (ROWS, STEPS) else f"-{args.rows}")
     run = Path(args.run or default)
@@ -281,8 +281,9 @@ def main() -> None:
     # alternated, so that a change of load falls on every variant alike
     variants = {"analyze": cli, "analyze --json": [*cli, "--json"]}
     if args.compare_with:  # another checkout's entrodiag (e.g. main's, from `git archive`)
-        variants["analyze (compared checkout)"] = ["env", f"PYTHONPATH={args.compare_with.resolve()}", *cli[2:]]
-        timed(variants["analyze (compared checkout)"])
+        other = ["env", f"PYTHONPATH={args.compare_with.resolve()}", *cli[2:]]
+        variants["analyze (compared checkout)"] = other
+        timed(other)
     if rows["tokens"] > 20_000_000:
         variants["baseline: needed columns, batches"] = read_cmd(run, NEEDED, "batches")
     else:  # whole in memory: ~60 bytes a row
@@ -303,7 +304,8 @@ def main() -> None:
               f"n={len(ts)})  CPU {result[label]['median_cpu_s'] or float('nan'):.2f} s  "
               f"peak RSS {result[label]['max_rss_mib'] or float('nan'):,.0f} MiB")
     a = result["analyze"]["median_s"]
-    result["ratios"] = {k: a / result[k]["median_s"] for k in result if k.startswith(("baseline", "analyze ("))}
+    result["ratios"] = {k: a / result[k]["median_s"] for k in result
+                        if k.startswith(("baseline", "analyze ("))}
     cpu = result["analyze"]["median_cpu_s"]
     result["cpu_ratios"] = {k: cpu / result[k]["median_cpu_s"] for k in result["ratios"]
                             if cpu and result[k]["median_cpu_s"]}

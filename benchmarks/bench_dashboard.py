@@ -340,8 +340,9 @@ def first_page_trial(browser, root: Path, last_step: int, later: bool = True, co
     index is cold too; ``code``: the checkout whose ``entrodiag`` it runs, else this one), its first
     page opened in a new chromium page as soon as its health endpoint answers, then, with ``later``,
     every other page of the sidebar in turn (a click on its name, ``dwell`` seconds after the page
-    before it was fully rendered: a user reading it), each timed until "fully rendered" (``RENDERED``). Seconds: ``launch_to_ready`` (the command started until its health
-    endpoint answers), ``first_page`` (the URL opened until the Runs page is fully rendered),
+    before it was fully rendered: a user reading it), each timed until "fully rendered"
+    (``RENDERED``). Seconds: ``launch_to_ready`` (the command started until its health endpoint
+    answers), ``first_page`` (the URL opened until the Runs page is fully rendered),
     ``launch_to_first_page`` (what a user who opens the page at once waits) and each later page."""
     import shutil
     import sys
@@ -480,7 +481,8 @@ def time_first_script_run(root: Path, repeats: int, codes: dict[str, str | None]
 
 
 def time_first_page(root: Path, repeats: int, later: bool = True, codes: dict[str, str | None] | None = None,
-                    floor: bool = False, chromium: str = "/usr/bin/chromium", dwell: float = 0.0) -> dict[str, dict]:
+                    floor: bool = False, chromium: str = "/usr/bin/chromium",
+                    dwell: float = 0.0) -> dict[str, dict]:
     """``first_page_trial`` ``repeats`` times for each checkout of ``codes`` (label: path; default
     this checkout), and with ``floor`` the ``floor_trial`` (label ``streamlit floor``), alternated
     trial by trial; medians and every trial, by label."""
@@ -520,7 +522,8 @@ def first_page_main(args: argparse.Namespace) -> None:
     codes = {"compared": str(args.compare_with.resolve()), "this": None} if args.compare_with else None
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                     "load_before": loadavg(), "dwell_s": args.dwell,
-                    "targets_s": {"first_page": FIRST_PAGE_S, "later": LATER_PAGE_S, "first_page_1M": FIRST_PAGE_1M_S}}
+                    "targets_s": {"first_page": FIRST_PAGE_S, "later": LATER_PAGE_S,
+                                  "first_page_1M": FIRST_PAGE_1M_S}}
     if not args.sample_only:
         result["server_side"] = time_first_script_run(REPO / "data", args.repeats, codes or {"this": None})
     result["sample"] = time_first_page(REPO / "data", args.repeats, later=True, codes=codes,
@@ -557,7 +560,8 @@ def main() -> None:
                     help="with --first-page: seconds between a page fully rendered and the click on the next "
                     "(a user reading the page; default 0: at once)")
     ap.add_argument("--sample-only", action="store_true",
-                    help="with --first-page: only the sample run's pages (no server-side timing, floor or big run)")
+                    help="with --first-page: only the sample run's pages (no server-side timing, floor or "
+                    "big run)")
     args = ap.parse_args()
     if not (args.run / "run.json").is_file():
         print(f"generating {args.run} ...", flush=True)

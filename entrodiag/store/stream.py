@@ -118,4 +118,6 @@ def read_bad_values(run: Run, table: str, screen: pl.DataFrame) -> dict[str, dic
                      for k, n in row.items() if k.endswith((f"{_SEP}nan", f"{_SEP}missing"))})
 
 
-__all__ = ["NO_CACHE", "bad_value_counts", "bad_value_screen", "read_bad_values", "screened_rows", "stream_pass"]
+__all__ = [
+    "NO_CACHE", "bad_value_counts", "bad_value_screen", "read_bad_values", "screened_rows", "stream_pass",
+]
