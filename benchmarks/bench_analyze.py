@@ -30,9 +30,11 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
 STEPS, ROWS, G, VOCAB = 1000, 10_000_000, 8, 32000
 MEAN_LEN = 125  # tokens per response on average (60-190)
 STEPS_PER_PART = 10  # token part files as a Recorder flushing every 10 steps leaves them
@@ -175,7 +177,8 @@ def timed(cmd: list[str]) -> tuple[float, float | None, float | None, int, str]:
     has_time = os.path.exists(TIME)
     t = time.perf_counter()
     res = subprocess.run([TIME, "-f", "peak-rss-kb %M cpu %U %S", *cmd] if has_time else cmd,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         cwd=tempfile.gettempdir())  # `python -m` puts the cwd first on sys.path
     s = time.perf_counter() - t
     err, rss, cpu = res.stderr, None, None
     if has_time and "peak-rss-kb" in err:
@@ -250,6 +253,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=STEPS, help=f"steps of a generated run (default {STEPS:,})")
     p.add_argument("--repeats", type=int, default=5, help="timed CLI runs per variant (median reported)")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
+    p.add_argument("--compare-with", type=Path, metavar="CHECKOUT", default=None,
+                   help="also time this checkout's `entrodiag analyze` (e.g. `git archive main | tar -x -C "
+                   "DIR`), alternated with the others")
     args = p.parse_args()
     default = "/tmp/entrodiag-bench-analyze" + ("" if (args.rows, args.steps) == (ROWS, STEPS) else f"-{args.rows}")
     run = Path(args.run or default)
@@ -270,10 +276,14 @@ def main() -> None:
                    f"polars {pl.__version__}",
         "rows": rows, "disk_mib": size / 2**20, "generate_s": gen_s, "loadavg_before": os.getloadavg(),
     }
-    cli = [sys.executable, "-m", "entrodiag.cli", "analyze", str(run)]
+    cli = ["env", f"PYTHONPATH={REPO}", sys.executable, "-m", "entrodiag.cli", "analyze", str(run)]
     timed(cli)  # warm the page cache and the bytecode cache
     # alternated, so that a change of load falls on every variant alike
     variants = {"analyze": cli, "analyze --json": [*cli, "--json"]}
+    if args.compare_with:  # another checkout's entrodiag (e.g. main's, from `git archive`)
+        other = ["env", f"PYTHONPATH={args.compare_with.resolve()}", *cli[2:]]
+        variants["analyze (compared checkout)"] = other
+        timed(other)
     if rows["tokens"] > 20_000_000:
         variants["baseline: needed columns, batches"] = read_cmd(run, NEEDED, "batches")
     else:  # whole in memory: ~60 bytes a row
@@ -294,13 +304,15 @@ def main() -> None:
               f"n={len(ts)})  CPU {result[label]['median_cpu_s'] or float('nan'):.2f} s  "
               f"peak RSS {result[label]['max_rss_mib'] or float('nan'):,.0f} MiB")
     a = result["analyze"]["median_s"]
-    result["ratios"] = {k: a / result[k]["median_s"] for k in result if k.startswith("baseline")}
+    result["ratios"] = {k: a / result[k]["median_s"] for k in result
+                        if k.startswith(("baseline", "analyze ("))}
     cpu = result["analyze"]["median_cpu_s"]
     result["cpu_ratios"] = {k: cpu / result[k]["median_cpu_s"] for k in result["ratios"]
                             if cpu and result[k]["median_cpu_s"]}
     for k, v in result["ratios"].items():
         print(f"analyze / {k}: {v:.2f} (CPU seconds: {result['cpu_ratios'].get(k, float('nan')):.2f})")
-    imports = series([sys.executable, "-c", "import entrodiag.analysis.summary, rich.console, rich.table"],
+    imports = series(["env", f"PYTHONPATH={REPO}", sys.executable, "-c",
+                      "import entrodiag.analysis.summary, rich.console, rich.table"],
                      args.repeats)
     result["python_and_imports_s"] = imports["median_s"]
     print(f"  {'python start + imports (fresh)':<44} {result['python_and_imports_s']:.3f} s (median)")

@@ -334,13 +334,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def first_page_trial(browser, root: Path, last_step: int, later: bool = True, code: str | None = None) -> dict:
+def first_page_trial(browser, root: Path, last_step: int, later: bool = True, code: str | None = None,
+                     dwell: float = 0.0) -> dict:
     """One trial: a new ``entrodiag dashboard ROOT`` (its own empty cache folder, so the summary
     index is cold too; ``code``: the checkout whose ``entrodiag`` it runs, else this one), its first
     page opened in a new chromium page as soon as its health endpoint answers, then, with ``later``,
-    every other page of the sidebar in turn (a click on its name), each timed until "fully
-    rendered" (``RENDERED``). Seconds: ``launch_to_ready`` (the command started until its health
-    endpoint answers), ``first_page`` (the URL opened until the Runs page is fully rendered),
+    every other page of the sidebar in turn (a click on its name, ``dwell`` seconds after the page
+    before it was fully rendered: a user reading it), each timed until "fully rendered"
+    (``RENDERED``). Seconds: ``launch_to_ready`` (the command started until its health endpoint
+    answers), ``first_page`` (the URL opened until the Runs page is fully rendered),
     ``launch_to_first_page`` (what a user who opens the page at once waits) and each later page."""
     import shutil
     import sys
@@ -358,6 +360,7 @@ def first_page_trial(browser, root: Path, last_step: int, later: bool = True, co
                    "launch_to_first_page": t1 - t_launch}
             nav = page.locator('[data-testid="stSidebarNav"]')
             for title in list(NAV)[1:] if later else []:
+                time.sleep(dwell)
                 t0 = time.perf_counter()
                 nav.get_by_text(title, exact=True).click()
                 shows = "" if title == "Compare" else steps  # several runs: no one run's caption
@@ -478,7 +481,8 @@ def time_first_script_run(root: Path, repeats: int, codes: dict[str, str | None]
 
 
 def time_first_page(root: Path, repeats: int, later: bool = True, codes: dict[str, str | None] | None = None,
-                    floor: bool = False, chromium: str = "/usr/bin/chromium") -> dict[str, dict]:
+                    floor: bool = False, chromium: str = "/usr/bin/chromium",
+                    dwell: float = 0.0) -> dict[str, dict]:
     """``first_page_trial`` ``repeats`` times for each checkout of ``codes`` (label: path; default
     this checkout), and with ``floor`` the ``floor_trial`` (label ``streamlit floor``), alternated
     trial by trial; medians and every trial, by label."""
@@ -493,7 +497,7 @@ def time_first_page(root: Path, repeats: int, later: bool = True, codes: dict[st
         browser = p.chromium.launch(executable_path=chromium, headless=True)
         for _ in range(repeats):
             for label, code in codes.items():
-                trials[label].append(first_page_trial(browser, root, last, later, code))
+                trials[label].append(first_page_trial(browser, root, last, later, code, dwell))
             if floor:
                 trials["streamlit floor"].append(floor_trial(browser))
         browser.close()
@@ -517,15 +521,19 @@ def first_page_main(args: argparse.Namespace) -> None:
     """``--first-page``: the sample run's first page and later pages, then the big run's first page."""
     codes = {"compared": str(args.compare_with.resolve()), "this": None} if args.compare_with else None
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-                    "load_before": loadavg(), "targets_s": {"first_page": FIRST_PAGE_S, "later": LATER_PAGE_S,
-                                                            "first_page_1M": FIRST_PAGE_1M_S}}
-    result["server_side"] = time_first_script_run(REPO / "data", args.repeats, codes or {"this": None})
-    result["sample"] = time_first_page(REPO / "data", args.repeats, later=True, codes=codes, floor=True)
-    result["big_run"] = time_first_page(args.run, args.repeats, later=False, codes=codes)
+                    "load_before": loadavg(), "dwell_s": args.dwell,
+                    "targets_s": {"first_page": FIRST_PAGE_S, "later": LATER_PAGE_S,
+                                  "first_page_1M": FIRST_PAGE_1M_S}}
+    if not args.sample_only:
+        result["server_side"] = time_first_script_run(REPO / "data", args.repeats, codes or {"this": None})
+    result["sample"] = time_first_page(REPO / "data", args.repeats, later=True, codes=codes,
+                                       floor=not args.sample_only, dwell=args.dwell)
+    if not args.sample_only:
+        result["big_run"] = time_first_page(args.run, args.repeats, later=False, codes=codes)
     result["load_after"] = loadavg()
     print(f"machine {result['machine']}; load average before {result['load_before']}, after {result['load_after']}")
     for what in ("server_side", "sample", "big_run"):
-        for label, r in result[what].items():
+        for label, r in result.get(what, {}).items():
             for key, m in r.items():
                 runs = ", ".join(f"{x:.2f}" for x in m["all"])
                 print(f"{what:<8} {label:<9} {key:<22} {m['median']:6.2f} s  ({runs})")
@@ -548,6 +556,12 @@ def main() -> None:
     ap.add_argument("--compare-with", type=Path, metavar="CHECKOUT",
                     help="with --first-page: also time this checkout's entrodiag (e.g. `git archive main | tar "
                     "-x -C DIR`), its trials alternated with this checkout's")
+    ap.add_argument("--dwell", type=float, default=0.0, metavar="S",
+                    help="with --first-page: seconds between a page fully rendered and the click on the next "
+                    "(a user reading the page; default 0: at once)")
+    ap.add_argument("--sample-only", action="store_true",
+                    help="with --first-page: only the sample run's pages (no server-side timing, floor or "
+                    "big run)")
     args = ap.parse_args()
     if not (args.run / "run.json").is_file():
         print(f"generating {args.run} ...", flush=True)

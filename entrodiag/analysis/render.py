@@ -23,6 +23,21 @@ def _f(v: Any, spec: str = ".4g") -> str:
 _SEV_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 
 
+def prepare() -> None:
+    """Import and warm what ``render_summary`` uses (rich's console, markup and table code, its
+    character-width tables) by laying out a small table unseen: ``analyze_run`` calls it while its
+    worker reads the token rows, so that printing the summary after does not pay it."""
+    import io
+
+    from rich.console import Console
+    from rich.padding import Padding
+    from rich.table import Table
+
+    table = Table("[bold]run[/]", "ratio", title="[bold]ok[/]")
+    table.add_row("e·5 ✓", Padding("1.0", (0, 1)))
+    Console(file=io.StringIO(), width=80, highlight=False, soft_wrap=False).print(table)
+
+
 def render_summary(summary: dict, file: IO[str] | None = None, width: int | None = None) -> None:
     """Print ``analyze_run``'s dict as rich tables (to ``file``, default stdout)."""
     from rich.console import Console

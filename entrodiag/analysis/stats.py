@@ -1,14 +1,23 @@
 """The few statistics the analysis needs, on numpy and ``scipy.special``.
 
 ``import scipy.stats`` costs about 1.4 s on a 2-core machine (a third of `entrodiag analyze` on a
-10^7-row run); ``scipy.special`` about 0.3 s. The formulas are the textbook ones that
-``scipy.stats`` implements (tests check them against it).
+10^7-row run); ``scipy.special`` about 0.1-0.3 s, imported at the first call that needs it
+(``_special``): ``entrodiag analyze`` reads a run's token rows while it imports. The formulas are
+the textbook ones that ``scipy.stats`` implements (tests check them against it).
 """
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
-from scipy import special
+
+
+def _special() -> ModuleType:
+    """``scipy.special``, imported at the first call."""
+    from scipy import special
+
+    return special
 
 
 def linregress(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -23,11 +32,11 @@ def linregress(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def t_ppf(q: float, df: float) -> float:
     """Quantile ``q`` of Student's t with ``df`` degrees of freedom."""
-    return float(special.stdtrit(df, q))
+    return float(_special().stdtrit(df, q))
 
 
 def _t_two_sided(t: float, df: float) -> float:
-    return float(2.0 * special.stdtr(df, -abs(t)))
+    return float(2.0 * _special().stdtr(df, -abs(t)))
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -67,7 +76,7 @@ def binom_p_greater(k: int, n: int, p: float) -> float:
     """One-sided binomial test: P(X ≥ k) for X ~ Binomial(n, p)."""
     if k <= 0:
         return 1.0
-    return float(special.bdtrc(k - 1, n, p))
+    return float(_special().bdtrc(k - 1, n, p))
 
 
 def ttest_1samp_p(x: np.ndarray) -> float:

@@ -30,6 +30,7 @@ from .sources import entropy_notes, framework, log_hint, reward_series
 from ..store.schema import TABLES
 from .tokens import entropy_distribution, hwe_span_stats, leaderboard_and_rows, read_token_rows
 from .verdicts import judge_law, withhold_early, withhold_law
+from .render import prepare as prepare_render
 from .render import render_summary  # re-export: its old home
 
 #: Step columns shown in the dynamics table (when the run has them), with their labels.
@@ -232,6 +233,19 @@ def analyze_run(
         if m.verdict == "insufficient data":
             out["mechanism"]["reason"] = m.explanation
 
+        # what needs neither the token rows nor what the worker finds, while it reads them; the other
+        # tables counted after the queries above (a part they found damaged is left out of them too)
+        spans, dist = hwe_span_stats(run, examples=span_examples), entropy_distribution(run)
+        try:
+            cs = control_summary(run)
+            control = {"status": "ok", **cs.to_dict(), "text": cs.describe()}
+        except AnalysisError as e:
+            control = _empty(str(e))
+        rows = {t: run.scan(t).select(pl.len()).collect().item() if run.parts(t) else 0
+                for t in ("samples", "spans", "evals")}
+        bad = run.bad_values(tuple(t for t in TABLES if t != "tokens"))
+        if pending is not None and not pending.done():
+            prepare_render()  # idle time: the rich text printed after costs less
         token_rows = pending.result() if pending is not None else None
         said = {str(w.message) for w in caught}
         for message in run.skip_messages()[seen:]:  # the parts the worker skipped
@@ -243,10 +257,8 @@ def analyze_run(
                 "no token seen 5 or more times in the token rows was ever among its step's forking tokens")
         else:
             out["forking_tokens"] = _empty("no token rows (Recorder token_sample=0, or nothing recorded yet)")
-        spans = hwe_span_stats(run, examples=span_examples)
         out["hwe_spans"] = {"status": "ok", **spans} if spans.get("n_spans") else {
             **_empty("no span rows: spans are kept for the sampled responses (token_sample > 0)"), **spans}
-        dist = entropy_distribution(run)
         out["entropy_distribution"] = {"status": "ok", **dist} if dist["segments"] else _empty(
             "no entropy histograms in the step rows")
         if framework(run) is not None:  # an imported run: say what to log in its framework
@@ -256,18 +268,11 @@ def analyze_run(
                                         ("entropy_distribution", "histograms", "no entropy histograms")):
                 if out[section].get("status") == "empty":
                     out[section]["reason"] = f"{lead}: {log_hint(run, what)}"
-        try:
-            cs = control_summary(run)
-            out["control"] = {"status": "ok", **cs.to_dict(), "text": cs.describe()}
-        except AnalysisError as e:
-            out["control"] = _empty(str(e))
+        out["control"] = control
         out["missing"] = missing
-        # counted last: a part found damaged by one of the queries above is left out of them too
-        out["run"]["rows"] = {t: (token_rows.rows if t == "tokens" and token_rows is not None
-                                  else run.scan(t).select(pl.len()).collect().item() if run.parts(t) else 0)
-                              for t in ("tokens", "samples", "spans", "evals")}
+        # the token rows counted last: a part the texts found damaged is left out of them too
+        out["run"]["rows"] = {"tokens": token_rows.rows if token_rows is not None else 0, **rows}
         out["run"]["skipped_parts"] = run.skipped()
-        bad = run.bad_values(tuple(t for t in TABLES if t != "tokens"))
         if token_rows is not None and token_rows.bad_values:
             bad["tokens"] = token_rows.bad_values
         out["run"]["bad_values"] = {t: bad[t] for t in TABLES if t in bad}

@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from ..store import values
-from ..store.stream import bad_value_screen, read_bad_values, stream_pass
+from ..store.stream import bad_value_screen, read_bad_values, screened_rows, stream_pass
 from .jsonable import clean
 from .runs import RunLike, as_run
 from .series import edge_size, step_series
@@ -84,16 +84,17 @@ def read_token_rows(run: RunLike, *, bad_values: bool = False) -> TokenRows:
             forking=pl.col("is_forking").sum().cast(pl.UInt32),
             mean_entropy=pl.col("entropy").mean().cast(pl.Float64),
         )
-        queries = [per_token, rows.select(n=pl.col("step").is_not_null().sum())]
-        if bad_values:
-            queries.append(bad_value_screen(rows, rows.collect_schema()))
-        return queries
+        if bad_values:  # the screen counts the rows too
+            return [per_token, bad_value_screen(rows, rows.collect_schema())]
+        return [per_token, rows.select(n=pl.col("step").is_not_null().sum())]
 
     found = stream_pass(run, "tokens", build) if run.parts("tokens") else None
     if found is None:
         return TokenRows(pl.DataFrame(schema=_PER_TOKEN_SCHEMA), 0, {} if bad_values else None)
     per_token = found[0].select(list(_PER_TOKEN_SCHEMA)).cast(_PER_TOKEN_SCHEMA)
-    return TokenRows(per_token, int(found[1].item()), read_bad_values(run, "tokens", found[2]) if bad_values else None)
+    if bad_values:
+        return TokenRows(per_token, screened_rows(found[1]), read_bad_values(run, "tokens", found[1]))
+    return TokenRows(per_token, int(found[1].item()))
 
 
 def token_texts(run: RunLike, ids: list[int]) -> dict[int, str | None]:

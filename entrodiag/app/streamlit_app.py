@@ -28,7 +28,8 @@ page = st.navigation(PAGES)
 # see its modules half initialised (its numbers need no wait: st.cache_data computes each once).
 app_warmup.wait()
 
-from entrodiag.app import app_ui  # noqa: E402
+from entrodiag.app import app_prefetch, app_ui  # noqa: E402
 
 app_ui.sidebar()
 page.run()
+app_prefetch.prefetch_charts()  # the chart code loads while the user reads this page

@@ -33,6 +33,8 @@ from .scan import scan_parts
 NO_CACHE = pl.QueryOptFlags(comm_subplan_elim=False)
 
 _SEP = values.SEP
+#: ``bad_value_screen``'s count of every row it saw
+_ROWS = f"rows{_SEP}all"
 
 
 def stream_pass(
@@ -70,10 +72,10 @@ def stream_pass(
 
 def bad_value_screen(rows: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     """One row: for each column of ``schema`` that ``values.rules`` checks, its least and greatest
-    value (NaN left out) and its NaN count, and the rows without a step. Cheaper than counting
-    each rule on every row, and enough (``read_bad_values``): every rule marks the values outside
-    an interval, or NaN."""
-    exprs = []
+    value (NaN left out) and its NaN count, the rows without a step and all rows (``screened_rows``
+    reads the rows with a step from it). Cheaper than counting each rule on every row, and enough
+    (``read_bad_values``): every rule marks the values outside an interval, or NaN."""
+    exprs = [pl.len().alias(_ROWS)]
     for name in values.rules(schema):
         c = pl.col(name)
         exprs += [c.min().alias(f"{name}{_SEP}min"), c.max().alias(f"{name}{_SEP}max")]
@@ -81,7 +83,13 @@ def bad_value_screen(rows: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
             exprs.append(c.is_nan().sum().alias(f"{name}{_SEP}nan"))
     if "step" in schema:
         exprs.append(pl.col("step").is_null().sum().alias(f"step{_SEP}missing"))
-    return rows.select(exprs or [pl.lit(0).alias(f"none{_SEP}missing")])
+    return rows.select(exprs)
+
+
+def screened_rows(screen: pl.DataFrame) -> int:
+    """The rows with a step that a ``bad_value_screen`` row saw (all of them without a step column)."""
+    row = screen.row(0, named=True)
+    return int(row[_ROWS]) - int(row.get(f"step{_SEP}missing", 0))
 
 
 def bad_value_counts(rows: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
@@ -110,4 +118,6 @@ def read_bad_values(run: Run, table: str, screen: pl.DataFrame) -> dict[str, dic
                      for k, n in row.items() if k.endswith((f"{_SEP}nan", f"{_SEP}missing"))})
 
 
-__all__ = ["NO_CACHE", "bad_value_counts", "bad_value_screen", "read_bad_values", "stream_pass"]
+__all__ = [
+    "NO_CACHE", "bad_value_counts", "bad_value_screen", "read_bad_values", "screened_rows", "stream_pass",
+]
