@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-from scipy import optimize, special
 
 from ..store.reader import Run
+from . import stats
 from .jsonable import clean
 from .law import choose_metric_or_explain
 from .metric import MetricChoice
@@ -221,6 +221,8 @@ class ComputeFit:
 
 def sigmoid_value(A: float, B: float, C_mid: float, R0: float, C: np.ndarray) -> np.ndarray:
     """R0 + (A − R0) / (1 + (C_mid / C)^B), R0 at C = 0."""
+    from scipy import special  # at first use: analyze reads the token rows while scipy imports
+
     with np.errstate(divide="ignore"):
         s = special.expit(B * (np.log(np.maximum(C, 1e-300)) - math.log(C_mid)))
     return R0 + (A - R0) * s
@@ -264,6 +266,8 @@ def _grid(x: np.ndarray, around: tuple[float, float] | None = None) -> tuple[np.
 def _fit(x: np.ndarray, Y: np.ndarray, r0: float | np.ndarray | None, refine: bool,
          around: tuple[float, float] | None = None):
     """Best (A, B, ln m, R0, sse) per row of Y, x = C / c_max (grid, then Nelder–Mead if ``refine``)."""
+    from scipy import optimize, special
+
     Bs, lms = _grid(x, around)
     S = special.expit(Bs[:, None] * (np.log(x)[None, :] - lms[:, None]))
     A, R0, sse = _linear(S, Y, r0)
@@ -303,6 +307,8 @@ def metric_points(run: Run, choice: MetricChoice, smooth: int = DEFAULT_SMOOTH) 
 def fit_arrays(C: np.ndarray, R: np.ndarray, *, n_boot: int = 200, level: float = 0.95, seed: int = 0,
                axis: ComputeAxis | None = None, steps: np.ndarray | None = None, **meta) -> ComputeFit:
     """The sigmoid fitted to points ``(C, R)`` (C cumulative compute, increasing) after the start cut."""
+    from scipy import special
+
     C, R = np.asarray(C, dtype=np.float64), np.asarray(R, dtype=np.float64)
     ok = np.isfinite(C) & np.isfinite(R)
     C, R = C[ok], R[ok]
@@ -419,6 +425,8 @@ def predict_final(fit: ComputeFit, c_new: float, level: float = 0.9) -> tuple[fl
     ``MIN_POINTS``, the disagreement between the sigmoid refitted to them and the whole fit is
     added in quadrature too (the model's own uncertainty, as in the law's interval): the backtest
     (benchmarks/README.md) covered 8 of 14 final values at f = 50% without it, 9-10 of 14 with it."""
+    from scipy import special
+
     est = float(fit.predict(c_new))
     p = 3 if fit.r0_fixed else 4
     dfd = max(fit.n - p, 1)
@@ -431,7 +439,7 @@ def predict_final(fit: ComputeFit, c_new: float, level: float = 0.9) -> tuple[fl
         draws = b[:, 3] + (b[:, 0] - b[:, 3]) * special.expit(b[:, 1] * (math.log(c_new / fit.c_max) - b[:, 2]))
         draws = draws[np.isfinite(draws)]
         spread = float(draws.std(ddof=1)) if len(draws) > 1 else 0.0
-    hw = float(special.stdtrit(dfd, 0.5 + level / 2)) * math.sqrt(spread**2 + sigma**2)
+    hw = stats.t_ppf(0.5 + level / 2, dfd) * math.sqrt(spread**2 + sigma**2)
     C = np.asarray(fit.C)
     if len(C) // 2 >= MIN_POINTS:
         try:

@@ -30,7 +30,7 @@ SERVE_AFTER_S = 10.0
 WAIT_S = 60.0
 #: Imported at first use by the analysis layer (``analysis.stats``), so not named by the pages'
 #: import lines: imported with them, before any script run.
-LAZY_IMPORTS = ("scipy.special",)
+LAZY_IMPORTS = ("scipy.special", "scipy.optimize")
 
 
 @dataclass
