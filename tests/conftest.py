@@ -1,10 +1,20 @@
 import math
+import os
 import re
 from pathlib import Path
 
 import pytest
 import torch
 from objstore import s3_env, s3_server  # noqa: F401  (S3 test server fixtures)
+
+# One torch thread in this process, and (unless set) in every child it starts. The suite's models
+# are tiny: OpenMP's per-op overhead outweighs a second thread even on an idle machine, and on a
+# busy one its threads wait for each other (a tiny-model warm start took over 300 s with 2 threads
+# at load 10, 140-180 s with one). It also makes the tiny runs' numbers the same in this process
+# and in the trainer subprocesses (which run with OMP_NUM_THREADS=1): the warm start, and with it
+# the collapse tests' step numbers, no longer depend on which process built it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 class CharTokenizer:
@@ -70,10 +80,10 @@ def warm_start_val100(warm_start_cache):
     (the runs of test_resume_signals, test_trainer_watch, test_entropy_control, test_trainer), built
     here, in this process, before any test trains on it.
 
-    Its weights depend on the thread count of the process that trains it (a subprocess with
-    ``OMP_NUM_THREADS=1`` sums in another order than this one), and the collapse tests' step numbers
-    depend on those weights: built by whichever test came first, a test passed alone and failed
-    after a test whose subprocess had built it."""
+    Its weights depend on the thread count of the process that trains it, and the collapse tests'
+    step numbers depend on those weights: built by whichever test came first, a test once passed
+    alone and failed after a test whose subprocess had built it. (This process and the trainer
+    subprocesses now both run one torch thread; see the top of this file.)"""
     from entrodiag.trainer import load_config
     from entrodiag.trainer.tasks import make_task
     from entrodiag.trainer.warmstart import tiny_policy

@@ -6,7 +6,7 @@ image shows as text and fetches nothing (a local HTTP server counts the requests
 "Runs root" box refuses an object-store URL whose query string names an endpoint, and that the
 server refuses a WebSocket or an HTTP request from another Host or Origin (DNS rebinding); and saves
 a screenshot of each page (to the test's tmp_path and, when ``ENTRODIAG_SCREENSHOTS=DIR`` is set, to
-DIR).
+DIR; the damaged run's pages only then).
 
 Skips, saying why, without playwright or without ``/usr/bin/chromium`` (``.ci/run`` installs it).
 """
@@ -188,8 +188,12 @@ def open_page(page, title: str) -> None:
     settle(page)
 
 
-def screenshot(page, name: str, tmp_path: Path) -> Path:
-    """The whole main area (Streamlit scrolls inside it, so the viewport is grown to fit)."""
+def screenshot(page, name: str, tmp_path: Path, only_if_asked: bool = False) -> Path | None:
+    """The whole main area (Streamlit scrolls inside it, so the viewport is grown to fit).
+    ``only_if_asked``: taken only when ``ENTRODIAG_SCREENSHOTS`` is set (a picture of a page whose
+    checks read the DOM: a second or two each that the suite need not spend)."""
+    if only_if_asked and not os.environ.get("ENTRODIAG_SCREENSHOTS"):
+        return None
     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": 1400, "height": min(height + 40, 8000)})
     page.wait_for_timeout(500)
@@ -298,7 +302,7 @@ def test_a_damaged_run_shows_a_warning_not_a_traceback(browser_page, root: Path,
         if title in ("Runs", "Collapse", "Tokens"):  # the pages whose reads decode token pages
             assert visible(page, tokens_part), title
         assert page.locator('[data-testid="stException"]').count() == 0, title
-        screenshot(page, "damaged-" + title.lower().replace(" ", "-"), tmp_path)
+        screenshot(page, "damaged-" + title.lower().replace(" ", "-"), tmp_path, only_if_asked=True)
     assert not dialogs
 
 
