@@ -61,6 +61,16 @@ def test_free_r0_when_the_first_evaluation_is_past_the_start():
     assert fit.R0 == pytest.approx(TRUE["R0"], abs=1e-3) and fit.A == pytest.approx(TRUE["A"], abs=1e-3)
 
 
+def test_a_first_evaluation_after_training_started_is_not_pinned_as_r0():
+    """Evaluations every 100 from step 100 (a TRL / imported run): the first lies in the cut start but is
+    not the performance before training, so R0 stays free; noise-free, the truth comes back."""
+    C = np.arange(100.0, 2001.0, 100.0)
+    R = sig(C, A=0.6, B=1.0, C_mid=150.0, R0=0.1)
+    fit = fit_compute_law((C, R), n_boot=0)
+    assert not fit.r0_fixed and fit.n_cut == 1
+    assert fit.A == pytest.approx(0.6, abs=2e-3) and fit.C_mid == pytest.approx(150.0, rel=0.02)
+
+
 def test_the_noisy_start_is_left_out():
     """Points below START_FRAC of the largest compute are not fitted: wild values there change nothing."""
     R = sig(C_GRID)

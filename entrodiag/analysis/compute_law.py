@@ -16,8 +16,9 @@ still sums the compute of all of them); the unlogged steps before the first row 
 
 Start cut (``START_FRAC``): evaluations at a compute below 10% of the largest compute fitted are
 left out of the fit (ScaleRL leaves out the first ~1.5k GPU-hours of runs of 16k and more: the
-noisy start). R0 is the performance before training: the first evaluation when it lies in the
-left-out start (it is then held fixed), else a free parameter.
+noisy start). R0 is the performance before training: the first evaluation when it is at step 0
+(or, for bare ``(C, R)``, at C = 0) and in the left-out start (it is then held fixed), else a free
+parameter (a first evaluation after training started, as TRL's and imported runs have, is not R0).
 
 A series longer than ``MAX_POINTS`` (120) after the cut, a training reward logged every step, is
 averaged in consecutive blocks to 120 points first (it bounds the bootstrap's cost).
@@ -322,7 +323,8 @@ def fit_arrays(C: np.ndarray, R: np.ndarray, *, n_boot: int = 200, level: float 
         raise AnalysisError(f"only {n} evaluation point(s) at or after {START_FRAC:.0%} of the compute (the "
                             f"noisy start is left out); the compute sigmoid needs at least {MIN_POINTS}: "
                             "evaluate more often")
-    r0 = float(R[0]) if C[0] < cut else None
+    # R0 is pinned only to an evaluation before training (step / compute 0), not to a later first one
+    r0 = float(R[0]) if C[0] < cut and steps[0] <= 0 else None
     c_max = float(C.max())
     n_cut = int((~keep).sum())
     C, y, steps = C[keep], R[keep], steps[keep]
