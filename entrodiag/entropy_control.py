@@ -373,6 +373,7 @@ class EntropyControl:
             raise ValueError(f"entropy_control {mode} needs a target: entropy_target NATS, entropy_target_frac F "
                              "or entropy_schedule KIND:F0,F1")
         self.mode, self.frac, self.control_from = mode, float(target_frac), int(control_from)
+        self.schedule_from = self.control_from  # the schedule's start (kept when another controller takes over)
         self.nats = float(target) if target else math.nan  # a fixed target in nats
         self.end_step, self.guard = end_step, float(guard)
         self.target = self.nats  # the target of the last observed step
@@ -414,7 +415,7 @@ class EntropyControl:
         if math.isnan(h0):
             return math.nan
         if self.schedule is not None and self.schedule.has_fractions:
-            return h0 * self.schedule.frac(step, self.control_from, self.end_step)
+            return h0 * self.schedule.frac(step, self.schedule_from, self.end_step)
         return self.frac * h0 if self.frac else math.nan
 
     @property
@@ -473,18 +474,20 @@ class EntropyControl:
     def hand_over(self, new: EntropyControl, from_step: int) -> EntropyControl:
         """``new`` taking over from ``from_step`` on (``--on-collapse``), with this one's target."""
         new.target, new.baseline, new.last_error = self.target, list(self.baseline), self.last_error
-        new.control_from = max(new.control_from, from_step)
+        new.control_from, new.schedule_from = max(new.control_from, from_step), self.schedule_from
         return new
 
     def state_dict(self) -> dict[str, Any]:
         """Plain floats and lists (checkpoint-safe under ``torch.load(weights_only=True)``)."""
-        return {"mode": self.mode, "control_from": self.control_from, "target": self.target,
+        return {"mode": self.mode, "control_from": self.control_from, "schedule_from": self.schedule_from,
+                "target": self.target,
                 "baseline": list(self.baseline), "last_error": self.last_error, "controller": self.ctl.state_dict()}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         if d.get("mode") != self.mode:
             raise ValueError(f"the checkpoint's entropy controller is {d.get('mode')!r}, this one {self.mode!r}")
         self.control_from = int(d["control_from"])
+        self.schedule_from = int(d.get("schedule_from", self.control_from))  # older checkpoints: the same
         self.target = float(d["target"])
         self.baseline = [float(x) for x in d["baseline"]]
         self.last_error = float(d["last_error"])

@@ -155,3 +155,18 @@ def test_deviation_statistics_against_a_hand_count(tmp_path):
     w.poll(force=True, emit=False)
     line = w.status.line()
     assert "entropy within ±20% of the target on 67% of 6 steps" in line and "guard acted on 2 steps" in line
+
+
+def test_a_hand_over_keeps_the_schedule_running():
+    """--on-collapse at step 60 (schedule linear:1.0,0.5 from 10 to 99): the anneal goes on where it was
+    (0.6 × (1 − 0.5·50/89) at step 60), it does not restart at F0; a checkpoint keeps the schedule's start."""
+    kw = {"schedule": "linear:1.0,0.5@99", "control_from": 10, "guard": 0}
+    c = EntropyControl("none", **kw)
+    feed_baseline(c, 0.6)
+    before = c.target_at(60)
+    new = c.hand_over(EntropyControl("pi_coef", **kw), 60)
+    assert new.control_from == 60 and new.active(60) and not new.active(59)
+    assert new.target_at(60) == pytest.approx(before) == pytest.approx(0.6 * (1 - 0.5 * 50 / 89))
+    again = EntropyControl("pi_coef", **kw)
+    again.load_state_dict(new.state_dict())
+    assert again.target_at(80) == pytest.approx(new.target_at(80)) == pytest.approx(0.6 * (1 - 0.5 * 70 / 89))
