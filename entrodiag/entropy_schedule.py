@@ -115,4 +115,30 @@ def parse_schedule(text: str | Schedule | None) -> Schedule | None:
     return Schedule(kind, fracs[0], fracs[1], end_step)
 
 
-__all__ = ["KINDS", "Schedule", "parse_schedule"]
+def check_targets(mode: str, sched: Schedule | None, *, target: float, target_frac: float, control_from: int,
+                  end_step: int | None, guard: float) -> None:
+    """The entropy controller's target settings, checked together: a one-line ValueError that says
+    what to change (``mode``: the controller, ``none`` only measures; ``guard``: ``entropy_guard``)."""
+    if sched is not None and sched.has_fractions and (target or target_frac):
+        raise ValueError(f"entropy_schedule {sched} gives the target as fractions of the initial entropy: "
+                         "drop entropy_target/entropy_target_frac (or use a bare 'constant')")
+    if sched is not None and sched.kind != "constant" and sched.end_step is None and end_step is None:
+        raise ValueError(f"entropy_schedule {sched} needs an end step: {sched.kind}:F0,F1@STEP")
+    end = sched.end_step if sched is not None and sched.end_step is not None else end_step
+    if sched is not None and sched.kind != "constant" and end <= control_from:
+        raise ValueError(f"entropy_schedule {sched} ends at step {end}, not after the control start "
+                         f"{control_from}: give a later end (@STEP)")
+    if not (isinstance(guard, (int, float)) and math.isfinite(guard) and (guard == 0 or guard > 1)):
+        raise ValueError(f"entropy_guard must be 0 (off) or a multiple > 1 of the initial entropy, got {guard!r}")
+    has_target = bool(target or target_frac or (sched is not None and sched.has_fractions))
+    fracs = [f for f in (target_frac, sched and sched.start, sched and sched.end) if f]
+    if mode != "none" and guard and fracs and max(fracs) > guard / 1.2:
+        raise ValueError(f"the entropy target {max(fracs):g} × the initial entropy is above the guard's cap "
+                         f"{guard:g}/1.2 = {guard / 1.2:.3g} × it, so it would be capped: lower F or raise/"
+                         "disable --entropy-guard (entropy_guard, 0 = off)")
+    if mode != "none" and not has_target:
+        raise ValueError(f"entropy_control {mode} needs a target: entropy_target NATS, entropy_target_frac F "
+                         "or entropy_schedule KIND:F0,F1")
+
+
+__all__ = ["KINDS", "Schedule", "check_targets", "parse_schedule"]

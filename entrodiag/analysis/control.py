@@ -25,8 +25,9 @@ every comparison above. The deviation from the schedule, over every step s ≥ s
 - *in schedule*: share of the steps with |H_s − T_s| ≤ 0.2·T_s (T_s the target of step s);
 - *mean relative deviation*: mean of |H_s − T_s| / T_s.
 
-The guard (``control/guard``, 1 on the steps where entropy was above ``control/guard_bound`` and
-the controller's entropy-raising output was clamped): *guard steps* counts them.
+The guard (``control/guard``, 1 on the steps where it acted: the target was capped at
+``control/guard_bound`` / 1.2, or entropy was above ``control/guard_bound`` and the controller's
+entropy-raising output was clamped): *guard steps* counts both kinds of step.
 """
 
 from __future__ import annotations
