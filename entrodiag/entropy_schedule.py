@@ -141,4 +141,29 @@ def check_targets(mode: str, sched: Schedule | None, *, target: float, target_fr
                          "or entropy_schedule KIND:F0,F1")
 
 
-__all__ = ["KINDS", "Schedule", "check_targets", "parse_schedule"]
+def schedule_end(sched: Schedule | None, end_step: int | None) -> int | None:
+    """The step at which ``sched`` ends (its ``@END``, else the run's ``end_step``); None for a
+    constant target or none."""
+    if sched is None or sched.kind == "constant":
+        return None
+    return sched.end_step if sched.end_step is not None else end_step
+
+
+def check_resume(saved: dict, sched: Schedule | None, end_step: int | None) -> None:
+    """A controller state ``saved`` (``EntropyControl.state_dict``) continued by a run with ``sched``
+    ending at ``end_step``: a one-line ValueError where the target would move (older states, without
+    ``schedule``, are not checked)."""
+    if "schedule" not in saved:
+        return
+    now = str(sched or "")
+    if saved["schedule"].partition("@")[0] != now.partition("@")[0]:
+        raise ValueError(f"the checkpoint's entropy schedule is {saved['schedule'] or 'none'!r}, this run's "
+                         f"{now or 'none'!r}: resume with the same entropy_schedule (the target would move)")
+    end = schedule_end(sched, end_step)
+    if saved.get("end_step") != end:
+        raise ValueError(f"the checkpoint's entropy schedule {now} ends at step {saved.get('end_step')}, this run's "
+                         f"at {end} (the run's length changed): resume with the same steps / max_steps, or give "
+                         f"the end in the schedule ({now.partition('@')[0]}@{saved.get('end_step')})")
+
+
+__all__ = ["KINDS", "Schedule", "check_resume", "check_targets", "parse_schedule", "schedule_end"]

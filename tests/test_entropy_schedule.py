@@ -170,3 +170,32 @@ def test_a_hand_over_keeps_the_schedule_running():
     again = EntropyControl("pi_coef", **kw)
     again.load_state_dict(new.state_dict())
     assert again.target_at(80) == pytest.approx(new.target_at(80)) == pytest.approx(0.6 * (1 - 0.5 * 70 / 89))
+
+
+def test_resume_refuses_a_schedule_or_an_end_that_moves_the_target(tmp_path, caplog):
+    """The state holds the schedule and its end step: a resume with another schedule, or another run
+    length under a schedule without @END, is refused in one line; the same end given as @END is fine."""
+    from entrodiag.trainer.controllers import from_config
+
+    cfg = load_config("tiny-arith-test", entropy_control="pi_coef", entropy_schedule="linear:1.0,0.5",
+                      entropy_control_from=10)
+    c = from_config(cfg)
+    feed_baseline(c, 0.6)
+    state = c.state_dict()
+    assert (state["schedule"], state["end_step"]) == ("linear:1,0.5", 49)
+    for kw, message in (({"steps": 80}, "ends at step 49, this run's at 79"),
+                        ({"entropy_schedule": "cosine:1.0,0.5"}, "entropy schedule is 'linear:1,0.5', this run's")):
+        other = from_config(load_config("tiny-arith-test", **{**cfg.to_dict(), **kw}))
+        with pytest.raises(ValueError, match=message) as e:
+            other.load_state_dict(state)
+        assert "\n" not in str(e.value)
+    same_end = from_config(load_config("tiny-arith-test", **{**cfg.to_dict(), "steps": 80,
+                                                            "entropy_schedule": "linear:1.0,0.5@49"}))
+    same_end.load_state_dict(state)
+    assert same_end.target_at(30) == pytest.approx(c.target_at(30))
+    # an older checkpoint: no schedule saved (not checked), no initial entropy though past step 0: guard off, said
+    old = {k: v for k, v in state.items() if k not in ("schedule", "end_step")} | {"baseline": [], "last_error": 0.1}
+    with caplog.at_level("WARNING", logger="entrodiag.entropy_control"):
+        c2 = from_config(cfg)
+        c2.load_state_dict(old)
+    assert c2.guard == 0 and "guard is off" in caplog.text
