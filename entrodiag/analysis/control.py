@@ -192,8 +192,8 @@ def control_summary(run: RunLike, *, from_step: int | None = None) -> ControlSum
     cfg = run.meta.get("config") or {}
     mode = run.meta.get("entropy_control") or cfg.get("entropy_control") or "none"
     active = df.filter(pl.col("control/active") > 0) if "control/active" in df.columns else df.clear()
-    start = int(active["step"][0]) if active.height else max(int(cfg.get("entropy_control_from") or 0),
-                                                             int(df["step"][0]))
+    configured = cfg.get("entropy_control_from") or run.meta.get("entropy_control_from") or 0  # TRL: in meta
+    start = int(active["step"][0]) if active.height else max(int(configured), int(df["step"][0]))
     stats = band_stats(df["step"].to_numpy(), df["entropy_mean"].to_numpy(), df["control/target"].to_numpy(),
                        (df["control/band_low"].to_numpy(), df["control/band_high"].to_numpy()), start, from_step)
     knob = KNOBS.get(mode)

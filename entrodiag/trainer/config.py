@@ -187,7 +187,8 @@ class TrainConfig:
         elif self.mi_every and self.mi_k > self.prompts_per_step - 1:  # distinct prompts a rank's batch can hold
             problems.append(f"mi_k {self.mi_k} is more than the other prompts a step's batch can hold "
                             f"(prompts_per_step {self.prompts_per_step} - 1): lower mi_k or raise prompts_per_step"
-                            + (" (one prompt: nothing to compare, set mi_every 0)" if self.prompts_per_step < 2 else ""))
+                            + (" (one prompt: nothing to compare, set mi_every 0)"
+                               if self.prompts_per_step < 2 else ""))
         if self.watch_every < 1:
             problems.append(f"watch_every must be >= 1, got {self.watch_every}")
         if self.prompt_format not in ("auto", "chat", "plain"):
