@@ -20,6 +20,7 @@ Torch-free and free of project imports (the built-in trainer, the TRL drop-in an
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 KINDS = ("constant", "linear", "cosine")
@@ -81,26 +82,25 @@ def parse_schedule(text: str | Schedule | None) -> Schedule | None:
     raw = str(text).strip()
     if not raw:
         return None
-    spec, _, at = raw.partition("@")
+    spec, sep, at = raw.partition("@")
     kind, colon, nums = spec.strip().partition(":")
     kind = kind.strip()
     if kind not in KINDS:
         raise ValueError(f"entropy_schedule {raw!r}: the kind must be one of {', '.join(KINDS)} ({EXAMPLE})")
-    end_step = None
-    if at:
-        try:
-            end_step = int(at)
-        except ValueError:
-            raise ValueError(f"entropy_schedule {raw!r}: after @ comes the end step, an integer ({EXAMPLE})") from None
-        if end_step < 0:
+    end_step, at = None, at.strip()
+    if sep:
+        if re.fullmatch(r"-\d+", at):
             raise ValueError(f"entropy_schedule {raw!r}: the end step must be >= 0")
+        if not re.fullmatch(r"\d+", at):  # digits only: not "", "3_0" or "+3", which int() would take
+            raise ValueError(f"entropy_schedule {raw!r}: after @ comes the end step, an integer ({EXAMPLE})")
+        end_step = int(at)
     try:
         fracs = [float(p) for p in nums.split(",")] if colon else []
     except ValueError:
         raise ValueError(f"entropy_schedule {raw!r}: the fractions must be numbers ({EXAMPLE})") from None
     want = 1 if kind == "constant" else 2
     if kind == "constant" and not colon:
-        if at:
+        if sep:
             raise ValueError(f"entropy_schedule {raw!r}: a constant target has no end step")
         return Schedule("constant")
     if len(fracs) != want:
@@ -109,7 +109,7 @@ def parse_schedule(text: str | Schedule | None) -> Schedule | None:
     if not all(math.isfinite(f) and f > 0 for f in fracs):
         raise ValueError(f"entropy_schedule {raw!r}: the fractions of the initial entropy must be > 0")
     if kind == "constant":
-        if at:
+        if sep:
             raise ValueError(f"entropy_schedule {raw!r}: a constant target has no end step")
         return Schedule("constant", fracs[0], fracs[0])
     return Schedule(kind, fracs[0], fracs[1], end_step)

@@ -67,6 +67,7 @@ def test_schedule_ends_at_the_runs_last_step_and_a_bare_constant_keeps_the_targe
     ("cosine:1.0,abc", "the fractions must be numbers"),
     ("linear:1.0,-0.8", "must be > 0"),
     ("linear:1.0,0.8@soon", "after @ comes the end step"),
+    ("linear:1.0,0.8@", "after @ comes the end step"), ("linear:1.0,0.8@3_0", "after @ comes the end step"),
     ("linear:1.0,0.8@-5", "the end step must be >= 0"),
     ("constant:0.7@100", "a constant target has no end step"),
 ])
