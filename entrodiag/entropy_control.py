@@ -21,7 +21,8 @@ entropy control blow entropy up) keeps the controller from driving entropy past 
 the initial entropy, the bound: the target is capped at bound / 1.2 (the band's top at the bound),
 and while entropy is above the bound the output is clamped to at most the configured knob (no
 entropy-raising push) and the integrator to at most 0. Logged as ``control/guard`` (1 on the steps
-where it capped or clamped) and ``control/guard_bound``.
+where it capped or clamped) and ``control/guard_bound``. Never silent: a target fraction above
+guard / 1.2 is refused when the controller is built; a target in nats capped is logged once.
 
 Per step it logs the step columns ``control/target``, ``control/band_low``,
 ``control/band_high``, ``control/error``, ``control/active``, ``control/coef``,
@@ -39,13 +40,15 @@ and the report share it. A new controller is one class here, registered with
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .entropy_schedule import Schedule, parse_schedule
+from .entropy_schedule import Schedule, check_resume, check_targets, parse_schedule, schedule_end
 
+log = logging.getLogger(__name__)
 #: Steps whose mean entropy is the initial entropy (``entropy_target_frac``, schedules, the guard).
 BASELINE_STEPS = 10
 #: The guard's default bound, as a multiple of the initial entropy (``entropy_guard``).
@@ -356,23 +359,10 @@ class EntropyControl:
         if target and target_frac:
             raise ValueError("give entropy_target or entropy_target_frac, not both")
         self.schedule = parse_schedule(schedule)
-        sched = self.schedule
-        if sched is not None and sched.has_fractions and (target or target_frac):
-            raise ValueError(f"entropy_schedule {sched} gives the target as fractions of the initial entropy: "
-                             "drop entropy_target/entropy_target_frac (or use a bare 'constant')")
-        if sched is not None and sched.kind != "constant" and sched.end_step is None and end_step is None:
-            raise ValueError(f"entropy_schedule {sched} needs an end step: {sched.kind}:F0,F1@STEP")
-        end = sched.end_step if sched is not None and sched.end_step is not None else end_step
-        if sched is not None and sched.kind != "constant" and end <= control_from:
-            raise ValueError(f"entropy_schedule {sched} ends at step {end}, not after the control start "
-                             f"{control_from}: give a later end (@STEP)")
-        if not (isinstance(guard, (int, float)) and math.isfinite(guard) and (guard == 0 or guard > 1)):
-            raise ValueError(f"entropy_guard must be 0 (off) or a multiple > 1 of the initial entropy, got {guard!r}")
-        has_target = bool(target or target_frac or (sched is not None and sched.has_fractions))
-        if mode != "none" and not has_target:
-            raise ValueError(f"entropy_control {mode} needs a target: entropy_target NATS, entropy_target_frac F "
-                             "or entropy_schedule KIND:F0,F1")
+        check_targets(mode, self.schedule, target=target, target_frac=target_frac, control_from=control_from,
+                      end_step=end_step, guard=guard)
         self.mode, self.frac, self.control_from = mode, float(target_frac), int(control_from)
+        self.schedule_from = self.control_from  # the schedule's start (kept when another controller takes over)
         self.nats = float(target) if target else math.nan  # a fixed target in nats
         self.end_step, self.guard = end_step, float(guard)
         self.target = self.nats  # the target of the last observed step
@@ -384,6 +374,7 @@ class EntropyControl:
         else:
             self.ctl = cls(coef if cls.acts_on == "coef" else 0.0, gains, bounds)
         self.baseline: list[float] = []  # entropies of the first BASELINE_STEPS steps (the initial entropy)
+        self.cap_warned = False  # a target in nats above the guard's cap: warned once
         self.last_error = math.nan
 
     @property
@@ -414,7 +405,7 @@ class EntropyControl:
         if math.isnan(h0):
             return math.nan
         if self.schedule is not None and self.schedule.has_fractions:
-            return h0 * self.schedule.frac(step, self.control_from, self.end_step)
+            return h0 * self.schedule.frac(step, self.schedule_from, self.end_step)
         return self.frac * h0 if self.frac else math.nan
 
     @property
@@ -446,6 +437,11 @@ class EntropyControl:
             self.baseline.append(entropy)
         self.target, bound = self.target_at(step), self.guard_bound
         capped = self.mode != "none" and self.target > bound / 1.2  # False while either is NaN
+        if capped and not self.cap_warned:
+            self.cap_warned = True
+            log.warning("entropy control: the target %.4g nats is above the guard's cap %.4g (bound %.4g = %g × the "
+                        "initial entropy, / 1.2) and is capped there: lower entropy_target or raise/disable "
+                        "--entropy-guard", self.target, bound / 1.2, bound, self.guard)
         self.target = bound / 1.2 if capped else self.target
         error = self.target - entropy if not math.isnan(self.target) else math.nan
         self.last_error = error
@@ -473,19 +469,28 @@ class EntropyControl:
     def hand_over(self, new: EntropyControl, from_step: int) -> EntropyControl:
         """``new`` taking over from ``from_step`` on (``--on-collapse``), with this one's target."""
         new.target, new.baseline, new.last_error = self.target, list(self.baseline), self.last_error
-        new.control_from = max(new.control_from, from_step)
+        new.control_from, new.schedule_from = max(new.control_from, from_step), self.schedule_from
         return new
 
     def state_dict(self) -> dict[str, Any]:
         """Plain floats and lists (checkpoint-safe under ``torch.load(weights_only=True)``)."""
-        return {"mode": self.mode, "control_from": self.control_from, "target": self.target,
+        return {"mode": self.mode, "control_from": self.control_from, "schedule_from": self.schedule_from,
+                "schedule": str(self.schedule or ""), "end_step": schedule_end(self.schedule, self.end_step),
+                "target": self.target,
                 "baseline": list(self.baseline), "last_error": self.last_error, "controller": self.ctl.state_dict()}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
+        """Continue from ``d``; a schedule or end step that differs from the checkpoint's: a one-line ValueError."""
         if d.get("mode") != self.mode:
             raise ValueError(f"the checkpoint's entropy controller is {d.get('mode')!r}, this one {self.mode!r}")
+        check_resume(d, self.schedule, self.end_step)
         self.control_from = int(d["control_from"])
+        self.schedule_from = int(d.get("schedule_from", self.control_from))  # older checkpoints: the same
         self.target = float(d["target"])
         self.baseline = [float(x) for x in d["baseline"]]
         self.last_error = float(d["last_error"])
         self.ctl.load_state_dict(d["controller"])
+        if not self.baseline and math.isfinite(self.last_error) and self.guard:  # an old checkpoint, past step 0
+            log.warning("entropy control: the checkpoint holds no initial entropy (an older version's), so the "
+                        "guard is off for the rest of this run (the steps after a resume are not the initial ones)")
+            self.guard = 0.0

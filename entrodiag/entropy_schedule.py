@@ -20,6 +20,7 @@ Torch-free and free of project imports (the built-in trainer, the TRL drop-in an
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 KINDS = ("constant", "linear", "cosine")
@@ -81,26 +82,25 @@ def parse_schedule(text: str | Schedule | None) -> Schedule | None:
     raw = str(text).strip()
     if not raw:
         return None
-    spec, _, at = raw.partition("@")
+    spec, sep, at = raw.partition("@")
     kind, colon, nums = spec.strip().partition(":")
     kind = kind.strip()
     if kind not in KINDS:
         raise ValueError(f"entropy_schedule {raw!r}: the kind must be one of {', '.join(KINDS)} ({EXAMPLE})")
-    end_step = None
-    if at:
-        try:
-            end_step = int(at)
-        except ValueError:
-            raise ValueError(f"entropy_schedule {raw!r}: after @ comes the end step, an integer ({EXAMPLE})") from None
-        if end_step < 0:
+    end_step, at = None, at.strip()
+    if sep:
+        if re.fullmatch(r"-\d+", at):
             raise ValueError(f"entropy_schedule {raw!r}: the end step must be >= 0")
+        if not re.fullmatch(r"\d+", at):  # digits only: not "", "3_0" or "+3", which int() would take
+            raise ValueError(f"entropy_schedule {raw!r}: after @ comes the end step, an integer ({EXAMPLE})")
+        end_step = int(at)
     try:
         fracs = [float(p) for p in nums.split(",")] if colon else []
     except ValueError:
         raise ValueError(f"entropy_schedule {raw!r}: the fractions must be numbers ({EXAMPLE})") from None
     want = 1 if kind == "constant" else 2
     if kind == "constant" and not colon:
-        if at:
+        if sep:
             raise ValueError(f"entropy_schedule {raw!r}: a constant target has no end step")
         return Schedule("constant")
     if len(fracs) != want:
@@ -109,10 +109,61 @@ def parse_schedule(text: str | Schedule | None) -> Schedule | None:
     if not all(math.isfinite(f) and f > 0 for f in fracs):
         raise ValueError(f"entropy_schedule {raw!r}: the fractions of the initial entropy must be > 0")
     if kind == "constant":
-        if at:
+        if sep:
             raise ValueError(f"entropy_schedule {raw!r}: a constant target has no end step")
         return Schedule("constant", fracs[0], fracs[0])
     return Schedule(kind, fracs[0], fracs[1], end_step)
 
 
-__all__ = ["KINDS", "Schedule", "parse_schedule"]
+def check_targets(mode: str, sched: Schedule | None, *, target: float, target_frac: float, control_from: int,
+                  end_step: int | None, guard: float) -> None:
+    """The entropy controller's target settings, checked together: a one-line ValueError that says
+    what to change (``mode``: the controller, ``none`` only measures; ``guard``: ``entropy_guard``)."""
+    if sched is not None and sched.has_fractions and (target or target_frac):
+        raise ValueError(f"entropy_schedule {sched} gives the target as fractions of the initial entropy: "
+                         "drop entropy_target/entropy_target_frac (or use a bare 'constant')")
+    if sched is not None and sched.kind != "constant" and sched.end_step is None and end_step is None:
+        raise ValueError(f"entropy_schedule {sched} needs an end step: {sched.kind}:F0,F1@STEP")
+    end = sched.end_step if sched is not None and sched.end_step is not None else end_step
+    if sched is not None and sched.kind != "constant" and end <= control_from:
+        raise ValueError(f"entropy_schedule {sched} ends at step {end}, not after the control start "
+                         f"{control_from}: give a later end (@STEP)")
+    if not (isinstance(guard, (int, float)) and math.isfinite(guard) and (guard == 0 or guard > 1)):
+        raise ValueError(f"entropy_guard must be 0 (off) or a multiple > 1 of the initial entropy, got {guard!r}")
+    has_target = bool(target or target_frac or (sched is not None and sched.has_fractions))
+    fracs = [f for f in (target_frac, sched and sched.start, sched and sched.end) if f]
+    if mode != "none" and guard and fracs and max(fracs) > guard / 1.2:
+        raise ValueError(f"the entropy target {max(fracs):g} × the initial entropy is above the guard's cap "
+                         f"{guard:g}/1.2 = {guard / 1.2:.3g} × it, so it would be capped: lower F or raise/"
+                         "disable --entropy-guard (entropy_guard, 0 = off)")
+    if mode != "none" and not has_target:
+        raise ValueError(f"entropy_control {mode} needs a target: entropy_target NATS, entropy_target_frac F "
+                         "or entropy_schedule KIND:F0,F1")
+
+
+def schedule_end(sched: Schedule | None, end_step: int | None) -> int | None:
+    """The step at which ``sched`` ends (its ``@END``, else the run's ``end_step``); None for a
+    constant target or none."""
+    if sched is None or sched.kind == "constant":
+        return None
+    return sched.end_step if sched.end_step is not None else end_step
+
+
+def check_resume(saved: dict, sched: Schedule | None, end_step: int | None) -> None:
+    """A controller state ``saved`` (``EntropyControl.state_dict``) continued by a run with ``sched``
+    ending at ``end_step``: a one-line ValueError where the target would move (older states, without
+    ``schedule``, are not checked)."""
+    if "schedule" not in saved:
+        return
+    now = str(sched or "")
+    if saved["schedule"].partition("@")[0] != now.partition("@")[0]:
+        raise ValueError(f"the checkpoint's entropy schedule is {saved['schedule'] or 'none'!r}, this run's "
+                         f"{now or 'none'!r}: resume with the same entropy_schedule (the target would move)")
+    end = schedule_end(sched, end_step)
+    if saved.get("end_step") != end:
+        raise ValueError(f"the checkpoint's entropy schedule {now} ends at step {saved.get('end_step')}, this run's "
+                         f"at {end} (the run's length changed): resume with the same steps / max_steps, or give "
+                         f"the end in the schedule ({now.partition('@')[0]}@{saved.get('end_step')})")
+
+
+__all__ = ["KINDS", "Schedule", "check_resume", "check_targets", "parse_schedule", "schedule_end"]

@@ -325,3 +325,16 @@ def test_change_point_finds_a_known_onset():
         y = np.where(x < k, 1.0, 1.0 + 0.05 * (x - k)) + wiggle(100, 0.01, k)
         assert abs(change_point(x, y) - k) <= 2
     assert math.isfinite(change_point(x[:3], x[:3]))
+
+
+def test_the_dynamics_note_gives_entropys_window_not_the_sparse_mi_proxys(tmp_path):
+    """mi_proxy (every 10th step) comes last among the dynamics rows: the note and ``edge_steps`` give
+    entropy's window (the row's own ``window``), and name the sparser series' window beside it."""
+    n = 300
+    mi = [0.1 if s % 10 == 0 else math.nan for s in range(n)]
+    run = write_run(tmp_path / "r", range(n), {"entropy_mean": np.linspace(1.0, 0.5, n), "mi_proxy": mi})
+    dyn = analyze_run(run)["dynamics"]
+    win = {r["name"]: r["window"] for r in dyn["rows"]}
+    assert win["entropy_mean"] > win["mi_proxy"] and dyn["edge_steps"] == win["entropy_mean"]
+    assert dyn["note"].startswith(f"start/end = median of the first/last {win['entropy_mean']} step(s)")
+    assert f"mi_proxy: {win['mi_proxy']}" in dyn["note"]

@@ -61,6 +61,16 @@ def test_free_r0_when_the_first_evaluation_is_past_the_start():
     assert fit.R0 == pytest.approx(TRUE["R0"], abs=1e-3) and fit.A == pytest.approx(TRUE["A"], abs=1e-3)
 
 
+def test_a_first_evaluation_after_training_started_is_not_pinned_as_r0():
+    """Evaluations every 100 from step 100 (a TRL / imported run): the first lies in the cut start but is
+    not the performance before training, so R0 stays free; noise-free, the truth comes back."""
+    C = np.arange(100.0, 2001.0, 100.0)
+    R = sig(C, A=0.6, B=1.0, C_mid=150.0, R0=0.1)
+    fit = fit_compute_law((C, R), n_boot=0)
+    assert not fit.r0_fixed and fit.n_cut == 1
+    assert fit.A == pytest.approx(0.6, abs=2e-3) and fit.C_mid == pytest.approx(150.0, rel=0.02)
+
+
 def test_the_noisy_start_is_left_out():
     """Points below START_FRAC of the largest compute are not fitted: wild values there change nothing."""
     R = sig(C_GRID)
@@ -173,3 +183,33 @@ def test_a_long_series_is_averaged_in_blocks():
     fit = fit_compute_law((C, sig(C)), n_boot=0)
     assert fit.n == MAX_POINTS == len(fit.C) and fit.n_cut == int((C < START_FRAC * C.max()).sum())
     assert fit.A == pytest.approx(TRUE["A"], abs=0.01) and fit.C_mid == pytest.approx(TRUE["C_mid"], rel=0.03)
+
+
+def test_a_smoothed_training_series_is_bootstrapped_in_blocks_of_its_window(tmp_path):
+    """A trailing mean of 5 makes neighbouring residuals correlated: resampled in moving blocks of 5
+    (consecutive residuals from random starts), the mean of a resample varies about as the smoothed
+    noise's mean does, not as independent draws would; the fit's intervals widen accordingly."""
+    from entrodiag.analysis.compute_law import fit_arrays
+    from entrodiag.analysis.series import trailing_mean
+    from entrodiag.analysis.stats import resample_residuals
+
+    rng = np.random.default_rng(0)
+    idx = resample_residuals(np.arange(40.0), 50, rng, block=5)
+    assert idx.shape == (50, 40) and (np.diff(idx.reshape(50, 8, 5), axis=2) == 1).all()
+    e = trailing_mean(rng.normal(0.0, 1.0, 2000), 5)[4:124]  # a smoothed series' residuals (n = 120)
+    var = {b: resample_residuals(e - e.mean(), 4000, np.random.default_rng(1), b).mean(1).var() for b in (1, 5)}
+    assert var[5] > 2.0 * var[1]  # MA(5): the mean's variance is ~5× the independent one, blocks see ~3.4×
+    C = np.arange(1.0, 121.0) * 1e4
+    R = sig(C) + 0.02 * e
+    widths = {b: np.subtract(*fit_arrays(C, R, n_boot=200, block=b).ci["A"][::-1]) for b in (1, 5)}
+    assert widths[5] > 1.2 * widths[1] > 0
+    # a run without evaluations: its training reward (a trailing mean of DEFAULT_SMOOTH) gets the blocks
+    from entrodiag.analysis.compute_law import compute_axis, metric_points
+    from entrodiag.analysis.series import DEFAULT_SMOOTH
+    from wild import steps_run
+
+    run = steps_run(tmp_path / "r", {"reward_mean": sig(np.arange(1.0, 61.0) * 2e4) + 0.05 * rng.normal(size=60)})
+    fit = fit_compute_law(run, n_boot=50)
+    steps, RR = metric_points(run, fit.metric_choice)
+    assert fit.metric_choice.is_training and fit.ci == fit_arrays(
+        compute_axis(run).at(steps), RR, n_boot=50, steps=steps, block=DEFAULT_SMOOTH).ci

@@ -442,7 +442,7 @@ def test_the_guard_stops_a_controller_from_blowing_entropy_up(mode, frac):
     start and entropy stays below the bound."""
 
     def run(guard):
-        c = EntropyControl(mode, target_frac=frac, control_from=50, guard=guard)
+        c = EntropyControl(mode, target=frac * 0.67, control_from=50, guard=guard)  # nats: capped, not refused
         h, hs, cols = 0.67, [], []
         for s in range(300):
             k = c.knobs(s)
@@ -459,6 +459,25 @@ def test_the_guard_stops_a_controller_from_blowing_entropy_up(mode, frac):
     assert hs.max() < c.guard_bound and hs[-1] < 1.3 * start
     assert cols[-1]["control/target"] == pytest.approx(1.25 * start) and cols[-1]["control/guard"] == 1.0
     assert cols[-1]["control/guard_bound"] == pytest.approx(1.5 * start)
+
+
+def test_the_guard_never_caps_a_target_silently(caplog):
+    """A fraction above guard/1.2 is refused up front (one line, what to change); a target in nats that
+    the guard caps is logged once; with the guard off or raised the same fraction is accepted."""
+    for kw in ({"target_frac": 1.3}, {"schedule": "linear:1.0,1.4@99"}):
+        with pytest.raises(ValueError, match="above the guard's cap 1.5/1.2 = 1.25.*raise/disable --entropy-guard") \
+                as e:
+            EntropyControl("pi_coef", **kw)
+        assert "\n" not in str(e.value)
+        EntropyControl("pi_coef", guard=0, **kw), EntropyControl("pi_coef", guard=2.0, **kw)
+    with pytest.raises(ValueError, match="raise/disable --entropy-guard"):
+        load_config("tiny-arith-test", entropy_control="pi_clip", entropy_target_frac=1.3)
+    c = EntropyControl("pi_coef", target=0.9, control_from=0)
+    with caplog.at_level("WARNING", logger="entrodiag.entropy_control"):
+        cols = [c.observe(s, 0.5) for s in range(15)]
+    assert cols[-1]["control/target"] == pytest.approx(0.75 / 1.2) and cols[-1]["control/guard"] == 1.0
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1 == len(caplog.records)
+    assert "above the guard's cap" in caplog.records[0].message
 
 
 @pytest.mark.parametrize("mode", ["pi_coef", "pi_clip", "adaptive_coef"])

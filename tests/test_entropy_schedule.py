@@ -67,6 +67,7 @@ def test_schedule_ends_at_the_runs_last_step_and_a_bare_constant_keeps_the_targe
     ("cosine:1.0,abc", "the fractions must be numbers"),
     ("linear:1.0,-0.8", "must be > 0"),
     ("linear:1.0,0.8@soon", "after @ comes the end step"),
+    ("linear:1.0,0.8@", "after @ comes the end step"), ("linear:1.0,0.8@3_0", "after @ comes the end step"),
     ("linear:1.0,0.8@-5", "the end step must be >= 0"),
     ("constant:0.7@100", "a constant target has no end step"),
 ])
@@ -155,3 +156,47 @@ def test_deviation_statistics_against_a_hand_count(tmp_path):
     w.poll(force=True, emit=False)
     line = w.status.line()
     assert "entropy within ±20% of the target on 67% of 6 steps" in line and "guard acted on 2 steps" in line
+
+
+def test_a_hand_over_keeps_the_schedule_running():
+    """--on-collapse at step 60 (schedule linear:1.0,0.5 from 10 to 99): the anneal goes on where it was
+    (0.6 × (1 − 0.5·50/89) at step 60), it does not restart at F0; a checkpoint keeps the schedule's start."""
+    kw = {"schedule": "linear:1.0,0.5@99", "control_from": 10, "guard": 0}
+    c = EntropyControl("none", **kw)
+    feed_baseline(c, 0.6)
+    before = c.target_at(60)
+    new = c.hand_over(EntropyControl("pi_coef", **kw), 60)
+    assert new.control_from == 60 and new.active(60) and not new.active(59)
+    assert new.target_at(60) == pytest.approx(before) == pytest.approx(0.6 * (1 - 0.5 * 50 / 89))
+    again = EntropyControl("pi_coef", **kw)
+    again.load_state_dict(new.state_dict())
+    assert again.target_at(80) == pytest.approx(new.target_at(80)) == pytest.approx(0.6 * (1 - 0.5 * 70 / 89))
+
+
+def test_resume_refuses_a_schedule_or_an_end_that_moves_the_target(tmp_path, caplog):
+    """The state holds the schedule and its end step: a resume with another schedule, or another run
+    length under a schedule without @END, is refused in one line; the same end given as @END is fine."""
+    from entrodiag.trainer.controllers import from_config
+
+    cfg = load_config("tiny-arith-test", entropy_control="pi_coef", entropy_schedule="linear:1.0,0.5",
+                      entropy_control_from=10)
+    c = from_config(cfg)
+    feed_baseline(c, 0.6)
+    state = c.state_dict()
+    assert (state["schedule"], state["end_step"]) == ("linear:1,0.5", 49)
+    for kw, message in (({"steps": 80}, "ends at step 49, this run's at 79"),
+                        ({"entropy_schedule": "cosine:1.0,0.5"}, "entropy schedule is 'linear:1,0.5', this run's")):
+        other = from_config(load_config("tiny-arith-test", **{**cfg.to_dict(), **kw}))
+        with pytest.raises(ValueError, match=message) as e:
+            other.load_state_dict(state)
+        assert "\n" not in str(e.value)
+    same_end = from_config(load_config("tiny-arith-test", **{**cfg.to_dict(), "steps": 80,
+                                                            "entropy_schedule": "linear:1.0,0.5@49"}))
+    same_end.load_state_dict(state)
+    assert same_end.target_at(30) == pytest.approx(c.target_at(30))
+    # an older checkpoint: no schedule saved (not checked), no initial entropy though past step 0: guard off, said
+    old = {k: v for k, v in state.items() if k not in ("schedule", "end_step")} | {"baseline": [], "last_error": 0.1}
+    with caplog.at_level("WARNING", logger="entrodiag.entropy_control"):
+        c2 = from_config(cfg)
+        c2.load_state_dict(old)
+    assert c2.guard == 0 and "guard is off" in caplog.text

@@ -179,3 +179,14 @@ def test_the_builtin_trainer_records_the_mi_proxy_every_mi_every_steps(tiny_run)
         load_config("tiny-arith-test", mi_every=-1)
     with pytest.raises(ValueError, match="mi_k >= 1"):
         load_config("tiny-arith-test", mi_k=0)
+
+
+def test_mi_k_beyond_the_prompts_of_a_step_is_refused_in_one_line():
+    """A step draws prompts_per_step prompts: at most prompts_per_step − 1 others to score under."""
+    from entrodiag.trainer import load_config
+
+    assert load_config("tiny-arith-test", prompts_per_step=4, mi_k=3).mi_k == 3
+    with pytest.raises(ValueError, match=r"mi_k 4 is more than .* \(prompts_per_step 4 - 1\): lower mi_k") as e:
+        load_config("tiny-arith-test", prompts_per_step=4, mi_k=4)
+    assert "\n" not in str(e.value)
+    assert load_config("tiny-arith-test", prompts_per_step=4, mi_k=4, mi_every=0).mi_every == 0  # off: not checked

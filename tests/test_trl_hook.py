@@ -387,7 +387,19 @@ def test_entropy_control_sets_trls_coefficient_and_clip(tmp_path):
         assert clip[i] == pytest.approx(0.2 + u * (0.5 - 0.2) if u >= 0 else 0.2 - u * (0.02 - 0.2))
         assert low[i] == pytest.approx(0.2 + u * (0.02 - 0.2) if u >= 0 else 0.2 - u * (0.5 - 0.2))
     assert trainer.epsilon_high == pytest.approx(clip[2]) and trainer.epsilon_low == pytest.approx(low[2])
+    meta = load_run(tmp_path / "clip").meta  # the controller's labels, where analyze and the report read them
+    assert meta["entropy_control"] == "pi_clip" and meta["entropy_schedule"] == "constant"
+    assert meta["entropy_control_from"] == 2
+    from entrodiag.analysis.control import control_summary
+    from entrodiag.hooks.trl_control import note_control
     from entrodiag.trainer.controllers import EntropyControl
+
+    assert control_summary(tmp_path / "clip").mode == "pi_clip"
+    noted: dict = {}
+    note_control(type("Rec", (), {"update_meta": lambda self, **kw: noted.update(kw)})(),
+                 EntropyControl("pi_coef", schedule="linear:1.0,0.8@40", control_from=5))
+    assert noted == {"entropy_control": "pi_coef", "entropy_schedule": "linear:1,0.8@40", "entropy_control_from": 5,
+                     "entropy_guard": 1.5}
 
     with pytest.raises(ValueError, match="detach=False"):  # TRL cannot apply the covariance clip
         trainer._ed_make_control(EntropyControl("pi_clip", target=1.0), {})

@@ -16,8 +16,9 @@ still sums the compute of all of them); the unlogged steps before the first row 
 
 Start cut (``START_FRAC``): evaluations at a compute below 10% of the largest compute fitted are
 left out of the fit (ScaleRL leaves out the first ~1.5k GPU-hours of runs of 16k and more: the
-noisy start). R0 is the performance before training: the first evaluation when it lies in the
-left-out start (it is then held fixed), else a free parameter.
+noisy start). R0 is the performance before training: the first evaluation when it is at step 0
+(or, for bare ``(C, R)``, at C = 0) and in the left-out start (it is then held fixed), else a free
+parameter (a first evaluation after training started, as TRL's and imported runs have, is not R0).
 
 A series longer than ``MAX_POINTS`` (120) after the cut, a training reward logged every step, is
 averaged in consecutive blocks to 120 points first (it bounds the bootstrap's cost).
@@ -25,7 +26,8 @@ averaged in consecutive blocks to 120 points first (it bounds the bootstrap's co
 Fit: A and R0 enter linearly, so for each (B, C_mid) they are a least-squares solution; (B, C_mid)
 are found on a grid (log-spaced) and refined by Nelder–Mead. Intervals: a residual bootstrap
 (residuals rescaled by sqrt(n/(n−p)), refitted on the grid; a fixed R0 gets a resampled residual
-too, being one evaluation), percentile intervals at ``level``.
+too, being one evaluation; a smoothed training series's residuals in moving blocks of the smoothing
+window, its neighbours being correlated), percentile intervals at ``level``.
 
 Premises (``judge_compute``, the same words as the law's ``verdicts.judge_law``; not a fit →
 no number): ``not applicable`` when R fell with compute (the rise A − R0 below 0 beyond its
@@ -305,8 +307,9 @@ def metric_points(run: Run, choice: MetricChoice, smooth: int = DEFAULT_SMOOTH) 
 
 
 def fit_arrays(C: np.ndarray, R: np.ndarray, *, n_boot: int = 200, level: float = 0.95, seed: int = 0,
-               axis: ComputeAxis | None = None, steps: np.ndarray | None = None, **meta) -> ComputeFit:
-    """The sigmoid fitted to points ``(C, R)`` (C cumulative compute, increasing) after the start cut."""
+               axis: ComputeAxis | None = None, steps: np.ndarray | None = None, block: int = 1,
+               **meta) -> ComputeFit:
+    """The sigmoid fitted to ``(C, R)`` (C cumulative, increasing) after the start cut; ``block``: R's smoothing."""
     from scipy import special
 
     C, R = np.asarray(C, dtype=np.float64), np.asarray(R, dtype=np.float64)
@@ -322,13 +325,13 @@ def fit_arrays(C: np.ndarray, R: np.ndarray, *, n_boot: int = 200, level: float 
         raise AnalysisError(f"only {n} evaluation point(s) at or after {START_FRAC:.0%} of the compute (the "
                             f"noisy start is left out); the compute sigmoid needs at least {MIN_POINTS}: "
                             "evaluate more often")
-    r0 = float(R[0]) if C[0] < cut else None
+    r0 = float(R[0]) if C[0] < cut and steps[0] <= 0 else None  # pinned only before training (step/C 0)
     c_max = float(C.max())
     n_cut = int((~keep).sum())
     C, y, steps = C[keep], R[keep], steps[keep]
     if n > MAX_POINTS:  # a long series (a training reward): block means, to bound the bootstrap's cost
         C, y, steps = (np.array([b.mean() for b in np.array_split(v, MAX_POINTS)]) for v in (C, y, steps))
-        n = MAX_POINTS
+        block, n = -(-block * MAX_POINTS // n), MAX_POINTS  # the window in block means
     x = C / c_max
     p = 3 if r0 is not None else 4
     A, B, lm, R0, sse = _fit(x, y[None, :], r0, refine=True)[0]
@@ -348,7 +351,7 @@ def fit_arrays(C: np.ndarray, R: np.ndarray, *, n_boot: int = 200, level: float 
     if n_boot > 0 and dfd > 0:
         rng = np.random.default_rng(seed)
         e = (resid - resid.mean()) * math.sqrt(n / dfd)
-        Y = pred[None, :] + rng.choice(e, size=(n_boot, n), replace=True)
+        Y = pred[None, :] + stats.resample_residuals(e, n_boot, rng, block)
         # a fixed R0 is one evaluation: its noise is resampled too
         r0b = None if r0 is None else r0 + rng.choice(e, size=n_boot, replace=True)
         boot = _fit(x, Y, r0b, refine=False, around=(B, lm))
@@ -411,7 +414,7 @@ def fit_compute_law(data: RunLike | tuple[Sequence[float], Sequence[float]], *,
     axis = compute_axis(run)
     try:
         return fit_arrays(axis.at(steps), R, n_boot=n_boot, level=level, seed=seed, axis=axis, steps=steps,
-                          metric=choice.name, metric_choice=choice)
+                          block=smooth if choice.is_training else 1, metric=choice.name, metric_choice=choice)
     except AnalysisError as e:
         raise AnalysisError(f"run {run.run_id}, metric {choice.name}: {e}") from None
 

@@ -25,8 +25,9 @@ every comparison above. The deviation from the schedule, over every step s ≥ s
 - *in schedule*: share of the steps with |H_s − T_s| ≤ 0.2·T_s (T_s the target of step s);
 - *mean relative deviation*: mean of |H_s − T_s| / T_s.
 
-The guard (``control/guard``, 1 on the steps where entropy was above ``control/guard_bound`` and
-the controller's entropy-raising output was clamped): *guard steps* counts them.
+The guard (``control/guard``, 1 on the steps where it acted: the target was capped at
+``control/guard_bound`` / 1.2, or entropy was above ``control/guard_bound`` and the controller's
+entropy-raising output was clamped): *guard steps* counts both kinds of step.
 """
 
 from __future__ import annotations
@@ -191,8 +192,8 @@ def control_summary(run: RunLike, *, from_step: int | None = None) -> ControlSum
     cfg = run.meta.get("config") or {}
     mode = run.meta.get("entropy_control") or cfg.get("entropy_control") or "none"
     active = df.filter(pl.col("control/active") > 0) if "control/active" in df.columns else df.clear()
-    start = int(active["step"][0]) if active.height else max(int(cfg.get("entropy_control_from") or 0),
-                                                             int(df["step"][0]))
+    configured = cfg.get("entropy_control_from") or run.meta.get("entropy_control_from") or 0  # TRL: in meta
+    start = int(active["step"][0]) if active.height else max(int(configured), int(df["step"][0]))
     stats = band_stats(df["step"].to_numpy(), df["entropy_mean"].to_numpy(), df["control/target"].to_numpy(),
                        (df["control/band_low"].to_numpy(), df["control/band_high"].to_numpy()), start, from_step)
     knob = KNOBS.get(mode)

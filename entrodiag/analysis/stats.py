@@ -87,3 +87,17 @@ def ttest_1samp_p(x: np.ndarray) -> float:
     if n < 2 or sd == 0:
         return 0.0 if n and x.mean() != 0 else 1.0
     return _t_two_sided(x.mean() / (sd / np.sqrt(n)), n - 1)
+
+
+def resample_residuals(e: np.ndarray, n_draws: int, rng: np.random.Generator, block: int = 1) -> np.ndarray:
+    """``[n_draws, n]`` resamples of the residuals ``e`` (length n): independent draws for
+    ``block`` = 1, else a moving-block bootstrap (Künsch 1989): blocks of ``block`` consecutive
+    residuals from random starts, joined and cut to n, so that the correlation a trailing mean of
+    ``block`` points puts into neighbouring residuals is kept."""
+    n = len(e)
+    block = int(min(max(block, 1), n))
+    if block == 1:
+        return rng.choice(e, size=(n_draws, n), replace=True)
+    starts = rng.integers(0, n - block + 1, size=(n_draws, -(-n // block)))
+    idx = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(n_draws, -1)[:, :n]
+    return e[idx]

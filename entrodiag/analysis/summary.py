@@ -82,11 +82,16 @@ def _dynamics(run, th: CollapseThresholds) -> dict:
         rows.append({"name": name, "label": f"eval {name}", "start": float(v[0]), "end": float(v[-1]),
                      "change": float(v[-1] - v[0]), "ratio": float(v[-1] / v[0]) if v[0] else None,
                      "window": 1, "best": float(v.max())})
+    # the window of entropy's row (else the first row's); a sparser series (mi_proxy) has its own
+    wins = {r["name"]: r["window"] for r in rows if r["name"] in labels}
+    k = wins.get("entropy_mean", next(iter(wins.values()), None))
     out = {"status": "ok", "rows": rows, "edge_steps": k}
     if steps.height == 1:
         out["note"] = "one step: start and end are the same step"
     elif k:
-        out["note"] = f"start/end = median of the first/last {k} step(s); evals: first/last value"
+        other = ", ".join(f"{n}: {w}" for n, w in wins.items() if w != k)
+        out["note"] = (f"start/end = median of the first/last {k} step(s)" + (f" ({other})" if other else "")
+                       + "; evals: first/last value")
     return out
 
 

@@ -17,4 +17,13 @@ def control_kwargs(trainer: Any, args: dict) -> dict:
             "end_step": max_steps if max_steps > 0 else None, **args}
 
 
-__all__ = ["control_kwargs"]
+def note_control(rec: Any, control: Any) -> None:
+    """Write ``control``'s mode, schedule, start and guard into the run's meta (run.json), where
+    ``analyze``, the report and the dashboard read them (the built-in trainer has them in its
+    config); nothing without a controller."""
+    if control is not None:
+        rec.update_meta(entropy_control=control.mode, entropy_schedule=str(control.schedule or "constant"),
+                        entropy_control_from=control.control_from, entropy_guard=control.guard)
+
+
+__all__ = ["control_kwargs", "note_control"]

@@ -28,7 +28,7 @@ from ..store.location import locate, run_path
 from .recorder import Recorder
 from .signals import DEFAULT_STOP_GRACE, GracefulStop, StepAbandoned, TrainingStopped, signal_name
 from .trl_batch import PendingBatch
-from .trl_control import control_kwargs
+from .trl_control import control_kwargs, note_control
 from .trl_logs import is_num, jsonable, log_columns
 
 log = logging.getLogger("entrodiag")
@@ -137,6 +137,7 @@ class RecordingGRPOTrainer(GRPOTrainer):
         if entrodiag_recorder is not None and entrodiag_recorder.tokenizer is None:
             entrodiag_recorder.tokenizer = self._ed_tokenizer  # token and response text
         self._ed_rec = entrodiag_recorder if entrodiag_recorder is not None else self._ed_open(False)
+        note_control(self._ed_rec, self._ed_control)  # analyze labels the control section from run.json
         self._ed_stop_on, self._ed_stopped = entrodiag_stop_on, False
         self._ed_handle_signals, self._ed_signals = entrodiag_handle_signals, None
         self.add_callback(_StopOnSignal(self))

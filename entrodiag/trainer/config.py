@@ -107,7 +107,7 @@ class TrainConfig:
     mi_every: int = 10
     """Record the mutual-information proxy ``mi_proxy`` (each response scored under its own prompt and mi_k other prompts of the batch, before the update; it falls in RAGEN-2's template collapse) every N steps and at the last; 0 = never."""
     mi_k: int = 3
-    """Other prompts each response is scored under for ``mi_proxy`` (mi_k + 1 extra forward passes over the responses, no gradient)."""
+    """Other prompts each response is scored under for ``mi_proxy`` (mi_k + 1 extra forward passes over the responses, no gradient); at most prompts_per_step - 1, and fewer on a step whose rank's batch holds fewer distinct prompts (prompts are drawn with replacement and split over the ranks)."""
     token_sample: int = 8
     """Responses per step kept as token/sample/span rows (aggregates use every token)."""
     checkpoint_every: int = 100
@@ -184,6 +184,11 @@ class TrainConfig:
             problems.append(f"log_to: {e}")
         if self.mi_every < 0 or self.mi_k < 1:
             problems.append(f"mi_every must be >= 0 (0 = off) and mi_k >= 1, got {self.mi_every} and {self.mi_k}")
+        elif self.mi_every and self.mi_k > self.prompts_per_step - 1:  # distinct prompts a rank's batch can hold
+            problems.append(f"mi_k {self.mi_k} is more than the other prompts a step's batch can hold "
+                            f"(prompts_per_step {self.prompts_per_step} - 1): lower mi_k or raise prompts_per_step"
+                            + (" (one prompt: nothing to compare, set mi_every 0)"
+                               if self.prompts_per_step < 2 else ""))
         if self.watch_every < 1:
             problems.append(f"watch_every must be >= 1, got {self.watch_every}")
         if self.prompt_format not in ("auto", "chat", "plain"):
@@ -220,7 +225,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smollm2-arith-smoke": {"model": "smollm2-135m", "task": "word-arith", "val_size": 4, "max_new_tokens": 32,
                             "steps": 3, "prompts_per_step": 2, "group_size": 2, "lr": 1e-6, "warmup_steps": 0,
                             "epochs": 1, "eval_every": 2, "checkpoint_every": 3, "token_sample": 4,
-                            "device": "cpu", "cpu_bf16": True},
+                            "device": "cpu", "cpu_bf16": True, "mi_k": 1},
 }
 
 
