@@ -4,17 +4,37 @@ The run is found when first needed (on the sinks' thread): ``wandb.run`` when th
 user's code (or TRL's ``report_to="wandb"``) has one open, else a new run (project
 ``$WANDB_PROJECT`` or ``entrodiag``, named after the entrodiag run). ``entrodiag/*`` is plotted
 against ``entrodiag/step``, entrodiag's own step axis (defined once per run, the user's too), so
-that the series never clash with the step counter of a run another library drives; in the user's
-run they are logged with ``commit=False``, joining its current row, so that they never advance
-its ``_step``. Flags become W&B alerts when the run is online.
+that the series never clash with the step counter of a run another library drives. Flags become
+W&B alerts when the run is online.
+
+In the user's run the values are logged with ``commit=False``: they join the run's pending row
+(the one the user's next ``log`` commits). A row holds one value per key, and the sinks' thread
+can hand over several entrodiag steps between two rows of the user's, so before logging a new
+entrodiag step the sink asks the run for its current row (``run.step``): if that row still holds
+an earlier entrodiag step of the sink's, the sink commits it (``log({}, commit=True)``) and logs
+into the next one. Each such commit advances W&B's ``_step`` by one, and W&B drops a later
+``log(..., step=k)`` whose ``k`` is below its current step. So that no row of the user's is ever
+dropped, the sink commits only a row the user opened, never a row its own commit opened: W&B's
+step stays at most one past the user's last row, and a user's next ``step=`` (larger than their
+last) is never below it. The cost: when more than two entrodiag steps arrive within one row of
+the user's, the newest replaces the previous one in the row the sink opened (``replaced`` counts
+them, warned once, and written to the run's summary as ``entrodiag/steps_replaced`` at close);
+the run folder keeps every step. A user's own row being built with ``commit=False`` may be
+committed early by the sink (split in two rows, nothing lost). TRL's run (``source`` ``trl``, the
+run opened after the Recorder, by transformers' W&B callback, which logs without ``step=``) is
+committed freely: every entrodiag step gets a row. In ``mode="shared"`` runs (several writing
+processes; W&B has no step to ask there) the values join the pending row as they come.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from .base import PREFIX, TrackerSink, require
+
+log = logging.getLogger("entrodiag")
 
 STEP_KEY = PREFIX + "step"
 
@@ -36,6 +56,11 @@ class WandbSink(TrackerSink):
         self.run = None
         self.owned = False
         self.defined = None  # the run whose entrodiag/* metrics are defined
+        self.free = False  # TRL's run, whose rows are all logged without step=: commit rows freely
+        self.pending: tuple[int, int] | None = None  # (W&B row, entrodiag step) of the last log in the user's run
+        self.opened: int | None = None  # the W&B row the sink's last commit opened
+        #: entrodiag steps replaced by a newer one in a row of the user's run (see the module's docstring)
+        self.replaced = 0
 
     def start(self, meta: dict) -> None:
         super().start(meta)
@@ -44,7 +69,9 @@ class WandbSink(TrackerSink):
     def _open(self):
         if self.run is None:
             self.run = self.wandb.run  # opened since the Recorder was built (TRL opens it at train())
-            if self.run is None:
+            if self.run is not None:
+                self.free = self.meta.get("source") == "trl"
+            else:
                 self.run = self.wandb.init(
                     project=self.project or os.environ.get("WANDB_PROJECT") or "entrodiag",
                     name=str(self.meta.get("run_id") or "entrodiag"), config=self.meta.get("config") or {},
@@ -58,8 +85,29 @@ class WandbSink(TrackerSink):
 
     def log_metrics(self, step: int, values: dict[str, float]) -> None:
         run = self._open()
-        # in the user's run, never advance its _step: the values join its current row
-        run.log({STEP_KEY: step, **values}, commit=None if self.owned else False)
+        if self.owned:
+            run.log({STEP_KEY: step, **values})
+            return
+        row = None if run.settings.mode == "shared" else self._row(run, step)
+        run.log({STEP_KEY: step, **values}, commit=False)
+        self.pending = None if row is None else (row, step)
+
+    def _row(self, run, step: int) -> int:
+        """The user's run's row that entrodiag ``step`` goes into: the pending one, after
+        committing it when it holds an earlier step of the sink's and the user opened it."""
+        row = run.step
+        if self.pending is None or self.pending[0] != row or self.pending[1] == step:
+            return row  # the row holds nothing of ours, or this very step (an event beside its numbers)
+        if self.free or row != self.opened:
+            run.log({}, commit=True)
+            self.opened = row = run.step
+            return row
+        self.replaced += 1
+        if self.replaced == 1:
+            log.warning("W&B: entrodiag steps arrive faster than the rows of your run advance; to keep W&B's "
+                        "step from passing your step= values, a newer step replaces the previous one in "
+                        "W&B (counted as entrodiag/steps_replaced); the run folder keeps every step")
+        return row
 
     def log_note(self, step: int, kind: str, name: str, title: str, text: str, severity: str | None) -> None:
         run = self._open()
@@ -69,5 +117,7 @@ class WandbSink(TrackerSink):
             run.alert(title=title, text=text, level=getattr(self.wandb.AlertLevel, level))
 
     def close(self, status: str) -> None:
+        if self.run is not None and self.replaced:
+            self.run.summary[PREFIX + "steps_replaced"] = self.replaced
         if self.owned and self.run is not None:
             self.run.finish(exit_code=0 if status in ("finished", "stopped") else 1)
