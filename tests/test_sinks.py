@@ -445,10 +445,10 @@ def test_a_sink_failing_in_a_row_is_switched_off_and_one_that_recovers_is_not():
     assert flaky.closed == ["finished"] and len(flaky.metrics) == 3 * MAX_FAILURES_IN_A_ROW // 2
 
 
-def test_wandb_sink_defines_its_axis_in_the_users_run_and_joins_its_rows():
+def test_wandb_sink_defines_its_axis_in_the_users_run_and_never_commits_there():
     """Joining an open W&B run: ``entrodiag/*`` is still defined against ``entrodiag/step`` (once),
-    and each log joins the user's pending row (``commit=False``), committing it first only when it
-    holds the sink's previous step; in its own run each log commits."""
+    and each log joins the user's current row (``commit=False``; with ``commit_rows=True`` the row
+    holding the previous step is committed first); in its own run it commits."""
     from types import SimpleNamespace
 
     from entrodiag.sinks.wandb import STEP_KEY, WandbSink
@@ -466,9 +466,11 @@ def test_wandb_sink_defines_its_axis_in_the_users_run_and_joins_its_rows():
             self.logged.append((data, commit))
             self.step += commit is not False
 
-    users, own = FakeRun(), FakeRun()
-    for open_run, expected_commits, run in ((users, [False, True, False], users), (None, [None, None], own)):
-        sink = WandbSink()
+    users, committed, own = FakeRun(), FakeRun(), FakeRun()
+    for open_run, commit_rows, expected_commits, run in (
+            (users, None, [False, False], users), (committed, True, [False, True, False], committed),
+            (None, None, [None, None], own)):
+        sink = WandbSink(commit_rows=commit_rows)
         sink.wandb = SimpleNamespace(run=open_run, init=lambda **kw: own)
         sink.start({"run_id": "r"})
         sink.log_metrics(0, {"entrodiag/entropy_mean": 1.0})
@@ -498,11 +500,11 @@ def test_a_sinks_failure_is_logged_without_the_password(caplog):
 
 def test_wandb_sink_in_a_shared_run_keeps_every_step_and_every_row_of_the_user(trackers):
     """A real (offline) W&B run shared with the sink, whose thread logs entrodiag steps faster than
-    the run's rows advance: TRL's run (opened after the Recorder; transformers logs without
-    ``step=``) gets every step; a run the user opened gets every step with or without a user row
-    between two of them, and a user logging with ``step=`` keeps every row (W&B drops a ``step=``
-    below its current step): past two entrodiag steps in one row of the user's, the newest
-    replaces the previous one, counted."""
+    the run's rows advance: TRL's run (transformers and TRL log without ``step=``) gets every
+    entrodiag step, with or without a row of TRL's between two of them; in a run of the user's,
+    who logs with ``step=``, every row of the user's is kept (W&B drops a ``step=`` below its
+    current step, so the sink never commits there: the newer step replaces the older, counted);
+    ``commit_rows=True`` keeps every step for a user who logs without ``step=``."""
     import wandb
 
     from entrodiag.sinks.wandb import WandbSink
@@ -512,28 +514,32 @@ def test_wandb_sink_in_a_shared_run_keeps_every_step_and_every_row_of_the_user(t
             sink.log_metrics(s, {"entrodiag/entropy_mean": s / 100})
 
     trl = WandbSink()
-    trl.start({"run_id": "r", "source": "trl"})  # no run yet: TRL opens its run at train()
+    trl.start({"run_id": "r", "source": "trl", "config": {"report_to": ["wandb"]}})
+    # TRL opens its run at train(), after the Recorder
     run = wandb.init(name="shared-row")
     logs(trl, 1, 2, 3)  # three steps, no row of TRL's between them
     run.log({"loss": 0.1})
-    users = WandbSink()
-    users.start({"run_id": "r"})  # the user's run, open before the Recorder
-    logs(users, 11, 12)  # no user row between
+    logs(trl, 4)
     run.log({"loss": 0.2})
-    logs(users, 13)
-    run.log({"loss": 0.3})
-    k = run.step + 5  # the user moves to logging with step=
+    users = WandbSink()
+    users.start({"run_id": "r"})  # a run of the user's, who logs with step=
+    k = run.step + 5
     run.log({"x": 1.0}, step=k)
-    logs(users, 21, 22, 23)  # three steps in one row of the user's
-    run.log({"x": 2.0}, step=k + 1)  # dropped by W&B if the sink had opened two rows past k
+    logs(users, 11, 12)  # 12 replaces 11
+    run.log({"y": 1.0}, step=k)  # a second log at step k: dropped had the sink committed row k
+    run.log({"x": 2.0}, step=k + 1)
+    logs(users, 13)
     run.log({"x": 3.0}, step=k + 2)
-    logs(users, 31)
-    run.log({"x": 4.0}, step=k + 3)
+    committing = WandbSink(commit_rows=True)
+    committing.start({"run_id": "r"})
+    logs(committing, 21, 22)
+    run.log({"loss": 0.3})
     folder = Path(run.dir).parent
     wandb.finish()
     _, rows = wandb_history(next(folder.glob("run-*.wandb")))
-    kept = (1, 2, 3, 11, 12, 13, 21, 23, 31)
+    kept = (1, 2, 3, 4, 12, 13, 21, 22)
     assert series(rows, "entrodiag/entropy_mean") == pytest.approx({s: s / 100 for s in kept}), rows
     assert [r["loss"] for r in rows if "loss" in r] == [0.1, 0.2, 0.3]
-    assert {r["_step"]: r["x"] for r in rows if "x" in r} == {k + i: i + 1.0 for i in range(4)}, rows
-    assert (trl.replaced, users.replaced) == (0, 1)  # 22, replaced by 23 in the row the user logs k + 1 into
+    assert {r["_step"]: (r["x"], r.get("y")) for r in rows if "x" in r} == {
+        k: (1.0, 1.0), k + 1: (2.0, None), k + 2: (3.0, None)}, rows
+    assert (trl.replaced, users.replaced, committing.replaced) == (0, 1, 0)

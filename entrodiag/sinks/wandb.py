@@ -7,23 +7,27 @@ against ``entrodiag/step``, entrodiag's own step axis (defined once per run, the
 that the series never clash with the step counter of a run another library drives. Flags become
 W&B alerts when the run is online.
 
-In the user's run the values are logged with ``commit=False``: they join the run's pending row
-(the one the user's next ``log`` commits). A row holds one value per key, and the sinks' thread
-can hand over several entrodiag steps between two rows of the user's, so before logging a new
-entrodiag step the sink asks the run for its current row (``run.step``): if that row still holds
-an earlier entrodiag step of the sink's, the sink commits it (``log({}, commit=True)``) and logs
-into the next one. Each such commit advances W&B's ``_step`` by one, and W&B drops a later
-``log(..., step=k)`` whose ``k`` is below its current step. So that no row of the user's is ever
-dropped, the sink commits only a row the user opened, never a row its own commit opened: W&B's
-step stays at most one past the user's last row, and a user's next ``step=`` (larger than their
-last) is never below it. The cost: when more than two entrodiag steps arrive within one row of
-the user's, the newest replaces the previous one in the row the sink opened (``replaced`` counts
-them, warned once, and written to the run's summary as ``entrodiag/steps_replaced`` at close);
-the run folder keeps every step. A user's own row being built with ``commit=False`` may be
-committed early by the sink (split in two rows, nothing lost). TRL's run (``source`` ``trl``, the
-run opened after the Recorder, by transformers' W&B callback, which logs without ``step=``) is
-committed freely: every entrodiag step gets a row. In ``mode="shared"`` runs (several writing
-processes; W&B has no step to ask there) the values join the pending row as they come.
+In a run it joins, the values are logged with ``commit=False``: they join the run's pending row
+(the one its owner's next ``log`` commits). A row holds one value per key, and the sinks' thread
+can hand over several entrodiag steps between two rows of the owner's, so before logging a new
+entrodiag step the sink asks the run for its current row (``run.step``). If that row still holds
+an earlier entrodiag step of the sink's:
+
+- in TRL's run (``source`` ``trl`` with ``report_to`` naming wandb: transformers' W&B callback
+  and TRL log without ``step=``), the sink commits that row (``log({}, commit=True)``) and logs
+  into the next one: every entrodiag step gets a row (a callback of yours that logs into TRL's
+  run with ``step=``: ``entrodiag_recorder=Recorder(..., sinks=[WandbSink(commit_rows=False)])``);
+- in a run of the user's, it does not: a commit advances W&B's ``_step``, and W&B drops a later
+  ``log(..., step=k)`` whose ``k`` is below it, a second ``log`` at the user's current ``step=``
+  included, so no number of the sink's commits is safe for a user who logs with ``step=``. The
+  newer entrodiag step replaces the earlier one in the pending row (``replaced`` counts them,
+  warned once, written to the run's summary as ``entrodiag/steps_replaced`` at close); the run
+  folder keeps every step. A user who logs without ``step=`` loses nothing by the commits:
+  ``WandbSink(commit_rows=True)`` (a row the user is building with ``commit=False`` may then be
+  split in two, nothing lost).
+
+In ``mode="shared"`` runs (several writing processes; W&B has no step to ask there) the values join
+the pending row as they come.
 """
 
 from __future__ import annotations
@@ -44,21 +48,24 @@ class WandbSink(TrackerSink):
 
     Args:
         project: the project of a run the sink starts (default ``$WANDB_PROJECT`` or ``entrodiag``).
+        commit_rows: in a run it joins, commit the pending row when it holds an earlier entrodiag
+            step (every step gets a row; safe only where nobody logs with ``step=``); default:
+            in TRL's run only (see the module's docstring).
         **init: more ``wandb.init`` arguments for a run the sink starts (``entity``, ``dir``, ``mode``, ...).
     """
 
     name = "wandb"
 
-    def __init__(self, project: str | None = None, **init: Any) -> None:
+    def __init__(self, project: str | None = None, commit_rows: bool | None = None, **init: Any) -> None:
         self.wandb = require("wandb", "wandb")
         self.project = project
+        self.commit_rows = commit_rows
         self.init = init
         self.run = None
         self.owned = False
         self.defined = None  # the run whose entrodiag/* metrics are defined
-        self.free = False  # TRL's run, whose rows are all logged without step=: commit rows freely
-        self.pending: tuple[int, int] | None = None  # (W&B row, entrodiag step) of the last log in the user's run
-        self.opened: int | None = None  # the W&B row the sink's last commit opened
+        #: (W&B row, entrodiag step) of the sink's last log in a run it joined
+        self.pending: tuple[int, int] | None = None
         #: entrodiag steps replaced by a newer one in a row of the user's run (see the module's docstring)
         self.replaced = 0
 
@@ -69,9 +76,7 @@ class WandbSink(TrackerSink):
     def _open(self):
         if self.run is None:
             self.run = self.wandb.run  # opened since the Recorder was built (TRL opens it at train())
-            if self.run is not None:
-                self.free = self.meta.get("source") == "trl"
-            else:
+            if self.run is None:
                 self.run = self.wandb.init(
                     project=self.project or os.environ.get("WANDB_PROJECT") or "entrodiag",
                     name=str(self.meta.get("run_id") or "entrodiag"), config=self.meta.get("config") or {},
@@ -93,20 +98,20 @@ class WandbSink(TrackerSink):
         self.pending = None if row is None else (row, step)
 
     def _row(self, run, step: int) -> int:
-        """The user's run's row that entrodiag ``step`` goes into: the pending one, after
-        committing it when it holds an earlier step of the sink's and the user opened it."""
+        """The joined run's row that entrodiag ``step`` goes into: the pending one, committed first
+        when it holds an earlier step of the sink's and rows may be committed."""
         row = run.step
         if self.pending is None or self.pending[0] != row or self.pending[1] == step:
             return row  # the row holds nothing of ours, or this very step (an event beside its numbers)
-        if self.free or row != self.opened:
+        if self.commit_rows if self.commit_rows is not None else trl_run(self.meta):
             run.log({}, commit=True)
-            self.opened = row = run.step
-            return row
+            return run.step
         self.replaced += 1
         if self.replaced == 1:
-            log.warning("W&B: entrodiag steps arrive faster than the rows of your run advance; to keep W&B's "
-                        "step from passing your step= values, a newer step replaces the previous one in "
-                        "W&B (counted as entrodiag/steps_replaced); the run folder keeps every step")
+            log.warning("W&B: entrodiag steps arrive faster than the rows of your run advance; a newer "
+                        "step replaces the previous one in W&B (counted as entrodiag/steps_replaced; the "
+                        "run folder keeps every step). If you log without step=, "
+                        "WandbSink(commit_rows=True) keeps them all")
         return row
 
     def log_note(self, step: int, kind: str, name: str, title: str, text: str, severity: str | None) -> None:
@@ -121,3 +126,12 @@ class WandbSink(TrackerSink):
             self.run.summary[PREFIX + "steps_replaced"] = self.replaced
         if self.owned and self.run is not None:
             self.run.finish(exit_code=0 if status in ("finished", "stopped") else 1)
+
+
+def trl_run(meta: dict) -> bool:
+    """Whether the recorded run is TRL's with ``report_to`` naming wandb (its W&B rows logged
+    without ``step=``, by transformers' callback and TRL)."""
+    if meta.get("source") != "trl":
+        return False
+    report_to = (meta.get("config") or {}).get("report_to") or []
+    return bool({"wandb", "all"} & set([report_to] if isinstance(report_to, str) else report_to))
