@@ -447,31 +447,37 @@ def test_a_sink_failing_in_a_row_is_switched_off_and_one_that_recovers_is_not():
 
 def test_wandb_sink_defines_its_axis_in_the_users_run_and_never_commits_there():
     """Joining an open W&B run: ``entrodiag/*`` is still defined against ``entrodiag/step`` (once),
-    and each log joins the user's current row (``commit=False``); in its own run it commits."""
+    and each log joins the user's current row (``commit=False``; with ``commit_rows=True`` the row
+    holding the previous step is committed first); in its own run it commits."""
     from types import SimpleNamespace
 
     from entrodiag.sinks.wandb import STEP_KEY, WandbSink
 
     class FakeRun:
+        settings = SimpleNamespace(mode="offline")
+
         def __init__(self):
-            self.defined, self.logged = [], []
+            self.defined, self.logged, self.step = [], [], 0
 
         def define_metric(self, name, step_metric=None):
             self.defined.append((name, step_metric))
 
         def log(self, data, commit=None):
             self.logged.append((data, commit))
+            self.step += commit is not False
 
-    users, own = FakeRun(), FakeRun()
-    for open_run, expected_commit, run in ((users, False, users), (None, None, own)):
-        sink = WandbSink()
+    users, committed, own = FakeRun(), FakeRun(), FakeRun()
+    for open_run, commit_rows, expected_commits, run in (
+            (users, None, [False, False], users), (committed, True, [False, True, False], committed),
+            (None, None, [None, None], own)):
+        sink = WandbSink(commit_rows=commit_rows)
         sink.wandb = SimpleNamespace(run=open_run, init=lambda **kw: own)
         sink.start({"run_id": "r"})
         sink.log_metrics(0, {"entrodiag/entropy_mean": 1.0})
         sink.log_metrics(1, {"entrodiag/entropy_mean": 0.5})
         assert run.defined == [(STEP_KEY, None), ("entrodiag/*", STEP_KEY)]
-        assert [c for _, c in run.logged] == [expected_commit] * 2
-        assert [d[STEP_KEY] for d, _ in run.logged] == [0, 1]
+        assert [c for _, c in run.logged] == expected_commits
+        assert [d[STEP_KEY] for d, _ in run.logged if d] == [0, 1]
 
 
 def test_a_sinks_failure_is_logged_without_the_password(caplog):
@@ -489,3 +495,51 @@ def test_a_sinks_failure_is_logged_without_the_password(caplog):
         sinks.close("finished")
     assert sinks.errors == {"leaky": 1}
     assert "http://me:***@mlflow.example.org/api" in caplog.text and "s3cr" not in caplog.text
+
+
+
+def test_wandb_sink_in_a_shared_run_keeps_every_step_and_every_row_of_the_user(trackers):
+    """A real (offline) W&B run shared with the sink, whose thread logs entrodiag steps faster than
+    the run's rows advance: TRL's run (transformers and TRL log without ``step=``) gets every
+    entrodiag step, with or without a row of TRL's between two of them; in a run of the user's,
+    who logs with ``step=``, every row of the user's is kept (W&B drops a ``step=`` below its
+    current step, so the sink never commits there: the newer step replaces the older, counted);
+    ``commit_rows=True`` keeps every step for a user who logs without ``step=``."""
+    import wandb
+
+    from entrodiag.sinks.wandb import WandbSink
+
+    def logs(sink, *steps):
+        for s in steps:
+            sink.log_metrics(s, {"entrodiag/entropy_mean": s / 100})
+
+    trl = WandbSink()
+    trl.start({"run_id": "r", "source": "trl", "config": {"report_to": ["wandb"]}})
+    # TRL opens its run at train(), after the Recorder
+    run = wandb.init(name="shared-row")
+    logs(trl, 1, 2, 3)  # three steps, no row of TRL's between them
+    run.log({"loss": 0.1})
+    logs(trl, 4)
+    run.log({"loss": 0.2})
+    users = WandbSink()
+    users.start({"run_id": "r"})  # a run of the user's, who logs with step=
+    k = run.step + 5
+    run.log({"x": 1.0}, step=k)
+    logs(users, 11, 12)  # 12 replaces 11
+    run.log({"y": 1.0}, step=k)  # a second log at step k: dropped had the sink committed row k
+    run.log({"x": 2.0}, step=k + 1)
+    logs(users, 13)
+    run.log({"x": 3.0}, step=k + 2)
+    committing = WandbSink(commit_rows=True)
+    committing.start({"run_id": "r"})
+    logs(committing, 21, 22)
+    run.log({"loss": 0.3})
+    folder = Path(run.dir).parent
+    wandb.finish()
+    _, rows = wandb_history(next(folder.glob("run-*.wandb")))
+    kept = (1, 2, 3, 4, 12, 13, 21, 22)
+    assert series(rows, "entrodiag/entropy_mean") == pytest.approx({s: s / 100 for s in kept}), rows
+    assert [r["loss"] for r in rows if "loss" in r] == [0.1, 0.2, 0.3]
+    assert {r["_step"]: (r["x"], r.get("y")) for r in rows if "x" in r} == {
+        k: (1.0, 1.0), k + 1: (2.0, None), k + 2: (3.0, None)}, rows
+    assert (trl.replaced, users.replaced, committing.replaced) == (0, 1, 0)
