@@ -196,7 +196,7 @@ def wild_runs(tmp: Path) -> dict[str, tuple[Path, str]]:
             continue
         try:
             import_run(src, tmp / run["name"])
-        except Exception as e:  # noqa: BLE001  (reported, not fatal)
+        except Exception as e:
             print(f"skipped {run['name']}: import refused: {e}", file=sys.stderr)
             continue
         out["wild " + run["name"]] = (tmp / run["name"], classify(run["val_key"]).name)
@@ -228,7 +228,13 @@ def backtest_ceilings(runs: dict[str, tuple[Path, str | None]]) -> list[dict]:
     given the final entropy, the compute sigmoid given the final compute, their combination), its
     90% interval, and whether it holds the actual final value; plus the compute fit's verdict on
     the prefix (``judge_compute``)."""
-    from entrodiag.analysis.compute_law import compute_axis, fit_arrays, judge_compute, metric_points, predict_final
+    from entrodiag.analysis.compute_law import (
+        compute_axis,
+        fit_arrays,
+        judge_compute,
+        metric_points,
+        predict_final,
+    )
     from entrodiag.analysis.metric import choose_metric
     from entrodiag.analysis.runs import AnalysisError
 

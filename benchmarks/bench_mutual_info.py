@@ -27,9 +27,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import entrodiag.trainer.loop as loop
 from entrodiag import load_run
-from entrodiag.trainer import load_config, train
+from entrodiag.trainer import load_config, loop, train
 
 #: (setting, part) -> [(step, wall s, cpu s)]
 TIMES: dict[tuple[str, str], list[tuple[int, float, float]]] = defaultdict(list)

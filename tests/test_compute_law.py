@@ -204,9 +204,10 @@ def test_a_smoothed_training_series_is_bootstrapped_in_blocks_of_its_window(tmp_
     widths = {b: np.subtract(*fit_arrays(C, R, n_boot=200, block=b).ci["A"][::-1]) for b in (1, 5)}
     assert widths[5] > 1.2 * widths[1] > 0
     # a run without evaluations: its training reward (a trailing mean of DEFAULT_SMOOTH) gets the blocks
+    from wild import steps_run
+
     from entrodiag.analysis.compute_law import compute_axis, metric_points
     from entrodiag.analysis.series import DEFAULT_SMOOTH
-    from wild import steps_run
 
     run = steps_run(tmp_path / "r", {"reward_mean": sig(np.arange(1.0, 61.0) * 2e4) + 0.05 * rng.normal(size=60)})
     fit = fit_compute_law(run, n_boot=50)

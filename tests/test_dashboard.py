@@ -21,9 +21,9 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
-from entrodiag.analysis import (  # noqa: E402
+from entrodiag.analysis import (
     analyze_run,
     compare_runs,
     early_prediction,
@@ -31,9 +31,9 @@ from entrodiag.analysis import (  # noqa: E402
     fit_entropy_law,
     forking_leaderboard,
 )
-from entrodiag.analysis.ceilings import ceilings_line  # noqa: E402
-from entrodiag.analysis.views import law_band  # noqa: E402
-from entrodiag.store import event_row, load_run, write_events  # noqa: E402
+from entrodiag.analysis.ceilings import ceilings_line
+from entrodiag.analysis.views import law_band
+from entrodiag.store import event_row, load_run, write_events
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "entrodiag" / "app" / "streamlit_app.py"

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from wild import steps_run
 
 from entrodiag.analysis.control import band_stats, control_summary
 from entrodiag.entropy_control import EntropyControl
 from entrodiag.entropy_schedule import Schedule, parse_schedule
 from entrodiag.trainer import load_config
-from wild import steps_run
 
 
 def feed_baseline(c, h0=0.6):
