@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .entropy_schedule import Schedule, check_resume, check_targets, parse_schedule, schedule_end
+from .entropy_schedule import Schedule, check_resume, check_targets, parse_schedule, schedule_end, target_spec
 
 log = logging.getLogger(__name__)
 #: Steps whose mean entropy is the initial entropy (``entropy_target_frac``, schedules, the guard).
@@ -476,14 +476,14 @@ class EntropyControl:
         """Plain floats and lists (checkpoint-safe under ``torch.load(weights_only=True)``)."""
         return {"mode": self.mode, "control_from": self.control_from, "schedule_from": self.schedule_from,
                 "schedule": str(self.schedule or ""), "end_step": schedule_end(self.schedule, self.end_step),
-                "target": self.target,
+                "target": self.target, "target_spec": target_spec(self.schedule, self.nats, self.frac),
                 "baseline": list(self.baseline), "last_error": self.last_error, "controller": self.ctl.state_dict()}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         """Continue from ``d``; a schedule or end step that differs from the checkpoint's: a one-line ValueError."""
         if d.get("mode") != self.mode:
             raise ValueError(f"the checkpoint's entropy controller is {d.get('mode')!r}, this one {self.mode!r}")
-        check_resume(d, self.schedule, self.end_step)
+        check_resume(d, self.schedule, self.end_step, nats=self.nats, frac=self.frac)
         self.control_from = int(d["control_from"])
         self.schedule_from = int(d.get("schedule_from", self.control_from))  # older checkpoints: the same
         self.target = float(d["target"])

@@ -89,9 +89,9 @@ def parse_schedule(text: str | Schedule | None) -> Schedule | None:
         raise ValueError(f"entropy_schedule {raw!r}: the kind must be one of {', '.join(KINDS)} ({EXAMPLE})")
     end_step, at = None, at.strip()
     if sep:
-        if re.fullmatch(r"-\d+", at):
+        if re.fullmatch(r"-[0-9]+", at):
             raise ValueError(f"entropy_schedule {raw!r}: the end step must be >= 0")
-        if not re.fullmatch(r"\d+", at):  # digits only: not "", "3_0" or "+3", which int() would take
+        if not re.fullmatch(r"[0-9]+", at):  # ASCII digits only: not "", "3_0", "+3" or "٣", which int() takes
             raise ValueError(f"entropy_schedule {raw!r}: after @ comes the end step, an integer ({EXAMPLE})")
         end_step = int(at)
     try:
@@ -135,7 +135,8 @@ def check_targets(mode: str, sched: Schedule | None, *, target: float, target_fr
     if mode != "none" and guard and fracs and max(fracs) > guard / 1.2:
         raise ValueError(f"the entropy target {max(fracs):g} × the initial entropy is above the guard's cap "
                          f"{guard:g}/1.2 = {guard / 1.2:.3g} × it, so it would be capped: lower F or raise/"
-                         "disable --entropy-guard (entropy_guard, 0 = off)")
+                         "disable --entropy-guard (entropy_guard; the TRL drop-in: entrodiag_control_args' "
+                         "guard; 0 = off)")
     if mode != "none" and not has_target:
         raise ValueError(f"entropy_control {mode} needs a target: entropy_target NATS, entropy_target_frac F "
                          "or entropy_schedule KIND:F0,F1")
@@ -149,21 +150,53 @@ def schedule_end(sched: Schedule | None, end_step: int | None) -> int | None:
     return sched.end_step if sched.end_step is not None else end_step
 
 
-def check_resume(saved: dict, sched: Schedule | None, end_step: int | None) -> None:
+def target_spec(sched: Schedule | None, nats: float = 0.0, frac: float = 0.0) -> dict:
+    """The controller's target, resolved (checkpoint-safe): ``frac`` × the initial entropy, ``nats``
+    or ``schedule`` (its fractions, without @END); a bare ``constant`` is no schedule and
+    ``constant:F`` is ``frac`` F, so the same target written either way compares equal.
+
+    Example:
+        >>> target_spec(parse_schedule("constant:0.9")) == target_spec(None, frac=0.9)
+        True
+    """
+    nats = float(nats) if nats and math.isfinite(nats) else 0.0
+    if sched is not None and sched.kind == "constant":
+        return {"frac": float(sched.start or frac or 0.0), "nats": nats, "schedule": ""}
+    return {"frac": float(frac or 0.0), "nats": nats, "schedule": str(sched or "").partition("@")[0]}
+
+
+def _describe(spec: dict) -> str:
+    if spec["schedule"]:
+        return f"schedule {spec['schedule']!r}"
+    if spec["frac"]:
+        return f"{spec['frac']:g} × the initial entropy"
+    return f"{spec['nats']:g} nats" if spec["nats"] else "none"
+
+
+def check_resume(saved: dict, sched: Schedule | None, end_step: int | None, *, nats: float = 0.0,
+                 frac: float = 0.0) -> None:
     """A controller state ``saved`` (``EntropyControl.state_dict``) continued by a run with ``sched``
-    ending at ``end_step``: a one-line ValueError where the target would move (older states, without
-    ``schedule``, are not checked)."""
+    (or the target ``nats`` / ``frac``) ending at ``end_step``: a one-line ValueError where the
+    target would move (states without ``schedule`` are not checked; without ``target_spec``, only
+    their schedule is)."""
     if "schedule" not in saved:
         return
-    now = str(sched or "")
-    if saved["schedule"].partition("@")[0] != now.partition("@")[0]:
-        raise ValueError(f"the checkpoint's entropy schedule is {saved['schedule'] or 'none'!r}, this run's "
-                         f"{now or 'none'!r}: resume with the same entropy_schedule (the target would move)")
-    end = schedule_end(sched, end_step)
-    if saved.get("end_step") != end:
-        raise ValueError(f"the checkpoint's entropy schedule {now} ends at step {saved.get('end_step')}, this run's "
-                         f"at {end} (the run's length changed): resume with the same steps / max_steps, or give "
-                         f"the end in the schedule ({now.partition('@')[0]}@{saved.get('end_step')})")
+    now = target_spec(sched, nats, frac)
+    # states before target_spec: their schedule alone (a constant one's target was not saved)
+    was_spec = saved.get("target_spec") or {**now, "schedule": target_spec(parse_schedule(saved["schedule"]))[
+        "schedule"]}
+    if was_spec != now:
+        raise ValueError(f"the checkpoint's entropy target is {_describe(was_spec)}, this run's "
+                         f"{_describe(now)}: resume with the same entropy_schedule / entropy_target / "
+                         "entropy_target_frac (the target would move)")
+    end, was = schedule_end(sched, end_step), saved.get("end_step")
+    if was != end:
+        old, new = saved["schedule"], str(sched or "")
+        why = (f"the end step (@END) changed: resume with {new.partition('@')[0]}@{was}" if "@" in old + new else
+               "the run's length changed: resume with the same steps / max_steps, or give the end in the "
+               f"schedule ({new.partition('@')[0]}@{was})")
+        raise ValueError(f"the checkpoint's entropy schedule {old} ends at step {was}, this run's {new} at "
+                         f"{end} ({why})")
 
 
-__all__ = ["KINDS", "Schedule", "check_resume", "check_targets", "parse_schedule", "schedule_end"]
+__all__ = ["KINDS", "Schedule", "check_resume", "check_targets", "parse_schedule", "schedule_end", "target_spec"]

@@ -7,13 +7,14 @@ import pytest
 import torch
 from objstore import s3_env, s3_server  # noqa: F401  (S3 test server fixtures)
 
-# One torch thread in this process, and (unless set) in every child it starts. The suite's models
+# One torch thread in this process and in every child it starts. The suite's models
 # are tiny: OpenMP's per-op overhead outweighs a second thread even on an idle machine, and on a
 # busy one its threads wait for each other (a tiny-model warm start took over 300 s with 2 threads
 # at load 10, 140-180 s with one). It also makes the tiny runs' numbers the same in this process
 # and in the trainer subprocesses (which run with OMP_NUM_THREADS=1): the warm start, and with it
-# the collapse tests' step numbers, no longer depend on which process built it.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+# the collapse tests' step numbers, no longer depend on which process built it. Set, not defaulted:
+# a value from the environment would otherwise reach every child process the tests start.
+os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
 
 

@@ -214,3 +214,26 @@ def test_a_smoothed_training_series_is_bootstrapped_in_blocks_of_its_window(tmp_
     steps, RR = metric_points(run, fit.metric_choice)
     assert fit.metric_choice.is_training and fit.ci == fit_arrays(
         compute_axis(run).at(steps), RR, n_boot=50, steps=steps, block=DEFAULT_SMOOTH).ci
+
+
+def test_the_bootstrap_block_of_an_averaged_smoothed_series_and_its_r0(monkeypatch):
+    """A trailing mean of w = 5 over 600 points averaged to 120 means: neighbouring means still share
+    w − 1 smoothed points, so the bootstrap's block stays above 1 (1 + ⌈4·120/600⌉ = 2); a block never
+    exceeds a third of the points; a smoothed training series's R0 at step 0 is left free (its smoothed
+    residuals would understate the noise of the one raw value), an evaluation series's is pinned."""
+    from entrodiag.analysis import stats
+    from entrodiag.analysis.compute_law import fit_arrays
+
+    seen, draw = [], stats.resample_residuals
+    monkeypatch.setattr(stats, "resample_residuals",
+                        lambda e, k, rng, block=1: seen.append(block) or draw(e, k, rng, block))
+    noise = 0.01 * np.random.default_rng(3).normal(size=600)
+    C = np.linspace(2e5, 1.2e6, 600)
+    fit_arrays(C, sig(C) + noise, n_boot=5, block=5)
+    C12 = np.linspace(2e5, 1.2e6, 12)
+    fit_arrays(C12, sig(C12) + noise[:12], n_boot=5, block=5)
+    assert seen == [2, 12 // 3]
+    C = np.arange(0.0, 61.0) * 2e4
+    r0_fixed = {b: fit_arrays(C, sig(C) + noise[:61], n_boot=0, steps=np.arange(61.0), block=b).r0_fixed
+                for b in (1, 5)}
+    assert r0_fixed == {1: True, 5: False}

@@ -68,7 +68,7 @@ def test_schedule_ends_at_the_runs_last_step_and_a_bare_constant_keeps_the_targe
     ("linear:1.0,-0.8", "must be > 0"),
     ("linear:1.0,0.8@soon", "after @ comes the end step"),
     ("linear:1.0,0.8@", "after @ comes the end step"), ("linear:1.0,0.8@3_0", "after @ comes the end step"),
-    ("linear:1.0,0.8@-5", "the end step must be >= 0"),
+    ("linear:1.0,0.8@-5", "the end step must be >= 0"), ("linear:1.0,0.8@\u0663\u0660", "after @ comes the end step"),
     ("constant:0.7@100", "a constant target has no end step"),
 ])
 def test_parser_errors_are_one_clear_line(spec, message):
@@ -184,8 +184,10 @@ def test_resume_refuses_a_schedule_or_an_end_that_moves_the_target(tmp_path, cap
     feed_baseline(c, 0.6)
     state = c.state_dict()
     assert (state["schedule"], state["end_step"]) == ("linear:1,0.5", 49)
-    for kw, message in (({"steps": 80}, "ends at step 49, this run's at 79"),
-                        ({"entropy_schedule": "cosine:1.0,0.5"}, "entropy schedule is 'linear:1,0.5', this run's")):
+    for kw, message in (({"steps": 80}, "schedule linear:1,0.5 ends at step 49, this run's linear:1,0.5 at 79 "
+                                         r"\(the run's length changed"),
+                        ({"entropy_schedule": "cosine:1.0,0.5"}, "target is schedule 'linear:1,0.5', this run's "
+                                                                  "schedule 'cosine:1,0.5'")):
         other = from_config(load_config("tiny-arith-test", **{**cfg.to_dict(), **kw}))
         with pytest.raises(ValueError, match=message) as e:
             other.load_state_dict(state)
@@ -194,9 +196,36 @@ def test_resume_refuses_a_schedule_or_an_end_that_moves_the_target(tmp_path, cap
                                                             "entropy_schedule": "linear:1.0,0.5@49"}))
     same_end.load_state_dict(state)
     assert same_end.target_at(30) == pytest.approx(c.target_at(30))
+    moved_end = from_config(load_config("tiny-arith-test", **{**cfg.to_dict(), "entropy_schedule": "linear:1.0,0.5@40"}))
+    with pytest.raises(ValueError, match=r"schedule linear:1,0.5 ends at step 49, this run's linear:1,0.5@40 at 40 "
+                                         r"\(the end step \(@END\) changed: resume with linear:1,0.5@49\)"):
+        moved_end.load_state_dict(state)
     # an older checkpoint: no schedule saved (not checked), no initial entropy though past step 0: guard off, said
-    old = {k: v for k, v in state.items() if k not in ("schedule", "end_step")} | {"baseline": [], "last_error": 0.1}
+    old = {k: v for k, v in state.items() if k not in ("schedule", "end_step", "target_spec")} | {"baseline": [], "last_error": 0.1}
     with caplog.at_level("WARNING", logger="entrodiag.entropy_control"):
         c2 = from_config(cfg)
         c2.load_state_dict(old)
     assert c2.guard == 0 and "guard is off" in caplog.text
+
+
+def test_resume_compares_the_target_not_how_it_is_written():
+    """The state holds the resolved target: another entropy_target(_frac) is refused in one line; the
+    same target written another way (constant:F or entropy_target_frac F; a bare constant or none)
+    is accepted; a state without target_spec (older) is checked on its schedule alone."""
+    from entrodiag.trainer.controllers import from_config
+
+    cfg = load_config("tiny-arith-test", entropy_control="pi_coef", entropy_target_frac=0.9, entropy_control_from=10)
+    base = from_config(cfg)
+    state = base.state_dict()
+    for kw, message in (({"entropy_target_frac": 0.8}, "target is 0.9 × the initial entropy, this run's 0.8 ×"),
+                        ({"entropy_target_frac": 0.0, "entropy_target": 0.5}, "this run's 0.5 nats"),
+                        ({"entropy_target_frac": 0.0, "entropy_schedule": "linear:1.0,0.5"}, "schedule 'linear:1,0.5'")):
+        with pytest.raises(ValueError, match=message) as e:
+            from_config(load_config("tiny-arith-test", **{**cfg.to_dict(), **kw})).load_state_dict(state)
+        assert "\n" not in str(e.value)
+    for kw in ({"entropy_target_frac": 0.0, "entropy_schedule": "constant:0.9"}, {"entropy_schedule": "constant"}):
+        same = from_config(load_config("tiny-arith-test", **{**cfg.to_dict(), **kw}))
+        same.load_state_dict(state)
+        assert same.state_dict()["target_spec"] == state["target_spec"]
+    older = {k: v for k, v in state.items() if k != "target_spec"}
+    from_config(load_config("tiny-arith-test", **{**cfg.to_dict(), "entropy_target_frac": 0.8})).load_state_dict(older)

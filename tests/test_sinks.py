@@ -504,7 +504,8 @@ def test_wandb_sink_in_a_shared_run_keeps_every_step_and_every_row_of_the_user(t
     entrodiag step, with or without a row of TRL's between two of them; in a run of the user's,
     who logs with ``step=``, every row of the user's is kept (W&B drops a ``step=`` below its
     current step, so the sink never commits there: the newer step replaces the older, counted);
-    ``commit_rows=True`` keeps every step for a user who logs without ``step=``."""
+    ``commit_rows=True`` keeps every step for a user who logs without ``step=``; once the user
+    finishes the run, the sink's next log fails at once."""
     import wandb
 
     from entrodiag.sinks.wandb import WandbSink
@@ -543,3 +544,27 @@ def test_wandb_sink_in_a_shared_run_keeps_every_step_and_every_row_of_the_user(t
     assert {r["_step"]: (r["x"], r.get("y")) for r in rows if "x" in r} == {
         k: (1.0, 1.0), k + 1: (2.0, None), k + 2: (3.0, None)}, rows
     assert (trl.replaced, users.replaced, committing.replaced) == (0, 1, 0)
+    # the run finished by its owner before the Recorder closed: the next log fails at once (W&B's
+    # run.step would wait 30 s on the finished run, holding up the other sinks' close)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="W&B run was finished before entrodiag's sinks closed"):
+        logs(users, 14)
+    assert time.monotonic() - t0 < 1
+
+
+def test_wandb_sink_in_a_disabled_run_replaces_nothing(trackers, caplog):
+    """``mode="disabled"`` runs' step is always 0: no step of the sink counts as replaced."""
+    import wandb
+
+    from entrodiag.sinks.wandb import WandbSink
+
+    run = wandb.init(mode="disabled")
+    try:
+        sink = WandbSink()
+        sink.start({"run_id": "r"})
+        with caplog.at_level("WARNING", logger="entrodiag"):
+            for s in range(3):
+                sink.log_metrics(s, {"entrodiag/entropy_mean": s / 10})
+        assert sink.replaced == 0 and "replaces" not in caplog.text
+    finally:
+        run.finish()

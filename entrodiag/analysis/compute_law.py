@@ -18,10 +18,13 @@ Start cut (``START_FRAC``): evaluations at a compute below 10% of the largest co
 left out of the fit (ScaleRL leaves out the first ~1.5k GPU-hours of runs of 16k and more: the
 noisy start). R0 is the performance before training: the first evaluation when it is at step 0
 (or, for bare ``(C, R)``, at C = 0) and in the left-out start (it is then held fixed), else a free
-parameter (a first evaluation after training started, as TRL's and imported runs have, is not R0).
+parameter (a first evaluation after training started, as TRL's and imported runs have, is not R0;
+a smoothed training series's R0 is free too: its residuals, smoothed, would understate the noise
+of the one raw value that R0 is).
 
 A series longer than ``MAX_POINTS`` (120) after the cut, a training reward logged every step, is
-averaged in consecutive blocks to 120 points first (it bounds the bootstrap's cost).
+averaged in consecutive blocks to 120 points first (it bounds the bootstrap's cost); a smoothing
+window of w points then spans 1 + ⌈(w − 1)·120/n⌉ means (at most a third of them).
 
 Fit: A and R0 enter linearly, so for each (B, C_mid) they are a least-squares solution; (B, C_mid)
 are found on a grid (log-spaced) and refined by Nelder–Mead. Intervals: a residual bootstrap
@@ -310,8 +313,6 @@ def fit_arrays(C: np.ndarray, R: np.ndarray, *, n_boot: int = 200, level: float 
                axis: ComputeAxis | None = None, steps: np.ndarray | None = None, block: int = 1,
                **meta) -> ComputeFit:
     """The sigmoid fitted to ``(C, R)`` (C cumulative, increasing) after the start cut; ``block``: R's smoothing."""
-    from scipy import special
-
     C, R = np.asarray(C, dtype=np.float64), np.asarray(R, dtype=np.float64)
     ok = np.isfinite(C) & np.isfinite(R)
     C, R = C[ok], R[ok]
@@ -325,13 +326,14 @@ def fit_arrays(C: np.ndarray, R: np.ndarray, *, n_boot: int = 200, level: float 
         raise AnalysisError(f"only {n} evaluation point(s) at or after {START_FRAC:.0%} of the compute (the "
                             f"noisy start is left out); the compute sigmoid needs at least {MIN_POINTS}: "
                             "evaluate more often")
-    r0 = float(R[0]) if C[0] < cut and steps[0] <= 0 else None  # pinned only before training (step/C 0)
+    r0 = float(R[0]) if C[0] < cut and steps[0] <= 0 and block <= 1 else None  # before training, unsmoothed
     c_max = float(C.max())
     n_cut = int((~keep).sum())
     C, y, steps = C[keep], R[keep], steps[keep]
     if n > MAX_POINTS:  # a long series (a training reward): block means, to bound the bootstrap's cost
         C, y, steps = (np.array([b.mean() for b in np.array_split(v, MAX_POINTS)]) for v in (C, y, steps))
-        block, n = -(-block * MAX_POINTS // n), MAX_POINTS  # the window in block means
+        block, n = 1 + -(-(block - 1) * MAX_POINTS // n), MAX_POINTS  # neighbours share block - 1 points
+    block = max(1, min(block, n // 3))  # at least 3 block starts
     x = C / c_max
     p = 3 if r0 is not None else 4
     A, B, lm, R0, sse = _fit(x, y[None, :], r0, refine=True)[0]
@@ -341,9 +343,7 @@ def fit_arrays(C: np.ndarray, R: np.ndarray, *, n_boot: int = 200, level: float 
     ss_tot = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - float(sse) / ss_tot if ss_tot > 0 else float("nan")
     dfd = n - p
-    F = ((ss_tot - sse) / (p - 1)) / (sse / dfd) if dfd > 0 and sse > 0 else float("inf")
-    p_const = float(special.fdtrc(p - 1, dfd, F)) if dfd > 0 and math.isfinite(F) and F > 0 else (
-        0.0 if F == float("inf") and ss_tot > 0 else 1.0)
+    p_const = stats.f_test_p(float(ss_tot), float(sse), p, dfd)
     ci: dict[str, tuple[float, float]] = {}
     boot = None
     to_step = (lambda c: axis.step_of(c)) if axis is not None else (lambda c: c)

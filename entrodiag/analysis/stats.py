@@ -89,6 +89,15 @@ def ttest_1samp_p(x: np.ndarray) -> float:
     return _t_two_sided(x.mean() / (sd / np.sqrt(n)), n - 1)
 
 
+def f_test_p(ss_tot: float, sse: float, p: int, dfd: int) -> float:
+    """p-value of the F-test that a fit of ``p`` parameters (residual sum of squares ``sse``,
+    ``dfd`` residual degrees of freedom) is no better than a constant (sum of squares ``ss_tot``)."""
+    F = ((ss_tot - sse) / (p - 1)) / (sse / dfd) if dfd > 0 and sse > 0 else float("inf")
+    if dfd > 0 and np.isfinite(F) and F > 0:
+        return float(_special().fdtrc(p - 1, dfd, F))
+    return 0.0 if F == float("inf") and ss_tot > 0 else 1.0
+
+
 def resample_residuals(e: np.ndarray, n_draws: int, rng: np.random.Generator, block: int = 1) -> np.ndarray:
     """``[n_draws, n]`` resamples of the residuals ``e`` (length n): independent draws for
     ``block`` = 1, else a moving-block bootstrap (Künsch 1989): blocks of ``block`` consecutive

@@ -15,8 +15,9 @@ an earlier entrodiag step of the sink's:
 
 - in TRL's run (``source`` ``trl`` with ``report_to`` naming wandb: transformers' W&B callback
   and TRL log without ``step=``), the sink commits that row (``log({}, commit=True)``) and logs
-  into the next one: every entrodiag step gets a row (a callback of yours that logs into TRL's
-  run with ``step=``: ``entrodiag_recorder=Recorder(..., sinks=[WandbSink(commit_rows=False)])``);
+  into the next one: every entrodiag step gets a row (a Recorder you build yourself, ``source``
+  ``custom``, never commits: inside TRL's run it needs ``source="trl"`` with ``report_to`` in its
+  ``config``, or ``WandbSink(commit_rows=True)``, to commit);
 - in a run of the user's, it does not: a commit advances W&B's ``_step``, and W&B drops a later
   ``log(..., step=k)`` whose ``k`` is below it, a second ``log`` at the user's current ``step=``
   included, so no number of the sink's commits is safe for a user who logs with ``step=``. The
@@ -26,8 +27,10 @@ an earlier entrodiag step of the sink's:
   ``WandbSink(commit_rows=True)`` (a row the user is building with ``commit=False`` may then be
   split in two, nothing lost).
 
-In ``mode="shared"`` runs (several writing processes; W&B has no step to ask there) the values join
-the pending row as they come.
+In ``mode="shared"`` runs (several writing processes; W&B has no step to ask there) and
+``mode="disabled"`` ones (a no-op run) the values join the pending row as they come. A joined run
+its owner finishes before the Recorder closes fails the sink's next log at once (the sink set
+counts it and switches the sink off): close the Recorder first.
 """
 
 from __future__ import annotations
@@ -93,7 +96,11 @@ class WandbSink(TrackerSink):
         if self.owned:
             run.log({STEP_KEY: step, **values})
             return
-        row = None if run.settings.mode == "shared" else self._row(run, step)
+        if self.wandb.run is not run:  # finished by its owner: W&B's run.step would wait 30 s on it
+            raise RuntimeError("the W&B run was finished before entrodiag's sinks closed: "
+                               "close the Recorder first")
+        # shared: several writers, no step to ask; disabled: a no-op run whose step is always 0
+        row = None if run.settings.mode in ("shared", "disabled") else self._row(run, step)
         run.log({STEP_KEY: step, **values}, commit=False)
         self.pending = None if row is None else (row, step)
 
