@@ -434,7 +434,7 @@ def predict_final(fit: ComputeFit, c_new: float, level: float = 0.9) -> tuple[fl
     p = 3 if fit.r0_fixed else 4
     dfd = max(fit.n - p, 1)
     R = np.asarray(fit.R)
-    diffs = float(np.std(np.diff(R), ddof=1)) / math.sqrt(2) if len(R) > 2 else 0.0
+    diffs = stats.diff_noise(R)
     sigma = max(fit.rmse * math.sqrt(fit.n / dfd), diffs)
     spread = 0.0
     if fit.boot is not None and len(fit.boot) > 1:

@@ -154,7 +154,7 @@ class ControlSummary:
         dev = "—" if self.mean_rel_deviation is None else f"{self.mean_rel_deviation:.0%}"
         what = "the schedule" if self.schedule != "constant" else "the target"
         guard = f", guard acted on {self.guard_steps} steps" if self.guard_steps else ""
-        return (f"within ±20% of {what} on {ins} of {self.n_after} steps from step {self.control_from} "
+        return (f"within ±{SCHEDULE_TOL:.0%} of {what} on {ins} of {self.n_after} steps from step {self.control_from} "
                 f"(mean deviation {dev}){guard}")
 
     def to_dict(self) -> dict:

@@ -401,7 +401,7 @@ def prediction_interval(
 
     est_all, _ = fit_pi(x, R)
     est, pi = fit_pi(x[-half:], R[-half:])
-    noise = float(np.std(np.diff(R), ddof=1)) / math.sqrt(2) if n > 2 else 0.0
+    noise = stats.diff_noise(R)
     hw = math.sqrt(pi**2 + (est - est_all) ** 2 + (t * noise) ** 2)
     return float(est), float(est - hw), float(est + hw)
 

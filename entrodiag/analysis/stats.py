@@ -98,6 +98,13 @@ def f_test_p(ss_tot: float, sse: float, p: int, dfd: int) -> float:
     return 0.0 if F == float("inf") and ss_tot > 0 else 1.0
 
 
+def diff_noise(R: np.ndarray) -> float:
+    """One evaluation's noise from a series ``R``: the sd of its consecutive differences / √2 (0
+    for fewer than three values); the trend's own changes count as noise too."""
+    R = np.asarray(R)
+    return float(np.std(np.diff(R), ddof=1) / np.sqrt(2.0)) if len(R) > 2 else 0.0
+
+
 def resample_residuals(e: np.ndarray, n_draws: int, rng: np.random.Generator, block: int = 1) -> np.ndarray:
     """``[n_draws, n]`` resamples of the residuals ``e`` (length n): independent draws for
     ``block`` = 1, else a moving-block bootstrap (Künsch 1989): blocks of ``block`` consecutive
