@@ -114,7 +114,7 @@ def law_pages(d: ReportData) -> list[Page]:
     law_table(d, left, size=SIZE["small"])
     compute_lines(d, left, SIZE["small"])
     reason = compute_why(d.summary)
-    if reason:  # why the compute asymptote (in law_table's Ceilings line) has no number
+    if reason:  # why the compute asymptote (in compute_lines' Ceilings line) has no number
         left.para(f"Compute sigmoid (ScaleRL): {visible(reason, limit=240)}", size=SIZE["tiny"],
                   color=COLORS["missing"])
     m = d.section("metric")

@@ -267,7 +267,7 @@ def law_table(d: ReportData, flow: TextFlow, size: float = SIZE["small"]) -> Non
 
 
 def compute_lines(d: ReportData, flow: TextFlow, size: float = SIZE["small"]) -> None:
-    """Both ceilings on one line (``analysis.ceilings``); the law page also says why the compute
+    """Both ceilings on one line (``analysis.ceilings``). The law page's caller adds why the compute
     sigmoid gives no number where it gives none (the summary page has no room for it)."""
     flow.para(f"Ceilings: {visible(ceilings_line(d.summary), limit=200)}", size=size)
 
