@@ -354,11 +354,12 @@ class RunsIndex:
         for table in dict.fromkeys(t for _, stale in batch for t in stale):
             want = {r.run_id: r for r, stale in batch if table in stale}
             folders = {k: locate(r.url).local_path for k, r in want.items()}
-            done, rest = bulk.read_many(table, {k: f for k, f in folders.items() if (f / RUN_JSON).is_file()})
+            done, _ = bulk.read_many(table, {k: f for k, f in folders.items() if (f / RUN_JSON).is_file()})
             for k, df in done.items():
                 self._store_table(want[k], table, df, [])
-            for k in [*rest, *(k for k in want if k not in done and k not in rest)]:
-                left.setdefault(k, []).append(table)
+            for k in want:  # those read_many left, and runs without run.json: opened one by one
+                if k not in done:
+                    left.setdefault(k, []).append(table)
         for r, _ in batch:
             if r.run_id in left:
                 self._build_tables(r, left[r.run_id])

@@ -32,9 +32,9 @@ import pyarrow as pa
 
 from .index import RootError, RunsIndex
 from .location import LocationError
-from .run import Run
+from .run import Run, empty_rows
 from .rundir import RunError
-from .schema import CORE_TYPES, TABLES
+from .schema import TABLES
 
 #: The tables a query can name, in the order ``--help`` lists them.
 QUERY_TABLES = ("runs", *TABLES)
@@ -343,9 +343,7 @@ def _plain(v):
 
 def empty_table(table: str) -> pl.DataFrame:
     """An empty ``table`` with ``run_id`` and the core columns (for a table no run has rows in)."""
-    from .scan import polars_schema
-
-    schema = polars_schema(pa.schema(CORE_TYPES[table]))
+    schema = empty_rows(table).schema
     if table in ("steps", "evals"):  # merged: one row per step (per name), no rank
         schema.pop("rank", None)
     return pl.DataFrame(schema={"run_id": pl.String, **schema})

@@ -144,6 +144,8 @@ class HeadLogprobs(torch.autograd.Function):
                     g.div_(T)
         return (grad_h.to(hidden.dtype) if need_h else None, grad_w.to(weight.dtype) if need_w else None,
                 None, None, None, None)
+
+
 def head_logprobs(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, temperature: float = 1.0, *,
                   need_entropy: bool = False, chunk_rows: int | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
